@@ -1,0 +1,24 @@
+"""`vigil demo`: the seed's whole setup on this machine, with a timeline."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the tutorial's setups on this machine in a lab, with a timeline",
+        description="Build the seed's machines as lab hosts and run its scenes.",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the lab up afterwards (vigil lab exec/down)"
+    )
+    parser.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vigil.demo import runner
+
+    return runner.run(keep=args.keep)

@@ -1,0 +1,1 @@
+"""The README's demo: the seed's setup on this machine, scene by scene."""

@@ -1,0 +1,1 @@
+"""Thin, typed wrappers over the kernel interfaces vigil uses (namespaces, nftables)."""

@@ -1,0 +1,367 @@
+"""One lab host: a network namespace plus its own mount and UTS namespaces.
+
+Each host is kept alive by a small holder process (`sleep infinity`) that owns
+the host's mount and UTS namespaces; everything run in the host is entered
+through it with `nsenter`. Inside, `/etc` and `/var` are overlays whose upper
+layers live in the lab's directory (each host writes its own `/etc/ha.d`,
+`/var/lib/heartbeat`, `/var/lib/mysql`, logs, ... while seeing the machine's
+installed files), `/run` is a fresh tmpfs at every boot, `/sys` shows the
+host's own interfaces, and `uname -n` is the host's name.
+
+A crash kills every process of the host (the holder with them, so the mount
+namespace and its tmpfs vanish) and deletes its network namespace; a boot
+builds both again from the topology, like a machine after a power cycle. The
+upper layers survive, like a disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vigil.errors import VigilError
+from vigil.kernel import namespaces
+from vigil.lab.topology import HostSpec
+
+if TYPE_CHECKING:
+    from vigil.lab.lab import Lab
+
+
+class LabError(VigilError):
+    """A lab operation failed (a command in a host, a namespace, a link)."""
+
+
+#: Directories every boot creates in the host's fresh /run (heartbeat, DRBD,
+#: resource-agents, MariaDB and nginx expect them, as their packages' tmpfiles do).
+RUN_DIRECTORIES = (
+    "lock/subsys",
+    "heartbeat/ccm",
+    "heartbeat/crm",
+    "heartbeat/dopd",
+    "heartbeat/rsctmp",
+    "crm",
+    "resource-agents",
+    "vigil",
+    "nginx",
+    "netns",
+)
+#: Directories of /etc and /var the daemons write; created in the host's overlay.
+PRIVATE_DIRECTORIES = (
+    "/etc/ha.d",
+    "/etc/vigil",
+    "/var/lib/vigil",
+    "/var/lib/heartbeat",
+    "/var/log",
+)
+
+
+@dataclass
+class LabProcess:
+    """A long-lived process started in a host: its PID, log file and how to stop it."""
+
+    host: str
+    name: str
+    pid: int
+    start_time: int | None
+    argv: list[str]
+    log: str
+    popen: subprocess.Popen[bytes] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "name": self.name,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "argv": self.argv,
+            "log": self.log,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LabProcess:
+        return cls(
+            host=data["host"],
+            name=data["name"],
+            pid=data["pid"],
+            start_time=data["start_time"],
+            argv=list(data["argv"]),
+            log=data["log"],
+        )
+
+    def alive(self) -> bool:
+        """True while this very process (not a later one with its PID) runs."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return self.start_time is not None and namespaces.process_start_time(
+            self.pid
+        ) == self.start_time and not _is_zombie(self.pid)
+
+    def signal(self, signum: int) -> None:
+        """Signal the process's whole group (it leads its own session)."""
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the process to end; True if it did within `timeout`."""
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return True
+            time.sleep(0.01)
+        return not self.alive()
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status when known."""
+        self.signal(signal.SIGTERM)
+        if not self.wait(timeout):
+            self.signal(signal.SIGKILL)
+            self.wait(timeout)
+        if self.popen is not None:
+            return self.popen.returncode
+        return None
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.wait(5.0)
+
+    def output(self) -> str:
+        """What the process wrote to its log so far."""
+        try:
+            return Path(self.log).read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+class Host:
+    """A lab host. Run commands in it, spawn daemons, read and write its files."""
+
+    def __init__(self, lab: Lab, spec: HostSpec):
+        self.lab = lab
+        self.spec = spec
+        self.name = spec.name
+        self.hostname = spec.hostname
+        self.netns = f"{lab.run_id}-{spec.name}"
+        self.holder_pid: int | None = None
+        self.holder_start: int | None = None
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def directory(self) -> Path:
+        """The host's own directory in the lab (overlay layers)."""
+        return self.lab.directory / "hosts" / self.name
+
+    @property
+    def netns_path(self) -> Path:
+        return namespaces.named_netns_path(self.netns)
+
+    def path(self, inside: str | os.PathLike[str]) -> Path:
+        """A path of the host's file system, usable from outside the host."""
+        self._require_up()
+        return Path(f"/proc/{self.holder_pid}/root") / str(inside).lstrip("/")
+
+    def write_file(self, inside: str, text: str, mode: int = 0o644) -> Path:
+        """Write a file in the host (parents created), with the given mode."""
+        target = self.path(inside)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        os.chmod(target, mode)
+        return target
+
+    def read_file(self, inside: str) -> str:
+        return self.path(inside).read_text()
+
+    # -- state ---------------------------------------------------------------------------
+    def holder_alive(self) -> bool:
+        """Whether the process that keeps the host's namespaces is the one we started."""
+        return (
+            self.holder_pid is not None
+            and namespaces.process_start_time(self.holder_pid) == self.holder_start
+        )
+
+    def is_up(self) -> bool:
+        return self.holder_alive() and self.netns_path.exists()
+
+    def _require_up(self) -> None:
+        if not self.is_up():
+            raise LabError(f"host {self.name} is down (crashed or not booted)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "netns": self.netns,
+            "holder_pid": self.holder_pid,
+            "holder_start": self.holder_start,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.holder_pid = data.get("holder_pid")
+        self.holder_start = data.get("holder_start")
+
+    # -- running things --------------------------------------------------------------------
+    def _enter_argv(self, argv: Sequence[str], cwd: str = "/") -> list[str]:
+        self._require_up()
+        return [
+            "nsenter",
+            f"--target={self.holder_pid}",
+            "--net",
+            "--mount",
+            "--uts",
+            f"--wd={cwd}",
+            "--",
+            *argv,
+        ]
+
+    def run(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        check: bool = True,
+        timeout: float = 60.0,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str = "/",
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the host and wait for it; a string is run by `sh -c`."""
+        if isinstance(argv, str):
+            argv = ["sh", "-c", argv]
+        full_env = {**os.environ, **(env or {})}
+        try:
+            done = subprocess.run(
+                self._enter_argv(argv, cwd),
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=full_env,
+                start_new_session=True,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(
+                f"{self.name}: {shlex.join(argv)} did not finish within {timeout:g} s"
+            ) from exc
+        if check and done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()
+            raise LabError(
+                f"{self.name}: {shlex.join(argv)} exited with {done.returncode}: {detail}"
+            )
+        return done
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str = "/",
+    ) -> LabProcess:
+        """Start a long-lived process in the host; the lab stops it at teardown."""
+        name = name or Path(argv[0]).name
+        log_path = self.lab.directory / "logs" / f"{self.name}.{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(
+                self._enter_argv(argv, cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        self._await_entry(popen)
+        process = LabProcess(
+            host=self.name,
+            name=name,
+            pid=popen.pid,
+            start_time=namespaces.process_start_time(popen.pid),
+            argv=list(argv),
+            log=str(log_path),
+            popen=popen,
+        )
+        self.lab.track(process)
+        return process
+
+    def _await_entry(self, popen: subprocess.Popen[bytes]) -> None:
+        """Return once the new process is inside the host (nsenter has run setns).
+
+        Without this, a crash right after a spawn could miss the process, which
+        would still be in the machine's namespace for a moment.
+        """
+        inode = namespaces.ns_inode(self.netns_path)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and popen.poll() is None:
+            try:
+                if os.stat(f"/proc/{popen.pid}/ns/net").st_ino == inode:
+                    return
+            except OSError:
+                return
+            time.sleep(0.0005)
+
+    def sysctl(self, name: str, value: str | int) -> None:
+        """Set a sysctl of the host's network namespace (never the machine's)."""
+        self.run(["sysctl", "-q", "-w", f"{name}={value}"])
+
+    def pids(self) -> list[int]:
+        """Every process running in this host (by network namespace)."""
+        if not self.netns_path.exists():
+            return []
+        inode = namespaces.ns_inode(self.netns_path)
+        return namespaces.pids_in_namespace("net", inode)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run a block with the calling thread in the host's network namespace."""
+        self._require_up()
+        with namespaces.entered_netns(self.netns_path):
+            yield
+
+    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket that lives in the host's network namespace (for probes from tests)."""
+        with self.entered():
+            return socket.socket(family, kind)
+
+    def connect(self, address: str, port: int, timeout: float = 2.0) -> socket.socket:
+        """A TCP connection opened from this host."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = self.socket(family)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((address, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def address(self, segment: str = "lan", family: int = 4) -> str:
+        """The host's own address on a segment (without prefix length)."""
+        for cidr in self.spec.port(segment).addresses:
+            ip = cidr.split("/")[0]
+            if (":" in ip) == (family == 6):
+                return ip
+        raise LabError(f"host {self.name} has no IPv{family} address on {segment}")
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} ({self.hostname}) netns={self.netns}>"

@@ -1,0 +1,614 @@
+"""A lab: several hosts on one machine, joined by switches, built from a topology.
+
+Switches are Linux bridges in the lab's own network namespace (`<run>-sw`);
+each host port is a veth pair with one end in the host (`eth0`, `eth1`) and
+the other on the bridge. Nothing is created in the machine's root network
+namespace. Every name carries the run id, so labs never clash, and the lab's
+state file lets `vigil lab down --all` remove what an earlier run left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from vigil.errors import EnvironmentProblem, UsageError
+from vigil.kernel import namespaces
+from vigil.kernel.netlink import create_named_netns, delete_named_netns, iproute
+from vigil.kernel.nftables import Nftables
+from vigil.lab.host import PRIVATE_DIRECTORIES, RUN_DIRECTORIES, Host, LabError, LabProcess
+from vigil.lab.topology import HostSpec, Port, Topology
+
+#: Where labs keep their state; not under /etc or /var, which hosts overlay.
+DEFAULT_ROOT = Path(os.environ.get("VIGIL_LAB_ROOT", "/tmp/vigil-lab"))
+STATE_FILE = "state.json"
+#: The switch namespace's nftables table that implements partitions.
+PARTITION_TABLE = "vigil_lab"
+BOOT_TIMEOUT = 10.0
+REQUIRED_PROGRAMS = ("nsenter", "unshare", "nft", "sysctl")
+
+
+def new_run_id(prefix: str | None = None) -> str:
+    prefix = prefix or os.environ.get("VIGIL_LAB_PREFIX", "vl")
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+def topology_to_json(topology: Topology) -> dict[str, Any]:
+    return asdict(topology)
+
+
+def topology_from_json(data: dict[str, Any]) -> Topology:
+    hosts = tuple(
+        HostSpec(
+            name=h["name"],
+            hostname=h["hostname"],
+            role=h.get("role", ""),
+            ports=tuple(
+                Port(
+                    segment=p["segment"],
+                    ifname=p["ifname"],
+                    addresses=tuple(p["addresses"]),
+                    mac=p["mac"],
+                )
+                for p in h["ports"]
+            ),
+        )
+        for h in data["hosts"]
+    )
+    return Topology(
+        name=data["name"],
+        segments=tuple(data["segments"]),
+        hosts=hosts,
+        addresses=dict(data.get("addresses", {})),
+        description=data.get("description", ""),
+    )
+
+
+def _check_environment() -> None:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("vigil lab needs root (network and mount namespaces)")
+    if not Path("/proc/self/ns/net").exists():
+        raise EnvironmentProblem("this kernel has no network namespaces")
+    missing = [p for p in REQUIRED_PROGRAMS if shutil.which(p) is None]
+    if missing:
+        raise EnvironmentProblem(
+            f"vigil lab needs {', '.join(missing)} (packages util-linux, nftables, procps)"
+        )
+
+
+class Lab:
+    """Build, operate and tear down a topology of hosts. Use it as a context manager."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        run_id: str | None = None,
+        root: Path | None = None,
+        detached: bool = False,
+    ):
+        self.topology = topology
+        self.run_id = run_id or new_run_id()
+        self.root = root or DEFAULT_ROOT
+        self.directory = self.root / self.run_id
+        self.switch_netns = f"{self.run_id}-sw"
+        self.hosts: dict[str, Host] = {spec.name: Host(self, spec) for spec in topology.hosts}
+        self.processes: list[LabProcess] = []
+        self.cut_pairs: set[tuple[str, str]] = set()
+        #: A detached lab outlives the process that built it (`vigil lab up`).
+        self.detached = detached
+        self._owner = (os.getpid(), namespaces.process_start_time(os.getpid()))
+        self._cleanup_registered = False
+        self._previous_handlers: dict[int, Any] = {}
+        self.keep_files = os.environ.get("VIGIL_LAB_KEEP") == "1"
+        #: Our own holder processes, kept so that their exit status is collected.
+        self._holders: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- lookup ----------------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        """A host by short name (`server5`) or hostname (`server5.example.com`)."""
+        for host in self.hosts.values():
+            if name in (host.name, host.hostname):
+                return host
+        known = ", ".join(self.hosts)
+        raise UsageError(f"no host {name!r} in lab {self.run_id} (hosts: {known})")
+
+    def __getitem__(self, name: str) -> Host:
+        return self.host(name)
+
+    def address(self, name: str) -> str:
+        """A named address of the topology (`vip`, `ping`)."""
+        try:
+            return self.topology.addresses[name]
+        except KeyError:
+            raise UsageError(f"topology {self.topology.name} names no address {name!r}") from None
+
+    # -- state file ------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.directory / STATE_FILE
+
+    def save(self) -> None:
+        state = {
+            "run_id": self.run_id,
+            "created": time.time(),
+            "detached": self.detached,
+            "owner_pid": None if self.detached else self._owner[0],
+            "owner_start": None if self.detached else self._owner[1],
+            "switch_netns": self.switch_netns,
+            "topology": topology_to_json(self.topology),
+            "hosts": {name: host.to_json() for name, host in self.hosts.items()},
+            "processes": [p.to_json() for p in self.processes],
+            "cut_pairs": sorted(self.cut_pairs),
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=1))
+        temporary.replace(self.state_path)
+
+    @classmethod
+    def load(cls, run_id: str, root: Path | None = None) -> Lab:
+        root = root or DEFAULT_ROOT
+        path = root / run_id / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"no lab {run_id!r} (no {path})") from None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"lab state {path} is unreadable: {exc}") from None
+        lab = cls(topology_from_json(state["topology"]), run_id=run_id, root=root)
+        lab.detached = state.get("detached", False)
+        lab._owner = (state.get("owner_pid"), state.get("owner_start"))  # type: ignore[assignment]
+        for name, data in state.get("hosts", {}).items():
+            if name in lab.hosts:
+                lab.hosts[name].restore(data)
+        lab.processes = [LabProcess.from_json(p) for p in state.get("processes", [])]
+        lab.cut_pairs = {tuple(pair) for pair in state.get("cut_pairs", [])}  # type: ignore[misc]
+        return lab
+
+    def owner_alive(self) -> bool:
+        """Whether the process that built this (non-detached) lab still runs."""
+        pid, start = self._owner
+        if self.detached or pid is None:
+            return False
+        return namespaces.process_start_time(pid) == start
+
+    # -- building ----------------------------------------------------------------------------
+    def up(self) -> Lab:
+        """Build the switches and boot every host. On failure nothing is left behind."""
+        _check_environment()
+        if self.directory.exists():
+            raise UsageError(f"lab {self.run_id} already exists ({self.directory})")
+        for name in [self.switch_netns, *(h.netns for h in self.hosts.values())]:
+            if namespaces.named_netns_path(name).exists():
+                raise UsageError(f"network namespace {name} already exists")
+        self.directory.mkdir(parents=True)
+        self.save()
+        if not self.detached:
+            self._register_cleanup()
+        try:
+            self._build_switches()
+            for host in self.hosts.values():
+                self._boot(host)
+            self.save()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _build_switches(self) -> None:
+        switch_path = create_named_netns(self.switch_netns)
+        # Bridged frames must not enter the IP hooks (br_netfilter may be built in).
+        subprocess.run(
+            ["nsenter", f"--net={switch_path}", "sysctl", "-q", "-w",
+             "net.bridge.bridge-nf-call-iptables=0",
+             "net.bridge.bridge-nf-call-ip6tables=0",
+             "net.bridge.bridge-nf-call-arptables=0"],
+            capture_output=True,
+            check=False,
+        )
+        with iproute(switch_path) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            for segment in self.topology.segments:
+                ipr.link(
+                    "add",
+                    ifname=self._bridge_name(segment),
+                    kind="bridge",
+                    br_stp_state=0,
+                    br_forward_delay=0,
+                    br_mcast_snooping=0,
+                )
+                ipr.link("set", index=ipr.link_lookup(ifname=self._bridge_name(segment))[0],
+                         state="up")
+        Nftables(switch_path).apply(
+            [
+                {"add": {"table": {"family": "bridge", "name": PARTITION_TABLE}}},
+                {"add": {"set": {"family": "bridge", "table": PARTITION_TABLE, "name": "cut",
+                                 "type": ["ifname", "ifname"]}}},
+                {"add": {"chain": {"family": "bridge", "table": PARTITION_TABLE,
+                                   "name": "forward", "type": "filter", "hook": "forward",
+                                   "prio": 0, "policy": "accept"}}},
+                {"add": {"rule": {"family": "bridge", "table": PARTITION_TABLE,
+                                  "chain": "forward", "expr": [
+                                      {"match": {"op": "==", "left": {"concat": [
+                                          {"meta": {"key": "iifname"}},
+                                          {"meta": {"key": "oifname"}}]},
+                                          "right": "@cut"}},
+                                      {"counter": None},
+                                      {"drop": None}]}}},
+            ]
+        )
+
+    @property
+    def _switch_path(self) -> Path:
+        return namespaces.named_netns_path(self.switch_netns)
+
+    @staticmethod
+    def _bridge_name(segment: str) -> str:
+        return f"br-{segment}"[:15]
+
+    def _port_name(self, host: Host, segment: str) -> str:
+        """The switch-side end of a host's port: readable, and at most 15 characters."""
+        index = list(self.hosts).index(host.name)
+        name = f"{host.name}-{segment}"
+        if len(name) > 15:
+            name = f"h{index}-{segment}"[:15]
+        return name
+
+    def _boot(self, host: Host) -> None:
+        """Power a host on: network namespace, ports, then its mount/UTS namespaces."""
+        create_named_netns(host.netns)
+        with iproute(self._switch_path) as switch, iproute(host.netns_path) as inside:
+            inside.link("set", index=inside.link_lookup(ifname="lo")[0], state="up")
+            for port in host.spec.ports:
+                outside_name = self._port_name(host, port.segment)
+                switch.link(
+                    "add",
+                    ifname=outside_name,
+                    kind="veth",
+                    peer={"ifname": port.ifname, "net_ns_fd": str(host.netns_path),
+                          "address": port.mac},
+                )
+                outside = switch.link_lookup(ifname=outside_name)[0]
+                bridge = switch.link_lookup(ifname=self._bridge_name(port.segment))[0]
+                switch.link("set", index=outside, master=bridge)
+                switch.link("set", index=outside, state="up")
+                index = inside.link_lookup(ifname=port.ifname)[0]
+                for cidr in port.addresses:
+                    address, prefix = cidr.split("/")
+                    extra = {"flags": 0x02} if ":" in address else {}  # IFA_F_NODAD
+                    inside.addr("add", index=index, address=address, prefixlen=int(prefix),
+                                **extra)
+                inside.link("set", index=index, state="up")
+        self._start_holder(host)
+
+    def _start_holder(self, host: Host) -> None:
+        upper = host.directory / "upper"
+        work = host.directory / "work"
+        for layer in ("etc", "var"):
+            (upper / layer).mkdir(parents=True, exist_ok=True)
+            (work / layer).mkdir(parents=True, exist_ok=True)
+        (upper / "etc" / "hostname").write_text(host.hostname + "\n")
+        (upper / "etc" / "hosts").write_text(self._hosts_file())
+        source = f"vigil-lab-{self.run_id}"
+        script = "\n".join(
+            [
+                "set -e",
+                f"hostname {host.hostname}",
+                *(
+                    f"mount -t overlay {source} -o lowerdir=/{layer},upperdir={upper / layer},"
+                    f"workdir={work / layer} /{layer}"
+                    for layer in ("etc", "var")
+                ),
+                f"mount -t tmpfs -o mode=0755 {source} /run",
+                "mount -t sysfs sysfs /sys",
+                "mkdir -p " + " ".join(f"/run/{d}" for d in RUN_DIRECTORIES),
+                "mkdir -p " + " ".join(PRIVATE_DIRECTORIES),
+                "for u in mysql:/run/mysqld hacluster:/run/heartbeat/ccm; do"
+                "  n=${u%%:*}; d=${u#*:}; mkdir -p $d;"
+                "  if id $n >/dev/null 2>&1; then chown $n $d; fi; done",
+                "echo ready",
+                "exec sleep infinity",
+            ]
+        )
+        log_path = self.directory / "logs" / f"{host.name}.boot.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            holder = subprocess.Popen(
+                ["nsenter", f"--net={host.netns_path}", "unshare", "--mount", "--uts",
+                 "--propagation", "private", "--", "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
+            )
+        assert holder.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(holder.stdout, selectors.EVENT_READ)
+        ready = selector.select(BOOT_TIMEOUT) and holder.stdout.readline().strip() == b"ready"
+        selector.close()
+        holder.stdout.close()
+        if not ready:
+            holder.kill()
+            holder.wait()
+            detail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["timeout"]
+            raise LabError(f"host {host.name} did not boot: {detail[0]}")
+        host.holder_pid = holder.pid
+        host.holder_start = namespaces.process_start_time(holder.pid)
+        self._holders[host.name] = holder
+
+    def _hosts_file(self) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        for spec in self.topology.hosts:
+            for cidr in spec.ports[0].addresses[:1]:
+                lines.append(f"{cidr.split('/')[0]}\t{spec.hostname} {spec.name}")
+        return "\n".join(lines) + "\n"
+
+    # -- processes ---------------------------------------------------------------------------
+    def track(self, process: LabProcess) -> None:
+        self.processes.append(process)
+        self.save()
+
+    # -- faults --------------------------------------------------------------------------------
+    def _set_ports(self, host: Host, segment: str | None, state: str) -> None:
+        ports = [p for p in host.spec.ports if segment is None or p.segment == segment]
+        if not ports:
+            raise UsageError(f"host {host.name} has no port on segment {segment}")
+        with iproute(self._switch_path) as switch:
+            for port in ports:
+                found = switch.link_lookup(ifname=self._port_name(host, port.segment))
+                if found:
+                    switch.link("set", index=found[0], state=state)
+
+    def link_down(self, host: str, segment: str | None = None) -> None:
+        """Pull a host's cable(s) at the switch: one segment, or all of them."""
+        self._set_ports(self.host(host), segment, "down")
+
+    def link_up(self, host: str, segment: str | None = None) -> None:
+        self._set_ports(self.host(host), segment, "up")
+
+    def _pair_ports(self, a: str, b: str) -> list[tuple[str, str]]:
+        first, second = self.host(a), self.host(b)
+        shared = {p.segment for p in first.spec.ports} & {p.segment for p in second.spec.ports}
+        pairs = []
+        for segment in sorted(shared):
+            x, y = self._port_name(first, segment), self._port_name(second, segment)
+            pairs += [(x, y), (y, x)]
+        return pairs
+
+    def _cut(self, verb: str, pairs: list[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        Nftables(self._switch_path).apply(
+            [{verb: {"element": {"family": "bridge", "table": PARTITION_TABLE, "name": "cut",
+                                 "elem": [{"concat": list(pair)} for pair in pairs]}}}]
+        )
+
+    def partition(self, a: str, b: str) -> None:
+        """Drop every frame between two hosts, on every segment they share."""
+        pairs = [p for p in self._pair_ports(a, b) if p not in self.cut_pairs]
+        self._cut("add", pairs)
+        self.cut_pairs.update(pairs)
+        self.save()
+
+    def heal(self, a: str, b: str) -> None:
+        pairs = [p for p in self._pair_ports(a, b) if p in self.cut_pairs]
+        self._cut("delete", pairs)
+        self.cut_pairs.difference_update(pairs)
+        self.save()
+
+    def crash(self, name: str) -> None:
+        """Power a host off at once: cables pulled, every process killed, its kernel state gone."""
+        host = self.host(name)
+        with contextlib.suppress(Exception):
+            self._set_ports(host, None, "down")
+        self._power_off(host)
+        self.save()
+
+    def boot(self, name: str) -> None:
+        """Power a crashed host back on: fresh network state and /run, its files kept."""
+        host = self.host(name)
+        if host.is_up():
+            raise UsageError(f"host {host.name} is already up")
+        self._power_off(host)  # whatever is left of the last life
+        self._boot(host)
+        self.save()
+
+    def _power_off(self, host: Host) -> None:
+        mnt_inode = None
+        if host.holder_alive():
+            with contextlib.suppress(OSError):
+                mnt_inode = os.stat(f"/proc/{host.holder_pid}/ns/mnt").st_ino
+        deadline = time.monotonic() + 10
+        while True:
+            victims = set(host.pids())
+            if mnt_inode is not None:
+                victims.update(namespaces.pids_in_namespace("mnt", mnt_inode))
+            victims.discard(os.getpid())
+            if not victims:
+                break
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._reap()
+            if time.monotonic() > deadline:
+                raise LabError(f"host {host.name}: processes {sorted(victims)} would not die")
+            time.sleep(0.01)
+        self._reap()
+        host.holder_pid = host.holder_start = None
+        self._holders.pop(host.name, None)
+        delete_named_netns(host.netns)
+
+    def _reap(self) -> None:
+        """Collect exit statuses of our own children so no zombie is left."""
+        for process in self.processes:
+            if process.popen is not None:
+                process.popen.poll()
+        for holder in list(self._holders.values()):
+            holder.poll()
+
+    # -- addresses ---------------------------------------------------------------------------
+    def add_address(self, host: str, ifname: str, cidr: str) -> None:
+        target = self.host(host)
+        address, prefix = cidr.split("/")
+        with iproute(target.netns_path) as ipr:
+            index = self._ifindex(ipr, target, ifname)
+            ipr.addr("add", index=index, address=address, prefixlen=int(prefix))
+
+    def remove_address(self, host: str, ifname: str, cidr: str) -> None:
+        target = self.host(host)
+        address, prefix = cidr.split("/")
+        with iproute(target.netns_path) as ipr:
+            index = self._ifindex(ipr, target, ifname)
+            ipr.addr("del", index=index, address=address, prefixlen=int(prefix))
+
+    @staticmethod
+    def _ifindex(ipr: Any, host: Host, ifname: str) -> int:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise UsageError(f"host {host.name} has no interface {ifname}")
+        return int(found[0])
+
+    def addresses(self, host: str, ifname: str | None = None) -> list[str]:
+        """The host's addresses as `ip/prefix`, read from its kernel."""
+        target = self.host(host)
+        with iproute(target.netns_path) as ipr:
+            kwargs = {"index": self._ifindex(ipr, target, ifname)} if ifname else {}
+            return [
+                f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(**kwargs)
+            ]
+
+    # -- teardown ------------------------------------------------------------------------------
+    def down(self) -> None:
+        """Stop everything, remove every namespace and file. Safe to call twice."""
+        for process in self.processes:
+            with contextlib.suppress(Exception):
+                process.stop(timeout=2.0)
+        errors = []
+        for host in self.hosts.values():
+            try:
+                self._power_off(host)
+            except Exception as exc:
+                errors.append(str(exc))
+        delete_named_netns(self.switch_netns)
+        self.processes = []
+        if self.directory.exists():
+            if self.keep_files:
+                self.state_path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self.directory, ignore_errors=True)
+        self._unregister_cleanup()
+        if errors:
+            raise LabError("; ".join(errors))
+
+    def leftovers(self) -> list[str]:
+        """What of this lab still exists (used by tests that check teardown)."""
+        found = []
+        for name in [self.switch_netns, *(h.netns for h in self.hosts.values())]:
+            if namespaces.named_netns_path(name).exists():
+                found.append(f"netns {name}")
+        for process in self.processes:
+            if process.alive():
+                found.append(f"process {process.pid} ({process.name})")
+        for host in self.hosts.values():
+            if host.holder_alive():
+                found.append(f"holder {host.holder_pid} of {host.name}")
+        marker = f"vigil-lab-{self.run_id}"
+        with contextlib.suppress(OSError), open("/proc/self/mountinfo") as mounts:
+            found += [f"mount {line.split()[4]}" for line in mounts if marker in line
+                      or str(self.directory) in line]
+        if self.directory.exists():
+            found.append(f"directory {self.directory}")
+        return found
+
+    # -- cleanup on exit and signals -----------------------------------------------------------
+    def _register_cleanup(self) -> None:
+        if self._cleanup_registered:
+            return
+        self._cleanup_registered = True
+        atexit.register(self._cleanup_at_exit)
+        if _in_main_thread():
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                previous = signal.getsignal(signum)
+                if previous in (signal.SIG_DFL, None):
+                    self._previous_handlers[signum] = previous
+                    signal.signal(signum, _raise_system_exit)
+
+    def _unregister_cleanup(self) -> None:
+        if not self._cleanup_registered:
+            return
+        self._cleanup_registered = False
+        atexit.unregister(self._cleanup_at_exit)
+        if _in_main_thread():
+            for signum, previous in self._previous_handlers.items():
+                signal.signal(signum, previous or signal.SIG_DFL)
+        self._previous_handlers.clear()
+
+    def _cleanup_at_exit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.down()
+
+    def __enter__(self) -> Lab:
+        if not self.directory.exists():
+            self.up()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.run_id} topology={self.topology.name} hosts={list(self.hosts)}>"
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def existing_labs(root: Path | None = None) -> list[str]:
+    """Run ids of every lab with a state file under the root."""
+    root = root or DEFAULT_ROOT
+    if not root.exists():
+        return []
+    return sorted(p.parent.name for p in root.glob(f"*/{STATE_FILE}"))
+
+
+def sweep(root: Path | None = None, force: bool = False) -> Iterator[tuple[str, str]]:
+    """Tear down labs left behind: detached ones and those whose builder died.
+
+    Yields (run id, what happened). A lab whose builder still runs (a test
+    session in progress) is left alone unless `force`.
+    """
+    for run_id in existing_labs(root):
+        try:
+            lab = Lab.load(run_id, root)
+        except Exception as exc:
+            yield run_id, f"unreadable state, skipped: {exc}"
+            continue
+        if lab.owner_alive() and not force:
+            yield run_id, f"in use by process {lab._owner[0]}, skipped (use --force)"
+            continue
+        lab.down()
+        yield run_id, "removed"

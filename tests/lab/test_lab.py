@@ -1,0 +1,237 @@
+"""The lab itself: hosts, isolation, links, partitions, crashes, and clean teardown."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from vigil.kernel.netlink import iproute
+from vigil.lab import Lab, LabError, pair_topology
+from vigil.testing import wait_until
+
+pytestmark = pytest.mark.lab
+
+
+def reaches(source, address: str) -> bool:
+    return source.run(["ping", "-c", "1", "-W", "1", address], check=False).returncode == 0
+
+
+def port_counters(lab: Lab, host: str, segment: str) -> int:
+    with iproute(lab._switch_path) as switch:
+        link = switch.get_links(ifname=lab._port_name(lab.host(host), segment))[0]
+        stats = link.get("IFLA_STATS64")
+        return stats["rx_packets"] + stats["tx_packets"]
+
+
+def test_hosts_reach_each_other_over_the_lab_switch(seed_lab):
+    client, server5 = seed_lab.host("client"), seed_lab.host("server5")
+    before = port_counters(seed_lab, "server5", "lan")
+    assert reaches(client, server5.address())
+    assert reaches(client, server5.address(family=6))
+    assert port_counters(seed_lab, "server5", "lan") > before  # it crossed the bridge port
+
+
+def test_root_namespace_holds_nothing_of_the_lab(seed_lab):
+    with iproute() as root:
+        names = [link.get("ifname") for link in root.get_links()]
+        addresses = [a.get("IFA_ADDRESS") for a in root.get_addr()]
+    assert not any(name.startswith(("br-", "server5", "client")) for name in names)
+    assert not any(a.startswith(("198.51.100.", "203.0.113.", "2001:db8:")) for a in addresses)
+
+
+def test_each_host_has_its_own_hostname_and_interfaces(seed_lab):
+    names = {h.name: h.run(["uname", "-n"]).stdout.strip() for h in seed_lab.hosts.values()}
+    assert names["server5"] == "server5.example.com"
+    assert names["server6"] == "server6.example.com"
+    assert len(set(names.values())) == len(names)
+    links = seed_lab.host("rs1").run(["ls", "/sys/class/net"]).stdout.split()
+    assert sorted(links) == ["eth0", "lo"]
+    assert "eth1" in seed_lab.host("server5").run(["ls", "/sys/class/net"]).stdout.split()
+
+
+def test_etc_ha_d_and_run_are_private_per_host(seed_lab):
+    server5, server6 = seed_lab.host("server5"), seed_lab.host("server6")
+    server5.run("echo five > /etc/ha.d/ha.cf && echo pid > /run/heartbeat.pid")
+    assert server5.read_file("/etc/ha.d/ha.cf") == "five\n"
+    assert not server6.path("/etc/ha.d/ha.cf").exists()
+    assert server6.run("cat /run/heartbeat.pid", check=False).returncode != 0
+    machine_file = Path("/etc/ha.d/ha.cf")
+    assert not machine_file.exists() or machine_file.read_text() != "five\n"
+    # Files the machine has are visible underneath (heartbeat's resource scripts).
+    if os.path.isdir("/etc/ha.d/resource.d"):
+        assert server6.path("/etc/ha.d/resource.d").is_dir()
+
+
+def test_link_cut_stops_traffic_and_restoring_brings_it_back(seed_lab):
+    client, server6 = seed_lab.host("client"), seed_lab.host("server6")
+    assert reaches(client, server6.address())
+    seed_lab.link_down("server6")
+    assert not reaches(client, server6.address())
+    seed_lab.link_up("server6")
+    wait_until(lambda: reaches(client, server6.address()), timeout=10, message="server6 back")
+
+
+def test_cutting_one_of_two_links_leaves_the_other(seed_lab):
+    server5, server6 = seed_lab.host("server5"), seed_lab.host("server6")
+    seed_lab.link_down("server5", "lan")
+    assert not reaches(server5, server6.address("lan"))
+    assert reaches(server5, server6.address("hb"))
+
+
+def test_partition_blocks_exactly_the_named_pair(seed_lab):
+    server5, server6, client = (seed_lab.host(n) for n in ("server5", "server6", "client"))
+    seed_lab.partition("server5", "server6")
+    assert not reaches(server5, server6.address("lan"))
+    assert not reaches(server5, server6.address("hb"))
+    assert not reaches(server6, server5.address("lan"))
+    assert reaches(server5, client.address())
+    assert reaches(client, server6.address())
+    seed_lab.heal("server5", "server6")
+    # Pending ARP resolutions retry once a second: wait for them, with a deadline.
+    wait_until(lambda: reaches(server5, server6.address("lan")), timeout=10, message="lan healed")
+    wait_until(lambda: reaches(server6, server5.address("hb")), timeout=10, message="hb healed")
+
+
+def test_broadcast_does_not_cross_a_partition(seed_lab):
+    """Heartbeat's bcast medium must be cut too: check with a UDP broadcast."""
+    server5, server6, client = (seed_lab.host(n) for n in ("server5", "server6", "client"))
+    seed_lab.partition("server5", "server6")
+    listeners = {}
+    for host in (server6, client):
+        listeners[host.name] = host.spawn(
+            [sys.executable, "-c", textwrap.dedent("""
+                import socket
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(("", 7694)); print("ready", flush=True)
+                print(s.recvfrom(100)[0].decode(), flush=True)
+            """)], name="listen")
+    for process in listeners.values():
+        wait_until(lambda p=process: "ready" in p.output(), timeout=10)
+    server5.run([sys.executable, "-c", textwrap.dedent("""
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+        for _ in range(3):
+            s.sendto(b"beat", ("198.51.100.255", 7694))
+    """)])
+    wait_until(lambda: "beat" in listeners["client"].output(), timeout=5,
+               message="the broadcast at the client")
+    time.sleep(0.2)  # a negative: give a stray frame the same time the positive needed
+    assert "beat" not in listeners["server6"].output()
+
+
+def test_spawned_process_runs_in_the_host_and_stops_by_pid(seed_lab):
+    rs1 = seed_lab.host("rs1")
+    process = rs1.spawn(["sleep", "300"], name="sleeper")
+    assert process.alive()
+    assert process.pid in rs1.pids()
+    assert process.pid not in seed_lab.host("rs2").pids()
+    process.stop(timeout=2)
+    assert not process.alive()
+
+
+def test_crash_kills_everything_and_boot_brings_a_fresh_host(seed_lab):
+    server5, client = seed_lab.host("server5"), seed_lab.host("client")
+    server5.write_file("/etc/ha.d/kept-on-disk", "yes\n")
+    server5.run("echo gone > /run/volatile")
+    seed_lab.add_address("server5", "eth0", "198.51.100.100/24")
+    process = server5.spawn(["sleep", "300"], name="victim")
+    seed_lab.crash("server5")
+    assert not process.alive()
+    assert server5.pids() == []
+    assert not server5.is_up()
+    assert not reaches(client, "198.51.100.100")
+    with pytest.raises(LabError):
+        server5.run(["true"])
+    seed_lab.boot("server5")
+    assert server5.read_file("/etc/ha.d/kept-on-disk") == "yes\n"  # the disk survives
+    assert server5.run("cat /run/volatile", check=False).returncode != 0  # /run does not
+    assert "198.51.100.100/24" not in seed_lab.addresses("server5", "eth0")
+    wait_until(lambda: reaches(client, server5.address()), timeout=10, message="server5 back")
+
+
+def test_two_labs_run_side_by_side(lab_factory):
+    first = lab_factory(pair_topology())
+    second = lab_factory(pair_topology())
+    assert first.run_id != second.run_id
+    first.add_address("server5", "eth0", "198.51.100.100/24")
+    # The same addresses live in both labs, each on its own switch.
+    assert reaches(first.host("client"), "198.51.100.100")
+    assert not reaches(second.host("client"), "198.51.100.100")
+    assert reaches(second.host("client"), second.host("server5").address())
+    second.down()
+    assert reaches(first.host("client"), first.host("server6").address())
+
+
+FAILING_SCRIPT = """
+import json, sys
+from vigil.lab import Lab, pair_topology
+lab = Lab(pair_topology()).__enter__()
+with lab:
+    lab.host("server5").spawn(["sleep", "300"], name="sleeper")
+    lab.host("server5").write_file("/etc/ha.d/x", "x")
+    print(json.dumps({"run_id": lab.run_id,
+                      "pids": [p.pid for p in lab.processes],
+                      "holders": [h.holder_pid for h in lab.hosts.values()]}), flush=True)
+    {tail}
+"""
+
+
+def _run_failing(tail: str, tmp_path, send_signal: int | None = None) -> tuple[dict, int]:
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_SCRIPT.replace("{tail}", tail))
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    info = json.loads(process.stdout.readline())
+    if send_signal:
+        process.send_signal(send_signal)
+    process.wait(timeout=60)
+    return info, process.returncode
+
+
+def _assert_nothing_left(info: dict) -> None:
+    lab = Lab(pair_topology(), run_id=info["run_id"])
+    assert lab.leftovers() == []
+    for pid in info["pids"] + info["holders"]:
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        assert not cmdline.exists() or b"sleep" not in cmdline.read_bytes()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+def test_a_failing_user_leaves_nothing_behind(tmp_path):
+    info, code = _run_failing("raise RuntimeError('failing on purpose')", tmp_path)
+    assert code == 1
+    _assert_nothing_left(info)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+def test_a_terminated_user_leaves_nothing_behind(tmp_path):
+    info, code = _run_failing("import time; time.sleep(60)", tmp_path, signal.SIGTERM)
+    assert code != 0
+    _assert_nothing_left(info)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+def test_down_all_sweeps_a_lab_whose_builder_was_killed(tmp_path):
+    info, code = _run_failing("import time; time.sleep(60)", tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    lab = Lab(pair_topology(), run_id=info["run_id"])
+    assert lab.leftovers() != []  # SIGKILL leaves no chance to clean up ...
+    done = subprocess.run([sys.executable, "-m", "vigil", "lab", "down", "--all"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"lab {info['run_id']}: removed" in done.stdout
+    _assert_nothing_left(info)  # ... but the sweep does
+
+
+def test_unknown_host_is_a_clear_error(seed_lab):
+    with pytest.raises(Exception) as failure:
+        seed_lab.host("server7")
+    assert "no host 'server7'" in str(failure.value)

@@ -1,0 +1,61 @@
+"""The command line: help, version, and one clear line for bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import vigil
+from vigil.cli.main import main
+
+VIGIL = [sys.executable, "-m", "vigil"]
+
+
+def run(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [*VIGIL, *args]
+    if user:
+        argv = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_version_names_what_vigil_speaks():
+    done = run("--version")
+    assert done.returncode == 0
+    assert f"vigil {vigil.__version__}" in done.stdout
+    assert "heartbeat 3.0.6" in done.stdout and "ldirectord" in done.stdout
+
+
+def test_help_lists_commands_with_their_purpose():
+    done = run("--help")
+    assert done.returncode == 0
+    assert "lab" in done.stdout and "demo" in done.stdout
+    assert "ha.cf" in done.stdout  # says which files it reads
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: vigil" in capsys.readouterr().out
+
+
+def test_unknown_lab_is_one_line_without_traceback():
+    done = run("lab", "exec", "--lab", "no-such-lab", "server5", "--", "true")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+    assert "no-such-lab" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_lab_up_as_non_root_refuses_clearly_and_leaves_nothing(tmp_path):
+    before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    done = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *VIGIL, "lab", "up"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "VIGIL_LAB_ROOT": str(tmp_path / "labs")},
+    )
+    assert done.returncode == 3
+    assert done.stderr.strip() == "vigil: vigil lab needs root (network and mount namespaces)"
+    after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    assert after == before
+    assert not (tmp_path / "labs").exists()
