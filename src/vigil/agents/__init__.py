@@ -1,0 +1,20 @@
+"""Resource agents: what starts, stops and monitors each resource of a group.
+
+`BUILTIN_AGENTS` names the agents vigil implements itself (Python, netlink);
+any other haresources name resolves, as heartbeat does, to a script in
+/etc/ha.d/resource.d/, then /etc/init.d/, or to an OCF agent or systemd unit.
+"""
+
+BUILTIN_AGENTS: frozenset[str] = frozenset(
+    {
+        "IPaddr",
+        "IPaddr2",
+        "SendArp",
+        "IPsrcaddr",
+        "Delay",
+        "MailTo",
+        "Filesystem",
+        "drbddisk",
+        "ldirectord",
+    }
+)
