@@ -17,6 +17,7 @@ from vigil.errors import VigilError
 COMMANDS = [
     "vigil.cli.demo",
     "vigil.cli.lab",
+    "vigil.cli.realserver",
 ]
 
 DESCRIPTION = """\
