@@ -13,6 +13,7 @@ import logging
 import os
 import smtplib
 import time
+from email import policy
 from email.message import EmailMessage
 
 from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus
@@ -27,7 +28,8 @@ def compose(recipients: list[str], subject: str, what: str, node: str, sender: s
             when: float) -> EmailMessage:
     stamp = time.strftime("%a %b %d %H:%M:%S %Z %Y", time.localtime(when))
     line = f"{subject} {what} at {stamp} {'on' if 'Takeover' in what else 'from'} {node}"
-    message = EmailMessage()
+    # Long subjects stay on one line (no fold right after "Subject:").
+    message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Subject"] = line
