@@ -116,13 +116,15 @@ class GroupMonitor:
 
     def __init__(self, group: Group, clock: Clock | None = None,
                  marks: AdminMarks | None = None,
-                 on_decision: Callable[[Decision], None] | None = None):
+                 on_decision: Callable[[Decision], None] | None = None,
+                 on_restart: Callable[[str, GroupResult, float], None] | None = None):
         self.group = group
         self.options = group.options
         self.clock = clock or MonotonicClock()
         self.marks = marks
         self.policy = RestartPolicy(self.options.restart_limit, self.options.restart_window)
         self.on_decision = on_decision
+        self.on_restart = on_restart
         self.held: set[str] = set()  # stopped on purpose, in this process
         self.restarts: list[GroupResult] = []
 
@@ -154,8 +156,11 @@ class GroupMonitor:
         self._emit(decision)
         if decision.verdict is not Verdict.RESTART:
             return decision
+        began = self.clock.now()
         restart = await self.group.restart_from(label)
         self.restarts.append(restart)
+        if self.on_restart is not None:
+            self.on_restart(label, restart, self.clock.now() - began)
         if restart.blocked:
             decision = Decision(Verdict.FAIL_GROUP, label,
                                 f"restart of {label} blocked: {restart.reason}", self.clock.now())

@@ -43,7 +43,10 @@ async def run_agent_program(argv: Sequence[str], timeout: float, resource: str,
                             ) -> ProgramResult:
     """Run one operation's program and put what it said in the log."""
     result = await run_program(list(argv), timeout, env=script_environment(env))
-    level = logging.INFO if result.ok else logging.WARNING
+    # "stopped" is a normal answer to status/monitor, not something to warn about
+    normal = {0, 3, 7} if operation in ("status", "monitor") else {0}
+    level = logging.INFO if result.returncode in normal and not result.timed_out \
+        else logging.WARNING
     event(log, "agent.ran", level=level, resource=resource, op=operation,
           rc="timeout" if result.timed_out else result.returncode,
           said=_last_line(result.output)[:200])

@@ -141,6 +141,18 @@ def _exit_code(result: AgentResult) -> int:
     return int(result.status)
 
 
+def _group_exit(group: Group, result: GroupResult) -> int:
+    """0 on success; one resource: its own OCF code (as its script would); a group: 1."""
+    if result.ok:
+        return 0
+    if len(group.agents) == 1:
+        failed = [s.result for s in result.steps if s.operation == result.operation
+                  and not s.result.ok]
+        if failed:
+            return _exit_code(failed[0])
+    return 1
+
+
 # -- the command -------------------------------------------------------------------------
 def cmd_resource(args: argparse.Namespace) -> int:
     config_dir = Path(args.dir)
@@ -167,9 +179,7 @@ async def _run(verb: str, group: Group, marks: AdminMarks, watch: bool) -> int:
         _print_steps(result)
         _say(result.reason)
         await group.settle()  # let gratuitous ARP bursts finish before the process exits
-        if result.ok:
-            return 0
-        return 1
+        return _group_exit(group, result)
     if verb == "stop":
         result = await group.stop()
         _print_steps(result)
@@ -179,7 +189,7 @@ async def _run(verb: str, group: Group, marks: AdminMarks, watch: bool) -> int:
                 marks.mark(agent.label)
             return 0
         print(f"vigil: CRITICAL: {result.reason}", file=sys.stderr)
-        return 1
+        return _group_exit(group, result)
     if verb == "status":
         status = await group.status()
         for label, outcome in status.resources:
@@ -210,7 +220,11 @@ async def _watch(group: Group, marks: AdminMarks) -> int:
             _say(f"[{time.monotonic() - started:9.3f}] {decision.verdict.value}: "
                  f"{decision.reason}")
 
-    monitor = GroupMonitor(group, marks=marks, on_decision=show)
+    def restarted(label: str, result: GroupResult, seconds: float) -> None:
+        state = "restarted" if result.ok else "restart FAILED"
+        _say(f"[{time.monotonic() - started:9.3f}] {state}: {label} in {seconds:.3f} s")
+
+    monitor = GroupMonitor(group, marks=marks, on_decision=show, on_restart=restarted)
     _say(f"monitoring {group.name}: " + ", ".join(
         f"{a.label} every {group.options.interval_for(a):g} s" for a in group.agents))
     decision = await monitor.run()
