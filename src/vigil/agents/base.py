@@ -8,8 +8,12 @@ same to it.
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import IntEnum
+
+from vigil.errors import VigilError
 
 
 class OcfStatus(IntEnum):
@@ -23,6 +27,13 @@ class OcfStatus(IntEnum):
     ERR_INSTALLED = 5
     ERR_CONFIGURED = 6
     NOT_RUNNING = 7
+
+    @classmethod
+    def from_exit_code(cls, code: int | None) -> OcfStatus:
+        """An agent's exit code as an OCF status; anything outside 0..7 is a generic error."""
+        if code is not None and 0 <= code <= 7:
+            return cls(code)
+        return cls.ERR_GENERIC
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,18 @@ class Agent(abc.ABC):
 
     Operations never raise for an agent failure: they return an `AgentResult`.
     `timeout` is in seconds; an operation that overruns it counts as failed.
+
+    Beyond start/stop/status/monitor (the original contract), an agent may
+    override `announce` (tell the network again that this node holds the
+    resource, e.g. after a partition heals) and `settle` (wait for work it left
+    running in the background, e.g. a gratuitous ARP burst). Both have safe
+    defaults, so agents written against the first contract keep working.
     """
+
+    #: Seconds between two monitor operations unless the configuration says otherwise.
+    default_interval: float = 10.0
+    #: Seconds a start, stop or monitor may take unless the configuration says otherwise.
+    default_timeout: float = 20.0
 
     def __init__(self, name: str, args: tuple[str, ...] = ()):
         self.name = name
@@ -67,5 +89,34 @@ class Agent(abc.ABC):
         """A deeper health check than status; agents without one fall back to status."""
         return await self.status(timeout)
 
+    async def announce(self, timeout: float) -> AgentResult:
+        """Re-announce a held resource to the network; most agents have nothing to say."""
+        return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "nothing to announce")
+
+    async def settle(self) -> None:  # noqa: B027 - optional hook, deliberately empty
+        """Wait for background work the last operation left running (none by default)."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label}>"
+
+
+class AgentConfigError(VigilError):
+    """A resource cannot be built from its name and arguments (unknown agent, bad argument).
+
+    `status` says which OCF code the failure corresponds to (ERR_INSTALLED for
+    an unknown name, ERR_CONFIGURED or ERR_ARGS for bad arguments), so a
+    caller that must still report an operation result can.
+    """
+
+    def __init__(self, message: str, status: OcfStatus = OcfStatus.ERR_CONFIGURED):
+        super().__init__(message)
+        self.status = status
+
+
+async def bounded(operation: Awaitable[AgentResult], timeout: float,
+                  what: str = "operation") -> AgentResult:
+    """Run an agent operation with a deadline; overrunning it is a failure, never a hang."""
+    try:
+        return await asyncio.wait_for(operation, timeout)
+    except TimeoutError:
+        return AgentResult(OcfStatus.ERR_GENERIC, f"{what} timed out after {timeout:g} s")

@@ -18,6 +18,7 @@ COMMANDS = [
     "vigil.cli.demo",
     "vigil.cli.lab",
     "vigil.cli.realserver",
+    "vigil.cli.resource",
 ]
 
 DESCRIPTION = """\

@@ -1,0 +1,197 @@
+"""IPaddr: the service address, added as an `eth0:N` alias and announced to the segment.
+
+heartbeat's `IPaddr::ip[/bits[/iface][/broadcast]]` (a bare address in
+haresources means the same). Start: find the interface by subnet when none is
+given (findif), refuse when another host answers for the address (unless
+forced), add it through netlink, then send gratuitous ARPs (IPv4) or
+unsolicited neighbour advertisements (IPv6) in the background. Stop: remove
+it. Status comes from the kernel's address list, never from a state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus, bounded
+from vigil.agents.ipspec import AddressSpec, AddressSpecError, parse_address
+from vigil.agents.options import AgentOptions
+from vigil.log import event
+from vigil.net import interfaces, link
+
+log = logging.getLogger("vigil.agents.ipaddr")
+
+SUCCESS = OcfStatus.SUCCESS
+
+
+class IPaddr(Agent):
+    default_interval = 5.0
+    default_timeout = 10.0
+    #: heartbeat's IPaddr: send_arp -r 10 -i 500.
+    arp_count_default = 10
+    arp_interval_default = 0.5
+    #: IPaddr names every alias (`eth0:0`, `eth0:1`, ...); IPaddr2 only when asked.
+    automatic_label = True
+
+    def __init__(self, name: str, args: tuple[str, ...], options: AgentOptions | None = None):
+        super().__init__(name, args)
+        self.options = options or AgentOptions()
+        if len(args) != 1:
+            raise AgentConfigError(f"{name} takes one argument: ip[/bits[/iface[/broadcast]]]",
+                                   OcfStatus.ERR_ARGS)
+        try:
+            self.spec: AddressSpec = parse_address(args[0])
+        except AddressSpecError as exc:
+            raise AgentConfigError(f"{name}::{args[0]}: {exc}", OcfStatus.ERR_CONFIGURED) from None
+        self._burst: asyncio.Task[int] | None = None
+
+    # -- settings -------------------------------------------------------------------------
+    @property
+    def arp_count(self) -> int:
+        return self.options.arp_count if self.options.arp_count is not None \
+            else self.arp_count_default
+
+    @property
+    def arp_interval(self) -> float:
+        return self.options.arp_interval if self.options.arp_interval is not None \
+            else self.arp_interval_default
+
+    # -- operations -------------------------------------------------------------------------
+    async def start(self, timeout: float) -> AgentResult:
+        return await bounded(self._start(), timeout, f"{self.label} start")
+
+    async def stop(self, timeout: float) -> AgentResult:
+        return await bounded(self._stop(), timeout, f"{self.label} stop")
+
+    async def status(self, timeout: float) -> AgentResult:
+        return await bounded(self._status(check_link=False), timeout, f"{self.label} status")
+
+    async def monitor(self, timeout: float) -> AgentResult:
+        return await bounded(self._status(check_link=True), timeout, f"{self.label} monitor")
+
+    async def announce(self, timeout: float) -> AgentResult:
+        """Send the burst again (after a partition heals the peer may have claimed the address)."""
+        async def run() -> AgentResult:
+            async with interfaces.netlink() as ipr:
+                held = await interfaces.holders(ipr, self.spec.ip)
+                if not held:
+                    return AgentResult(OcfStatus.NOT_RUNNING, f"{self.spec.ip} is not held here")
+                await self._announce(ipr, held[0].ifname)
+            return AgentResult(SUCCESS, f"announcing {self.spec.ip} on {held[0].ifname}")
+        return await bounded(run(), timeout, f"{self.label} announce")
+
+    async def settle(self) -> None:
+        if self._burst is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._burst
+
+    # -- implementation ---------------------------------------------------------------------
+    async def _start(self) -> AgentResult:
+        spec = self.spec
+        async with interfaces.netlink() as ipr:
+            held = await interfaces.holders(ipr, spec.ip)
+            if held:
+                await self._announce(ipr, held[0].ifname)
+                return AgentResult(SUCCESS, f"{spec.ip} already held on {held[0].ifname}")
+            try:
+                place = interfaces.find_interface(spec.ip, await interfaces.routes(ipr), spec.nic,
+                                                  spec.prefixlen, spec.broadcast)
+            except interfaces.NoInterface as exc:
+                return AgentResult(OcfStatus.ERR_GENERIC, str(exc))
+            nic = await interfaces.link_by_name(ipr, place.ifname)
+            if nic is None:
+                return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {place.ifname}")
+            if self.options.duplicate_probe and not self.options.force_address:
+                holder = await link.probe_address(place.ifname, nic.mac, spec.ip,
+                                                  self.options.duplicate_probe_timeout)
+                if holder:
+                    event(log, "address.duplicate", level=logging.ERROR, ip=spec.ip,
+                          ifname=place.ifname, holder=holder)
+                    return AgentResult(
+                        OcfStatus.ERR_GENERIC,
+                        f"{spec.ip} is already in use on {place.ifname} by {holder}: refusing "
+                        "to add it (force_address overrides)")
+            label = await self._label(ipr, place.ifname)
+            extra: dict[str, Any] = {}
+            if place.broadcast:
+                extra["broadcast"] = place.broadcast
+            if label:
+                extra["label"] = label
+            if spec.version == 6:
+                extra["flags"] = interfaces.IFA_F_NODAD  # probed above, no 1 s tentative wait
+            try:
+                await ipr.addr("add", index=nic.index, address=spec.ip,
+                               prefixlen=place.prefixlen, **extra)
+                if not nic.up:
+                    await ipr.link("set", index=nic.index, state="up")
+            except Exception as exc:  # netlink errors (EEXIST, EPERM, ...)
+                return AgentResult(OcfStatus.ERR_GENERIC,
+                                   f"cannot add {spec.ip}/{place.prefixlen} to {place.ifname}: "
+                                   f"{exc}")
+            event(log, "address.added", ip=spec.ip, prefixlen=place.prefixlen,
+                  ifname=place.ifname, label=label or "", broadcast=place.broadcast or "")
+            await self._announce(ipr, place.ifname, mac=nic.mac)
+        where = f"{place.ifname} ({label})" if label else place.ifname
+        return AgentResult(SUCCESS, f"{spec.ip}/{place.prefixlen} added on {where}")
+
+    async def _label(self, ipr: Any, ifname: str) -> str | None:
+        given = self.spec.full_label()
+        if given or self.spec.version == 6 or not self.automatic_label:
+            return given
+        used = {a.label for a in await interfaces.addresses(ipr) if a.label}
+        return interfaces.free_label(ifname, used)
+
+    async def _announce(self, ipr: Any, ifname: str, mac: str | None = None) -> None:
+        """Start the burst in the background; return once its first frames are out."""
+        if self.arp_count <= 0:
+            return
+        if mac is None:
+            nic = await interfaces.link_by_name(ipr, ifname)
+            if nic is None:
+                return
+            mac = nic.mac
+        if self._burst is not None and not self._burst.done():
+            self._burst.cancel()
+        first = asyncio.Event()
+        self._burst = asyncio.create_task(
+            link.announce(ifname, mac, self.spec.ip, self.arp_count, self.arp_interval, first),
+            name=f"announce {self.spec.ip}")
+        await first.wait()
+        event(log, "address.announcing", ip=self.spec.ip, ifname=ifname, count=self.arp_count,
+              interval=self.arp_interval)
+
+    async def _stop(self) -> AgentResult:
+        if self._burst is not None and not self._burst.done():
+            self._burst.cancel()
+        async with interfaces.netlink() as ipr:
+            held = await interfaces.holders(ipr, self.spec.ip)
+            if not held:
+                return AgentResult(SUCCESS, f"{self.spec.ip} was not held")
+            for address in held:
+                try:
+                    await ipr.addr("del", index=address.ifindex, address=address.ip,
+                                   prefixlen=address.prefixlen)
+                except Exception as exc:
+                    return AgentResult(OcfStatus.ERR_GENERIC,
+                                       f"cannot remove {self.spec.ip} from {address.ifname}: {exc}")
+                event(log, "address.removed", ip=self.spec.ip, ifname=address.ifname)
+            if await interfaces.holders(ipr, self.spec.ip):
+                return AgentResult(OcfStatus.ERR_GENERIC, f"{self.spec.ip} is still configured")
+        return AgentResult(SUCCESS, f"{self.spec.ip} removed from "
+                           + ", ".join(a.ifname for a in held))
+
+    async def _status(self, check_link: bool) -> AgentResult:
+        async with interfaces.netlink() as ipr:
+            held = await interfaces.holders(ipr, self.spec.ip)
+            if not held:
+                return AgentResult(OcfStatus.NOT_RUNNING, f"{self.spec.ip} is not configured")
+            address = held[0]
+            if check_link:
+                nic = await interfaces.link_by_name(ipr, address.ifname)
+                if nic is None or not nic.up:
+                    return AgentResult(OcfStatus.ERR_GENERIC,
+                                       f"{self.spec.ip} is on {address.ifname}, which is down")
+        return AgentResult(SUCCESS, f"running: {address.ip}/{address.prefixlen} on "
+                           f"{address.label or address.ifname}")

@@ -1,0 +1,47 @@
+"""ldirectord: the load balancer as a resource, through `vigil director start|stop|status`.
+
+heartbeat's `ldirectord[::CONFIG]` (CONFIG relative to /etc/ha.d, default
+ldirectord.cf). vigil's director replaces the Perl daemon; this agent runs
+it the way heartbeat ran ldirectord, as a subprocess with LSB exit codes.
+"""
+
+from __future__ import annotations
+
+from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus
+from vigil.agents.options import AgentOptions
+from vigil.agents.script import read_heartbeat_status, result_of, run_agent_program
+
+
+class Ldirectord(Agent):
+    default_interval = 10.0
+    default_timeout = 30.0
+
+    def __init__(self, name: str, args: tuple[str, ...] = (),
+                 options: AgentOptions | None = None):
+        super().__init__(name, args)
+        self.options = options or AgentOptions()
+        if len(args) > 1:
+            raise AgentConfigError("ldirectord takes at most one argument: its config file",
+                                   OcfStatus.ERR_ARGS)
+        self.config = args[0] if args else None
+
+    def _argv(self, verb: str) -> list[str]:
+        argv = [*self.options.vigil_command, "director", verb]
+        if self.config:
+            argv.append(self.config)
+        return argv
+
+    async def _run(self, verb: str, timeout: float) -> AgentResult:
+        program = await run_agent_program(self._argv(verb), timeout, self.label, verb)
+        if verb == "status":
+            return read_heartbeat_status(program, timeout)
+        return result_of(program, verb, timeout)
+
+    async def start(self, timeout: float) -> AgentResult:
+        return await self._run("start", timeout)
+
+    async def stop(self, timeout: float) -> AgentResult:
+        return await self._run("stop", timeout)
+
+    async def status(self, timeout: float) -> AgentResult:
+        return await self._run("status", timeout)

@@ -1,0 +1,1 @@
+"""Link-layer helpers: address announcements, duplicate-address probes, interfaces."""
