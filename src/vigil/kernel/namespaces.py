@@ -79,3 +79,15 @@ def process_start_time(pid: int) -> int | None:
     # The command name is in parentheses and may hold spaces; fields follow the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[19])
+
+
+def innermost_pid(pid: int) -> int | None:
+    """The PID a process has in its own (innermost) PID namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None

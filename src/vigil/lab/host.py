@@ -1,17 +1,24 @@
-"""One lab host: a network namespace plus its own mount and UTS namespaces.
+"""One lab host: its own network, mount, UTS and PID namespaces.
 
-Each host is kept alive by a small holder process (`sleep infinity`) that owns
-the host's mount and UTS namespaces; everything run in the host is entered
-through it with `nsenter`. Inside, `/etc` and `/var` are overlays whose upper
-layers live in the lab's directory (each host writes its own `/etc/ha.d`,
-`/var/lib/heartbeat`, `/var/lib/mysql`, logs, ... while seeing the machine's
-installed files), `/run` is a fresh tmpfs at every boot, `/sys` shows the
+Each host has an init process (PID 1 of its PID namespace) that owns the
+host's namespaces and reaps orphans, as a machine's init does; everything run
+in the host is entered through it with `nsenter`. Inside, `/etc` and `/var` are
+overlays whose upper layers live in the lab's directory (each host writes its
+own `/etc/ha.d`, `/var/lib/heartbeat`, `/var/lib/mysql`, logs, ... while seeing
+the machine's installed files), `/run` is a fresh tmpfs at every boot, `/proc`
+shows only the host's processes (so an init script's `killall` or
+`start-stop-daemon --exec` never reaches another host), `/sys` shows the
 host's own interfaces, and `uname -n` is the host's name.
 
-A crash kills every process of the host (the holder with them, so the mount
-namespace and its tmpfs vanish) and deletes its network namespace; a boot
-builds both again from the topology, like a machine after a power cycle. The
-upper layers survive, like a disk.
+PIDs: `LabProcess.pid` and `Host.pids()` are PIDs as the machine sees them (what
+the test process can signal); a PID read from a file inside the host is the
+host's own PID: translate it with `Host.outer_pid()` before signalling it from
+outside, or signal it inside with `host.run(["kill", ...])`.
+
+A crash kills the host's init, which takes every process of the host with it
+(so the mount namespace and its tmpfs vanish), and deletes its network
+namespace; a boot builds both again from the topology, like a machine after a
+power cycle. The upper layers survive, like a disk.
 """
 
 from __future__ import annotations
@@ -66,7 +73,11 @@ PRIVATE_DIRECTORIES = (
 
 @dataclass
 class LabProcess:
-    """A long-lived process started in a host: its PID, log file and how to stop it."""
+    """A long-lived process started in a host: its PID, log file and how to stop it.
+
+    `pid` is the process itself as the machine sees it; `launcher` is the
+    `nsenter` that entered the host's PID namespace for it and waits for it.
+    """
 
     host: str
     name: str
@@ -75,6 +86,7 @@ class LabProcess:
     argv: list[str]
     log: str
     popen: subprocess.Popen[bytes] | None = None
+    launcher: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +96,7 @@ class LabProcess:
             "start_time": self.start_time,
             "argv": self.argv,
             "log": self.log,
+            "launcher": self.launcher,
         }
 
     @classmethod
@@ -95,37 +108,45 @@ class LabProcess:
             start_time=data["start_time"],
             argv=list(data["argv"]),
             log=data["log"],
+            launcher=data.get("launcher"),
         )
 
     def alive(self) -> bool:
         """True while this very process (not a later one with its PID) runs."""
         if self.popen is not None:
-            return self.popen.poll() is None
-        return self.start_time is not None and namespaces.process_start_time(
-            self.pid
-        ) == self.start_time and not _is_zombie(self.pid)
+            self.popen.poll()  # collect the launcher once the process has ended
+        return (
+            self.start_time is not None
+            and namespaces.process_start_time(self.pid) == self.start_time
+            and not _is_zombie(self.pid)
+        )
 
     def signal(self, signum: int) -> None:
-        """Signal the process's whole group (it leads its own session)."""
+        """Signal the process and its group (the launcher's session, unless it left it)."""
         if not self.alive():
             return
+        if self.launcher is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.launcher, signum)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signum)
+            os.kill(self.pid, signum)
 
     def wait(self, timeout: float) -> bool:
         """Wait for the process to end; True if it did within `timeout`."""
-        if self.popen is not None:
-            try:
-                self.popen.wait(timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return True
-            time.sleep(0.01)
-        return not self.alive()
+        while self.alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(max(0.1, deadline - time.monotonic()))
+        return True
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status (known for processes this Python process started)."""
+        return None if self.popen is None else self.popen.poll()
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit status when known."""
@@ -133,9 +154,7 @@ class LabProcess:
         if not self.wait(timeout):
             self.signal(signal.SIGKILL)
             self.wait(timeout)
-        if self.popen is not None:
-            return self.popen.returncode
-        return None
+        return self.returncode
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
@@ -230,6 +249,7 @@ class Host:
             "--net",
             "--mount",
             "--uts",
+            "--pid",
             f"--wd={cwd}",
             "--",
             *argv,
@@ -249,20 +269,26 @@ class Host:
         if isinstance(argv, str):
             argv = ["sh", "-c", argv]
         full_env = {**os.environ, **(env or {})}
-        try:
-            done = subprocess.run(
-                self._enter_argv(argv, cwd),
-                input=input,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=full_env,
-                start_new_session=True,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(
-                f"{self.name}: {shlex.join(argv)} did not finish within {timeout:g} s"
-            ) from exc
+        with subprocess.Popen(
+            self._enter_argv(argv, cwd),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(input, timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                # The command is nsenter's child: end the whole group, not nsenter alone.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise LabError(
+                    f"{self.name}: {shlex.join(argv)} did not finish within {timeout:g} s"
+                ) from exc
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()
             raise LabError(
@@ -291,45 +317,67 @@ class Host:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        self._await_entry(popen)
+        child = self._launched_child(popen)
         process = LabProcess(
             host=self.name,
             name=name,
-            pid=popen.pid,
-            start_time=namespaces.process_start_time(popen.pid),
+            pid=child,
+            start_time=namespaces.process_start_time(child),
             argv=list(argv),
             log=str(log_path),
             popen=popen,
+            launcher=popen.pid,
         )
         self.lab.track(process)
         return process
 
-    def _await_entry(self, popen: subprocess.Popen[bytes]) -> None:
-        """Return once the new process is inside the host (nsenter has run setns).
-
-        Without this, a crash right after a spawn could miss the process, which
-        would still be in the machine's namespace for a moment.
-        """
-        inode = namespaces.ns_inode(self.netns_path)
+    def _launched_child(self, popen: subprocess.Popen[bytes]) -> int:
+        """The PID of the process nsenter forked into the host's PID namespace."""
+        children = Path(f"/proc/{popen.pid}/task/{popen.pid}/children")
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and popen.poll() is None:
+        while time.monotonic() < deadline:
             try:
-                if os.stat(f"/proc/{popen.pid}/ns/net").st_ino == inode:
-                    return
+                found = children.read_text().split()
             except OSError:
-                return
+                found = []
+            if found:
+                return int(found[0])
+            if popen.poll() is not None:
+                break
             time.sleep(0.0005)
+        raise LabError(f"{self.name}: could not start {shlex.join(map(str, popen.args))}")
 
     def sysctl(self, name: str, value: str | int) -> None:
         """Set a sysctl of the host's network namespace (never the machine's)."""
         self.run(["sysctl", "-q", "-w", f"{name}={value}"])
 
     def pids(self) -> list[int]:
-        """Every process running in this host (by network namespace)."""
+        """Every process running in this host (its init included), as the machine numbers them."""
+        if self.holder_alive():
+            try:
+                inode = namespaces.ns_inode(f"/proc/{self.holder_pid}/ns/pid")
+                return namespaces.pids_in_namespace("pid", inode)
+            except OSError:
+                pass
         if not self.netns_path.exists():
             return []
-        inode = namespaces.ns_inode(self.netns_path)
-        return namespaces.pids_in_namespace("net", inode)
+        return namespaces.pids_in_namespace("net", namespaces.ns_inode(self.netns_path))
+
+    def pid_map(self) -> dict[int, int]:
+        """The host's own PIDs (what its pid files hold) -> the machine's PIDs."""
+        mapping = {}
+        for outer in self.pids():
+            inner = namespaces.innermost_pid(outer)
+            if inner is not None:
+                mapping[inner] = outer
+        return mapping
+
+    def outer_pid(self, inner: int) -> int:
+        """Translate a PID read inside the host into one the test process can signal."""
+        try:
+            return self.pid_map()[inner]
+        except KeyError:
+            raise LabError(f"host {self.name} has no process {inner}") from None
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -295,6 +296,7 @@ class Lab:
         self._start_holder(host)
 
     def _start_holder(self, host: Host) -> None:
+        """Start the host's init: new mount, UTS and PID namespaces, set up, then reap."""
         upper = host.directory / "upper"
         work = host.directory / "work"
         for layer in ("etc", "var"):
@@ -319,8 +321,7 @@ class Lab:
                 "for u in mysql:/run/mysqld hacluster:/run/heartbeat/ccm; do"
                 "  n=${u%%:*}; d=${u#*:}; mkdir -p $d;"
                 "  if id $n >/dev/null 2>&1; then chown $n $d; fi; done",
-                "echo ready",
-                "exec sleep infinity",
+                f"exec {shlex.quote(_python())} -c {shlex.quote(INIT_PROGRAM)}",
             ]
         )
         log_path = self.directory / "logs" / f"{host.name}.boot.log"
@@ -328,6 +329,7 @@ class Lab:
         with open(log_path, "ab") as log:
             holder = subprocess.Popen(
                 ["nsenter", f"--net={host.netns_path}", "unshare", "--mount", "--uts",
+                 "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc",
                  "--propagation", "private", "--", "sh", "-c", script],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -340,13 +342,14 @@ class Lab:
         ready = selector.select(BOOT_TIMEOUT) and holder.stdout.readline().strip() == b"ready"
         selector.close()
         holder.stdout.close()
-        if not ready:
+        init = _first_child(holder.pid) if ready else None
+        if init is None:
             holder.kill()
             holder.wait()
             detail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["timeout"]
             raise LabError(f"host {host.name} did not boot: {detail[0]}")
-        host.holder_pid = holder.pid
-        host.holder_start = namespaces.process_start_time(holder.pid)
+        host.holder_pid = init
+        host.holder_start = namespaces.process_start_time(init)
         self._holders[host.name] = holder
 
     def _hosts_file(self) -> str:
@@ -428,9 +431,12 @@ class Lab:
 
     def _power_off(self, host: Host) -> None:
         mnt_inode = None
-        if host.holder_alive():
+        if host.holder_alive() and host.holder_pid is not None:
             with contextlib.suppress(OSError):
                 mnt_inode = os.stat(f"/proc/{host.holder_pid}/ns/mnt").st_ino
+            # The host's init: the kernel ends its whole PID namespace with it, at once.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(host.holder_pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while True:
             victims = set(host.pids())
@@ -575,6 +581,39 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"<Lab {self.run_id} topology={self.topology.name} hosts={list(self.hosts)}>"
+
+
+#: PID 1 of a host: reaps every orphan, as init does, so a daemon killed by a
+#: test never lingers as a zombie that pid-file checks would take for alive.
+INIT_PROGRAM = """
+import os, signal
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+print("ready", flush=True)
+os.close(1)
+while True:
+    signal.sigwait({signal.SIGCHLD})
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+"""
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable or "/usr/bin/python3"
+
+
+def _first_child(pid: int) -> int | None:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
 
 
 def _in_main_thread() -> bool:
