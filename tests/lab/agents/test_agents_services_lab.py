@@ -6,6 +6,7 @@ import signal
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -153,36 +154,10 @@ def test_failed_stop_blocks_release(pair_lab):
     assert status.returncode == 0 and "ALL" in status.stdout
 
 
-#: The seed's `mysqld` resource on Debian. Debian's /etc/init.d/mariadb is not used here:
-#: when `mariadb-admin shutdown` fails it runs `killall mariadbd` and `pgrep mariadbd`,
-#: which on a machine shared by several lab hosts reach every host's server; and its
-#: mysqld_safe restarts a killed server by itself, hiding what vigil's monitor does.
-MYSQLD = """\
-    #!/bin/sh
-    # LSB script for MariaDB, acting only on the server whose pid file it owns.
-    PIDFILE=/run/mysqld/mysqld.pid
-    alive() { [ -f $PIDFILE ] && pid=$(cat $PIDFILE) && [ -d /proc/$pid ] &&
-              ! grep -q '^State:.*Z' /proc/$pid/status 2>/dev/null; }
-    ping() { mariadb-admin --connect-timeout=2 ping >/dev/null 2>&1; }
-    case "$1" in
-      start)
-        if alive && ping; then echo "mysqld already running"; exit 0; fi
-        mkdir -p /run/mysqld && chown mysql /run/mysqld
-        setsid /usr/sbin/mariadbd --user=mysql --pid-file=$PIDFILE </dev/null >/dev/null 2>&1 &
-        for i in $(seq 1 300); do ping && { echo "mysqld started"; exit 0; }; sleep 0.1; done
-        echo "mysqld did not answer"; exit 1;;
-      stop)
-        alive || { echo "mysqld not running"; exit 0; }
-        kill -TERM $pid
-        for i in $(seq 1 300); do alive || exit 0; sleep 0.1; done
-        kill -KILL $pid; sleep 0.5; alive && exit 1; exit 0;;
-      status)
-        if alive && ping; then echo "mysqld (pid $pid) is running"; exit 0; fi
-        if alive; then echo "mysqld (pid $pid) does not answer"; exit 1; fi
-        echo "mysqld is not running"; exit 3;;
-      *) echo "usage: $0 start|stop|status"; exit 2;;
-    esac
-"""
+#: The seed's `mysqld` resource on Debian: the project's LSB script for MariaDB
+#: (Debian's /etc/init.d/mariadb runs mysqld_safe, which restarts a killed server by
+#: itself and would hide what vigil's monitor does).
+MYSQLD = (Path(__file__).resolve().parents[3] / "contrib" / "init.d" / "mysqld").read_text()
 
 
 def test_killed_database_comes_back_then_repeated_failure_fails_the_group(pair_lab):
