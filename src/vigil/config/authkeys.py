@@ -14,7 +14,8 @@ Heartbeat refuses to start when the file is readable by group or others;
 parsing so that parsing stays pure).
 
 Public API: `AuthKeys`, `AuthKey`, `AuthMethod`, `analyze`, `parse`,
-`render`, `check_mode`, `read`.
+`validate` (an `auth` line naming a listed key), `render`, `check_mode`,
+`read` (all three checks on a real file).
 """
 
 from __future__ import annotations
@@ -74,15 +75,19 @@ class AuthKey:
 
 @dataclass(frozen=True)
 class AuthKeys:
-    """The signing key number and every accepted key."""
+    """The signing key number (None when the file has no `auth` line) and every accepted key."""
 
-    auth: int
+    auth: int | None = None
     keys: FrozenMap[int, AuthKey] = field(default_factory=FrozenMap)
     path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
+    auth_location: Location | None = field(default=None, compare=False, repr=False,
+                                           metadata=NO_JSON)
 
     @property
     def signing_key(self) -> AuthKey:
-        """The key outgoing packets are signed with (`auth N`)."""
+        """The key outgoing packets are signed with (`auth N`); KeyError if there is none."""
+        if self.auth is None:
+            raise KeyError("no auth line")
         return self.keys[self.auth]
 
     def accepts(self, number: int) -> bool:
@@ -170,12 +175,26 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
         elif method.is_extension:
             diags.note(line, method_token.column,
                        f"{method} is a vigil extension: heartbeat peers cannot verify it")
-    if auth is None:
-        diags.error(None, 0, "no 'auth N' line: say which key signs outgoing packets")
-        auth = min(keys) if keys else 1
-    elif 0 <= auth < MAX_KEYS and auth not in keys:
-        diags.error(auth_line, 1, f"auth {auth} names key {auth}, which is not listed")
-    return Parsed(AuthKeys(auth, FrozenMap(sorted(keys.items())), path), diags.freeze())
+    if auth is not None and not 0 <= auth < MAX_KEYS:
+        auth = None
+    model = AuthKeys(auth, FrozenMap(sorted(keys.items())), path,
+                     auth_line.at(1) if auth_line else None)
+    return Parsed(model, diags.freeze())
+
+
+def validate(config: AuthKeys) -> tuple[Diagnostic, ...]:
+    """Heartbeat's start-up check: an `auth N` line naming a listed key.
+
+    Apart from `analyze` so that a template with every line commented out (as
+    Debian ships it) parses cleanly; `vigil check` runs both.
+    """
+    if config.auth is None:
+        return (Diagnostic(Severity.ERROR, Location(config.path),
+                           "no 'auth N' line: say which key signs outgoing packets"),)
+    if config.auth not in config.keys:
+        return (Diagnostic(Severity.ERROR, config.auth_location or Location(config.path),
+                           f"auth {config.auth} names key {config.auth}, which is not listed"),)
+    return ()
 
 
 def parse(text: str, path: str = DEFAULT_PATH) -> AuthKeys:
@@ -185,7 +204,9 @@ def parse(text: str, path: str = DEFAULT_PATH) -> AuthKeys:
 
 def render(config: AuthKeys) -> str:
     """An authkeys text that parses back to an equal model (mode 600 is up to the writer)."""
-    lines = ["# authkeys written by vigil: keep this file mode 600", f"auth {config.auth}"]
+    lines = ["# authkeys written by vigil: keep this file mode 600"]
+    if config.auth is not None:
+        lines.append(f"auth {config.auth}")
     for key in config.keys.values():
         lines.append(f"{key.number} {key.method}" + (f" {key.secret}" if key.secret else ""))
     return "\n".join(lines) + "\n"
@@ -218,11 +239,12 @@ def read(path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
     except OSError as exc:
         raise FileUnreadable(Location(path), f"cannot read: {exc.strerror}") from exc
     parsed = analyze(text, path)
+    problems = list(parsed.diagnostics) + list(validate(parsed.model))
     mode_problem = check_mode(path)
     if mode_problem is not None:
-        return Parsed(parsed.model, (mode_problem, *parsed.diagnostics))
-    return parsed
+        problems.insert(0, mode_problem)
+    return Parsed(parsed.model, tuple(problems))
 
 
 __all__ = ["DEFAULT_PATH", "AuthKey", "AuthKeys", "AuthMethod", "analyze", "check_mode",
-           "parse", "read", "render"]
+           "parse", "read", "render", "validate"]

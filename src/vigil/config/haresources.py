@@ -426,7 +426,8 @@ def check_builtin_arguments(ref: ResourceRef) -> str | None:
     lo, hi = arity
     if not lo <= len(ref.args) <= hi:
         want = f"{lo}" if lo == hi else f"{lo} to {hi}"
-        return f"{ref.name} takes {want} argument{'s' if hi != 1 else ''}, got {len(ref.args)}"
+        plural = "" if lo == hi == 1 else "s"
+        return f"{ref.name} takes {want} argument{plural}, got {len(ref.args)}"
     if ref.name in SINGLE_ARGUMENT_AGENTS:
         try:
             parse_ip_spec(ref.args[0], ref.name)

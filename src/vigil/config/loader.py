@@ -199,7 +199,7 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
         exc = FileUnreadable(Location(paths.ha_dir), "no such directory")
         unreadable_file(exc)
         empty = ClusterConfig(hacf_mod.HaCf(path=paths.hacf),
-                              authkeys_mod.AuthKeys(1, path=paths.authkeys),
+                              authkeys_mod.AuthKeys(path=paths.authkeys),
                               haresources_mod.HaResources(path=paths.haresources), paths=paths)
         return CheckReport(empty, tuple(out), tuple(unreadable))
 
@@ -225,7 +225,7 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
         keys = parsed_keys.model
     except FileUnreadable as exc:
         unreadable_file(exc)
-        keys = authkeys_mod.AuthKeys(1, path=paths.authkeys)
+        keys = authkeys_mod.AuthKeys(path=paths.authkeys)
 
     # haresources ------------------------------------------------------------
     try:
