@@ -123,6 +123,21 @@ def _tree(tokens: list[_Tok], diags: Diagnostics, path: str) -> list[_Stmt]:
     """Group tokens into statements and blocks; report unbalanced braces and missing ';'."""
     pos = 0
 
+    def skip_block(opener: _Tok) -> None:
+        """`skip ... { ... }`: nothing inside is read, but the braces must balance."""
+        nonlocal pos
+        depth = 1
+        while pos < len(tokens):
+            tok = tokens[pos]
+            pos += 1
+            if tok.kind == "{":
+                depth += 1
+            elif tok.kind == "}":
+                depth -= 1
+                if depth == 0:
+                    return
+        diags.error(opener.line, opener.column, "this '{' is never closed")
+
     def block(depth: int, opener: _Tok | None) -> list[_Stmt]:
         nonlocal pos
         out: list[_Stmt] = []
@@ -138,6 +153,11 @@ def _tree(tokens: list[_Tok], diags: Diagnostics, path: str) -> list[_Stmt]:
                 if not words:
                     diags.error(tok.line, tok.column, "'{' without a section name before it")
                     words = [_Tok("", "word", tok.line, tok.column)]
+                if words[0].text == "skip":
+                    skip_block(tok)
+                    out.append(_Stmt(words, []))
+                    words = []
+                    continue
                 inner = block(depth + 1, tok)
                 out.append(_Stmt(words, inner))
                 words = []
