@@ -141,7 +141,7 @@ def _secret_fields(cls: type) -> frozenset[str]:
 
 
 def _fields(section: str, prefix: str, old: Any, new: Any, skip: Iterable[str] = (),
-            restart: Iterable[str] = ()) -> list[Change]:
+            restart: Iterable[str] = (), effect: Effect = Effect.LIVE) -> list[Change]:
     """Field-by-field changes of two dataclasses of the same type."""
     out: list[Change] = []
     skipped = set(skip)
@@ -155,8 +155,8 @@ def _fields(section: str, prefix: str, old: Any, new: Any, skip: Iterable[str] =
             continue
         if f.name in secret:
             a, b = (MASK if a else a), (MASK if b else b)
-        effect = Effect.RESTART if f.name in restarts else Effect.LIVE
-        out.append(Change(section, prefix + f.name, "changed", a, b, effect))
+        this = Effect.RESTART if f.name in restarts else effect
+        out.append(Change(section, prefix + f.name, "changed", a, b, this))
     return out
 
 
@@ -176,6 +176,9 @@ def _keyed(section: str, label: str, old: Iterable[Any], new: Iterable[Any],
         elif before[k] != item:
             if inner is not None:
                 out.extend(inner(before[k], item))
+            elif dataclasses.is_dataclass(item):
+                out.extend(_fields(section, f"{label} {_show(k)} ", before[k], item,
+                                   effect=effect))
             else:
                 out.append(Change(section, f"{label} {_show(k)}", "changed", before[k], item,
                                   effect))
