@@ -30,7 +30,7 @@ import enum
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from types import MappingProxyType
@@ -551,8 +551,3 @@ def to_jsonable(value: Any, reveal_secrets: bool = False) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def apply_value(parser: Callable[[str], T], text: str) -> T:
-    """Run a value parser; kept as a function so tables can hold plain callables too."""
-    return parser(text)

@@ -58,6 +58,7 @@ from vigil.config.base import (
     Token,
     ValueProblem,
     format_time,
+    is_hostname,
     keyword_table,
     parse_bool,
     parse_int,
@@ -440,7 +441,6 @@ WHOLE_LINE = frozenset({
     "mcast", "mcast6", "ucast", "ucast6", "ping_group", "stonith", "stonith_host", "apiauth",
     "respawn", "failfast",
 })
-MEDIA_DIRECTIVES = frozenset({"bcast", "mcast", "mcast6", "ucast", "ucast6", "serial"})
 #: Scalar directives heartbeat refuses to see twice.
 ONCE_ONLY = frozenset({"watchdog", "baud", "crm", "pacemaker"})
 
@@ -692,8 +692,6 @@ def _add_hbaping(b: _Builder, line: SourceLine, kw: Keyword, token: Token) -> No
 
 
 def _plausible_host(text: str) -> bool:
-    from vigil.config.base import is_hostname
-
     return is_hostname(text)
 
 
@@ -1202,21 +1200,9 @@ def render(config: HaCf) -> str:
     return "\n".join(out) + "\n"
 
 
-def with_defaults_explained(config: HaCf) -> dict[str, str]:
-    """For `vigil config show`: which timing values were computed rather than written."""
-    notes: dict[str, str] = {}
-    if "warntime" not in config.where:
-        notes["warntime"] = "deadtime / 2"
-    if "initdead" not in config.where:
-        notes["initdead"] = "computed from deadtime"
-    if "deadping" not in config.where:
-        notes["deadping"] = "= deadtime"
-    return notes
-
-
 __all__ = [
     "DEFAULT_PATH", "KEYWORDS", "ApiAuth", "AutoFailback", "Bcast", "HaCf", "Mcast", "Mcast6",
     "Medium", "PingNode", "Respawn", "Serial", "StonithDevice", "Ucast", "Ucast6", "analyze",
     "computed_initdead", "media_for_host", "parse", "render", "stonith_for_host",
-    "validate", "validate_for_host", "with_defaults_explained",
+    "validate", "validate_for_host",
 ]
