@@ -10,8 +10,8 @@ this module adds what only the set can tell (issue 3's list):
   systemd) and built-in agents get arguments they accept;
 * authkeys is mode 600 and its methods are known;
 * heartbeat's timing rules (in `hacf`) and start-up checks;
-* an `ldirectord` resource has its config file, which parses, and whose host
-  names resolve;
+* an `ldirectord` resource has its config file (and every config its
+  `execute=` lines start), which parses, and whose host names resolve;
 * every DRBD resource named by `drbddisk::` exists and has an `on` section
   for this host;
 * respawned programs exist (ipfail excepted: vigil does its job) and run as
@@ -252,16 +252,16 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
 
     # ldirectord -----------------------------------------------------------------
     ldirectord: dict[str, ldirectord_mod.LdirectordConfig] = {}
-    for ref in resources.resources:
-        if ref.name != "ldirectord":
-            continue
-        name = ldirectord_config_name(ref)
+    pending = [(ldirectord_config_name(ref), ref.location, paths.haresources, ref.label)
+               for ref in resources.resources if ref.name == "ldirectord"]
+    while pending:
+        name, where, where_path, what = pending.pop(0)
         if name in ldirectord:
             continue
         found = ldirectord_mod.find_config(name, paths.ha_dir)
-        if found is None or not os.path.isfile(found):
-            out.append(_at(ref.location, paths.haresources, Severity.ERROR,
-                           f"{ref.label}: ldirectord config {name} not found (looked for "
+        if found is None:
+            out.append(_at(where, where_path, Severity.ERROR,
+                           f"{what}: ldirectord config {name} not found (looked for "
                            f"{os.path.join(paths.ha_dir, name)} and "
                            f"{os.path.join(paths.ha_dir, 'conf', name)})"))
             continue
@@ -273,6 +273,9 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
         out.extend(parsed_ld.diagnostics)
         out.extend(_check_ldirectord(parsed_ld.model, facts))
         ldirectord[name] = parsed_ld.model
+        # `execute=OTHER` starts one more ldirectord instance for OTHER
+        pending.extend((other, Location(found), found, f"execute={other}")
+                       for other in parsed_ld.model.execute)
 
     # DRBD -------------------------------------------------------------------------
     drbd: drbd_mod.DrbdConfig | None = None

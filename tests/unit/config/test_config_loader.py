@@ -211,3 +211,19 @@ def test_load_gives_the_model_of_a_clean_directory(tmp_path):
     assert config.paths.ha_dir == str(d)
     notes = loader.check(ConfigPaths(str(d), str(tmp_path / "none")), SERVER5).notes
     assert all(n.severity is Severity.NOTE for n in notes)
+
+
+def test_ldirectord_execute_configs_are_checked_too(tmp_path):
+    d = seed_dir(tmp_path, "lvs", extra=("ldirectord.cf",))
+    with open(d / "ldirectord.cf", "a") as f:
+        f.write("execute=second.cf\nexecute=missing.cf\n")
+    (d / "conf").mkdir()
+    (d / "conf" / "second.cf").write_text("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n"
+                                          "execute=ldirectord.cf\n")
+    report = loader.check(ConfigPaths(str(d), str(tmp_path / "none")),
+                          HostFacts("server5.example.com", resolver=ResourceResolver(
+                              builtins=frozenset({"IPaddr", "ldirectord", "httpd"}))))
+    assert sorted(report.config.ldirectord) == ["ldirectord.cf", "second.cf"]
+    [error] = report.errors
+    assert error.location.path == str(d / "ldirectord.cf")
+    assert error.message.startswith("execute=missing.cf: ldirectord config missing.cf not found")
