@@ -250,7 +250,13 @@ class ApiAuth:
 
 @dataclass(frozen=True)
 class HaCf:
-    """ha.cf with heartbeat's defaults filled in (times in float seconds)."""
+    """ha.cf with heartbeat's defaults filled in (times in float seconds).
+
+    `media` keeps file order, each medium with the `udpport` (or `baud`) in
+    effect where it was declared; `nodes` are lower-cased as heartbeat does;
+    `where` maps each directive set (and ``node:NAME``, ``env:NAME``) to the
+    place it was set, for messages; it takes no part in equality.
+    """
 
     keepalive: float = 1.0
     deadtime: float = 30.0
