@@ -81,7 +81,7 @@ def _show(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return str(value.value)
     if value is None:
-        return "(none)"
+        return "(unset)"
     return str(value)
 
 

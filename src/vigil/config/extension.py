@@ -5,7 +5,7 @@ below, and ha.cf, authkeys, haresources, ldirectord.cf and the DRBD files
 never need to change. It is written in heartbeat's style::
 
     # global settings: keyword value
-    monitor_interval 10
+    restart_limit 2
     fence_command /usr/local/sbin/fence-peer %n
     metrics_address 127.0.0.1:9694
 
@@ -27,7 +27,9 @@ A resource's settings come from its ``resource`` section, then its
 ``agent`` section, then the global settings (`ExtensionConfig.policy_for`).
 
 Public API: `ExtensionConfig`, `ResourcePolicy`, `PolicyOverride`,
-`KEYWORDS`, `POLICY_KEYWORDS`, `analyze`, `parse`, `render`.
+`KEYWORDS`, `POLICY_KEYWORDS`, `analyze`, `parse`, `render`, and
+`agent_options(config)`, the `vigil.agents.options.AgentOptions` the agents,
+groups and monitor take.
 """
 
 from __future__ import annotations
@@ -89,17 +91,22 @@ class AddressValue(ValueParser[str]):
 
 @dataclass(frozen=True)
 class ResourcePolicy:
-    """How vigil watches and recovers one resource (all times in seconds)."""
+    """How vigil watches and recovers one resource (all times in seconds).
+
+    Interval and timeouts of None mean "the agent's own default" (IPaddr
+    monitors every 5 s, an LSB script every 15 s, ...: `Agent.default_interval`
+    and `default_timeout` in `vigil.agents`).
+    """
 
     monitor: bool = True
-    monitor_interval: float = 10.0
-    monitor_timeout: float = 20.0
-    start_timeout: float = 120.0
-    stop_timeout: float = 120.0
+    monitor_interval: float | None = None
+    monitor_timeout: float | None = None
+    start_timeout: float | None = None
+    stop_timeout: float | None = None
     restart_limit: int = 3
     restart_window: float = 300.0
     on_monitor_failure: str = "restart"
-    failed_stop: str = "reboot"
+    failed_stop: str = "block"
     stop_retries: int = 10
 
 
@@ -129,9 +136,15 @@ class ExtensionConfig:
     takeover_delay: float = 0.0
     control_socket: str = "/run/vigil/control.sock"
     metrics_address: str | None = None
-    garp_count: int = 5
-    garp_interval: float = 0.2
+    garp_count: int | None = None
+    garp_interval: float | None = None
     garp_refresh: float = 0.0
+    duplicate_probe: bool = True
+    fsck: str = "auto"
+    drbd_backend: str = "auto"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    mail_from: str | None = None
     state_dir: str = "/var/lib/vigil"
     path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
 
@@ -154,21 +167,24 @@ class ExtensionConfig:
 POLICY_KEYWORDS = keyword_table(
     Keyword("monitor", "check the resource periodically while it runs (on/off)", BoolValue(),
             True),
-    Keyword("monitor_interval", "time between two monitor checks", TimeValue(0, True), 10.0),
+    Keyword("monitor_interval", "time between two monitor checks", TimeValue(0, True),
+            "the agent's (IPaddr 5 s, OCF 10 s, LSB and systemd 15 s, Filesystem 20 s)"),
     Keyword("monitor_timeout", "a monitor check that takes longer has failed",
-            TimeValue(0, True), 20.0),
-    Keyword("start_timeout", "a start that takes longer has failed", TimeValue(0, True), 120.0),
+            TimeValue(0, True), "the agent's (10 s to 100 s)"),
+    Keyword("start_timeout", "a start that takes longer has failed", TimeValue(0, True),
+            "the agent's"),
     Keyword("stop_timeout", "a stop attempt that takes longer has failed", TimeValue(0, True),
-            120.0),
+            "the agent's"),
     Keyword("restart_limit", "local restarts of a failed resource within restart_window "
             "before its group fails over (0: fail over at once)", IntValue(0, 1000), 3),
     Keyword("restart_window", "the window restart_limit counts in", TimeValue(0, True), 300.0),
     Keyword("on_monitor_failure", "restart: restart in place (up to restart_limit), then fail "
             "over; failover: move the group at once; ignore: only log",
             ChoiceValue("restart", "failover", "ignore"), "restart"),
-    Keyword("failed_stop", "when a resource cannot be stopped: reboot (heartbeat's way: the "
-            "peer may then take over safely), block (keep the group here and wait for an "
-            "operator)", ChoiceValue("reboot", "block"), "reboot"),
+    Keyword("failed_stop", "when a resource cannot be stopped: block (keep the group marked "
+            "as held here, never let the peer start it, and alarm until an operator acts) or "
+            "reboot (heartbeat's way: reboot at once so the peer may take over safely)",
+            ChoiceValue("block", "reboot"), "block"),
     Keyword("stop_retries", "stop attempts, one second apart, before the stop has failed "
             "(heartbeat: 10)", IntValue(1, 100), 10),
 )
@@ -188,10 +204,22 @@ KEYWORDS = keyword_table(
     Keyword("metrics_address", "HOST:PORT of the Prometheus metrics endpoint, or off",
             AddressValue(), None),
     Keyword("garp_count", "gratuitous ARPs / unsolicited neighbour advertisements sent when "
-            "an address is taken over", IntValue(0, 100), 5),
-    Keyword("garp_interval", "time between those announcements", TimeValue(0), 0.2),
+            "an address is taken over", IntValue(0, 100),
+            "the agent's (IPaddr 10, as heartbeat; IPaddr2 5, as OCF IPaddr2)"),
+    Keyword("garp_interval", "time between those announcements", TimeValue(0),
+            "the agent's (IPaddr 500 ms, IPaddr2 200 ms)"),
     Keyword("garp_refresh", "re-announce held addresses this often (0: never)", TimeValue(0),
             0.0),
+    Keyword("duplicate_probe", "before adding an address, refuse it when another host already "
+            "answers for it (ARP probe / DAD) (on/off)", BoolValue(), True),
+    Keyword("fsck", "Filesystem: check before mounting: auto (file systems without a journal), "
+            "force, no", ChoiceValue("auto", "force", "no"), "auto"),
+    Keyword("drbd_backend", "drbddisk: auto (drbdadm when the DRBD kernel module is loaded, "
+            "else vigil's own replication), drbdadm, vigil",
+            ChoiceValue("auto", "drbdadm", "vigil"), "auto"),
+    Keyword("smtp_host", "MailTo: the SMTP server", StrValue("a host name"), "localhost"),
+    Keyword("smtp_port", "MailTo: its port", IntValue(1, 65535, "port"), 25),
+    Keyword("mail_from", "MailTo: the sender", StrValue("an address"), "root@`uname -n`"),
     Keyword("state_dir", "where vigil keeps its state", PathValue(), "/var/lib/vigil"),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
@@ -303,6 +331,12 @@ def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
     return analyze(text, path).unwrap()
 
 
+_GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
+                "control_socket", "metrics_address", "garp_count", "garp_interval",
+                "garp_refresh", "duplicate_probe", "fsck", "drbd_backend", "smtp_host",
+                "smtp_port", "mail_from", "state_dir")
+
+
 def _render_value(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -320,9 +354,7 @@ def render(config: ExtensionConfig) -> str:
         if value != getattr(base, f.name):
             out.append(f"{f.name} {_render_value(value)}")
     plain = ExtensionConfig()
-    for name in ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
-                 "control_socket", "metrics_address", "garp_count", "garp_interval",
-                 "garp_refresh", "state_dir"):
+    for name in _GLOBAL_ONLY:
         value = getattr(config, name)
         if value != getattr(plain, name):
             out.append(f"{name} {'off' if value is None else _render_value(value)}")
@@ -335,5 +367,50 @@ def render(config: ExtensionConfig) -> str:
     return "\n".join(out) + "\n"
 
 
+def agent_options(config: ExtensionConfig) -> Any:
+    """The `AgentOptions` for vigil's agents, groups and monitor.
+
+    Global settings map one to one. Of the `agent`/`resource` sections,
+    `monitor_interval` goes to `AgentOptions.intervals` and the timeouts to
+    `AgentOptions.timeouts` (which applies one value to every operation of that
+    resource: the largest timeout the section gives). `monitor off` and
+    `on_monitor_failure` have no AgentOptions field: read them with
+    `ExtensionConfig.policy_for`.
+    """
+    from vigil.agents.options import AgentOptions, DrbdBackend, FsckMode, StopFailurePolicy
+
+    d = config.defaults
+    intervals: dict[str, float] = {}
+    timeouts: dict[str, float] = {}
+    for override in (*config.agents.values(), *config.resources.values()):
+        settings = override.settings
+        if settings.get("monitor_interval") is not None:
+            intervals[override.name] = settings["monitor_interval"]
+        given = [settings[k] for k in ("monitor_timeout", "start_timeout", "stop_timeout")
+                 if settings.get(k) is not None]
+        if given:
+            timeouts[override.name] = max(given)
+    return AgentOptions(
+        monitor_interval=d.monitor_interval,
+        monitor_timeout=d.monitor_timeout,
+        start_timeout=d.start_timeout,
+        stop_timeout=d.stop_timeout,
+        intervals=intervals,
+        timeouts=timeouts,
+        restart_limit=d.restart_limit,
+        restart_window=d.restart_window,
+        stop_retries=d.stop_retries,
+        on_stop_failure=StopFailurePolicy(d.failed_stop),
+        arp_count=config.garp_count,
+        arp_interval=config.garp_interval,
+        duplicate_probe=config.duplicate_probe,
+        fsck=FsckMode(config.fsck),
+        drbd_backend=DrbdBackend(config.drbd_backend),
+        smtp_host=config.smtp_host,
+        smtp_port=config.smtp_port,
+        mail_from=config.mail_from,
+    )
+
+
 __all__ = ["DEFAULT_PATH", "KEYWORDS", "POLICY_KEYWORDS", "ExtensionConfig", "PolicyOverride",
-           "ResourcePolicy", "analyze", "parse", "render"]
+           "ResourcePolicy", "agent_options", "analyze", "parse", "render"]

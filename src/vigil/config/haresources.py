@@ -10,7 +10,8 @@ Resources start left to right and stop right to left. The first resource is
 the group's key (heartbeat's `takegroup`/`givegroup` use it), so it must be
 unique. A resource is `name` or `name::arg1::arg2` (no spaces in arguments).
 A bare IPv4 address (``10.0.0.10``, ``10.0.0.10/24/eth0``, ...) is heartbeat's
-shorthand for ``IPaddr::10.0.0.10...``. The home node is lower-cased.
+shorthand for ``IPaddr::10.0.0.10...``; vigil extends it to IPv6
+(``2001:db8::10/64/eth0``). The home node is lower-cased.
 
 vigil adds three explicit forms (documented in docs/config.md):
 
@@ -21,7 +22,8 @@ vigil adds three explicit forms (documented in docs/config.md):
   ``ocf:heartbeat:IPaddr2::ip=2001:db8::10::cidr_netmask=64``.
 * ``systemd:UNIT`` (``systemd:nginx`` or ``systemd:nginx.service``) runs a
   systemd unit; it takes no arguments.
-* ``lsb:NAME`` runs /etc/init.d/NAME only (skipping resource.d).
+* ``lsb:NAME`` runs the script NAME from /etc/ha.d/resource.d or /etc/init.d
+  even when vigil has a built-in agent of that name.
 
 The agents that take a single address argument (IPaddr, IPaddr2, IPv6addr,
 IPsrcaddr, SendArp) get their `::` pieces joined back into one argument, so
@@ -32,9 +34,13 @@ agent (`vigil.agents.BUILTIN_AGENTS`), then heartbeat's lookup order
 (/etc/ha.d/resource.d/NAME, then /etc/init.d/NAME), for plain names; the
 explicit forms go straight to their place. Its directories are injectable.
 
+Agents are built from a `ResourceRef` with
+``vigil.agents.factory.build_agent(ref.name, ref.args)``: its `args` are
+already split and joined as described here (OCF values, IPv6 addresses).
+
 Public API: `HaResources`, `ResourceGroup`, `ResourceRef`, `analyze`,
 `parse`, `render`, `parse_resource`, `ResourceResolver`, `Resolution`,
-`AgentKind`, `IPSpec`, `parse_ip_spec`, `check_builtin_arguments`.
+`AgentKind`, `check_builtin_arguments`.
 """
 
 from __future__ import annotations
@@ -144,8 +150,18 @@ class HaResources:
 
 
 def is_ip_shorthand(word: str) -> bool:
-    """Heartbeat's test for a bare IP resource: the glob ``[0-9]*.[0-9]*.[0-9]*.[0-9]*``."""
-    return bool(re.fullmatch(r"[0-9].*\..*\..*\..*", word)) and "::" not in word
+    """A bare address standing for ``IPaddr::word``.
+
+    IPv4: heartbeat's own test, the glob ``[0-9]*.[0-9]*.[0-9]*.[0-9]*``.
+    IPv6 (vigil's addition, as its IPaddr agent handles IPv6): the part before
+    the first ``/`` is an IPv6 address (``2001:db8::10/64/eth0``).
+    """
+    if re.fullmatch(r"[0-9].*\..*\..*\..*", word) and "::" not in word:
+        return True
+    try:
+        return ipaddress.ip_address(word.split("/", 1)[0]).version == 6
+    except ValueError:
+        return False
 
 
 def parse_resource(word: str, location: Location | None = None) -> ResourceRef:
@@ -190,10 +206,7 @@ def parse_resource(word: str, location: Location | None = None) -> ResourceRef:
             raise ValueProblem(f"bad init script name in {name!r}: write lsb:NAME")
         return ResourceRef(word, name, tuple(args), location)
     if not _SCRIPT_NAME.match(name):
-        hint = ""
-        if ":" in name and all(c in "0123456789abcdefABCDEF:" for c in name):
-            hint = " (an IPv6 address? write IPaddr2::ADDRESS/PREFIX/IFACE)"
-        raise ValueProblem(f"bad resource name {name!r}{hint}")
+        raise ValueProblem(f"bad resource name {name!r}")
     if name in SINGLE_ARGUMENT_AGENTS and len(args) > 1:
         args = ["::".join(args)]
     return ResourceRef(word, name, tuple(args), location)
@@ -313,135 +326,24 @@ def _render_ref(ref: ResourceRef) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Address arguments (IPaddr and friends)
-
-
-@dataclass(frozen=True)
-class IPSpec:
-    """An IPaddr-style argument: ``ip[/mask[/iface[:label]][/broadcast]]``.
-
-    `prefix` is None when the mask is left to the route that reaches the
-    address (heartbeat's IPaddr picks the interface and mask that way).
-    """
-
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
-    prefix: int | None = None
-    interface: str | None = None
-    label: str | None = None
-    broadcast: ipaddress.IPv4Address | None = None
-
-
-def parse_ip_spec(arg: str, agent: str = "IPaddr") -> IPSpec:
-    """Parse the argument of IPaddr, IPaddr2, IPv6addr, SendArp or IPsrcaddr.
-
-    Follows heartbeat's wrappers: a third field that starts with a digit is
-    the broadcast address, not an interface. `ValueProblem` when malformed.
-    """
-    fields = arg.split("/")
-    try:
-        address = ipaddress.ip_address(fields[0])
-    except ValueError:
-        raise ValueProblem(f"{agent}: {fields[0]!r} is not an IP address") from None
-    if agent == "IPaddr" and address.version != 4:
-        raise ValueProblem("IPaddr: only IPv4; use IPaddr2 or IPv6addr for IPv6")
-    if agent == "IPv6addr" and address.version != 6:
-        raise ValueProblem("IPv6addr: not an IPv6 address")
-    if agent == "SendArp":
-        if len(fields) != 2 or not fields[1]:
-            raise ValueProblem("SendArp: write SendArp::IP/INTERFACE")
-        return IPSpec(address, None, fields[1])
-    if agent == "IPsrcaddr":
-        if len(fields) > 1:
-            raise ValueProblem("IPsrcaddr: takes a plain address")
-        return IPSpec(address)
-    prefix: int | None = None
-    interface: str | None = None
-    label: str | None = None
-    broadcast: ipaddress.IPv4Address | None = None
-    rest = fields[1:]
-    if len(rest) > 3:
-        raise ValueProblem(f"{agent}: too many '/' fields in {arg!r}")
-    if rest and rest[0]:
-        prefix = _parse_mask(rest[0], address, agent)
-    if len(rest) >= 2 and rest[1]:
-        third = rest[1]
-        if third[0].isdigit() and address.version == 4:
-            broadcast = _parse_broadcast(third, agent)
-            if len(rest) == 3:
-                raise ValueProblem(f"{agent}: nothing may follow the broadcast address")
-        else:
-            interface, _, label = third.partition(":")
-            label = label or None
-            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", interface):
-                raise ValueProblem(f"{agent}: bad interface name {interface!r}")
-            if len(rest) == 3 and rest[2]:
-                if address.version != 4:
-                    raise ValueProblem(f"{agent}: IPv6 has no broadcast address")
-                broadcast = _parse_broadcast(rest[2], agent)
-    return IPSpec(address, prefix, interface, label, broadcast)
-
-
-def _parse_mask(text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                agent: str) -> int:
-    limit = 32 if address.version == 4 else 128
-    if text.isdigit():
-        bits = int(text)
-        if not 0 < bits <= limit:
-            raise ValueProblem(f"{agent}: prefix length {bits} is out of range 1..{limit}")
-        return bits
-    if address.version == 4:
-        try:
-            return ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
-        except ValueError:
-            pass
-    raise ValueProblem(f"{agent}: bad netmask {text!r}")
-
-
-def _parse_broadcast(text: str, agent: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(text)
-    except ValueError:
-        raise ValueProblem(f"{agent}: bad broadcast address {text!r}") from None
-
-
-#: Argument counts (min, max) of the built-in agents, as heartbeat's wrappers accept them.
-BUILTIN_ARITY: FrozenMap[str, tuple[int, int]] = FrozenMap({
-    "IPaddr": (1, 1),
-    "IPaddr2": (1, 1),
-    "SendArp": (1, 1),
-    "IPsrcaddr": (1, 1),
-    "Delay": (0, 2),
-    "MailTo": (1, 2),
-    "Filesystem": (2, 4),
-    "drbddisk": (0, 1),
-    "ldirectord": (0, 1),
-})
+# Arguments of the built-in agents
 
 
 def check_builtin_arguments(ref: ResourceRef) -> str | None:
-    """What is wrong with a built-in agent's arguments, or None when they are fine."""
-    arity = BUILTIN_ARITY.get(ref.name)
-    if arity is None:
+    """What is wrong with a built-in agent's arguments, or None when they are fine.
+
+    The agent's own constructor is the judge (it validates without touching
+    the system), so `vigil check` and a start agree on what is accepted.
+    """
+    from vigil.agents.base import AgentConfigError
+    from vigil.agents.factory import build_agent
+
+    if ref.name not in BUILTIN_AGENTS:
         return None
-    lo, hi = arity
-    if not lo <= len(ref.args) <= hi:
-        want = f"{lo}" if lo == hi else f"{lo} to {hi}"
-        plural = "" if lo == hi == 1 else "s"
-        return f"{ref.name} takes {want} argument{plural}, got {len(ref.args)}"
-    if ref.name in SINGLE_ARGUMENT_AGENTS:
-        try:
-            parse_ip_spec(ref.args[0], ref.name)
-        except ValueProblem as problem:
-            return str(problem)
-    if ref.name == "Delay":
-        for arg in ref.args:
-            try:
-                if float(arg) < 0:
-                    raise ValueError
-            except ValueError:
-                return f"Delay: {arg!r} is not a number of seconds"
-    if ref.name == "Filesystem" and not ref.args[1].startswith("/"):
-        return f"Filesystem: mount point {ref.args[1]!r} is not an absolute path"
+    try:
+        build_agent(ref.name, ref.args)
+    except AgentConfigError as problem:
+        return str(problem)
     return None
 
 
@@ -503,8 +405,7 @@ class ResourceResolver:
             return Resolution(AgentKind.OCF, agent, path, provider=provider)
         if name.startswith("systemd:"):
             unit = name[len("systemd:"):]
-            if "." not in unit.rsplit("@", 1)[-1] or not unit.endswith(
-                    (".service", ".socket", ".target", ".mount", ".timer", ".path")):
+            if "." not in unit:
                 unit += ".service"
             candidates = [unit]
             if "@" in unit:
@@ -517,36 +418,28 @@ class ResourceResolver:
                         return Resolution(AgentKind.SYSTEMD, unit, path, unit=unit)
             raise ResolveError(f"systemd unit {unit} not found in "
                                f"{', '.join(self.systemd_dirs)}")
-        if name.startswith("lsb:"):
-            script = name[len("lsb:"):]
-            for directory in self.init_dirs:
-                path = os.path.join(directory, script)
-                if _executable(path):
-                    return Resolution(AgentKind.LSB, script, path)
-            raise ResolveError(f"init script {script} not found: no executable "
-                               f"{' or '.join(os.path.join(d, script) for d in self.init_dirs)}")
+        script = name.removeprefix("lsb:")
         if name in self.builtins:
             return Resolution(AgentKind.BUILTIN, name)
         for directory in self.resource_dirs:
-            path = os.path.join(directory, name)
+            path = os.path.join(directory, script)
             if _executable(path):
-                return Resolution(AgentKind.HEARTBEAT, name, path)
+                return Resolution(AgentKind.HEARTBEAT, script, path)
         for directory in self.init_dirs:
-            path = os.path.join(directory, name)
+            path = os.path.join(directory, script)
             if _executable(path):
-                return Resolution(AgentKind.LSB, name, path)
-        looked = [os.path.join(d, name) for d in (*self.resource_dirs, *self.init_dirs)]
-        raise ResolveError(f"cannot locate resource {name}: not a vigil built-in agent and no "
-                           f"executable {' or '.join(looked)}")
+                return Resolution(AgentKind.LSB, script, path)
+        looked = [os.path.join(d, script) for d in (*self.resource_dirs, *self.init_dirs)]
+        what = "" if name.startswith("lsb:") else "not a vigil built-in agent and "
+        raise ResolveError(f"cannot locate resource {name}: {what}no executable "
+                           f"{' or '.join(looked)}")
 
 
 __all__ = [
-    "BUILTIN_ARITY",
     "DEFAULT_PATH",
     "SINGLE_ARGUMENT_AGENTS",
     "AgentKind",
     "HaResources",
-    "IPSpec",
     "Resolution",
     "ResolveError",
     "ResourceGroup",
@@ -556,7 +449,6 @@ __all__ = [
     "check_builtin_arguments",
     "is_ip_shorthand",
     "parse",
-    "parse_ip_spec",
     "parse_resource",
     "render",
 ]

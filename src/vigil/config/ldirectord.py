@@ -792,6 +792,7 @@ class _Reader:
             elif word and word.group(1) in ("connect", "negotiate", "ping", "off", "on",
                                             "external", "external-perl"):
                 v["checktype"] = CheckType(word.group(1))
+                v["connect_count"] = 0  # only meaningful for checktype=N
             else:
                 raise _Problem('checktype must be "connect", "negotiate", "on", "off", "ping", '
                                '"external", "external-perl" or a positive number')

@@ -102,7 +102,8 @@ def test_config_show_json_masks_secrets(tmp_path, capsys):
     assert data["haresources"]["groups"][0]["resources"][1]["name"] == "ldirectord"
     virtual = data["ldirectord"]["ldirectord.cf"]["virtuals"][0]
     assert virtual["quiescent"] is True and virtual["reals"][0]["forwarding"] == "gate"
-    assert data["extension"]["defaults"]["monitor_interval"] == 10.0
+    assert data["extension"]["defaults"]["monitor_interval"] is None  # the agents' own
+    assert data["extension"]["defaults"]["failed_stop"] == "block"
     code = main(["config", "show", "--json", "--show-secrets", "--dir", str(d), "--host",
                  "server5.example.com", "--drbd-conf", str(tmp_path / "none")])
     assert json.loads(capsys.readouterr().out)["authkeys"]["keys"]["2"]["secret"] == "s3cret"

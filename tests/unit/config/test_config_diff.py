@@ -80,7 +80,7 @@ def test_ldirectord_real_servers_by_identity():
 
 def test_vigil_cf_sections():
     result = diff(cluster(), cluster(ext="monitor_interval 5\nagent httpd\n  monitor off\n"))
-    assert result.summary() == ["vigil.cf: monitor_interval changed from 10s to 5s",
+    assert result.summary() == ["vigil.cf: monitor_interval changed from (unset) to 5s",
                                 "vigil.cf: agent httpd added"]
 
 

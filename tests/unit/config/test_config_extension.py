@@ -27,10 +27,11 @@ resource 198.51.100.100/24/eth0
 def test_defaults_without_a_file():
     config = ext.parse("")
     assert config.defaults == ext.ResourcePolicy()
-    assert (config.defaults.monitor_interval, config.defaults.restart_limit) == (10.0, 3)
-    assert config.defaults.failed_stop == "reboot"  # heartbeat reboots on a failed stop
+    assert config.defaults.monitor_interval is None  # each agent's own default
+    assert config.defaults.restart_limit == 3
+    assert config.defaults.failed_stop == "block"  # never let the peer start it twice
     assert config.fence_command is None and config.metrics_address is None
-    assert (config.garp_count, config.garp_interval) == (5, 0.2)
+    assert (config.garp_count, config.garp_interval) == (None, None)
 
 
 def test_example():
@@ -60,7 +61,7 @@ def test_policy_precedence_resource_then_agent_then_globals():
     ("monitor_interval 5s\n", (1, 18, "monitor_interval: bad time '5s': expected seconds (e.g. 2 "
                                       "or 1.5) or milliseconds (e.g. 1500ms)")),
     ("restart_limit -1\n", (1, 15, "restart_limit: number -1 is out of range 0..1000")),
-    ("failed_stop panic\n", (1, 13, "failed_stop: bad value 'panic': expected reboot | block")),
+    ("failed_stop panic\n", (1, 13, "failed_stop: bad value 'panic': expected block | reboot")),
     ("metrics_address localhost\n",
      (1, 17, "metrics_address: bad address 'localhost': expected HOST:PORT (e.g. "
              "127.0.0.1:9694) or off")),
@@ -87,3 +88,24 @@ def test_metrics_off_and_render_round_trip():
 def test_every_keyword_has_a_parser_and_a_doc():
     for kw in ext.KEYWORDS.values():
         assert kw.parser is not None and kw.doc
+
+
+def test_agent_options_drive_the_agents():
+    from vigil.agents.factory import build_agent
+    from vigil.agents.options import StopFailurePolicy
+
+    config = ext.parse(EXAMPLE + "failed_stop reboot\nagent IPaddr\n  monitor_timeout 4\n"
+                                 "  stop_timeout 9\n")
+    options = ext.agent_options(config)
+    vip = build_agent("IPaddr", ("198.51.100.100/24/eth0",), options=options)
+    other_vip = build_agent("IPaddr", ("198.51.100.101/24/eth0",), options=options)
+    mysqld_like = build_agent("Delay", ("1",), options=options)
+    assert options.interval_for(vip) == 5.0  # the global setting (the section sets monitor off)
+    assert options.timeout_for(other_vip, "stop") == 9.0  # agent section: its largest timeout
+    assert options.interval_for(mysqld_like) == 5.0
+    assert options.on_stop_failure is StopFailurePolicy.REBOOT
+    assert (options.arp_count, options.arp_interval) == (3, 0.5)
+    assert options.restart_limit == 2
+    plain = ext.agent_options(ext.parse(""))
+    assert plain.interval_for(vip) == vip.default_interval
+    assert plain.on_stop_failure is StopFailurePolicy.BLOCK

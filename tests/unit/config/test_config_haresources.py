@@ -104,8 +104,12 @@ def test_ocf_resources_and_ipv6_values():
 def test_single_address_agents_take_ipv6_addresses_as_written():
     ref = hr.parse_resource("IPaddr2::2001:db8::10/64/eth0")
     assert ref.args == ("2001:db8::10/64/eth0",)
-    spec = hr.parse_ip_spec(ref.args[0], "IPaddr2")
-    assert (str(spec.address), spec.prefix, spec.interface) == ("2001:db8::10", 64, "eth0")
+    assert hr.check_builtin_arguments(ref) is None
+
+
+def test_bare_ipv6_address_is_ipaddr_shorthand_too():
+    ref = hr.parse_resource("2001:db8::10/64/eth0")
+    assert (ref.name, ref.args) == ("IPaddr", ("2001:db8::10/64/eth0",))
 
 
 def test_systemd_and_lsb_forms():
@@ -122,8 +126,7 @@ def test_systemd_and_lsb_forms():
     ("systemd:nginx::x", "systemd:nginx takes no '::' arguments (systemd units have none)"),
     ("systemd:", "bad systemd unit name in 'systemd:': write systemd:UNIT, e.g. systemd:nginx"),
     ("::x", "resource '::x' has no name before '::'"),
-    ("2001:db8::1", "bad resource name '2001:db8' (an IPv6 address? write "
-                    "IPaddr2::ADDRESS/PREFIX/IFACE)"),
+    ("2001:db8", "bad resource name '2001:db8'"),
     ("my$script", "bad resource name 'my$script'"),
 ])
 def test_bad_resource_words(word, message):
@@ -152,36 +155,31 @@ def test_resource_in_two_groups_is_warned_about():
                                "over it")
 
 
-@pytest.mark.parametrize(("arg", "agent", "expected"), [
-    ("10.0.0.1", "IPaddr", ("10.0.0.1", None, None, None, None)),
-    ("10.0.0.1/24", "IPaddr", ("10.0.0.1", 24, None, None, None)),
-    ("10.0.0.1/24/eth0", "IPaddr", ("10.0.0.1", 24, "eth0", None, None)),
-    ("10.0.0.1/24/10.0.0.255", "IPaddr", ("10.0.0.1", 24, None, None, "10.0.0.255")),
-    ("135.9.216.3/28/eth0/135.9.216.12", "IPaddr",
-     ("135.9.216.3", 28, "eth0", None, "135.9.216.12")),
-    ("10.0.0.1/255.255.255.0/eth0", "IPaddr", ("10.0.0.1", 24, "eth0", None, None)),
-    ("10.0.0.1/24/eth0:vip", "IPaddr2", ("10.0.0.1", 24, "eth0", "vip", None)),
-    ("10.0.0.1/eth0", "SendArp", ("10.0.0.1", None, "eth0", None, None)),
-])
-def test_ip_spec_follows_heartbeats_wrappers(arg, agent, expected):
-    spec = hr.parse_ip_spec(arg, agent)
-    got = (str(spec.address), spec.prefix, spec.interface, spec.label,
-           str(spec.broadcast) if spec.broadcast else None)
-    assert got == expected
-
-
 @pytest.mark.parametrize(("ref", "message"), [
-    ("IPaddr::10.0.0", "IPaddr: '10.0.0' is not an IP address"),
-    ("IPaddr::10.0.0.1/33", "IPaddr: prefix length 33 is out of range 1..32"),
-    ("IPaddr::2001:db8::1", "IPaddr: only IPv4; use IPaddr2 or IPv6addr for IPv6"),
-    ("Filesystem::/dev/sda1", "Filesystem takes 2 to 4 arguments, got 1"),
-    ("Filesystem::/dev/sda1::data", "Filesystem: mount point 'data' is not an absolute path"),
-    ("drbddisk::a::b", "drbddisk takes 0 to 1 arguments, got 2"),
+    ("IPaddr::10.0.0", "IPaddr::10.0.0: '10.0.0' is not an IP address"),
+    ("IPaddr::10.0.0.1/33", "IPaddr::10.0.0.1/33: bad prefix length '33' (1..32)"),
+    ("IPaddr2::2001:db8::1/64/eth0/10.0.0.255",
+     "IPaddr2::2001:db8::1/64/eth0/10.0.0.255: IPv6 has no broadcast address"),
+    ("Filesystem::/dev/sda1", "Filesystem takes device::directory[::fstype[::options]]"),
+    ("Filesystem::/dev/sda1::data",
+     "Filesystem: mount point 'data' must be an absolute path other than /"),
+    ("drbddisk::a::b", "drbddisk takes at most one argument: the resource name"),
     ("Delay::x", "Delay: 'x' is not a number of seconds"),
-    ("MailTo", "MailTo takes 1 to 2 arguments, got 0"),
+    ("MailTo", "MailTo takes addr[,addr...][::subject]"),
+    ("SendArp::10.0.0.1", "SendArp takes ip/iface"),
 ])
-def test_builtin_argument_checks(ref, message):
+def test_builtin_arguments_are_judged_by_the_agents_themselves(ref, message):
     assert hr.check_builtin_arguments(hr.parse_resource(ref)) == message
+
+
+@pytest.mark.parametrize("ref", [
+    "10.0.0.1", "10.0.0.1/24/eth0/10.0.0.255", "IPaddr::10.0.0.1/24/eth0:0",
+    "IPaddr2::10.0.0.1/255.255.255.0/eth0", "IPaddr::2001:db8::1", "SendArp::10.0.0.1/eth0",
+    "IPsrcaddr::10.0.0.1", "Delay::2::1", "MailTo::a@b.c,d@e.f::subject", "drbddisk",
+    "ldirectord::web.cf", "Filesystem::-Ldata::/srv::ext4::noatime",
+])
+def test_builtin_arguments_heartbeat_users_write_are_accepted(ref):
+    assert hr.check_builtin_arguments(hr.parse_resource(ref)) is None
 
 
 def test_builtin_arguments_of_the_seed_are_fine():
@@ -210,7 +208,7 @@ def test_resolution_order(dirs):
     _script(tmp / "init.d" / "apache")
     _script(tmp / "init.d" / "mysql")
     _script(tmp / "init.d" / "broken", executable=False)
-    _script(tmp / "resource.d" / "IPaddr")  # a built-in wins over heartbeat's wrapper
+    _script(tmp / "resource.d" / "IPaddr")  # a built-in wins over heartbeat's wrapper...
     _script(tmp / "ocf" / "heartbeat" / "Dummy")
     (tmp / "systemd").mkdir()
     (tmp / "systemd" / "nginx.service").write_text("[Service]\n")
@@ -221,9 +219,11 @@ def test_resolution_order(dirs):
         return (r.kind.value, r.path)
 
     assert how("IPaddr::10.0.0.1") == ("builtin", None)
+    assert how("lsb:IPaddr") == ("heartbeat", str(tmp / "resource.d" / "IPaddr"))  # ...unless
     assert how("apache") == ("heartbeat", str(tmp / "resource.d" / "apache"))
     assert how("mysql") == ("lsb", str(tmp / "init.d" / "mysql"))
-    assert how("lsb:apache") == ("lsb", str(tmp / "init.d" / "apache"))
+    assert how("lsb:apache") == ("heartbeat", str(tmp / "resource.d" / "apache"))
+    assert how("lsb:mysql") == ("lsb", str(tmp / "init.d" / "mysql"))
     assert how("ocf:heartbeat:Dummy::state=/tmp/x") == (
         "ocf", str(tmp / "ocf" / "heartbeat" / "Dummy"))
     assert how("systemd:nginx") == ("systemd", str(tmp / "systemd" / "nginx.service"))
