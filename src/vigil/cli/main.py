@@ -15,6 +15,8 @@ from vigil.errors import VigilError
 #: Subcommand modules, in the order `vigil --help` lists them. Each has
 #: `register(subparsers)`, which adds its parser and sets `handler`.
 COMMANDS = [
+    "vigil.cli.check",
+    "vigil.cli.config",
     "vigil.cli.demo",
     "vigil.cli.lab",
     "vigil.cli.realserver",

@@ -1,0 +1,416 @@
+"""`/etc/ha.d/vigil.cf`: vigil's own settings, for what the legacy files cannot say.
+
+The file is optional; without it vigil behaves as described by the defaults
+below, and ha.cf, authkeys, haresources, ldirectord.cf and the DRBD files
+never need to change. It is written in heartbeat's style::
+
+    # global settings: keyword value
+    restart_limit 2
+    fence_command /usr/local/sbin/fence-peer %n
+    metrics_address 127.0.0.1:9694
+
+    # settings for every resource run by one agent (haresources name)
+    agent mysqld
+        monitor_interval 5
+        restart_limit 2
+
+    # settings for one resource, named as written in haresources
+    # (the IPaddr shorthand 198.51.100.100/24/eth0 names the same resource)
+    resource IPaddr::198.51.100.100/24/eth0
+        monitor off
+
+`#` starts a comment. Times use heartbeat's syntax (seconds, or `500ms`);
+booleans on/off, yes/no. A section starts with an ``agent NAME`` or
+``resource NAME`` line at the start of a line; its settings are the indented
+lines after it (blank lines allowed); the next unindented line ends it.
+A resource's settings come from its ``resource`` section, then its
+``agent`` section, then the global settings (`ExtensionConfig.policy_for`).
+
+Public API: `ExtensionConfig`, `ResourcePolicy`, `PolicyOverride`,
+`KEYWORDS`, `POLICY_KEYWORDS`, `analyze`, `parse`, `render`, and
+`agent_options(config)`, the `vigil.agents.options.AgentOptions` the agents,
+groups and monitor take.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from vigil.config.base import (
+    NO_JSON,
+    BoolValue,
+    ChoiceValue,
+    Diagnostics,
+    FrozenMap,
+    IntValue,
+    Keyword,
+    Parsed,
+    PathValue,
+    SourceLine,
+    StrValue,
+    TimeValue,
+    ValueParser,
+    ValueProblem,
+    format_time,
+    keyword_table,
+    physical_lines,
+    split_words,
+    strip_comment,
+)
+from vigil.config.haresources import ResourceRef, parse_resource
+from vigil.errors import Location
+
+DEFAULT_PATH = "/etc/ha.d/vigil.cf"
+
+
+class AddressValue(ValueParser[str]):
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), or ``off``."""
+
+    expects = "HOST:PORT (e.g. 127.0.0.1:9694) or off"
+
+    def __call__(self, text: str) -> str:
+        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]+)", text)
+        if not m or not 0 < int(m.group(2)) < 65536:
+            raise ValueProblem(f"bad address {text!r}: expected {self.expects}")
+        host = m.group(1).strip("[]")
+        if ":" in host:
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValueProblem(f"bad IPv6 address {host!r}") from None
+        return text
+
+
+# ---------------------------------------------------------------------------
+# Model
+
+
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """How vigil watches and recovers one resource (all times in seconds).
+
+    Interval and timeouts of None mean "the agent's own default" (IPaddr
+    monitors every 5 s, an LSB script every 15 s, ...: `Agent.default_interval`
+    and `default_timeout` in `vigil.agents`).
+    """
+
+    monitor: bool = True
+    monitor_interval: float | None = None
+    monitor_timeout: float | None = None
+    start_timeout: float | None = None
+    stop_timeout: float | None = None
+    restart_limit: int = 3
+    restart_window: float = 300.0
+    on_monitor_failure: str = "restart"
+    failed_stop: str = "block"
+    stop_retries: int = 10
+
+
+@dataclass(frozen=True)
+class PolicyOverride:
+    """An ``agent`` or ``resource`` section: the settings it gives (None = inherited)."""
+
+    kind: str  # agent | resource
+    name: str
+    settings: FrozenMap[str, Any] = field(default_factory=FrozenMap)
+    location: Location | None = field(default=None, compare=False, repr=False, metadata=NO_JSON)
+
+    def apply(self, policy: ResourcePolicy) -> ResourcePolicy:
+        return replace(policy, **dict(self.settings))
+
+
+@dataclass(frozen=True)
+class ExtensionConfig:
+    """vigil.cf with every default filled in."""
+
+    defaults: ResourcePolicy = field(default_factory=ResourcePolicy)
+    agents: FrozenMap[str, PolicyOverride] = field(default_factory=FrozenMap)
+    resources: FrozenMap[str, PolicyOverride] = field(default_factory=FrozenMap)
+    fence_command: str | None = None
+    fence_timeout: float = 60.0
+    fence_before_takeover: bool = True
+    takeover_delay: float = 0.0
+    control_socket: str = "/run/vigil/control.sock"
+    metrics_address: str | None = None
+    garp_count: int | None = None
+    garp_interval: float | None = None
+    garp_refresh: float = 0.0
+    duplicate_probe: bool = True
+    fsck: str = "auto"
+    drbd_backend: str = "auto"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    mail_from: str | None = None
+    state_dir: str = "/var/lib/vigil"
+    path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
+
+    def policy_for(self, ref: ResourceRef) -> ResourcePolicy:
+        """The policy of one haresources resource: resource section, agent section, globals."""
+        policy = self.defaults
+        agent = self.agents.get(ref.name)
+        if agent is not None:
+            policy = agent.apply(policy)
+        section = self.resources.get(ref.label)
+        if section is not None:
+            return section.apply(policy)
+        return policy
+
+
+# ---------------------------------------------------------------------------
+# Keyword tables
+
+#: Settings allowed globally and in `agent`/`resource` sections.
+POLICY_KEYWORDS = keyword_table(
+    Keyword("monitor", "check the resource periodically while it runs (on/off)", BoolValue(),
+            True),
+    Keyword("monitor_interval", "time between two monitor checks", TimeValue(0, True),
+            "the agent's (IPaddr 5 s, OCF 10 s, LSB and systemd 15 s, Filesystem 20 s)"),
+    Keyword("monitor_timeout", "a monitor check that takes longer has failed",
+            TimeValue(0, True), "the agent's (10 s to 100 s)"),
+    Keyword("start_timeout", "a start that takes longer has failed", TimeValue(0, True),
+            "the agent's"),
+    Keyword("stop_timeout", "a stop attempt that takes longer has failed", TimeValue(0, True),
+            "the agent's"),
+    Keyword("restart_limit", "local restarts of a failed resource within restart_window "
+            "before its group fails over (0: fail over at once)", IntValue(0, 1000), 3),
+    Keyword("restart_window", "the window restart_limit counts in", TimeValue(0, True), 300.0),
+    Keyword("on_monitor_failure", "restart: restart in place (up to restart_limit), then fail "
+            "over; failover: move the group at once; ignore: only log",
+            ChoiceValue("restart", "failover", "ignore"), "restart"),
+    Keyword("failed_stop", "when a resource cannot be stopped: block (keep the group marked "
+            "as held here, never let the peer start it, and alarm until an operator acts) or "
+            "reboot (heartbeat's way: reboot at once so the peer may take over safely)",
+            ChoiceValue("block", "reboot"), "block"),
+    Keyword("stop_retries", "stop attempts, one second apart, before the stop has failed "
+            "(heartbeat: 10)", IntValue(1, 100), 10),
+)
+
+KEYWORDS = keyword_table(
+    *POLICY_KEYWORDS.values(),
+    Keyword("fence_command", "command that fences the peer (%n: its node name); run before "
+            "taking over from a dead peer; exit 0 means fenced", StrValue("a command")),
+    Keyword("fence_timeout", "a fence command that takes longer has failed",
+            TimeValue(0, True), 60.0),
+    Keyword("fence_before_takeover", "fence a dead peer before taking over its groups, when "
+            "a fence command or ha.cf stonith device exists (on/off)", BoolValue(), True),
+    Keyword("takeover_delay", "extra wait after the peer is declared dead before taking "
+            "over its groups", TimeValue(0), 0.0),
+    Keyword("control_socket", "unix socket of `vigil status` and friends", PathValue(),
+            "/run/vigil/control.sock"),
+    Keyword("metrics_address", "HOST:PORT of the Prometheus metrics endpoint, or off",
+            AddressValue(), None),
+    Keyword("garp_count", "gratuitous ARPs / unsolicited neighbour advertisements sent when "
+            "an address is taken over", IntValue(0, 100),
+            "the agent's (IPaddr 10, as heartbeat; IPaddr2 5, as OCF IPaddr2)"),
+    Keyword("garp_interval", "time between those announcements", TimeValue(0),
+            "the agent's (IPaddr 500 ms, IPaddr2 200 ms)"),
+    Keyword("garp_refresh", "re-announce held addresses this often (0: never)", TimeValue(0),
+            0.0),
+    Keyword("duplicate_probe", "before adding an address, refuse it when another host already "
+            "answers for it (ARP probe / DAD) (on/off)", BoolValue(), True),
+    Keyword("fsck", "Filesystem: check before mounting: auto (file systems without a journal), "
+            "force, no", ChoiceValue("auto", "force", "no"), "auto"),
+    Keyword("drbd_backend", "drbddisk: auto (drbdadm when the DRBD kernel module is loaded, "
+            "else vigil's own replication), drbdadm, vigil",
+            ChoiceValue("auto", "drbdadm", "vigil"), "auto"),
+    Keyword("smtp_host", "MailTo: the SMTP server", StrValue("a host name"), "localhost"),
+    Keyword("smtp_port", "MailTo: its port", IntValue(1, 65535, "port"), 25),
+    Keyword("mail_from", "MailTo: the sender", StrValue("an address"), "root@`uname -n`"),
+    Keyword("state_dir", "where vigil keeps its state", PathValue(), "/var/lib/vigil"),
+    Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
+    Keyword("resource", "section: settings for one resource as written in haresources",
+            StrValue("a resource")),
+)
+
+_WHOLE_LINE = frozenset({"fence_command"})
+
+
+def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
+    """Parse vigil.cf, collecting every problem; never raises for bad input."""
+    diags = Diagnostics(path)
+    values: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    sections: dict[tuple[str, str], tuple[dict[str, Any], SourceLine]] = {}
+    current: tuple[str, str] | None = None
+    for line in physical_lines(text, path):
+        content = strip_comment(line.text)
+        words = split_words(content)
+        if not words:
+            continue
+        head = words[0]
+        indented = content[:1] in (" ", "\t")
+        name = head.text
+        if not indented:
+            current = None
+        if name in ("agent", "resource") and not indented:
+            if len(words) != 2:
+                diags.error(line, head.column, f"write '{name} NAME' on a line of its own")
+                continue
+            key = (name, words[1].text)
+            if name == "resource":
+                try:
+                    key = (name, parse_resource(words[1].text).label)
+                except ValueProblem as problem:
+                    diags.error(line, words[1].column, f"resource: {problem}")
+                    continue
+            if key in sections:
+                diags.error(line, head.column, f"{name} {words[1].text} has two sections (first "
+                            f"on line {sections[key][1].number})")
+                continue
+            sections[key] = ({}, line)
+            current = key
+            continue
+        if indented and current is None:
+            diags.error(line, head.column, "indented line outside an 'agent' or 'resource' "
+                        "section")
+            continue
+        table = POLICY_KEYWORDS if current is not None else KEYWORDS
+        kw = table.get(name)
+        if kw is None:
+            message = f"unknown setting '{name}'"
+            if current is not None and name in KEYWORDS:
+                message = f"{name} is a global setting: write it unindented, outside sections"
+            else:
+                close = difflib.get_close_matches(name, list(table), n=1)
+                if close:
+                    message += f" (did you mean '{close[0]}'?)"
+            diags.error(line, head.column, message)
+            continue
+        if len(words) < 2:
+            expects = kw.parser.expects if kw.parser else "a value"
+            diags.error(line, head.column, f"{name} needs a value ({expects})")
+            continue
+        if name in _WHOLE_LINE:
+            value_text = content[words[1].column - 1:].strip()
+        else:
+            if len(words) > 2:
+                diags.error(line, words[2].column, f"{name} takes one value")
+                continue
+            value_text = words[1].text
+        assert kw.parser is not None
+        if name == "metrics_address" and value_text == "off":
+            value: Any = None
+        else:
+            try:
+                value = kw.parser(value_text)
+            except ValueProblem as problem:
+                diags.error(line, words[1].column, f"{name}: {problem}")
+                continue
+        target = sections[current][0] if current is not None else values
+        scope = f"{current[0]} {current[1]}" if current is not None else "global"
+        key = f"{scope}:{name}"
+        if key in seen:
+            diags.warning(line, head.column,
+                          f"{name} set again (first on line {seen[key]}); the last value counts")
+        seen[key] = line.number
+        target[name] = value
+    return Parsed(_build(values, sections, path, diags), diags.freeze())
+
+
+def _build(values: dict[str, Any], sections: dict[tuple[str, str],
+                                                     tuple[dict[str, Any], SourceLine]],
+           path: str, diags: Diagnostics) -> ExtensionConfig:
+    policy_fields = {f.name for f in fields(ResourcePolicy)}
+    defaults = ResourcePolicy(**{k: v for k, v in values.items() if k in policy_fields})
+    agents: dict[str, PolicyOverride] = {}
+    resources: dict[str, PolicyOverride] = {}
+    for (kind, name), (settings, line) in sections.items():
+        override = PolicyOverride(kind, name, FrozenMap(settings), line.at(1))
+        (agents if kind == "agent" else resources)[name] = override
+    others = {k: v for k, v in values.items() if k not in policy_fields}
+    return ExtensionConfig(defaults, FrozenMap(agents), FrozenMap(resources), path=path,
+                           **others)
+
+
+def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
+    """Parse vigil.cf or raise `ConfigErrors` naming every mistake."""
+    return analyze(text, path).unwrap()
+
+
+_GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
+                "control_socket", "metrics_address", "garp_count", "garp_interval",
+                "garp_refresh", "duplicate_probe", "fsck", "drbd_backend", "smtp_host",
+                "smtp_port", "mail_from", "state_dir")
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return format_time(value)
+    return str(value)
+
+
+def render(config: ExtensionConfig) -> str:
+    """A vigil.cf text that parses back to an equal model (non-default settings only)."""
+    out = ["# vigil.cf written by vigil"]
+    base = ResourcePolicy()
+    for f in fields(ResourcePolicy):
+        value = getattr(config.defaults, f.name)
+        if value != getattr(base, f.name):
+            out.append(f"{f.name} {_render_value(value)}")
+    plain = ExtensionConfig()
+    for name in _GLOBAL_ONLY:
+        value = getattr(config, name)
+        if value != getattr(plain, name):
+            out.append(f"{name} {'off' if value is None else _render_value(value)}")
+    for overrides in (config.agents, config.resources):
+        for override in overrides.values():
+            out.append("")
+            out.append(f"{override.kind} {override.name}")
+            for key, value in override.settings.items():
+                out.append(f"\t{key} {_render_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def agent_options(config: ExtensionConfig) -> Any:
+    """The `AgentOptions` for vigil's agents, groups and monitor.
+
+    Global settings map one to one. Of the `agent`/`resource` sections,
+    `monitor_interval` goes to `AgentOptions.intervals` and the timeouts to
+    `AgentOptions.timeouts` (which applies one value to every operation of that
+    resource: the largest timeout the section gives). `monitor off` and
+    `on_monitor_failure` have no AgentOptions field: read them with
+    `ExtensionConfig.policy_for`.
+    """
+    from vigil.agents.options import AgentOptions, DrbdBackend, FsckMode, StopFailurePolicy
+
+    d = config.defaults
+    intervals: dict[str, float] = {}
+    timeouts: dict[str, float] = {}
+    for override in (*config.agents.values(), *config.resources.values()):
+        settings = override.settings
+        if settings.get("monitor_interval") is not None:
+            intervals[override.name] = settings["monitor_interval"]
+        given = [settings[k] for k in ("monitor_timeout", "start_timeout", "stop_timeout")
+                 if settings.get(k) is not None]
+        if given:
+            timeouts[override.name] = max(given)
+    return AgentOptions(
+        monitor_interval=d.monitor_interval,
+        monitor_timeout=d.monitor_timeout,
+        start_timeout=d.start_timeout,
+        stop_timeout=d.stop_timeout,
+        intervals=intervals,
+        timeouts=timeouts,
+        restart_limit=d.restart_limit,
+        restart_window=d.restart_window,
+        stop_retries=d.stop_retries,
+        on_stop_failure=StopFailurePolicy(d.failed_stop),
+        arp_count=config.garp_count,
+        arp_interval=config.garp_interval,
+        duplicate_probe=config.duplicate_probe,
+        fsck=FsckMode(config.fsck),
+        drbd_backend=DrbdBackend(config.drbd_backend),
+        smtp_host=config.smtp_host,
+        smtp_port=config.smtp_port,
+        mail_from=config.mail_from,
+    )
+
+
+__all__ = ["DEFAULT_PATH", "KEYWORDS", "POLICY_KEYWORDS", "ExtensionConfig", "PolicyOverride",
+           "ResourcePolicy", "agent_options", "analyze", "parse", "render"]
