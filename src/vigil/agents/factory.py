@@ -15,7 +15,6 @@ import ipaddress
 from typing import Any
 
 from vigil.agents.base import Agent, AgentConfigError, OcfStatus
-from vigil.agents.ipspec import AddressSpecError, parse_address
 from vigil.agents.lsb import LsbScript
 from vigil.agents.ocf import OcfAgent
 from vigil.agents.options import AgentOptions, AgentPaths
@@ -23,27 +22,16 @@ from vigil.agents.registry import ADDRESS_AGENTS, AGENTS
 from vigil.agents.systemd import SystemdUnit
 
 
-def is_address(text: str) -> bool:
-    try:
-        parse_address(text)
-    except AddressSpecError:
-        return False
-    return True
-
-
 def parse_resource(text: str) -> tuple[str, tuple[str, ...]]:
-    """One haresources token -> (name, args); `a.b.c.d[/..]` -> ("IPaddr", (token,))."""
-    text = text.strip()
-    if not text:
-        raise AgentConfigError("empty resource", OcfStatus.ERR_CONFIGURED)
-    if is_address(text):
-        return "IPaddr", (text,)
-    name, sep, rest = text.partition("::")
-    if not sep:
-        return name, ()
-    if name in ADDRESS_AGENTS:
-        return name, (rest,)
-    return name, tuple(rest.split("::"))
+    """One haresources word -> (name, args), read exactly as the config parser reads it."""
+    from vigil.config.base import ValueProblem
+    from vigil.config.haresources import parse_resource as parse_word
+
+    try:
+        ref = parse_word(text.strip())
+    except ValueProblem as exc:
+        raise AgentConfigError(str(exc), OcfStatus.ERR_CONFIGURED) from None
+    return ref.name, ref.args
 
 
 def _construct(cls: type[Agent], name: str, args: tuple[str, ...], options: AgentOptions,

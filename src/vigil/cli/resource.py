@@ -67,41 +67,31 @@ def held_elsewhere(group_key: str, config_dir: Path) -> str | None:
 
 
 # -- configuration -----------------------------------------------------------------------
-def read_haresources(path: Path) -> list[tuple[str, list[str]]]:
-    """(node, resources) per group line: comments dropped, `\\` continuations joined.
+def read_haresources(path: Path) -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
+    """(home node, [(name, args), ...]) per group, read by the config parser."""
+    from vigil.config import haresources
 
-    Interim reader: the config package's haresources parser replaces it when it lands.
-    """
     try:
         text = path.read_text()
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise VigilError(f"{path}: {exc.strerror}") from None
-    groups = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].rstrip()
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = pending + line
-        pending = ""
-        words = line.split()
-        if len(words) >= 2:
-            groups.append((words[0].lower(), words[1:]))
-    return groups
+    config = haresources.parse(text, str(path))  # ConfigError names file, line and problem
+    return [
+        (group.node, [(ref.name, ref.args) for ref in group.resources])
+        for group in config.groups
+    ]
 
 
 def resolve_target(target: str, config_dir: Path, options: AgentOptions,
                    paths: AgentPaths) -> tuple[Group, bool]:
     """(group, is_a_configured_group): a haresources group, or one resource on its own."""
+    wanted = parse_resource(target)
     for _node, resources in read_haresources(config_dir / "haresources"):
-        if resources[0] == target:
-            parsed = [parse_resource(r) for r in resources]
-            return Group.from_resources(parsed, options, paths, name=target), True
-    name, args = parse_resource(target)
-    return Group.from_resources([(name, args)], options, paths, name=target), False
+        if resources[0] == wanted:
+            return Group.from_resources(resources, options, paths, name=target), True
+    return Group.from_resources([wanted], options, paths, name=target), False
 
 
 def options_from(args: argparse.Namespace) -> AgentOptions:
