@@ -1,0 +1,115 @@
+"""The operations a backend applies: ipvsadm's -A/-E/-D and -a/-e/-d as data.
+
+`reconcile` produces them, `apply_operations` is their meaning (a pure
+function on `Table`), and every backend must make the same change to what it
+holds. A backend applies one list as one transaction: all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vigil.director.table import RealKey, RealServer, ServiceKey, Table, VirtualService
+
+
+class OperationError(ValueError):
+    """An operation does not fit the table (adding what exists, editing what does not)."""
+
+
+@dataclass(frozen=True)
+class AddService:
+    service: VirtualService  # its reals are ignored: they come as AddReal
+
+    def __str__(self) -> str:
+        return f"add-service {self.service.key} {self.service.scheduler}"
+
+
+@dataclass(frozen=True)
+class EditService:
+    service: VirtualService  # scheduler, persistence, flags; reals ignored
+
+    def __str__(self) -> str:
+        return f"edit-service {self.service.key} {self.service.scheduler}"
+
+
+@dataclass(frozen=True)
+class DeleteService:
+    key: ServiceKey  # removes its reals too
+
+    def __str__(self) -> str:
+        return f"delete-service {self.key}"
+
+
+@dataclass(frozen=True)
+class AddReal:
+    service: ServiceKey
+    real: RealServer
+
+    def __str__(self) -> str:
+        return f"add-real {self.service} -> {self.real.key} weight={self.real.weight}"
+
+
+@dataclass(frozen=True)
+class EditReal:
+    service: ServiceKey
+    real: RealServer
+
+    def __str__(self) -> str:
+        return f"edit-real {self.service} -> {self.real.key} weight={self.real.weight}"
+
+
+@dataclass(frozen=True)
+class DeleteReal:
+    service: ServiceKey
+    real: RealKey
+
+    def __str__(self) -> str:
+        return f"delete-real {self.service} -> {self.real}"
+
+
+Operation = AddService | EditService | DeleteService | AddReal | EditReal | DeleteReal
+
+
+def apply_operations(table: Table, operations: Iterable[Operation]) -> Table:
+    """What the operations do to a table; raises `OperationError` on a misfit."""
+    services = dict(table.service_map)
+    for op in operations:
+        match op:
+            case AddService(service):
+                if service.key in services:
+                    raise OperationError(f"{service.key} exists already")
+                services[service.key] = service.without_reals()
+            case EditService(service):
+                current = services.get(service.key)
+                if current is None:
+                    raise OperationError(f"{service.key} does not exist")
+                services[service.key] = service.with_reals(current.reals)
+            case DeleteService(key):
+                if services.pop(key, None) is None:
+                    raise OperationError(f"{key} does not exist")
+            case AddReal(key, real):
+                current = _service(services, key)
+                if current.real(real.key) is not None:
+                    raise OperationError(f"{real.key} exists already in {key}")
+                services[key] = current.with_real(real)
+            case EditReal(key, real):
+                current = _service(services, key)
+                if current.real(real.key) is None:
+                    raise OperationError(f"{real.key} does not exist in {key}")
+                services[key] = current.with_real(real)
+            case DeleteReal(key, real_key):
+                current = _service(services, key)
+                if current.real(real_key) is None:
+                    raise OperationError(f"{real_key} does not exist in {key}")
+                services[key] = current.without_real(real_key)
+            case _:
+                raise OperationError(f"unknown operation {op!r}")
+    return Table(tuple(services.values()))
+
+
+def _service(services: dict[ServiceKey, VirtualService], key: ServiceKey) -> VirtualService:
+    current = services.get(key)
+    if current is None:
+        raise OperationError(f"{key} does not exist")
+    return current
