@@ -269,9 +269,9 @@ class HealthPolicy:
             elif config.quiescent and not real.removed_by_hand:
                 reals.append(spec.real.with_weight(0))
         fallback = config.fallback
-        if health.fallback_active and fallback is not None:
-            if all(r.key != fallback.key for r in reals):
-                reals.append(fallback.with_weight(1))
+        if (health.fallback_active and fallback is not None
+                and all(r.key != fallback.key for r in reals)):
+            reals.append(fallback.with_weight(1))
         return base.with_reals(reals)
 
     def stop_table(self) -> Table:
@@ -321,9 +321,8 @@ class HealthPolicy:
         real.state = new
         real.since = now
         real.failures = 0
-        if new == State.UP:
-            real.removed_by_hand = False
-        elif new == State.DOWN and config.quiescent and self.config.readdquiescent:
+        readd = new == State.DOWN and config.quiescent and self.config.readdquiescent
+        if new == State.UP or readd:
             real.removed_by_hand = False
         actions.append(Transition(config.key, key, old, new, why))
         reason = f"real server {key} ({config.key}) {old} -> {new}: {why}"
