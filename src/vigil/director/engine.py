@@ -1,0 +1,267 @@
+"""The check engine: one scheduler for every check, bounded concurrency.
+
+Two parts. `CheckSchedule` is pure timing (an injected `now`, no asyncio): which
+checks are due, when the next one is, and when a finished check runs again
+(`interval` after it started, never two at once). `CheckEngine` is the thin
+asyncio shell: it sleeps until the next deadline, starts due checks as tasks
+(at most `concurrency` at a time), bounds each with its timeout, retries up to
+`checkcount` attempts and reports every result through a callback.
+
+Checks with the same identity (same real server, port and check parameters
+in several virtual services) run once and their result goes to every member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+from vigil.clock import Clock, MonotonicClock
+from vigil.director.checkers import checker_for
+from vigil.director.checkers.base import CheckRequest, CheckResult
+from vigil.director.settings import RealSpec, ServiceConfig
+from vigil.director.table import RealKey, ServiceKey
+
+log = logging.getLogger("vigil.director.engine")
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """One check to run periodically and who receives its result."""
+
+    ident: Hashable
+    config: ServiceConfig  # the first service that has this check
+    real: RealSpec
+    members: tuple[tuple[ServiceKey, RealKey], ...]
+
+    @property
+    def interval(self) -> float:
+        return self.config.checkinterval
+
+    def request(self, negotiate: bool) -> CheckRequest:
+        config, spec = self.config, self.config.check
+        protocol = "udp" if config.key.protocol.value == "udp" else "tcp"
+        timeout = spec.negotiatetimeout if negotiate else spec.checktimeout
+        return CheckRequest(
+            address=self.real.real.address,
+            port=config.check_port(self.real),
+            protocol=protocol,
+            spec=spec,
+            request=self.real.request if self.real.request is not None else spec.request,
+            receive=self.real.receive if self.real.receive is not None else spec.receive,
+            virtual=config.key,
+            real_port=self.real.real.port or config.key.port,
+            timeout=timeout,
+        )
+
+
+def targets_for(services: Iterable[ServiceConfig]) -> list[CheckTarget]:
+    """Every check the configuration needs (none for checktype on/off)."""
+    grouped: dict[Hashable, list[tuple[ServiceConfig, RealSpec]]] = {}
+    for service in services:
+        if service.check.checktype in ("on", "off"):
+            continue
+        for real in service.reals:
+            grouped.setdefault(service.check_identity(real), []).append((service, real))
+    return [
+        CheckTarget(ident, members[0][0], members[0][1],
+                    tuple((s.key, r.key) for s, r in members))
+        for ident, members in grouped.items()
+    ]
+
+
+class CheckSchedule:
+    """Pure timing of periodic checks: due times in, due checks and deadlines out."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._due: dict[Hashable, float] = {}
+        self._interval: dict[Hashable, float] = {}
+        self._running: set[Hashable] = set()
+        self._order = itertools.count()
+
+    def __contains__(self, ident: Hashable) -> bool:
+        return ident in self._interval
+
+    def add(self, ident: Hashable, interval: float, due: float) -> None:
+        self._interval[ident] = interval
+        self._set_due(ident, due)
+
+    def set_interval(self, ident: Hashable, interval: float) -> None:
+        self._interval[ident] = interval
+
+    def remove(self, ident: Hashable) -> None:
+        self._interval.pop(ident, None)
+        self._due.pop(ident, None)
+        self._running.discard(ident)
+
+    def _set_due(self, ident: Hashable, due: float) -> None:
+        self._due[ident] = due
+        heapq.heappush(self._heap, (due, next(self._order), ident))
+
+    def next_deadline(self) -> float | None:
+        while self._heap:
+            due, _, ident = self._heap[0]
+            if self._due.get(ident) == due and ident not in self._running:
+                return due
+            heapq.heappop(self._heap)  # stale entry
+        return None
+
+    def take_due(self, now: float, limit: int | None = None) -> list[Hashable]:
+        """Checks due at `now`, marked running (at most `limit`)."""
+        taken: list[Hashable] = []
+        while self._heap and (limit is None or len(taken) < limit):
+            due, _, ident = self._heap[0]
+            if due > now:
+                break
+            heapq.heappop(self._heap)
+            if self._due.get(ident) != due or ident in self._running:
+                continue
+            self._running.add(ident)
+            taken.append(ident)
+        return taken
+
+    def finished(self, ident: Hashable, started: float, now: float) -> float | None:
+        """A check ended: it runs again `interval` after it started (not before now)."""
+        self._running.discard(ident)
+        interval = self._interval.get(ident)
+        if interval is None:
+            return None
+        due = max(started + interval, now)
+        self._set_due(ident, due)
+        return due
+
+    def run_now(self, ident: Hashable, now: float) -> None:
+        if ident in self._interval and ident not in self._running:
+            self._set_due(ident, now)
+
+    def running(self) -> int:
+        return len(self._running)
+
+
+ResultCallback = Callable[[CheckTarget, CheckResult], None]
+
+
+class CheckEngine:
+    """Runs every target's check periodically in one asyncio loop."""
+
+    def __init__(
+        self,
+        on_result: ResultCallback,
+        clock: Clock | None = None,
+        concurrency: int = 1000,
+    ):
+        self.on_result = on_result
+        self.clock = clock or MonotonicClock()
+        self.concurrency = concurrency
+        self.schedule = CheckSchedule()
+        self.targets: dict[Hashable, CheckTarget] = {}
+        self._connects: dict[Hashable, int] = {}
+        self._tasks: dict[Hashable, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self.checks_run = 0
+
+    # -- configuration -------------------------------------------------------------------
+    def set_targets(self, targets: Iterable[CheckTarget]) -> None:
+        """Replace the set of checks: kept ones keep their timing, new ones run now."""
+        now = self.clock.now()
+        new = {t.ident: t for t in targets}
+        for ident in list(self.targets):
+            if ident not in new:
+                self.schedule.remove(ident)
+                self.targets.pop(ident)
+                self._connects.pop(ident, None)
+                task = self._tasks.pop(ident, None)
+                if task is not None:
+                    task.cancel()
+        for ident, target in new.items():
+            if ident in self.targets:
+                self.schedule.set_interval(ident, target.interval)
+            else:
+                self.schedule.add(ident, target.interval, now)
+            self.targets[ident] = target
+        self._wake.set()
+
+    def check_now(self, ident: Hashable) -> None:
+        self.schedule.run_now(ident, self.clock.now())
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                now = self.clock.now()
+                free = self.concurrency - len(self._tasks)
+                if free > 0:
+                    for ident in self.schedule.take_due(now, free):
+                        self._start(ident, now)
+                deadline = self.schedule.next_deadline()
+                self._wake.clear()
+                if deadline is None or len(self._tasks) >= self.concurrency:
+                    timeout = None if not self._tasks else 1.0
+                else:
+                    timeout = max(0.0, deadline - self.clock.now())
+                if timeout == 0.0:
+                    await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._tasks.clear()
+
+    def _start(self, ident: Hashable, now: float) -> None:
+        target = self.targets[ident]
+        self._tasks[ident] = asyncio.get_running_loop().create_task(
+            self._run_one(ident, target, now))
+
+    async def _run_one(self, ident: Hashable, target: CheckTarget, started: float) -> None:
+        try:
+            result = await self.check_once(ident, target)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a checker must not stop the engine
+            log.exception("check.crashed real=%s", target.real.key)
+            result = CheckResult.down(f"check failed: {exc}")
+        finally:
+            self._tasks.pop(ident, None)
+            if ident in self.targets:
+                self.schedule.finished(ident, started, self.clock.now())
+            self._wake.set()
+        self.checks_run += 1
+        if self.targets.get(ident) is target:
+            self.on_result(target, result)
+
+    async def check_once(self, ident: Hashable, target: CheckTarget) -> CheckResult:
+        spec = target.config.check
+        negotiate = spec.checktype == "negotiate"
+        checktype = spec.checktype
+        if checktype == "combined":
+            negotiate = self._connects.get(ident, 0) >= spec.connects
+            checktype = "negotiate" if negotiate else "connect"
+        check = checker_for(checktype, spec.service)
+        request = target.request(negotiate)
+        result = CheckResult.down("not run")
+        for _ in range(max(1, spec.checkcount)):
+            try:
+                async with asyncio.timeout(request.timeout):
+                    result = await check(request)
+            except TimeoutError:
+                result = CheckResult.down(f"timed out after {request.timeout:g} s")
+            if result.ok:
+                break
+        if spec.checktype == "combined":
+            if negotiate:
+                self._connects[ident] = 0 if result.ok else spec.connects
+            else:
+                self._connects[ident] = (self._connects.get(ident, 0) + 1 if result.ok
+                                         else spec.connects)
+        return result
