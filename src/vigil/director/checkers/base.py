@@ -56,6 +56,10 @@ class CheckResult:
 
 def describe(exc: BaseException) -> str:
     """A short reason for a failed check, from the exception it raised."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     if isinstance(exc, OSError) and exc.strerror:
