@@ -173,8 +173,13 @@ class _Upstream(asyncio.Protocol):
             client.transport.write(data)
 
     def eof_received(self) -> bool:
-        if self.client.transport is not None and self.client.transport.can_write_eof():
-            self.client.transport.write_eof()
+        client = self.client
+        client.upstream_eof = True
+        if client.eof:  # both directions are done
+            client.close()
+            return False
+        if client.transport is not None and client.transport.can_write_eof():
+            client.transport.write_eof()
         return True
 
     def connection_lost(self, exc) -> None:
@@ -201,6 +206,7 @@ class _Client(asyncio.Protocol):
         self.real: RealRuntime | None = None
         self.pending: list[bytes] = []
         self.eof = False
+        self.upstream_eof = False
         self.closed = False
         self.counters: tuple[Counters, ...] = ()
         self.early_packets = self.early_bytes = 0  # before a real server was chosen
@@ -273,6 +279,9 @@ class _Client(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.upstream_eof:  # both directions are done
+            self.close()
+            return False
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None \
                 and upstream.transport.can_write_eof():
