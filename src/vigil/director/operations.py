@@ -71,6 +71,15 @@ class DeleteReal:
 Operation = AddService | EditService | DeleteService | AddReal | EditReal | DeleteReal
 
 
+def service_key(op: Operation) -> ServiceKey:
+    """The virtual service an operation touches."""
+    if isinstance(op, (AddService, EditService)):
+        return op.service.key
+    if isinstance(op, DeleteService):
+        return op.key
+    return op.service
+
+
 def apply_operations(table: Table, operations: Iterable[Operation]) -> Table:
     """What the operations do to a table; raises `OperationError` on a misfit."""
     services = dict(table.service_map)
