@@ -17,7 +17,7 @@ PYTHON = sys.executable
 
 
 def nginx(host: Host, body: str, listen: str = "80", extra: str = "",
-          name: str = "nginx") -> LabProcess:
+          name: str = "nginx", status: int = 200) -> LabProcess:
     """nginx in a host answering every request with `body`."""
     base = f"/run/{name}"
     host.run(["mkdir", "-p", f"{base}/tmp"])
@@ -33,7 +33,7 @@ http {{
     server {{
         listen {listen};
         {extra}
-        location / {{ default_type text/plain; return 200 "{body}\\n"; }}
+        location / {{ default_type text/plain; return {status} "{body}\\n"; }}
     }}
 }}
 """
