@@ -30,6 +30,7 @@ from vigil.director.backends.base import Backend, BackendError
 from vigil.director.checkers.base import CheckResult
 from vigil.director.engine import CheckEngine, CheckTarget, targets_for
 from vigil.director.health import (
+    NO_DECISION,
     Decision,
     HealthPolicy,
     RunFallbackCommand,
@@ -58,6 +59,8 @@ STATE_DIR = Path(os.environ.get("VIGIL_STATE_DIR", "/var/lib/vigil/director"))
 MANUAL_INSTANCE = "lvs"
 #: How often the config file and the maintenance directory are looked at.
 POLL_INTERVAL = 1.0
+#: Changes arriving within this window are applied as one transaction.
+SYNC_BATCH = 0.005
 #: How long fallbackcommand and callback may run.
 COMMAND_TIMEOUT = 30.0
 
@@ -198,6 +201,9 @@ class Director:
     async def _sync_loop(self) -> None:
         while True:
             await self._dirty.wait()
+            # Let the results that arrive together (a switch dying takes many servers
+            # at once) land in one transaction.
+            await asyncio.sleep(SYNC_BATCH)
             self._dirty.clear()
             try:
                 await self.sync()
@@ -210,10 +216,13 @@ class Director:
     def on_result(self, target: CheckTarget, result: CheckResult) -> None:
         now = self.clock.now()
         for service, real in target.members:
-            self.handle(self.policy.observe(service, real, result.ok, now, result.message))
-            config = self.config.service(service)
-            if config is not None and config.monitorfile:
-                self._monitor(config.monitorfile, service, real, result)
+            decision = self.policy.observe(service, real, result.ok, now, result.message)
+            if decision is not NO_DECISION:
+                self.handle(decision)
+            if target.config.monitorfile or len(target.members) > 1:
+                config = self.config.service(service)
+                if config is not None and config.monitorfile:
+                    self._monitor(config.monitorfile, service, real, result)
         if self.policy.phase == "starting" and self.engine.checks_run >= len(self.engine.targets):
             self.policy.phase = "running"
 

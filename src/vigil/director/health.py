@@ -134,6 +134,9 @@ class Decision:
         return Decision(self.actions + other.actions, reason)
 
 
+NO_DECISION = Decision()
+
+
 @dataclass
 class RealHealth:
     state: State = State.UNCHECKED
@@ -196,10 +199,20 @@ class HealthPolicy:
             return Decision(reason=f"ignored result for unknown {service} -> {real}")
         current = health.reals[real]
         current.message = message
+        # The common case at scale: a result that confirms the state changes nothing.
+        if ok and current.state is State.UP and not current.maintenance:
+            current.failures = 0
+            current.passes += 1
+            return NO_DECISION
+        if not ok and current.state is State.DOWN and not current.maintenance:
+            current.passes = 0
+            return NO_DECISION
         if current.maintenance:
             return Decision(reason=f"{real} in maintenance: result ignored")
         event = Event.PASS if ok else Event.FAIL
         decision = self._move(health, real, event, message or event.value, now)
+        if not any(isinstance(a, Transition) for a in decision.actions):
+            return decision  # no state changed: the fallback cannot have either
         return decision + self._settle_fallback(health)
 
     def set_maintenance(self, service: ServiceKey, real: RealKey, on: bool, now: float) -> Decision:

@@ -82,43 +82,59 @@ def service_key(op: Operation) -> ServiceKey:
 
 def apply_operations(table: Table, operations: Iterable[Operation]) -> Table:
     """What the operations do to a table; raises `OperationError` on a misfit."""
-    services = dict(table.service_map)
+    settings: dict[ServiceKey, VirtualService] = {}
+    reals: dict[ServiceKey, dict[RealKey, RealServer]] = {}
+    for service in table:
+        settings[service.key] = service
+        reals[service.key] = dict(service.real_map)
+    touched: set[ServiceKey] = set()
     for op in operations:
         match op:
             case AddService(service):
-                if service.key in services:
+                if service.key in settings:
                     raise OperationError(f"{service.key} exists already")
-                services[service.key] = service.without_reals()
+                settings[service.key] = service
+                reals[service.key] = {}
+                touched.add(service.key)
             case EditService(service):
-                current = services.get(service.key)
-                if current is None:
+                if service.key not in settings:
                     raise OperationError(f"{service.key} does not exist")
-                services[service.key] = service.with_reals(current.reals)
+                settings[service.key] = service
+                touched.add(service.key)
             case DeleteService(key):
-                if services.pop(key, None) is None:
+                if settings.pop(key, None) is None:
                     raise OperationError(f"{key} does not exist")
+                reals.pop(key)
             case AddReal(key, real):
-                current = _service(services, key)
-                if current.real(real.key) is not None:
+                current = _reals(reals, key)
+                if real.key in current:
                     raise OperationError(f"{real.key} exists already in {key}")
-                services[key] = current.with_real(real)
+                current[real.key] = real
+                touched.add(key)
             case EditReal(key, real):
-                current = _service(services, key)
-                if current.real(real.key) is None:
+                current = _reals(reals, key)
+                if real.key not in current:
                     raise OperationError(f"{real.key} does not exist in {key}")
-                services[key] = current.with_real(real)
+                current[real.key] = real
+                touched.add(key)
             case DeleteReal(key, real_key):
-                current = _service(services, key)
-                if current.real(real_key) is None:
+                current = _reals(reals, key)
+                if current.pop(real_key, None) is None:
                     raise OperationError(f"{real_key} does not exist in {key}")
-                services[key] = current.without_real(real_key)
+                touched.add(key)
             case _:
                 raise OperationError(f"unknown operation {op!r}")
-    return Table(tuple(services.values()))
+    services = [
+        settings[key].with_reals(reals[key].values()) if key in touched else settings[key]
+        for key in settings
+    ]
+    return Table(tuple(services))
 
 
-def _service(services: dict[ServiceKey, VirtualService], key: ServiceKey) -> VirtualService:
-    current = services.get(key)
+def _reals(
+    reals: dict[ServiceKey, dict[RealKey, RealServer]], key: ServiceKey
+) -> dict[RealKey, RealServer]:
+    current = reals.get(key)
     if current is None:
         raise OperationError(f"{key} does not exist")
     return current

@@ -7,6 +7,7 @@ directly. Defaults are ldirectord's (code, not man page: quiescent=no).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 from vigil.director.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
@@ -135,5 +136,9 @@ class DirectorConfig:
         if len(set(keys)) != len(keys):
             raise ValueError("a virtual service is configured twice")
 
+    @functools.cached_property
+    def service_map(self) -> dict[ServiceKey, ServiceConfig]:
+        return {s.key: s for s in self.services}
+
     def service(self, key: ServiceKey) -> ServiceConfig | None:
-        return next((s for s in self.services if s.key == key), None)
+        return self.service_map.get(key)

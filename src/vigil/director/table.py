@@ -8,10 +8,17 @@ only where traffic may go and with which weight.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def normalize_address(address: str) -> str:
+    """The canonical text of an address (cached: tables are rebuilt often)."""
+    return str(ipaddress.ip_address(address))
 
 
 class Protocol(StrEnum):
@@ -37,7 +44,7 @@ class Forward(StrEnum):
 
 
 def _family(address: str) -> int:
-    return 6 if ipaddress.ip_address(address).version == 6 else 4
+    return 6 if ":" in address else 4
 
 
 def format_endpoint(address: str, port: int) -> str:
@@ -60,7 +67,7 @@ class ServiceKey:
             if self.fwmark <= 0 or self.address:
                 raise ValueError("a fwmark service has a mark > 0 and no address")
         else:
-            normalized = str(ipaddress.ip_address(self.address))
+            normalized = normalize_address(self.address)
             object.__setattr__(self, "address", normalized)
             object.__setattr__(self, "family", _family(normalized))
             if not 0 <= self.port <= 65535:
@@ -99,7 +106,7 @@ class RealKey:
     port: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "address", str(ipaddress.ip_address(self.address)))
+        object.__setattr__(self, "address", normalize_address(self.address))
 
     def __str__(self) -> str:
         return format_endpoint(self.address, self.port)
@@ -117,13 +124,13 @@ class RealServer:
     lower: int = 0  # -y: accept again below this many
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "address", str(ipaddress.ip_address(self.address)))
+        object.__setattr__(self, "address", normalize_address(self.address))
         if not 0 <= self.weight <= 2147483647:
             raise ValueError(f"weight {self.weight} out of range 0..2147483647")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} out of range")
 
-    @property
+    @functools.cached_property
     def key(self) -> RealKey:
         return RealKey(self.address, self.port)
 
@@ -151,7 +158,7 @@ class VirtualService:
         object.__setattr__(self, "reals", ordered)
         object.__setattr__(self, "sched_flags", tuple(sorted(set(self.sched_flags))))
 
-    @property
+    @functools.cached_property
     def real_map(self) -> dict[RealKey, RealServer]:
         return {r.key: r for r in self.reals}
 
@@ -193,7 +200,7 @@ class Table:
     def of(cls, services: Iterable[VirtualService]) -> Table:
         return cls(tuple(services))
 
-    @property
+    @functools.cached_property
     def service_map(self) -> Mapping[ServiceKey, VirtualService]:
         return {s.key: s for s in self.services}
 

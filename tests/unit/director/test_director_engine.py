@@ -4,24 +4,40 @@ import asyncio
 import socket
 
 from vigil.director.checkers.base import CheckResult
-from vigil.director.engine import CheckEngine, CheckSchedule, targets_for
+from vigil.director.engine import CheckEngine, CheckSchedule, phase, targets_for
 from vigil.director.settings import CheckSpec, RealSpec, ServiceConfig
 from vigil.director.table import RealServer, ServiceKey, VirtualService
 from vigil.testing import FakeClock
 
 
-def test_schedule_runs_each_check_interval_after_it_started():
+def test_schedule_spreads_checks_then_keeps_their_rate():
     clock = FakeClock(0)
     schedule = CheckSchedule()
     schedule.add("a", 1.0, 0.0)
     schedule.add("b", 1.0, 0.0)
-    assert schedule.take_due(clock.now()) == ["a", "b"]
+    assert schedule.take_due(clock.now()) == ["a", "b"]  # first checks at once
     assert schedule.next_deadline() is None  # both running
     clock.advance(0.2)
-    assert schedule.finished("a", 0.0, clock.now()) == 1.0
-    clock.advance(2.0)  # b hung past its interval: runs again as soon as it ends
+    second = schedule.finished("a", 0.0, clock.now())
+    assert second == 1.0 + phase("a") and 1.0 <= second < 2.0  # spread over the interval
+    clock.set(second)
+    assert schedule.take_due(clock.now()) == ["a"]
+    clock.advance(0.3)
+    assert schedule.finished("a", 0.0, clock.now()) == second + 1.0  # then every interval
+    clock.advance(5.0)  # b hung past its interval: runs again as soon as it ends
     assert schedule.finished("b", 0.0, clock.now()) == clock.now()
-    assert schedule.take_due(clock.now()) == ["a", "b"]
+    assert "b" in schedule.take_due(clock.now())
+
+
+def test_spread_checks_cover_the_interval_evenly():
+    schedule = CheckSchedule()
+    names = [f"real{i}" for i in range(1000)]
+    for name in names:
+        schedule.add(name, 1.0, 0.0)
+    schedule.take_due(0.0)
+    dues = sorted(schedule.finished(n, 0.0, 0.01) for n in names)
+    per_tenth = [sum(1 for d in dues if 1 + i / 10 <= d < 1 + (i + 1) / 10) for i in range(10)]
+    assert min(per_tenth) > 60 and max(per_tenth) < 140
 
 
 def test_schedule_limit_removal_and_run_now():
