@@ -55,32 +55,31 @@ def register(subparsers: Any) -> None:
               "       vigil lvs -d -t|-u|-f SERVICE -r RIP[:PORT]\n"
               "       vigil lvs -C",
     )
-    parser.add_argument("words", nargs=argparse.REMAINDER)
+    parser.add_argument("verb", nargs="?", choices=["list"], help="list the table")
+    add_list_options(parser)
+    add_edit_options(parser)
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    words = list(args.words)
-    if not words or words[0] in ("list", "-L", "-l", "--list") or all(
-            w in ("-n", "--numeric", "--stats", "--rate", "--json", "-L", "-l")
-            for w in words):
-        if words and words[0] == "list":
-            words = words[1:]
-        return list_table(words)
-    return edit(words)
+    edits = [args.add_service, args.edit_service, args.delete_service, args.add_server,
+             args.edit_server, args.delete_server, args.clear]
+    if args.verb == "list" or args.list or not any(edits):
+        if any(edits):
+            raise UsageError("list and an edit exclude each other")
+        return list_table(args)
+    return edit(args)
 
 
 # -- listing -------------------------------------------------------------------------------
-def list_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vigil lvs list", add_help=True)
-    parser.add_argument("-L", "-l", "--list", action="store_true", dest="_list")
-    parser.add_argument("-n", "--numeric", action="store_true")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--stats", action="store_true")
-    group.add_argument("--rate", action="store_true")
-    parser.add_argument("--json", action="store_true")
+def add_list_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-L", "-l", "--list", action="store_true", help="list (as ipvsadm -L)")
+    parser.add_argument("-n", "--numeric", action="store_true",
+                        help="addresses and ports as numbers")
+    parser.add_argument("--stats", action="store_true", help="counters")
+    parser.add_argument("--rate", action="store_true", help="rates per second")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--instance", help="one director (default: every running one)")
-    return parser
 
 
 def collect(instance: str | None) -> list[dict[str, Any]]:
@@ -98,8 +97,9 @@ def collect(instance: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def list_table(words: list[str]) -> int:
-    args = list_parser().parse_args(words)
+def list_table(args: argparse.Namespace) -> int:
+    if args.stats and args.rate:
+        raise UsageError("--stats and --rate exclude each other")
     rows = collect(args.instance)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -189,41 +189,36 @@ def _figures(stats: dict[str, Any] | None, rate: bool) -> str:
 
 
 # -- editing -------------------------------------------------------------------------------
-def edit_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vigil lvs", add_help=False)
-    command = parser.add_mutually_exclusive_group(required=True)
-    for flag, name in (("-A", "add_service"), ("-E", "edit_service"), ("-D", "delete_service"),
-                       ("-a", "add_server"), ("-e", "edit_server"), ("-d", "delete_server"),
-                       ("-C", "clear")):
-        command.add_argument(flag, dest=name, action="store_true")
-    service = parser.add_mutually_exclusive_group()
-    service.add_argument("-t", "--tcp-service", dest="tcp")
-    service.add_argument("-u", "--udp-service", dest="udp")
-    service.add_argument("-f", "--fwmark-service", dest="fwmark", type=int)
-    parser.add_argument("-6", "--ipv6", dest="ipv6", action="store_true")
-    parser.add_argument("-s", "--scheduler", default=None)
-    parser.add_argument("-p", "--persistent", nargs="?", const=300, type=int)
-    parser.add_argument("-M", "--netmask")
-    parser.add_argument("-b", "--sched-flags")
-    parser.add_argument("-o", "--ops", action="store_true")
-    parser.add_argument("-r", "--real-server")
-    forward = parser.add_mutually_exclusive_group()
-    forward.add_argument("-g", "--gatewaying", dest="forward", action="store_const",
-                         const=Forward.GATE)
-    forward.add_argument("-m", "--masquerading", dest="forward", action="store_const",
-                         const=Forward.MASQ)
-    forward.add_argument("-i", "--ipip", dest="forward", action="store_const",
-                         const=Forward.IPIP)
-    parser.add_argument("-w", "--weight", type=int)
-    parser.add_argument("-x", "--u-threshold", dest="upper", type=int, default=0)
-    parser.add_argument("-y", "--l-threshold", dest="lower", type=int, default=0)
-    parser.add_argument("--instance")
-    return parser
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(message)
+def add_edit_options(parser: argparse.ArgumentParser) -> None:
+    edits = parser.add_argument_group("editing (ipvsadm's options)")
+    for flag, long, name, text in (
+            ("-A", "--add-service", "add_service", "add a virtual service"),
+            ("-E", "--edit-service", "edit_service", "edit a virtual service"),
+            ("-D", "--delete-service", "delete_service", "delete a virtual service"),
+            ("-a", "--add-server", "add_server", "add a real server"),
+            ("-e", "--edit-server", "edit_server", "edit a real server"),
+            ("-d", "--delete-server", "delete_server", "delete a real server"),
+            ("-C", "--clear", "clear", "delete every hand-kept virtual service")):
+        edits.add_argument(flag, long, dest=name, action="store_true", help=text)
+    edits.add_argument("-t", "--tcp-service", dest="tcp", metavar="VIP:PORT")
+    edits.add_argument("-u", "--udp-service", dest="udp", metavar="VIP:PORT")
+    edits.add_argument("-f", "--fwmark-service", dest="fwmark", type=int, metavar="MARK")
+    edits.add_argument("-6", "--ipv6", dest="ipv6", action="store_true")
+    edits.add_argument("-s", "--scheduler", default=None)
+    edits.add_argument("-p", "--persistent", nargs="?", const=300, type=int)
+    edits.add_argument("-M", "--netmask")
+    edits.add_argument("-b", "--sched-flags")
+    edits.add_argument("-o", "--ops", action="store_true")
+    edits.add_argument("-r", "--real-server", metavar="RIP[:PORT]")
+    edits.add_argument("-g", "--gatewaying", dest="forward", action="store_const",
+                       const=Forward.GATE)
+    edits.add_argument("-m", "--masquerading", dest="forward", action="store_const",
+                       const=Forward.MASQ)
+    edits.add_argument("-i", "--ipip", dest="forward", action="store_const",
+                       const=Forward.IPIP)
+    edits.add_argument("-w", "--weight", type=int)
+    edits.add_argument("-x", "--u-threshold", dest="upper", type=int, default=0)
+    edits.add_argument("-y", "--l-threshold", dest="lower", type=int, default=0)
 
 
 def _endpoint(text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -246,11 +241,12 @@ def _endpoint(text: str, default_port: int | None = None) -> tuple[str, int]:
     return address, int(port)
 
 
-def parse_edit(words: list[str]) -> tuple[list[Operation], str | None, bool]:
-    """ipvsadm words -> operations, the instance asked for, and whether it is -C."""
-    parser = edit_parser()
-    parser.__class__ = _Parser
-    args = parser.parse_args(words)
+def parse_edit(args: argparse.Namespace) -> tuple[list[Operation], str | None, bool]:
+    """ipvsadm options -> operations, the instance asked for, and whether it is -C."""
+    chosen = [args.add_service, args.edit_service, args.delete_service, args.add_server,
+              args.edit_server, args.delete_server, args.clear]
+    if sum(chosen) != 1:
+        raise UsageError("give exactly one of -A -E -D -a -e -d -C")
     if args.clear:
         return [], args.instance, True
     if args.tcp:
@@ -304,8 +300,8 @@ def _target_instance(asked: str | None) -> str:
     return daemon.MANUAL_INSTANCE
 
 
-def edit(words: list[str]) -> int:
-    operations, asked, clear = parse_edit(words)
+def edit(args: argparse.Namespace) -> int:
+    operations, asked, clear = parse_edit(args)
     instance = _target_instance(asked)
     if clear:
         answer = control.request(instance, {"command": "status"})

@@ -159,3 +159,38 @@ def test_status_stop_and_lsb_exit_codes(director_lab):
     assert vigil(server5, "director", "status", check=False).returncode == 3
     with pytest.raises(OSError):
         http_get(lab, timeout=2)
+
+
+def test_seed_ipvsadm_edits_build_a_hand_kept_table(seed_lab):
+    """The seed's hand-made table (configs/ipvsadm.sh), line by line through `vigil lvs`."""
+    from vigil.demo.seed import lab_file
+
+    server5 = seed_lab.host("server5")
+    seed_lab.add_address("server5", "eth0", f"{VIP}/24")
+    nginx(seed_lab.host("rs1"), "rs1")
+    nginx(seed_lab.host("rs2"), "rs2")
+    try:
+        for line in lab_file("ipvsadm.sh").splitlines():
+            if line.startswith("ipvsadm "):
+                vigil(server5, "lvs", *line.split()[1:])
+        lines = vigil(server5, "lvs", "list", "-n").stdout.splitlines()
+        assert lines[3:] == [
+            f"TCP  {VIP}:80 rr",
+            f"  -> {RS1 + ':80':<28} Route   1      0          0         ",
+            f"  -> {RS2 + ':80':<28} Route   1      0          0         ",
+        ]
+        answers = [http_get(seed_lab) for _ in range(4)]
+        assert sorted(answers) == ["rs1", "rs1", "rs2", "rs2"]
+        vigil(server5, "lvs", "-e", "-t", f"{VIP}:80", "-r", f"{RS1}:80", "-g", "-w", "0")
+        assert {http_get(seed_lab) for _ in range(4)} == {"rs2"}
+        vigil(server5, "lvs", "-d", "-t", f"{VIP}:80", "-r", f"{RS2}:80")
+        lines = vigil(server5, "lvs", "list", "-n").stdout.splitlines()
+        assert len(lines) == 5 and f"{RS1}:80" in lines[4]
+        stats = vigil(server5, "lvs", "list", "-n", "--stats").stdout.splitlines()
+        assert stats[1].split() == ["Prot", "LocalAddress:Port", "Conns", "InPkts", "OutPkts",
+                                    "InBytes", "OutBytes"]
+        assert stats[3].split()[:3] == ["TCP", f"{VIP}:80", "8"]  # 8 connections so far
+        bad = vigil(server5, "lvs", "-a", "-t", f"{VIP}:80", "-r", f"{RS1}:80", check=False)
+        assert bad.returncode == 1 and "exists already" in bad.stderr
+    finally:
+        vigil(server5, "director", "--no-config", "stop", check=False)
