@@ -128,7 +128,8 @@ def test_autoreload_applies_the_difference_and_maintenance_drains(director_lab):
     log = server5.read_file("/var/log/ldirectord.log")
     assert "config.reloaded why=autoreload" in log
     assert "real.unchecked" not in log and f"real.down service=tcp:{VIP}:80" not in log
-    assert control(server5, {"command": "status"})["checks_run"] > checks_before
+    wait_until(lambda: control(server5, {"command": "status"})["checks_run"] > checks_before,
+               5, "checks going on after the reload")
     answers = [http_get(lab) for _ in range(8)]
     assert answers.count("rs2") == 6 and answers.count("rs1") == 2
 
