@@ -24,6 +24,7 @@ virtual=127.0.0.1:{vport}
 \tfallback=127.0.0.3:{vport} masq
 \tscheduler=rr
 \tchecktype=connect
+\tfallbackcommand="{sorry}"
 """
 
 
@@ -57,7 +58,14 @@ def test_checks_drive_the_table_reload_and_maintenance(run_dir):
         maint = run_dir / "maint"
         maint.mkdir()
         cf = run_dir / "ldirectord.cf"
-        cf.write_text(CONFIG.format(maint=maint, vport=8080, p1=p1, p2=p2))
+        sorry = run_dir / "sorry.sh"
+        sorry.write_text(f"#!/bin/sh\necho \"$@\" >> {run_dir}/sorry.log\n")
+        sorry.chmod(0o755)
+
+        def config(**extra):
+            return CONFIG.format(maint=maint, vport=8080, p1=p1, p2=p2, sorry=sorry, **extra)
+
+        cf.write_text(config())
         backend = MemoryBackend()
         director = daemon.Director(cf, backend)
         task = asyncio.create_task(director.run())
@@ -87,8 +95,7 @@ def test_checks_drive_the_table_reload_and_maintenance(run_dir):
         three = listener()
         p3 = three.getsockname()[1]
         before = len(backend.transactions)
-        cf.write_text(CONFIG.format(maint=maint, vport=8080, p1=p1, p2=p2)
-                      + f"\treal=127.0.0.2:{p3} masq 2\n")
+        cf.write_text(config() + f"\treal=127.0.0.2:{p3} masq 2\n")
         await until(lambda: weights().get(p3) == 2)
         changed = [op for tx in backend.transactions[before:] for op in tx]
         assert {op.real.port for op in changed} == {p3}
@@ -99,10 +106,12 @@ def test_checks_drive_the_table_reload_and_maintenance(run_dir):
         assert weights() == {p1: 1, p2: 1, p3: 2}
 
         # Both down: the fallback server takes over.
-        cf.write_text(CONFIG.format(maint=maint, vport=8080, p1=p1, p2=p2))
+        cf.write_text(config())
         one.close()
         two.close()
         await until(lambda: weights() == {p1: 0, p2: 0, 8080: 1})
+        log = run_dir / "sorry.log"
+        await until(lambda: log.exists() and log.read_text() == "start 127.0.0.1:8080 tcp\n")
 
         # Removing a managed real server by hand is allowed; it stays out.
         await director.edit([DeleteReal(key, RealKey("127.0.0.2", p1))])
