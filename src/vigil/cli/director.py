@@ -91,14 +91,16 @@ def _running_pid(instance: str) -> int | None:
 def start(config_path: Path | None, args: argparse.Namespace) -> int:
     instance = daemon.instance_name(config_path)
     logfile = None
+    foreground = args.foreground
     if config_path is not None:
         config = load_config(config_path)  # errors now, before any daemon starts
         if config.logfile and config.logfile.startswith("/"):
             logfile = config.logfile
+        foreground = foreground or config.supervised  # supervised=yes: stay in front
     from vigil.director.backends.base import choose
 
     backend_class = choose(args.backend)
-    if args.foreground:
+    if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")))
     pid = _running_pid(instance)
