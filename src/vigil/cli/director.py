@@ -51,6 +51,8 @@ def register(subparsers: Any) -> None:
 
 def _parse(args: argparse.Namespace) -> tuple[Path | None, str]:
     words = list(args.words)
+    if len(words) == 2 and words[0] in ACTIONS and words[1] not in ACTIONS:
+        words.reverse()  # `vigil director start CONFIG` as well as ldirectord's order
     action = words.pop()
     if action not in ACTIONS:
         raise UsageError(f"unknown action {action!r} (one of: {', '.join(ACTIONS)})")

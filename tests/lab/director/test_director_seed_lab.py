@@ -195,3 +195,32 @@ def test_seed_ipvsadm_edits_build_a_hand_kept_table(seed_lab):
         assert bad.returncode == 1 and "exists already" in bad.stderr
     finally:
         vigil(server5, "director", "--no-config", "stop", check=False)
+
+
+def test_the_ldirectord_resource_of_haresources_runs_the_director(seed_lab):
+    """heartbeat's `ldirectord` resource (haresources.lvs) starts, reports and stops it."""
+    server5 = seed_lab.host("server5")
+    seed_lab.add_address("server5", "eth0", f"{VIP}/24")
+    nginx(seed_lab.host("rs1"), "rs1")
+    nginx(seed_lab.host("rs2"), "rs2")
+    server5.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
+    path = {"PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+    def resource(verb: str):
+        return vigil_env(server5, path, "resource", verb, "ldirectord")
+
+    try:
+        assert resource("start").returncode == 0
+        wait_until(lambda: weights(server5) == {RS1: 1, RS2: 1}, 15, "director checking")
+        assert resource("status").returncode == 0
+        assert {http_get(seed_lab) for _ in range(4)} == {"rs1", "rs2"}
+        assert resource("stop").returncode == 0
+        assert resource("status").returncode != 0
+        with pytest.raises(OSError):
+            http_get(seed_lab, timeout=2)
+    finally:
+        vigil(server5, "director", "stop", check=False)
+
+
+def vigil_env(host, env, *args):
+    return host.run([sys.executable, "-m", "vigil", *args], env=env, check=False, timeout=60)

@@ -63,3 +63,15 @@ def test_director_usage_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("vigil: /nonexistent/ldirectord.cf: error: cannot read")
     assert main(["director", "explode"]) == 2
+
+
+def test_director_takes_config_before_or_after_the_action(tmp_path):
+    from vigil.cli.director import _parse
+
+    cf = tmp_path / "web.cf"
+    cf.write_text("")
+    for words in ([str(cf), "status"], ["status", str(cf)]):
+        parsed = build_parser().parse_args(["director", *words])
+        assert _parse(parsed) == (cf.resolve(), "status")
+    with pytest.raises(UsageError):
+        _parse(build_parser().parse_args(["director", "frobnicate"]))
