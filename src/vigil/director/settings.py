@@ -113,8 +113,10 @@ class ServiceConfig:
         protocol = self.key.protocol
         if protocol is Protocol.FWM:
             protocol = Protocol.TCP
-        return (protocol, real.real.address, self.check_port(real), check,
-                self.key.address, self.key.port, self.key.fwmark)
+        # External checks get the virtual service as arguments: theirs is per service.
+        virtual = self.key if check.checktype in ("external", "external-perl") else None
+        return (protocol, real.real.address, real.real.port, self.check_port(real), check,
+                virtual)
 
 
 @dataclass(frozen=True)

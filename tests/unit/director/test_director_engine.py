@@ -67,13 +67,14 @@ def test_same_check_in_two_services_runs_once_for_both():
     a = service(80, [8001, 8002])
     b = service(81, [8001])
     targets = targets_for([a, b])
-    assert len(targets) == 3  # (8001 via :80), (8002), (8001 via :81): vport differs
-    c = ServiceConfig(a.service, reals=a.reals, check=a.check, checkinterval=0.2)
-    shared = targets_for([a, ServiceConfig(VirtualService(a.key.__class__.tcp("127.0.0.1", 80)),
-                                           reals=a.reals, check=a.check)])
-    assert len(shared) == 2 and all(len(t.members) == 2 for t in shared)
+    assert len(targets) == 2  # 127.0.0.1:8001 is checked once for both services
+    shared = next(t for t in targets if t.real.real.port == 8001)
+    assert shared.members == ((a.key, a.reals[0].key), (b.key, b.reals[0].key))
     assert targets_for([service(82, [1], checktype="on")]) == []
-    assert c.check_identity(c.reals[0]) == a.check_identity(a.reals[0])
+    # External checks are told the virtual service: one check per service.
+    ext_a = service(80, [8001], checktype="external")
+    ext_b = service(81, [8001], checktype="external")
+    assert len(targets_for([ext_a, ext_b])) == 2
 
 
 def listener() -> socket.socket:
