@@ -14,7 +14,7 @@ from vigil.director.table import RealKey, RealServer, ServiceKey, VirtualService
 
 CONFIG = """\
 checktimeout=1
-checkinterval=0.2
+checkinterval=1
 autoreload=yes
 quiescent=yes
 maintenancedir={maint}
@@ -45,7 +45,7 @@ def listener(port=0):
     return sock
 
 
-async def until(condition, timeout=5.0):
+async def until(condition, timeout=10.0):
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)

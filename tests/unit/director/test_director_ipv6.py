@@ -3,10 +3,16 @@
 import asyncio
 import socket
 
+from vigil.config import ldirectord as cf
+from vigil.config.resolve import SystemResolver
+from vigil.director.adapter import from_ldirectord
 from vigil.director.backends.userspace import UserspaceBackend
-from vigil.director.cfreader import parse
 from vigil.director.reconcile import reconcile
 from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
+
+
+def parse(text, path="ldirectord.cf"):
+    return from_ldirectord(cf.parse(text, path), SystemResolver())
 
 
 def test_virtual6_sections():
