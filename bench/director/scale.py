@@ -73,7 +73,7 @@ DIRECTOR = textwrap.dedent("""
         director._stop.set()
         await runner
 
-    asyncio.run(main())
+    daemon.event_loop_runner()(main())
 """)
 
 
