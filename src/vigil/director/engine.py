@@ -172,8 +172,10 @@ class CheckSchedule:
         if ident not in self._phased:
             # After the first check (run at once: no traffic before it passes), spread
             # the checks over the interval so they run as a steady stream, not in bursts.
+            # The second comes sooner than an interval, never later: the time between
+            # two checks of a server never exceeds the interval.
             self._phased.add(ident)
-            due += interval * phase(ident)
+            due -= interval * (1.0 - phase(ident))
         if due < now:
             due = now
         self._set_due(ident, due)
