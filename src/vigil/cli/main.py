@@ -18,6 +18,8 @@ COMMANDS = [
     "vigil.cli.check",
     "vigil.cli.config",
     "vigil.cli.demo",
+    "vigil.cli.director",
+    "vigil.cli.lvs",
     "vigil.cli.lab",
     "vigil.cli.realserver",
     "vigil.cli.resource",

@@ -1,0 +1,181 @@
+"""`vigil director [-f ldirectord.cf] start|stop|restart|reload|status`: ldirectord's job.
+
+Exit codes follow LSB init scripts (status: 0 running, 1 dead with a pid file,
+3 stopped), so heartbeat's haresources can use it as the `ldirectord` resource.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vigil.director import control, daemon
+from vigil.director.adapter import find_config, load_config
+from vigil.errors import UsageError, VigilError
+
+ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status")
+START_WAIT = 15.0
+STOP_WAIT = 15.0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "director",
+        help="the load-balancing director (ldirectord's job): checks, table, data path",
+        description=(
+            "Run ldirectord's job from an ldirectord.cf: check the real servers and keep "
+            "only healthy ones in the virtual services' table. CONFIG is a name looked "
+            "up in /etc/ha.d and /etc/ha.d/conf, or a path (default ldirectord.cf)."
+        ),
+        usage="vigil director [-f CONFIG] [options] [CONFIG] "
+              "start|stop|restart|reload|status",
+    )
+    parser.add_argument("-f", "--config", help="the ldirectord.cf to run")
+    parser.add_argument("--no-config", action="store_true",
+                        help="run without a file: only a hand-kept table (vigil lvs edits)")
+    parser.add_argument("--backend", default="auto",
+                        help="data path: auto (default), userspace, or a kernel backend")
+    parser.add_argument("-d", "--foreground", action="store_true",
+                        help="stay in the foreground and log to stderr")
+    parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("words", nargs="+", metavar="[CONFIG] ACTION")
+    parser.set_defaults(handler=main)
+
+
+def _parse(args: argparse.Namespace) -> tuple[Path | None, str]:
+    words = list(args.words)
+    if len(words) == 2 and words[0] in ACTIONS and words[1] not in ACTIONS:
+        words.reverse()  # `vigil director start CONFIG` as well as ldirectord's order
+    action = words.pop()
+    if action not in ACTIONS:
+        raise UsageError(f"unknown action {action!r} (one of: {', '.join(ACTIONS)})")
+    if len(words) > 1:
+        raise UsageError("at most one CONFIG before the action")
+    name = args.config or (words[0] if words else None)
+    if args.no_config:
+        if name:
+            raise UsageError("--no-config and a CONFIG exclude each other")
+        return None, action
+    return find_config(name).resolve(), action
+
+
+def main(args: argparse.Namespace) -> int:
+    config_path, action = _parse(args)
+    instance = daemon.instance_name(config_path)
+    if action == "status":
+        return status(instance, config_path, args.json)
+    if action == "stop":
+        return stop(instance)
+    if action in ("reload", "force-reload"):
+        return reload(instance)
+    if action in ("restart", "try-restart"):
+        if action == "try-restart" and _running_pid(instance) is None:
+            return 0
+        stop(instance)
+        return start(config_path, args)
+    return start(config_path, args)
+
+
+def _running_pid(instance: str) -> int | None:
+    pid = daemon.read_pid(daemon.Paths(instance).pid)
+    if pid is not None and daemon.pid_alive(pid, instance):
+        return pid
+    return None
+
+
+def start(config_path: Path | None, args: argparse.Namespace) -> int:
+    instance = daemon.instance_name(config_path)
+    logfile = None
+    foreground = args.foreground
+    if config_path is not None:
+        config = load_config(config_path)  # errors now, before any daemon starts
+        if config.logfile and config.logfile.startswith("/"):
+            logfile = config.logfile
+        foreground = foreground or config.supervised  # supervised=yes: stay in front
+    from vigil.director.backends.base import choose
+
+    backend_class = choose(args.backend)
+    if foreground:
+        return daemon.run_daemon(config_path, backend_class(), logfile,
+                                 debug=bool(os.environ.get("VIGIL_DEBUG")))
+    pid = _running_pid(instance)
+    if pid is not None:
+        print(f"vigil director {instance} is already running with pid {pid}")
+        return 0
+    daemon.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    startup_log = daemon.RUN_DIR / f"director.{instance}.out"
+    argv = [sys.executable, "-m", "vigil.director.child", backend_class.name, logfile or "",
+            str(config_path) if config_path else ""]
+    with open(startup_log, "wb") as out:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            text = startup_log.read_text(errors="replace").strip().splitlines()
+            detail = text[-1] if text else f"exit status {child.returncode}"
+            raise VigilError(f"director {instance} did not start: {detail}")
+        try:
+            control.request(instance, {"command": "status"}, timeout=1.0)
+            print(f"vigil director {instance} started with pid {child.pid}")
+            return 0
+        except VigilError:
+            time.sleep(0.05)
+    raise VigilError(f"director {instance} did not answer within {START_WAIT:g} s")
+
+
+def stop(instance: str) -> int:
+    pid = _running_pid(instance)
+    if pid is None:
+        print(f"vigil director {instance} is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT
+    while time.monotonic() < deadline:
+        if not daemon.pid_alive(pid, instance):
+            print(f"vigil director {instance} stopped")
+            return 0
+        time.sleep(0.05)
+    raise VigilError(f"director {instance} (pid {pid}) did not stop within {STOP_WAIT:g} s")
+
+
+def reload(instance: str) -> int:
+    pid = _running_pid(instance)
+    if pid is None:
+        print(f"vigil director {instance} is not running", file=sys.stderr)
+        return 7
+    os.kill(pid, signal.SIGHUP)
+    print(f"vigil director {instance} reloading")
+    return 0
+
+
+def status(instance: str, config_path: Path | None, as_json: bool) -> int:
+    pid = _running_pid(instance)
+    if pid is None:
+        stale = daemon.Paths(instance).pid.exists()
+        print(f"vigil director for {config_path or instance} is stopped"
+              + (" (stale pid file)" if stale else ""))
+        return 1 if stale else 3
+    try:
+        answer = control.request(instance, {"command": "status"}, timeout=5.0)
+    except VigilError as exc:
+        print(f"vigil director for {config_path or instance} is running with pid {pid} "
+              f"but does not answer: {exc}")
+        return 0
+    if as_json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(f"vigil director for {config_path or instance} is running with pid {pid} "
+          f"(backend {answer['backend']}, {answer['checks']} checks)")
+    for row in answer["health"]:
+        extra = " maintenance" if row["maintenance"] else ""
+        print(f"  {row['service']} -> {row['real']}: {row['state']}{extra}"
+              + (f" ({row['message']})" if row["message"] else ""))
+    return 0

@@ -1,0 +1,148 @@
+"""The backend interface: what holds the table and moves the traffic.
+
+A backend is told the desired table and the operations that lead there from
+what it holds, and applies them as one transaction: all or nothing (on error
+it raises `BackendError` and still holds the table it had). Both arguments
+come together so each backend uses the form that suits it:
+
+* an operation-at-a-time kernel API (IPVS over netlink) replays `operations`
+  (`reconcile` orders them so a service is never emptied in passing);
+* a ruleset backend (nftables) rebuilds each touched service's maps from
+  `desired` (slot tables from `schedulers.slots.fill_slots`, previous slots
+  kept so flows stay put) and commits them in one `nft -j` transaction;
+  an empty operation list must change nothing in the kernel;
+* the userspace proxy updates its listeners and schedulers in place.
+
+`read()` returns what the backend really holds (the kernel's table at start,
+so a restart adopts it instead of flushing it); `stats()` gives ipvsadm's
+counters. Backends register in `BACKENDS`; `available()` says whether one can
+run here (a reason string when not), and `choose()` picks the first that can.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vigil.director.operations import Operation
+from vigil.director.table import RealKey, ServiceKey, Table
+from vigil.errors import VigilError
+
+
+class BackendError(VigilError):
+    """A backend could not apply a transaction (nothing of it was applied)."""
+
+
+@dataclass
+class Counters:
+    """ipvsadm --stats columns."""
+
+    conns: int = 0
+    in_packets: int = 0
+    out_packets: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+
+    def add(self, other: Counters) -> None:
+        self.conns += other.conns
+        self.in_packets += other.in_packets
+        self.out_packets += other.out_packets
+        self.in_bytes += other.in_bytes
+        self.out_bytes += other.out_bytes
+
+
+@dataclass
+class Rates:
+    """ipvsadm --rate columns, per second."""
+
+    cps: float = 0.0
+    in_pps: float = 0.0
+    out_pps: float = 0.0
+    in_bps: float = 0.0
+    out_bps: float = 0.0
+
+
+@dataclass
+class RealStats:
+    active: int = 0  # ActiveConn
+    inactive: int = 0  # InActConn
+    counters: Counters = field(default_factory=Counters)
+    rates: Rates = field(default_factory=Rates)
+
+
+@dataclass
+class ServiceStats:
+    counters: Counters = field(default_factory=Counters)
+    rates: Rates = field(default_factory=Rates)
+    reals: dict[RealKey, RealStats] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """Holds a `Table` and makes traffic follow it."""
+
+    name: str = ""
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when this backend can run here, else why not (one line)."""
+        return None
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open sockets, probe the kernel, adopt what it holds."""
+
+    @abc.abstractmethod
+    async def read(self) -> Table:
+        """The table the backend really holds now."""
+
+    @abc.abstractmethod
+    async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
+        """Apply `operations` (which lead to `desired`) as one transaction."""
+
+    async def stats(self) -> dict[ServiceKey, ServiceStats]:
+        return {}
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sockets and tasks; the table stays (cleanstop empties it first)."""
+
+
+def backend_registry() -> dict[str, type[Backend]]:
+    """Name -> backend class, most capable first (import here: no cycles)."""
+    from vigil.director.backends.memory import MemoryBackend
+    from vigil.director.backends.userspace import UserspaceBackend
+
+    registry: dict[str, type[Backend]] = {}
+    # Kernel backends (issue: kernel data path) register themselves here first.
+    for module_name, class_name in KERNEL_BACKENDS:
+        try:
+            module = __import__(module_name, fromlist=[class_name])
+        except ImportError:
+            continue
+        cls = getattr(module, class_name)
+        registry[cls.name] = cls
+    registry[UserspaceBackend.name] = UserspaceBackend
+    registry[MemoryBackend.name] = MemoryBackend
+    return registry
+
+
+#: (module, class) of the kernel backends, tried in this order by `choose("auto")`.
+KERNEL_BACKENDS: tuple[tuple[str, str], ...] = (
+    ("vigil.director.backends.ipvs", "IpvsBackend"),
+    ("vigil.director.backends.nftables", "NftablesBackend"),
+)
+
+
+def choose(name: str = "auto") -> type[Backend]:
+    registry = backend_registry()
+    if name != "auto":
+        cls = registry.get(name)
+        if cls is None:
+            raise VigilError(f"unknown director backend {name!r} (known: {', '.join(registry)})")
+        reason = cls.available()
+        if reason:
+            raise VigilError(f"backend {name} cannot run here: {reason}")
+        return cls
+    for cls in registry.values():
+        if cls.name != "memory" and cls.available() is None:
+            return cls
+    raise VigilError("no director backend can run here")

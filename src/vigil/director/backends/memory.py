@@ -1,0 +1,35 @@
+"""An in-memory backend for tests: a table, a log of transactions, injectable failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vigil.director.backends.base import Backend, BackendError
+from vigil.director.operations import Operation, OperationError, apply_operations
+from vigil.director.table import Table
+
+
+class MemoryBackend(Backend):
+    name = "memory"
+
+    def __init__(self, table: Table | None = None):
+        self.table = table or Table()
+        self.transactions: list[list[Operation]] = []
+        self.fail_next: str | None = None
+
+    async def read(self) -> Table:
+        return self.table
+
+    async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
+        if self.fail_next:
+            reason, self.fail_next = self.fail_next, None
+            raise BackendError(reason)
+        try:
+            result = apply_operations(self.table, operations)
+        except OperationError as exc:
+            raise BackendError(str(exc)) from exc
+        if result != desired:
+            raise BackendError("operations do not lead to the desired table")
+        if operations:
+            self.transactions.append(list(operations))
+        self.table = result

@@ -1,0 +1,527 @@
+"""The userspace data path: an asyncio TCP and UDP proxy that follows the table.
+
+For hosts where the kernel path is missing or the user is not root. Each
+virtual service is a listener on VIP:port (IP_FREEBIND: it may start before
+the VIP arrives); each new connection asks the service's scheduler for a real
+server and is spliced to it with protocol-level forwarding and flow control.
+Weight 0 or removal changes only where new connections go: open connections
+run to their end. If the chosen server refuses the connection, the next one
+is tried (a down server the checks have not caught yet costs no client).
+
+Persistence (`-p`, `-M`) keeps a client network on its real server while it
+has connections and for the timeout after. Counters and 2-second rate
+estimates are kept as IPVS does. fwmark services need the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vigil.director.backends.base import (
+    Backend,
+    BackendError,
+    Counters,
+    Rates,
+    RealStats,
+    ServiceStats,
+)
+from vigil.director.operations import (
+    AddService,
+    DeleteService,
+    Operation,
+    OperationError,
+    apply_operations,
+)
+from vigil.director.schedulers import Dest, Flow, Load, Scheduler, make_scheduler
+from vigil.director.table import Protocol, RealKey, ServiceKey, Table, VirtualService
+
+log = logging.getLogger("vigil.director.userspace")
+
+IP_FREEBIND = 15
+#: How long a connection to a real server may take before the next one is tried.
+CONNECT_TIMEOUT = 3.0
+#: At most this many real servers are tried for one client connection.
+CONNECT_ATTEMPTS = 3
+#: Idle UDP sessions end after this long (IPVS's udp timeout).
+UDP_IDLE = 300.0
+#: Rate estimation period (IPVS: 2 s).
+ESTIMATE_EVERY = 2.0
+
+
+@dataclass
+class RealRuntime:
+    load: Load = field(default_factory=Load)
+    counters: Counters = field(default_factory=Counters)
+    rates: Rates = field(default_factory=Rates)
+    last: Counters = field(default_factory=Counters)
+
+
+class ServiceRuntime:
+    """One virtual service's listener, scheduler, loads and counters."""
+
+    def __init__(self, service: VirtualService):
+        self.service = service
+        self.scheduler: Scheduler = make_scheduler(service.scheduler, service.sched_flags)
+        self.reals: dict[RealKey, RealRuntime] = {}
+        self.loads: dict[RealKey, Load] = {}
+        self.counters = Counters()
+        self.rates = Rates()
+        self.last = Counters()
+        self.persist: dict[bytes, tuple[RealKey, float]] = {}
+        self.server: asyncio.AbstractServer | None = None
+        self.udp: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
+        self.update(service)
+
+    def update(self, service: VirtualService) -> None:
+        if (service.scheduler, service.sched_flags) != (self.service.scheduler,
+                                                         self.service.sched_flags):
+            self.scheduler = make_scheduler(service.scheduler, service.sched_flags)
+        self.service = service
+        for real in service.reals:
+            runtime = self.reals.setdefault(real.key, RealRuntime())
+            self.loads[real.key] = runtime.load
+        self.scheduler.update([Dest.of(r) for r in service.reals])
+
+    def persistence_key(self, client: str) -> bytes | None:
+        if self.service.persistent is None:
+            return None
+        address = ipaddress.ip_address(client)
+        if self.service.netmask:
+            mask = self.service.netmask
+            prefix = (int(mask) if mask.isdigit()
+                      else ipaddress.ip_network(f"0.0.0.0/{mask}").prefixlen)
+            network = ipaddress.ip_network(f"{client}/{prefix}", strict=False)
+            return network.network_address.packed
+        return address.packed
+
+    def pick(self, flow: Flow, exclude: set[RealKey]) -> RealKey | None:
+        now = time.monotonic()
+        key = self.persistence_key(flow.src)
+        if key is not None:
+            held = self.persist.get(key)
+            if held is not None and held[1] > now and held[0] not in exclude:
+                real = self.service.real(held[0])
+                if real is not None and real.weight > 0:
+                    self.persist[key] = (held[0], now + (self.service.persistent or 0))
+                    return held[0]
+        if exclude:
+            loads = dict(self.loads)
+            for bad in exclude:  # make the failed ones look full
+                loads[bad] = Load(active=1 << 30)
+            dests = [Dest.of(r) for r in self.service.reals if r.key not in exclude]
+            if not dests:
+                return None
+            chosen = self._pick_among(flow, dests, loads)
+        else:
+            chosen = self.scheduler.pick(flow, self.loads)
+        if chosen is not None and key is not None:
+            self.persist[key] = (chosen, now + (self.service.persistent or 0))
+        return chosen
+
+    def _pick_among(self, flow: Flow, dests: list[Dest], loads) -> RealKey | None:
+        if self.scheduler.hashing or len(dests) == 0:
+            # A hash scheduler would pick the same failed server: take the next usable one.
+            usable = [d for d in dests if d.weight > 0]
+            if not usable:
+                return None
+            return usable[hash((flow.src, flow.sport)) % len(usable)].key
+        return self.scheduler.pick(flow, loads)
+
+    def sweep(self, now: float) -> None:
+        for key, (_, expires) in list(self.persist.items()):
+            if expires <= now:
+                del self.persist[key]
+
+    def estimate(self, seconds: float) -> None:
+        def rate(now: Counters, last: Counters, out: Rates) -> None:
+            out.cps = (now.conns - last.conns) / seconds
+            out.in_pps = (now.in_packets - last.in_packets) / seconds
+            out.out_pps = (now.out_packets - last.out_packets) / seconds
+            out.in_bps = (now.in_bytes - last.in_bytes) / seconds
+            out.out_bps = (now.out_bytes - last.out_bytes) / seconds
+            last.__dict__.update(now.__dict__)
+
+        rate(self.counters, self.last, self.rates)
+        for runtime in self.reals.values():
+            rate(runtime.counters, runtime.last, runtime.rates)
+
+
+class _Upstream(asyncio.Protocol):
+    """The director's connection to a real server."""
+
+    def __init__(self, client: _Client):
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        for counters in client.counters:
+            counters.out_packets += 1
+            counters.out_bytes += len(data)
+        if client.transport is not None:
+            client.transport.write(data)
+
+    def eof_received(self) -> bool:
+        client = self.client
+        client.upstream_eof = True
+        if client.eof:  # both directions are done
+            client.close()
+            return False
+        if client.transport is not None and client.transport.can_write_eof():
+            client.transport.write_eof()
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        self.client.close()
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+
+
+class _Client(asyncio.Protocol):
+    """A client's connection to the virtual service."""
+
+    def __init__(self, backend: UserspaceBackend, runtime: ServiceRuntime):
+        self.backend = backend
+        self.runtime = runtime
+        self.transport: asyncio.Transport | None = None
+        self.upstream: _Upstream | None = None
+        self.real: RealRuntime | None = None
+        self.pending: list[bytes] = []
+        self.eof = False
+        self.upstream_eof = False
+        self.closed = False
+        self.counters: tuple[Counters, ...] = ()
+        self.early_packets = self.early_bytes = 0  # before a real server was chosen
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.pause_reading()
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        flow = Flow(peer[0], peer[1], local[0], local[1])
+        self.backend.loop.create_task(self._connect(flow))
+
+    async def _connect(self, flow: Flow) -> None:
+        runtime = self.runtime
+        tried: set[RealKey] = set()
+        loop = self.backend.loop
+        for _ in range(CONNECT_ATTEMPTS):
+            key = runtime.pick(flow, tried)
+            if key is None:
+                break
+            real = runtime.service.real(key)
+            if real is None:
+                break
+            tried.add(key)
+            port = real.port or runtime.service.key.port
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    transport, upstream = await loop.create_connection(
+                        lambda: _Upstream(self), real.address, port)
+            except (OSError, TimeoutError) as exc:
+                log.debug("proxy.connect_failed real=%s error=%s", key, exc)
+                continue
+            if self.closed:
+                transport.close()
+                return
+            with contextlib.suppress(OSError):
+                transport.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.upstream = upstream
+            self.real = runtime.reals.get(key) or runtime.reals.setdefault(key, RealRuntime())
+            self.real.load.active += 1
+            self.counters = (self.real.counters, runtime.counters)
+            for counters in self.counters:
+                counters.conns += 1
+                counters.in_packets += self.early_packets
+                counters.in_bytes += self.early_bytes
+            for chunk in self.pending:
+                transport.write(chunk)
+            self.pending.clear()
+            if self.eof and transport.can_write_eof():
+                transport.write_eof()
+            if self.transport is not None:
+                self.transport.resume_reading()
+            return
+        self.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.counters:
+            for counters in self.counters:
+                counters.in_packets += 1
+                counters.in_bytes += len(data)
+        else:
+            self.early_packets += 1
+            self.early_bytes += len(data)
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.upstream_eof:  # both directions are done
+            self.close()
+            return False
+        upstream = self.upstream
+        if upstream is not None and upstream.transport is not None \
+                and upstream.transport.can_write_eof():
+            upstream.transport.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.resume_reading()
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        self.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.close()
+        if self.real is not None:
+            self.real.load.active -= 1
+
+
+class _UdpService(asyncio.DatagramProtocol):
+    """A UDP virtual service: one session (socket to a real server) per client."""
+
+    def __init__(self, backend: UserspaceBackend, runtime: ServiceRuntime):
+        self.backend = backend
+        self.runtime = runtime
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sessions: dict[tuple, _UdpSession] = {}
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        session = self.sessions.get(addr)
+        if session is None or self.runtime.service.ops:
+            self.backend.loop.create_task(self._open(addr, data))
+            return
+        session.send(data)
+
+    async def _open(self, addr, first: bytes) -> None:
+        local = self.transport.get_extra_info("sockname") if self.transport else ("", 0)
+        key = self.runtime.pick(Flow(addr[0], addr[1], local[0], local[1]), set())
+        real = self.runtime.service.real(key) if key is not None else None
+        if real is None:
+            return
+        port = real.port or self.runtime.service.key.port
+        _, session = await self.backend.loop.create_datagram_endpoint(
+            lambda: _UdpSession(self, addr, key), remote_addr=(real.address, port))
+        old = self.sessions.get(addr)
+        if old is not None:
+            old.close()
+        self.sessions[addr] = session
+        session.send(first)
+
+    def sweep(self, now: float) -> None:
+        for addr, session in list(self.sessions.items()):
+            if now - session.used > UDP_IDLE:
+                session.close()
+                self.sessions.pop(addr, None)
+
+
+class _UdpSession(asyncio.DatagramProtocol):
+    def __init__(self, service: _UdpService, client, key: RealKey):
+        self.service = service
+        self.client = client
+        self.runtime = service.runtime
+        self.real = self.runtime.reals.setdefault(key, RealRuntime())
+        self.transport: asyncio.DatagramTransport | None = None
+        self.used = time.monotonic()
+        self.real.load.active += 1
+        self.real.counters.conns += 1
+        self.runtime.counters.conns += 1
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, data: bytes) -> None:
+        self.used = time.monotonic()
+        for counters in (self.real.counters, self.runtime.counters):
+            counters.in_packets += 1
+            counters.in_bytes += len(data)
+        if self.transport is not None:
+            self.transport.sendto(data)
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.used = time.monotonic()
+        for counters in (self.real.counters, self.runtime.counters):
+            counters.out_packets += 1
+            counters.out_bytes += len(data)
+        if self.service.transport is not None:
+            self.service.transport.sendto(data, self.client)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+            self.real.load.active -= 1
+
+
+class UserspaceBackend(Backend):
+    name = "userspace"
+
+    def __init__(self) -> None:
+        self.table = Table()
+        self.runtimes: dict[ServiceKey, ServiceRuntime] = {}
+        self._udp: dict[ServiceKey, _UdpService] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        self._maintenance = asyncio.get_running_loop().create_task(self._keep())
+
+    async def read(self) -> Table:
+        return self.table
+
+    async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
+        try:
+            result = apply_operations(self.table, operations)
+        except OperationError as exc:
+            raise BackendError(str(exc)) from exc
+        added = [op.service for op in operations if isinstance(op, AddService)]
+        for service in added:
+            if service.key.protocol is Protocol.FWM:
+                raise BackendError(
+                    f"{service.key}: fwmark services need a kernel backend (nftables or ipvs)")
+        opened: dict[ServiceKey, socket.socket] = {}
+        try:
+            for service in added:
+                opened[service.key] = self._bind(service.key)
+        except OSError as exc:
+            for sock in opened.values():
+                sock.close()
+            raise BackendError(f"cannot listen on {service.key}: {exc.strerror}") from exc
+        # Everything that can fail has been tried: commit.
+        for op in operations:
+            if isinstance(op, DeleteService):
+                self._close_service(op.key)
+        for service in added:
+            runtime = ServiceRuntime(result.service(service.key) or service)
+            self.runtimes[service.key] = runtime
+            await self._serve(runtime, opened[service.key])
+        for service in result:
+            runtime = self.runtimes.get(service.key)
+            if runtime is not None and runtime.service != service:
+                runtime.update(service)
+        self.table = result
+
+    def _bind(self, key: ServiceKey) -> socket.socket:
+        family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
+        kind = socket.SOCK_DGRAM if key.protocol is Protocol.UDP else socket.SOCK_STREAM
+        sock = socket.socket(family, kind)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP if family == socket.AF_INET
+                                else socket.IPPROTO_IPV6, IP_FREEBIND, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((key.address, key.port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(4096)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    async def _serve(self, runtime: ServiceRuntime, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        runtime.sock = sock
+        if runtime.service.key.protocol is Protocol.UDP:
+            udp = _UdpService(self, runtime)
+            transport, _ = await loop.create_datagram_endpoint(lambda: udp, sock=sock)
+            runtime.udp = transport
+            self._udp[runtime.service.key] = udp
+        else:
+            runtime.server = await loop.create_server(
+                lambda: _Client(self, runtime), sock=sock, backlog=4096)
+
+    def _close_service(self, key: ServiceKey) -> None:
+        runtime = self.runtimes.pop(key, None)
+        if runtime is None:
+            return
+        if runtime.server is not None:
+            runtime.server.close()
+        if runtime.udp is not None:
+            runtime.udp.close()
+        udp = self._udp.pop(key, None)
+        if udp is not None:
+            for session in udp.sessions.values():
+                session.close()
+
+    async def _keep(self) -> None:
+        """Rate estimates and expiry of persistence entries and UDP sessions."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(ESTIMATE_EVERY)
+            now = time.monotonic()
+            for runtime in self.runtimes.values():
+                runtime.estimate(now - last)
+                runtime.sweep(now)
+            for udp in self._udp.values():
+                udp.sweep(now)
+            last = now
+
+    async def stats(self) -> dict[ServiceKey, ServiceStats]:
+        result: dict[ServiceKey, ServiceStats] = {}
+        for key, runtime in self.runtimes.items():
+            service_stats = ServiceStats(Counters(**runtime.counters.__dict__),
+                                         Rates(**runtime.rates.__dict__))
+            for real in runtime.service.reals:
+                rt = runtime.reals.get(real.key, RealRuntime())
+                service_stats.reals[real.key] = RealStats(
+                    active=rt.load.active, inactive=rt.load.inactive,
+                    counters=Counters(**rt.counters.__dict__), rates=Rates(**rt.rates.__dict__))
+            result[key] = service_stats
+        return result
+
+    async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        for key in list(self.runtimes):
+            self._close_service(key)

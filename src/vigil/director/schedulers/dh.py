@@ -1,0 +1,13 @@
+"""dh: destination hashing (cache clusters: one destination address, one server)."""
+
+from __future__ import annotations
+
+from vigil.director.schedulers.base import Flow, address_bytes
+from vigil.director.schedulers.hashing import SlotScheduler
+
+
+class DestinationHashing(SlotScheduler):
+    name = "dh"
+
+    def flow_bytes(self, flow: Flow) -> bytes:
+        return address_bytes(flow.dst)

@@ -1,0 +1,13 @@
+"""mh: Maglev hashing of the source; a removed destination moves only its own flows."""
+
+from __future__ import annotations
+
+from vigil.director.schedulers.base import Flow
+from vigil.director.schedulers.hashing import SlotScheduler, source_bytes
+
+
+class MaglevHashing(SlotScheduler):
+    name = "mh"
+
+    def flow_bytes(self, flow: Flow) -> bytes:
+        return source_bytes(flow, "mh-port" in self.flags)

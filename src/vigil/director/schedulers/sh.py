@@ -1,0 +1,13 @@
+"""sh: source hashing: a client address always reaches the same destination."""
+
+from __future__ import annotations
+
+from vigil.director.schedulers.base import Flow
+from vigil.director.schedulers.hashing import SlotScheduler, source_bytes
+
+
+class SourceHashing(SlotScheduler):
+    name = "sh"
+
+    def flow_bytes(self, flow: Flow) -> bytes:
+        return source_bytes(flow, "sh-port" in self.flags)
