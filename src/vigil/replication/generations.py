@@ -103,6 +103,8 @@ class Side:
     crashed_primary: bool = False
     primary: bool = False
     dirty_blocks: int = 0
+    #: A resync into it was under way (or it was invalidated): it must be the target.
+    inconsistent: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ def compare(me: Side, peer: Side, i_win_ties: bool) -> Verdict:
         if peer.crashed_primary:
             return Verdict(Sync.TARGET_BITMAP, 40,
                            "the peer crashed as primary: resync its activity log")
+        if me.inconsistent != peer.inconsistent:
+            sync = Sync.TARGET_BITMAP if me.inconsistent else Sync.SOURCE_BITMAP
+            return Verdict(sync, 42, "same generation, the inconsistent side is the target")
         if me.dirty_blocks or peer.dirty_blocks:
             if me.primary != peer.primary:
                 sync = Sync.SOURCE_BITMAP if me.primary else Sync.TARGET_BITMAP

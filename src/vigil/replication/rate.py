@@ -21,7 +21,7 @@ STEP = 0.1  # seconds between controller steps (DRBD's SLEEP_TIME)
 class RateSettings:
     resync_rate: int = 100 << 20  # bytes/s, fixed mode
     c_plan_ahead: float = 2.0  # seconds; 0 = fixed rate
-    c_fill_target: int = 0  # bytes in flight to aim for (0: use the delay target)
+    c_fill_target: int = 16 << 20  # bytes in flight to aim for (0: use the delay target)
     c_delay_target: float = 0.1  # seconds
     c_max_rate: int = 400 << 20  # bytes/s
     c_min_rate: int = 4 << 20  # bytes/s kept while the application does I/O (0: no throttling)
@@ -75,7 +75,8 @@ class AdaptiveRate:
         self._plan.append(0.0)
         request = max(0.0, acked + current)
         if acked == 0 and in_flight == 0:
-            request = max(request, s.c_min_rate * STEP or 64 * 1024)  # get going
+            # Get going: half the fill target (or the minimum rate) in the first step.
+            request = max(request, s.c_fill_target / 2 or s.c_min_rate * STEP or 64 * 1024)
         request = min(request, s.c_max_rate * STEP)
         if app_io and s.c_min_rate:
             request = min(request, s.c_min_rate * STEP)
