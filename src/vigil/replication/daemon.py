@@ -156,7 +156,8 @@ class Daemon:
                 # In a thread: detaching makes the kernel close the FUSE file, which
                 # this very event loop must answer.
                 await aio.run_in_executor(None, loopdev.release, identity, fd)
-            pyfuse3.terminate()
+            with contextlib.suppress(Exception):
+                pyfuse3.terminate()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(fuse_task, 5)
             with contextlib.suppress(Exception):

@@ -308,6 +308,9 @@ class Node:
         self._write_sb(sb)
         self.role = Role.PRIMARY
         self.uptodate = True
+        if force and self.session is not None and self.peer_disk is not Disk.UP_TO_DATE:
+            # A forced promotion made new data: reconnect so the handshake syncs the peer.
+            self.session.close()
         event(log, "volume.role", resource=self.cfg.name, role="Primary", force=force,
               generation=f"{sb.generations.current:016X}")
         self._send_state()
@@ -451,7 +454,7 @@ class Node:
                 timer.lost(self.clock.now())
                 continue
             now = self.clock.now()
-            if not timer.due(now):
+            if self.cfg.i_connect and not timer.due(now):
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timer.next_deadline() - now)
@@ -461,6 +464,7 @@ class Node:
                 timer.failed(self.clock.now())
                 continue
             session = Session(*streams)
+            established = False
             try:
                 await self._serve(session)
             except (LinkLost, ConnectionError, asyncio.IncompleteReadError, TimeoutError,
@@ -468,14 +472,18 @@ class Node:
                 event(log, "volume.link_lost", resource=self.cfg.name,
                       reason=f"{type(exc).__name__}: {exc}")
             finally:
+                established = self.session is session
                 self._session_ended(session)
-            timer.lost(self.clock.now())
-            if self.want_connection:
+            if established:
+                timer.lost(self.clock.now())  # it worked a moment ago: retry at once
+            else:
                 timer.failed(self.clock.now())
 
     async def _on_accept(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         if self.session is not None or not self.want_connection or self._stopping:
+            event(log, "volume.accept_refused", resource=self.cfg.name,
+                  busy=self.session is not None, wanted=self.want_connection)
             writer.close()
             return
         await self._accepted.put((reader, writer))
@@ -489,19 +497,33 @@ class Node:
                     timeout=max(1.0, self.cfg.link.timeout))
             except (OSError, TimeoutError):
                 return None
-        while not self._accepted.empty():  # stale ones from an earlier attempt
-            _, stale = self._accepted.get_nowait()
-            stale.close()
-        waiter = asyncio.ensure_future(self._accepted.get())
-        woke = asyncio.ensure_future(self._wake.wait())
-        self._wake.clear()
-        done, _ = await asyncio.wait({waiter, woke}, timeout=self.cfg.link.connect_int,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        woke.cancel()
-        if waiter in done:
-            return waiter.result()
-        waiter.cancel()
-        return None
+        # The accepting side listens all the time: no retry timer, so it can never
+        # fall out of phase with the connecting side's retries.
+        while True:
+            while not self._accepted.empty():
+                reader, writer = self._accepted.get_nowait()
+                if writer.is_closing() or reader.at_eof():
+                    writer.close()
+                    continue
+                return reader, writer
+            waiter = asyncio.ensure_future(self._accepted.get())
+            self._wake.clear()
+            woke = asyncio.ensure_future(self._wake.wait())
+            done, _ = await asyncio.wait({waiter, woke}, return_when=asyncio.FIRST_COMPLETED)
+            woke.cancel()
+            if waiter in done:
+                reader, writer = waiter.result()
+                if writer.is_closing() or reader.at_eof():
+                    writer.close()
+                    continue
+                return reader, writer
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+            if waiter.done() and not waiter.cancelled():
+                self._accepted.put_nowait(waiter.result())
+            if not self.want_connection or self._stopping:
+                return None
 
     def stop(self) -> None:
         self._stopping = True
