@@ -118,6 +118,19 @@ class VolumePair:
                 left -= len(chunk)
         return digest.hexdigest()
 
+    def write_blocks(self, host: str, blocks: list[int], tag: bytes) -> None:
+        """Write distinct 4 KiB blocks through the device with O_DIRECT."""
+        script = "; ".join(
+            f"printf '%s' '{(tag + b'-%d-' % b).decode()}' | dd of=/dev/drbd1 bs=4096 "
+            f"seek={b} conv=sync,notrunc oflag=direct status=none" for b in blocks)
+        self.host(host).run(script, timeout=60)
+
+    def read_block(self, host: str, block: int) -> bytes:
+        """One 4 KiB block of the host's backing file, read from outside."""
+        with open(self.host(host).path(self.backing), "rb") as backing:
+            backing.seek(block * 4096)
+            return backing.read(4096)
+
     def daemon_pid(self, host: str) -> int:
         state = json.loads(self.host(host).read_file(f"/run/vigil/volume/{self.name}/state.json"))
         return int(state["pid"])

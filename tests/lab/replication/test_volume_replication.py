@@ -11,20 +11,12 @@ pytestmark = pytest.mark.lab
 BLOCK = 4096
 
 
-def write_blocks(pair, host: str, blocks: list[int], tag: bytes) -> None:
-    """Write distinct 4 KiB blocks through the device with O_DIRECT."""
-    script = "; ".join(
-        f"printf '%s' '{(tag + b'-%d-' % b).decode()}' | dd of=/dev/drbd1 bs=4096 seek={b} "
-        "conv=sync,notrunc oflag=direct status=none" for b in blocks)
-    pair.host(host).run(script, timeout=60)
-
-
 def test_replication_then_only_dirty_blocks_resync(volume_pair):
     pair = volume_pair
     pair.start_pair()
     size = pair.status("server5")["size"]
     # Connected: writes reach both disks before they complete (protocol C).
-    write_blocks(pair, "server5", [0, 1, 100], b"connected")
+    pair.write_blocks("server5", [0, 1, 100], b"connected")
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
 
     pair.vigil("server5", "disconnect", pair.name)
@@ -32,7 +24,7 @@ def test_replication_then_only_dirty_blocks_resync(volume_pair):
     assert status["connection"] == "StandAlone" and status["role"] == "Primary"
     rng = random.Random(8)
     dirty = sorted(rng.sample(range(size // BLOCK), 37))
-    write_blocks(pair, "server5", dirty, b"apart")
+    pair.write_blocks("server5", dirty, b"apart")
     assert pair.status("server5")["out_of_sync"] == len(dirty) * BLOCK
     assert pair.data_digest("server5", size) != pair.data_digest("server6", size)
     # The secondary was told it missed writes: it is outdated and refuses promotion.
