@@ -114,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=1) if args.json else format_status(status))
         return 0
     if verb in ("role", "cstate", "dstate"):
-        status = _ask(cfg, "status")["status"]
+        try:
+            status = _ask(cfg, "status")["status"]
+        except NotConfigured:
+            if verb != "role":
+                raise
+            print("Unconfigured")  # what drbdadm role says of a resource that is down
+            return 0
         print({"role": f"{status['role']}/{status['peer_role']}",
                "cstate": status["connection"] if status["replication"] in ("Off",
                "Established") else status["replication"],

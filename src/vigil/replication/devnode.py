@@ -39,30 +39,30 @@ def dev_is_private() -> bool:
     return any(point == "/dev" and source == OVERLAY_SOURCE for point, _, source in _mounts())
 
 
-def _initial_process() -> str | None:
-    """A process in the machine's initial mount namespace whose root we may look at.
-
-    kthreadd (PID 2) is a kernel thread: it always sits in the initial namespaces,
-    and unlike PID 1 (which may be protected) its /proc entries are readable.
-    """
-    for pid in ("2", "1"):
-        try:
-            os.stat(f"/proc/{pid}/ns/mnt")
-            os.stat(f"/proc/{pid}/root/dev")
-            return pid
-        except OSError:
-            continue
-    return None
+def _kthreadd_visible() -> bool:
+    """kthreadd (PID 2) sits in the machine's initial namespaces, and unlike PID 1
+    (which may be protected) its /proc entries are readable."""
+    try:
+        return Path("/proc/2/comm").read_text().strip() == "kthreadd"
+    except OSError:
+        return False
 
 
 def needs_private_dev() -> bool:
-    """In a non-initial mount namespace that still shows the machine's own /dev."""
-    pid = _initial_process()
-    if pid is None:
-        return False
-    if os.stat("/proc/self/ns/mnt").st_ino == os.stat(f"/proc/{pid}/ns/mnt").st_ino:
-        return False
-    return os.stat("/dev").st_dev == os.stat(f"/proc/{pid}/root/dev").st_dev
+    """This process shares the machine's devtmpfs but not its mount namespace.
+
+    With kernel threads visible in /proc, compare mount namespaces with kthreadd's.
+    Without (a PID namespace with its own /proc, as in a vigil lab host), we are
+    in a container of some kind: a /dev that is devtmpfs is then the machine's.
+    """
+    if _kthreadd_visible():
+        try:
+            if os.stat("/proc/self/ns/mnt").st_ino == os.stat("/proc/2/ns/mnt").st_ino:
+                return False
+            return os.stat("/dev").st_dev == os.stat("/proc/2/root/dev").st_dev
+        except OSError:
+            return False
+    return any(point == "/dev" and fstype == "devtmpfs" for point, fstype, _ in _mounts())
 
 
 def private_dev() -> bool:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,10 +162,11 @@ def _teardown_host(pair: VolumePair, host: Host) -> None:
         host.run(["umount", "-l", point], check=False)
     done = pair.vigil(host.name, "down", pair.name, check=False, timeout=60)
     if done.returncode != 0:
-        try:
+        try:  # the pid is inside the host's PID namespace: signal it from there
             pid = pair.daemon_pid(host.name)
-            os.kill(pid, signal.SIGTERM)
-            wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, "daemon exit")
+            host.run(["kill", "-TERM", str(pid)], check=False)
+            wait_until(lambda: host.run(["kill", "-0", str(pid)], check=False).returncode != 0,
+                       15, "daemon exit")
         except Exception:
             pass
         pair.vigil(host.name, "down", pair.name, check=False, timeout=60)
