@@ -32,6 +32,7 @@ from vigil.replication.completion import Progress, Protocol, TransferLog, is_com
 from vigil.replication.config import VolumeConfig
 from vigil.replication.generations import Generations, Side, Sync, compare
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
+from vigil.replication.link import LinkClosed, PeerProtocol, connect, listen
 from vigil.replication.metadata import MdFlag, Superblock
 from vigil.replication.rate import ResyncPacer
 from vigil.replication.split_brain import Outcome, SbSide, resolve
@@ -65,50 +66,41 @@ class LinkLost(Exception):
 class Session:
     """One established TCP connection to the peer."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, link: PeerProtocol):
+        self.link = link
         self.peer: dict[str, Any] = {}
         self.tlog = TransferLog()
         self.waiting: dict[int, tuple[asyncio.Future[None], Progress]] = {}
         self.flushes: dict[int, asyncio.Future[None]] = {}
         self.flush_seq = 0
-        self.closed = False
         self.bye: dict[str, Any] | None = None
         self.sent_at: dict[int, float] = {}
 
+    @property
+    def closed(self) -> bool:
+        return self.link.closed
+
     def send(self, message: wire.Message) -> None:
-        if self.closed:
-            return
-        self.writer.write(message.encode())
+        self.link.write(message.encode())
 
     def send_data(self, message: wire.Data) -> None:
-        if self.closed:
-            return
         if len(message.payload) >= BIG_WRITE:
             head = wire.HEADER.pack(wire.MAGIC, message.type, message.flags(),
                                     16 + len(message.payload))
-            self.writer.write(head + message.seq.to_bytes(8, "big")
-                              + message.offset.to_bytes(8, "big"))
-            self.writer.write(message.payload)
+            self.link.write(head + message.seq.to_bytes(8, "big")
+                            + message.offset.to_bytes(8, "big"))
+            self.link.write(message.payload)
         else:
-            self.writer.write(message.encode())
+            self.link.write(message.encode())
+
+    async def drain(self) -> None:
+        await self.link.drain()
 
     async def read(self) -> wire.Message:
-        head = await self.reader.readexactly(wire.HEADER.size)
-        magic, kind, flags, length = wire.HEADER.unpack(head)
-        if magic != wire.MAGIC:
-            raise wire.ProtocolError(f"bad magic {magic:#06x}")
-        if length > wire.MAX_BODY:
-            raise wire.ProtocolError(f"message of {length} bytes is too large")
-        body = await self.reader.readexactly(length) if length else b""
-        return wire.decode(kind, flags, body)
+        return await self.link.read()
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(Exception):
-                self.writer.close()
+        self.link.close()
 
 
 class Node:
@@ -157,8 +149,7 @@ class Node:
         self._sync: dict[str, Any] = {}
         self._verify: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue())
+        self._accepted: asyncio.Queue[PeerProtocol] = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
         self.on_role_change: Callable[[Role], None] | None = None
 
@@ -240,10 +231,9 @@ class Node:
             self.stats["dw"] += len(data)
             if session is not None and future is not None:
                 progress.local_done = True
-                if self.cfg.protocol is Protocol.A and session.writer.transport is not None \
-                        and session.writer.transport.get_write_buffer_size() > (8 << 20):
+                if self.cfg.protocol is Protocol.A and session.link.buffered() > (8 << 20):
                     with contextlib.suppress(ConnectionError):
-                        await session.writer.drain()
+                        await session.drain()
                 if not is_complete(self.cfg.protocol, progress):
                     await future
             return len(data)
@@ -353,7 +343,7 @@ class Node:
         if session is not None:
             session.send(wire.Control(wire.T.BYE, {"outdate_you": self.role is Role.PRIMARY}))
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(session.writer.drain(), 2)
+                await asyncio.wait_for(session.drain(), 2)
             session.close()
             for _ in range(200):
                 if self.session is None:
@@ -443,9 +433,8 @@ class Node:
         if self.want_connection and self.conn is Conn.STANDALONE:
             self._set_conn(Conn.CONNECTING, "up")
         if not self.cfg.i_connect:
-            self._server = await asyncio.start_server(
-                self._on_accept, self.cfg.local.address, self.cfg.local.port,
-                reuse_address=True, limit=8 << 20)
+            self._server = await listen(self.cfg.local.address, self.cfg.local.port,
+                                        self._accepted)
         self._spawn(self._metadata_flusher())
         while not self._stopping:
             if not self.want_connection:
@@ -459,16 +448,16 @@ class Node:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timer.next_deadline() - now)
                 continue
-            streams = await self._establish()
-            if streams is None:
+            link = await self._establish()
+            if link is None:
                 timer.failed(self.clock.now())
                 continue
-            session = Session(*streams)
+            session = Session(link)
             established = False
             try:
                 await self._serve(session)
-            except (LinkLost, ConnectionError, asyncio.IncompleteReadError, TimeoutError,
-                    wire.ProtocolError, OSError) as exc:
+            except (LinkLost, LinkClosed, ConnectionError, TimeoutError, wire.ProtocolError,
+                    OSError) as exc:
                 event(log, "volume.link_lost", resource=self.cfg.name,
                       reason=f"{type(exc).__name__}: {exc}")
             finally:
@@ -479,44 +468,40 @@ class Node:
             else:
                 timer.failed(self.clock.now())
 
-    async def _on_accept(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
+    def _usable(self, link: PeerProtocol) -> bool:
+        if link.closed:
+            return False
         if self.session is not None or not self.want_connection or self._stopping:
             event(log, "volume.accept_refused", resource=self.cfg.name,
                   busy=self.session is not None, wanted=self.want_connection)
-            writer.close()
-            return
-        await self._accepted.put((reader, writer))
+            link.close()
+            return False
+        return True
 
-    async def _establish(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _establish(self) -> PeerProtocol | None:
         if self.cfg.i_connect:
             try:
-                return await asyncio.wait_for(asyncio.open_connection(
-                    self.cfg.peer.address, self.cfg.peer.port,
-                    local_addr=(self.cfg.local.address, 0), limit=8 << 20),
-                    timeout=max(1.0, self.cfg.link.timeout))
+                return await connect(self.cfg.peer.address, self.cfg.peer.port,
+                                     self.cfg.local.address, max(1.0, self.cfg.link.timeout))
             except (OSError, TimeoutError):
                 return None
         # The accepting side listens all the time: no retry timer, so it can never
         # fall out of phase with the connecting side's retries.
         while True:
             while not self._accepted.empty():
-                reader, writer = self._accepted.get_nowait()
-                if writer.is_closing() or reader.at_eof():
-                    writer.close()
-                    continue
-                return reader, writer
+                link = self._accepted.get_nowait()
+                if self._usable(link):
+                    return link
             waiter = asyncio.ensure_future(self._accepted.get())
             self._wake.clear()
             woke = asyncio.ensure_future(self._wake.wait())
             done, _ = await asyncio.wait({waiter, woke}, return_when=asyncio.FIRST_COMPLETED)
             woke.cancel()
             if waiter in done:
-                reader, writer = waiter.result()
-                if writer.is_closing() or reader.at_eof():
-                    writer.close()
-                    continue
-                return reader, writer
+                link = waiter.result()
+                if self._usable(link):
+                    return link
+                continue
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
@@ -619,7 +604,7 @@ class Node:
             self.want_connection = False
             session.send(wire.Control(wire.T.BYE, {"reason": self.last_reason}))
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(session.writer.drain(), 2)
+                await asyncio.wait_for(session.drain(), 2)
             raise LinkLost(self.last_reason)
         self.discard_my_data = False
         ping = PingTimer(self.cfg.link, self.clock.now())
@@ -777,7 +762,7 @@ class Node:
             pacer.consume(sent)
             if sent:
                 with contextlib.suppress(ConnectionError):
-                    await session.writer.drain()
+                    await session.drain()
             else:
                 delay = max(0.002, min(0.1, pacer.next_deadline(now) - now))
                 await asyncio.sleep(delay)
@@ -841,7 +826,7 @@ class Node:
             session.send(wire.Verify(wire.T.OV_REQUEST, start * BLOCK_SIZE, count,
                                      b"".join(digests)))
             with contextlib.suppress(ConnectionError):
-                await session.writer.drain()
+                await session.drain()
         while self._verify_pending and not session.closed:
             await asyncio.sleep(0.01)
         if session.closed:
@@ -1110,7 +1095,7 @@ class Node:
             self.session.send(wire.Control(wire.T.BYE, {
                 "outdate_you": self.role is Role.PRIMARY, "reason": "peer going down"}))
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.session.writer.drain(), 2)
+                await asyncio.wait_for(self.session.drain(), 2)
         self.stop()
         self.backing.flush()
         self.md.write_bitmap(self.bitmap)

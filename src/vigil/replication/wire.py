@@ -150,7 +150,10 @@ class Data(Message):
         if len(body) < _DATA.size:
             raise ProtocolError(f"{kind.name}: short body")
         seq, offset = _DATA.unpack_from(body)
-        return cls(kind, seq, offset, bytes(body[_DATA.size:]), bool(flags & FLAG_FUA))
+        # A body received into its own buffer is not copied again (1 MiB writes).
+        payload = memoryview(body)[_DATA.size:] if isinstance(body, bytearray) else bytes(
+            body[_DATA.size:])
+        return cls(kind, seq, offset, payload, bool(flags & FLAG_FUA))
 
 
 _SEQ = struct.Struct("!Q")
