@@ -57,6 +57,7 @@ VERIFY_WINDOW = 8
 DIGEST_BYTES = 16
 APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the resync
 BIG_WRITE = 64 * 1024
+THREADED_WRITE = 256 * 1024
 
 
 class LinkLost(Exception):
@@ -227,7 +228,15 @@ class Node:
             else:
                 start, stop = block_range(offset, len(data))
                 self.bitmap.set_range(start, stop)
-            self.backing.write(offset, data)
+            if session is not None and len(data) >= THREADED_WRITE \
+                    and self.repl is Repl.ESTABLISHED:
+                # A large write goes to the local disk in a thread while the event loop
+                # ships it to the peer: the two copies overlap instead of adding up.
+                # Not during a resync, whose reads must never see a half-done write.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.backing.write, offset, data)
+            else:
+                self.backing.write(offset, data)
             self.stats["dw"] += len(data)
             if session is not None and future is not None:
                 progress.local_done = True
