@@ -33,6 +33,7 @@ TEMPLATE = """\
 resource {name} {{
   protocol {protocol};
   net {{ ping-int 2; connect-int 1; cram-hmac-alg sha1; shared-secret "bench"; }}
+  disk {{ c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 4M; }}
   on server5.example.com {{ device {device}; disk /var/lib/vigil/{name}.img;
                            address 198.51.100.5:{port}; meta-disk internal; }}
   on server6.example.com {{ device {device}; disk /var/lib/vigil/{name}.img;

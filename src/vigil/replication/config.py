@@ -1,11 +1,11 @@
 """A replicated volume's settings, and where they come from.
 
 `VolumeConfig` is what the replication core needs, in plain units (bytes,
-seconds). It is built from a DRBD resource file (`resource NAME { ... }` with
-`on HOST { device; disk; address; meta-disk; }` and net/disk/handlers
-sections) by `from_resource`. Until the shared DRBD parser
-(`vigil.config.drbd`) is on main, `resfile` is a minimal reader of that
-syntax; `load` is the adapter that hides which one is used.
+seconds). `from_resource` builds it from a resource of the shared DRBD parser
+(`vigil.config.drbd`: `resource NAME { ... }` with `on HOST { device; disk;
+address; meta-disk; }` and net/disk/handlers sections, `common` merged in,
+DRBD 8.4's defaults filled); `load` reads the configuration and picks the
+resource for this host.
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from vigil.config import drbd
 from vigil.errors import ConfigError, Location, UsageError
 from vigil.replication.completion import Protocol
 from vigil.replication.rate import RateSettings
 from vigil.replication.split_brain import Policies
 from vigil.replication.timers import LinkSettings
 
-DEFAULT_PORT = 7788
-DEFAULT_CONFIG = Path("/etc/drbd.conf")
-SECTOR = 512
+DEFAULT_CONFIG = Path(drbd.DEFAULT_PATH)
 
 
 @dataclass(frozen=True)
@@ -72,155 +70,83 @@ class VolumeConfig:
         return mine < theirs
 
 
-def parse_size(text: str, default_unit: int = 1, where: Location | None = None) -> int:
-    """DRBD sizes: a number with an optional K/M/G/T suffix (s = 512-byte sectors)."""
-    units = {"": default_unit, "s": SECTOR, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
-             "t": 1 << 40}
-    number = text.rstrip("kKmMgGtTsS")
-    suffix = text[len(number):].lower()
-    if suffix.endswith("b") and len(suffix) > 1:
-        suffix = suffix[:-1]
-    try:
-        return int(float(number) * units[suffix])
-    except (ValueError, KeyError):
-        raise ConfigError(where or Location("?"), f"not a size: {text!r}") from None
+def _endpoint(resource: drbd.Resource, host: drbd.Host, where: Location) -> Endpoint:
+    name = host.names[0]
+    volume = host.volume(0) or (host.volumes[0] if host.volumes else None)
+    if volume is None or not volume.device or not volume.disk or host.address is None:
+        raise ConfigError(where, f"resource {resource.name}: 'on {name}' needs device, disk "
+                          "and address")
+    if volume.disk == "none":
+        raise ConfigError(where, f"resource {resource.name}: diskless nodes are not supported")
+    meta = volume.meta_disk or "internal"
+    index = 0
+    if "[" in meta:
+        meta, _, rest = meta.partition("[")
+        index = int(rest.rstrip("]") or 0)
+    return Endpoint(name, host.address.host, host.address.port, volume.device, volume.disk,
+                    meta, index)
 
 
-def _tenths(value: str) -> float:
-    return float(value) / 10.0
-
-
-def from_resource(resource: dict[str, Any], hostname: str) -> VolumeConfig:
-    """Build a config from a parsed resource (the adapter's neutral dict form).
-
-    `resource` has: name, location (Location), sections {"net": {...}, "disk":
-    {...}, "handlers": {...}, "startup": {...}}, top-level options (protocol),
-    and hosts {name: {device, disk, address, meta-disk}}.
-    """
-    name = resource["name"]
-    where: Location = resource.get("location", Location("?"))
-    hosts: dict[str, dict[str, str]] = resource["hosts"]
-    short = hostname.split(".")[0]
-    local_name = next((h for h in hosts if h in (hostname, short)), None)
-    if local_name is None:
-        known = ", ".join(hosts) or "none"
-        raise ConfigError(where, f"resource {name} has no 'on {hostname}' section "
-                          f"(hosts: {known})")
-    peers = [h for h in hosts if h != local_name]
+def from_resource(resource: drbd.Resource, hostname: str) -> VolumeConfig:
+    """This host's view of a parsed DRBD resource."""
+    where = resource.location or Location(str(DEFAULT_CONFIG))
+    mine = resource.host(hostname) or resource.host(hostname.split(".")[0])
+    if mine is None:
+        known = ", ".join(n for h in resource.hosts for n in h.names) or "none"
+        raise UsageError(f"resource {resource.name} has no 'on {hostname}' section "
+                         f"(hosts: {known})")
+    peers = [h for h in resource.hosts if h is not mine]
     if len(peers) != 1:
-        raise ConfigError(where, f"resource {name} must name exactly two hosts")
-    endpoints = {h: _endpoint(h, hosts[h], where) for h in (local_name, peers[0])}
-    net = resource["sections"].get("net", {})
-    disk = resource["sections"].get("disk", {})
-    handlers = dict(resource["sections"].get("handlers", {}))
-    options = resource.get("options", {})
-    protocol_text = net.get("protocol", options.get("protocol", "C"))
+        raise ConfigError(where, f"resource {resource.name} must name exactly two hosts")
+    net, disk = resource.net, resource.disk
     try:
-        protocol = Protocol.parse(protocol_text)
+        protocol = Protocol.parse(net.protocol)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
-    link = LinkSettings(
-        connect_int=float(net.get("connect-int", 10)),
-        ping_int=float(net.get("ping-int", 10)),
-        ping_timeout=_tenths(net.get("ping-timeout", "5")),
-        timeout=_tenths(net.get("timeout", "60")),
-        ko_count=int(net.get("ko-count", 7)),
-    )
-    defaults = RateSettings()
-    rate = RateSettings(
-        resync_rate=parse_size(disk.get("resync-rate", disk.get("rate", "")) or "0", 1024)
-        or defaults.resync_rate,
-        c_plan_ahead=_tenths(disk["c-plan-ahead"]) if "c-plan-ahead" in disk
-        else defaults.c_plan_ahead,
-        c_fill_target=parse_size(disk["c-fill-target"], SECTOR) if "c-fill-target" in disk
-        else defaults.c_fill_target,
-        c_delay_target=_tenths(disk["c-delay-target"]) if "c-delay-target" in disk
-        else defaults.c_delay_target,
-        c_max_rate=parse_size(disk["c-max-rate"], 1024) if "c-max-rate" in disk
-        else defaults.c_max_rate,
-        c_min_rate=parse_size(disk["c-min-rate"], 1024) if "c-min-rate" in disk
-        else defaults.c_min_rate,
-    )
-    policies = Policies(
-        after_sb_0pri=net.get("after-sb-0pri", "disconnect"),
-        after_sb_1pri=net.get("after-sb-1pri", "disconnect"),
-        after_sb_2pri=net.get("after-sb-2pri", "disconnect"),
-    )
-    secret = net.get("shared-secret", "")
-    if len(secret) > 64:
-        raise ConfigError(where, "shared-secret is longer than 64 characters")
     return VolumeConfig(
-        name=name,
-        local=endpoints[local_name],
-        peer=endpoints[peers[0]],
+        name=resource.name,
+        local=_endpoint(resource, mine, where),
+        peer=_endpoint(resource, peers[0], where),
         protocol=protocol,
-        shared_secret=secret,
-        cram_hmac_alg=net.get("cram-hmac-alg", "sha1"),
-        allow_two_primaries=_boolean(net.get("allow-two-primaries", "no")),
-        verify_alg=net.get("verify-alg", "sha256"),
-        policies=policies,
-        link=link,
-        rate=rate,
-        al_extents=int(disk.get("al-extents", 1237)),
-        fencing=disk.get("fencing", net.get("fencing", "dont-care")),
-        handlers=handlers,
+        shared_secret=net.shared_secret or "",
+        cram_hmac_alg=net.cram_hmac_alg or "sha1",
+        allow_two_primaries=net.allow_two_primaries,
+        verify_alg=net.verify_alg or "sha256",
+        policies=Policies(net.after_sb_0pri, net.after_sb_1pri, net.after_sb_2pri),
+        link=LinkSettings(connect_int=net.connect_int, ping_int=net.ping_int,
+                          ping_timeout=net.ping_timeout, timeout=net.timeout,
+                          ko_count=net.ko_count),
+        rate=RateSettings(resync_rate=disk.resync_rate, c_plan_ahead=disk.c_plan_ahead,
+                          c_fill_target=disk.c_fill_target, c_delay_target=disk.c_delay_target,
+                          c_max_rate=disk.c_max_rate, c_min_rate=disk.c_min_rate),
+        al_extents=disk.al_extents,
+        fencing=disk.fencing,
+        handlers=dict(resource.handlers.items()),
         source=str(where),
     )
 
 
-def _boolean(text: str) -> bool:
-    return text.lower() in ("", "yes", "true", "on")
-
-
-def _endpoint(host: str, fields: dict[str, str], where: Location) -> Endpoint:
-    missing = [k for k in ("device", "disk", "address") if k not in fields]
-    if missing:
-        raise ConfigError(where, f"'on {host}' lacks {', '.join(missing)}")
-    address = fields["address"].split()[-1]  # "ipv4 1.2.3.4:7789" or "1.2.3.4:7789"
-    host_part, _, port = address.rpartition(":")
-    if not host_part:
-        host_part, port = address, str(DEFAULT_PORT)
-    host_part = host_part.strip("[]")
-    try:
-        ipaddress.ip_address(host_part)
-        port_number = int(port)
-    except ValueError:
-        raise ConfigError(where, f"'on {host}': bad address {address!r}") from None
-    meta = fields.get("meta-disk", "internal").split()
-    meta_disk = meta[0]
-    index = 0
-    if len(meta) > 1:
-        index = int(meta[1].strip("[]"))
-    elif "[" in meta_disk:
-        meta_disk, _, rest = meta_disk.partition("[")
-        index = int(rest.rstrip("]"))
-    device = fields["device"].split()[0]
-    return Endpoint(host, host_part, port_number, device, fields["disk"], meta_disk, index)
+def _read(path: Path) -> drbd.DrbdConfig:
+    """The whole configuration, or `ConfigErrors` naming file, line and problem."""
+    return drbd.read(str(path)).unwrap()
 
 
 def load(name: str, config_path: str | os.PathLike[str] | None = None,
          hostname: str | None = None) -> VolumeConfig:
     """The named resource, for this host, from the DRBD configuration."""
-    from vigil.replication import resfile
-
     path = Path(config_path) if config_path else _default_path()
-    resources = resfile.read(path)
-    if name not in resources:
-        known = ", ".join(sorted(resources)) or "none"
+    config = _read(path)
+    resource = config.resource(name)
+    if resource is None:
+        known = ", ".join(r.name for r in config.resources) or "none"
         raise UsageError(f"'{name}' not defined in {path} (resources: {known})")
-    return from_resource(resources[name], hostname or os.uname().nodename)
+    return from_resource(resource, hostname or os.uname().nodename)
 
 
 def resource_names(config_path: str | os.PathLike[str] | None = None) -> list[str]:
-    from vigil.replication import resfile
-
-    return sorted(resfile.read(Path(config_path) if config_path else _default_path()))
+    path = Path(config_path) if config_path else _default_path()
+    return sorted(r.name for r in _read(path).resources)
 
 
 def _default_path() -> Path:
-    override = os.environ.get("VIGIL_DRBD_CONF")
-    if override:
-        return Path(override)
-    if DEFAULT_CONFIG.exists():
-        return DEFAULT_CONFIG
-    return Path("/etc/drbd.d")
+    return Path(os.environ.get("VIGIL_DRBD_CONF") or DEFAULT_CONFIG)

@@ -37,6 +37,7 @@ resource {name} {{
 {net}
   }}
   disk {{
+    c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 4M;
 {disk}
   }}
   on server5.example.com {{
@@ -64,9 +65,11 @@ class VolumePair:
         return self.host(host).run([*VIGIL, "volume", *args], check=check, timeout=timeout)
 
     def configure(self, host: str, protocol: str = "C", net: str = "", disk: str = "",
-                  secret: str = "s3cret") -> None:
-        text = TEMPLATE.format(name=self.name, protocol=protocol, net=net, disk=disk,
-                               backing=self.backing, secret=secret)
+                  secret: str = "s3cret", text: str | None = None) -> None:
+        """Write the resource file (the template, or `text` as given)."""
+        if text is None:
+            text = TEMPLATE.format(name=self.name, protocol=protocol, net=net, disk=disk,
+                                   backing=self.backing, secret=secret)
         self.host(host).write_file(f"/etc/drbd.d/{self.name}.res", text)
 
     def create(self, host: str, size: str = "64M") -> None:
