@@ -40,6 +40,9 @@ resource {name} {{
     c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 4M;
 {disk}
   }}
+  handlers {{
+{handlers}
+  }}
   on server5.example.com {{
     device /dev/drbd1; disk {backing}; address 198.51.100.5:7789; meta-disk internal;
   }}
@@ -65,11 +68,12 @@ class VolumePair:
         return self.host(host).run([*VIGIL, "volume", *args], check=check, timeout=timeout)
 
     def configure(self, host: str, protocol: str = "C", net: str = "", disk: str = "",
-                  secret: str = "s3cret", text: str | None = None) -> None:
+                  secret: str = "s3cret", handlers: str = "",
+                  text: str | None = None) -> None:
         """Write the resource file (the template, or `text` as given)."""
         if text is None:
             text = TEMPLATE.format(name=self.name, protocol=protocol, net=net, disk=disk,
-                                   backing=self.backing, secret=secret)
+                                   backing=self.backing, secret=secret, handlers=handlers)
         self.host(host).write_file(f"/etc/drbd.d/{self.name}.res", text)
 
     def create(self, host: str, size: str = "64M") -> None:

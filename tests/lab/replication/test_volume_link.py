@@ -60,3 +60,22 @@ def test_reconnects_and_resyncs_after_a_cut(volume_pair):
     assert pair.status("server6")["last_sync"]["blocks"] == 4
     size = pair.status("server5")["size"]
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+
+def test_primary_losing_its_peer_runs_fence_peer(volume_pair):
+    """fencing resource-only: the fence-peer handler runs, exit 4 marks the peer outdated."""
+    pair = volume_pair
+    marker = pair.lab.directory / "fenced"
+    handler = f"echo $DRBD_RESOURCE $DRBD_PEER_ADDRESS > {marker}; exit 4"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file("/etc/vigil-test/fence-peer", f"#!/bin/sh\n{handler}\n",
+                                   mode=0o755)
+    pair.start_pair(disk="fencing resource-only;",
+                    handlers="fence-peer /etc/vigil-test/fence-peer;")
+    pair.lab.partition("server5", "server6")
+    status = pair.wait_status("server5", lambda s: s["peer_disk"] == "Outdated", 20,
+                              "the fence-peer handler to outdate the peer")
+    assert status["role"] == "Primary"
+    assert marker.read_text().split() == [pair.name, "198.51.100.6"]
+    # Writes go on (resource-only does not freeze I/O).
+    pair.write_blocks("server5", [42], b"fenced")
