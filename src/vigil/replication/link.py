@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from vigil.replication import wire
@@ -44,6 +45,8 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._paused = False
         self.error: BaseException | None = None
         self.closed = False
+        #: When set, messages are handed to it as they arrive instead of queued.
+        self.on_message: Callable[[wire.Message], None] | None = None
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -125,6 +128,14 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._deliver(wire.decode(kind, flags, body))
 
     def _deliver(self, message: wire.Message) -> None:
+        if self.on_message is not None and not self._messages:
+            try:
+                self.on_message(message)
+            except Exception as exc:  # the handler's verdict on the link (goodbye, bad data)
+                self._fail(exc)
+                if self.transport is not None:
+                    self.transport.close()
+            return
         self._messages.append(message)
         self._queued_bytes += len(getattr(message, "payload", b""))
         self._readable.set()
@@ -139,6 +150,9 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._readable.set()
 
     # -- the session's side ----------------------------------------------------------------
+    def queued(self) -> bool:
+        return bool(self._messages)
+
     async def read(self) -> wire.Message:
         while not self._messages:
             if self.error is not None:

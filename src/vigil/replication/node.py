@@ -882,81 +882,95 @@ class Node:
 
     # ------------------------------------------------------------------ receiving
     async def _receive(self, session: Session, ping: PingTimer) -> None:
-        loop = asyncio.get_running_loop()
-        protocol_b = self.cfg.protocol is Protocol.B
-        while True:
-            message = await session.read()
-            ping.heard(self.clock.now())
-            kind = message.type
-            if kind is wire.T.DATA:
-                assert isinstance(message, wire.Data)
-                if protocol_b:
-                    session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
-                try:
-                    self.backing.write(message.offset, message.payload)
-                except OSError:
-                    session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
-                    continue
-                self.stats["nr"] += len(message.payload)
-                session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
-            elif kind in (wire.T.WRITE_ACK, wire.T.RECV_ACK, wire.T.NEG_ACK):
-                assert isinstance(message, wire.Ack)
-                self._acked(session, message)
-            elif kind is wire.T.FLUSH:
-                assert isinstance(message, wire.Ack)
-                self._spawn(self._flush_for_peer(session, message.seq, loop))
-            elif kind is wire.T.FLUSH_ACK:
-                assert isinstance(message, wire.Ack)
-                future = session.flushes.pop(message.seq, None)
-                if future is not None and not future.done():
-                    future.set_result(None)
-            elif kind is wire.T.RS_DATA:
-                assert isinstance(message, wire.Data)
+        """Handle what arrives until the link ends.
+
+        Once established, messages are handled right in the transport's receive
+        callback (no task switch per replicated write or ack); first, whatever
+        queued up during the handshake is handled, in order.
+        """
+        link = session.link
+        while link.queued():
+            self._dispatch(session, ping, await session.read())
+        link.on_message = lambda message: self._dispatch(session, ping, message)
+        try:
+            while True:
+                self._dispatch(session, ping, await session.read())
+        finally:
+            link.on_message = None
+
+    def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
+        ping.heard(self.clock.now())
+        kind = message.type
+        if kind is wire.T.DATA:
+            assert isinstance(message, wire.Data)
+            if self.cfg.protocol is Protocol.B:
+                session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
+            try:
                 self.backing.write(message.offset, message.payload)
-                start, stop = block_range(message.offset, len(message.payload))
-                self.bitmap.clear_range(start, stop)
-                self.stats["resync_blocks"] += stop - start
-                self.stats["nr"] += len(message.payload)
-                session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
-            elif kind is wire.T.RS_ACK:
-                assert isinstance(message, wire.Range)
-                start, stop = block_range(message.offset, message.length)
-                self.bitmap.clear_range(start, stop)
-                self.stats["resync_blocks"] += stop - start
-                in_flight = self._sync.get("in_flight")
-                if in_flight is not None:
-                    in_flight.pop(start, None)
-                    self._sync["sending"].clear_range(start, stop)
-                pacer = self._sync.get("pacer")
-                if pacer is not None:
-                    pacer.acked(message.length)
-            elif kind is wire.T.RS_DONE:
-                assert isinstance(message, wire.Control)
-                self._target_done(message.fields)
-            elif kind is wire.T.PING:
-                session.send(wire.Ack(wire.T.PING_ACK, 0))
-            elif kind is wire.T.PING_ACK:
-                pass
-            elif kind is wire.T.OV_REQUEST:
-                assert isinstance(message, wire.Verify)
-                self._verify_request(session, message)
-            elif kind is wire.T.OV_REPLY:
-                assert isinstance(message, wire.Verify)
-                self._verify_reply(message)
-            elif kind is wire.T.OV_DONE:
-                self._verify_done()
-            elif kind is wire.T.OUT_OF_SYNC:
-                assert isinstance(message, wire.Range)
-                self.bitmap.set_range(*block_range(message.offset, message.length))
-            elif kind is wire.T.STATE:
-                assert isinstance(message, wire.Control)
-                self._peer_state(message.fields)
-            elif kind is wire.T.BYE:
-                assert isinstance(message, wire.Control)
-                session.bye = message.fields
-                raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
-            else:
-                raise wire.ProtocolError(f"unexpected {kind.name} while connected")
+            except OSError:
+                session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
+                return
+            self.stats["nr"] += len(message.payload)
+            session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
+        elif kind in (wire.T.WRITE_ACK, wire.T.RECV_ACK, wire.T.NEG_ACK):
+            assert isinstance(message, wire.Ack)
+            self._acked(session, message)
+        elif kind is wire.T.FLUSH:
+            assert isinstance(message, wire.Ack)
+            self._spawn(self._flush_for_peer(session, message.seq,
+                                             asyncio.get_running_loop()))
+        elif kind is wire.T.FLUSH_ACK:
+            assert isinstance(message, wire.Ack)
+            future = session.flushes.pop(message.seq, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind is wire.T.RS_DATA:
+            assert isinstance(message, wire.Data)
+            self.backing.write(message.offset, message.payload)
+            start, stop = block_range(message.offset, len(message.payload))
+            self.bitmap.clear_range(start, stop)
+            self.stats["resync_blocks"] += stop - start
+            self.stats["nr"] += len(message.payload)
+            session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
+        elif kind is wire.T.RS_ACK:
+            assert isinstance(message, wire.Range)
+            start, stop = block_range(message.offset, message.length)
+            self.bitmap.clear_range(start, stop)
+            self.stats["resync_blocks"] += stop - start
+            in_flight = self._sync.get("in_flight")
+            if in_flight is not None:
+                in_flight.pop(start, None)
+                self._sync["sending"].clear_range(start, stop)
+            pacer = self._sync.get("pacer")
+            if pacer is not None:
+                pacer.acked(message.length)
+        elif kind is wire.T.RS_DONE:
+            assert isinstance(message, wire.Control)
+            self._target_done(message.fields)
+        elif kind is wire.T.PING:
+            session.send(wire.Ack(wire.T.PING_ACK, 0))
+        elif kind is wire.T.PING_ACK:
+            pass
+        elif kind is wire.T.OV_REQUEST:
+            assert isinstance(message, wire.Verify)
+            self._verify_request(session, message)
+        elif kind is wire.T.OV_REPLY:
+            assert isinstance(message, wire.Verify)
+            self._verify_reply(message)
+        elif kind is wire.T.OV_DONE:
+            self._verify_done()
+        elif kind is wire.T.OUT_OF_SYNC:
+            assert isinstance(message, wire.Range)
+            self.bitmap.set_range(*block_range(message.offset, message.length))
+        elif kind is wire.T.STATE:
+            assert isinstance(message, wire.Control)
+            self._peer_state(message.fields)
+        elif kind is wire.T.BYE:
+            assert isinstance(message, wire.Control)
+            session.bye = message.fields
+            raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
+        else:
+            raise wire.ProtocolError(f"unexpected {kind.name} while connected")
 
     def _acked(self, session: Session, message: wire.Ack) -> None:
         waiting = session.waiting.get(message.seq)
