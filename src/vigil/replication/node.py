@@ -57,7 +57,6 @@ VERIFY_WINDOW = 8
 DIGEST_BYTES = 16
 APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the resync
 BIG_WRITE = 64 * 1024
-THREADED_WRITE = 256 * 1024
 
 
 class LinkLost(Exception):
@@ -145,7 +144,7 @@ class Node:
         self.last_app_io = -1e9
         self.split_brain: str = ""
         self.last_reason = ""
-        self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0,
+        self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "writes": 0,
                       "resync_blocks": 0, "resync_messages": 0}
         self._sync: dict[str, Any] = {}
         self._verify: dict[str, Any] = {}
@@ -228,16 +227,9 @@ class Node:
             else:
                 start, stop = block_range(offset, len(data))
                 self.bitmap.set_range(start, stop)
-            if session is not None and len(data) >= THREADED_WRITE \
-                    and self.repl is Repl.ESTABLISHED:
-                # A large write goes to the local disk in a thread while the event loop
-                # ships it to the peer: the two copies overlap instead of adding up.
-                # Not during a resync, whose reads must never see a half-done write.
-                await asyncio.get_running_loop().run_in_executor(
-                    None, self.backing.write, offset, data)
-            else:
-                self.backing.write(offset, data)
+            self.backing.write(offset, data)
             self.stats["dw"] += len(data)
+            self.stats["writes"] += 1
             if session is not None and future is not None:
                 progress.local_done = True
                 if self.cfg.protocol is Protocol.A and session.link.buffered() > (8 << 20):
