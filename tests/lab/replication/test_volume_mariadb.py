@@ -132,25 +132,31 @@ def test_mariadb_survives_primary_crash(volume_pair):
     assert committer.error is None, committer.error
     crashed_at = time.monotonic()
     lab.crash("server5")
-    committer.join(30)
+    phases = {"server5 down": time.monotonic()}
+
+    pair.wait_status("server6", lambda s: s["connection"] != "Connected", 15, "peer loss")
+    phases["peer loss noticed"] = time.monotonic()
+    pair.vigil("server6", "primary", pair.name)
+    phases["promoted"] = time.monotonic()
+    s6.run("mkdir -p /var/lib/mysql && mount /dev/drbd1 /var/lib/mysql", timeout=60)
+    phases["mounted (journal replayed)"] = time.monotonic()
+    mariadb6 = start_mariadb(s6)
+    survivor = connect(client, s6.address())
+    phases["MariaDB answering the client"] = time.monotonic()
+    failover = time.monotonic() - crashed_at
+    committer.join(30)  # its last statement times out against the dead server5
     assert not committer.is_alive()
     seen = list(committer.committed)
     assert committer.error is not None  # the client noticed the crash
-
-    pair.wait_status("server6", lambda s: s["connection"] != "Connected", 15, "peer loss")
-    pair.vigil("server6", "primary", pair.name)
-    s6.run("mkdir -p /var/lib/mysql && mount /dev/drbd1 /var/lib/mysql", timeout=60)
-    mariadb6 = start_mariadb(s6)
-    survivor = connect(client, s6.address())
-    failover = time.monotonic() - crashed_at
     with survivor.cursor() as cursor:
         cursor.execute("SELECT id FROM numbers")
         present = {row[0] for row in cursor.fetchall()}
     survivor.close()
     lost = sorted(set(seen) - present)
     assert not lost, f"{len(lost)} committed rows lost: {lost[:10]}"
+    steps = ", ".join(f"{name} +{when - crashed_at:.2f} s" for name, when in phases.items())
     print(f"\nfailover: {len(seen)} committed rows all present; crash -> MariaDB answering "
-          f"on server6 in {failover:.2f} s")
+          f"on server6 in {failover:.2f} s ({steps})")
 
     # server5 comes back as secondary and resyncs from server6.
     release_switch_ports(lab, "server5")
