@@ -23,6 +23,7 @@ COMMANDS = [
     "vigil.cli.lab",
     "vigil.cli.realserver",
     "vigil.cli.resource",
+    "vigil.cli.volume",
 ]
 
 DESCRIPTION = """\

@@ -1,0 +1,248 @@
+"""`vigil volume`: drbdadm's verbs for vigil's replicated volumes.
+
+Exit codes follow drbdadm/drbdsetup where scripts look at them (the drbddisk
+agent does): 0 success; 10 the resource is not up here (or not defined for
+this host); 11 the state change was refused (promotion of an outdated or
+inconsistent disk, demotion of a mounted device, a peer that is primary);
+1 any other failure; 2 a bad command line; 3 the machine lacks something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from vigil.errors import UsageError, VigilError
+from vigil.replication import config as volume_config
+from vigil.replication import control
+from vigil.replication.blockstore import create_md
+from vigil.replication.daemon import cleanup_stale, log_path, read_state
+from vigil.replication.states import NotConfigured
+
+VERBS = {
+    "create-md": "write fresh metadata on the backing disk (internal or external)",
+    "up": "start replicating: attach the disk, create the device, connect to the peer",
+    "down": "stop: demote (refused if the device is in use), disconnect, remove the device",
+    "primary": "promote this node (--force: even with outdated or inconsistent data)",
+    "secondary": "demote this node (refused while the device is mounted)",
+    "connect": "connect to the peer (--discard-my-data: this node loses a split brain)",
+    "disconnect": "drop the link to the peer and stay StandAlone",
+    "status": "connection, roles, disk states, resync progress with rate and ETA",
+    "role": "this node's and the peer's role, as drbdadm prints it (Primary/Secondary)",
+    "cstate": "the connection state",
+    "dstate": "the disk states (local/peer)",
+    "verify": "online verify: compare checksums block by block, mark differences",
+    "invalidate": "discard this node's data: full resync from the peer",
+    "outdate": "mark this node's data outdated (what a fence-peer handler asks for)",
+    "wait-sync": "wait until connected and in sync (for scripts and tests)",
+    "resize": "grow to a larger backing disk (not implemented yet)",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "volume",
+        help="replicated volumes: DRBD's job (drbdadm's verbs)",
+        description=(
+            "Replicated block devices between two nodes, configured by DRBD resource "
+            "files (/etc/drbd.conf, /etc/drbd.d/*.res). " + __doc__.split("\n\n", 1)[1]
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", help="DRBD configuration (default /etc/drbd.conf)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, text in VERBS.items():
+        sub = verbs.add_parser(verb, help=text, description=text)
+        sub.add_argument("resource")
+        sub.add_argument("-c", "--config", dest="sub_config", help=argparse.SUPPRESS)
+        if verb == "primary":
+            sub.add_argument("--force", action="store_true")
+        if verb == "create-md":
+            sub.add_argument("--force", action="store_true", help="overwrite metadata")
+        if verb == "connect":
+            sub.add_argument("--discard-my-data", action="store_true")
+        if verb == "status":
+            sub.add_argument("--json", action="store_true")
+        if verb == "up":
+            sub.add_argument("--standalone", action="store_true",
+                             help="attach without connecting (connect later)")
+        if verb == "wait-sync":
+            sub.add_argument("--timeout", type=float, default=60.0)
+        sub.set_defaults(handler=run)
+
+
+def _config(args: argparse.Namespace) -> volume_config.VolumeConfig:
+    path = getattr(args, "sub_config", None) or args.config
+    try:
+        return volume_config.load(args.resource, path)
+    except UsageError as exc:
+        raise NotConfigured(str(exc)) from None
+
+
+def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any]:
+    answer = control.request(control.socket_path(cfg.run_dir), verb, **kw)
+    if not answer.get("ok"):
+        error = VigilError(f"{cfg.name}: {answer.get('message', 'failed')}")
+        error.exit_code = int(answer.get("code", 1))
+        raise error
+    return answer
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    verb = args.verb
+    if verb == "create-md":
+        sb = create_md(cfg.local.disk, cfg.local.meta_disk, cfg.local.meta_index,
+                       cfg.al_extents, force=args.force)
+        print(f"{cfg.name}: new metadata on {cfg.local.disk} "
+              f"({cfg.local.meta_disk}), {sb.data_size} bytes of data")
+        return 0
+    if verb == "up":
+        return _up(cfg, args)
+    if verb == "down":
+        return _down(cfg, args)
+    if verb == "resize":
+        raise VigilError(f"{cfg.name}: resize is not implemented yet (grow the backing disk "
+                         "on both nodes, then create-md and a full sync)")
+    if verb == "status":
+        status = _ask(cfg, "status")["status"]
+        print(json.dumps(status, indent=1) if args.json else format_status(status))
+        return 0
+    if verb in ("role", "cstate", "dstate"):
+        try:
+            status = _ask(cfg, "status")["status"]
+        except NotConfigured:
+            if verb != "role":
+                raise
+            print("Unconfigured")  # what drbdadm role says of a resource that is down
+            return 0
+        print({"role": f"{status['role']}/{status['peer_role']}",
+               "cstate": status["connection"] if status["replication"] in ("Off",
+               "Established") else status["replication"],
+               "dstate": f"{status['disk']}/{status['peer_disk']}"}[verb])
+        return 0
+    if verb == "wait-sync":
+        return _wait_sync(cfg, args.timeout)
+    extra: dict[str, Any] = {}
+    if verb == "primary":
+        extra["force"] = args.force
+    if verb == "connect":
+        extra["discard_my_data"] = args.discard_my_data
+    answer = _ask(cfg, verb, **extra)
+    if answer.get("message"):
+        print(f"{cfg.name}: {answer['message']}")
+    return 0
+
+
+def _up(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
+    socket = control.socket_path(cfg.run_dir)
+    try:
+        control.request(socket, "status", timeout=5)
+        print(f"{cfg.name}: already up")
+        return 0
+    except NotConfigured:
+        pass
+    cleanup_stale(cfg)
+    logfile = log_path(cfg.name)
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "vigil.replication.daemon", cfg.name]
+    config_path = getattr(args, "sub_config", None) or args.config
+    if config_path:
+        argv += ["-c", os.path.abspath(config_path)]
+    if args.standalone:
+        argv.append("--standalone")
+    with open(logfile, "ab") as out:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                   start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = logfile.read_text(errors="replace").strip().splitlines()[-3:]
+            raise VigilError(f"{cfg.name}: the volume daemon exited ({process.returncode}): "
+                             + " | ".join(tail))
+        try:
+            control.request(socket, "status", timeout=5)
+            print(f"{cfg.name}: up, {cfg.local.device} ready (daemon {process.pid})")
+            return 0
+        except NotConfigured:
+            time.sleep(0.05)
+    process.terminate()
+    raise VigilError(f"{cfg.name}: the volume daemon did not come up within 30 s")
+
+
+def _down(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
+    state = read_state(cfg)
+    try:
+        _ask(cfg, "down")
+    except NotConfigured:
+        done = cleanup_stale(cfg)
+        print(f"{cfg.name}: not running" + (f" (cleaned up: {', '.join(done)})" if done else ""))
+        return 0
+    pid = state.get("pid") if state else None
+    deadline = time.monotonic() + 30
+    while pid and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    cleanup_stale(cfg)
+    print(f"{cfg.name}: down")
+    return 0
+
+
+def _wait_sync(cfg: volume_config.VolumeConfig, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _ask(cfg, "status")["status"]
+        if (status["connection"] == "Connected" and status["replication"] == "Established"
+                and status["disk"] == "UpToDate" and status["peer_disk"] == "UpToDate"):
+            return 0
+        if time.monotonic() > deadline:
+            raise VigilError(f"{cfg.name}: not in sync after {timeout:g} s: "
+                             f"{status['connection']} {status['replication']} "
+                             f"{status['disk']}/{status['peer_disk']}")
+        time.sleep(0.05)
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return str(value)
+
+
+def format_status(s: dict[str, Any]) -> str:
+    """drbdadm status's shape: the resource, then the peer."""
+    lines = [
+        f"{s['name']} role:{s['role']}",
+        f"  disk:{s['disk']}  device:{s.get('device')} ({s.get('loop')})  "
+        f"size:{_bytes(s['size'])}  protocol:{s['protocol']}",
+        f"  peer connection:{s['connection']} role:{s['peer_role']}",
+        f"    replication:{s['replication']} peer-disk:{s['peer_disk']} "
+        f"out-of-sync:{_bytes(s['out_of_sync'])}",
+    ]
+    sync = s.get("sync")
+    if sync:
+        eta = sync.get("eta")
+        lines.append(
+            f"    done:{sync['percent']:.1f}% ({_bytes(sync['total_bytes'] - sync['left_bytes'])}"
+            f" of {_bytes(sync['total_bytes'])}) rate:{_bytes(sync['rate'])}/s "
+            f"eta:{'-' if eta is None else f'{eta:.1f}s'}")
+    verify = s.get("verify")
+    if verify:
+        state = "running" if verify.get("running") else "done"
+        lines.append(f"    verify:{state} {verify.get('done_blocks', 0)}/"
+                     f"{verify.get('total_blocks', 0)} blocks, out-of-sync "
+                     f"{verify.get('out_of_sync', 0)} blocks")
+    if s.get("split_brain"):
+        lines.append(f"    split-brain: {s['split_brain']}")
+    if s.get("reason"):
+        lines.append(f"    last: {s['reason']}")
+    return "\n".join(lines)

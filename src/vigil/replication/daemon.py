@@ -1,0 +1,249 @@
+"""The volume daemon: one process per resource, started by `vigil volume up`.
+
+It attaches the backing disk and metadata, mounts the FUSE file, attaches a
+loop device (direct I/O, autoclear) and creates the configured device node,
+then serves the peer link and the control socket until `down` or SIGTERM.
+Its state file (`/run/vigil/volume/NAME/state.json`) names the loop device and
+its backing file's identity, so a later `down` can clean up after a killed
+daemon without touching anyone else's loop device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import pyfuse3.asyncio as pyfuse3_asyncio
+
+from vigil.errors import UsageError, VigilError
+from vigil.log import event, setup_logging
+from vigil.replication import control, devnode, loopdev
+from vigil.replication.blockstore import BackingStore, MetadataStore
+from vigil.replication.config import VolumeConfig, load
+from vigil.replication.fuse_frontend import VolumeFS
+from vigil.replication.node import Node
+from vigil.replication.states import Role
+
+log = logging.getLogger("vigil.volume")
+
+
+def state_path(cfg: VolumeConfig) -> Path:
+    return cfg.run_dir / "state.json"
+
+
+def read_state(cfg: VolumeConfig) -> dict[str, Any] | None:
+    try:
+        return json.loads(state_path(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def log_path(name: str) -> Path:
+    return Path("/var/log/vigil") / f"volume-{name}.log"
+
+
+def fuse_dir(cfg: VolumeConfig) -> Path:
+    return cfg.run_dir / "fuse"
+
+
+def unmount(path: Path, attempts: int = 20) -> bool:
+    """Unmount (lazily if it stays busy: loop releases its file asynchronously)."""
+    for attempt in range(attempts):
+        if not _is_mountpoint(path):
+            return True
+        flags = ["-l"] if attempt >= attempts // 2 else []
+        subprocess.run(["umount", *flags, str(path)], capture_output=True, check=False)
+        if not _is_mountpoint(path):
+            return True
+        import time
+
+        time.sleep(0.05)
+    return not _is_mountpoint(path)
+
+
+def _is_mountpoint(path: Path) -> bool:
+    target = str(path)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            if line.split()[4] == target:
+                return True
+    return False
+
+
+def cleanup_stale(cfg: VolumeConfig) -> list[str]:
+    """Remove what a daemon that died left: device node, loop device, FUSE mount."""
+    done = []
+    state = read_state(cfg)
+    if state and state.get("loop"):
+        identity = loopdev.LoopIdentity(**state["loop"])
+        devnode.remove(state.get("device", cfg.local.device), identity.major, identity.minor)
+        if loopdev.is_ours(identity) and loopdev.force_detach(identity):
+            done.append(f"detached {identity.name}")
+    if unmount(fuse_dir(cfg)) and state:
+        done.append("unmounted FUSE")
+    with contextlib.suppress(OSError):
+        state_path(cfg).unlink()
+    with contextlib.suppress(OSError):
+        control.socket_path(cfg.run_dir).unlink()
+    return done
+
+
+class Daemon:
+    def __init__(self, cfg: VolumeConfig, standalone: bool = False):
+        self.cfg = cfg
+        self.standalone = standalone
+        self.node: Node | None = None
+        self.loop_identity: loopdev.LoopIdentity | None = None
+        self.loop_fd: int | None = None
+        self.stop_event = asyncio.Event()
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        cleanup_stale(cfg)
+        backing = BackingStore(cfg.local.disk)
+        md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index)
+        node = self.node = Node(cfg, backing, md)
+        node.want_connection = not self.standalone
+        devnode.private_dev()
+        mountpoint = fuse_dir(cfg)
+        mountpoint.mkdir(exist_ok=True)
+        options = set(pyfuse3.default_options)
+        options.add(f"fsname=vigil-{cfg.name}")
+        pyfuse3.init(VolumeFS(node), str(mountpoint), options)
+        fuse_task = asyncio.ensure_future(pyfuse3.main(min_tasks=4, max_tasks=128))
+        aio = asyncio.get_running_loop()
+        server = None
+        node_task = None
+        try:
+            self.loop_identity, self.loop_fd = await aio.run_in_executor(
+                None, loopdev.attach, str(mountpoint / "disk"))
+            devnode.create(cfg.local.device, self.loop_identity.major, self.loop_identity.minor)
+            state_path(cfg).write_text(json.dumps({
+                "pid": os.getpid(), "device": cfg.local.device,
+                "loop": self.loop_identity.to_json(), "fuse": str(mountpoint)}))
+            event(log, "volume.up", resource=cfg.name, device=cfg.local.device,
+                  loop=self.loop_identity.path, size=node.size)
+            server = await control.serve(control.socket_path(cfg.run_dir), self.handle)
+            node_task = asyncio.ensure_future(node.run())
+            stopper = asyncio.ensure_future(self.stop_event.wait())
+            await asyncio.wait({node_task, stopper, fuse_task},
+                               return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+        finally:
+            if server is not None:
+                server.close()
+            await node.shutdown()
+            if node_task is not None:
+                node_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await node_task
+            if self.loop_identity is not None:
+                devnode.remove(cfg.local.device, self.loop_identity.major,
+                               self.loop_identity.minor)
+                identity, fd = self.loop_identity, self.loop_fd
+                self.loop_fd = None
+                # In a thread: detaching makes the kernel close the FUSE file, which
+                # this very event loop must answer.
+                await aio.run_in_executor(None, loopdev.release, identity, fd)
+            with contextlib.suppress(Exception):
+                pyfuse3.terminate()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(fuse_task, 5)
+            with contextlib.suppress(Exception):
+                pyfuse3.close(unmount=True)
+            unmount(mountpoint)
+            with contextlib.suppress(OSError):
+                state_path(cfg).unlink()
+            with contextlib.suppress(OSError):
+                control.socket_path(cfg.run_dir).unlink()
+            backing.close()
+            md.close()
+            event(log, "volume.down", resource=cfg.name)
+
+    def device_busy(self) -> bool:
+        return self.loop_identity is not None and loopdev.in_use(self.loop_identity)
+
+    def _drop_caches(self, role: Role) -> None:
+        if role is Role.PRIMARY and self.loop_fd is not None:
+            loopdev.drop_caches(self.loop_fd)
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        node = self.node
+        assert node is not None
+        verb = request.get("verb")
+        if verb == "status":
+            status = node.status()
+            status["device"] = self.cfg.local.device
+            status["loop"] = self.loop_identity.path if self.loop_identity else None
+            return {"status": status}
+        if verb == "primary":
+            message = await node.promote(force=bool(request.get("force")))
+            self._drop_caches(Role.PRIMARY)
+            return {"message": message}
+        if verb == "secondary":
+            aio = asyncio.get_running_loop()
+            busy = await aio.run_in_executor(None, self.device_busy)
+            return {"message": await node.demote(lambda: busy)}
+        if verb == "connect":
+            return {"message": node.connect(bool(request.get("discard_my_data")))}
+        if verb == "disconnect":
+            return {"message": await node.disconnect()}
+        if verb == "verify":
+            return {"message": await node.start_verify()}
+        if verb == "invalidate":
+            return {"message": await node.invalidate()}
+        if verb == "outdate":
+            return {"message": node.outdate()}
+        if verb == "down":
+            if node.role is Role.PRIMARY:
+                aio = asyncio.get_running_loop()
+                busy = await aio.run_in_executor(None, self.device_busy)
+                await node.demote(lambda: busy)
+            self.stop_event.set()
+            return {"message": "going down"}
+        raise UsageError(f"unknown control verb {verb!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vigil-volumed")
+    parser.add_argument("name")
+    parser.add_argument("-c", "--config")
+    parser.add_argument("--standalone", action="store_true", help="do not connect at start")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load(args.name, args.config)
+    except VigilError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return exc.exit_code
+    setup_logging(log_path(cfg.name), debug=args.debug, stream=False)
+    pyfuse3_asyncio.enable()
+    daemon = Daemon(cfg, standalone=args.standalone)
+
+    async def runner() -> None:
+        aio = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            aio.add_signal_handler(signum, daemon.stop_event.set)
+        await daemon.run()
+
+    try:
+        asyncio.run(runner())
+    except VigilError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

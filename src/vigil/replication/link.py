@@ -1,0 +1,204 @@
+"""The peer link's transport: TCP with few copies of block data.
+
+A `BufferedProtocol` receives into a staging buffer, where headers and small
+messages are parsed in place; a large body (a replicated 1 MiB write) gets its
+own buffer and the kernel copies the rest of it straight there (recv_into),
+instead of the several copies and buffer shifts of a StreamReader. Messages
+queue for `read()`; reading pauses while too many bytes wait unread. Sending
+writes straight to the transport; `drain()` waits while the kernel's and the
+transport's buffers are full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from vigil.replication import wire
+
+STAGING = 256 * 1024
+DIRECT_BODY = 64 * 1024  # bodies at least this large are received in place
+PAUSE_BYTES = 32 << 20
+
+
+class LinkClosed(ConnectionError):
+    pass
+
+
+class PeerProtocol(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._staging = bytearray(STAGING)
+        self._view = memoryview(self._staging)
+        self._filled = 0
+        self._body: bytearray | None = None
+        self._body_filled = 0
+        self._pending_header: tuple[int, int, int] | None = None
+        self._messages: collections.deque[wire.Message] = collections.deque()
+        self._queued_bytes = 0
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._paused = False
+        self.error: BaseException | None = None
+        self.closed = False
+        #: When set, messages are handed to it as they arrive instead of queued.
+        self.on_message: Callable[[wire.Message], None] | None = None
+
+    # -- asyncio callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._body is not None:
+            return memoryview(self._body)[self._body_filled:]
+        if self._filled == len(self._staging):  # cannot happen: parse() always makes room
+            raise wire.ProtocolError("staging buffer full")
+        return self._view[self._filled:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            if self._body is not None:
+                self._body_filled += nbytes
+                if self._body_filled == len(self._body):
+                    self._finish_body()
+                    self._parse()
+                return
+            self._filled += nbytes
+            self._parse()
+        except wire.ProtocolError as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        self._fail(LinkClosed("the peer closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or LinkClosed("connection lost"))
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _parse(self) -> None:
+        position = 0
+        data = self._staging
+        while self._filled - position >= wire.HEADER.size:
+            magic, kind, flags, length = wire.HEADER.unpack_from(data, position)
+            if magic != wire.MAGIC:
+                raise wire.ProtocolError(f"bad magic {magic:#06x}")
+            if length > wire.MAX_BODY:
+                raise wire.ProtocolError(f"message of {length} bytes is too large")
+            start = position + wire.HEADER.size
+            available = self._filled - start
+            if length >= DIRECT_BODY and available < length:
+                # Receive the rest of this body in place.
+                self._body = bytearray(length)
+                self._body[:available] = data[start:self._filled]
+                self._body_filled = available
+                self._pending_header = (kind, flags, length)
+                self._filled = 0
+                return
+            if available < length:
+                break
+            self._deliver(wire.decode(kind, flags, bytes(data[start:start + length])))
+            position = start + length
+        if position:
+            remaining = self._filled - position
+            data[:remaining] = data[position:self._filled]
+            self._filled = remaining
+
+    def _finish_body(self) -> None:
+        assert self._body is not None and self._pending_header is not None
+        kind, flags, _ = self._pending_header
+        body, self._body, self._pending_header = self._body, None, None
+        self._body_filled = 0
+        self._deliver(wire.decode(kind, flags, body))
+
+    def _deliver(self, message: wire.Message) -> None:
+        if self.on_message is not None and not self._messages:
+            try:
+                self.on_message(message)
+            except Exception as exc:  # the handler's verdict on the link (goodbye, bad data)
+                self._fail(exc)
+                if self.transport is not None:
+                    self.transport.close()
+            return
+        self._messages.append(message)
+        self._queued_bytes += len(getattr(message, "payload", b""))
+        self._readable.set()
+        if self._queued_bytes > PAUSE_BYTES and not self._paused and self.transport:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.closed = True
+        self._readable.set()
+
+    # -- the session's side ----------------------------------------------------------------
+    def queued(self) -> bool:
+        return bool(self._messages)
+
+    async def read(self) -> wire.Message:
+        while not self._messages:
+            if self.error is not None:
+                raise self.error if isinstance(self.error, Exception) else LinkClosed()
+            self._readable.clear()
+            await self._readable.wait()
+        message = self._messages.popleft()
+        self._queued_bytes -= len(getattr(message, "payload", b""))
+        if self._paused and self._queued_bytes < PAUSE_BYTES // 2 and self.transport:
+            self._paused = False
+            self.transport.resume_reading()
+        return message
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise LinkClosed("link closed")
+        await self._writable.wait()
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+    def write(self, data: Any) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self._readable.set()
+        self._writable.set()
+
+
+async def connect(host: str, port: int, local: str, timeout: float) -> PeerProtocol:
+    loop = asyncio.get_running_loop()
+    _, protocol = await asyncio.wait_for(
+        loop.create_connection(PeerProtocol, host, port, local_addr=(local, 0)), timeout)
+    return protocol
+
+
+async def listen(host: str, port: int, accepted: asyncio.Queue[PeerProtocol]) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+
+    class Accepted(PeerProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            accepted.put_nowait(self)
+
+    return await loop.create_server(Accepted, host, port, reuse_address=True)

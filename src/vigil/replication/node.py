@@ -1,0 +1,1118 @@
+"""One replicated resource on this node: the asyncio shell around the pure cores.
+
+It owns the local disk and metadata, the role, and the link to the peer. The
+front end (FUSE) calls `read`, `write` and `flush`; the control socket calls
+the admin verbs. Decisions come from the pure modules (`generations.compare`,
+`split_brain.resolve`, `completion.is_complete`, the rate and link timers);
+this module does the I/O they ask for and logs each state change as one
+`event key=value` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from vigil.clock import Clock, MonotonicClock
+from vigil.log import event
+from vigil.replication import auth, wire
+from vigil.replication.activity_log import ActivityLog, AlChange
+from vigil.replication.bitmap import Bitmap, block_range
+from vigil.replication.blockstore import BackingStore, MetadataStore
+from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
+from vigil.replication.config import VolumeConfig
+from vigil.replication.generations import Generations, Side, Sync, compare
+from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
+from vigil.replication.link import LinkClosed, PeerProtocol, connect, listen
+from vigil.replication.metadata import MdFlag, Superblock
+from vigil.replication.rate import ResyncPacer
+from vigil.replication.split_brain import Outcome, SbSide, resolve
+from vigil.replication.states import (
+    CONN_TRANSITIONS,
+    REPL_TRANSITIONS,
+    Conn,
+    Disk,
+    Repl,
+    Role,
+    StateChangeRefused,
+    check,
+)
+from vigil.replication.timers import ConnectTimer, Liveness, PingTimer
+
+log = logging.getLogger("vigil.volume")
+
+PROTOCOL_VERSION = 1
+RESYNC_CHUNK_BLOCKS = 64  # 256 KiB per resync message
+VERIFY_CHUNK_BLOCKS = 256  # 1 MiB per verify request
+VERIFY_WINDOW = 8
+DIGEST_BYTES = 16
+APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the resync
+BIG_WRITE = 64 * 1024
+
+
+class LinkLost(Exception):
+    """The peer link broke (or the peer said goodbye)."""
+
+
+class Session:
+    """One established TCP connection to the peer."""
+
+    def __init__(self, link: PeerProtocol):
+        self.link = link
+        self.peer: dict[str, Any] = {}
+        self.tlog = TransferLog()
+        self.waiting: dict[int, tuple[asyncio.Future[None], Progress]] = {}
+        self.flushes: dict[int, asyncio.Future[None]] = {}
+        self.flush_seq = 0
+        self.bye: dict[str, Any] | None = None
+        self.sent_at: dict[int, float] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self.link.closed
+
+    def send(self, message: wire.Message) -> None:
+        self.link.write(message.encode())
+
+    def send_data(self, message: wire.Data) -> None:
+        if len(message.payload) >= BIG_WRITE:
+            head = wire.HEADER.pack(wire.MAGIC, message.type, message.flags(),
+                                    16 + len(message.payload))
+            self.link.write(head + message.seq.to_bytes(8, "big")
+                            + message.offset.to_bytes(8, "big"))
+            self.link.write(message.payload)
+        else:
+            self.link.write(message.encode())
+
+    async def drain(self) -> None:
+        await self.link.drain()
+
+    async def read(self) -> wire.Message:
+        return await self.link.read()
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class Node:
+    def __init__(self, config: VolumeConfig, backing: BackingStore, md: MetadataStore,
+                 clock: Clock | None = None, hostname: str | None = None,
+                 fresh_id: Callable[[], int] | None = None):
+        self.cfg = config
+        self.backing = backing
+        self.md = md
+        self.clock = clock or MonotonicClock()
+        self.hostname = hostname or os.uname().nodename
+        self._fresh_id = fresh_id or (lambda: secrets.randbits(64) | 1)
+        self.size = md.layout.data_size
+        self.sb: Superblock = md.read_superblock()
+        self.bitmap: Bitmap = md.read_bitmap()
+        self.crashed_primary = self.sb.crashed_primary
+        hot = md.read_activity_log()
+        if self.crashed_primary and hot:
+            for extent in hot:
+                self.bitmap.set_range(extent * BLOCKS_PER_EXTENT,
+                                      (extent + 1) * BLOCKS_PER_EXTENT)
+            md.write_bitmap(self.bitmap)
+            event(log, "volume.crash_recovery", resource=config.name, extents=len(hot),
+                  blocks=self.bitmap.count)
+        if hot:
+            md.write_activity_log([])
+        self.al = ActivityLog(max(7, config.al_extents))
+        self.role = Role.SECONDARY
+        self.conn = Conn.STANDALONE
+        self.repl = Repl.OFF
+        self.peer_role = Role.UNKNOWN
+        self.peer_disk = Disk.UNKNOWN
+        self.uptodate = False  # known up to date in this life (connected in sync, or promoted)
+        self.want_connection = True
+        self.discard_my_data = False
+        self.session: Session | None = None
+        self._wake = asyncio.Event()
+        self._io_open = asyncio.Event()
+        self._io_open.set()
+        self._stopping = False
+        self.last_app_io = -1e9
+        self.split_brain: str = ""
+        self.last_reason = ""
+        self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "writes": 0,
+                      "resync_blocks": 0, "resync_messages": 0}
+        self._sync: dict[str, Any] = {}
+        self._verify: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._accepted: asyncio.Queue[PeerProtocol] = asyncio.Queue()
+        self._server: asyncio.AbstractServer | None = None
+        self.on_role_change: Callable[[Role], None] | None = None
+
+    # ------------------------------------------------------------------ derived state
+    @property
+    def disk(self) -> Disk:
+        flags = self.sb.flags
+        if flags & MdFlag.SYNC_TARGET or not flags & MdFlag.CONSISTENT:
+            return Disk.INCONSISTENT
+        if flags & MdFlag.OUTDATED:
+            return Disk.OUTDATED
+        if self.uptodate or self.role is Role.PRIMARY:
+            return Disk.UP_TO_DATE
+        return Disk.CONSISTENT
+
+    def _set_conn(self, new: Conn, reason: str) -> None:
+        check(CONN_TRANSITIONS, self.conn, new)
+        if new is not self.conn:
+            event(log, "volume.connection", resource=self.cfg.name, old=self.conn.value,
+                  new=new.value, reason=reason)
+            self.conn = new
+            self.last_reason = reason
+
+    def _set_repl(self, new: Repl, reason: str) -> None:
+        check(REPL_TRANSITIONS, self.repl, new)
+        if new is not self.repl:
+            event(log, "volume.replication", resource=self.cfg.name, old=self.repl.value,
+                  new=new.value, reason=reason)
+            self.repl = new
+            self.last_reason = reason
+
+    def _write_sb(self, sb: Superblock) -> None:
+        self.sb = sb
+        self.md.write_superblock(sb)
+        self.stats["bm"] += 1
+
+    @property
+    def replicating(self) -> bool:
+        return self.session is not None and self.repl not in (Repl.OFF, Repl.WF_BITMAP)
+
+    # ------------------------------------------------------------------ block I/O (front end)
+    async def read(self, offset: int, length: int) -> bytes:
+        if self.role is not Role.PRIMARY:
+            raise OSError(errno.EIO, "secondary: refusing I/O")
+        if offset >= self.size:
+            return b""
+        length = min(length, self.size - offset)
+        self.stats["dr"] += length
+        return self.backing.read(offset, length)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if self.role is not Role.PRIMARY:
+            raise OSError(errno.EIO, "secondary: refusing I/O")
+        if offset + len(data) > self.size:
+            raise OSError(errno.ENOSPC, "write past the end of the volume")
+        if not self._io_open.is_set():
+            await self._io_open.wait()
+        self.last_app_io = self.clock.now()
+        extents = extents_of(offset, len(data))
+        change = self.al.begin(extents)
+        if change is not None:
+            self._commit_al(change)
+        try:
+            session = self.session if self.replicating else None
+            future: asyncio.Future[None] | None = None
+            if session is not None:
+                transfer = session.tlog.start(offset, len(data))
+                progress = transfer.progress
+                future = asyncio.get_running_loop().create_future()
+                session.waiting[transfer.seq] = (future, progress)
+                session.sent_at[transfer.seq] = self.clock.now()
+                session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data))
+                progress.queued = True
+                self.stats["ns"] += len(data)
+            else:
+                start, stop = block_range(offset, len(data))
+                self.bitmap.set_range(start, stop)
+            self.backing.write(offset, data)
+            self.stats["dw"] += len(data)
+            self.stats["writes"] += 1
+            if session is not None and future is not None:
+                progress.local_done = True
+                if self.cfg.protocol is Protocol.A and session.link.buffered() > (8 << 20):
+                    with contextlib.suppress(ConnectionError):
+                        await session.drain()
+                if not is_complete(self.cfg.protocol, progress):
+                    await future
+            return len(data)
+        finally:
+            self.al.end(extents)
+
+    async def flush(self) -> None:
+        """A barrier: the local disk and (protocol B/C) the peer's disk have everything."""
+        loop = asyncio.get_running_loop()
+        local = loop.run_in_executor(None, self.backing.flush)
+        session = self.session if self.replicating else None
+        if session is not None and self.cfg.protocol is not Protocol.A:
+            session.flush_seq += 1
+            seq = session.flush_seq
+            future: asyncio.Future[None] = loop.create_future()
+            session.flushes[seq] = future
+            session.send(wire.Ack(wire.T.FLUSH, seq))
+            await local
+            await future
+        else:
+            await local
+
+    def _commit_al(self, change: AlChange) -> None:
+        """Make the log (and the bitmap pages of evicted extents) durable before writing.
+
+        Synchronous on purpose: no other write can slip into a new extent between
+        the log update and its own data write.
+        """
+        if change.evicted and self.bitmap.dirty_pages:
+            self.md.write_bitmap(self.bitmap)
+        self.md.write_activity_log(self.al.extents())
+        self.stats["al"] += 1
+
+    # ------------------------------------------------------------------ admin verbs
+    async def promote(self, force: bool = False) -> str:
+        if self.role is Role.PRIMARY:
+            return "already primary"
+        if self.peer_role is Role.PRIMARY and not self.cfg.allow_two_primaries:
+            raise StateChangeRefused("the peer is primary (allow-two-primaries is off)")
+        if self.repl is Repl.SYNC_TARGET and not force:
+            raise StateChangeRefused("resync in progress: this node is the sync target")
+        disk = self.disk
+        if disk is Disk.OUTDATED and not force:
+            raise StateChangeRefused("refusing to be primary while outdated (use --force)")
+        if disk is Disk.INCONSISTENT and not force:
+            raise StateChangeRefused(
+                "need access to UpToDate data: the local disk is inconsistent (use --force)")
+        if disk is Disk.CONSISTENT and self.session is None and self.cfg.fencing != "dont-care":
+            verdict = await self._fence_peer()
+            if verdict not in (3, 4, 7):
+                raise StateChangeRefused(
+                    f"fence-peer did not outdate the peer (exit {verdict}); use --force")
+        sb = self.sb
+        if force and disk in (Disk.INCONSISTENT, Disk.OUTDATED):
+            sb = replace(sb, flags=(sb.flags | MdFlag.CONSISTENT)
+                         & ~(MdFlag.OUTDATED | MdFlag.SYNC_TARGET))
+            if self.session is None or sb.generations.current == 0:
+                sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))
+        elif self.session is None:
+            sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))
+        sb = replace(sb, flags=sb.flags | MdFlag.PRIMARY, primary_since=time.time())
+        self._write_sb(sb)
+        self.role = Role.PRIMARY
+        self.uptodate = True
+        if force and self.session is not None and self.peer_disk is not Disk.UP_TO_DATE:
+            # A forced promotion made new data: reconnect so the handshake syncs the peer.
+            self.session.close()
+        event(log, "volume.role", resource=self.cfg.name, role="Primary", force=force,
+              generation=f"{sb.generations.current:016X}")
+        self._send_state()
+        if self.on_role_change:
+            self.on_role_change(Role.PRIMARY)
+        return "promoted"
+
+    async def demote(self, device_busy: Callable[[], bool] | None = None) -> str:
+        if self.role is Role.SECONDARY:
+            return "already secondary"
+        if device_busy is not None and device_busy():
+            raise StateChangeRefused("device is held open by someone (mounted?)")
+        self.role = Role.SECONDARY
+        await asyncio.get_running_loop().run_in_executor(None, self.backing.flush)
+        if self.bitmap.dirty_pages:
+            self.md.write_bitmap(self.bitmap)
+        change = self.al.clear()
+        if change is not None:
+            self.md.write_activity_log(self.al.extents())
+        self._write_sb(self.sb.with_flag(MdFlag.PRIMARY, False))
+        self.crashed_primary = False
+        event(log, "volume.role", resource=self.cfg.name, role="Secondary")
+        self._send_state()
+        if self.on_role_change:
+            self.on_role_change(Role.SECONDARY)
+        return "demoted"
+
+    def connect(self, discard_my_data: bool = False) -> str:
+        self.discard_my_data = discard_my_data
+        if self.conn is Conn.STANDALONE:
+            self.want_connection = True
+            self._set_conn(Conn.CONNECTING, "connect requested")
+            self._wake.set()
+            return "connecting"
+        return f"already {self.conn.value}"
+
+    async def disconnect(self) -> str:
+        self.want_connection = False
+        session = self.session
+        if session is not None:
+            session.send(wire.Control(wire.T.BYE, {"outdate_you": self.role is Role.PRIMARY}))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.drain(), 2)
+            session.close()
+            for _ in range(200):
+                if self.session is None:
+                    break
+                await asyncio.sleep(0.01)
+        if self.conn is not Conn.STANDALONE:
+            self._set_conn(Conn.STANDALONE, "disconnect requested")
+        self._wake.set()
+        return "disconnected"
+
+    def outdate(self) -> str:
+        if self.role is Role.PRIMARY:
+            raise StateChangeRefused("a primary cannot be outdated")
+        if self.disk is Disk.INCONSISTENT:
+            return "inconsistent already"
+        self._write_sb(self.sb.with_flag(MdFlag.OUTDATED))
+        self.uptodate = False
+        event(log, "volume.outdated", resource=self.cfg.name)
+        return "outdated"
+
+    async def invalidate(self) -> str:
+        """Throw away the local data: a full resync from the peer follows."""
+        if self.role is Role.PRIMARY:
+            raise StateChangeRefused("cannot invalidate a primary")
+        self.bitmap.set_all()
+        self.md.write_bitmap(self.bitmap, everything=True)
+        self._write_sb(self.sb.with_flag(MdFlag.SYNC_TARGET))
+        self.uptodate = False
+        event(log, "volume.invalidated", resource=self.cfg.name, blocks=self.bitmap.count)
+        if self.session is not None:  # reconnect: the handshake makes this node the target
+            self.session.close()
+        return "invalidated: full resync from the peer"
+
+    async def start_verify(self) -> str:
+        session = self.session
+        if session is None or self.repl is not Repl.ESTABLISHED:
+            raise StateChangeRefused("verify needs an established connection without resync")
+        self._set_repl(Repl.VERIFY_S, "verify requested")
+        session.send(wire.Control(wire.T.STATE, {"verify": "start"}))
+        self._spawn(self._verify_source(session))
+        return "verify started"
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        out: dict[str, Any] = {
+            "name": self.cfg.name,
+            "host": self.hostname,
+            "role": self.role.value,
+            "peer_role": self.peer_role.value,
+            "connection": self.conn.value,
+            "replication": self.repl.value,
+            "disk": self.disk.value,
+            "peer_disk": self.peer_disk.value,
+            "protocol": self.cfg.protocol.value,
+            "size": self.size,
+            "out_of_sync": self.bitmap.bytes_marked,
+            "generations": str(self.sb.generations),
+            "split_brain": self.split_brain,
+            "reason": self.last_reason,
+            "stats": dict(self.stats),
+        }
+        if self._sync and self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET):
+            total = max(1, self._sync["total"])
+            left = self.bitmap.count
+            done = max(0, total - left)
+            elapsed = max(1e-6, now - self._sync["started"])
+            rate = done * BLOCK_SIZE / elapsed
+            out["sync"] = {
+                "percent": round(100.0 * done / total, 1),
+                "total_bytes": total * BLOCK_SIZE,
+                "left_bytes": left * BLOCK_SIZE,
+                "rate": rate,
+                "eta": (left * BLOCK_SIZE / rate) if rate > 0 else None,
+            }
+        if self._sync.get("finished"):
+            out["last_sync"] = {k: self._sync[k] for k in ("blocks", "seconds", "direction")
+                                if k in self._sync}
+        if self._verify:
+            out["verify"] = dict(self._verify)
+        return out
+
+    # ------------------------------------------------------------------ the link
+    async def run(self) -> None:
+        """Keep the peer link up (unless told otherwise) until `stop`."""
+        timer = ConnectTimer(self.cfg.link, self.clock.now())
+        if self.want_connection and self.conn is Conn.STANDALONE:
+            self._set_conn(Conn.CONNECTING, "up")
+        if not self.cfg.i_connect:
+            self._server = await listen(self.cfg.local.address, self.cfg.local.port,
+                                        self._accepted)
+        self._spawn(self._metadata_flusher())
+        while not self._stopping:
+            if not self.want_connection:
+                self._wake.clear()
+                await self._wake.wait()
+                timer.lost(self.clock.now())
+                continue
+            now = self.clock.now()
+            if self.cfg.i_connect and not timer.due(now):
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timer.next_deadline() - now)
+                continue
+            link = await self._establish()
+            if link is None:
+                timer.failed(self.clock.now())
+                continue
+            session = Session(link)
+            established = False
+            try:
+                await self._serve(session)
+            except (LinkLost, LinkClosed, ConnectionError, TimeoutError, wire.ProtocolError,
+                    OSError) as exc:
+                event(log, "volume.link_lost", resource=self.cfg.name,
+                      reason=f"{type(exc).__name__}: {exc}")
+            finally:
+                established = self.session is session
+                self._session_ended(session)
+            if established:
+                timer.lost(self.clock.now())  # it worked a moment ago: retry at once
+            else:
+                timer.failed(self.clock.now())
+
+    def _usable(self, link: PeerProtocol) -> bool:
+        if link.closed:
+            return False
+        if self.session is not None or not self.want_connection or self._stopping:
+            event(log, "volume.accept_refused", resource=self.cfg.name,
+                  busy=self.session is not None, wanted=self.want_connection)
+            link.close()
+            return False
+        return True
+
+    async def _establish(self) -> PeerProtocol | None:
+        if self.cfg.i_connect:
+            try:
+                return await connect(self.cfg.peer.address, self.cfg.peer.port,
+                                     self.cfg.local.address, max(1.0, self.cfg.link.timeout))
+            except (OSError, TimeoutError):
+                return None
+        # The accepting side listens all the time: no retry timer, so it can never
+        # fall out of phase with the connecting side's retries.
+        while True:
+            while not self._accepted.empty():
+                link = self._accepted.get_nowait()
+                if self._usable(link):
+                    return link
+            waiter = asyncio.ensure_future(self._accepted.get())
+            self._wake.clear()
+            woke = asyncio.ensure_future(self._wake.wait())
+            done, _ = await asyncio.wait({waiter, woke}, return_when=asyncio.FIRST_COMPLETED)
+            woke.cancel()
+            if waiter in done:
+                link = waiter.result()
+                if self._usable(link):
+                    return link
+                continue
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+            if waiter.done() and not waiter.cancelled():
+                self._accepted.put_nowait(waiter.result())
+            if not self.want_connection or self._stopping:
+                return None
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.want_connection = False
+        if self.session is not None:
+            self.session.close()
+        self._wake.set()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ handshake
+    def _my_params(self) -> dict[str, Any]:
+        return {
+            "generations": self.sb.generations.to_list(),
+            "crashed_primary": self.crashed_primary,
+            "primary": self.role is Role.PRIMARY,
+            "dirty": self.bitmap.count,
+            "size": self.size,
+            "disk": self.disk.value,
+            "inconsistent": self.disk is Disk.INCONSISTENT,
+            "primary_since": self.sb.primary_since,
+            "discard_my_data": self.discard_my_data,
+            "protocol": self.cfg.protocol.value,
+            "two_primaries": self.cfg.allow_two_primaries,
+            "host": self.hostname,
+        }
+
+    async def _expect(self, session: Session, kind: wire.T) -> wire.Message:
+        message = await asyncio.wait_for(session.read(), timeout=max(2.0, self.cfg.link.timeout))
+        if message.type is wire.T.BYE and kind is not wire.T.BYE:
+            assert isinstance(message, wire.Control)
+            session.bye = message.fields
+            raise LinkLost(f"peer refused: {message.fields.get('reason', '')}")
+        if message.type is not kind:
+            raise wire.ProtocolError(f"expected {kind.name}, got {message.type.name}")
+        return message
+
+    async def _authenticate(self, session: Session) -> None:
+        role = b"C" if self.cfg.i_connect else b"A"
+        peer_role = b"A" if self.cfg.i_connect else b"C"
+        secret = self.cfg.shared_secret.encode()
+        challenge = secrets.token_bytes(auth.CHALLENGE_SIZE) if secret else b""
+        session.send(wire.Control(wire.T.HELLO, {
+            "version": PROTOCOL_VERSION, "resource": self.cfg.name,
+            "challenge": challenge.hex(), "alg": self.cfg.cram_hmac_alg if secret else ""}))
+        hello = await self._expect(session, wire.T.HELLO)
+        assert isinstance(hello, wire.Control)
+        if hello.fields.get("resource") != self.cfg.name:
+            raise wire.ProtocolError(f"peer serves resource {hello.fields.get('resource')!r}")
+        their_challenge = bytes.fromhex(str(hello.fields.get("challenge", "")))
+        if not secret:
+            if their_challenge:
+                raise LinkLost("the peer wants authentication but no shared-secret is set")
+            return
+        if not auth.acceptable_challenge(challenge, their_challenge):
+            raise LinkLost("authentication failed: unacceptable challenge")
+        session.send(wire.Blob(wire.T.AUTH, auth.response(
+            secret, their_challenge, self.cfg.cram_hmac_alg, role)))
+        answer = await self._expect(session, wire.T.AUTH)
+        assert isinstance(answer, wire.Blob)
+        if not auth.verify(secret, challenge, answer.payload, self.cfg.cram_hmac_alg, peer_role):
+            event(log, "volume.auth_failed", resource=self.cfg.name, level=logging.WARNING)
+            raise LinkLost("authentication failed: wrong shared-secret on the peer")
+
+    async def _serve(self, session: Session) -> None:
+        await self._authenticate(session)
+        session.send(wire.Control(wire.T.PARAMS, self._my_params()))
+        params = await self._expect(session, wire.T.PARAMS)
+        assert isinstance(params, wire.Control)
+        peer = session.peer = params.fields
+        if peer.get("size") != self.size:
+            self.want_connection = False
+            raise LinkLost(f"the peer's volume has {peer.get('size')} bytes, this one "
+                           f"{self.size}: refusing to connect (resize first)")
+        if peer.get("protocol") != self.cfg.protocol.value:
+            self.want_connection = False
+            raise LinkLost(f"protocol mismatch: {peer.get('protocol')} on the peer, "
+                           f"{self.cfg.protocol.value} here")
+        self.session = session
+        self._set_conn(Conn.CONNECTED, f"connected to {peer.get('host')}")
+        self.peer_role = Role.PRIMARY if peer.get("primary") else Role.SECONDARY
+        self.peer_disk = Disk(peer.get("disk", "DUnknown"))
+        sync = self._decide(peer)
+        if sync is None:  # refused: split brain or unrelated data
+            self.want_connection = False
+            session.send(wire.Control(wire.T.BYE, {"reason": self.last_reason}))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.drain(), 2)
+            raise LinkLost(self.last_reason)
+        self.discard_my_data = False
+        ping = PingTimer(self.cfg.link, self.clock.now())
+        if sync in (Sync.NONE, Sync.BOTH_FRESH):
+            self._set_repl(Repl.ESTABLISHED, sync.value)
+            self._in_sync_with_peer(sync)
+        else:
+            await self._start_resync(session, sync)
+        self._spawn(self._pinger(session, ping))
+        await self._receive(session, ping)
+
+    def _decide(self, peer: dict[str, Any]) -> Sync | None:
+        """The handshake verdict, after split-brain policies; None to drop the link."""
+        mine = Side(self.sb.generations, self.crashed_primary, self.role is Role.PRIMARY,
+                    self.bitmap.count, self.disk is Disk.INCONSISTENT)
+        theirs = Side(Generations.from_list(peer["generations"]), bool(peer["crashed_primary"]),
+                      bool(peer["primary"]), int(peer["dirty"]), bool(peer.get("inconsistent")))
+        verdict = compare(mine, theirs, i_win_ties=self.cfg.i_connect)
+        event(log, "volume.handshake", resource=self.cfg.name, rule=verdict.rule,
+              decision=verdict.sync.name, reason=verdict.reason, mine=str(mine.generations),
+              peer=str(theirs.generations))
+        self.last_reason = verdict.reason
+        sync = verdict.sync
+        if sync is Sync.SPLIT_BRAIN or (sync is not Sync.UNRELATED and
+                                        (self.discard_my_data or peer.get("discard_my_data"))):
+            self._run_handler("initial-split-brain")
+            sb = resolve(
+                self.cfg.policies,
+                SbSide(self.hostname, mine.primary, mine.dirty_blocks, self.sb.primary_since,
+                       self.discard_my_data),
+                SbSide(str(peer.get("host")), theirs.primary, theirs.dirty_blocks,
+                       float(peer.get("primary_since", 0)), bool(peer.get("discard_my_data"))),
+                i_win_ties=self.cfg.i_connect)
+            event(log, "volume.split_brain", resource=self.cfg.name,
+                  outcome=sb.outcome.name, reason=sb.reason, level=logging.WARNING)
+            self.split_brain = sb.reason
+            self.last_reason = f"split brain: {sb.reason}"
+            if sb.call_pri_lost:
+                self._run_handler("pri-lost-after-sb")
+            if sb.outcome is Outcome.DISCONNECT:
+                self._run_handler("split-brain")
+                return None
+            if sb.outcome is Outcome.DISCARD_MINE:
+                if self.role is Role.PRIMARY:
+                    self.last_reason = ("split brain: this primary would have to discard "
+                                        "its data (rr-conflict): disconnecting")
+                    self._run_handler("split-brain")
+                    return None
+                ancestor = self.sb.generations.bitmap or theirs.generations.bitmap
+                if ancestor:
+                    self._write_sb(replace(self.sb,
+                                           generations=self.sb.generations.rolled_back_to(
+                                               ancestor)))
+                return Sync.TARGET_BITMAP
+            if theirs.primary:
+                self.last_reason = ("split brain: the peer is primary and would have to "
+                                    "discard its data (rr-conflict): disconnecting")
+                return None
+            return Sync.SOURCE_BITMAP
+        if sync in (Sync.SPLIT_BRAIN_UNRELATED, Sync.UNRELATED):
+            self.split_brain = verdict.reason
+            self._run_handler("split-brain")
+            return None
+        if sync.is_target and self.role is Role.PRIMARY:
+            self.last_reason = "this primary would be sync target (rr-conflict): disconnecting"
+            return None
+        if sync.is_source and theirs.primary:
+            self.last_reason = "the peer primary would be sync target (rr-conflict)"
+            return None
+        if mine.primary and theirs.primary and not self.cfg.allow_two_primaries:
+            self.last_reason = "both primary and allow-two-primaries is off"
+            return None
+        self.split_brain = ""
+        return sync
+
+    def _in_sync_with_peer(self, sync: Sync) -> None:
+        """Connected with nothing to resync: both sides hold the same data."""
+        if sync is Sync.BOTH_FRESH:
+            return
+        sb = self.sb
+        if self.peer_disk is Disk.UP_TO_DATE or self.disk is not Disk.INCONSISTENT:
+            sb = replace(sb, flags=(sb.flags | MdFlag.CONSISTENT)
+                         & ~(MdFlag.OUTDATED | MdFlag.SYNC_TARGET))
+            self.uptodate = True
+        if self.crashed_primary and self.role is not Role.PRIMARY:
+            sb = sb.with_flag(MdFlag.PRIMARY, False)
+            self.crashed_primary = False
+        if sb != self.sb:
+            self._write_sb(sb)
+        self.peer_disk = Disk.UP_TO_DATE if self.disk is Disk.UP_TO_DATE else self.peer_disk
+        self._send_state()
+
+    # ------------------------------------------------------------------ resync
+    async def _start_resync(self, session: Session, sync: Sync) -> None:
+        self._set_repl(Repl.WF_BITMAP, sync.value)
+        if sync.is_full:
+            self.bitmap.set_all()
+        session.send(wire.bitmap_message(self.bitmap.to_bytes()))
+        theirs = await self._expect(session, wire.T.BITMAP)
+        assert isinstance(theirs, wire.Blob)
+        self.bitmap.merge(wire.bitmap_of(theirs))
+        self.md.write_bitmap(self.bitmap)
+        now = self.clock.now()
+        self._sync = {"total": self.bitmap.count, "started": now, "blocks": self.bitmap.count,
+                      "direction": "source" if sync.is_source else "target", "finished": False}
+        event(log, "volume.resync_start", resource=self.cfg.name, direction=sync.name,
+              blocks=self.bitmap.count, bytes=self.bitmap.bytes_marked)
+        self._run_handler("before-resync-target" if sync.is_target else "")
+        if sync.is_target:
+            self._write_sb(self.sb.with_flag(MdFlag.SYNC_TARGET))
+            self.uptodate = False
+            self._set_repl(Repl.SYNC_TARGET, sync.value)
+            self.peer_disk = Disk.UP_TO_DATE
+        else:
+            self._set_repl(Repl.SYNC_SOURCE, sync.value)
+            self.peer_disk = Disk.INCONSISTENT
+            self._spawn(self._resync_source(session))
+
+    async def _resync_source(self, session: Session) -> None:
+        pacer = ResyncPacer(self.cfg.rate, self.clock.now())
+        in_flight: dict[int, int] = {}
+        sending = Bitmap(self.bitmap.blocks)
+        self._sync["in_flight"] = in_flight
+        self._sync["sending"] = sending
+        self._sync["pacer"] = pacer
+        cursor = 0
+        while not session.closed and self.repl is Repl.SYNC_SOURCE:
+            if self.bitmap.count == 0 and not in_flight:
+                break
+            now = self.clock.now()
+            app_io = now - self.last_app_io < APP_IO_WINDOW
+            budget = pacer.allowance(now, sum(in_flight.values()), app_io)
+            sent = 0
+            while budget - sent >= BLOCK_SIZE:
+                start = self.bitmap.next_set(cursor)
+                if start is None:
+                    cursor = 0
+                    break
+                if sending.test(start):
+                    cursor = start + 1
+                    continue
+                stop = start + 1
+                limit = min(self.bitmap.blocks, start + RESYNC_CHUNK_BLOCKS,
+                            start + (budget - sent) // BLOCK_SIZE)
+                while stop < limit and self.bitmap.test(stop) and not sending.test(stop):
+                    stop += 1
+                cursor = stop
+                offset, length = start * BLOCK_SIZE, (stop - start) * BLOCK_SIZE
+                data = self.backing.read(offset, length)
+                in_flight[start] = length
+                sending.set_range(start, stop)
+                session.send_data(wire.Data(wire.T.RS_DATA, 0, offset, data))
+                sent += length
+                self.stats["resync_messages"] += 1
+            pacer.consume(sent)
+            if sent:
+                with contextlib.suppress(ConnectionError):
+                    await session.drain()
+            else:
+                delay = max(0.002, min(0.1, pacer.next_deadline(now) - now))
+                await asyncio.sleep(delay)
+        if session.closed or self.repl is not Repl.SYNC_SOURCE:
+            return
+        self._write_sb(replace(self.sb, generations=self.sb.generations.after_resync_as_source())
+                       .with_flag(MdFlag.PRIMARY, self.role is Role.PRIMARY))
+        self.crashed_primary = False
+        self.md.write_bitmap(self.bitmap)
+        session.send(wire.Control(wire.T.RS_DONE, {
+            "generations": self.sb.generations.to_list()}))
+        self._finish_sync("source")
+        self.peer_disk = Disk.UP_TO_DATE
+        self._set_repl(Repl.ESTABLISHED, "resync finished")
+
+    def _finish_sync(self, direction: str) -> None:
+        elapsed = self.clock.now() - self._sync.get("started", self.clock.now())
+        self._sync.update({"finished": True, "seconds": round(elapsed, 3),
+                           "direction": direction})
+        for key in ("in_flight", "pacer", "sending"):
+            self._sync.pop(key, None)
+        event(log, "volume.resync_done", resource=self.cfg.name, direction=direction,
+              blocks=self._sync.get("blocks"), seconds=round(elapsed, 3))
+
+    def _target_done(self, fields: dict[str, Any]) -> None:
+        self.backing.flush()
+        self.bitmap.clear_all()
+        self.md.write_bitmap(self.bitmap)
+        sb = replace(self.sb, generations=Generations.from_list(fields["generations"]),
+                     flags=(self.sb.flags | MdFlag.CONSISTENT)
+                     & ~(MdFlag.SYNC_TARGET | MdFlag.OUTDATED | MdFlag.PRIMARY))
+        self._write_sb(sb)
+        self.crashed_primary = False
+        self.uptodate = True
+        self._finish_sync("target")
+        self._set_repl(Repl.ESTABLISHED, "resync finished")
+        self._run_handler("after-resync-target")
+        self._send_state()
+
+    # ------------------------------------------------------------------ verify
+    def _digests(self, offset: int, count: int) -> list[bytes]:
+        data = self.backing.read(offset, count * BLOCK_SIZE)
+        alg = self.cfg.verify_alg if self.cfg.verify_alg in hashlib.algorithms_available \
+            else "sha256"
+        return [hashlib.new(alg, data[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE]).digest()
+                [:DIGEST_BYTES] for i in range(count)]
+
+    async def _verify_source(self, session: Session) -> None:
+        total = self.size // BLOCK_SIZE
+        self._verify = {"running": True, "total_blocks": total, "done_blocks": 0,
+                        "out_of_sync": 0, "started": time.time()}
+        self._verify_window = asyncio.Semaphore(VERIFY_WINDOW)
+        self._verify_pending = 0
+        for start in range(0, total, VERIFY_CHUNK_BLOCKS):
+            if session.closed or self.repl is not Repl.VERIFY_S:
+                return
+            await self._verify_window.acquire()
+            count = min(VERIFY_CHUNK_BLOCKS, total - start)
+            digests = self._digests(start * BLOCK_SIZE, count)
+            self._verify_pending += 1
+            session.send(wire.Verify(wire.T.OV_REQUEST, start * BLOCK_SIZE, count,
+                                     b"".join(digests)))
+            with contextlib.suppress(ConnectionError):
+                await session.drain()
+        while self._verify_pending and not session.closed:
+            await asyncio.sleep(0.01)
+        if session.closed:
+            return
+        session.send(wire.Control(wire.T.OV_DONE, {"out_of_sync": self._verify["out_of_sync"]}))
+        self._verify_done()
+
+    def _verify_done(self) -> None:
+        self._verify["running"] = False
+        self.md.write_bitmap(self.bitmap)
+        event(log, "volume.verify_done", resource=self.cfg.name,
+              out_of_sync_blocks=self._verify.get("out_of_sync", 0))
+        if self.repl in (Repl.VERIFY_S, Repl.VERIFY_T):
+            self._set_repl(Repl.ESTABLISHED, "verify finished")
+
+    def _verify_request(self, session: Session, message: wire.Verify) -> None:
+        if self.repl is Repl.ESTABLISHED:
+            self._set_repl(Repl.VERIFY_T, "peer started verify")
+            self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
+                            "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
+        mine = self._digests(message.offset, message.count)
+        mask = bytearray((message.count + 7) // 8)
+        first = message.offset // BLOCK_SIZE
+        for i, digest in enumerate(mine):
+            theirs = message.payload[i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]
+            if digest != theirs:
+                mask[i >> 3] |= 1 << (i & 7)
+                self.bitmap.set_range(first + i, first + i + 1)
+                self._verify["out_of_sync"] = self._verify.get("out_of_sync", 0) + 1
+        self._verify["done_blocks"] = self._verify.get("done_blocks", 0) + message.count
+        session.send(wire.Verify(wire.T.OV_REPLY, message.offset, message.count, bytes(mask)))
+
+    def _verify_reply(self, message: wire.Verify) -> None:
+        first = message.offset // BLOCK_SIZE
+        for i in range(message.count):
+            if message.payload[i >> 3] & (1 << (i & 7)):
+                self.bitmap.set_range(first + i, first + i + 1)
+                self._verify["out_of_sync"] += 1
+                event(log, "volume.out_of_sync", resource=self.cfg.name,
+                      offset=(first + i) * BLOCK_SIZE, level=logging.WARNING)
+        self._verify["done_blocks"] += message.count
+        self._verify_pending -= 1
+        self._verify_window.release()
+
+    # ------------------------------------------------------------------ receiving
+    async def _receive(self, session: Session, ping: PingTimer) -> None:
+        """Handle what arrives until the link ends.
+
+        Once established, messages are handled right in the transport's receive
+        callback (no task switch per replicated write or ack); first, whatever
+        queued up during the handshake is handled, in order.
+        """
+        link = session.link
+        while link.queued():
+            self._dispatch(session, ping, await session.read())
+        link.on_message = lambda message: self._dispatch(session, ping, message)
+        try:
+            while True:
+                self._dispatch(session, ping, await session.read())
+        finally:
+            link.on_message = None
+
+    def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
+        ping.heard(self.clock.now())
+        kind = message.type
+        if kind is wire.T.DATA:
+            assert isinstance(message, wire.Data)
+            if self.cfg.protocol is Protocol.B:
+                session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
+            try:
+                self.backing.write(message.offset, message.payload)
+            except OSError:
+                session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
+                return
+            self.stats["nr"] += len(message.payload)
+            session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
+        elif kind in (wire.T.WRITE_ACK, wire.T.RECV_ACK, wire.T.NEG_ACK):
+            assert isinstance(message, wire.Ack)
+            self._acked(session, message)
+        elif kind is wire.T.FLUSH:
+            assert isinstance(message, wire.Ack)
+            self._spawn(self._flush_for_peer(session, message.seq,
+                                             asyncio.get_running_loop()))
+        elif kind is wire.T.FLUSH_ACK:
+            assert isinstance(message, wire.Ack)
+            future = session.flushes.pop(message.seq, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind is wire.T.RS_DATA:
+            assert isinstance(message, wire.Data)
+            self.backing.write(message.offset, message.payload)
+            start, stop = block_range(message.offset, len(message.payload))
+            self.bitmap.clear_range(start, stop)
+            self.stats["resync_blocks"] += stop - start
+            self.stats["nr"] += len(message.payload)
+            session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
+        elif kind is wire.T.RS_ACK:
+            assert isinstance(message, wire.Range)
+            start, stop = block_range(message.offset, message.length)
+            self.bitmap.clear_range(start, stop)
+            self.stats["resync_blocks"] += stop - start
+            in_flight = self._sync.get("in_flight")
+            if in_flight is not None:
+                in_flight.pop(start, None)
+                self._sync["sending"].clear_range(start, stop)
+            pacer = self._sync.get("pacer")
+            if pacer is not None:
+                pacer.acked(message.length)
+        elif kind is wire.T.RS_DONE:
+            assert isinstance(message, wire.Control)
+            self._target_done(message.fields)
+        elif kind is wire.T.PING:
+            session.send(wire.Ack(wire.T.PING_ACK, 0))
+        elif kind is wire.T.PING_ACK:
+            pass
+        elif kind is wire.T.OV_REQUEST:
+            assert isinstance(message, wire.Verify)
+            self._verify_request(session, message)
+        elif kind is wire.T.OV_REPLY:
+            assert isinstance(message, wire.Verify)
+            self._verify_reply(message)
+        elif kind is wire.T.OV_DONE:
+            self._verify_done()
+        elif kind is wire.T.OUT_OF_SYNC:
+            assert isinstance(message, wire.Range)
+            self.bitmap.set_range(*block_range(message.offset, message.length))
+        elif kind is wire.T.STATE:
+            assert isinstance(message, wire.Control)
+            self._peer_state(message.fields)
+        elif kind is wire.T.BYE:
+            assert isinstance(message, wire.Control)
+            session.bye = message.fields
+            raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
+        else:
+            raise wire.ProtocolError(f"unexpected {kind.name} while connected")
+
+    def _acked(self, session: Session, message: wire.Ack) -> None:
+        waiting = session.waiting.get(message.seq)
+        if message.type is wire.T.RECV_ACK:
+            session.tlog.received(message.seq)
+        else:
+            transfer = session.tlog.written(message.seq)
+            session.sent_at.pop(message.seq, None)
+            if message.type is wire.T.NEG_ACK and transfer is not None:
+                self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
+            session.waiting.pop(message.seq, None)
+        if waiting is not None:
+            future, progress = waiting
+            if not future.done() and is_complete(self.cfg.protocol, progress):
+                future.set_result(None)
+
+    async def _flush_for_peer(self, session: Session, seq: int,
+                              loop: asyncio.AbstractEventLoop) -> None:
+        await loop.run_in_executor(None, self.backing.flush)
+        session.send(wire.Ack(wire.T.FLUSH_ACK, seq))
+
+    def _peer_state(self, fields: dict[str, Any]) -> None:
+        if "role" in fields:
+            self.peer_role = Role(fields["role"])
+        if "disk" in fields:
+            self.peer_disk = Disk(fields["disk"])
+        if fields.get("verify") == "start" and self.repl is Repl.ESTABLISHED:
+            self._set_repl(Repl.VERIFY_T, "peer started verify")
+            self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
+                            "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
+
+    def _send_state(self) -> None:
+        if self.session is not None:
+            self.session.send(wire.Control(wire.T.STATE, {"role": self.role.value,
+                                                         "disk": self.disk.value}))
+
+    async def _pinger(self, session: Session, ping: PingTimer) -> None:
+        while not session.closed:
+            now = self.clock.now()
+            oldest = min(session.sent_at.values(), default=None)
+            action, deadline = ping.check(now, oldest)
+            if action is Liveness.SEND_PING:
+                session.send(wire.Ack(wire.T.PING, 0))
+            elif action in (Liveness.DEAD, Liveness.STALLED):
+                event(log, "volume.peer_dead", resource=self.cfg.name, reason=action.value,
+                      level=logging.WARNING)
+                session.close()
+                return
+            await asyncio.sleep(max(0.01, min(1.0, deadline - now)))
+
+    # ------------------------------------------------------------------ losing the link
+    def _session_ended(self, session: Session) -> None:
+        session.close()
+        was_connected = self.session is session
+        self.session = None
+        for transfer in session.tlog.connection_lost():
+            self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
+        for future, _ in session.waiting.values():
+            if not future.done():
+                future.set_result(None)
+        session.waiting.clear()
+        for future in session.flushes.values():
+            if not future.done():
+                future.set_result(None)
+        if self.repl is not Repl.OFF:
+            self._set_repl(Repl.OFF, "link lost")
+        self.peer_role = Role.UNKNOWN
+        self.peer_disk = Disk.UNKNOWN
+        if not was_connected:
+            if self.conn is Conn.CONNECTED:
+                self._set_conn(Conn.CONNECTING, "handshake failed")
+            elif not self.want_connection and self.conn is not Conn.STANDALONE:
+                self._set_conn(Conn.STANDALONE, self.last_reason or "refused")
+            return
+        sb = self.sb
+        bye = session.bye or {}
+        if self.role is Role.PRIMARY:
+            sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))
+            if self.cfg.fencing != "dont-care" and not self._stopping:
+                self._spawn(self._fence_after_loss())
+        elif bye.get("outdate_you") and self.disk is not Disk.INCONSISTENT:
+            sb = sb.with_flag(MdFlag.OUTDATED)
+            self.uptodate = False
+        if sb != self.sb:
+            self._write_sb(sb)
+        self.md.write_bitmap(self.bitmap)
+        self._set_conn(Conn.CONNECTING if self.want_connection else Conn.STANDALONE,
+                       self.last_reason or "link lost")
+
+    async def _fence_after_loss(self) -> None:
+        freeze = self.cfg.fencing == "resource-and-stonith"
+        if freeze:
+            self._io_open.clear()
+        try:
+            await self._fence_peer()
+        finally:
+            self._io_open.set()
+
+    async def _fence_peer(self) -> int:
+        command = self.cfg.handlers.get("fence-peer")
+        if not command:
+            return 5
+        rc = await self._handler_rc(command)
+        event(log, "volume.fence_peer", resource=self.cfg.name, exit=rc)
+        if rc in (3, 4, 7):
+            self._write_sb(self.sb.with_flag(MdFlag.PEER_OUTDATED))
+            self.peer_disk = Disk.OUTDATED
+        return rc
+
+    def _handler_env(self) -> dict[str, str]:
+        return {**os.environ, "DRBD_RESOURCE": self.cfg.name,
+                "DRBD_PEER_ADDRESS": self.cfg.peer.address, "DRBD_PEER_AF": "ipv4",
+                "DRBD_PEERS": self.cfg.peer.host, "DRBD_MINOR": "".join(
+                    c for c in self.cfg.local.device if c.isdigit()) or "0",
+                "DRBD_CONF": self.cfg.source}
+
+    async def _handler_rc(self, command: str) -> int:
+        try:
+            process = await asyncio.create_subprocess_shell(
+                command, env=self._handler_env(), start_new_session=True,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            return await asyncio.wait_for(process.wait(), timeout=60)
+        except (OSError, TimeoutError):
+            return 1
+
+    def _run_handler(self, name: str) -> None:
+        command = self.cfg.handlers.get(name) if name else None
+        if command:
+            event(log, "volume.handler", resource=self.cfg.name, handler=name)
+            self._spawn(self._handler_rc(command))
+
+    # ------------------------------------------------------------------ background
+    async def _metadata_flusher(self) -> None:
+        """Persist bitmap changes once a second (after the data they describe)."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self.bitmap.dirty_pages:
+                await loop.run_in_executor(None, self.backing.flush)
+                self.md.write_bitmap(self.bitmap)
+
+    async def shutdown(self) -> None:
+        """Clean stop: goodbye to the peer, bitmap and superblock on disk."""
+        if self.session is not None:
+            self.session.send(wire.Control(wire.T.BYE, {
+                "outdate_you": self.role is Role.PRIMARY, "reason": "peer going down"}))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.drain(), 2)
+        self.stop()
+        self.backing.flush()
+        self.md.write_bitmap(self.bitmap)
+        if self.role is Role.PRIMARY:  # down without demotion: like DRBD, stays "was primary"
+            self.md.write_activity_log(self.al.extents())

@@ -1,0 +1,273 @@
+"""The peer protocol's messages: registered types, symmetric encode/decode (pure).
+
+Every message is an 8-byte header (magic "VG", type, flags, body length, big
+endian) and a body. Bulk messages (replicated writes, resync data) carry a
+fixed binary prefix and the raw block data; control messages carry JSON, which
+keeps the handshake readable in a capture and easy to extend.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+MAGIC = 0x5647
+HEADER = struct.Struct("!HBBI")
+MAX_BODY = 32 << 20
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not our protocol (or is corrupt)."""
+
+
+class T(enum.IntEnum):
+    HELLO = 1
+    AUTH = 2
+    PARAMS = 3
+    STATE = 4
+    BITMAP = 5
+    DATA = 6
+    RECV_ACK = 7
+    WRITE_ACK = 8
+    NEG_ACK = 9
+    FLUSH = 10
+    FLUSH_ACK = 11
+    RS_DATA = 12
+    RS_ACK = 13
+    RS_DONE = 14
+    PING = 15
+    PING_ACK = 16
+    OV_REQUEST = 17
+    OV_REPLY = 18
+    OV_DONE = 19
+    OUT_OF_SYNC = 20
+    BYE = 21
+
+
+#: Flags of a DATA message.
+FLAG_FUA = 0x01
+
+
+class Message:
+    TYPES: ClassVar[tuple[T, ...]] = ()
+    type: T
+
+    def body(self) -> bytes:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Message:  # pragma: no cover
+        raise NotImplementedError
+
+    def flags(self) -> int:
+        return 0
+
+    def encode(self) -> bytes:
+        body = self.body()
+        return HEADER.pack(MAGIC, self.type, self.flags(), len(body)) + body
+
+
+@dataclass
+class Control(Message):
+    """HELLO, PARAMS, STATE, RS_DONE, OV_DONE, BYE: a JSON object."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.HELLO, T.PARAMS, T.STATE, T.RS_DONE, T.OV_DONE, T.BYE)
+    type: T
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> bytes:
+        return json.dumps(self.fields, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Control:
+        try:
+            fields = json.loads(bytes(body))
+        except ValueError as exc:
+            raise ProtocolError(f"{kind.name}: bad JSON: {exc}") from None
+        if not isinstance(fields, dict):
+            raise ProtocolError(f"{kind.name}: body is not an object")
+        return cls(kind, fields)
+
+
+@dataclass
+class Blob(Message):
+    """AUTH (challenge or answer) and BITMAP (zlib-compressed)."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.AUTH, T.BITMAP)
+    type: T
+    payload: bytes = b""
+
+    def body(self) -> bytes:
+        return self.payload
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Blob:
+        return cls(kind, bytes(body))
+
+
+def bitmap_message(bits: bytes) -> Blob:
+    return Blob(T.BITMAP, zlib.compress(bits, 1))
+
+
+def bitmap_of(message: Blob) -> bytes:
+    try:
+        return zlib.decompress(message.payload)
+    except zlib.error as exc:
+        raise ProtocolError(f"BITMAP: {exc}") from None
+
+
+_DATA = struct.Struct("!QQ")
+
+
+@dataclass
+class Data(Message):
+    """DATA (a replicated write, `seq` numbered) and RS_DATA (resync, seq 0)."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.DATA, T.RS_DATA)
+    type: T
+    seq: int
+    offset: int
+    payload: bytes
+    fua: bool = False
+
+    def flags(self) -> int:
+        return FLAG_FUA if self.fua else 0
+
+    def body(self) -> bytes:
+        return _DATA.pack(self.seq, self.offset) + self.payload
+
+    def encode(self) -> bytes:
+        head = HEADER.pack(MAGIC, self.type, self.flags(), _DATA.size + len(self.payload))
+        return b"".join((head, _DATA.pack(self.seq, self.offset), self.payload))
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Data:
+        if len(body) < _DATA.size:
+            raise ProtocolError(f"{kind.name}: short body")
+        seq, offset = _DATA.unpack_from(body)
+        # A body received into its own buffer is not copied again (1 MiB writes).
+        payload = memoryview(body)[_DATA.size:] if isinstance(body, bytearray) else bytes(
+            body[_DATA.size:])
+        return cls(kind, seq, offset, payload, bool(flags & FLAG_FUA))
+
+
+_SEQ = struct.Struct("!Q")
+
+
+@dataclass
+class Ack(Message):
+    """Acks, flushes and pings: one sequence number."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.RECV_ACK, T.WRITE_ACK, T.NEG_ACK, T.FLUSH, T.FLUSH_ACK,
+                                      T.PING, T.PING_ACK)
+    type: T
+    seq: int = 0
+
+    def body(self) -> bytes:
+        return _SEQ.pack(self.seq)
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Ack:
+        if len(body) != _SEQ.size:
+            raise ProtocolError(f"{kind.name}: body of {len(body)} bytes")
+        return cls(kind, _SEQ.unpack(body)[0])
+
+
+_RANGE = struct.Struct("!QQ")
+
+
+@dataclass
+class Range(Message):
+    """RS_ACK (the target wrote this resync range) and OUT_OF_SYNC (mark it)."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.RS_ACK, T.OUT_OF_SYNC)
+    type: T
+    offset: int
+    length: int
+
+    def body(self) -> bytes:
+        return _RANGE.pack(self.offset, self.length)
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Range:
+        if len(body) != _RANGE.size:
+            raise ProtocolError(f"{kind.name}: body of {len(body)} bytes")
+        return cls(kind, *_RANGE.unpack(body))
+
+
+_OV = struct.Struct("!QI")
+
+
+@dataclass
+class Verify(Message):
+    """OV_REQUEST: digests of consecutive blocks from `offset`; OV_REPLY: a mismatch mask."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.OV_REQUEST, T.OV_REPLY)
+    type: T
+    offset: int
+    count: int
+    payload: bytes
+
+    def body(self) -> bytes:
+        return _OV.pack(self.offset, self.count) + self.payload
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: bytes) -> Verify:
+        if len(body) < _OV.size:
+            raise ProtocolError(f"{kind.name}: short body")
+        offset, count = _OV.unpack_from(body)
+        return cls(kind, offset, count, bytes(body[_OV.size:]))
+
+
+REGISTRY: dict[T, type[Message]] = {
+    kind: cls for cls in (Control, Blob, Data, Ack, Range, Verify) for kind in cls.TYPES
+}
+
+
+def decode(kind: int, flags: int, body: bytes) -> Message:
+    try:
+        mtype = T(kind)
+    except ValueError:
+        raise ProtocolError(f"unknown message type {kind}") from None
+    return REGISTRY[mtype].parse(mtype, flags, body)
+
+
+class Decoder:
+    """Turns a byte stream into messages; keeps a partial message for the next feed."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[Message]:
+        buffer = self._buffer
+        buffer += data
+        position = 0
+        try:
+            while len(buffer) - position >= HEADER.size:
+                magic, kind, flags, length = HEADER.unpack_from(buffer, position)
+                if magic != MAGIC:
+                    raise ProtocolError(f"bad magic {magic:#06x}")
+                if length > MAX_BODY:
+                    raise ProtocolError(f"message of {length} bytes is too large")
+                end = position + HEADER.size + length
+                if len(buffer) < end:
+                    break
+                body = memoryview(buffer)[position + HEADER.size:end]
+                try:
+                    message = decode(kind, flags, body)
+                finally:
+                    body.release()
+                position = end
+                yield message
+        finally:
+            if position:
+                del buffer[:position]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)

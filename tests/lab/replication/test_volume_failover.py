@@ -1,0 +1,64 @@
+"""kill -9 of the primary's daemon mid-write: the secondary holds every acknowledged write."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.testing import wait_until
+
+pytestmark = pytest.mark.lab
+
+WRITER = r"""
+import mmap, os, sys
+acks = open(sys.argv[1], "w", buffering=1)
+fd = os.open("/dev/drbd1", os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+for i in range(int(sys.argv[2])):
+    buf.seek(0)
+    buf.write((b"seq%08d " % i) * 341 + b"-" * 4)
+    try:
+        os.pwrite(fd, buf, i * 4096)
+    except OSError as exc:
+        print("stopped", i, exc, file=sys.stderr)
+        break
+    acks.write(f"{i}\n")
+"""
+
+
+def pattern(i: int) -> bytes:
+    return (b"seq%08d " % i) * 341 + b"-" * 4
+
+
+def test_kill9_primary_daemon_secondary_has_every_acked_write(volume_pair):
+    pair = volume_pair
+    pair.start_pair()
+    acks = pair.lab.directory / "acks.txt"
+    writer = pair.host("server5").spawn(
+        ["python3", "-c", WRITER, str(acks), "12000"], name="writer")
+
+    def acked() -> int:
+        try:
+            return len(acks.read_text().splitlines())
+        except OSError:
+            return 0
+
+    wait_until(lambda: acked() >= 300, 30, "the writer to get 300 writes acknowledged")
+    # The pid is the daemon's inside server5 (a PID namespace): signal it from there.
+    pair.host("server5").run(["kill", "-KILL", str(pair.daemon_pid("server5"))])
+    assert writer.wait(20), "the writer must fail (EIO) once the daemon is gone"
+    done = acks.read_text().splitlines()
+    assert len(done) < 12000, "the kill came after the last write: nothing was tested"
+    assert "Input/output error" in writer.output() or "stopped" in writer.output()
+
+    pair.wait_status("server6", lambda s: s["connection"] != "Connected", 10,
+                     "server6 to notice the lost primary")
+    pair.vigil("server6", "primary", pair.name)
+    blocks = [int(line) for line in done]
+    # Read back through the promoted device (not the backing file).
+    image = pair.lab.directory / "server6.img"
+    count = (max(blocks) + 1) * 4096 // (1 << 20) + 1
+    pair.host("server6").run(["dd", "if=/dev/drbd1", f"of={image}", "bs=1M", f"count={count}",
+                              "iflag=direct", "status=none"], timeout=60)
+    data = image.read_bytes()
+    missing = [i for i in blocks if data[i * 4096:(i + 1) * 4096] != pattern(i)]
+    assert not missing, f"{len(missing)} acknowledged writes missing on server6: {missing[:10]}"

@@ -1,0 +1,81 @@
+"""The replication link survives packet loss, and reconnects by itself after a cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.kernel.namespaces import named_netns_path
+from vigil.kernel.nftables import Nftables
+
+pytestmark = pytest.mark.lab
+
+LOSS_TABLE = "vigil_volume_loss"
+
+
+def lossy_switch(lab, percent: int) -> None:
+    """Drop `percent`% of the frames the switch forwards (nftables numgen in the switch)."""
+    family, table = "bridge", LOSS_TABLE
+    Nftables(named_netns_path(lab.switch_netns)).apply([
+        {"add": {"table": {"family": family, "name": table}}},
+        {"add": {"chain": {"family": family, "table": table, "name": "forward",
+                           "type": "filter", "hook": "forward", "prio": -10,
+                           "policy": "accept"}}},
+        {"add": {"rule": {"family": family, "table": table, "chain": "forward", "expr": [
+            {"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 100}},
+                       "right": percent}},
+            {"counter": None},
+            {"drop": None}]}}},
+    ])
+
+
+def dropped(lab) -> int:
+    """Frames the loss rule dropped so far."""
+    objects = Nftables(named_netns_path(lab.switch_netns)).list("table", "bridge", LOSS_TABLE)
+    return sum(expr["counter"]["packets"] for o in objects if "rule" in o
+               for expr in o["rule"]["expr"] if "counter" in expr)
+
+
+def test_replication_under_packet_loss(volume_pair):
+    pair = volume_pair
+    pair.start_pair()
+    lossy_switch(pair.lab, 5)
+    pair.host("server5").run("dd if=/dev/urandom of=/dev/drbd1 bs=64k count=256 oflag=direct "
+                             "status=none", timeout=120)
+    assert dropped(pair.lab) > 0, "the loss rule dropped nothing: nothing was tested"
+    status = pair.status("server5")
+    assert status["connection"] == "Connected" and status["out_of_sync"] == 0
+    size = status["size"]
+    assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+
+def test_reconnects_and_resyncs_after_a_cut(volume_pair):
+    pair = volume_pair
+    pair.start_pair()
+    pair.lab.partition("server5", "server6")
+    pair.wait_status("server5", lambda s: s["connection"] == "Connecting", 15, "link loss")
+    pair.write_blocks("server5", [7, 8, 9, 4000], b"cut")
+    assert pair.status("server5")["out_of_sync"] == 4 * 4096
+    pair.lab.heal("server5", "server6")
+    pair.wait_synced(timeout=30)  # no admin command: the link came back by itself
+    assert pair.status("server6")["last_sync"]["blocks"] == 4
+    size = pair.status("server5")["size"]
+    assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+
+def test_primary_losing_its_peer_runs_fence_peer(volume_pair):
+    """fencing resource-only: the fence-peer handler runs, exit 4 marks the peer outdated."""
+    pair = volume_pair
+    marker = pair.lab.directory / "fenced"
+    handler = f"echo $DRBD_RESOURCE $DRBD_PEER_ADDRESS > {marker}; exit 4"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file("/etc/vigil-test/fence-peer", f"#!/bin/sh\n{handler}\n",
+                                   mode=0o755)
+    pair.start_pair(disk="fencing resource-only;",
+                    handlers="fence-peer /etc/vigil-test/fence-peer;")
+    pair.lab.partition("server5", "server6")
+    status = pair.wait_status("server5", lambda s: s["peer_disk"] == "Outdated", 20,
+                              "the fence-peer handler to outdate the peer")
+    assert status["role"] == "Primary"
+    assert marker.read_text().split() == [pair.name, "198.51.100.6"]
+    # Writes go on (resource-only does not freeze I/O).
+    pair.write_blocks("server5", [42], b"fenced")

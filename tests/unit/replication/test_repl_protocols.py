@@ -1,0 +1,103 @@
+"""Protocol A/B/C completion rules, the transfer log, auth, and the wire format."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vigil.replication import auth, wire
+from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
+
+
+@pytest.mark.parametrize(
+    ("protocol", "progress", "complete"),
+    [
+        (Protocol.C, Progress(local_done=True, queued=True, received=True), False),
+        (Protocol.C, Progress(local_done=True, queued=True, received=True, written=True), True),
+        (Protocol.C, Progress(local_done=False, written=True), False),
+        (Protocol.B, Progress(local_done=True, queued=True), False),
+        (Protocol.B, Progress(local_done=True, queued=True, received=True), True),
+        (Protocol.A, Progress(local_done=True), False),
+        (Protocol.A, Progress(local_done=True, queued=True), True),
+        (Protocol.A, Progress(local_done=False, queued=True), False),
+        # No peer: the local disk alone completes it (and the bitmap remembers it).
+        (Protocol.C, Progress(local_done=True, local_only=True), True),
+        (Protocol.C, Progress(failed=True), True),
+    ],
+)
+def test_completion(protocol, progress, complete):
+    assert is_complete(protocol, progress) is complete
+
+
+def test_transfer_log_hands_back_unconfirmed_writes_on_loss():
+    log = TransferLog()
+    a = log.start(0, 4096)
+    b = log.start(8192, 4096)
+    c = log.start(1 << 20, 4096)
+    log.received(b.seq)
+    assert log.written(a.seq) is a
+    lost = log.connection_lost()
+    assert [t.seq for t in lost] == [b.seq, c.seq]
+    assert all(t.progress.local_only for t in lost)
+    assert len(log) == 0
+    assert log.written(b.seq) is None  # a late ack after the loss changes nothing
+
+
+def test_auth_challenge_response():
+    secret = b"s3cret"
+    mine, theirs = b"m" * 32, b"t" * 32
+    answer = auth.response(secret, mine, "sha1", b"C")
+    assert auth.verify(secret, mine, answer, "sha1", b"C")
+    assert not auth.verify(b"wrong", mine, answer, "sha1", b"C")
+    assert not auth.verify(secret, mine, answer, "sha1", b"A")  # reflected role
+    assert not auth.acceptable_challenge(mine, mine)
+    assert auth.acceptable_challenge(mine, theirs)
+    with pytest.raises(ValueError):
+        auth.algorithm("nope")
+
+
+def test_golden_vectors():
+    assert wire.Ack(wire.T.WRITE_ACK, 5).encode().hex() == "5647080000000008" + "0000000000000005"
+    data = wire.Data(wire.T.DATA, 1, 4096, b"\xaa\xbb", fua=True).encode()
+    assert data.hex() == "5647060100000012" + "0000000000000001" + "0000000000001000" + "aabb"
+    control = wire.Control(wire.T.HELLO, {"v": 1}).encode()
+    assert control == bytes.fromhex("5647010000000007") + b'{"v":1}'
+
+
+messages = st.one_of(
+    st.builds(wire.Data, st.sampled_from([wire.T.DATA, wire.T.RS_DATA]),
+              st.integers(0, 2**64 - 1), st.integers(0, 2**63), st.binary(max_size=300),
+              st.booleans()),
+    st.builds(wire.Ack, st.sampled_from(wire.Ack.TYPES), st.integers(0, 2**64 - 1)),
+    st.builds(wire.Range, st.sampled_from(wire.Range.TYPES), st.integers(0, 2**63),
+              st.integers(0, 2**63)),
+    st.builds(wire.Control, st.sampled_from(wire.Control.TYPES),
+              st.dictionaries(st.text(max_size=5), st.integers(-5, 5), max_size=3)),
+    st.builds(wire.Blob, st.sampled_from(wire.Blob.TYPES), st.binary(max_size=100)),
+    st.builds(wire.Verify, st.sampled_from(wire.Verify.TYPES), st.integers(0, 2**63),
+              st.integers(0, 2**32 - 1), st.binary(max_size=64)),
+)
+
+
+@given(st.lists(messages, max_size=8), st.integers(1, 50))
+def test_stream_round_trip_in_any_chunking(batch, chunk):
+    stream = b"".join(m.encode() for m in batch)
+    decoder = wire.Decoder()
+    out = []
+    for i in range(0, len(stream), chunk):
+        out.extend(decoder.feed(stream[i:i + chunk]))
+    assert out == batch
+    assert decoder.pending == 0
+
+
+def test_garbage_is_a_protocol_error():
+    with pytest.raises(wire.ProtocolError):
+        list(wire.Decoder().feed(b"GET / HTTP/1.1\r\n\r\n"))
+    with pytest.raises(wire.ProtocolError):
+        list(wire.Decoder().feed(bytes.fromhex("5647ff0000000000")))
+
+
+def test_bitmap_message_round_trip():
+    bits = bytes(4096) + b"\x01"
+    assert wire.bitmap_of(wire.bitmap_message(bits)) == bits
