@@ -157,6 +157,27 @@ def test_crash_kills_everything_and_boot_brings_a_fresh_host(seed_lab):
     wait_until(lambda: reaches(client, server5.address()), timeout=10, message="server5 back")
 
 
+def test_boot_right_after_a_crash_that_left_connections_behind(seed_lab):
+    """Orphaned TCP sockets keep a dead host's namespace alive; boot must not mind."""
+    server5, client = seed_lab.host("server5"), seed_lab.host("client")
+    listener = client.spawn([sys.executable, "-c", textwrap.dedent("""
+        import socket, time
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", 7000)); s.listen(); print("ready", flush=True)
+        c, _ = s.accept(); print("accepted", flush=True); time.sleep(300)
+    """)], name="listener")
+    wait_until(lambda: "ready" in listener.output(), 10, "the listener")
+    server5.spawn([sys.executable, "-c", textwrap.dedent(f"""
+        import socket, time
+        s = socket.create_connection(("{client.address()}", 7000))
+        s.sendall(b"x" * 100000); time.sleep(300)
+    """)], name="talker")
+    wait_until(lambda: "accepted" in listener.output(), 10, "the connection")
+    seed_lab.crash("server5")
+    seed_lab.boot("server5")
+    wait_until(lambda: reaches(client, server5.address()), timeout=10, message="server5 back")
+
+
 def test_two_labs_run_side_by_side(lab_factory):
     first = lab_factory(pair_topology())
     second = lab_factory(pair_topology())

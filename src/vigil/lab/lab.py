@@ -463,7 +463,24 @@ class Lab:
         self._reap()
         host.holder_pid = host.holder_start = None
         self._holders.pop(host.name, None)
+        self._release_ports(host)
         delete_named_netns(host.netns)
+
+    def _release_ports(self, host: Host) -> None:
+        """Delete the host's veth pairs from the switch side.
+
+        A dead host's network namespace can outlive its processes for minutes
+        (orphaned TCP sockets retransmitting their FIN keep it referenced), and
+        its veth pairs with it; the next boot would then find the names taken.
+        """
+        if not self._switch_path.exists():
+            return
+        with iproute(self._switch_path) as switch:
+            for port in host.spec.ports:
+                found = switch.link_lookup(ifname=self._port_name(host, port.segment))
+                if found:
+                    with contextlib.suppress(Exception):
+                        switch.link("del", index=found[0])
 
     def _reap(self) -> None:
         """Collect exit statuses of our own children so no zombie is left."""

@@ -55,24 +55,6 @@ def _error_log(host) -> str:
         return ""
 
 
-def release_switch_ports(lab, name: str) -> None:
-    """Delete a crashed host's switch-side veth ends before booting it again.
-
-    Orphaned TCP connections of the killed processes (FIN retransmissions on a
-    cut link) keep the dead network namespace, and so its veth pairs, alive for
-    minutes; booting would then fail with EEXIST. Deleting our end removes the pair.
-    """
-    from vigil.kernel.namespaces import named_netns_path
-    from vigil.kernel.netlink import iproute
-
-    host = lab.host(name)
-    with iproute(named_netns_path(lab.switch_netns)) as switch:
-        for port in host.spec.ports:
-            found = switch.link_lookup(ifname=lab._port_name(host, port.segment))
-            if found:
-                switch.link("del", index=found[0])
-
-
 def connect(client, address: str) -> pymysql.connections.Connection:
     with client.entered():
         return pymysql.connect(host=address, user="app", password="pw", database="app",
@@ -159,7 +141,6 @@ def test_mariadb_survives_primary_crash(volume_pair):
           f"on server6 in {failover:.2f} s ({steps})")
 
     # server5 comes back as secondary and resyncs from server6.
-    release_switch_ports(lab, "server5")
     lab.boot("server5")
     pair.up("server5")
     status = pair.wait_status("server5", lambda s: s["connection"] == "Connected", 30,
