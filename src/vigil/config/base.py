@@ -176,16 +176,10 @@ class Diagnostics:
         return tuple(self.items)
 
 
-@dataclass(frozen=True)
-class Parsed(Generic[T]):
-    """A best-effort model and every problem met while building it.
+class DiagnosticsView:
+    """`errors`, `warnings` and `notes` of anything that holds `diagnostics`."""
 
-    The model is always present (bad lines are skipped, defaults kept) so that
-    cross-file checks can still run; it is only safe to *use* when `ok`.
-    """
-
-    model: T
-    diagnostics: tuple[Diagnostic, ...] = ()
+    diagnostics: tuple[Diagnostic, ...]
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -198,6 +192,18 @@ class Parsed(Generic[T]):
     @property
     def notes(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.severity is Severity.NOTE)
+
+
+@dataclass(frozen=True)
+class Parsed(DiagnosticsView, Generic[T]):
+    """A best-effort model and every problem met while building it.
+
+    The model is always present (bad lines are skipped, defaults kept) so that
+    cross-file checks can still run; it is only safe to *use* when `ok`.
+    """
+
+    model: T
+    diagnostics: tuple[Diagnostic, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -44,6 +44,7 @@ from vigil.config.base import (
     NO_JSON,
     ConfigErrors,
     Diagnostic,
+    DiagnosticsView,
     FileUnreadable,
     FrozenMap,
     Severity,
@@ -144,24 +145,12 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
-class CheckReport:
+class CheckReport(DiagnosticsView):
     """What `vigil check` found: the best-effort config and every diagnostic."""
 
     config: ClusterConfig
     diagnostics: tuple[Diagnostic, ...]
     unreadable: tuple[str, ...] = ()
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
-
-    @property
-    def notes(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.NOTE)
 
     @property
     def exit_code(self) -> int:
