@@ -125,7 +125,7 @@ def started_pair(**settings) -> Pair:
     return pair
 
 
-# -- start-up ------------------------------------------------------------------------------------
+# -- start-up ---------------------------------------------------------------------------------
 
 def test_simultaneous_start_each_node_takes_its_home_group():
     pair = started_pair(auto_failback="on")
@@ -171,7 +171,7 @@ def test_a_peer_that_says_nothing_about_its_groups_gets_the_negotiation_timeout(
     assert [a for d in decisions for a in d.actions] == [StartGroup(G1)]  # home group only
 
 
-# -- failure of the peer ----------------------------------------------------------------------------
+# -- failure of the peer ----------------------------------------------------------------------
 
 def test_dead_peer_groups_are_taken_over_with_the_reason():
     pair = started_pair()
@@ -205,7 +205,7 @@ def test_auto_failback_off_leaves_the_group_where_it_is():
     assert pair.holds() == {"n1": "HH", "n2": "RR"}
 
 
-# -- standby and takeover -----------------------------------------------------------------------------
+# -- standby and takeover ---------------------------------------------------------------------
 
 @pytest.mark.parametrize(("which", "n1", "n2"), [("local", "RR", "HH"), ("all", "RR", "HH")])
 def test_standby_hands_groups_to_the_peer(which, n1, n2):
@@ -270,7 +270,7 @@ def test_a_hand_over_the_peer_ignores_is_cancelled():
     assert [a for d in decisions for a in d.actions] == [StartGroup(G1)]  # home again
 
 
-# -- graceful shutdown ----------------------------------------------------------------------------------
+# -- graceful shutdown ------------------------------------------------------------------------
 
 def test_graceful_shutdown_releases_everything_then_says_shutdone():
     pair = started_pair()
@@ -293,7 +293,7 @@ def test_a_peer_that_said_shutdone_is_taken_over_without_fencing():
     assert StartGroup(G2) in actions and not any(isinstance(a, Fence) for a in actions)
 
 
-# -- ipfail ---------------------------------------------------------------------------------------------
+# -- ipfail -----------------------------------------------------------------------------------
 
 def test_the_node_reaching_fewer_ping_nodes_gives_its_groups_away():
     pair = started_pair(ping_configured=True)
@@ -329,7 +329,7 @@ def test_a_short_difference_in_reach_moves_nothing():
     assert pair.holds() == {"n1": "HR", "n2": "RH"}
 
 
-# -- split brain ------------------------------------------------------------------------------------------
+# -- split brain ------------------------------------------------------------------------------
 
 def split_brain(**settings) -> Pair:
     pair = started_pair(**settings)
@@ -378,7 +378,7 @@ def test_the_keeper_never_stops_its_group_during_the_settlement():
     assert kept == []
 
 
-# -- fencing -------------------------------------------------------------------------------------------------
+# -- fencing ----------------------------------------------------------------------------------
 
 def test_a_peer_that_may_run_groups_is_fenced_before_takeover():
     pair = started_pair(fencing=True)
@@ -415,7 +415,7 @@ def test_fence_policy_ignore_takes_over_loudly():
     assert any("taking over anyway" in d.reason for who, d in pair.log)
 
 
-# -- failures of groups --------------------------------------------------------------------------------------
+# -- failures of groups -----------------------------------------------------------------------
 
 def test_a_failed_start_is_cleaned_up_and_the_peer_takes_the_group():
     pair = Pair()
