@@ -168,24 +168,27 @@ class Status(HeartbeatMessage):
         Spec("protocol", "protocol", DEC),
         Spec("vg", "vigil", DEC),
         Spec("vg_phase", "phase"),
-        Spec("vg_local", "local"),
-        Spec("vg_foreign", "foreign"),
+        Spec("vg_rsc", "rsc"),
+        Spec("vg_groups", "groups"),
         Spec("vg_give", "give"),
         Spec("vg_want", "want"),
         Spec("vg_ping", "ping", DEC),
-        Spec("vg_epoch", "epoch", DEC),
     )
     status: str = "up"
     deadtime_ms: int | None = None
     protocol: int | None = None
+    #: vigil's protocol version; present only in packets from vigil nodes
     vigil: int | None = None
     phase: str | None = None
-    local: str | None = None
-    foreign: str | None = None
+    #: fingerprint of the sender's haresources (the group list must match)
+    rsc: str | None = None
+    #: one letter per group, haresources order (see `vigil.ha.state.Hold`)
+    groups: str | None = None
+    #: one 0/1 per group: groups the sender hands over (standby) / asks for (takeover)
     give: str | None = None
     want: str | None = None
+    #: how many ping nodes the sender reaches
     ping: int | None = None
-    epoch: int | None = None
 
 
 @register

@@ -10,7 +10,8 @@ still missing, and classify each packet (heartbeat's `should_drop_message`):
 * the next number: accepted; a gap: accepted, the missing numbers are asked
   for again after a random delay (`NS_rexmit`) until they come or are NAKed;
 * the last number again: a duplicate (the same packet over another medium);
-* an older number: accepted if it is one we miss, else dropped as a replay;
+* an older number: accepted if it is one we miss, a duplicate if we accepted
+  it lately (media deliver out of order), else dropped as a replay;
 * a node we had declared dead talking again in the same generation: it was a
   partition, not a restart. Its packets are accepted from the next number
   on; anything not newer than what we saw before it went silent is a replay
@@ -36,6 +37,8 @@ FLOWCONTROL_LIMIT = 250
 MAX_MISSING = 500
 #: ACK every this many packets (heartbeat's ACK_MSG_DIV).
 ACK_EVERY = 10
+#: An older number accepted within this many is a duplicate, not a replay.
+RECENT_WINDOW = 64
 
 
 class Verdict(enum.Enum):
@@ -73,6 +76,8 @@ class SenderTrack:
     resync: bool = False
     last_acked: int = 0
     ack_trigger: int = 0
+    #: numbers accepted lately: an older copy arriving over another medium is a duplicate
+    recent: set[int] = field(default_factory=set)
 
     def contiguous(self) -> int:
         """The highest number up to which nothing is missing."""
@@ -165,11 +170,19 @@ class ReceiveRules:
             del track.missing[seq]
             self.counters["recovered"] += 1
             return self._accept(track, message, seq, now, events, "missing packet arrived")
+        if seq in track.recent and seq > track.last_seq - RECENT_WINDOW:
+            # The same packet over a slower medium, after a newer one over a faster one.
+            self.counters["duplicate"] += 1
+            return Classified(Verdict.DUPLICATE, "duplicate (out of order)", tuple(events))
         return self._drop("stale", f"{message.type} from {sender}: old seq {seq:x} "
-                          f"(last {track.last_seq:x}): duplicate or replay")
+                          f"(last {track.last_seq:x}): replay or stale")
 
     def _accept(self, track: SenderTrack, message: HeartbeatMessage, seq: int, now: float,
                 events: list[Event], reason: str) -> Classified:
+        track.recent.add(seq)
+        if len(track.recent) > 2 * RECENT_WINDOW:
+            floor = (track.last_seq or 0) - RECENT_WINDOW
+            track.recent = {s for s in track.recent if s > floor}
         if isinstance(message, Status):
             track.status_seq = max(track.status_seq, seq)
         dest = getattr(message, "dest", None)

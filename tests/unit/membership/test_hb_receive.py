@@ -54,10 +54,18 @@ def test_an_older_generation_is_a_replay_and_dropped():
 
 def test_an_old_sequence_number_within_the_generation_is_dropped():
     core = rules()
-    for seq in range(1, 6):
+    for seq in range(1, 101):
         core.classify(status(seq), 0.0)
     assert core.classify(status(3), 0.1).verdict is Verdict.DROP
     assert core.counters["stale"] == 1
+
+
+def test_a_recent_packet_arriving_late_over_another_medium_is_a_duplicate():
+    core = rules()
+    for seq in (1, 2, 4, 3):  # 4 came over the fast link, 3 over the slow one
+        core.classify(status(seq), 0.0)
+    assert core.classify(status(2), 0.0).verdict is Verdict.DUPLICATE
+    assert core.counters["stale"] == 0
 
 
 def test_a_higher_generation_is_a_restart_and_tracking_starts_over():

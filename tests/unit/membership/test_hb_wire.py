@@ -197,7 +197,7 @@ envelopes = st.builds(Envelope, src=st.text("abcdefgh0123456789.-", min_size=1, 
 typed = st.one_of(
     st.builds(Status, env=envelopes, status=st.sampled_from(["init", "up", "active", "dead"]),
               deadtime_ms=st.none() | st.integers(0, 10**7), protocol=st.none() | st.just(1),
-              local=st.none() | texts, ping=st.none() | st.integers(0, 99)),
+              groups=st.none() | texts, ping=st.none() | st.integers(0, 99)),
     st.builds(Ack, env=envelopes, dest=texts.filter(bool), ackseq=hexes),
     st.builds(Resources, env=envelopes, rsc_hold=st.sampled_from(["none", "local", "all"]),
               isstable=st.none() | st.sampled_from(["0", "1"]), info=st.none() | texts),
