@@ -94,18 +94,19 @@ class SimNode:
             ok = self.start_ok
 
             def started() -> None:
+                # The agents finish their work even if the daemon died meanwhile.
+                if not ok:
+                    cluster.set_active(self.name, action.group.index, False)
                 if self.engine is engine:
-                    if not ok:
-                        cluster.set_active(self.name, action.group.index, False)
                     self.apply(engine.completed(action, ok, cluster.sim.now()))
             cluster.sim.call_later(delay, started)
         elif isinstance(action, StopGroup):
             ok = self.stop_ok
 
             def stopped() -> None:
+                if ok and (self.engine is engine or not self.up):
+                    cluster.set_active(self.name, action.group.index, False)
                 if self.engine is engine:
-                    if ok:
-                        cluster.set_active(self.name, action.group.index, False)
                     self.apply(engine.completed(action, ok, cluster.sim.now()))
             cluster.sim.call_later(delay, stopped)
         elif isinstance(action, Fence):
@@ -168,7 +169,7 @@ class SimCluster:
         self.action_delay = action_delay
         self.fence_works = True
         self.configure = configure
-        self.keys = keys or AuthKeys.from_pairs(1, {1: ("crc", "")})
+        self.keys = keys or AuthKeys.from_pairs(1, {1: ("sha1", "simulated")})
         self.node_names = nodes
         self.link_names = links
         self.networks = {

@@ -59,7 +59,7 @@ class Field:
 
     def __post_init__(self) -> None:
         raw = self.name.encode("utf-8", "surrogateescape")
-        if not raw or any(c in raw for c in b"=\n\0"):
+        if not raw or b"=" in raw or b"\n" in raw or b"\0" in raw:
             raise WireError(f"bad field name {self.name!r}")
 
     @classmethod
