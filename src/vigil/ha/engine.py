@@ -31,7 +31,15 @@ from vigil.ha.state import Hold, Phase
 from vigil.membership.auth import AuthError, AuthKeys
 from vigil.membership.codec import PacketCodec
 from vigil.membership.history import TransmitHistory
-from vigil.membership.liveness import EventKind, Liveness, LivenessEvent, NodeKind, Timings
+from vigil.membership.liveness import (
+    EventKind,
+    LinkState,
+    Liveness,
+    LivenessEvent,
+    NodeKind,
+    NodeState,
+    Timings,
+)
 from vigil.membership.messages import (
     Ack,
     Envelope,
@@ -294,6 +302,52 @@ class NodeEngine:
         self._settle(now, out)
         return out
 
+    def reconfigure(self, config: NodeConfig, now: float) -> Output:
+        """Reload: new timings, keys, media, ping nodes, policies; groups keep running.
+
+        A different node list or group list cannot be applied to running groups
+        and is refused (restart the daemon for that).
+        """
+        out = Output()
+        old = self.config
+        if config.me != old.me or set(config.nodes) != set(old.nodes):
+            out.log("config.refused", "error", reason="the node list changed: restart "
+                    "vigil heartbeat to apply it")
+            return out
+        if fingerprint(config.groups) != self.fingerprint:
+            out.log("config.refused", "error", reason="haresources changed: restart vigil "
+                    "heartbeat (after the other node) to apply it")
+            return out
+        changed = [name for name in ("timings", "keys", "links", "auto_failback", "ping_nodes",
+                                     "hopfudge", "max_rexmit_delay", "fencing", "fence_policy")
+                   if getattr(config, name) != getattr(old, name)]
+        self.config = config
+        self.codec.keys = config.keys
+        self.liveness.timings = config.timings
+        self.rules.max_rexmit_delay = config.max_rexmit_delay
+        self.history.max_rexmit_delay = config.max_rexmit_delay
+        for node in self.liveness.peers():
+            for link in config.links:
+                node.links.setdefault(link, LinkState(link, last_heard=now))
+            for link in [ln for ln in node.links if ln not in config.links]:
+                del node.links[link]
+        self.liveness.link_names = list(config.links)
+        for name in config.ping_nodes:
+            if name not in self.liveness.nodes:
+                self.liveness.nodes[name] = NodeState(
+                    name, NodeKind.PING, last_heard=now,
+                    links={"icmp": LinkState("icmp", last_heard=now)})
+        for name in [n.name for n in self.liveness.ping_nodes()]:
+            if name not in config.ping_nodes:
+                del self.liveness.nodes[name]
+        self.core.settings = config.failover_settings()
+        if config.timings.keepalive < old.timings.keepalive:
+            self.next_status = min(self.next_status, now + config.timings.keepalive)
+        self.core.set_ping(self.liveness.pings_reachable() if config.ping_nodes else None, now)
+        out.log("config.reloaded", changed=" ".join(changed) or "nothing")
+        self._settle(now, out)
+        return out
+
     # -- internals -----------------------------------------------------------------------------
     def _reject(self, counter: str, reason: str, link: str, now: float, out: Output,
                 level: str = "warning") -> None:
@@ -411,9 +465,9 @@ class NodeEngine:
                 self._decisions(self.core.comm_up(now), out)
                 if self.core.peer.alive:
                     self._send(Starting(env=Envelope(src=self.me, hg=0, ts=0)), now, out)
-        if any(e.kind in (EventKind.NODE_DEAD, EventKind.NODE_ALIVE) for e in events):
-            self.core.set_ping(self.liveness.pings_reachable()
-                               if self.config.ping_nodes else None, now)
+        if self.config.ping_nodes and any(
+                e.kind in (EventKind.NODE_DEAD, EventKind.NODE_ALIVE) for e in events):
+            self.core.set_ping(self.liveness.pings_reachable(), now)
 
     def _decisions(self, decisions: list[Decision], out: Output) -> None:
         for decision in decisions:
@@ -480,12 +534,15 @@ class NodeEngine:
             nodes.append(entry)
         core = self.core.snapshot()
         groups = []
+        peer_alive = self.core.peer.alive and not self.core.peer.gone
         for info in core["groups"]:  # type: ignore[union-attr]
             here = info["state"]
-            there = info["peer_state"]
+            there = info["peer_state"] if peer_alive else None
             holder = [n for n, s in ((self.me, here), (self.config.peer, there))
                       if s in ("held", "starting", "stuck")]
-            groups.append({**info, "holder": holder})
+            last = info["peer_state"] if not peer_alive else None
+            groups.append({**info, "peer_state": there, "peer_last_known": last,
+                           "holder": holder})
         rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node")}
         rejected.update({k: v for k, v in self.rules.counters.items()
                          if k in ("replayed", "stale", "not_for_us", "bad_seq")})

@@ -149,8 +149,12 @@ class Liveness:
     def ping_nodes(self) -> list[NodeState]:
         return [n for n in self.nodes.values() if n.kind is NodeKind.PING]
 
-    def pings_reachable(self) -> int:
-        return sum(1 for n in self.ping_nodes() if n.status == "ping")
+    def pings_reachable(self) -> int | None:
+        """Ping nodes answering; None until each has answered or been declared dead."""
+        nodes = self.ping_nodes()
+        if any(n.status == "init" for n in nodes):
+            return None
+        return sum(1 for n in nodes if n.status == "ping")
 
     def deadtime_of(self, node: NodeState) -> float:
         if node.kind is NodeKind.PING:
