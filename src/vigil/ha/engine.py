@@ -345,6 +345,7 @@ class NodeEngine:
             self.next_status = min(self.next_status, now + config.timings.keepalive)
         self.core.set_ping(self.liveness.pings_reachable() if config.ping_nodes else None, now)
         out.log("config.reloaded", changed=" ".join(changed) or "nothing")
+        self._status(now, out)  # the peer learns the new deadtime (dt) at once
         self._settle(now, out)
         return out
 
@@ -544,8 +545,8 @@ class NodeEngine:
             groups.append({**info, "peer_state": there, "peer_last_known": last,
                            "holder": holder})
         rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node")}
-        rejected.update({k: v for k, v in self.rules.counters.items()
-                         if k in ("replayed", "stale", "not_for_us", "bad_seq")})
+        rejected.update({k: self.rules.counters[k]
+                         for k in ("replayed", "stale", "not_for_us", "bad_seq")})
         return {
             "node": self.me,
             "phase": core["phase"],
