@@ -32,8 +32,9 @@ def register(subparsers: Any) -> None:
                         help="stay in the foreground (logs to stderr too)")
     parser.add_argument("--node", help="this node's name (default: uname -n)")
     parser.add_argument("--pidfile", default=DEFAULT_PIDFILE, help="default %(default)s")
-    parser.add_argument("--socket", default=DEFAULT_SOCKET,
-                        help="control socket (default %(default)s)")
+    parser.add_argument("--socket", default=None,
+                        help=f"control socket (default: vigil.cf's control_socket, "
+                        f"{DEFAULT_SOCKET})")
     parser.add_argument("--state-dir", default="/var/lib/heartbeat",
                         help="uuid and generation files (default %(default)s, shared with "
                         "heartbeat so its peers see a restart)")
@@ -168,8 +169,9 @@ def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
     pidfile.acquire()
     try:
         realtime = {"requested": False} if args.no_realtime else apply_realtime(settings)
-        driver = make_driver(args.group_driver)
-        daemon = HeartbeatDaemon(settings, driver, socket_path=args.socket,
+        driver = make_driver(args.group_driver, settings)
+        socket_path = args.socket or settings.control_socket or DEFAULT_SOCKET
+        daemon = HeartbeatDaemon(settings, driver, socket_path=socket_path,
                                  state_dir=Path(args.state_dir), realtime=realtime,
                                  on_ready=ready)
         return asyncio.run(daemon.run())

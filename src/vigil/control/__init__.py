@@ -6,4 +6,5 @@ client. Only root may connect: the socket file is mode 0600 and the peer's
 credentials are checked.
 """
 
-DEFAULT_SOCKET = "/run/vigil/heartbeat.sock"
+#: vigil.cf's `control_socket` default
+DEFAULT_SOCKET = "/run/vigil/control.sock"

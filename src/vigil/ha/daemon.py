@@ -148,8 +148,6 @@ class HeartbeatDaemon:
                                           wall_offset=time.time() - now)
         for warning in settings.warnings:
             event(log, "config.warning", logging.WARNING, detail=warning)
-        if settings.ignored:
-            event(log, "config.ignored", logging.INFO, directives=" ".join(settings.ignored))
         if settings.auto_failback == "legacy":
             event(log, "config.warning", logging.WARNING,
                   detail="auto_failback legacy behaves as 'on' in vigil; say on or off")

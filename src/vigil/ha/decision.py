@@ -114,6 +114,8 @@ class FailoverSettings:
     failed_retry: float = 30.0
     #: a hand-over the peer does not pick up within this long is cancelled
     handover_timeout: float = 10.0
+    #: extra wait after the peer is declared dead before taking over (vigil.cf)
+    takeover_delay: float = 0.0
     ping_configured: bool = False
 
     def __post_init__(self) -> None:
@@ -177,6 +179,7 @@ class FailoverCore:
         self.my_ping: int | None = None
         self.worse_since: float | None = None
         self.ready_at: float | None = None
+        self.peer_died_at: float | None = None
         self.started_at = now
         self.version = 0  # bumps whenever something the peer should know changes
         self._warned_no_fencing = False
@@ -252,6 +255,7 @@ class FailoverCore:
 
     def peer_dead(self, now: float) -> list[Decision]:
         self.peer.alive = False
+        self.peer_died_at = now
         self.peer.give = self.peer.want = frozenset()
         self.worse_since = None
         cancelled = sorted(self.give)
@@ -563,6 +567,8 @@ class FailoverCore:
             if failed is not None and now - failed < self.settings.failed_retry:
                 return None
         peer_down = self.alone or not self.peer.alive or self.peer.gone
+        if peer_down and self._delaying(now):
+            return None
         if not peer_down:
             if theirs is None:
                 if why != "negotiation timeout":
@@ -596,6 +602,12 @@ class FailoverCore:
                 and mine != theirs:
             return f"ping reach {mine} here vs {theirs} there"
         return f"home node {group.home}"
+
+    def _delaying(self, now: float) -> bool:
+        """vigil.cf's takeover_delay: wait a little longer after the peer died."""
+        delay = self.settings.takeover_delay
+        return (delay > 0 and not self.alone and not self.peer.gone
+                and self.peer_died_at is not None and now - self.peer_died_at < delay)
 
     def _fence_allows(self) -> bool:
         if not self.settings.fencing:
@@ -634,6 +646,8 @@ class FailoverCore:
             times.append(self.ready_at + self.settings.negotiation_timeout)
         if self.worse_since is not None:
             times.append(self.worse_since + self.settings.ipfail_delay)
+        if self.peer_died_at is not None and not self.peer.alive:
+            times.append(self.peer_died_at + self.settings.takeover_delay)
         for failed in self.failed_at.values():
             times.append(failed + self.settings.failed_retry)
         if self.fencing is Fencing.FAILED and self.fence_failed_at is not None:

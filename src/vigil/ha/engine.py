@@ -84,6 +84,8 @@ class NodeConfig:
     ipfail_hold: float | None = None
     handover_timeout: float = 10.0
     failed_retry: float = 30.0
+    fence_retry: float = 10.0
+    takeover_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.me not in self.nodes:
@@ -108,7 +110,8 @@ class NodeConfig:
             keepalive=self.timings.keepalive, fencing=self.fencing,
             fence_policy=self.fence_policy, negotiation_timeout=self.negotiation_timeout,
             ipfail_hold=self.ipfail_hold, handover_timeout=self.handover_timeout,
-            failed_retry=self.failed_retry, ping_configured=bool(self.ping_nodes))
+            failed_retry=self.failed_retry, fence_retry=self.fence_retry,
+            takeover_delay=self.takeover_delay, ping_configured=bool(self.ping_nodes))
 
 
 @dataclass(frozen=True)

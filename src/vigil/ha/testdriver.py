@@ -135,7 +135,7 @@ class TestIPaddrAgent(Agent):
             return AgentResult(OcfStatus.ERR_GENERIC, f"cannot add {self.address}: {exc}")
         # The first announcement now, the repeats in the background (like send_arp).
         await self._announce_once()
-        task = asyncio.get_running_loop().create_task(self.announce(repeats_only=True))
+        task = asyncio.get_running_loop().create_task(self.announcements(repeats_only=True))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return AgentResult(OcfStatus.SUCCESS, f"{self.address} added")
@@ -162,7 +162,11 @@ class TestIPaddrAgent(Agent):
             event(log, "garp.failed", logging.WARNING, address=self.address, error=exc)
             return False
 
-    async def announce(self, repeats_only: bool = False) -> None:
+    async def announce(self, timeout: float) -> AgentResult:
+        await asyncio.wait_for(self.announcements(), timeout)
+        return AgentResult(OcfStatus.SUCCESS, f"{self.address} announced")
+
+    async def announcements(self, repeats_only: bool = False) -> None:
         for attempt in range(GARP_COUNT):
             if (attempt or not repeats_only) and not await self._announce_once():
                 return
@@ -250,4 +254,4 @@ class TestGroupDriver:
     async def announce(self, group: Group) -> None:
         for agent in self.agents(group):
             if isinstance(agent, TestIPaddrAgent):
-                await agent.announce()
+                await agent.announce(self.timeout)

@@ -483,3 +483,17 @@ def test_shutdone_is_sent_once():
     first = [a for d in core.decide(0.0) for a in d.actions]
     assert first == [SendShutdone()]
     assert core.decide(0.1) == []
+
+
+def test_takeover_delay_waits_after_the_peer_died():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, takeover_delay=0.5), 0.0)
+    core.peer_alive(0)
+    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    core.comm_up(0)
+    for decision in core.decide(0):
+        for action in decision.actions:
+            core.action_done(action, True, 0)
+    core.peer_dead(1.0)
+    assert core.decide(1.2) == []
+    assert core.next_deadline(1.2) == 1.5
+    assert [a for d in core.decide(1.5) for a in d.actions] == [StartGroup(G2)]
