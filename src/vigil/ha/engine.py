@@ -548,8 +548,7 @@ class NodeEngine:
             groups.append({**info, "peer_state": there, "peer_last_known": last,
                            "holder": holder})
         rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node")}
-        rejected.update({k: self.rules.counters[k]
-                         for k in ("replayed", "stale", "not_for_us", "bad_seq")})
+        rejected.update({k: self.rules.counters[k] for k in ("replayed", "stale", "bad_seq")})
         return {
             "node": self.me,
             "phase": core["phase"],

@@ -6,7 +6,9 @@ sees (which host answers on the VIP) and where the VIP is configured.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -182,3 +184,66 @@ def test_every_medium_carries_heartbeats(hb, media):
     hb.start_both()
     links = {ln["name"]: ln["status"] for ln in hb.peer("server5")["links"]}
     assert links == {"eth0": "up", "eth1": "up"}
+
+
+HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
+
+
+def heartbeat_pids(host) -> list[int]:
+    """The Debian heartbeat processes of one lab host (found by executable, killed by pid)."""
+    found = []
+    for pid in host.pids():
+        try:
+            if Path(f"/proc/{pid}/exe").resolve() == Path(HEARTBEAT):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+def test_debian_heartbeat_and_vigil_see_each_other_and_notice_deaths(hb):
+    hb.haresources = ""  # membership only: heartbeat 3.0.6 and vigil as peers
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        # heartbeat's bcast sends to the interface's broadcast address: give it one
+        for ifname in ("eth0", "eth1"):
+            segment = "lan" if ifname == "eth0" else "hb"
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && "
+                     f"ip addr add {cidr} brd + dev {ifname}")
+    server5 = hb.lab.host("server5")
+    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    heartbeat = server5.spawn([HEARTBEAT], name="heartbeat",
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    hb.daemons["heartbeat"] = heartbeat
+    hb.start("server6", configure=False)
+
+    def heartbeat_says(node: str) -> str:
+        return server5.run(["cl_status", "nodestatus", node], check=False).stdout.strip()
+
+    wait_until(lambda: heartbeat_says("server6.example.com") == "active", 30,
+               lambda: "heartbeat seeing vigil active\n" + server5.run(
+                   "tail -30 /var/log/ha-log", check=False).stdout)
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "vigil seeing heartbeat")
+    assert hb.peer("server6")["vigil"] is False
+    wait_until(lambda: {ln["name"]: ln["status"] for ln in hb.peer("server6")["links"]}
+               == {"eth0": "up", "eth1": "up"}, 10, "both links up (bcast and ucast)")
+    links = server5.run(["cl_status", "listhblinks", "server6.example.com"]).stdout.split()
+    assert set(links) == {"eth0", "eth1"}
+
+    hb.daemons["server6"].kill()  # vigil dies: heartbeat notices
+    wait_until(lambda: heartbeat_says("server6.example.com") == "dead", 10,
+               "heartbeat noticing vigil's death")
+    hb.start("server6", configure=False)  # and sees it come back (a new generation)
+    wait_until(lambda: heartbeat_says("server6.example.com") == "active", 30,
+               "heartbeat seeing vigil back")
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "vigil seeing heartbeat")
+
+    for pid in heartbeat_pids(server5):  # heartbeat dies: vigil notices
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: hb.peer("server6")["status"] == "dead", 10,
+               "vigil noticing heartbeat's death")
+    assert "peer.dead node=server5.example.com" in hb.daemons["server6"].output()
