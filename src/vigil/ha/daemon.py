@@ -1,11 +1,13 @@
 """`vigil heartbeat`: the asyncio shell around the node engine.
 
-The engine decides; this module only moves bytes and time: sockets feed
-`engine.receive`, a timer calls `engine.tick` at `engine.next_deadline`,
-group actions and fencing run as tasks with timeouts (the heartbeat never
-waits for them), log lines go through a queue to a writer thread. Signal
-handlers only call into the engine: SIGTERM/SIGINT = graceful shutdown
-(every group handed to the peer, then `shutdone`), SIGHUP = reload.
+The engine decides; the shell only moves bytes and time. The engine, its
+sockets and its timer run in their own thread (`beat.HeartbeatThread`), so
+heartbeats never wait behind resource work; this module runs everything
+else on the main event loop: group actions and fencing as tasks with
+timeouts, the control socket, signals, reload. Log lines go through a queue
+to a writer thread. Signal handlers only hand requests to the engine:
+SIGTERM/SIGINT = graceful shutdown (every group handed to the peer, then
+`shutdone`), SIGHUP = reload.
 
 Heartbeat's `realtime on` is honoured: SCHED_RR (children reset to normal
 scheduling on fork) and mlockall, each degrading to a logged warning where
@@ -30,22 +32,19 @@ from typing import Any
 
 from vigil import __version__
 from vigil.errors import ConfigError, EnvironmentProblem, VigilError
+from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
-from vigil.ha.engine import NodeEngine, Output
+from vigil.ha.engine import NodeEngine
 from vigil.ha.groups import GroupDriver
 from vigil.ha.identity import DEFAULT_STATE_DIR, next_generation, node_uuid
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
-from vigil.membership.icmp import Pinger
-from vigil.membership.transports import MediumSocket, interface_info
+from vigil.membership.transports import interface_info
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.heartbeat")
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR, "critical": logging.CRITICAL}
 #: how long a group start or stop may take before it counts as failed
 ACTION_TIMEOUT = 300.0
-LOAD_INTERVAL = 5.0
 MCL_CURRENT, MCL_FUTURE = 1, 2
 
 
@@ -123,18 +122,14 @@ class HeartbeatDaemon:
         self.reader = reader
         self.realtime = realtime or {}
         self.on_ready = on_ready
-        self.media: dict[str, MediumSocket] = {}
-        self.pinger: Pinger | None = None
         self.engine: NodeEngine | None = None
+        self.beat: HeartbeatThread | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._load_fd: int | None = None
         self.control: Any = None
 
-    # -- life ----------------------------------------------------------------------------------
+    # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
         from vigil.control.server import ControlServer
 
@@ -158,21 +153,22 @@ class HeartbeatDaemon:
                 held = True  # unknown: claim it, so nobody starts it twice
                 event(log, "group.probe_failed", logging.ERROR, group=group.key, error=exc)
             if held:
-                self._handle(engine.adopt(group.index))
+                engine.adopt(group.index)  # the heartbeat thread does not run yet
+        # netlink (pyroute2) is synchronous: interface facts come from a worker thread
+        infos = await self._interface_infos(settings)
+        self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
+                                    self._exit_from_beat)
         try:
-            await self._open_media(settings)
+            self.beat.start(infos)
             self.control = ControlServer(self.socket_path, self._control)
             await self.control.start()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._shutdown_signal, signum)
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(),
-                  media=len(self.media), realtime=self.realtime.get("scheduler", "off"))
-            self._handle(engine.start(loop.time()))
+                  media=len(settings.media), realtime=self.realtime.get("scheduler", "off"))
             if self.on_ready is not None:
                 self.on_ready()
-            self._ping()
-            self._read_load()
             gc.collect()
             gc.freeze()  # start-up garbage never costs a collection pause again
             await self._stopped.wait()
@@ -181,105 +177,40 @@ class HeartbeatDaemon:
         event(log, "heartbeat.exit", node=settings.me)
         return 0
 
-    async def _open_media(self, settings: HeartbeatSettings) -> None:
-        assert self._loop is not None and self.engine is not None
-        for medium in settings.media:
-            key = str(medium)
-            if key in self.media:
-                continue
-            # netlink (pyroute2) is synchronous: ask it from a worker thread
-            info = await asyncio.to_thread(interface_info, medium.dev)
-            socket_ = MediumSocket(medium, self._received, info=lambda _dev, i=info: i)
-            socket_.open(self._loop)
-            self.media[key] = socket_
-        if settings.pings:
-            targets = {p.name: p.addresses for p in settings.pings}
-            if self.pinger is None:
-                self.pinger = Pinger(targets, self._ping_reply)
-            else:
-                self.pinger.set_targets(targets)
-            self.pinger.open(self._loop)
+    @staticmethod
+    async def _interface_infos(settings: HeartbeatSettings) -> dict[str, tuple[int, str | None]]:
+        infos = {}
+        for dev in {m.dev for m in settings.media}:
+            infos[dev] = await asyncio.to_thread(interface_info, dev)
+        return infos
 
     async def _cleanup(self) -> None:
         loop = self._loop
         if loop is not None:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-        if self._timer is not None:
-            self._timer.cancel()
+        if self.beat is not None:
+            await asyncio.to_thread(self.beat.stop)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5.0)
-        for medium in self.media.values():
-            medium.close()
-        if self.pinger is not None:
-            self.pinger.close()
         if self.control is not None:
             await self.control.close()
-        if self._load_fd is not None:
-            os.close(self._load_fd)
 
-    # -- the engine's world --------------------------------------------------------------------
-    def _handle(self, out: Output) -> None:
-        for packet in out.packets:
-            for medium in self.media.values():
-                medium.send(packet)
-        for line in out.logs:
-            level = LEVELS.get(line.level, logging.INFO)
-            if log.isEnabledFor(level):
-                event(log, line.event, level, **line.fields)
-        for action in out.actions:
-            self._spawn(self._act(action))
-        if out.exit:
-            self._stopped.set()
-            return
-        self._reschedule()
+    # -- from the heartbeat thread ---------------------------------------------------------------
+    def _actions_from_beat(self, actions: list[object]) -> None:
+        """Called in the heartbeat thread: hand the actions to the main loop."""
+        assert self._loop is not None
+        for action in actions:
+            self._loop.call_soon_threadsafe(self._spawn_action, action)
 
-    def _reschedule(self) -> None:
-        loop, engine = self._loop, self.engine
-        if loop is None or engine is None:
-            return
-        now = loop.time()
-        deadline = max(engine.next_deadline(now), now + 0.0005)
-        if self._timer is not None and self._timer_at == deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = loop.call_at(deadline, self._tick)
+    def _exit_from_beat(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stopped.set)
 
-    def _tick(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        assert self._loop is not None and self.engine is not None
-        self._handle(self.engine.tick(self._loop.time()))
-
-    def _received(self, datagram: bytes, link: str) -> None:
-        assert self._loop is not None and self.engine is not None
-        self._handle(self.engine.receive(datagram, link, self._loop.time()))
-
-    def _ping_reply(self, name: str) -> None:
-        assert self._loop is not None and self.engine is not None
-        self._handle(self.engine.ping_reply(name, self._loop.time()))
-
-    def _ping(self) -> None:
-        if self.pinger is not None and self._loop is not None and not self._stopped.is_set():
-            self.pinger.send_all()
-            self._loop.call_later(self.settings.timings.keepalive, self._ping)
-
-    def _read_load(self) -> None:
-        """/proc/loadavg for heartbeat's `ld` field, read from an fd kept open."""
-        if self._loop is None or self.engine is None or self._stopped.is_set():
-            return
-        try:
-            if self._load_fd is None:
-                self._load_fd = os.open("/proc/loadavg", os.O_RDONLY)
-            text = os.pread(self._load_fd, 128, 0).decode().strip()
-            self.engine.load = text or None
-        except OSError:
-            self.engine.load = None
-        self._loop.call_later(LOAD_INTERVAL, self._read_load)
+    def _spawn_action(self, action: object) -> None:
+        self._spawn(self._act(action))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -287,8 +218,7 @@ class HeartbeatDaemon:
         task.add_done_callback(self._tasks.discard)
 
     async def _act(self, action: object) -> None:
-        assert self._loop is not None and self.engine is not None
-        engine = self.engine
+        assert self._loop is not None and self.engine is not None and self.beat is not None
         ok = False
         what = type(action).__name__
         started = self._loop.time()
@@ -314,8 +244,9 @@ class HeartbeatDaemon:
         event(log, "action.done", logging.INFO if ok else logging.ERROR, action=what,
               target=getattr(action, "group", getattr(action, "node", "")), ok=ok,
               seconds=f"{self._loop.time() - started:.3f}")
-        if engine is self.engine:
-            self._handle(engine.completed(action, ok, self._loop.time()))  # type: ignore[arg-type]
+        engine, beat = self.engine, self.beat
+        beat.post(lambda: beat.handle(
+            engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
 
     async def _fence(self, node: str) -> bool:
         settings = self.settings
@@ -336,12 +267,24 @@ class HeartbeatDaemon:
                 return True
         return False
 
-    # -- signals and control -------------------------------------------------------------------
+    # -- signals and control ---------------------------------------------------------------------
+    def _command(self, name: str, which: str = "all") -> Callable[[], list[str]]:
+        """A request for the engine, to be run in the heartbeat thread."""
+        engine, beat = self.engine, self.beat
+        assert engine is not None and beat is not None
+
+        def run() -> list[str]:
+            out = engine.command(name, beat.loop.time(), which)  # type: ignore[union-attr]
+            beat.handle(out)
+            return [line.fields.get("reason", "") for line in out.logs
+                    if line.event == "ha.decision"]
+        return run
+
     def _shutdown_signal(self, signum: int) -> None:
-        assert self._loop is not None and self.engine is not None
+        assert self.beat is not None
         event(log, "signal", signal=signal.Signals(signum).name,
               action="graceful shutdown: handing groups to the peer")
-        self._handle(self.engine.command("shutdown", self._loop.time()))
+        self.beat.post(self._command("shutdown"))
 
     def _reload_signal(self) -> None:
         event(log, "signal", signal="SIGHUP", action="reload")
@@ -351,57 +294,52 @@ class HeartbeatDaemon:
         await self.reload()
 
     async def reload(self) -> dict[str, Any]:
-        assert self._loop is not None and self.engine is not None
+        assert self.engine is not None and self.beat is not None
+        engine, beat = self.engine, self.beat
         try:
             new = await asyncio.to_thread(self.reader, self.settings.directory,
                                           me=self.settings.me)
+            infos = await self._interface_infos(new)
         except (ConfigError, VigilError) as exc:
             event(log, "config.reload_failed", logging.ERROR, error=str(exc))
             return {"ok": False, "error": str(exc)}
-        out = self.engine.reconfigure(new.node_config(), self._loop.time())
-        if any(line.event == "config.refused" for line in out.logs):
-            self._handle(out)
-            refused = next(line for line in out.logs if line.event == "config.refused")
-            return {"ok": False, "error": refused.fields.get("reason", "refused")}
-        wanted = {str(m) for m in new.media}
-        for key in [k for k in self.media if k not in wanted]:
-            self.media.pop(key).close()
-        old = self.settings
-        self.settings = new
-        try:
-            await self._open_media(new)
-        except VigilError as exc:
-            event(log, "config.media_failed", logging.ERROR, error=str(exc))
-        if not new.pings and self.pinger is not None:
-            self.pinger.close()
-            self.pinger = None
-        elif new.pings and not old.pings:
-            self._ping()
-        self._handle(out)
-        return {"ok": True, "reason": "configuration reloaded"}
+
+        def apply() -> dict[str, Any]:
+            out = engine.reconfigure(new.node_config(), beat.loop.time())  # type: ignore
+            refused = [line for line in out.logs if line.event == "config.refused"]
+            if not refused:
+                try:
+                    beat.apply_media(new, infos)
+                except VigilError as exc:
+                    event(log, "config.media_failed", logging.ERROR, error=str(exc))
+            beat.handle(out)
+            if refused:
+                return {"ok": False, "error": refused[0].fields.get("reason", "refused")}
+            return {"ok": True, "reason": "configuration reloaded"}
+
+        answer = await beat.ask(apply)
+        if answer["ok"]:
+            self.settings = new
+        return answer
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert self._loop is not None and self.engine is not None
+        assert self.engine is not None and self.beat is not None
+        engine, beat = self.engine, self.beat
         command = request.get("command")
-        now = self._loop.time()
         if command == "status":
-            status = self.engine.status(now)
+            status = await beat.ask(lambda: {**engine.status(beat.loop.time()),  # type: ignore
+                                             "media": beat.report()})
+            report = status.pop("media")
             status["daemon"] = {
                 "pid": os.getpid(), "version": __version__,
                 "driver": getattr(self.driver, "name", type(self.driver).__name__),
-                "realtime": self.realtime,
-                "media": [m.report() for m in self.media.values()],
-                "ping": dict(self.pinger.counters) if self.pinger else {},
-            }
+                "realtime": self.realtime, **report}
             return {"ok": True, "status": status}
         if command in ("standby", "takeover"):
             which = request.get("which", "all")
             if which not in ("local", "foreign", "all", "failback"):
                 return {"ok": False, "error": f"{command}: local, foreign or all"}
-            out = self.engine.command(command, now, which)
-            reasons = [line.fields.get("reason", "") for line in out.logs
-                       if line.event == "ha.decision"]
-            self._handle(out)
+            reasons = await beat.ask(self._command(command, which))
             return {"ok": True, "reason": "; ".join(reasons)}
         if command == "reload":
             return await self.reload()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -247,3 +248,25 @@ def test_debian_heartbeat_and_vigil_see_each_other_and_notice_deaths(hb):
     wait_until(lambda: hb.peer("server6")["status"] == "dead", 10,
                "vigil noticing heartbeat's death")
     assert "peer.dead node=server5.example.com" in hb.daemons["server6"].output()
+
+
+def test_detached_daemon_pid_file_status_and_stop(hb):
+    hb.haresources = ""
+    hb.configure("server5")
+    server5 = hb.lab.host("server5")
+    started = server5.run([VIGIL, "heartbeat"], timeout=30)  # forks, returns once ready
+    assert "vigil heartbeat started (pid" in started.stdout
+    pid = int(server5.read_file("/run/vigil/heartbeat.pid"))  # in the host's pid namespace
+    assert server5.run(["kill", "-0", str(pid)], check=False).returncode == 0
+    assert server5.run([VIGIL, "heartbeat", "-s"]).stdout.startswith(
+        f"vigil heartbeat OK [pid {pid}]")
+    again = server5.run([VIGIL, "heartbeat"], check=False, timeout=30)
+    assert again.returncode != 0 and "already runs" in again.stderr
+    status = json.loads(server5.run([VIGIL, "status", "--json"]).stdout)
+    assert status["daemon"]["pid"] == pid
+    assert str(status["daemon"]["realtime"].get("scheduler", "")).startswith(
+        ("SCHED_RR", "refused"))
+    stopped = server5.run([VIGIL, "heartbeat", "-k"], timeout=60)
+    assert "stopped" in stopped.stdout
+    assert server5.run(["kill", "-0", str(pid)], check=False).returncode != 0
+    assert server5.run([VIGIL, "heartbeat", "-s"], check=False).returncode == 3
