@@ -35,7 +35,7 @@ from vigil.errors import ConfigError, EnvironmentProblem, VigilError
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
-from vigil.ha.groups import GroupDriver
+from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
 from vigil.ha.identity import DEFAULT_STATE_DIR, next_generation, node_uuid
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
@@ -125,6 +125,7 @@ class HeartbeatDaemon:
         self.engine: NodeEngine | None = None
         self.beat: HeartbeatThread | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._monitors: dict[int, asyncio.Task[None]] = {}
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.control: Any = None
@@ -154,6 +155,7 @@ class HeartbeatDaemon:
                 event(log, "group.probe_failed", logging.ERROR, group=group.key, error=exc)
             if held:
                 engine.adopt(group.index)  # the heartbeat thread does not run yet
+                self._monitor(group)
         # netlink (pyroute2) is synchronous: interface facts come from a worker thread
         infos = await self._interface_infos(settings)
         self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
@@ -225,7 +227,10 @@ class HeartbeatDaemon:
         try:
             if isinstance(action, StartGroup):
                 ok = await asyncio.wait_for(self.driver.start(action.group), self.action_timeout)
+                if ok:
+                    self._monitor(action.group)
             elif isinstance(action, StopGroup):
+                await self._unmonitor(action.group)
                 ok = await asyncio.wait_for(self.driver.stop(action.group), self.action_timeout)
             elif isinstance(action, Announce):
                 await asyncio.wait_for(self.driver.announce(action.group), self.action_timeout)
@@ -247,6 +252,39 @@ class HeartbeatDaemon:
         engine, beat = self.engine, self.beat
         beat.post(lambda: beat.handle(
             engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
+
+    def _monitor(self, group: Group) -> None:
+        """Watch a group that runs here, if the driver can (the agents layer can)."""
+        if not isinstance(self.driver, MonitoringDriver) or group.index in self._monitors:
+            return
+        task = asyncio.get_running_loop().create_task(self._watch(group))
+        self._monitors[group.index] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unmonitor(self, group: Group) -> None:
+        task = self._monitors.pop(group.index, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _watch(self, group: Group) -> None:
+        assert isinstance(self.driver, MonitoringDriver)
+        try:
+            reason = await self.driver.monitor(group)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            event(log, "monitor.error", logging.ERROR, group=group.key, error=repr(exc))
+            return
+        finally:
+            if self._monitors.get(group.index) is asyncio.current_task():
+                del self._monitors[group.index]
+        engine, beat = self.engine, self.beat
+        assert engine is not None and beat is not None
+        beat.post(lambda: beat.handle(
+            engine.group_failed(group.index, reason, beat.loop.time())))  # type: ignore
 
     async def _fence(self, node: str) -> bool:
         settings = self.settings

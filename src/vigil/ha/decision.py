@@ -173,6 +173,7 @@ class FailoverCore:
         self.fencing = Fencing.IDLE
         self.fence_failed_at: float | None = None
         self.failed_at: dict[int, float] = {}
+        self.failing: set[int] = set()  # stopping because monitoring said it failed here
         self.released_at: dict[int, float] = {}
         self.want_since: dict[int, float] = {}
         self.split: set[int] = set()
@@ -312,6 +313,13 @@ class FailoverCore:
         if isinstance(action, StopGroup):
             index = action.group.index
             was = self.hold[index]
+            if ok and index in self.failing:
+                self.failing.discard(index)
+                self._set(index, "stopped_after_failure")
+                self.failed_at[index] = now
+                return [Decision((), f"group {action.group} stopped after it failed here: "
+                                 "the peer may take it")]
+            self.failing.discard(index)
             if ok:
                 self._set(index, "stopped")
                 self.released_at[index] = now
@@ -339,6 +347,16 @@ class FailoverCore:
             return [Decision((), f"FENCING OF {action.node} FAILED: no takeover; retrying in "
                              f"{self.settings.fence_retry:g}s", "critical")]
         return []
+
+    def group_failed(self, index: int, reason: str, now: float) -> list[Decision]:
+        """Monitoring gave up on a running group: stop it here so that the peer takes it."""
+        group = self.groups[index]
+        if self.hold[index] is not Hold.HELD or self.phase is not Phase.READY:
+            return []
+        self.failing.add(index)
+        self._set(index, "stop")
+        return [Decision((StopGroup(group),), f"group {group} failed here ({reason}): "
+                         "stopping it so that the peer can take it", "error")]
 
     def standby(self, which: str, now: float) -> Decision:
         """hb_standby: hand our groups (local, foreign or all) to the peer."""

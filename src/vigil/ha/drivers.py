@@ -64,6 +64,13 @@ class AgentsGroupDriver:
     async def announce(self, group: Group) -> None:
         await self.runtime(group).announce()
 
+    async def monitor(self, group: Group) -> str:
+        """Monitor every resource at its interval, restart in place, give up after K."""
+        from vigil.agents.monitor import GroupMonitor
+
+        decision = await GroupMonitor(self.runtime(group)).run()
+        return decision.reason
+
 
 def _agents(settings: Any) -> GroupDriver:
     options = None

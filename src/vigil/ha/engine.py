@@ -291,6 +291,13 @@ class NodeEngine:
         self._settle(now, out)
         return out
 
+    def group_failed(self, index: int, reason: str, now: float) -> Output:
+        """Resource monitoring gave up on a group running here."""
+        out = Output()
+        self._decisions(self.core.group_failed(index, reason, now), out)
+        self._settle(now, out)
+        return out
+
     def command(self, name: str, now: float, which: str = "all") -> Output:
         """An operator's request: standby, takeover, shutdown."""
         out = Output()

@@ -56,6 +56,18 @@ class GroupDriver(Protocol):
     async def announce(self, group: Group) -> None: ...
 
 
+@runtime_checkable
+class MonitoringDriver(Protocol):
+    """A driver that can also watch a running group (optional capability).
+
+    `monitor(group)` runs while the group runs here and returns the reason
+    once the group has failed for good (the resource-level restarts are the
+    driver's business); the daemon cancels it before stopping the group.
+    """
+
+    async def monitor(self, group: Group) -> str: ...
+
+
 def groups_from_lines(lines: list[tuple[str, list[str]]]) -> tuple[Group, ...]:
     """[(home node, [resource, ...]), ...] (haresources order) -> groups."""
     return tuple(Group(i, home.lower(), tuple(resources))

@@ -497,3 +497,16 @@ def test_takeover_delay_waits_after_the_peer_died():
     assert core.decide(1.2) == []
     assert core.next_deadline(1.2) == 1.5
     assert [a for d in core.decide(1.5) for a in d.actions] == [StartGroup(G2)]
+
+
+def test_a_group_that_fails_here_is_stopped_and_the_peer_takes_it():
+    pair = started_pair()
+    decisions = pair.n1.group_failed(0, "mysqld would not restart", pair.now)
+    pair.record("n1", decisions)
+    assert decisions[0].actions == (StopGroup(G1),) and decisions[0].level == "error"
+    pair.complete()
+    pair.settle()
+    assert pair.holds() == {"n1": "FR", "n2": "HH"}
+    pair.settle(30)
+    assert pair.holds() == {"n1": "FR", "n2": "HH"}  # no ping-pong back to the failed node
+    assert pair.n1.group_failed(0, "again", pair.now) == []  # not running here: nothing to do
