@@ -186,6 +186,8 @@ class Tool:
 
 class Vigil(Tool):
     name = "vigil"
+    #: which group driver runs the VIP: "agents" (the real IPaddr) or "test"
+    driver = "agents"
 
     def configure(self, host: str) -> None:
         h = self.lab.host(host)
@@ -195,8 +197,8 @@ class Vigil(Tool):
         h.write_file("/etc/ha.d/vigil.cf", VIGIL_CF)
 
     def start(self, host: str) -> None:
-        self.processes[host] = self.lab.host(host).spawn([VIGIL, "heartbeat", "-f"],
-                                                         name="vigil")
+        self.processes[host] = self.lab.host(host).spawn(
+            [VIGIL, "heartbeat", "-f", "--group-driver", self.driver], name="vigil")
 
     def ready(self) -> bool:
         done = self.lab.host("server6").run([VIGIL, "status", "--json"], check=False)
@@ -380,7 +382,10 @@ def main() -> int:
     parser.add_argument("--tools", default="vigil,heartbeat,keepalived")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--vigil-driver", default="agents", choices=["agents", "test"],
+                        help="vigil's group driver (test: its own minimal IPaddr agent)")
     args = parser.parse_args()
+    Vigil.driver = args.vigil_driver
     tools = args.tools.split(",")
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in args.scenarios.split(","):
