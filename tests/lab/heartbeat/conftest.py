@@ -67,6 +67,8 @@ class HbPair:
     extra: str = ""
     haresources: str = f"server5.example.com IPaddr::{VIP}/24/eth0\n"
     daemons: dict[str, LabProcess] = field(default_factory=dict)
+    #: the web responder's code (it answers with its host's short name)
+    responder_code: str = RESPONDER
 
     def hacf(self) -> str:
         return HACF.format(keepalive=self.keepalive, deadtime=self.deadtime,

@@ -270,3 +270,40 @@ def test_detached_daemon_pid_file_status_and_stop(hb):
     assert "stopped" in stopped.stdout
     assert server5.run(["kill", "-0", str(pid)], check=False).returncode != 0
     assert server5.run([VIGIL, "heartbeat", "-s"], check=False).returncode == 3
+
+
+WEBSERVICE = """#!/bin/sh
+# An LSB-style resource script: the lab's web responder as a service.
+PIDFILE=/run/webservice.pid
+running() { [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }
+case "$1" in
+  start) running && exit 0
+         setsid {python} /etc/ha.d/webservice.py >/dev/null 2>&1 < /dev/null &
+         echo $! > $PIDFILE; exit 0;;
+  stop) running && kill "$(cat $PIDFILE)"; rm -f $PIDFILE; exit 0;;
+  status) if running; then echo running; exit 0; else echo stopped; exit 3; fi;;
+  *) exit 2;;
+esac
+"""
+
+
+def test_a_service_that_dies_moves_its_group_to_the_peer(hb):
+    hb.haresources = "server5.example.com IPaddr::198.51.100.100/24/eth0 webservice\n"
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        host.write_file("/etc/ha.d/webservice.py", hb.responder_code)
+        host.write_file("/etc/ha.d/resource.d/webservice",
+                        WEBSERVICE.replace("{python}", sys.executable), mode=0o755)
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\nrestart_limit 0\n"
+                        "agent webservice\n    monitor_interval 500ms\n")
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    hb.wait_client("server5")
+    server5 = hb.lab.host("server5")
+    pid = server5.read_file("/run/webservice.pid").strip()
+    server5.run(["kill", "-9", pid])  # the service dies; the node is fine
+    hb.wait_client("server6", timeout=15)
+    assert hb.holders() == {"server6"}
+    logs = hb.daemons["server5"].output()
+    assert "failed here" in logs and "stopping it so that the peer can take it" in logs
