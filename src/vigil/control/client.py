@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -25,7 +26,9 @@ def request(path: str | Path, command: str, timeout: float = 10.0,
         except ConnectionRefusedError:
             raise EnvironmentProblem(f"vigil heartbeat is not running ({path} is stale)") \
                 from None
-        sock.sendall(json.dumps({"command": command, **arguments}).encode() + b"\n")
+        # refused before it read the request? its answer says why
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(json.dumps({"command": command, **arguments}).encode() + b"\n")
         data = b""
         try:
             while not data.endswith(b"\n"):
@@ -35,6 +38,8 @@ def request(path: str | Path, command: str, timeout: float = 10.0,
                 data += chunk
         except TimeoutError:
             raise VigilError(f"vigil heartbeat did not answer within {timeout:g}s") from None
+        except ConnectionResetError:
+            pass
     try:
         answer = json.loads(data)
     except ValueError:

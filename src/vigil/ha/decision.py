@@ -29,7 +29,7 @@ Every call returns `Decision`s: actions plus the one-line reason the daemon logs
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from vigil.errors import UsageError
@@ -48,6 +48,10 @@ AUTO_FAILBACK = ("on", "off", "legacy")
 FAILBACK_REASONS = frozenset({"peer dead", "peer never heard", "alone", "adopted",
                               "negotiation timeout"})
 FREE = (Hold.RELEASED, Hold.FAILED)
+#: Hand-overs that need no agreement from the peer (it is already running the group,
+#: or we are leaving): every other voluntary stop asks the peer's permission first
+#: when the peer needs it (heartbeat's standby exchange), through `gate`.
+UNGATED = frozenset({"split brain", "shutting down"})
 RUNNING = (Hold.HELD, Hold.STARTING, Hold.STUCK)
 RELEASING = (Hold.STOPPING, Hold.CLEANING)
 
@@ -183,6 +187,8 @@ class FailoverCore:
         self.peer_died_at: float | None = None
         self.started_at = now
         self.version = 0  # bumps whenever something the peer should know changes
+        #: asked before a voluntary hand-over stop; False = not yet (see UNGATED)
+        self.gate: Callable[[int, str], bool] | None = None
         self._warned_no_fencing = False
 
     # -- helpers --------------------------------------------------------------------------------
@@ -373,7 +379,7 @@ class FailoverCore:
 
     def takeover(self, which: str, now: float) -> Decision:
         """hb_takeover: ask for groups (local, foreign or all) to run here."""
-        chosen = self._select(which, "takeover")
+        chosen = self._select("local" if which == "failback" else which, "takeover")
         for group in chosen:
             if self.hold[group.index] is Hold.FAILED:
                 self._set(group.index, "clear")
@@ -541,6 +547,9 @@ class FailoverCore:
             if holder == "me":
                 decision = self._take(group, why, now, fence_needed)
             elif holder == "peer" and mine is Hold.HELD:
+                if why not in UNGATED and self.gate is not None and \
+                        not self.gate(index, why):
+                    continue  # the peer has not agreed to take it yet
                 decision = self._give(group, why)
             else:
                 decision = None
@@ -696,8 +705,8 @@ class FailoverCore:
                 (True, True): "all"}[(local, foreign)]
 
     def stable(self) -> bool:
-        return self.phase is Phase.READY and not any(h.busy for h in self.hold) and \
-            not self.give and not self.want
+        """No action in flight (heartbeat's `isstable`: requests may be pending)."""
+        return self.phase is Phase.READY and not any(h.busy for h in self.hold)
 
     def snapshot(self) -> dict[str, object]:
         return {

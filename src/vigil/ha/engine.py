@@ -42,7 +42,9 @@ from vigil.membership.liveness import (
 )
 from vigil.membership.messages import (
     Ack,
+    AskResources,
     Envelope,
+    HbTakeover,
     HeartbeatMessage,
     NakRexmit,
     RepNodes,
@@ -62,6 +64,11 @@ GOSSIP_VERSION = 1
 FLOW_CONTROL_PROTOCOL = 1
 #: rejected packets of one kind are logged at most this often (seconds)
 DROP_LOG_INTERVAL = 5.0
+#: heartbeat's wait for the answer to a standby request (STANDBY_INIT_TO_MS)
+HB_STANDBY_REPLY = 10.0
+#: and for the whole exchange (vigil's: a stuck exchange must not block forever)
+HB_STANDBY_TOTAL = 120.0
+FLIP = {"local": "foreign", "foreign": "local", "all": "all", "none": "none"}
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,13 @@ class NodeEngine:
         self._drop_logged: dict[str, float] = {}
         self._mismatch_logged = False
         self.done = False
+        # heartbeat peers: its standby exchange (ask_resources me/other/done, hb_takeover)
+        self.hb_giving: dict[str, tuple[str, float]] = {}  # our class -> (state, since)
+        self.hb_taking: dict[str, tuple[str, str, float]] = {}  # ours -> (state, theirs, t)
+        self.hb_peer_give: set[int] = set()
+        self.hb_peer_want: set[int] = set()
+        self._hb_ask: set[str] = set()
+        self.core.gate = self._gate
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, message: HeartbeatMessage, now: float, out: Output) -> None:
@@ -305,6 +319,11 @@ class NodeEngine:
             self._decisions([self.core.standby(which, now)], out)
         elif name == "takeover":
             self._decisions([self.core.takeover(which, now)], out)
+            if not self.peer_is_vigil and self.core.peer.alive:
+                # heartbeat hands groups over only through its own standby: ask for it
+                self._send(HbTakeover(env=Envelope(src=self.me, hg=0, ts=0),
+                                      rsc_hold="local" if which == "failback" else which),
+                           now, out)
         elif name == "shutdown":
             self._decisions(self.core.shutdown(now), out)
         else:
@@ -423,6 +442,115 @@ class NodeEngine:
                                      dest=source, info="seqno not found"), now, out)
         elif isinstance(message, NakRexmit):
             out.log("packet.irretrievable", "warning", node=source, seq=f"{message.firstseq:x}")
+        elif isinstance(message, AskResources):
+            if not self.peer_is_vigil:
+                self._heartbeat_standby(message, now, out)
+        elif isinstance(message, HbTakeover) and not self.peer_is_vigil:
+            wanted = self._groups_of(FLIP.get(message.rsc_hold or "all", "all"))
+            self.hb_peer_want |= wanted
+            self._peer_requests(now)
+            out.log("takeover.requested", node=source, groups=message.rsc_hold or "all")
+
+    # -- heartbeat's standby exchange ----------------------------------------------------------
+    def _class_of(self, group: Group) -> str:
+        return "local" if group.home == self.me else "foreign"
+
+    def _groups_of(self, cls: str) -> set[int]:
+        return {g.index for g in self.config.groups
+                if cls == "all" or self._class_of(g) == cls}
+
+    def _gate(self, index: int, why: str) -> bool:
+        """Voluntary hand-overs to a heartbeat peer wait for its "other" (it takes them)."""
+        if self.peer_is_vigil or not self.core.peer.alive:
+            return True
+        cls = self._class_of(self.config.groups[index])
+        state = self.hb_giving.get(cls, ("", 0.0))[0]
+        if state in ("permitted", "released"):
+            return True
+        if not state:
+            self._hb_ask.add(cls)
+        return False
+
+    def _ask(self, cls: str, info: str, now: float, out: Output) -> None:
+        self._send(AskResources(env=Envelope(src=self.me, hg=0, ts=0), rsc_hold=cls,
+                                info=info), now, out)
+
+    def _heartbeat_standby(self, message: AskResources, now: float, out: Output) -> None:
+        hold, info = message.rsc_hold or "all", message.info
+        if info == "other":
+            state = self.hb_giving.get(hold)
+            if state is not None and state[0] == "asked":
+                self.hb_giving[hold] = ("permitted", now)
+                out.log("standby.agreed", node=self.config.peer, groups=hold,
+                        reason="the heartbeat peer takes them: stopping them here")
+        elif info == "me":
+            ours = FLIP.get(hold, "all")
+            if self.core.phase is Phase.READY and self.core.stable() and not self.hb_taking:
+                self._ask(hold, "other", now, out)
+                self.hb_taking[ours] = ("agreed", hold, now)
+                out.log("standby.accepted", node=self.config.peer, groups=ours,
+                        reason="the heartbeat peer hands them over")
+            else:
+                out.log("standby.ignored", "warning", node=self.config.peer, groups=ours,
+                        reason="a resource transition is in progress here")
+        elif info == "done":
+            for ours, (state, theirs, _) in list(self.hb_taking.items()):
+                if state == "agreed":  # the peer released them: take them
+                    self.hb_taking[ours] = ("acquiring", theirs, now)
+                    self.hb_peer_give |= self._groups_of(ours)
+            for cls, (state, _) in list(self.hb_giving.items()):
+                if state == "released":  # the peer acquired them: exchange over
+                    del self.hb_giving[cls]
+            self._peer_requests(now)
+
+    def _peer_requests(self, now: float) -> None:
+        self.core.peer_info(now, states=self.core.peer.states, phase=self.core.peer.phase,
+                            give=self.hb_peer_give, want=self.hb_peer_want)
+
+    def _hb_progress(self, now: float, out: Output) -> None:
+        """After deciding: ask, announce releases and acquisitions, expire what hangs."""
+        if self.peer_is_vigil:
+            return
+        for cls in sorted(self._hb_ask):
+            self._ask(cls, "me", now, out)
+            self.hb_giving[cls] = ("asked", now)
+            out.log("standby.asked", node=self.config.peer, groups=cls,
+                    reason="asking the heartbeat peer to take them")
+        self._hb_ask.clear()
+        for cls, (state, since) in list(self.hb_giving.items()):
+            if state == "permitted" and not any(self.core.hold[i].may_run
+                                                 for i in self._groups_of(cls)):
+                self._ask(cls, "done", now, out)
+                self.hb_giving[cls] = ("released", now)
+            elif (state == "asked" and now - since >= HB_STANDBY_REPLY) or \
+                    now - since >= HB_STANDBY_TOTAL:
+                del self.hb_giving[cls]
+                out.log("standby.timeout", "warning", node=self.config.peer, groups=cls,
+                        state=state)
+        for ours, (state, theirs, since) in list(self.hb_taking.items()):
+            groups = self._groups_of(ours)
+            if state == "acquiring" and all(self.core.hold[i] in (Hold.HELD, Hold.FAILED,
+                                                                  Hold.STUCK)
+                                            for i in groups):
+                self._ask(theirs, "done", now, out)
+                del self.hb_taking[ours]
+                self.hb_peer_give -= groups
+                self._peer_requests(now)
+            elif now - since >= HB_STANDBY_TOTAL:
+                del self.hb_taking[ours]
+                self.hb_peer_give -= groups
+                self._peer_requests(now)
+        held_there = {i for i, s in enumerate(self.core.peer.states) if s is Hold.HELD}
+        if self.hb_peer_want & held_there:
+            self.hb_peer_want -= held_there
+            self._peer_requests(now)
+
+    def _hb_forget(self) -> None:
+        self.hb_giving.clear()
+        self.hb_taking.clear()
+        self.hb_peer_give.clear()
+        self.hb_peer_want.clear()
+        self._hb_ask.clear()
 
     def _heartbeat_resources(self, message: Resources, source: str, now: float) -> None:
         """A heartbeat peer's `resource` message, in its own terms (local = its home groups)."""
@@ -434,7 +562,8 @@ class NodeEngine:
             runs = theirs_local if group.home == source else theirs_foreign
             states.append(Hold.HELD if runs else Hold.RELEASED)
         phase = "ready" if message.isstable in (None, "1") else "init"
-        self.core.peer_info(now, states=states, phase=phase)
+        self.core.peer_info(now, states=states, phase=phase, give=self.hb_peer_give,
+                            want=self.hb_peer_want)
 
     def _liveness(self, events: list[LivenessEvent], now: float, out: Output) -> None:
         for event in events:
@@ -451,6 +580,7 @@ class NodeEngine:
                         deadtime=f"{self.liveness.deadtime_of(node):g}s")  # type: ignore[arg-type]
                 self.rules.node_dead(event.node)
                 self.history.forget_node(event.node)
+                self._hb_forget()
                 self._decisions(self.core.peer_dead(now), out)
             elif event.kind is EventKind.NODE_ALIVE:
                 if ping:
@@ -499,6 +629,7 @@ class NodeEngine:
             if warning is not None:
                 decisions.append(warning)
         self._decisions(decisions, out)
+        self._hb_progress(now, out)
         if self.core.version != self.sent_version:
             self._status(now, out)
         rsc = (self.core.heartbeat_rsc_hold(), self.core.stable())

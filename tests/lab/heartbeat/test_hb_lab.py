@@ -307,3 +307,41 @@ def test_a_service_that_dies_moves_its_group_to_the_peer(hb):
     assert hb.holders() == {"server6"}
     logs = hb.daemons["server5"].output()
     assert "failed here" in logs and "stopping it so that the peer can take it" in logs
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
+    """vigil on server6 and heartbeat 3.0.6 on server5 share the VIP group (nice_failback)."""
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        hb.responder(name)
+    server5 = hb.lab.host("server5")
+    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    hb.start("server6", configure=False)  # alone: initdead passes, it takes the group
+    hb.wait_holders({"server6"}, 20)
+
+    heartbeat = server5.spawn([HEARTBEAT], name="heartbeat",
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    hb.daemons["heartbeat"] = heartbeat
+
+    def ha_log() -> str:
+        return server5.run("tail -40 /var/log/ha-log", check=False).stdout
+
+    # auto_failback on: vigil asks heartbeat to take its group (ask_resources me),
+    # heartbeat agrees (other), vigil stops it, says done, heartbeat starts it
+    hb.wait_holders({"server5"}, 40)
+    hb.wait_client("server5")
+    logs = hb.daemons["server6"].output()
+    assert "standby.asked" in logs and "standby.agreed" in logs
+
+    # vigil takeover: hb_takeover makes heartbeat go standby; vigil takes the group
+    done = hb.lab.host("server6").run([VIGIL, "takeover"])
+    assert "asking for IPaddr::198.51.100.100/24/eth0" in done.stdout
+    wait_until(lambda: hb.holders() == {"server6"}, 40,
+               lambda: f"the VIP on server6 (now {hb.holders()})\n{ha_log()}\n" + hb.logs())
+    hb.wait_client("server6")
+    assert "standby.accepted" in hb.daemons["server6"].output()

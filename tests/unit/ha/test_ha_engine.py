@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vigil.ha.decision import StartGroup
+from vigil.ha.decision import StartGroup, StopGroup
 from vigil.ha.engine import NodeConfig, NodeEngine
 from vigil.ha.groups import groups_from_lines
 from vigil.membership import messages
@@ -12,7 +12,9 @@ from vigil.membership.auth import AuthKeys
 from vigil.membership.codec import PacketCodec
 from vigil.membership.liveness import Timings
 from vigil.membership.messages import (
+    AskResources,
     Envelope,
+    HbTakeover,
     RepNodes,
     ReqNodes,
     Resources,
@@ -160,3 +162,81 @@ def test_status_reports_nodes_links_groups_and_counters():
     assert report["nodes"][1]["links"][0]["name"] == "eth0"
     assert [g["key"] for g in report["groups"]] == ["IPaddr::198.51.100.100", "nginx"]
     assert set(report["rejected"]) >= {"bad_auth", "malformed", "unknown_node", "replayed"}
+
+
+# -- heartbeat's standby exchange with a heartbeat 3.0.6 peer -------------------------------------
+
+def heartbeat_packet(message, seq: int) -> bytes:
+    """A packet as heartbeat node n1 sends it (no vigil fields)."""
+    env = Envelope(src="n1", hg=0x6B09B566, ts=0x6B09BB4E, srcuuid=b"\x78" * 16,
+                   seq=seq if message.sequenced else None, ttl=3)
+    return PacketCodec(KEYS).pack(message.replace(env=env))
+
+
+def sent(out, kind):
+    return [m for m in decoded(out.packets) if isinstance(m, kind)]
+
+
+def vigil_n2_with_heartbeat_n1():
+    groups = groups_from_lines([("n1", ["IPaddr::198.51.100.100"])])
+    node = engine("n2", groups=groups)
+    node.start(0.0)
+    return node
+
+
+def test_failback_to_a_heartbeat_peer_uses_its_standby_exchange():
+    node = vigil_n2_with_heartbeat_n1()
+    out = node.tick(1.0)  # initdead: n1 never heard, n2 takes its group
+    assert [a.group.key for a in out.actions if isinstance(a, StartGroup)] == [
+        "IPaddr::198.51.100.100"]
+    node.completed(out.actions[0], True, 1.01)
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 1.1)
+    out = node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                                  isstable="1"), 2), "eth0", 1.11)
+    # auto_failback on: n2 asks heartbeat to take its group back, and waits
+    asks = sent(out, AskResources)
+    assert [(a.rsc_hold, a.info) for a in asks] == [("foreign", "me")]
+    assert not [a for a in out.actions if isinstance(a, StopGroup)]
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="other"), 3), "eth0", 1.12)
+    stops = [a for a in out.actions if isinstance(a, StopGroup)]
+    assert len(stops) == 1  # permitted: the giver stops first
+    out = node.completed(stops[0], True, 1.13)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("foreign", "done")]
+    node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign", info="done"), 4),
+                 "eth0", 1.2)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 5), "eth0", 1.21)
+    assert node.hb_giving == {}
+    assert node.status(1.3)["groups"][0]["holder"] == ["n1"]
+
+
+def test_a_heartbeat_peer_going_standby_hands_its_group_to_vigil():
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 2), "eth0", 0.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local", info="me"),
+                                        3), "eth0", 0.2)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "other")]
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                            isstable="0", info="standby"), 4), "eth0", 0.3)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local",
+                                                     info="done"), 5), "eth0", 0.4)
+    starts = [a for a in out.actions if isinstance(a, StartGroup)]
+    assert len(starts) == 1
+    out = node.completed(starts[0], True, 0.45)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "done")]
+    assert node.hb_taking == {} and node.hb_peer_give == set()
+
+
+def test_vigil_takeover_asks_a_heartbeat_peer_with_hb_takeover():
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 2), "eth0", 0.11)
+    out = node.command("takeover", 0.2, "foreign")
+    assert [m.rsc_hold for m in sent(out, HbTakeover)] == ["foreign"]
