@@ -66,9 +66,12 @@ class AgentsGroupDriver:
 
     async def monitor(self, group: Group) -> str:
         """Monitor every resource at its interval, restart in place, give up after K."""
-        from vigil.agents.monitor import GroupMonitor
+        from vigil.agents.monitor import AdminMarks, GroupMonitor
+        from vigil.agents.options import AgentPaths
 
-        decision = await GroupMonitor(self.runtime(group)).run()
+        # resources an administrator stopped (`vigil resource stop`) are not failures
+        marks = AdminMarks((self.paths or AgentPaths()).state_dir)
+        decision = await GroupMonitor(self.runtime(group), marks=marks).run()
         return decision.reason
 
 
