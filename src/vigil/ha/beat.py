@@ -43,12 +43,13 @@ class HeartbeatThread:
 
     def __init__(self, engine: NodeEngine, settings: HeartbeatSettings,
                  on_actions: Callable[[list[object]], None], on_exit: Callable[[], None],
-                 priority_boost: int = 1):
+                 priority: int | None = None):
         self.engine = engine
         self.settings = settings
         self.on_actions = on_actions
         self.on_exit = on_exit
-        self.priority_boost = priority_boost
+        #: SCHED_RR priority of this thread (None: not real-time)
+        self.priority = priority
         self.media: dict[str, MediumSocket] = {}
         self.pinger: Pinger | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -132,15 +133,13 @@ class HeartbeatThread:
             loop.close()
 
     def _raise_priority(self) -> None:
-        """One real-time step above the main thread, when it runs real-time at all."""
+        """SCHED_RR for this thread (a new thread starts SCHED_OTHER: reset-on-fork)."""
+        if self.priority is None:
+            return
         try:
-            policy = os.sched_getscheduler(0)
-            if policy & ~os.SCHED_RESET_ON_FORK not in (os.SCHED_RR, os.SCHED_FIFO):
-                return
-            param = os.sched_getparam(0)
             top = os.sched_get_priority_max(os.SCHED_RR)
-            os.sched_setscheduler(0, policy, os.sched_param(
-                min(top, param.sched_priority + self.priority_boost)))
+            os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
+                                  os.sched_param(min(top, self.priority)))
         except OSError as exc:
             event(log, "realtime.refused", logging.WARNING, what="heartbeat thread priority",
                   error=exc.strerror)

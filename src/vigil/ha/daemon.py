@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -46,6 +47,8 @@ log = logging.getLogger("vigil.heartbeat")
 #: how long a group start or stop may take before it counts as failed
 ACTION_TIMEOUT = 300.0
 MCL_CURRENT, MCL_FUTURE = 1, 2
+M_ARENA_MAX = -8  # mallopt
+THREAD_STACK = 1 << 20
 
 
 def apply_realtime(settings: HeartbeatSettings) -> dict[str, object]:
@@ -62,10 +65,15 @@ def apply_realtime(settings: HeartbeatSettings) -> dict[str, object]:
         os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
                               os.sched_param(priority))
         report["scheduler"] = f"SCHED_RR priority {priority}"
+        report["priority"] = priority
     except OSError as exc:
         report["scheduler"] = f"refused: {exc.strerror}"
         event(log, "realtime.refused", logging.WARNING, what="SCHED_RR", error=exc.strerror)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # Locked memory is what is mapped: keep it small. One malloc arena for all
+    # threads (not 64 MiB reserved per thread) and small thread stacks.
+    libc.mallopt(M_ARENA_MAX, 1)
+    threading.stack_size(THREAD_STACK)
     if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
         error = os.strerror(ctypes.get_errno())
         report["memory"] = f"not locked: {error}"
@@ -158,8 +166,10 @@ class HeartbeatDaemon:
                 self._monitor(group)
         # netlink (pyroute2) is synchronous: interface facts come from a worker thread
         infos = await self._interface_infos(settings)
+        priority = self.realtime.get("priority")
         self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
-                                    self._exit_from_beat)
+                                    self._exit_from_beat,
+                                    priority=int(priority) + 1 if priority is not None else None)
         try:
             self.beat.start(infos)
             self.control = ControlServer(self.socket_path, self._control)
