@@ -15,6 +15,10 @@ from vigil.errors import VigilError
 #: Subcommand modules, in the order `vigil --help` lists them. Each has
 #: `register(subparsers)`, which adds its parser and sets `handler`.
 COMMANDS = [
+    "vigil.cli.heartbeat",
+    "vigil.cli.status",
+    "vigil.cli.standby",
+    "vigil.cli.takeover",
     "vigil.cli.check",
     "vigil.cli.config",
     "vigil.cli.demo",

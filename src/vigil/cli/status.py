@@ -1,0 +1,75 @@
+"""`vigil status`: nodes, links, ping nodes, who runs which group, rejected packets (cl_status)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from vigil.control import DEFAULT_SOCKET
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show the cluster as the heartbeat daemon sees it",
+        description="Ask the running heartbeat daemon for the state of every node, link, "
+        "ping node and group, and for its counters of rejected packets.",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--socket", default=DEFAULT_SOCKET,
+                        help="control socket (default %(default)s)")
+    parser.set_defaults(handler=cmd_status)
+
+
+def _ago(seconds: float | None) -> str:
+    return "never heard" if seconds is None else f"heard {seconds:.3f}s ago"
+
+
+def render(status: dict[str, Any]) -> str:
+    lines = []
+    timings = status["timings"]
+    lines.append(f"cluster: phase {status['phase']}, auto_failback {status['auto_failback']}, "
+                 f"keepalive {timings['keepalive']:g}s, deadtime {timings['deadtime']:g}s, "
+                 f"warntime {timings['warntime']:g}s, initdead {timings['initdead']:g}s")
+    for node in status["nodes"]:
+        if node["type"] == "ping":
+            lines.append(f"ping node {node['name']}: {node['status']}, "
+                         f"{_ago(node['last_heard_ago'])}")
+            continue
+        if node.get("self"):
+            lines.append(f"node {node['name']} (this node): {node['status']}, "
+                         f"generation {node['generation']}")
+        else:
+            kind = "vigil" if node.get("vigil") else "heartbeat"
+            lines.append(f"node {node['name']}: {node['status']}, "
+                         f"{_ago(node['last_heard_ago'])} ({kind}, generation "
+                         f"{node.get('generation') or '?'}, deadtime {node['deadtime']:g}s)")
+        for link in node.get("links", []):
+            extra = "" if node.get("self") else f", {_ago(link.get('last_heard_ago'))}"
+            lines.append(f"  link {link['name']}: {link['status']}{extra}")
+    if status.get("ping_reach") is not None:
+        lines.append(f"ping nodes reached: {status['ping_reach']} here, "
+                     f"{status.get('peer_ping_reach')} on the peer")
+    for group in status["groups"]:
+        holder = " and ".join(group["holder"]) or "nobody"
+        lines.append(f"group {group['key']} (home {group['home']}): run by {holder}; "
+                     f"here {group['state']}"
+                     + (f", there {group['peer_state']}" if group["peer_state"] else "")
+                     + (", being handed over" if group["handing_over"] else "")
+                     + (", asked for" if group["asked_for"] else ""))
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(status["rejected"].items()))
+    lines.append(f"rejected packets: {rejected}")
+    lines.append(f"fencing: {status['fencing']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from vigil.control.client import request
+
+    status = request(args.socket, "status")["status"]
+    if args.json:
+        print(json.dumps(status, indent=1, sort_keys=True))
+    else:
+        print(render(status))
+    return 0

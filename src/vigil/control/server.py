@@ -1,0 +1,103 @@
+"""Serve the control socket from the daemon's event loop (never blocking the heartbeat)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from vigil.errors import EnvironmentProblem
+from vigil.log import event
+
+log = logging.getLogger("vigil.control")
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+#: a request line longer than this is refused
+MAX_REQUEST = 64 * 1024
+REQUEST_TIMEOUT = 5.0
+
+
+def peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+class ControlServer:
+    def __init__(self, path: str | Path, handler: Handler, allowed_uids: frozenset[int]
+                 = frozenset({0})):
+        self.path = Path(path)
+        self.handler = handler
+        self.allowed_uids = allowed_uids
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if await self._in_use():
+                raise EnvironmentProblem(f"{self.path}: another daemon answers on it")
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path),
+                                                           limit=MAX_REQUEST)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+
+    async def _in_use(self) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(self.path)), 1)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            uid = peer_uid(sock)
+            if uid not in self.allowed_uids:
+                event(log, "control.refused", logging.WARNING, uid=uid)
+                await self._reply(writer, {"ok": False, "error": "permission denied: root only"})
+                return
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("a request is a JSON object")
+            except ValueError as exc:
+                await self._reply(writer, {"ok": False, "error": f"bad request: {exc}"})
+                return
+            try:
+                response = await self.handler(request)
+            except Exception as exc:  # a handler bug must not kill the daemon
+                event(log, "control.error", logging.ERROR, error=repr(exc))
+                response = {"ok": False, "error": f"internal error: {exc}"}
+            await self._reply(writer, response)
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    @staticmethod
+    async def _reply(writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:
+        writer.write(json.dumps(response).encode() + b"\n")
+        await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)

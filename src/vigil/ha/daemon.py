@@ -1,0 +1,394 @@
+"""`vigil heartbeat`: the asyncio shell around the node engine.
+
+The engine decides; the shell only moves bytes and time. The engine, its
+sockets and its timer run in their own thread (`beat.HeartbeatThread`), so
+heartbeats never wait behind resource work; this module runs everything
+else on the main event loop: group actions and fencing as tasks with
+timeouts, the control socket, signals, reload. Log lines go through a queue
+to a writer thread. Signal handlers only hand requests to the engine:
+SIGTERM/SIGINT = graceful shutdown (every group handed to the peer, then
+`shutdone`), SIGHUP = reload.
+
+Heartbeat's `realtime on` is honoured: SCHED_RR (children reset to normal
+scheduling on fork) and mlockall, each degrading to a logged warning where
+the system refuses. Garbage-collection pauses are kept small by freezing
+everything allocated at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from vigil import __version__
+from vigil.errors import ConfigError, EnvironmentProblem, VigilError
+from vigil.ha.beat import HeartbeatThread
+from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
+from vigil.ha.engine import NodeEngine
+from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
+from vigil.ha.identity import DEFAULT_STATE_DIR, next_generation, node_uuid
+from vigil.ha.settings import HeartbeatSettings, read_settings
+from vigil.log import event
+from vigil.membership.transports import interface_info
+from vigil.subprocesses import run_program
+
+log = logging.getLogger("vigil.heartbeat")
+#: how long a group start or stop may take before it counts as failed
+ACTION_TIMEOUT = 300.0
+MCL_CURRENT, MCL_FUTURE = 1, 2
+M_ARENA_MAX = -8  # mallopt
+THREAD_STACK = 1 << 20
+
+
+def apply_realtime(settings: HeartbeatSettings) -> dict[str, object]:
+    """SCHED_RR + mlockall, as heartbeat's `realtime on`; returns what worked."""
+    report: dict[str, object] = {"requested": settings.realtime}
+    if not settings.realtime:
+        return report
+    priority = settings.rtprio
+    if priority is None:
+        low = os.sched_get_priority_min(os.SCHED_RR)
+        high = os.sched_get_priority_max(os.SCHED_RR)
+        priority = (low + high) // 2
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
+                              os.sched_param(priority))
+        report["scheduler"] = f"SCHED_RR priority {priority}"
+        report["priority"] = priority
+    except OSError as exc:
+        report["scheduler"] = f"refused: {exc.strerror}"
+        event(log, "realtime.refused", logging.WARNING, what="SCHED_RR", error=exc.strerror)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # Locked memory is what is mapped: keep it small. One malloc arena for all
+    # threads (not 64 MiB reserved per thread) and small thread stacks.
+    libc.mallopt(M_ARENA_MAX, 1)
+    threading.stack_size(THREAD_STACK)
+    if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+        error = os.strerror(ctypes.get_errno())
+        report["memory"] = f"not locked: {error}"
+        event(log, "realtime.refused", logging.WARNING, what="mlockall", error=error)
+    else:
+        report["memory"] = "locked"
+    return report
+
+
+class PidFile:
+    """A pid file that refuses to start a second daemon."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.path.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"vigil" in cmdline and pid != os.getpid() else None
+
+    def acquire(self) -> None:
+        other = self.running_pid()
+        if other is not None:
+            raise EnvironmentProblem(f"vigil heartbeat already runs (pid {other}, {self.path})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(f"{os.getpid()}\n")
+        temporary.replace(self.path)
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            if int(self.path.read_text().split()[0]) == os.getpid():
+                self.path.unlink()
+
+
+class HeartbeatDaemon:
+    def __init__(self, settings: HeartbeatSettings, driver: GroupDriver, *,
+                 socket_path: str | Path, state_dir: Path = DEFAULT_STATE_DIR,
+                 action_timeout: float = ACTION_TIMEOUT,
+                 reader: Callable[..., HeartbeatSettings] = read_settings,
+                 realtime: dict[str, object] | None = None,
+                 on_ready: Callable[[], None] | None = None):
+        self.settings = settings
+        self.driver = driver
+        self.socket_path = Path(socket_path)
+        self.state_dir = state_dir
+        self.action_timeout = action_timeout
+        self.reader = reader
+        self.realtime = realtime or {}
+        self.on_ready = on_ready
+        self.engine: NodeEngine | None = None
+        self.beat: HeartbeatThread | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._monitors: dict[int, asyncio.Task[None]] = {}
+        self._stopped = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.control: Any = None
+
+    # -- life --------------------------------------------------------------------------------
+    async def run(self) -> int:
+        from vigil.control.server import ControlServer
+
+        loop = self._loop = asyncio.get_running_loop()
+        settings = self.settings
+        uuid = node_uuid(self.state_dir)
+        generation = next_generation(self.state_dir)
+        now = loop.time()
+        engine = self.engine = NodeEngine(settings.node_config(), uuid=uuid,
+                                          generation=generation, now=now,
+                                          wall_offset=time.time() - now)
+        for warning in settings.warnings:
+            event(log, "config.warning", logging.WARNING, detail=warning)
+        if settings.auto_failback == "legacy":
+            event(log, "config.warning", logging.WARNING,
+                  detail="auto_failback legacy behaves as 'on' in vigil; say on or off")
+        for group in settings.groups:
+            try:
+                held = await asyncio.wait_for(self.driver.held(group), self.action_timeout)
+            except Exception as exc:
+                held = True  # unknown: claim it, so nobody starts it twice
+                event(log, "group.probe_failed", logging.ERROR, group=group.key, error=exc)
+            if held:
+                engine.adopt(group.index)  # the heartbeat thread does not run yet
+                self._monitor(group)
+        # netlink (pyroute2) is synchronous: interface facts come from a worker thread
+        infos = await self._interface_infos(settings)
+        priority = self.realtime.get("priority")
+        self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
+                                    self._exit_from_beat,
+                                    priority=int(priority) + 1 if priority is not None else None)
+        try:
+            self.beat.start(infos)
+            self.control = ControlServer(self.socket_path, self._control)
+            await self.control.start()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._shutdown_signal, signum)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
+            event(log, "heartbeat.ready", version=__version__, pid=os.getpid(),
+                  media=len(settings.media), realtime=self.realtime.get("scheduler", "off"))
+            if self.on_ready is not None:
+                self.on_ready()
+            gc.collect()
+            gc.freeze()  # start-up garbage never costs a collection pause again
+            await self._stopped.wait()
+        finally:
+            await self._cleanup()
+        event(log, "heartbeat.exit", node=settings.me)
+        return 0
+
+    @staticmethod
+    async def _interface_infos(settings: HeartbeatSettings) -> dict[str, tuple[int, str | None]]:
+        infos = {}
+        for dev in {m.dev for m in settings.media}:
+            infos[dev] = await asyncio.to_thread(interface_info, dev)
+        return infos
+
+    async def _cleanup(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        if self.beat is not None:
+            await asyncio.to_thread(self.beat.stop)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
+        if self.control is not None:
+            await self.control.close()
+
+    # -- from the heartbeat thread ---------------------------------------------------------------
+    def _actions_from_beat(self, actions: list[object]) -> None:
+        """Called in the heartbeat thread: hand the actions to the main loop."""
+        assert self._loop is not None
+        for action in actions:
+            self._loop.call_soon_threadsafe(self._spawn_action, action)
+
+    def _exit_from_beat(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def _spawn_action(self, action: object) -> None:
+        self._spawn(self._act(action))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _act(self, action: object) -> None:
+        assert self._loop is not None and self.engine is not None and self.beat is not None
+        ok = False
+        what = type(action).__name__
+        started = self._loop.time()
+        try:
+            if isinstance(action, StartGroup):
+                ok = await asyncio.wait_for(self.driver.start(action.group), self.action_timeout)
+                if ok:
+                    self._monitor(action.group)
+            elif isinstance(action, StopGroup):
+                await self._unmonitor(action.group)
+                ok = await asyncio.wait_for(self.driver.stop(action.group), self.action_timeout)
+            elif isinstance(action, Announce):
+                await asyncio.wait_for(self.driver.announce(action.group), self.action_timeout)
+                return
+            elif isinstance(action, Fence):
+                ok = await self._fence(action.node)
+            else:
+                return
+        except TimeoutError:
+            event(log, "action.timeout", logging.ERROR, action=what,
+                  seconds=self.action_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a driver bug is a failed action, not a dead daemon
+            event(log, "action.error", logging.ERROR, action=what, error=repr(exc))
+        event(log, "action.done", logging.INFO if ok else logging.ERROR, action=what,
+              target=getattr(action, "group", getattr(action, "node", "")), ok=ok,
+              seconds=f"{self._loop.time() - started:.3f}")
+        engine, beat = self.engine, self.beat
+        beat.post(lambda: beat.handle(
+            engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
+
+    def _monitor(self, group: Group) -> None:
+        """Watch a group that runs here, if the driver can (the agents layer can)."""
+        if not isinstance(self.driver, MonitoringDriver) or group.index in self._monitors:
+            return
+        task = asyncio.get_running_loop().create_task(self._watch(group))
+        self._monitors[group.index] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unmonitor(self, group: Group) -> None:
+        task = self._monitors.pop(group.index, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _watch(self, group: Group) -> None:
+        assert isinstance(self.driver, MonitoringDriver)
+        try:
+            reason = await self.driver.monitor(group)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            event(log, "monitor.error", logging.ERROR, group=group.key, error=repr(exc))
+            return
+        finally:
+            if self._monitors.get(group.index) is asyncio.current_task():
+                del self._monitors[group.index]
+        engine, beat = self.engine, self.beat
+        assert engine is not None and beat is not None
+        beat.post(lambda: beat.handle(
+            engine.group_failed(group.index, reason, beat.loop.time())))  # type: ignore
+
+    async def _fence(self, node: str) -> bool:
+        settings = self.settings
+        commands: list[list[str]] = []
+        if settings.fence_command:
+            commands.append(["sh", "-c", settings.fence_command.replace("%n", node)])
+        for device in settings.stonith_hosts:
+            if device.from_host in (settings.me, "*"):
+                commands.append(["stonith", "-t", device.device, "-p", " ".join(device.params),
+                                 "-T", "reset", node])
+        for argv in commands:
+            result = await run_program(argv, timeout=settings.fence_timeout)
+            event(log, "fence.result", logging.INFO if result.ok else logging.ERROR,
+                  node=node, command=argv[0] if argv[0] != "sh" else argv[2],
+                  returncode=result.returncode, timed_out=result.timed_out,
+                  output=result.output.strip()[-200:])
+            if result.ok:
+                return True
+        return False
+
+    # -- signals and control ---------------------------------------------------------------------
+    def _command(self, name: str, which: str = "all") -> Callable[[], list[str]]:
+        """A request for the engine, to be run in the heartbeat thread."""
+        engine, beat = self.engine, self.beat
+        assert engine is not None and beat is not None
+
+        def run() -> list[str]:
+            out = engine.command(name, beat.loop.time(), which)  # type: ignore[union-attr]
+            beat.handle(out)
+            return [line.fields.get("reason", "") for line in out.logs
+                    if line.event == "ha.decision"]
+        return run
+
+    def _shutdown_signal(self, signum: int) -> None:
+        assert self.beat is not None
+        event(log, "signal", signal=signal.Signals(signum).name,
+              action="graceful shutdown: handing groups to the peer")
+        self.beat.post(self._command("shutdown"))
+
+    def _reload_signal(self) -> None:
+        event(log, "signal", signal="SIGHUP", action="reload")
+        self._spawn(self._reload_task())
+
+    async def _reload_task(self) -> None:
+        await self.reload()
+
+    async def reload(self) -> dict[str, Any]:
+        assert self.engine is not None and self.beat is not None
+        engine, beat = self.engine, self.beat
+        try:
+            new = await asyncio.to_thread(self.reader, self.settings.directory,
+                                          me=self.settings.me)
+            infos = await self._interface_infos(new)
+        except (ConfigError, VigilError) as exc:
+            event(log, "config.reload_failed", logging.ERROR, error=str(exc))
+            return {"ok": False, "error": str(exc)}
+
+        def apply() -> dict[str, Any]:
+            out = engine.reconfigure(new.node_config(), beat.loop.time())  # type: ignore
+            refused = [line for line in out.logs if line.event == "config.refused"]
+            if not refused:
+                try:
+                    beat.apply_media(new, infos)
+                except VigilError as exc:
+                    event(log, "config.media_failed", logging.ERROR, error=str(exc))
+            beat.handle(out)
+            if refused:
+                return {"ok": False, "error": refused[0].fields.get("reason", "refused")}
+            return {"ok": True, "reason": "configuration reloaded"}
+
+        answer = await beat.ask(apply)
+        if answer["ok"]:
+            self.settings = new
+        return answer
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.engine is not None and self.beat is not None
+        engine, beat = self.engine, self.beat
+        command = request.get("command")
+        if command == "status":
+            status = await beat.ask(lambda: {**engine.status(beat.loop.time()),  # type: ignore
+                                             "media": beat.report()})
+            report = status.pop("media")
+            status["daemon"] = {
+                "pid": os.getpid(), "version": __version__,
+                "driver": getattr(self.driver, "name", type(self.driver).__name__),
+                "realtime": self.realtime, **report}
+            return {"ok": True, "status": status}
+        if command in ("standby", "takeover"):
+            which = request.get("which", "all")
+            if which not in ("local", "foreign", "all", "failback"):
+                return {"ok": False, "error": f"{command}: local, foreign or all"}
+            reasons = await beat.ask(self._command(command, which))
+            return {"ok": True, "reason": "; ".join(reasons)}
+        if command == "reload":
+            return await self.reload()
+        return {"ok": False, "error": f"unknown command {command!r}"}

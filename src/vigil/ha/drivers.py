@@ -1,0 +1,105 @@
+"""Which `GroupDriver` runs the groups: a registry, one entry per driver.
+
+`agents` is the resource-agents layer (`vigil.agents.group.Group`: IPaddr,
+Filesystem, drbddisk, LSB, OCF and systemd resources, with vigil.cf's
+options); `test` is the heartbeat daemon's own test driver
+(`vigil.ha.testdriver`). `auto` is `agents`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from vigil.errors import UsageError
+from vigil.ha.groups import Group, GroupDriver
+from vigil.log import event
+
+log = logging.getLogger("vigil.ha.drivers")
+
+
+class AgentsGroupDriver:
+    """`GroupDriver` over `vigil.agents.group.Group` (the resource-agents layer)."""
+
+    name = "agents"
+
+    def __init__(self, options: Any = None, paths: Any = None):
+        self.options = options
+        self.paths = paths
+        self._groups: dict[int, Any] = {}
+
+    def runtime(self, group: Group) -> Any:
+        from vigil.agents.factory import parse_resource
+        from vigil.agents.group import Group as AgentGroup
+
+        found = self._groups.get(group.index)
+        if found is None:
+            found = AgentGroup.from_resources([parse_resource(r) for r in group.resources],
+                                              options=self.options, paths=self.paths,
+                                              name=group.key)
+            self._groups[group.index] = found
+        return found
+
+    async def start(self, group: Group) -> bool:
+        result = await self.runtime(group).start()
+        if not result.ok:
+            event(log, "group.start_failed", logging.ERROR, group=group.key,
+                  reason=result.reason)
+        return bool(result.ok)
+
+    async def stop(self, group: Group) -> bool:
+        result = await self.runtime(group).stop()
+        if not result.released:
+            event(log, "group.not_released", logging.CRITICAL, group=group.key,
+                  reason=result.reason)
+        return bool(result.released)
+
+    async def held(self, group: Group) -> bool:
+        from vigil.agents.group import Holding
+
+        status = await self.runtime(group).status()
+        return bool(status.holding is not Holding.NONE)
+
+    async def announce(self, group: Group) -> None:
+        await self.runtime(group).announce()
+
+    async def monitor(self, group: Group) -> str:
+        """Monitor every resource at its interval, restart in place, give up after K."""
+        from vigil.agents.monitor import AdminMarks, GroupMonitor
+        from vigil.agents.options import AgentPaths
+
+        # resources an administrator stopped (`vigil resource stop`) are not failures
+        marks = AdminMarks((self.paths or AgentPaths()).state_dir)
+        decision = await GroupMonitor(self.runtime(group), marks=marks).run()
+        return decision.reason
+
+
+def _agents(settings: Any) -> GroupDriver:
+    options = None
+    source = getattr(settings, "source", None)
+    if source is not None:
+        from vigil.config.extension import agent_options
+
+        options = agent_options(source.extension)
+    return AgentsGroupDriver(options)
+
+
+def _test(settings: Any) -> GroupDriver:
+    from vigil.ha.testdriver import TestGroupDriver
+
+    return TestGroupDriver()
+
+
+GROUP_DRIVERS: dict[str, Callable[[Any], GroupDriver]] = {
+    "agents": _agents,
+    "test": _test,
+}
+
+
+def make_driver(name: str = "auto", settings: Any = None) -> GroupDriver:
+    factory = GROUP_DRIVERS.get("agents" if name == "auto" else name)
+    if factory is None:
+        raise UsageError(f"unknown group driver {name!r} (known: auto, "
+                         f"{', '.join(GROUP_DRIVERS)})")
+    return factory(settings)

@@ -1,0 +1,167 @@
+"""What the heartbeat daemon needs from /etc/ha.d, as plain values.
+
+`HeartbeatSettings` is the contract between the configuration and the
+daemon: timings in float seconds, node names, media, authkeys, groups,
+fencing. `from_config` is the one adapter from the config models
+(`vigil.config`: ha.cf, authkeys, haresources, vigil.cf) to it;
+`read_settings` loads and checks a directory and adapts it.
+
+From vigil.cf the daemon takes `fence_command` (run before taking over from a
+peer that may still run groups; `%n` is the peer's name; exit 0 = fenced),
+`fence_timeout`, `fence_before_takeover`, `takeover_delay` and
+`control_socket`; the agents take the rest (`vigil.config.extension`).
+A failed fence means no takeover (retried every `fence_retry`); the
+`fence_policy` "ignore" (take over anyway, loudly) exists in the core but
+has no vigil.cf keyword yet.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.ha.engine import NodeConfig
+from vigil.ha.groups import Group, groups_from_lines
+from vigil.membership.auth import AuthKeys
+from vigil.membership.liveness import Timings
+from vigil.membership.media import Medium, links_of
+
+DEFAULT_DIR = Path("/etc/ha.d")
+
+
+@dataclass(frozen=True)
+class PingTarget:
+    """A ping node (one address) or a ping group (alive when any address answers)."""
+
+    name: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StonithHost:
+    from_host: str  # the node the device hangs off, or "*"
+    device: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    directory: Path
+    me: str
+    nodes: tuple[str, ...]
+    timings: Timings
+    media: tuple[Medium, ...]
+    keys: AuthKeys
+    groups: tuple[Group, ...] = ()
+    auto_failback: str = "legacy"
+    pings: tuple[PingTarget, ...] = ()
+    hopfudge: int = 1
+    max_rexmit_delay: float = 0.25
+    realtime: bool = True
+    rtprio: int | None = None
+    logfile: str | None = None
+    debugfile: str | None = None
+    debug: int = 0
+    stonith_hosts: tuple[StonithHost, ...] = ()
+    fence_command: str | None = None
+    fence_before_takeover: bool = True
+    fence_policy: str = "require"
+    fence_timeout: float = 60.0
+    fence_retry: float = 10.0
+    takeover_delay: float = 0.0
+    control_socket: str | None = None
+    warnings: tuple[str, ...] = ()
+    #: the config models this came from (the agents driver takes its options from it)
+    source: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def fencing(self) -> bool:
+        return self.fence_before_takeover and bool(self.fence_command or self.stonith_hosts)
+
+    def node_config(self) -> NodeConfig:
+        return NodeConfig(
+            me=self.me, nodes=self.nodes, links=links_of(self.media), timings=self.timings,
+            keys=self.keys, groups=self.groups, auto_failback=self.auto_failback,
+            ping_nodes=tuple(p.name for p in self.pings), hopfudge=self.hopfudge,
+            max_rexmit_delay=self.max_rexmit_delay, fencing=self.fencing,
+            fence_policy=self.fence_policy, fence_retry=self.fence_retry,
+            takeover_delay=self.takeover_delay)
+
+
+# -- the adapter ------------------------------------------------------------------------------
+
+def _medium(medium: Any) -> Medium | None:
+    from vigil.config import hacf
+
+    if isinstance(medium, hacf.Bcast):
+        return Medium("bcast", medium.interface, medium.port)
+    if isinstance(medium, hacf.Mcast):
+        return Medium("mcast", medium.interface, medium.port, str(medium.group), medium.ttl,
+                      medium.loop)
+    if isinstance(medium, hacf.Mcast6):
+        return Medium("mcast6", medium.interface, medium.port, str(medium.group),
+                      medium.hops, medium.loop)
+    if isinstance(medium, hacf.Ucast):
+        return Medium("ucast", medium.interface, medium.port, _resolve(medium.peer, 4))
+    if isinstance(medium, hacf.Ucast6):
+        return Medium("ucast6", medium.interface, medium.port, _resolve(medium.peer, 6))
+    return None  # serial: not supported by vigil
+
+
+def _resolve(peer: str, family: int) -> str:
+    """A ucast peer may be a host name: its address (looked up once, at start)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(peer.split("%")[0])
+        return peer
+    except ValueError:
+        kind = socket.AF_INET6 if family == 6 else socket.AF_INET
+        return str(socket.getaddrinfo(peer, None, kind)[0][4][0])
+
+
+def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str] = frozenset(),
+                directory: str | Path = DEFAULT_DIR) -> HeartbeatSettings:
+    """`vigil.config.loader.ClusterConfig` -> the daemon's settings, for node `me`."""
+    from vigil.config import hacf as hacf_mod
+
+    hacf, extension = cluster.hacf, cluster.extension
+    media = [m for m in (_medium(m) for m in hacf_mod.media_for_host(hacf, local_addresses))
+             if m is not None]
+    warnings = []
+    if any(isinstance(m, hacf_mod.Serial) for m in hacf.media):
+        warnings.append("serial links are not supported: heartbeats use the network media")
+    keys = AuthKeys.from_pairs(cluster.authkeys.auth, {
+        number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
+    groups = groups_from_lines([(g.node, [r.label for r in g.resources])
+                                for g in cluster.haresources.groups])
+    stonith = tuple(StonithHost(d.host.lower(), d.type, tuple(d.params.split()))
+                    for d in hacf.stonith if d.usable_from(me))
+    return HeartbeatSettings(
+        directory=Path(directory), me=me.lower(), nodes=tuple(hacf.nodes),
+        timings=Timings(keepalive=hacf.keepalive, deadtime=hacf.deadtime,
+                        warntime=hacf.warntime, initdead=hacf.initdead,
+                        deadping=hacf.deadping),
+        media=tuple(media), keys=keys, groups=groups,
+        auto_failback=hacf.auto_failback.value,
+        pings=tuple(PingTarget(p.name, tuple(p.addresses)) for p in hacf.ping_nodes),
+        hopfudge=hacf.hopfudge, max_rexmit_delay=hacf.max_rexmit_delay,
+        realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
+        debugfile=hacf.debugfile, debug=hacf.debug, stonith_hosts=stonith,
+        fence_command=extension.fence_command,
+        fence_before_takeover=extension.fence_before_takeover,
+        fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
+        control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster)
+
+
+def read_settings(directory: str | Path = DEFAULT_DIR, me: str | None = None
+                  ) -> HeartbeatSettings:
+    """Load and check /etc/ha.d (`vigil check`'s checks); raises `ConfigErrors`."""
+    from vigil.config.loader import ConfigPaths, HostFacts, load
+
+    facts = HostFacts.this_host(me)
+    cluster = load(ConfigPaths(ha_dir=str(directory)), facts)
+    return from_config(cluster, facts.hostname, facts.local_addresses or frozenset(),
+                       directory)

@@ -1,0 +1,347 @@
+"""vigil heartbeat in the lab: two directors, a client, the gateway as ping node.
+
+Each test starts real daemons in the lab's hosts and judges by what the client
+sees (which host answers on the VIP) and where the VIP is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vigil.membership.auth import AuthKeys
+from vigil.membership.codec import PacketCodec
+from vigil.membership.messages import Envelope, Shutdone, Status
+from vigil.testing import wait_until
+
+pytestmark = pytest.mark.lab
+
+PING = "ping 198.51.100.250"
+VIGIL = str(Path(sys.executable).parent / "vigil")
+
+
+def test_both_nodes_see_each_other_and_report_links_and_groups(hb):
+    hb.start_both()
+    status = hb.status("server6")
+    peer = hb.peer("server6")
+    assert peer["status"] == "active" and peer["vigil"] is True
+    assert {link["name"]: link["status"] for link in peer["links"]} == {"eth0": "up",
+                                                                       "eth1": "up"}
+    assert status["groups"][0]["holder"] == ["server5.example.com"]
+    text = hb.lab.host("server6").run([VIGIL, "status"])
+    assert "group IPaddr::198.51.100.100/24/eth0 (home server5.example.com): run by " \
+           "server5.example.com" in text.stdout
+
+
+def test_kill_9_of_the_active_daemon_moves_the_vip_to_the_peer(hb):
+    hb.start_both()
+    hb.daemons["server5"].kill()
+    hb.wait_client("server6", timeout=10)
+    assert "server6" in hb.holders()
+
+
+def test_both_links_cut_is_a_takeover(hb):
+    hb.start_both()
+    hb.lab.link_down("server5")  # eth0 and eth1: server5 is gone for everyone
+    hb.wait_client("server6", timeout=10)
+    dead = hb.peer("server6")
+    assert dead["status"] == "dead"
+    assert {link["status"] for link in dead["links"]} == {"dead"}
+
+
+def test_one_of_two_links_cut_is_no_takeover(hb):
+    hb.start_both()
+    hb.lab.link_down("server5", "hb")
+    wait_until(lambda: {ln["name"]: ln["status"] for ln in hb.peer("server6")["links"]}
+               == {"eth0": "up", "eth1": "dead"}, 10, "eth1 reported dead")
+    time.sleep(2.0)  # a negative: twice the deadtime with one link cut
+    assert hb.holders() == {"server5"}
+    assert hb.peer("server6")["status"] == "active"
+    assert hb.client_answer() == "server5"
+    hb.lab.link_up("server5", "hb")
+    wait_until(lambda: all(ln["status"] == "up" for ln in hb.peer("server6")["links"]), 10,
+               "eth1 back up")
+
+
+def test_a_healed_partition_leaves_one_holder_and_the_client_reaches_it(hb):
+    hb.start_both()
+    hb.lab.partition("server5", "server6")
+    hb.wait_holders({"server5", "server6"}, 10)  # split brain: no quorum in a pair
+    hb.lab.heal("server5", "server6")
+    hb.wait_holders({"server5"}, 10)  # the home node keeps it, the other stops it
+    hb.wait_client("server5", timeout=10)  # the keeper re-announced: ARP caches healed
+    logs = hb.daemons["server6"].output()
+    assert "split brain on IPaddr::198.51.100.100/24/eth0: the peer keeps it" in logs
+
+
+def test_standby_and_takeover_move_the_group(hb):
+    hb.start_both()
+    done = hb.lab.host("server5").run([VIGIL, "standby"])
+    assert "handing IPaddr::198.51.100.100/24/eth0" in done.stdout
+    hb.wait_holders({"server6"}, 10)
+    hb.wait_client("server6")
+    done = hb.lab.host("server5").run([VIGIL, "takeover", "local"])
+    assert "asking for IPaddr::198.51.100.100/24/eth0" in done.stdout
+    hb.wait_holders({"server5"}, 10)
+    hb.wait_client("server5")
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_auto_failback(hb, mode):
+    hb.auto_failback = mode
+    hb.start_both()
+    hb.lab.crash("server5")  # power loss: the address goes with it
+    hb.wait_client("server6", timeout=10)
+    hb.lab.boot("server5")
+    hb.responder("server5")
+    hb.start("server5", configure=False)  # /etc survived the crash
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 15, "server5 back")
+    if mode == "on":
+        hb.wait_holders({"server5"}, 10)
+        hb.wait_client("server5")
+    else:
+        time.sleep(1.5)  # a negative: give a failback the time it would need
+        assert hb.holders() == {"server6"}
+
+
+def test_the_node_that_loses_the_ping_node_gives_its_groups_away(hb):
+    hb.extra = PING
+    hb.start_both()
+    wait_until(lambda: hb.status("server5")["ping_reach"] == 1 and
+               hb.status("server5")["peer_ping_reach"] == 1, 10, "both reach the gateway")
+    hb.lab.partition("server5", "gateway")
+    hb.wait_holders({"server6"}, 15)
+    hb.wait_client("server6")
+    assert "peer reaches more ping nodes" in hb.daemons["server5"].output()
+
+
+def test_graceful_shutdown_hands_over_at_once(hb):
+    hb.start_both()
+    started = time.monotonic()
+    hb.daemons["server5"].signal(signal.SIGTERM)
+    hb.wait_holders({"server6"}, 10)
+    assert time.monotonic() - started < 1.0  # not after deadtime: shutdone says it at once
+    assert hb.daemons["server5"].wait(10)
+    wait_until(lambda: "shut down and released its groups" in hb.daemons["server6"].output(),
+               5, "server6 logging the shutdone")
+
+
+def test_forged_and_replayed_packets_from_a_third_host_change_nothing(hb):
+    hb.start_both()
+    captured = hb.capture("client", 40)  # both nodes' heartbeats, broadcast on the lan
+    # forged: a "shutdone" and a dead status in server5's name, with a guessed key
+    forger = PacketCodec(AuthKeys.from_pairs(1, {1: ("sha1", "guessed")}))
+    env = Envelope(src="server5.example.com", hg=2**31, ts=int(time.time()), seq=10**6)
+    forged = [forger.pack(Shutdone(env=env)),
+              forger.pack(Status(env=dataclasses.replace(env, seq=10**6 + 1),
+                                 status="dead"))]
+    garbage = [b"###\n" + bytes(range(200)), b"hello"]
+    before = hb.status("server6")["rejected"]
+    wait_until(lambda: hb.status("server6")["counters"]["accepted"] > 200, 30,
+               "the captured packets to become old (beyond the duplicate window)")
+    for address in ("198.51.100.255", "198.51.100.6"):
+        hb.inject("client", forged + garbage + captured, address)
+    wait_until(lambda: hb.status("server6")["rejected"]["bad_auth"] >= before["bad_auth"] + 4,
+               10, "forged packets counted")
+    after = hb.status("server6")["rejected"]
+    assert after["malformed"] >= before["malformed"] + 4
+    assert after["stale"] + after["replayed"] > before["stale"] + before["replayed"]
+    assert hb.holders() == {"server5"}
+    assert hb.peer("server6")["status"] == "active"
+    assert hb.client_answer() == "server5"
+
+
+def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
+    hb.start_both()
+    assert hb.peer("server6")["deadtime"] == 1.0
+    hb.deadtime = "2"
+    hb.keepalive = "200ms"
+    for name in ("server5", "server6"):
+        hb.configure(name)
+    hb.daemons["server5"].signal(signal.SIGHUP)
+    wait_until(lambda: hb.peer("server6")["deadtime"] == 2.0, 10,
+               "server6 using server5's new advertised deadtime")
+    wait_until(lambda: hb.status("server5")["timings"]["keepalive"] == 0.2, 10, "reloaded")
+    assert "config.reloaded" in hb.daemons["server5"].output()
+    assert hb.holders() == {"server5"}
+    assert "stopping group" not in hb.daemons["server5"].output()
+    assert hb.client_answer() == "server5"
+
+
+@pytest.mark.parametrize("media", [
+    "mcast eth0 239.192.0.94 694 1 0\nmcast6 eth1 ff12::694 694 1 0",
+    "ucast6 eth0 2001:db8:0:1::5\nucast6 eth0 2001:db8:0:1::6\nbcast eth1",
+], ids=["mcast+mcast6", "ucast6+bcast"])
+def test_every_medium_carries_heartbeats(hb, media):
+    hb.media = media
+    hb.start_both()
+    links = {ln["name"]: ln["status"] for ln in hb.peer("server5")["links"]}
+    assert links == {"eth0": "up", "eth1": "up"}
+
+
+HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
+
+
+def heartbeat_pids(host) -> list[int]:
+    """The Debian heartbeat processes of one lab host (found by executable, killed by pid)."""
+    found = []
+    for pid in host.pids():
+        try:
+            if Path(f"/proc/{pid}/exe").resolve() == Path(HEARTBEAT):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+def test_debian_heartbeat_and_vigil_see_each_other_and_notice_deaths(hb):
+    hb.haresources = ""  # membership only: heartbeat 3.0.6 and vigil as peers
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        # heartbeat's bcast sends to the interface's broadcast address: give it one
+        for ifname in ("eth0", "eth1"):
+            segment = "lan" if ifname == "eth0" else "hb"
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && "
+                     f"ip addr add {cidr} brd + dev {ifname}")
+    server5 = hb.lab.host("server5")
+    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    heartbeat = server5.spawn([HEARTBEAT], name="heartbeat",
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    hb.daemons["heartbeat"] = heartbeat
+    hb.start("server6", configure=False)
+
+    def heartbeat_says(node: str) -> str:
+        return server5.run(["cl_status", "nodestatus", node], check=False).stdout.strip()
+
+    wait_until(lambda: heartbeat_says("server6.example.com") == "active", 30,
+               lambda: "heartbeat seeing vigil active\n" + server5.run(
+                   "tail -30 /var/log/ha-log", check=False).stdout)
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "vigil seeing heartbeat")
+    assert hb.peer("server6")["vigil"] is False
+    wait_until(lambda: {ln["name"]: ln["status"] for ln in hb.peer("server6")["links"]}
+               == {"eth0": "up", "eth1": "up"}, 10, "both links up (bcast and ucast)")
+    links = server5.run(["cl_status", "listhblinks", "server6.example.com"]).stdout.split()
+    assert set(links) == {"eth0", "eth1"}
+
+    hb.daemons["server6"].kill()  # vigil dies: heartbeat notices
+    wait_until(lambda: heartbeat_says("server6.example.com") == "dead", 10,
+               "heartbeat noticing vigil's death")
+    hb.start("server6", configure=False)  # and sees it come back (a new generation)
+    wait_until(lambda: heartbeat_says("server6.example.com") == "active", 30,
+               "heartbeat seeing vigil back")
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "vigil seeing heartbeat")
+
+    for pid in heartbeat_pids(server5):  # heartbeat dies: vigil notices
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: hb.peer("server6")["status"] == "dead", 10,
+               "vigil noticing heartbeat's death")
+    assert "peer.dead node=server5.example.com" in hb.daemons["server6"].output()
+
+
+def test_detached_daemon_pid_file_status_and_stop(hb):
+    hb.haresources = ""
+    hb.configure("server5")
+    server5 = hb.lab.host("server5")
+    started = server5.run([VIGIL, "heartbeat"], timeout=30)  # forks, returns once ready
+    assert "vigil heartbeat started (pid" in started.stdout
+    pid = int(server5.read_file("/run/vigil/heartbeat.pid"))  # in the host's pid namespace
+    assert server5.run(["kill", "-0", str(pid)], check=False).returncode == 0
+    assert server5.run([VIGIL, "heartbeat", "-s"]).stdout.startswith(
+        f"vigil heartbeat OK [pid {pid}]")
+    again = server5.run([VIGIL, "heartbeat"], check=False, timeout=30)
+    assert again.returncode != 0 and "already runs" in again.stderr
+    status = json.loads(server5.run([VIGIL, "status", "--json"]).stdout)
+    assert status["daemon"]["pid"] == pid
+    assert str(status["daemon"]["realtime"].get("scheduler", "")).startswith(
+        ("SCHED_RR", "refused"))
+    stopped = server5.run([VIGIL, "heartbeat", "-k"], timeout=60)
+    assert "stopped" in stopped.stdout
+    assert server5.run(["kill", "-0", str(pid)], check=False).returncode != 0
+    assert server5.run([VIGIL, "heartbeat", "-s"], check=False).returncode == 3
+
+
+WEBSERVICE = """#!/bin/sh
+# An LSB-style resource script: the lab's web responder as a service.
+PIDFILE=/run/webservice.pid
+running() { [ -f $PIDFILE ] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; }
+case "$1" in
+  start) running && exit 0
+         setsid {python} /etc/ha.d/webservice.py >/dev/null 2>&1 < /dev/null &
+         echo $! > $PIDFILE; exit 0;;
+  stop) running && kill "$(cat $PIDFILE)"; rm -f $PIDFILE; exit 0;;
+  status) if running; then echo running; exit 0; else echo stopped; exit 3; fi;;
+  *) exit 2;;
+esac
+"""
+
+
+def test_a_service_that_dies_moves_its_group_to_the_peer(hb):
+    hb.haresources = "server5.example.com IPaddr::198.51.100.100/24/eth0 webservice\n"
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        host.write_file("/etc/ha.d/webservice.py", hb.responder_code)
+        host.write_file("/etc/ha.d/resource.d/webservice",
+                        WEBSERVICE.replace("{python}", sys.executable), mode=0o755)
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\nrestart_limit 0\n"
+                        "agent webservice\n    monitor_interval 500ms\n")
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    hb.wait_client("server5")
+    server5 = hb.lab.host("server5")
+    pid = server5.read_file("/run/webservice.pid").strip()
+    server5.run(["kill", "-9", pid])  # the service dies; the node is fine
+    hb.wait_client("server6", timeout=15)
+    assert hb.holders() == {"server6"}
+    logs = hb.daemons["server5"].output()
+    assert "failed here" in logs and "stopping it so that the peer can take it" in logs
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
+    """vigil on server6 and heartbeat 3.0.6 on server5 share the VIP group (nice_failback)."""
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        host = hb.lab.host(name)
+        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        hb.responder(name)
+    server5 = hb.lab.host("server5")
+    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    hb.start("server6", configure=False)  # alone: initdead passes, it takes the group
+    hb.wait_holders({"server6"}, 20)
+
+    heartbeat = server5.spawn([HEARTBEAT], name="heartbeat",
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    hb.daemons["heartbeat"] = heartbeat
+
+    def ha_log() -> str:
+        return server5.run("tail -40 /var/log/ha-log", check=False).stdout
+
+    # auto_failback on: vigil asks heartbeat to take its group (ask_resources me),
+    # heartbeat agrees (other), vigil stops it, says done, heartbeat starts it
+    hb.wait_holders({"server5"}, 40)
+    hb.wait_client("server5")
+    logs = hb.daemons["server6"].output()
+    assert "standby.asked" in logs and "standby.agreed" in logs
+
+    # vigil takeover: hb_takeover makes heartbeat go standby; vigil takes the group
+    done = hb.lab.host("server6").run([VIGIL, "takeover"])
+    assert "asking for IPaddr::198.51.100.100/24/eth0" in done.stdout
+    wait_until(lambda: hb.holders() == {"server6"}, 40,
+               lambda: f"the VIP on server6 (now {hb.holders()})\n{ha_log()}\n" + hb.logs())
+    hb.wait_client("server6")
+    assert "standby.accepted" in hb.daemons["server6"].output()

@@ -1,0 +1,512 @@
+"""The failover decision core, rule by rule, on two cores joined by a perfect channel."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.ha.decision import (
+    Announce,
+    Decision,
+    FailoverCore,
+    FailoverSettings,
+    Fence,
+    SendShutdone,
+    StartGroup,
+    StopGroup,
+    parse_gossip,
+)
+from vigil.ha.groups import groups_from_lines
+from vigil.ha.state import Hold, IllegalTransition, Phase, next_hold, next_phase
+
+GROUPS = groups_from_lines([("n1", ["IPaddr::198.51.100.100/24/eth0", "nginx"]),
+                            ("n2", ["IPaddr::198.51.100.101/24/eth0"])])
+G1, G2 = GROUPS
+
+
+class Pair:
+    """Two cores; `sync` passes each one's gossip to the other as its heartbeat would."""
+
+    def __init__(self, **settings):
+        self.now = 0.0
+        self.cores = {
+            name: FailoverCore(FailoverSettings(name, peer, GROUPS, keepalive=0.1, **settings),
+                               0.0)
+            for name, peer in (("n1", "n2"), ("n2", "n1"))}
+        self.log: list[tuple[str, Decision]] = []
+        self.actions: list[tuple[str, object]] = []
+        self.pending: list[tuple[str, object]] = []
+        self.connected = {"n1": True, "n2": True}  # running and reachable
+        self.fence_result = True
+        self.start_ok = {"n1": True, "n2": True}
+        self.stop_ok = {"n1": True, "n2": True}
+
+    @property
+    def n1(self) -> FailoverCore:
+        return self.cores["n1"]
+
+    @property
+    def n2(self) -> FailoverCore:
+        return self.cores["n2"]
+
+    def other(self, name: str) -> str:
+        return "n2" if name == "n1" else "n1"
+
+    def sync(self) -> None:
+        for name, core in self.cores.items():
+            if not self.connected[name]:
+                continue
+            peer = self.cores[self.other(name)]
+            if not self.connected[self.other(name)]:
+                continue
+            gossip = peer.gossip()
+            states, give, want = parse_gossip(len(GROUPS), gossip["groups"], gossip["give"],
+                                              gossip["want"])
+            if not core.peer.alive:
+                core.peer_alive(self.now)
+            core.peer_info(self.now, states=states, give=give, want=want,
+                           phase=gossip["phase"], ping=gossip["ping"])
+
+    def record(self, name: str, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            self.log.append((name, decision))
+            for action in decision.actions:
+                self.actions.append((name, action))
+                self.pending.append((name, action))
+
+    def comm_up(self) -> None:
+        self.sync()
+        for name, core in self.cores.items():
+            self.record(name, core.comm_up(self.now))
+
+    def step(self, complete: bool = True) -> None:
+        self.sync()
+        for name, core in self.cores.items():
+            if core.phase is not Phase.DONE and self.connected.get(name, True) is not None:
+                self.record(name, core.decide(self.now))
+        if complete:
+            self.complete()
+
+    def complete(self) -> None:
+        pending, self.pending = self.pending, []
+        for name, action in pending:
+            core = self.cores[name]
+            if isinstance(action, StartGroup):
+                ok = self.start_ok[name]
+            elif isinstance(action, StopGroup):
+                ok = self.stop_ok[name]
+            elif isinstance(action, Fence):
+                ok = self.fence_result
+            else:
+                continue
+            self.record(name, core.action_done(action, ok, self.now))
+
+    def settle(self, steps: int = 8) -> None:
+        for _ in range(steps):
+            self.now += 0.1
+            self.step()
+
+    def holds(self) -> dict[str, str]:
+        return {name: "".join(h.value for h in core.hold) for name, core in self.cores.items()}
+
+    def reasons(self, name: str | None = None) -> list[str]:
+        return [d.reason for who, d in self.log if name in (None, who)]
+
+    def kill(self, name: str) -> None:
+        """A crash: the survivor sees the peer dead after deadtime."""
+        self.connected[name] = False
+        survivor = self.cores[self.other(name)]
+        self.record(self.other(name), survivor.peer_dead(self.now))
+
+
+def started_pair(**settings) -> Pair:
+    pair = Pair(**settings)
+    pair.comm_up()
+    pair.settle()
+    return pair
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+def test_simultaneous_start_each_node_takes_its_home_group():
+    pair = started_pair(auto_failback="on")
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    assert "starting group IPaddr::198.51.100.100/24/eth0 (home node)" in pair.reasons("n1")
+
+
+def test_nothing_starts_before_communication_is_up():
+    pair = Pair()
+    pair.settle()
+    assert pair.actions == [] and pair.holds() == {"n1": "RR", "n2": "RR"}
+
+
+def test_peer_never_heard_within_initdead_means_taking_everything():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS), 0.0)
+    core.comm_up(12.0)  # initdead expired without a word from n2
+    decisions = core.decide(12.0)
+    started = [a.group for d in decisions for a in d.actions if isinstance(a, StartGroup)]
+    assert started == [G1, G2]
+    assert any("not heard within initdead" in d.reason for d in decisions)
+
+
+def test_a_node_joining_a_running_peer_that_holds_everything_waits():
+    pair = Pair(auto_failback="off")
+    pair.connected["n1"] = False
+    pair.n2.comm_up(0)
+    pair.n2.decide(0)  # n2 alone takes both (n1 never heard)
+    for action in (StartGroup(G1), StartGroup(G2)):
+        pair.n2.action_done(action, True, 0)
+    pair.connected["n1"] = True
+    pair.comm_up()
+    pair.settle()
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}  # auto_failback off: nothing moves
+
+
+def test_a_peer_that_says_nothing_about_its_groups_gets_the_negotiation_timeout():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, negotiation_timeout=10), 0.0)
+    core.peer_alive(0.0)
+    core.comm_up(0.0)
+    assert core.decide(5.0) == []
+    assert core.next_deadline(5.0) == 10.0
+    decisions = core.decide(10.0)
+    assert [a for d in decisions for a in d.actions] == [StartGroup(G1)]  # home group only
+
+
+# -- failure of the peer ----------------------------------------------------------------------
+
+def test_dead_peer_groups_are_taken_over_with_the_reason():
+    pair = started_pair()
+    pair.kill("n2")
+    pair.settle()
+    assert pair.holds()["n1"] == "HH"
+    assert "peer n2 dead: taking over group IPaddr::198.51.100.101/24/eth0" in pair.reasons()
+
+
+@pytest.mark.parametrize("mode", ["on", "legacy"])
+def test_auto_failback_on_sends_the_group_home_giver_first(mode):
+    pair = started_pair(auto_failback=mode)
+    pair.kill("n2")
+    pair.settle()
+    pair.connected["n2"] = True
+    pair.n2.hold = [Hold.RELEASED, Hold.RELEASED]  # it restarted
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    moves = [(who, type(a).__name__) for who, a in pair.actions if getattr(a, "group", None) == G2]
+    assert moves[-2:] == [("n1", "StopGroup"), ("n2", "StartGroup")]
+    assert any("auto_failback" in r for r in pair.reasons("n1"))
+
+
+def test_auto_failback_off_leaves_the_group_where_it_is():
+    pair = started_pair(auto_failback="off")
+    pair.kill("n2")
+    pair.settle()
+    pair.connected["n2"] = True
+    pair.n2.hold = [Hold.RELEASED, Hold.RELEASED]
+    pair.settle()
+    assert pair.holds() == {"n1": "HH", "n2": "RR"}
+
+
+# -- standby and takeover ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("which", "n1", "n2"), [("local", "RR", "HH"), ("all", "RR", "HH")])
+def test_standby_hands_groups_to_the_peer(which, n1, n2):
+    pair = started_pair(auto_failback="on")
+    decision = pair.n1.standby(which, pair.now)
+    assert "handing" in decision.reason
+    pair.settle()
+    assert pair.holds() == {"n1": n1, "n2": n2}
+    pair.settle(30)
+    assert pair.holds() == {"n1": n1, "n2": n2}  # standby sticks, even with auto_failback on
+
+
+def test_standby_foreign_gives_back_only_the_peers_groups():
+    pair = started_pair()
+    pair.kill("n2")
+    pair.settle()
+    pair.connected["n2"] = True
+    pair.n2.hold = [Hold.RELEASED, Hold.RELEASED]
+    pair.cores["n1"].settings = pair.n1.settings.__class__(
+        **{**pair.n1.settings.__dict__, "auto_failback": "off"})
+    pair.settle()
+    assert pair.holds()["n1"] == "HH"
+    pair.n1.standby("foreign", pair.now)
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+
+
+def test_standby_without_a_live_peer_is_refused():
+    pair = started_pair()
+    pair.kill("n2")
+    decision = pair.n1.standby("all", pair.now)
+    assert "refused" in decision.reason and decision.level == "warning"
+
+
+def test_takeover_asks_the_peer_to_release():
+    pair = started_pair(auto_failback="on")
+    pair.n1.takeover("all", pair.now)
+    pair.settle()
+    assert pair.holds() == {"n1": "HH", "n2": "RR"}
+    order = [(who, type(a).__name__) for who, a in pair.actions if getattr(a, "group", None) == G2]
+    assert order[-2:] == [("n2", "StopGroup"), ("n1", "StartGroup")]
+    pair.settle(30)
+    assert pair.holds() == {"n1": "HH", "n2": "RR"}
+
+
+def test_a_hand_over_the_peer_ignores_is_cancelled():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, handover_timeout=10), 0.0)
+    core.peer_alive(0)
+    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    core.comm_up(0)
+    for decision in core.decide(0):
+        for action in decision.actions:
+            core.action_done(action, True, 0)
+    core.standby("local", 1)
+    for decision in core.decide(1):
+        for action in decision.actions:
+            core.action_done(action, True, 1)
+    assert core.hold[0] is Hold.RELEASED
+    assert core.decide(5) == []
+    decisions = core.decide(11)
+    assert any("cancelled" in d.reason for d in decisions)
+    assert [a for d in decisions for a in d.actions] == [StartGroup(G1)]  # home again
+
+
+# -- graceful shutdown ------------------------------------------------------------------------
+
+def test_graceful_shutdown_releases_everything_then_says_shutdone():
+    pair = started_pair()
+    pair.record("n1", pair.n1.shutdown(pair.now))
+    pair.settle()
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}
+    kinds = [type(a).__name__ for who, a in pair.actions if who == "n1"]
+    assert kinds[-2:] == ["StopGroup", "SendShutdone"]
+    assert pair.n1.phase is Phase.DONE
+
+
+def test_a_peer_that_said_shutdone_is_taken_over_without_fencing():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, fencing=True), 0.0)
+    core.peer_alive(0)
+    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    core.comm_up(0)
+    core.peer_gone(1)
+    core.peer_dead(1)
+    actions = [a for d in core.decide(1) for a in d.actions]
+    assert StartGroup(G2) in actions and not any(isinstance(a, Fence) for a in actions)
+
+
+# -- ipfail -----------------------------------------------------------------------------------
+
+def test_the_node_reaching_fewer_ping_nodes_gives_its_groups_away():
+    pair = started_pair(ping_configured=True)
+    pair.n1.set_ping(1, pair.now)
+    pair.n2.set_ping(1, pair.now)
+    pair.settle()
+    pair.n1.set_ping(0, pair.now)  # n1 lost the gateway
+    pair.settle()
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}
+    assert any("ping" in r for r in pair.reasons("n1"))
+
+
+def test_both_losing_the_ping_nodes_moves_nothing():
+    pair = started_pair(ping_configured=True)
+    for core in pair.cores.values():
+        core.set_ping(1, pair.now)
+    pair.settle()
+    pair.n1.set_ping(0, pair.now)
+    pair.n2.set_ping(0, pair.now)
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+
+
+def test_a_short_difference_in_reach_moves_nothing():
+    pair = started_pair(ping_configured=True, ipfail_hold=1.0)
+    for core in pair.cores.values():
+        core.set_ping(1, pair.now)
+    pair.settle()
+    pair.n1.set_ping(0, pair.now)
+    pair.settle(3)
+    pair.n2.set_ping(0, pair.now)  # the gateway died: n2 noticed 0.3 s later
+    pair.settle(30)
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+
+
+# -- split brain ------------------------------------------------------------------------------
+
+def split_brain(**settings) -> Pair:
+    pair = started_pair(**settings)
+    for name in ("n1", "n2"):
+        pair.record(name, pair.cores[name].peer_dead(pair.now))
+    pair.connected = {"n1": False, "n2": False}
+    for name, core in pair.cores.items():
+        pair.record(name, core.decide(pair.now))
+    pair.complete()
+    assert pair.holds() == {"n1": "HH", "n2": "HH"}
+    pair.connected = {"n1": True, "n2": True}
+    return pair
+
+
+def test_split_brain_settles_at_the_first_heartbeat_home_node_keeps():
+    pair = split_brain()
+    pair.log.clear()
+    pair.actions.clear()
+    pair.step()  # one heartbeat crossed each way
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    stops = [(who, a.group) for who, a in pair.actions if isinstance(a, StopGroup)]
+    assert sorted(stops, key=lambda s: s[0]) == [("n1", G2), ("n2", G1)]
+    announces = [(who, a.group) for who, a in pair.actions if isinstance(a, Announce)]
+    assert ("n1", G1) in announces and ("n2", G2) in announces
+    assert any("keeping it here (home node n1)" in r for r in pair.reasons("n1"))
+    pair.settle()
+    # once the other side stopped, the keeper announces again (stale ARP caches heal)
+    assert sum(1 for who, a in pair.actions if isinstance(a, Announce) and who == "n1") == 2
+
+
+def test_split_brain_keeper_is_the_node_with_better_ping_reach():
+    pair = split_brain(ping_configured=True)
+    pair.n1.set_ping(0, pair.now)
+    pair.n2.set_ping(1, pair.now)
+    pair.step()
+    pair.settle()
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}
+
+
+def test_the_keeper_never_stops_its_group_during_the_settlement():
+    pair = split_brain()
+    pair.step()
+    pair.settle()
+    kept = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)
+            and a.group == G1]
+    assert kept == []
+
+
+# -- fencing ----------------------------------------------------------------------------------
+
+def test_a_peer_that_may_run_groups_is_fenced_before_takeover():
+    pair = started_pair(fencing=True)
+    pair.kill("n2")
+    pair.step(complete=False)
+    assert [a for who, a in pair.pending] == [Fence("n2")]
+    pair.complete()
+    pair.settle()
+    assert pair.holds()["n1"] == "HH"
+    assert any("fenced: taking over is safe" in r for r in pair.reasons())
+
+
+def test_a_failed_fence_means_no_takeover_and_a_retry():
+    pair = started_pair(fencing=True, fence_retry=5.0)
+    pair.fence_result = False
+    pair.kill("n2")
+    pair.settle(20)
+    assert pair.holds()["n1"] == "HR"
+    critical = [d for who, d in pair.log if d.level == "critical"]
+    assert critical and "FENCING OF n2 FAILED: no takeover" in critical[0].reason
+    fences = [a for who, a in pair.actions if isinstance(a, Fence)]
+    assert len(fences) == 1
+    pair.fence_result = True
+    pair.settle(40)  # the retry, 5 s later
+    assert pair.holds()["n1"] == "HH"
+
+
+def test_fence_policy_ignore_takes_over_loudly():
+    pair = started_pair(fencing=True, fence_policy="ignore")
+    pair.fence_result = False
+    pair.kill("n2")
+    pair.settle()
+    assert pair.holds()["n1"] == "HH"
+    assert any("taking over anyway" in d.reason for who, d in pair.log)
+
+
+# -- failures of groups -----------------------------------------------------------------------
+
+def test_a_failed_start_is_cleaned_up_and_the_peer_takes_the_group():
+    pair = Pair()
+    pair.start_ok["n1"] = False
+    pair.comm_up()
+    pair.settle()
+    assert pair.holds() == {"n1": "FR", "n2": "HH"}
+    cleanups = [a for who, a in pair.actions if isinstance(a, StopGroup) and a.cleanup]
+    assert cleanups == [StopGroup(G1, cleanup=True)]
+
+
+def test_a_failed_stop_leaves_the_group_stuck_and_the_peer_does_not_take_it():
+    pair = started_pair()
+    pair.stop_ok["n1"] = False
+    pair.n1.standby("local", pair.now)
+    pair.settle(20)
+    assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    assert any(d.level == "critical" and "failed to stop" in d.reason for who, d in pair.log)
+    stops = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)]
+    assert len(stops) == 1  # never retried in a loop
+
+
+def test_illegal_transitions_raise():
+    with pytest.raises(IllegalTransition):
+        next_hold(Hold.RELEASED, "stopped")
+    with pytest.raises(IllegalTransition):
+        next_hold(Hold.HELD, "start")
+    with pytest.raises(IllegalTransition):
+        next_phase(Phase.DONE, "comm_up")
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS), 0.0)
+    with pytest.raises(IllegalTransition):
+        core.action_done(StartGroup(G1), True, 0.0)
+
+
+def test_a_group_found_running_at_start_is_claimed_and_settled():
+    pair = Pair()
+    pair.n2.adopt(0)  # n2 crashed earlier with n1's group up
+    pair.comm_up()
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}  # failback: it goes home, giver first
+
+
+def test_gossip_round_trips_and_rejects_a_different_group_list():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS), 0.0)
+    core.adopt(1)
+    gossip = core.gossip()
+    assert gossip["groups"] == "RH"
+    states, give, want = parse_gossip(2, gossip["groups"], "10", "01")
+    assert states == [Hold.RELEASED, Hold.HELD] and give == {0} and want == {1}
+    assert parse_gossip(3, "RH", None, None)[0] is None
+
+
+def test_single_node_cluster_runs_everything():
+    core = FailoverCore(FailoverSettings("n1", None, GROUPS), 0.0)
+    core.comm_up(0.0)
+    actions = [a for d in core.decide(0.0) for a in d.actions]
+    assert actions == [StartGroup(G1), StartGroup(G2)]
+    assert core.heartbeat_rsc_hold() == "all"
+
+
+def test_shutdone_is_sent_once():
+    core = FailoverCore(FailoverSettings("n1", None, GROUPS), 0.0)
+    core.comm_up(0.0)
+    core.shutdown(0.0)
+    first = [a for d in core.decide(0.0) for a in d.actions]
+    assert first == [SendShutdone()]
+    assert core.decide(0.1) == []
+
+
+def test_takeover_delay_waits_after_the_peer_died():
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, takeover_delay=0.5), 0.0)
+    core.peer_alive(0)
+    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    core.comm_up(0)
+    for decision in core.decide(0):
+        for action in decision.actions:
+            core.action_done(action, True, 0)
+    core.peer_dead(1.0)
+    assert core.decide(1.2) == []
+    assert core.next_deadline(1.2) == 1.5
+    assert [a for d in core.decide(1.5) for a in d.actions] == [StartGroup(G2)]
+
+
+def test_a_group_that_fails_here_is_stopped_and_the_peer_takes_it():
+    pair = started_pair()
+    decisions = pair.n1.group_failed(0, "mysqld would not restart", pair.now)
+    pair.record("n1", decisions)
+    assert decisions[0].actions == (StopGroup(G1),) and decisions[0].level == "error"
+    pair.complete()
+    pair.settle()
+    assert pair.holds() == {"n1": "FR", "n2": "HH"}
+    pair.settle(30)
+    assert pair.holds() == {"n1": "FR", "n2": "HH"}  # no ping-pong back to the failed node
+    assert pair.n1.group_failed(0, "again", pair.now) == []  # not running here: nothing to do

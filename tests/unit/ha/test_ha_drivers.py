@@ -1,0 +1,38 @@
+"""The group drivers: the agents layer behind the GroupDriver interface, and the test driver."""
+
+from __future__ import annotations
+
+import asyncio
+
+from vigil.agents.options import AgentOptions, AgentPaths
+from vigil.ha.drivers import AgentsGroupDriver, make_driver
+from vigil.ha.groups import Group, GroupDriver
+from vigil.ha.testdriver import TestGroupDriver, TestIPaddrAgent, agent_for_resource, parse_ipaddr
+
+
+def test_the_agents_layer_drives_a_group_through_the_interface(tmp_path):
+    driver = AgentsGroupDriver(AgentOptions(stop_retries=1, stop_retry_delay=0),
+                               AgentPaths(state_dir=tmp_path))
+    assert isinstance(driver, GroupDriver)
+    group = Group(0, "n1", ("Delay::0::0", "MailTo::root"))
+
+    async def scenario() -> list[bool]:
+        results = [await driver.held(group), await driver.start(group),
+                   await driver.held(group)]
+        await driver.announce(group)
+        results += [await driver.stop(group), await driver.held(group)]
+        return results
+
+    assert asyncio.run(scenario()) == [False, True, True, True, False]
+
+
+def test_driver_registry():
+    assert isinstance(make_driver("test"), TestGroupDriver)
+    assert isinstance(make_driver("auto"), AgentsGroupDriver)
+
+
+def test_test_driver_reads_ipaddr_arguments():
+    assert parse_ipaddr(("198.51.100.100/24/eth0",)) == ("198.51.100.100", 24, "eth0")
+    assert parse_ipaddr(("2001:db8::100",)) == ("2001:db8::100", None, None)
+    assert isinstance(agent_for_resource("198.51.100.100"), TestIPaddrAgent)
+    assert isinstance(agent_for_resource("IPaddr2::198.51.100.100/24"), TestIPaddrAgent)

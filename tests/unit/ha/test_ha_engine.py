@@ -1,0 +1,242 @@
+"""The node engine: heartbeat's protocol duties, rejected packets, reload, status."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from vigil.ha.decision import StartGroup, StopGroup
+from vigil.ha.engine import NodeConfig, NodeEngine
+from vigil.ha.groups import groups_from_lines
+from vigil.membership import messages
+from vigil.membership.auth import AuthKeys
+from vigil.membership.codec import PacketCodec
+from vigil.membership.liveness import Timings
+from vigil.membership.messages import (
+    AskResources,
+    Envelope,
+    HbTakeover,
+    RepNodes,
+    ReqNodes,
+    Resources,
+    Rexmit,
+    Starting,
+    Status,
+)
+
+KEYS = AuthKeys.from_pairs(1, {1: ("sha1", "secret")})
+GROUPS = groups_from_lines([("n1", ["IPaddr::198.51.100.100"]), ("n2", ["nginx"])])
+TIMINGS = Timings(keepalive=0.1, deadtime=0.5, initdead=1.0)
+
+
+def engine(me: str = "n1", **changes) -> NodeEngine:
+    config = NodeConfig(me=me, nodes=("n1", "n2"), links=("eth0",), timings=TIMINGS,
+                        keys=KEYS, groups=GROUPS, auto_failback="on")
+    config = dataclasses.replace(config, **changes)
+    return NodeEngine(config, uuid=me.encode().ljust(16, b"."), generation=7, now=0.0,
+                      wall_offset=1.8e9)
+
+
+def decoded(packets):
+    codec = PacketCodec(KEYS)
+    return [codec.unpack(p).message for p in packets]
+
+
+def from_heartbeat(message, seq: int, hg: int = 0x6B09B566):
+    """A packet as a heartbeat 3.0.6 node n2 would send it."""
+    sequenced = message.sequenced
+    env = Envelope(src="n2", hg=hg, ts=0x6B09BB4E, srcuuid=b"\xe4" * 16,
+                   seq=seq if sequenced else None,
+                   ld="0.1 0.1 0.1 1/100 1" if sequenced else None, ttl=3)
+    return PacketCodec(KEYS).pack(message.replace(env=env))
+
+
+def test_the_first_heartbeat_goes_out_at_once_like_heartbeats_own():
+    node = engine()
+    packets = decoded(node.start(0.0).packets)
+    status = packets[0]
+    assert isinstance(status, Status)
+    assert status.status == "up" and status.deadtime_ms == 500 and status.protocol == 1
+    assert status.env.src == "n1" and status.env.seq == 1 and status.env.hg == 7
+    assert status.env.ts == int(1.8e9) and status.env.ttl == 3  # hopfudge + 2 nodes
+    assert status.vigil == 1 and status.groups == "RR"
+    assert node.next_deadline(0.0) == 0.1
+
+
+def test_heartbeats_every_keepalive():
+    node = engine()
+    node.start(0.0)
+    sent = [len(node.tick(t / 100).packets) for t in range(1, 35)]
+    assert sum(sent) == 3
+
+
+def test_reqnodes_is_answered_with_the_node_list():
+    node = engine()
+    node.start(0.0)
+    out = node.receive(from_heartbeat(ReqNodes(env=None, dest="n1"), seq=1), "eth0", 0.05)
+    replies = [m for m in decoded(out.packets) if isinstance(m, RepNodes)]
+    assert replies and replies[0].dest == "n2" and replies[0].nodelist == "n1 n2 "
+    assert replies[0].env.destuuid == b"\xe4" * 16
+
+
+def test_starting_from_a_heartbeat_peer_is_answered_with_our_resources():
+    node = engine()
+    node.start(0.0)
+    node.receive(from_heartbeat(Status(env=None, status="up", deadtime_ms=5000, protocol=1),
+                                seq=1), "eth0", 0.0)
+    out = node.receive(from_heartbeat(Starting(env=None), seq=2), "eth0", 0.01)
+    resources = [m for m in decoded(out.packets) if isinstance(m, Resources)]
+    assert resources and resources[-1].rtype == "full"
+    assert resources[-1].rsc_hold in ("none", "local")
+
+
+def test_a_heartbeat_peers_resource_message_says_what_it_runs():
+    node = engine()
+    node.start(0.0)
+    node.receive(from_heartbeat(Status(env=None, status="active", deadtime_ms=5000,
+                                       protocol=1), seq=1), "eth0", 0.0)
+    out = node.receive(from_heartbeat(Resources(env=None, rsc_hold="local", rtype="full",
+                                                isstable="1"), seq=2), "eth0", 0.01)
+    assert not node.peer_is_vigil
+    assert node.liveness.node("n2").advertised_deadtime == 5.0  # the peer's dt is used
+    # n2 says it runs its local group (nginx); ours is free: we start it
+    assert [a.group.key for a in out.actions if isinstance(a, StartGroup)] == [
+        "IPaddr::198.51.100.100"]
+
+
+def test_retransmission_requests_are_answered_with_the_original_bytes():
+    node = engine()
+    first = node.start(0.0).packets
+    node.tick(0.1)
+    request = from_heartbeat(Rexmit(env=None, dest="n1", firstseq=1, lastseq=1), seq=1)
+    envelope = messages.decode(PacketCodec(KEYS).unpack(request).verified.message).env
+    assert envelope.seq is None  # NS_ packets carry no sequence number
+    out = node.receive(request, "eth0", 0.2)
+    assert first[0] in out.packets
+
+
+def test_forged_corrupt_foreign_and_replayed_packets_are_counted_and_ignored():
+    node = engine()
+    node.start(0.0)
+    alien = PacketCodec(AuthKeys.from_pairs(1, {1: ("sha1", "other cluster")}))
+    status = Status(env=Envelope(src="n2", hg=1, ts=1, seq=1), status="active")
+    assert node.receive(alien.pack(status), "eth0", 0.0).actions == []
+    assert node.receive(b"###\n5:(0)t=x,%%%\n", "eth0", 0.0).actions == []
+    stranger = PacketCodec(KEYS).pack(status.with_env(src="n9"))
+    node.receive(stranger, "eth0", 0.0)
+    good = from_heartbeat(Status(env=None, status="active"), seq=5, hg=9)
+    old = from_heartbeat(Status(env=None, status="active"), seq=6, hg=8)
+    node.receive(good, "eth0", 0.0)
+    node.receive(old, "eth0", 0.01)
+    status = node.status(0.02)
+    assert status["rejected"]["bad_auth"] == 1
+    assert status["rejected"]["malformed"] == 1
+    assert status["rejected"]["unknown_node"] == 1
+    assert status["rejected"]["replayed"] == 1
+
+
+def test_reload_applies_timings_and_keys_but_refuses_new_groups():
+    node = engine()
+    node.start(0.0)
+    newer = dataclasses.replace(node.config, timings=Timings(keepalive=0.05, deadtime=0.3),
+                                keys=AuthKeys.from_pairs(2, {2: ("md5", "new")}))
+    out = node.reconfigure(newer, 0.01)
+    assert any(line.event == "config.reloaded" for line in out.logs)
+    assert node.liveness.timings.deadtime == 0.3
+    assert decoded_with(out.packets, newer.keys)  # signed with the new key already
+    regrouped = dataclasses.replace(newer, groups=GROUPS[:1])
+    refused = node.reconfigure(regrouped, 0.02)
+    assert [line.event for line in refused.logs] == ["config.refused"]
+    assert node.config.groups == GROUPS
+
+
+def decoded_with(packets, keys):
+    return [PacketCodec(keys).unpack(p).message for p in packets]
+
+
+def test_status_reports_nodes_links_groups_and_counters():
+    node = engine()
+    node.start(0.0)
+    report = node.status(0.5)
+    assert report["node"] == "n1" and report["phase"] == "init"
+    assert [n["name"] for n in report["nodes"]] == ["n1", "n2"]
+    assert report["nodes"][1]["links"][0]["name"] == "eth0"
+    assert [g["key"] for g in report["groups"]] == ["IPaddr::198.51.100.100", "nginx"]
+    assert set(report["rejected"]) >= {"bad_auth", "malformed", "unknown_node", "replayed"}
+
+
+# -- heartbeat's standby exchange with a heartbeat 3.0.6 peer -------------------------------------
+
+def heartbeat_packet(message, seq: int) -> bytes:
+    """A packet as heartbeat node n1 sends it (no vigil fields)."""
+    env = Envelope(src="n1", hg=0x6B09B566, ts=0x6B09BB4E, srcuuid=b"\x78" * 16,
+                   seq=seq if message.sequenced else None, ttl=3)
+    return PacketCodec(KEYS).pack(message.replace(env=env))
+
+
+def sent(out, kind):
+    return [m for m in decoded(out.packets) if isinstance(m, kind)]
+
+
+def vigil_n2_with_heartbeat_n1():
+    groups = groups_from_lines([("n1", ["IPaddr::198.51.100.100"])])
+    node = engine("n2", groups=groups)
+    node.start(0.0)
+    return node
+
+
+def test_failback_to_a_heartbeat_peer_uses_its_standby_exchange():
+    node = vigil_n2_with_heartbeat_n1()
+    out = node.tick(1.0)  # initdead: n1 never heard, n2 takes its group
+    assert [a.group.key for a in out.actions if isinstance(a, StartGroup)] == [
+        "IPaddr::198.51.100.100"]
+    node.completed(out.actions[0], True, 1.01)
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 1.1)
+    out = node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                                  isstable="1"), 2), "eth0", 1.11)
+    # auto_failback on: n2 asks heartbeat to take its group back, and waits
+    asks = sent(out, AskResources)
+    assert [(a.rsc_hold, a.info) for a in asks] == [("foreign", "me")]
+    assert not [a for a in out.actions if isinstance(a, StopGroup)]
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="other"), 3), "eth0", 1.12)
+    stops = [a for a in out.actions if isinstance(a, StopGroup)]
+    assert len(stops) == 1  # permitted: the giver stops first
+    out = node.completed(stops[0], True, 1.13)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("foreign", "done")]
+    node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign", info="done"), 4),
+                 "eth0", 1.2)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 5), "eth0", 1.21)
+    assert node.hb_giving == {}
+    assert node.status(1.3)["groups"][0]["holder"] == ["n1"]
+
+
+def test_a_heartbeat_peer_going_standby_hands_its_group_to_vigil():
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 2), "eth0", 0.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local", info="me"),
+                                        3), "eth0", 0.2)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "other")]
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                            isstable="0", info="standby"), 4), "eth0", 0.3)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local",
+                                                     info="done"), 5), "eth0", 0.4)
+    starts = [a for a in out.actions if isinstance(a, StartGroup)]
+    assert len(starts) == 1
+    out = node.completed(starts[0], True, 0.45)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "done")]
+    assert node.hb_taking == {} and node.hb_peer_give == set()
+
+
+def test_vigil_takeover_asks_a_heartbeat_peer_with_hb_takeover():
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 2), "eth0", 0.11)
+    out = node.command("takeover", 0.2, "foreign")
+    assert [m.rsc_hold for m in sent(out, HbTakeover)] == ["foreign"]
