@@ -356,8 +356,14 @@ def _render_netdev_service(table: TableObjects, service: ServicePlan, learning: 
     rules: list[Rule] = []
     if record is not Record.NEVER:
         for real in service.reals:
-            rules.append(Rule.of(match(key, f"@{flow_set(service, real.token)}"),
-                                 goto(record_chain(service, real.token))))
+            lookup = [match(key, f"@{flow_set(service, real.token)}"),
+                      goto(record_chain(service, real.token))]
+            if service.tcp and not _takes_new_connections(service, real):
+                # A record outlives its connection (it only times out): a new connection
+                # that reuses the client's port must not follow it to a server that no
+                # longer takes new connections.
+                lookup.insert(0, NOT_SYN)
+            rules.append(Rule.of(*lookup))
     if learning and service.tcp:
         rules.append(Rule.of(NOT_SYN, DROP, comment=LEARNING_COMMENT))
     rules.append(Rule.of(set_mark(slot_hash(service))))
@@ -403,6 +409,14 @@ def _render_netdev_service(table: TableObjects, service: ServicePlan, learning: 
             Rule.of(SYN_ONLY, new_rule),
             Rule.of(goto(record_chain(service, legacy))),
         )))
+
+
+def _takes_new_connections(service: ServicePlan, real: RealPlan) -> bool:
+    """Whether a recorded client may bring it a new connection: a usable server, or, as
+    IPVS does for persistence, a quiesced one its persistent clients still stick to."""
+    if real.usable:
+        return True
+    return service.service.persistent is not None and not real.retired and real.reachable
 
 
 def _deliver_rules(table: TableObjects, service: ServicePlan, real: RealPlan

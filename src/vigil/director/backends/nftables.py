@@ -111,6 +111,25 @@ def read_environment(addresses: Sequence[str]) -> Environment:
     return Environment.of(devices, routes)
 
 
+def forget_neighbours(addresses: Sequence[str]) -> None:
+    """Drop the kernel's neighbour entries (ARP/ND) for these addresses.
+
+    A real server that stops answering may have a new MAC address (a replaced
+    card, a moved VM): its next health check then resolves it afresh instead of
+    waiting for the stale entry to time out. Direct routing follows at once,
+    since the data path asks the neighbour layer on every packet."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    wanted = set(addresses)
+    with IPRoute() as ipr:
+        for entry in ipr.get_neighbours():
+            address = entry.get_attr("NDA_DST")
+            if address in wanted:
+                with contextlib.suppress(NetlinkError):
+                    ipr.neigh("del", dst=address, ifindex=entry["ifindex"])
+
+
 def _kernel_probe() -> str | None:
     """None when this kernel and userland take a vigil ruleset (dry run), else why not."""
     from vigil.kernel.libnftables import open_nftables
@@ -145,15 +164,18 @@ class NftablesBackend(Backend):
 
     def __init__(self, runner: Any = None,
                  environment: Callable[[Sequence[str]], Environment] = read_environment,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 forget: Callable[[Sequence[str]], None] = forget_neighbours):
         self._runner = runner
         self._environment_reader = environment
+        self._forget = forget
         self._clock = clock
         self._plan: Plan | None = None
         self._ruleset: Ruleset | None = None
         self._rebuild = False  # the kernel holds something we cannot adopt
         self._table = Table()
-        self._learning = True
+        self._learning = True  # a fresh data path: hold back packets it cannot place
+        self._holding = False  # an adopted data path: keep it until the director settles
         self._settled = False
         self._changed_at = clock()
         self._drained: set[tuple[str, str]] = set()
@@ -182,6 +204,7 @@ class NftablesBackend(Backend):
             self._ruleset = render(plan)
             self._table = plan.table()
             self._learning = plan.learning
+            self._holding = not plan.learning
             vlog.event(log, "nftables.adopted", services=len(plan.services),
                        learning=plan.learning, runner=self._runner.name)
         loop = asyncio.get_running_loop()
@@ -213,8 +236,13 @@ class NftablesBackend(Backend):
         if result != desired:
             raise BackendError("operations do not lead to the desired table")
         async with self._lock:
-            await self._commit(desired, "table")
             self._changed_at = self._clock()
+            if self._holding:
+                # A director that restarted starts from "nothing checked yet": keep the
+                # running data path until its checks agree (the difference goes then).
+                self._table = desired
+                return
+            await self._commit(desired, "table")
 
     def _addresses(self, table: Table) -> list[str]:
         planned = self._plan.services if self._plan else ()
@@ -239,6 +267,7 @@ class NftablesBackend(Backend):
             vlog.event(log, "nftables.commit", why=why, commands=len(commands),
                        learning=plan.learning)
             self._warn_unreachable(plan)
+        await self._renew_neighbours(self._plan, plan)
         self._plan, self._ruleset, self._table = plan, ruleset, table
         self._env = env
         self._rebuild = False
@@ -249,6 +278,24 @@ class NftablesBackend(Backend):
             await asyncio.to_thread(self._runner.apply, commands)
         except VigilError as exc:
             raise BackendError(str(exc)) from exc
+
+    async def _renew_neighbours(self, old: Plan | None, new: Plan) -> None:
+        """Servers directly routed to that just lost their weight: resolve them afresh."""
+        if old is None:
+            return
+        before = {(s.key, r.real.key): r for s in old.services for r in s.reals}
+        lost = set()
+        for service in new.services:
+            for real in service.reals:
+                was = before.get((service.key, real.real.key))
+                if real.real.forward is Forward.GATE and not real.route.local \
+                        and was is not None and was.usable and not real.usable:
+                    lost.add(real.real.address)
+        if lost:
+            try:
+                await asyncio.to_thread(self._forget, sorted(lost))
+            except OSError as exc:
+                vlog.event(log, "nftables.neighbour_flush_failed", logging.WARNING, error=exc)
 
     def _warn_unreachable(self, plan: Plan) -> None:
         for service in plan.services:
@@ -273,23 +320,26 @@ class NftablesBackend(Backend):
                             why = why or "drained"
                     env = await asyncio.to_thread(self._environment_reader,
                                                   self._addresses(self._table))
-                    if why is None and (env == self._env or not len(self._table)):
+                    if why is None and (env == self._env or not len(self._table)
+                                        or self._holding):
                         continue
-                    if why == "learned":
-                        self._learning = False
+                    if why == "settled":
+                        phase = "learning" if self._learning else "holding"
+                        self._learning = self._holding = False
                     # Host changes (interfaces, routes) show up as a different rendering.
                     changed = await self._commit(self._table, why or "host", env)
-                    if why == "learned" and changed:
-                        vlog.event(log, "nftables.learned", services=len(self._table))
+                    if why == "settled":
+                        vlog.event(log, "nftables.settled", was=phase, changed=changed,
+                                   services=len(self._table))
             except BackendError as exc:
                 vlog.event(log, "nftables.maintain_failed", logging.ERROR, error=exc)
 
     def _due(self) -> str | None:
         now = self._clock()
-        if self._learning and len(self._table):
+        if self._holding or (self._learning and len(self._table)):
             quiet = now - self._changed_at
             if (self._settled and quiet >= LEARN_QUIET) or quiet >= LEARN_TIMEOUT:
-                return "learned"
+                return "settled"
         deadline = self._plan.next_deadline() if self._plan else None
         if deadline is not None and deadline <= now:
             return "window"
