@@ -78,6 +78,7 @@ LEARN_QUIET = 1.0
 LEARN_TIMEOUT = 5.0
 ARPHRD_ETHER = 1
 RTN_LOCAL = 2
+ESTABLISHED = 3  # conntrack's TCP state (IPVS counts these as ActiveConn)
 
 
 def read_environment(addresses: Sequence[str]) -> Environment:
@@ -440,42 +441,45 @@ class NftablesBackend(Backend):
 
 def _nat_connections(plan: Plan) -> dict[tuple[str, str], tuple[int, int]]:
     """(service, real) -> (established, other) NAT connections, from conntrack."""
-    wanted = {}
+    import ipaddress
+    import socket
+
+    wanted: dict[tuple[str, int, str, int], tuple[str, str]] = {}
+    families = set()
     for service in plan.services:
+        key = service.key
+        if not key.address:
+            continue  # fwmark services: not counted
         for real in service.reals:
             if real.real.forward is Forward.MASQ and not real.retired:
-                port = real.real.port or service.key.port
-                wanted[(real.real.address, port)] = (service.token, real.token)
+                port = real.real.port or key.port
+                wanted[(key.address, key.port, real.real.address, port)] = \
+                    (service.token, real.token)
+                families.add(socket.AF_INET6 if key.family == 6 else socket.AF_INET)
     if not wanted:
         return {}
-    try:
-        from pyroute2 import Conntrack
-    except ImportError:  # pragma: no cover - pyroute2 is a dependency
-        return {}
+    from pyroute2 import Conntrack
+
+    def text(address: object) -> str:
+        return str(ipaddress.ip_address(str(address)))
+
     counts: dict[tuple[str, str], list[int]] = {}
     try:
-        with Conntrack() as ct:
-            for entry in ct.dump_entries():
-                reply = entry.get_attr("CTA_TUPLE_REPLY")
-                if reply is None:
-                    continue
-                ip = reply.get_attr("CTA_TUPLE_IP")
-                proto = reply.get_attr("CTA_TUPLE_PROTO")
-                if ip is None or proto is None:
-                    continue
-                source = ip.get_attr("CTA_IP_V4_SRC") or ip.get_attr("CTA_IP_V6_SRC")
-                port = proto.get_attr("CTA_PROTO_SRC_PORT")
-                key = wanted.get((source, port))
-                if key is None:
-                    continue
-                state = None
-                protoinfo = entry.get_attr("CTA_PROTOINFO")
-                if protoinfo is not None:
-                    tcp = protoinfo.get_attr("CTA_PROTOINFO_TCP")
-                    if tcp is not None:
-                        state = tcp.get_attr("CTA_PROTOINFO_TCP_STATE")
-                slot = counts.setdefault(key, [0, 0])
-                slot[0 if state in (None, 3) else 1] += 1  # 3: ESTABLISHED
-    except OSError:
+        for family in sorted(families):
+            with Conntrack(nfgen_family=family) as ct:
+                for entry in ct.dump_entries():
+                    orig, reply = entry.tuple_orig, entry.tuple_reply
+                    if orig.daddr is None or reply.saddr is None:
+                        continue
+                    found = wanted.get((text(orig.daddr), orig.dport,
+                                        text(reply.saddr), reply.sport))
+                    if found is None:
+                        continue
+                    info = entry.protoinfo
+                    state = info.state if info is not None else None
+                    slot = counts.setdefault(found, [0, 0])
+                    slot[0 if state in (None, ESTABLISHED) else 1] += 1
+    except (OSError, AttributeError, ValueError) as exc:
+        vlog.event(log, "nftables.conntrack_failed", logging.WARNING, error=exc)
         return {}
     return {k: (v[0], v[1]) for k, v in counts.items()}
