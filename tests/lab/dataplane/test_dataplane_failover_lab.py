@@ -55,8 +55,13 @@ def configure_node(host: Host) -> None:
     host.write_file("/etc/ha.d/haresources", HARESOURCES)
     host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
     argv = " ".join(vigil_command("director"))
+    # Debian's resource.d/ldirectord is a link to the machine's /usr/sbin/ldirectord:
+    # replace the link in the host's own /etc, never write through it.
+    host.run(["rm", "-f", "/etc/ha.d/resource.d/ldirectord"])
     host.write_file("/etc/ha.d/resource.d/ldirectord", f'#!/bin/sh\nexec {argv} "$@"\n',
                     mode=0o755)
+    machine = Path("/usr/sbin/ldirectord")
+    assert not machine.exists() or machine.read_text().startswith("#!/usr/bin/perl")
     host.run("mkdir -p /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd "
              "/run/crm /run/resource-agents /run/lock/subsys /var/lib/heartbeat")
 
@@ -123,3 +128,15 @@ def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab)
     assert {fetch(seed_lab) for _ in range(8)} == {"rs1", "rs2"}  # and new ones too
     for connection in connections.values():
         connection.close()
+
+
+def test_writing_a_host_file_never_writes_through_a_link(seed_lab, tmp_path):
+    """The hazard the resource script above meets: a link in a host's /etc to a file
+    the machine shares with every host."""
+    shared = tmp_path / "shared-file"
+    shared.write_text("the machine's\n")
+    server5 = seed_lab.host("server5")
+    server5.run(["ln", "-s", str(shared), "/etc/vigil-link-test"])
+    server5.write_file("/etc/vigil-link-test", "the host's\n")
+    assert shared.read_text() == "the machine's\n"
+    assert server5.read_file("/etc/vigil-link-test") == "the host's\n"
