@@ -128,6 +128,10 @@ ip addr add 203.0.113.100/24 dev br1
 director=$!
 wait_table '198.51.100.1:80 +Masq +1 ' '198.51.100.2:80 +Masq +1 '
 echo "=== nat answers"; ip netns exec client {python} client.py 203.0.113.100 6
+# The kernel folds its per-CPU counters into these every 2 s (its rate estimator).
+for i in $(seq 100); do
+  ipvsadm -Ln --stats | grep -Eq '203.0.113.100:80 +6 ' && break; sleep 0.2
+done
 echo "=== nat ipvsadm stats"; ipvsadm -Ln --stats
 echo "=== nat vigil stats"; {vigil} lvs list -n --stats
 kill $director; wait $director || true
