@@ -253,7 +253,7 @@ class NftablesBackend(Backend):
     async def _commit(self, table: Table, why: str, env: Environment | None = None) -> bool:
         """Plan, render, diff and send; True when a transaction went to the kernel."""
         if env is None:
-            env = await asyncio.to_thread(self._environment_reader, self._addresses(table))
+            env = await self._read_environment(table)
         now = self._clock()
         try:
             plan = build_plan(table, env, self._plan, now, self._learning,
@@ -274,10 +274,19 @@ class NftablesBackend(Backend):
         self._rebuild = False
         return bool(commands)
 
+    async def _read_environment(self, table: Table) -> Environment:
+        try:
+            return await asyncio.to_thread(self._environment_reader, self._addresses(table))
+        except (OSError, ValueError) as exc:  # NetlinkError is an OSError
+            raise BackendError(f"cannot read interfaces and routes: {exc}") from exc
+
     async def _send(self, commands: list[Command]) -> None:
         try:
             await asyncio.to_thread(self._runner.apply, commands)
         except VigilError as exc:
+            # The kernel does not hold what we think (someone flushed the ruleset?):
+            # the next attempt builds everything afresh, in one transaction again.
+            self._rebuild = True
             raise BackendError(str(exc)) from exc
 
     async def _renew_neighbours(self, old: Plan | None, new: Plan) -> None:
@@ -319,8 +328,7 @@ class NftablesBackend(Backend):
                         last_drain = self._clock()
                         if await self._check_drained():
                             why = why or "drained"
-                    env = await asyncio.to_thread(self._environment_reader,
-                                                  self._addresses(self._table))
+                    env = await self._read_environment(self._table)
                     if why is None and (env == self._env or not len(self._table)
                                         or self._holding):
                         continue
@@ -334,6 +342,9 @@ class NftablesBackend(Backend):
                                    services=len(self._table))
             except BackendError as exc:
                 vlog.event(log, "nftables.maintain_failed", logging.ERROR, error=exc)
+            except Exception as exc:  # the loop must outlive one bad round
+                vlog.event(log, "nftables.maintain_crashed", logging.ERROR,
+                           error=f"{type(exc).__name__}: {exc}")
 
     def _due(self) -> str | None:
         now = self._clock()
