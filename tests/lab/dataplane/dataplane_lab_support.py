@@ -92,6 +92,24 @@ def predicted(director: Host, client: str, port: int, vip: str = VIP) -> str:
     return NAMES[key.address] if key is not None else "none"
 
 
+def changes(director: Host) -> int:
+    """How many times the director has changed its table so far (its log says)."""
+    return director.read_file("/var/log/ldirectord.log").count("table.applied")
+
+
+def answers_and_predictions(lab: Lab, director: Host, ports, vip: str = VIP,
+                            client: str = CLIENT, attempts: int = 3):
+    """New connections from `ports`: what answered, and what the slots predict. A check
+    flapping under load changes the table meanwhile: then the round is run again."""
+    for _ in range(attempts):
+        before = changes(director)
+        answers = [fetch(lab, vip, source_port=p) for p in ports]
+        if changes(director) == before:
+            return answers, [predicted(director, client, p, vip) for p in ports]
+    log = director.read_file("/var/log/ldirectord.log")[-2000:]
+    raise AssertionError(f"the director's table kept changing:\n{log}")
+
+
 class HttpConnection:
     """One HTTP/1.1 connection from a lab host, kept open across requests."""
 
