@@ -40,8 +40,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-f", "--config", help="the ldirectord.cf to run")
     parser.add_argument("--no-config", action="store_true",
                         help="run without a file: only a hand-kept table (vigil lvs edits)")
-    parser.add_argument("--backend", default="auto",
-                        help="data path: auto (default), userspace, or a kernel backend")
+    parser.add_argument("--backend", default=os.environ.get("VIGIL_DIRECTOR_BACKEND", "auto"),
+                        help="data path: auto (default: ipvs, else nftables as root, else "
+                             "userspace), userspace, nftables or ipvs; "
+                             "VIGIL_DIRECTOR_BACKEND sets the default")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
     parser.add_argument("--json", action="store_true", help="status as JSON")

@@ -225,6 +225,7 @@ class Director:
                     self._monitor(config.monitorfile, service, real, result)
         if self.policy.phase == "starting" and self.engine.checks_run >= len(self.engine.targets):
             self.policy.phase = "running"
+            self.backend.settled()
 
     def handle(self, decision: Decision) -> None:
         if not decision.actions and not decision.reason:

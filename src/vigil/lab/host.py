@@ -204,9 +204,15 @@ class Host:
         return Path(f"/proc/{self.holder_pid}/root") / str(inside).lstrip("/")
 
     def write_file(self, inside: str, text: str, mode: int = 0o644) -> Path:
-        """Write a file in the host (parents created), with the given mode."""
+        """Write a file in the host (parents created), with the given mode.
+
+        A symbolic link in the way is replaced, never followed: its target may be a
+        file of the machine itself (/etc/ha.d/resource.d/ldirectord links to the
+        shared /usr/sbin/ldirectord)."""
         target = self.path(inside)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
         target.write_text(text)
         os.chmod(target, mode)
         return target

@@ -28,6 +28,13 @@ from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
 
+
+@pytest.fixture(autouse=True)
+def userspace_data_path(monkeypatch):
+    """These tests are about the director and its userspace proxy; the kernel data
+    paths have their own (tests/lab/dataplane)."""
+    monkeypatch.setenv("VIGIL_DIRECTOR_BACKEND", "userspace")
+
 RS1, RS2 = "198.51.100.1", "198.51.100.2"
 HUNG_SERVER = """
 import socket, time
@@ -198,11 +205,16 @@ def test_seed_ipvsadm_edits_build_a_hand_kept_table(seed_lab):
 
 
 def test_the_ldirectord_resource_of_haresources_runs_the_director(seed_lab):
-    """heartbeat's `ldirectord` resource (haresources.lvs) starts, reports and stops it."""
+    """heartbeat's `ldirectord` resource (haresources.lvs) starts, reports and stops it.
+
+    Resources run with heartbeat's small fixed environment, so the director picks
+    its data path itself: the kernel's (direct routing) where it can, hence the
+    real servers are set up as the seed's realserver.sh does."""
     server5 = seed_lab.host("server5")
     seed_lab.add_address("server5", "eth0", f"{VIP}/24")
-    nginx(seed_lab.host("rs1"), "rs1")
-    nginx(seed_lab.host("rs2"), "rs2")
+    for name in ("rs1", "rs2"):
+        nginx(seed_lab.host(name), name)
+        vigil(seed_lab.host(name), "realserver", "start", "--vip", VIP)
     server5.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
     path = {"PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"}
 

@@ -16,6 +16,13 @@ from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
 
+
+@pytest.fixture(autouse=True)
+def userspace_data_path(monkeypatch):
+    """These tests are about the director and its userspace proxy; the kernel data
+    paths have their own (tests/lab/dataplane)."""
+    monkeypatch.setenv("VIGIL_DIRECTOR_BACKEND", "userspace")
+
 RS1, RS2 = "198.51.100.1", "198.51.100.2"
 
 DNS_SERVER = r"""

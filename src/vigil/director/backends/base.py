@@ -102,6 +102,11 @@ class Backend(abc.ABC):
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         return {}
 
+    def settled(self) -> None:  # noqa: B027 - optional hook
+        """The director's first round of checks is done: the table it applies now is
+        the one it means (a kernel backend that took over live connections stops
+        holding back packets it could not place)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets and tasks; the table stays (cleanstop empties it first)."""
 

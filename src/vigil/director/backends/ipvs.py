@@ -1,0 +1,391 @@
+"""The IPVS backend: the kernel's own LVS table, driven over generic netlink (pyroute2).
+
+Chosen first by `auto` wherever the kernel has IPVS (a stock Debian kernel: the
+`ip_vs` module is loaded on first use, as ipvsadm does). IPVS applies one
+operation per netlink request, so a transaction is the operations replayed in
+`reconcile`'s order with an undo list: if one fails, the ones already done are
+reversed and nothing of the transaction stays. `read()` lists the kernel's
+table (a restart adopts it), `stats()` gives ipvsadm's counters, connection
+counts and the kernel's own rate estimates.
+
+All netlink calls run on one worker thread that owns the socket (pyroute2's
+synchronous API keeps its own event loop, which must not meet the director's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vigil import log as vlog
+from vigil.director.backends.base import (
+    Backend,
+    BackendError,
+    Counters,
+    Rates,
+    RealStats,
+    ServiceStats,
+)
+from vigil.director.operations import (
+    AddReal,
+    AddService,
+    DeleteReal,
+    DeleteService,
+    EditReal,
+    EditService,
+    Operation,
+    OperationError,
+    apply_operations,
+)
+from vigil.director.table import (
+    Forward,
+    Protocol,
+    RealKey,
+    RealServer,
+    ServiceKey,
+    Table,
+    VirtualService,
+)
+
+log = logging.getLogger("vigil.director.ipvs")
+
+#: include/uapi/linux/ip_vs.h
+FWD_MASQ, FWD_LOCAL, FWD_TUNNEL, FWD_ROUTE = 0, 1, 2, 3
+FWD_METHOD = {Forward.MASQ: FWD_MASQ, Forward.IPIP: FWD_TUNNEL, Forward.GATE: FWD_ROUTE}
+F_PERSISTENT, F_HASHED, F_ONEPACKET = 0x0001, 0x0002, 0x0004
+F_SCHED1, F_SCHED2, F_SCHED3 = 0x0008, 0x0010, 0x0020
+#: ipvsadm -b names per scheduler for the three scheduler flags.
+SCHED_FLAG_NAMES = {
+    "sh": ("sh-fallback", "sh-port", "flag-3"),
+    "mh": ("mh-fallback", "mh-port", "flag-3"),
+}
+GENERIC_FLAG_NAMES = ("flag-1", "flag-2", "flag-3")
+PROTOCOL_NUMBER = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROTO_UDP}
+ENOENT = 2
+
+
+def _flag_names(scheduler: str) -> tuple[str, str, str]:
+    return SCHED_FLAG_NAMES.get(scheduler, GENERIC_FLAG_NAMES)
+
+
+def service_attrs(service: VirtualService) -> dict[str, Any]:
+    """A `VirtualService` as IPVSService attributes (what ipvsadm -A/-E sends)."""
+    key = service.key
+    af = socket.AF_INET6 if key.family == 6 else socket.AF_INET
+    attrs: dict[str, Any] = {"af": af}
+    if key.protocol is Protocol.FWM:
+        attrs["fwmark"] = key.fwmark
+        attrs["protocol"] = socket.IPPROTO_TCP  # ipvsadm sends it too; ignored for marks
+    else:
+        attrs.update(protocol=PROTOCOL_NUMBER[key.protocol], addr=key.address, port=key.port)
+    flags = 0
+    if service.persistent is not None:
+        flags |= F_PERSISTENT
+    if service.ops:
+        flags |= F_ONEPACKET
+    names = _flag_names(service.scheduler)
+    for bit, name in zip((F_SCHED1, F_SCHED2, F_SCHED3), names, strict=True):
+        if name in service.sched_flags:
+            flags |= bit
+    attrs["sched_name"] = service.scheduler
+    attrs["flags"] = {"flags": flags, "mask": 0xFFFFFFFF}
+    attrs["timeout"] = service.persistent or 0
+    attrs["netmask"] = _netmask(service)
+    return attrs
+
+
+def _netmask(service: VirtualService) -> str:
+    """Persistence granularity: a mask for IPv4; for IPv6 the kernel reads a prefix
+    length from the same 32-bit field (pyroute2 only knows the IPv4 form)."""
+    if service.key.family == 6:
+        prefix = int(service.netmask) if service.netmask and service.netmask.isdigit() else 128
+        return str(ipaddress.IPv4Address(prefix))
+    return service.netmask or "255.255.255.255"
+
+
+def real_attrs(real: RealServer, family: int) -> dict[str, Any]:
+    return {
+        "addr": real.address, "port": real.port,
+        "addr_family": socket.AF_INET6 if family == 6 else socket.AF_INET,
+        "fwd_method": FWD_METHOD[real.forward], "weight": real.weight,
+        "u_thresh": real.upper, "l_thresh": real.lower,
+    }
+
+
+def _get(message: Any, name: str, default: Any = None) -> Any:
+    value = message.get(name) if hasattr(message, "get") else None
+    return default if value is None else value
+
+
+def service_from_attrs(attrs: dict[str, Any]) -> VirtualService:
+    """What the kernel lists back as a `VirtualService` (without its reals)."""
+    family = 6 if attrs.get("af") == socket.AF_INET6 else 4
+    mark = attrs.get("fwmark") or 0
+    if mark:
+        key = ServiceKey.fwm(mark, family)
+    else:
+        protocol = {socket.IPPROTO_TCP: Protocol.TCP,
+                    socket.IPPROTO_UDP: Protocol.UDP}[attrs["protocol"]]
+        key = ServiceKey(protocol, str(attrs["addr"]), attrs["port"])
+    flags_value = attrs.get("flags") or {}
+    flags = flags_value.get("flags", 0) if isinstance(flags_value, dict) else int(flags_value)
+    scheduler = attrs.get("sched_name") or "wlc"
+    names = _flag_names(scheduler)
+    sched_flags = tuple(name for bit, name in zip((F_SCHED1, F_SCHED2, F_SCHED3), names,
+                                                  strict=True) if flags & bit)
+    persistent = attrs.get("timeout") if flags & F_PERSISTENT else None
+    netmask = None
+    raw = attrs.get("netmask")
+    if flags & F_PERSISTENT and raw is not None:
+        if family == 6:
+            prefix = int(ipaddress.IPv4Address(str(raw)))
+            netmask = None if prefix == 128 else str(prefix)
+        else:
+            netmask = None if str(raw) == "255.255.255.255" else str(raw)
+    return VirtualService(key, scheduler, persistent, netmask, sched_flags,
+                          bool(flags & F_ONEPACKET))
+
+
+def real_from_attrs(attrs: dict[str, Any], local_forward: Forward = Forward.GATE
+                    ) -> RealServer:
+    method = attrs.get("fwd_method", FWD_ROUTE) & 0x7
+    forward = {FWD_MASQ: Forward.MASQ, FWD_TUNNEL: Forward.IPIP,
+               FWD_ROUTE: Forward.GATE}.get(method, local_forward)
+    return RealServer(str(attrs["addr"]), attrs.get("port", 0), attrs.get("weight", 0),
+                      forward, attrs.get("u_thresh", 0), attrs.get("l_thresh", 0))
+
+
+def _nla(message: Any, name: str) -> dict[str, Any]:
+    """The attributes of a service or dest message as a plain dict (short names)."""
+    nested = message.get_attr(name)
+    prefix = nested.prefix
+    out: dict[str, Any] = {}
+    for key, value in nested["attrs"]:
+        short = key[len(prefix):].lower() if key.startswith(prefix) else key.lower()
+        out[short] = value
+    return out
+
+
+def _stats(attrs: dict[str, Any]) -> tuple[Counters, Rates]:
+    raw = attrs.get("stats64") or attrs.get("stats")
+    values: dict[str, int] = {}
+    if raw is not None:
+        for key, value in raw["attrs"]:
+            values[key.replace("IPVS_STATS_ATTR_", "").lower()] = value
+    counters = Counters(conns=values.get("conns", 0), in_packets=values.get("inpkts", 0),
+                        out_packets=values.get("outpkts", 0),
+                        in_bytes=values.get("inbytes", 0), out_bytes=values.get("outbytes", 0))
+    rates = Rates(cps=values.get("cps", 0), in_pps=values.get("inpps", 0),
+                  out_pps=values.get("outpps", 0), in_bps=values.get("inbps", 0),
+                  out_bps=values.get("outbps", 0))
+    return counters, rates
+
+
+def _open_ipvs() -> Any:
+    """An IPVS netlink socket; loads ip_vs first if the family is missing (as ipvsadm)."""
+    from pyroute2 import IPVS
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        return IPVS()
+    except NetlinkError as exc:
+        if exc.code != ENOENT or shutil.which("modprobe") is None:
+            raise
+    subprocess.run(["modprobe", "ip_vs"], capture_output=True, check=False, timeout=30)
+    return IPVS()
+
+
+class IpvsBackend(Backend):
+    name = "ipvs"
+
+    @classmethod
+    def available(cls) -> str | None:
+        if os.geteuid() != 0:
+            return "needs root (CAP_NET_ADMIN) to drive IPVS"
+        try:
+            from pyroute2.netlink.exceptions import NetlinkError
+        except ImportError:  # pragma: no cover - pyroute2 is a dependency
+            return "pyroute2 is missing"
+        try:
+            _open_ipvs().close()
+        except NetlinkError as exc:
+            if exc.code == ENOENT:
+                return "this kernel has no IPVS (no 'IPVS' generic netlink family)"
+            return f"IPVS not usable: {exc}"
+        except OSError as exc:
+            return f"IPVS not usable: {exc}"
+        return None
+
+    def __init__(self, opener: Callable[[], Any] = _open_ipvs):
+        self._opener = opener
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="vigil-ipvs")
+        self._ipvs: Any = None
+        self._table = Table()
+        self._local_forward: dict[tuple[ServiceKey, RealKey], Forward] = {}
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        def open_socket() -> None:
+            self._ipvs = self._opener()
+
+        await self._call(open_socket)
+        self._table = await self._call(self._read_kernel)
+        vlog.event(log, "ipvs.adopted", services=len(self._table))
+
+    async def close(self) -> None:
+        def close_socket() -> None:
+            if self._ipvs is not None:
+                self._ipvs.close()
+                self._ipvs = None
+
+        await self._call(close_socket)
+        self._executor.shutdown(wait=False)
+
+    # -- reading -------------------------------------------------------------------------
+    def _dump(self) -> list[tuple[dict[str, Any], Any, list[tuple[dict[str, Any], Any]]]]:
+        from pyroute2 import IPVSService
+
+        out = []
+        for message in self._ipvs.service("dump"):
+            attrs = _nla(message, "IPVS_CMD_ATTR_SERVICE")
+            service = IPVSService.from_message(message)
+            dests = [(_nla(d, "IPVS_CMD_ATTR_DEST"), d)
+                     for d in self._ipvs.dest("dump", service=service)]
+            out.append((attrs, message, dests))
+        return out
+
+    def _read_kernel(self) -> Table:
+        services = []
+        for attrs, _, dests in self._dump():
+            service = service_from_attrs(attrs)
+            reals = []
+            for dest, _ in dests:
+                probe = real_from_attrs(dest)
+                forward = self._local_forward.get((service.key, probe.key), Forward.GATE)
+                reals.append(real_from_attrs(dest, forward))
+            services.append(service.with_reals(reals))
+        return Table.of(services)
+
+    async def read(self) -> Table:
+        return self._table
+
+    # -- applying ------------------------------------------------------------------------
+    async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
+        try:
+            result = apply_operations(self._table, operations)
+        except OperationError as exc:
+            raise BackendError(str(exc)) from exc
+        if result != desired:
+            raise BackendError("operations do not lead to the desired table")
+        if not operations:
+            return
+        await self._call(self._transaction, list(operations))
+        for op in operations:
+            if isinstance(op, (AddReal, EditReal)):
+                self._local_forward[(op.service, op.real.key)] = op.real.forward
+        self._table = result
+
+    def _transaction(self, operations: list[Operation]) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        done: list[Callable[[], None]] = []
+        table = self._table
+        for op in operations:
+            try:
+                undo = self._do(op, table)
+                table = apply_operations(table, [op])
+            except (NetlinkError, OSError) as exc:
+                for reverse in reversed(done):
+                    try:
+                        reverse()
+                    except (NetlinkError, OSError) as undo_error:
+                        vlog.event(log, "ipvs.undo_failed", logging.ERROR, error=undo_error)
+                raise BackendError(f"IPVS refused {op}: {exc}") from exc
+            done.append(undo)
+
+    def _do(self, op: Operation, table: Table) -> Callable[[], None]:
+        """Carry out one operation; return what undoes it."""
+        from pyroute2 import IPVSDest, IPVSService
+
+        ipvs = self._ipvs
+
+        def svc(service: VirtualService) -> Any:
+            return IPVSService(**service_attrs(service))
+
+        def dest(real: RealServer, family: int) -> Any:
+            return IPVSDest(**real_attrs(real, family))
+
+        match op:
+            case AddService(service):
+                ipvs.service("add", service=svc(service))
+                return lambda: ipvs.service("del", service=svc(service))
+            case EditService(service):
+                old = table.service(service.key)
+                ipvs.service("set", service=svc(service))
+                assert old is not None
+                return lambda: ipvs.service("set", service=svc(old))
+            case DeleteService(key):
+                old = table.service(key)
+                assert old is not None
+                ipvs.service("del", service=svc(old))
+
+                def restore() -> None:
+                    ipvs.service("add", service=svc(old))
+                    for real in old.reals:
+                        ipvs.dest("add", service=svc(old), dest=dest(real, key.family))
+                return restore
+            case AddReal(key, real):
+                service = table.service(key)
+                assert service is not None
+                ipvs.dest("add", service=svc(service), dest=dest(real, key.family))
+                return lambda: ipvs.dest("del", service=svc(service),
+                                         dest=dest(real, key.family))
+            case EditReal(key, real):
+                service = table.service(key)
+                assert service is not None
+                before = service.real(real.key)
+                ipvs.dest("set", service=svc(service), dest=dest(real, key.family))
+                assert before is not None
+                return lambda: ipvs.dest("set", service=svc(service),
+                                         dest=dest(before, key.family))
+            case DeleteReal(key, real_key):
+                service = table.service(key)
+                assert service is not None
+                before = service.real(real_key)
+                assert before is not None
+                ipvs.dest("del", service=svc(service), dest=dest(before, key.family))
+                return lambda: ipvs.dest("add", service=svc(service),
+                                         dest=dest(before, key.family))
+        raise BackendError(f"unknown operation {op!r}")  # pragma: no cover
+
+    # -- counters ------------------------------------------------------------------------
+    async def stats(self) -> dict[ServiceKey, ServiceStats]:
+        return await self._call(self._read_stats)
+
+    def _read_stats(self) -> dict[ServiceKey, ServiceStats]:
+        result: dict[ServiceKey, ServiceStats] = {}
+        for attrs, _, dests in self._dump():
+            key = service_from_attrs(attrs).key
+            counters, rates = _stats(attrs)
+            stats = ServiceStats(counters, rates)
+            for dest, _ in dests:
+                real = real_from_attrs(dest)
+                d_counters, d_rates = _stats(dest)
+                stats.reals[real.key] = RealStats(
+                    dest.get("active_conns", 0), dest.get("inact_conns", 0),
+                    d_counters, d_rates)
+            result[key] = stats
+        return result
