@@ -15,10 +15,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep", action="store_true", help="leave the lab up afterwards (vigil lab exec/down)"
     )
+    parser.add_argument(
+        "scenes", nargs="*", metavar="SCENE",
+        help="play only the scenes whose title contains one of these words"
+        " (heartbeat, replicated, director)",
+    )
     parser.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigil.demo import runner
 
-    return runner.run(keep=args.keep)
+    return runner.run(keep=args.keep, only=args.scenes or None)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from vigil.demo.scene import SceneResult
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab
 
 
-def run(lab: Lab, timeline: Timeline) -> dict[str, str]:
-    """Show the topology working; returns summary rows."""
+def run(lab: Lab, timeline: Timeline) -> SceneResult:
+    """Show the topology working."""
+    result = SceneResult("topology")
     timeline.scene("the seed's machines on one host")
     for host in lab.hosts.values():
         name = host.run(["uname", "-n"]).stdout.strip()
@@ -42,6 +44,8 @@ def run(lab: Lab, timeline: Timeline) -> dict[str, str]:
         "second heartbeat link server5 eth1 -> server6 eth1: "
         + ("up" if hb.returncode == 0 else "DOWN")
     )
-    ok = not failures and private and hb.returncode == 0
-    return {"topology": f"{pairs - len(failures)}/{pairs} pairs reach each other"
-            + ("" if ok else " (PROBLEM)")}
+    result.expect(not failures, "unanswered pings: " + ", ".join(failures))
+    result.expect(private, "/etc/ha.d is shared between server5 and server6")
+    result.expect(hb.returncode == 0, "the heartbeat link eth1 does not answer")
+    result.notes["reachability"] = f"{pairs - len(failures)}/{pairs} pairs reach each other"
+    return result
