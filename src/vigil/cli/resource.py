@@ -55,14 +55,38 @@ def register(subparsers: Any) -> None:
 
 # -- the cluster's view ----------------------------------------------------------------------------
 def held_elsewhere(group_key: str, config_dir: Path) -> str | None:
-    """The other node holding this group, if the running cluster says one does.
+    """The other node holding this group, if the running heartbeat daemon says one does.
 
-    NOTE: this needs the heartbeat daemon's control socket (not written yet).
-    Until it exists there is nobody to ask, so this returns None and the
-    command acts as heartbeat's resource scripts do: on this node only. When
-    the daemon lands, ask it here ("which node holds group G?") and return
-    that node's name when it is not this one.
+    Without a running daemon there is nobody to ask: the command then acts as
+    heartbeat's resource scripts do, on this node only.
     """
+    from vigil.config import extension
+    from vigil.control.client import request
+
+    socket_path = extension.ExtensionConfig().control_socket
+    vigil_cf = config_dir / "vigil.cf"
+    try:
+        if vigil_cf.exists():
+            socket_path = extension.parse(vigil_cf.read_text(), str(vigil_cf)).control_socket
+    except (OSError, VigilError):
+        pass  # `vigil check` reports a broken vigil.cf; the default socket is still worth asking
+    try:
+        status = request(socket_path, "status", timeout=3.0)["status"]
+    except VigilError:
+        return None
+    me = next((n["name"] for n in status.get("nodes", []) if n.get("self")), None)
+    try:
+        wanted = parse_resource(group_key)
+    except VigilError:
+        wanted = None
+    for group in status.get("groups", []):
+        try:
+            same = group["key"] == group_key or parse_resource(group["key"]) == wanted
+        except VigilError:
+            same = False
+        if same:
+            others = [node for node in group.get("holder", []) if node != me]
+            return others[0] if others else None
     return None
 
 

@@ -345,3 +345,16 @@ def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
                lambda: f"the VIP on server6 (now {hb.holders()})\n{ha_log()}\n" + hb.logs())
     hb.wait_client("server6")
     assert "standby.accepted" in hb.daemons["server6"].output()
+
+
+def test_resource_command_refuses_a_group_the_peer_holds(hb):
+    """`vigil resource start` asks the running daemon: the peer's group is not started here."""
+    hb.start_both()
+    group = "IPaddr::198.51.100.100/24/eth0"
+    done = hb.lab.host("server6").run([VIGIL, "resource", "start", group], check=False)
+    assert done.returncode != 0
+    assert "holds" in done.stderr and "server5.example.com" in done.stderr
+    assert hb.holders() == {"server5"}  # the VIP was not added on server6
+    # the same question on the holder itself is no refusal: it is this node's group
+    here = hb.lab.host("server5").run([VIGIL, "resource", "status", group], check=False)
+    assert here.returncode == 0, here.stdout + here.stderr
