@@ -85,8 +85,9 @@ class RestartPolicy:
 class AdminMarks:
     """Resources an administrator stopped through vigil, kept as files under /run.
 
-    Files, so that `vigil resource stop X` in one process is seen by the
-    monitor in another (the daemon) until the control socket carries it.
+    Files under /run, so that `vigil resource stop X` in one process is seen by
+    the monitor in another (the daemon), whether or not the daemon runs yet, and
+    forgotten at the next boot.
     """
 
     def __init__(self, state_dir: Path):
