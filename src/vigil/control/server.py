@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from vigil.errors import EnvironmentProblem
+from vigil.errors import EnvironmentProblem, VigilError
 from vigil.log import event
 
 log = logging.getLogger("vigil.control")
@@ -30,11 +30,15 @@ def peer_uid(sock: socket.socket) -> int:
 
 
 class ControlServer:
-    def __init__(self, path: str | Path, handler: Handler, allowed_uids: frozenset[int]
-                 = frozenset({0})):
+    """One daemon's socket: root only, one JSON request line, one JSON answer line."""
+
+    def __init__(self, path: str | Path, handler: Handler,
+                 allowed_uids: frozenset[int] | None = None):
         self.path = Path(path)
         self.handler = handler
-        self.allowed_uids = allowed_uids
+        #: root, and the daemon's own user (a director with the userspace backend needs no root)
+        self.allowed_uids = allowed_uids if allowed_uids is not None else \
+            frozenset({0, os.geteuid()})
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -86,6 +90,8 @@ class ControlServer:
                 return
             try:
                 response = await self.handler(request)
+            except VigilError as exc:  # a refused request: the caller is told why
+                response = {"ok": False, "error": str(exc), "code": exc.exit_code}
             except Exception as exc:  # a handler bug must not kill the daemon
                 event(log, "control.error", logging.ERROR, error=repr(exc))
                 response = {"ok": False, "error": f"internal error: {exc}"}

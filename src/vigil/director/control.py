@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
+from vigil.control.client import exchange
 from vigil.director import daemon
 from vigil.errors import VigilError
 
@@ -27,24 +26,10 @@ def running_instances() -> list[str]:
 
 def request(instance: str, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     path: Path = daemon.Paths(instance).socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-            sock.sendall(json.dumps(message).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError as exc:
-            raise VigilError(f"director {instance} does not answer on {path}: "
-                             f"{exc.strerror or exc}") from None
     try:
-        answer = json.loads(data)
-    except ValueError:
-        raise VigilError(f"director {instance} sent a garbled answer") from None
+        answer = exchange(path, message, timeout)
+    except VigilError as exc:
+        raise VigilError(f"director {instance} does not answer: {exc}") from None
     if not answer.get("ok"):
         raise VigilError(answer.get("error", "request failed"))
     return answer

@@ -24,6 +24,7 @@ from typing import Any
 
 from vigil import log as vlog
 from vigil.clock import MonotonicClock
+from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
 from vigil.director.backends.base import Backend, BackendError
@@ -131,8 +132,8 @@ class Director:
         vlog.event(log, "director.started", config=self.config_path or "-",
                    backend=self.backend.name, services=len(self.config.services),
                    checks=len(self.engine.targets))
-        server = await asyncio.start_unix_server(self._control, path=str(self.paths.socket))
-        os.chmod(self.paths.socket, 0o600)
+        server = ControlServer(self.paths.socket, self._answer)
+        await server.start()
         try:
             async with asyncio.TaskGroup() as group:
                 engine_task = group.create_task(self.engine.run())
@@ -142,9 +143,7 @@ class Director:
                 for task in (engine_task, sync_task, poll_task):
                     task.cancel()
         finally:
-            server.close()
-            with contextlib.suppress(OSError):
-                self.paths.socket.unlink()
+            await server.close()
             await self._shutdown()
 
     async def _main_loop(self) -> None:
@@ -416,21 +415,6 @@ class Director:
         return "; ".join(n for n in notes if n) or f"{len(operations)} change(s) applied"
 
     # -- control socket ------------------------------------------------------------------
-    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(30):
-                line = await reader.readline()
-                request = json.loads(line or b"{}")
-                response = await self._answer(request)
-        except VigilError as exc:
-            response = {"ok": False, "error": str(exc)}
-        except (ValueError, TimeoutError) as exc:
-            response = {"ok": False, "error": f"bad request: {exc}"}
-        writer.write(json.dumps(response).encode() + b"\n")
-        with contextlib.suppress(OSError):
-            await writer.drain()
-        writer.close()
-
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("command")
         if command == "status":

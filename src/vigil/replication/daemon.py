@@ -142,7 +142,7 @@ class Daemon:
             stopper.cancel()
         finally:
             if server is not None:
-                server.close()
+                await server.close()
             await node.shutdown()
             if node_task is not None:
                 node_task.cancel()
