@@ -61,7 +61,7 @@ def run(keep: bool = False, only: list[str] | None = None) -> int:
     if keep:
         for run_id in kept:
             print(f"\nlab {run_id} left up: vigil lab exec --lab {run_id} HOST -- CMD;"
-                  f" vigil lab down {run_id}")
+                  f" vigil lab down --lab {run_id}")
     else:
         print("\nevery lab torn down")
     return 0 if all(result.passed for result in results) else 1
