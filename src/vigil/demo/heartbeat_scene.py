@@ -304,12 +304,17 @@ def start(pair: Pair) -> bool:
     if not result.expect(started, f"server5 did not take its group (VIP on {pair.holders()})"):
         return False
     timeline.event(f"server5 holds {pair.vip} and runs MariaDB (home node); server6 stands by")
-    status = lab.host("server6").run([VIGIL, "status"], check=False)
-    timeline.event("server6$ vigil status")
-    for line in status.stdout.splitlines():
-        if line.strip().startswith(("node", "group", "ping")):
-            timeline.note(f"  {line.strip()}")
+    show_status(pair, "server6", ("node", "ping", "group"))
     return True
+
+
+def show_status(pair: Pair, name: str, kinds: tuple[str, ...]) -> None:
+    """A few lines of `vigil status` run in the node, as a sysadmin would look."""
+    status = pair.lab.host(name).run([VIGIL, "status"], check=False, timeout=30)
+    pair.timeline.event(f"{name}$ vigil status")
+    for line in status.stdout.splitlines():
+        if line.strip().startswith(kinds):
+            pair.timeline.note(f"  {line.strip()}")
 
 
 def crash(pair: Pair, client: Client) -> tuple[float, float] | None:
@@ -352,6 +357,7 @@ def crash(pair: Pair, client: Client) -> tuple[float, float] | None:
                   "server6 logged no start of the VIP and mysqld after the detection")
     failed = client.failures(fault, answer.at)
     timeline.note(f"{len(failed)} client queries failed between the crash and the takeover")
+    show_status(pair, "server6", ("node server5", "group"))
     return fault, answer.at
 
 
@@ -364,7 +370,7 @@ def failback(pair: Pair, client: Client) -> tuple[float, float] | None:
     timeline.fault = begun  # failback is measured from the start of server5's heartbeat
     if not pair.start_heartbeat("server5"):
         return None
-    timeline.event("vigil heartbeat started on server5 (failback measured from here)")
+    timeline.event("vigil heartbeat -f started on server5: the times below count from here")
     home = poll(lambda: client.first_from("server5", begun) is not None
                 and pair.holders() == ["server5"], FAILBACK_DEADLINE)
     answer = client.first_from("server5", begun)
