@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from vigil.demo import topology_scene
+from vigil.demo import heartbeat_scene, topology_scene
 from vigil.demo.scene import Scene, SceneResult, summary_table
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, seed_topology
@@ -12,6 +12,7 @@ from vigil.lab import Lab, seed_topology
 #: The scenes in the order the tutorial builds its setups.
 SCENES: list[tuple[str, Scene]] = [
     ("the seed's machines on one host", topology_scene.run),
+    (heartbeat_scene.TITLE, heartbeat_scene.run),
 ]
 
 #: What the demo cannot show yet, said plainly.
@@ -60,7 +61,7 @@ def run(keep: bool = False, only: list[str] | None = None) -> int:
     if keep:
         for run_id in kept:
             print(f"\nlab {run_id} left up: vigil lab exec --lab {run_id} HOST -- CMD;"
-                  f" vigil lab down {run_id}")
+                  f" vigil lab down --lab {run_id}")
     else:
         print("\nevery lab torn down")
     return 0 if all(result.passed for result in results) else 1

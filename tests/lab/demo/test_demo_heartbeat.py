@@ -1,0 +1,68 @@
+"""Acceptance test of demo scene 1: the tutorial's heartbeat pair with MariaDB behind the VIP.
+
+It plays the very scene `vigil demo heartbeat` plays, then checks its claims
+on the lab itself: the files are the tutorial's, exactly one node holds the
+VIP and runs MariaDB, the client reaches it, and nothing of the lab is left.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pymysql
+import pytest
+
+from vigil.demo import heartbeat_scene, runner
+from vigil.demo.seed import lab_file
+from vigil.demo.timeline import Timeline
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+
+def test_heartbeat_pair_scene(seed_lab):
+    out = io.StringIO()
+    result = heartbeat_scene.run(seed_lab, Timeline(out=out))
+    print(out.getvalue())
+    assert result.passed, result.problems
+    assert result.requests_failed == 0
+    timings = result.timings
+    assert set(timings) == {"crash detected", "takeover", "failback", "mysqld restart"}
+    # deadtime 30 with keepalive 2: the peer is declared dead 28 s to 30 s after the
+    # crash (wide margins: the machine is shared)
+    assert 26.0 < timings["crash detected"] < 45.0
+    assert 0.0 <= timings["takeover"] < 15.0
+    assert 0.0 < timings["failback"] < 30.0
+    assert 0.0 < timings["mysqld restart"] < 20.0
+
+    # The tutorial's files, unchanged, on both nodes.
+    for name in ("server5", "server6"):
+        host = seed_lab.host(name)
+        assert host.read_file("/etc/ha.d/ha.cf") == lab_file("ha.cf")
+        assert host.read_file("/etc/ha.d/authkeys") == lab_file("authkeys")
+        assert host.read_file("/etc/ha.d/haresources") == lab_file("haresources.mysqld")
+
+    # Exactly one node holds the VIP (read from both nodes' interfaces), runs MariaDB,
+    # and answers the client through the VIP.
+    vip = seed_lab.address("vip")
+    holders = [name for name in ("server5", "server6")
+               if any(a.split("/")[0] == vip for a in seed_lab.addresses(name))]
+    assert holders == ["server5"]
+    assert heartbeat_scene.pids_of(seed_lab, "server5", "mariadbd")
+    assert not heartbeat_scene.pids_of(seed_lab, "server6", "mariadbd")
+    with seed_lab.host("client").entered():
+        connection = pymysql.connect(host=vip, user="demo", password="demo", database="demo",
+                                     connect_timeout=5)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(heartbeat_scene.QUERY)
+        assert cursor.fetchone() == ("server5.example.com", "server5")
+
+    text = out.getvalue()
+    assert "FAULT: server5 loses power" in text and "FAULT: kill -9 mariadbd" in text
+
+    seed_lab.down()
+    assert seed_lab.leftovers() == []
+
+
+def test_the_scene_is_in_the_demo():
+    titles = [title for title, scene in runner.SCENES if scene is heartbeat_scene.run]
+    assert titles and "heartbeat" in titles[0]
