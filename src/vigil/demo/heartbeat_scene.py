@@ -390,10 +390,10 @@ def failback(pair: Pair, client: Client) -> tuple[float, float] | None:
     lab.boot("server5")
     timeline.event("server5 boots (/etc and /var kept, /run and network state fresh)")
     begun = time.monotonic()
-    timeline.fault = begun  # failback is measured from the start of server5's heartbeat
     if not pair.start_heartbeat("server5"):
         return None
-    timeline.event("vigil heartbeat -f started on server5: the times below count from here")
+    timeline.mark("vigil heartbeat -f started on server5: the times below count from here",
+                  at=begun)
     home = poll(lambda: client.first_from("server5", begun) is not None
                 and pair.holders() == ["server5"], FAILBACK_DEADLINE)
     answer = client.first_from("server5", begun)

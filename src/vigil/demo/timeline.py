@@ -15,15 +15,25 @@ class Timeline:
     out: TextIO = sys.stdout
     origin: float = field(default_factory=time.monotonic)
     fault: float | None = None
+    #: what later stamps count from: "fault", or another reference point ("start")
+    label: str = "fault"
 
     def scene(self, title: str) -> None:
         self.origin = time.monotonic()
         self.fault = None
+        self.label = "fault"
         print(f"\n== {title}", file=self.out, flush=True)
 
     def mark_fault(self, what: str) -> None:
         self.fault = time.monotonic()
+        self.label = "fault"
         self.event(f"FAULT: {what}")
+
+    def mark(self, what: str, label: str = "start", at: float | None = None) -> None:
+        """Count later stamps from `at` (default now): not every origin is a fault."""
+        self.fault = time.monotonic() if at is None else at
+        self.label = label
+        self.event(what)
 
     def since_fault(self) -> float | None:
         return None if self.fault is None else time.monotonic() - self.fault
@@ -31,7 +41,7 @@ class Timeline:
     def event(self, what: str) -> None:
         now = time.monotonic()
         if self.fault is not None:
-            stamp = f"fault{now - self.fault:+8.3f}s"
+            stamp = f"{self.label:<5}{now - self.fault:+8.3f}s"
         else:
             stamp = f"{now - self.origin:8.3f}s     "
         print(f"  [{stamp}] {what}", file=self.out, flush=True)
