@@ -340,8 +340,8 @@ class DirectorScene:
         self.result = SceneResult("LVS-DR director pair")
         self.load = Load(lab.host("client"))
         self.daemons: dict[str, LabProcess] = {}
-        #: Requests that failed after their fault was detected, per fault.
-        self.failed_after: dict[str, int] = {}
+        #: Per fault, requests that failed after detection: (during takeover, after it).
+        self.failed_after: dict[str, tuple[int, int]] = {}
 
     def play(self) -> SceneResult:
         self.timeline.scene(TITLE)
@@ -354,7 +354,7 @@ class DirectorScene:
         finally:
             self.load.stop()
         if self.failed_after:
-            self.result.requests_failed = sum(self.failed_after.values())
+            self.result.requests_failed = sum(sum(pair) for pair in self.failed_after.values())
         holders = vip_holders(self.lab)
         self.timeline.event(f"end: the VIP is on eth0 of {', '.join(holders) or 'no host'}"
                             f" (rs1 and rs2 hold it on lo only)")
@@ -439,6 +439,18 @@ class DirectorScene:
                       " VIP's packets at eth0's ingress and never binds the port")
         result.expect(own.startswith("server5"), f"httpd on server5 did not answer: {own}")
 
+    def tally(self, fault: str, before: list[Attempt], during: list[Attempt],
+              after: list[Attempt]) -> None:
+        """The client's requests around one fault: failures before detection, during
+        vigil's reaction (detection -> takeover), and after it (the claim: none)."""
+        self.result.notes[fault] = (
+            f"requests failed: {failed(before)} of {len(before)} before detection,"
+            f" {failed(during)} of {len(during)} during takeover,"
+            f" {failed(after)} of {len(after)} after")
+        self.failed_after[fault] = (failed(during), failed(after))
+        self.result.expect(failed(after) == 0,
+                           f"{fault}: {failed(after)} requests failed after the takeover")
+
     # -- fault 1: a real server's service stops ----------------------------------------------
     def real_server_fault(self) -> None:
         """nginx stops on rs1: quiesced (weight 0); no request fails once detected."""
@@ -459,19 +471,16 @@ class DirectorScene:
                            f" fault+{down - fault.wall:.3f}s; weight 0 in the kernel table"
                            f" {(applied - down) * 1000:.0f} ms later (vigil lvs list -n):")
             show(timeline, vigil(server5, "lvs", "list", "-n").stdout, "    ")
-            detected = fault.mono_of(down)
+            detected, quiet = fault.mono_of(down), fault.mono_of(applied)
             until = time.monotonic() + 3.0
-            self.wait(lambda: time.monotonic() >= until and len(load.between(detected)) >= 10,
-                      20, "requests after rs1's detection")
-            before, after = load.between(fault.mono, detected), load.between(detected)
-            timeline.event(f"client requests before detection: {answers(before)};"
-                           f" after detection: {answers(after)}")
-            result.notes["rs1 stopped"] = (f"{failed(before)} of {len(before)} requests failed"
-                                           f" before detection, {failed(after)} of"
-                                           f" {len(after)} after")
-            self.failed_after["rs1"] = failed(after)
-            result.expect(failed(after) == 0,
-                          f"{failed(after)} requests failed after rs1's failure was detected")
+            self.wait(lambda: time.monotonic() >= until and len(load.between(quiet)) >= 10,
+                      20, "requests after rs1 was quiesced")
+            before = load.between(fault.mono, detected)
+            during, after = load.between(detected, quiet), load.between(quiet)
+            timeline.event(f"client requests: before detection {answers(before) or 'none'};"
+                           f" while the table changed {answers(during) or 'none'};"
+                           f" after {answers(after)}")
+            self.tally("rs1 stopped", before, during, after)
             result.expect(all(a.answer and a.answer.startswith("rs2") for a in after),
                           "after rs1 was quiesced, not every request went to rs2")
         elif quiesced:
@@ -586,17 +595,11 @@ class DirectorScene:
         timeline.event(f"client requests: before detection {answers(before) or 'none'};"
                        f" during takeover {answers(during) or 'none'};"
                        f" after {answers(after) or 'none'}")
-        result.notes["server5 crash"] = (
-            f"{failed(before)} of {len(before)} requests failed before detection (no director),"
-            f" {failed(during)} of {len(during)} during takeover, {failed(after)} of"
-            f" {len(after)} after")
+        self.tally("server5 crash", before, during, after)
         if failed(during):
             timeline.note("during takeover: refused by server6 itself between IPaddr and the"
                           " director's ruleset (the group's order: IPaddr, then ldirectord),"
                           " or sent to server5's MAC before the gratuitous ARP")
-        self.failed_after["crash"] = failed(during) + failed(after)
-        result.expect(failed(after) == 0,
-                      f"{failed(after)} requests failed after server6 answered")
         timeline.note("vigil lvs list -n on server6:")
         show(timeline, vigil(server6, "lvs", "list", "-n").stdout, "    ")
 
