@@ -8,11 +8,16 @@ under RHEL's name) and serves the director's own page, which is also the
 `fallback=127.0.0.1:80 gate` the ldirectord.cf names. rs1 and rs2 run the
 tutorial's `realserver.sh` and nginx.
 
-A client keeps requesting through the VIP. Replies come straight from the real
-servers (counted by source MAC on the client). nginx stops on rs1: the director
-quiesces it and no request fails after that. server5 crashes: server6 takes the
-VIP and the director role, and keep-alive connections opened through server5 go
-on answering from the same real servers.
+A client keeps requesting through the VIP, one new connection at a time.
+Replies come straight from the real servers (counted by source MAC on the
+client). nginx stops on rs1: the director quiesces it (weight 0) and no request
+fails once it has; nginx stops on rs2 too: the fallback answers. server5
+crashes: server6 takes the VIP and the director role, and keep-alive
+connections opened through server5 (idle during the outage, as pooled
+connections are) go on answering from the same real servers. Each fault is
+timed twice: fault -> detected, and detected -> taken over (vigil's own part);
+the client's failed requests are counted before detection, during the takeover
+and after it.
 """
 
 from __future__ import annotations
