@@ -44,4 +44,17 @@ class Ldirectord(Agent):
         return await self._run("stop", timeout)
 
     async def status(self, timeout: float) -> AgentResult:
-        return await self._run("status", timeout)
+        """What `vigil director status` answers, read here: its pid file and process.
+
+        In-process, because a group's start asks for the status first: a second
+        interpreter start-up would sit between the VIP and the director's table
+        on every takeover (and every monitor round would pay one).
+        """
+        from vigil.director import adapter, daemon
+
+        instance = daemon.instance_name(adapter.find_config(self.config).resolve())
+        pid = daemon.read_pid(daemon.Paths(instance).pid)
+        if pid is not None and daemon.pid_alive(pid, instance):
+            return AgentResult(OcfStatus.SUCCESS, f"vigil director {instance} is running "
+                               f"with pid {pid}")
+        return AgentResult(OcfStatus.NOT_RUNNING, f"vigil director {instance} is stopped")

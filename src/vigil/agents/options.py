@@ -10,6 +10,7 @@ ARPs 0.2 s apart like the OCF IPaddr2).
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,10 @@ class AgentOptions:
     drbd_stop_tries: int = 3
     drbd_retry_delay: float = 1.0
     drbdadm: str = "drbdadm"
-    #: How vigil runs itself for `vigil volume` and `vigil director`.
-    vigil_command: tuple[str, ...] = ("vigil",)
+    #: How vigil runs itself for `vigil volume` and `vigil director`: this very
+    #: interpreter and package, so a daemon started with a bare PATH (heartbeat's
+    #: resource environment, systemd) never runs another vigil or none at all.
+    vigil_command: tuple[str, ...] = (sys.executable, "-m", "vigil")
 
     # -- MailTo -----------------------------------------------------------------------------
     smtp_host: str = "localhost"

@@ -2,8 +2,10 @@
 
 import asyncio
 import os
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from vigil.agents.lsb import LsbScript
 from vigil.agents.ocf import OcfAgent
 from vigil.agents.options import AgentOptions, AgentPaths, DrbdBackend
 from vigil.agents.systemd import SystemdUnit
+from vigil.testing import wait_until
 
 OCF_ROOT = "/usr/lib/ocf"
 
@@ -208,8 +211,12 @@ def fake_vigil(tmp_path, monkeypatch):
     return state
 
 
+#: The fake `vigil` is found on PATH, so the agents run it by that name.
+BY_NAME = ("vigil",)
+
+
 def test_drbddisk_promotes_and_demotes_through_vigil_volume(fake_vigil, tmp_path):
-    options = AgentOptions(drbd_retry_delay=0.01)
+    options = AgentOptions(drbd_retry_delay=0.01, vigil_command=BY_NAME)
     agent = build_agent("drbddisk", ("mysqldata",), options=options)
     assert isinstance(agent, DrbdDisk) and agent.backend is DrbdBackend.VIGIL  # no /proc/drbd
     assert run(agent.status(5)).status is OcfStatus.ERR_GENERIC  # unknown: may be running
@@ -222,7 +229,8 @@ def test_drbddisk_promotes_and_demotes_through_vigil_volume(fake_vigil, tmp_path
 
 def test_drbddisk_retries_promotion_like_heartbeats(fake_vigil):
     (fake_vigil / "refuse").write_text("5")  # refused 5 times, 6th try works
-    agent = DrbdDisk("drbddisk", ("r0",), AgentOptions(drbd_retry_delay=0.01))
+    agent = DrbdDisk("drbddisk", ("r0",), AgentOptions(drbd_retry_delay=0.01,
+                                                       vigil_command=BY_NAME))
     assert run(agent.start(10)).ok
     (fake_vigil / "refuse").write_text("6")
     (fake_vigil / "role.r0").write_text("Secondary")
@@ -233,7 +241,8 @@ def test_drbddisk_retries_promotion_like_heartbeats(fake_vigil):
 def test_drbddisk_failed_demotion_never_looks_released(fake_vigil):
     from vigil.agents.group import Group
 
-    options = AgentOptions(drbd_retry_delay=0.01, stop_retries=1, stop_retry_delay=0)
+    options = AgentOptions(drbd_retry_delay=0.01, stop_retries=1, stop_retry_delay=0,
+                           vigil_command=BY_NAME)
     agent = DrbdDisk("drbddisk", ("r0",), options)
     assert run(agent.start(5)).ok
     (fake_vigil / "stuck").touch()
@@ -250,14 +259,47 @@ def test_drbddisk_uses_drbdadm_when_drbd_is_loaded(tmp_path):
         ["drbdadm", "primary", "r0"]
 
 
-def test_ldirectord_resource_runs_vigil_director(fake_vigil):
-    agent = build_agent("ldirectord", ("ldirectord.cf",))
+def test_ldirectord_resource_runs_vigil_director(fake_vigil, tmp_path, monkeypatch):
+    from vigil.director import daemon
+
+    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path)
+    agent = build_agent("ldirectord", ("ldirectord.cf",),
+                        options=AgentOptions(vigil_command=BY_NAME))
     assert isinstance(agent, Ldirectord)
     assert run(agent.status(5)).status is OcfStatus.NOT_RUNNING
     assert run(agent.start(5)).ok
-    assert run(agent.status(5)).ok
     assert run(agent.stop(5)).ok
     assert "director start ldirectord.cf" in (fake_vigil / "calls").read_text()
+
+
+def test_ldirectord_status_reads_the_directors_pid_file(tmp_path, monkeypatch):
+    """Read in-process: running only while the pid file names a live vigil director."""
+    import subprocess
+
+    from vigil.director import daemon
+
+    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path)
+    agent = Ldirectord("ldirectord", ("/etc/ha.d/ldirectord.cf",))
+    pid_file = daemon.Paths("ldirectord.cf").pid
+    other = subprocess.Popen(["sleep", "30"])
+    # (not `sh -c`: the shell may exec sleep, and the command line changes under the test)
+    director = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                                 "vigil-director"])
+    try:
+        # right after the spawn /proc may still show the parent's command line
+        wait_until(lambda: b"vigil-director" in Path(f"/proc/{director.pid}/cmdline")
+                   .read_bytes(), 5, "the stand-in's command line")
+        assert run(agent.status(5)).status is OcfStatus.NOT_RUNNING  # no pid file
+        pid_file.write_text(f"{other.pid}\n")  # a pid that is not a director
+        assert run(agent.status(5)).status is OcfStatus.NOT_RUNNING
+        pid_file.write_text(f"{director.pid}\n")
+        result = run(agent.status(5))
+        assert result.ok and str(director.pid) in result.message
+    finally:
+        for process in (other, director):
+            process.kill()
+            process.wait()
+    assert run(agent.status(5)).status is OcfStatus.NOT_RUNNING  # it died
 
 
 def test_factory_names():
