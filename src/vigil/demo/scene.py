@@ -20,7 +20,8 @@ class SceneResult:
     name: str
     #: Failover (or recovery) times in seconds, measured from the fault: label -> seconds.
     timings: dict[str, float] = field(default_factory=dict)
-    #: Requests or queries the client saw fail after the fault was detected.
+    #: Requests or queries the client saw fail once vigil had reacted to a fault
+    #: (detected it and took over); failures during a reaction go in `notes`.
     requests_failed: int | None = None
     #: Rows the client saw committed that were missing afterwards.
     rows_lost: int | None = None
@@ -58,4 +59,6 @@ def summary_table(results: list[SceneResult]) -> list[str]:
             lines.append(f"{'':<24} {label}: {text}")
         for problem in result.problems:
             lines.append(f"{'':<24} problem: {problem}")
+    lines.append("failed: client requests that failed once vigil had reacted to a fault;"
+                 " lost: committed rows missing afterwards")
     return lines
