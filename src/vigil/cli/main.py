@@ -17,8 +17,7 @@ from vigil.errors import VigilError
 COMMANDS = [
     "vigil.cli.heartbeat",
     "vigil.cli.status",
-    "vigil.cli.standby",
-    "vigil.cli.takeover",
+    "vigil.cli.move",
     "vigil.cli.check",
     "vigil.cli.config",
     "vigil.cli.demo",
