@@ -379,6 +379,7 @@ def run(lab: Lab, timeline: Timeline) -> ReplicationResult:
         committer.stop.set()
         committer.join(15)
     count_rows(lab, timeline, result, committer, vip)
+    # The outage itself is the takeover time; what counts as failed is what failed after it.
     result.requests_failed = sum(1 for started, _ in committer.failures if started >= back_at)
     holders = vip_holders(lab, vip)
     timeline.event(f"the VIP is held by: {', '.join(holders) or 'nobody'}")
