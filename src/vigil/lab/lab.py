@@ -659,16 +659,30 @@ while True:
 """
 
 
-def _fuse_connections(pid: int) -> list[int]:
-    """The FUSE connection numbers (device minors) mounted in the process's mount namespace."""
-    found = []
-    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+def _fuse_mounts(mountinfo: str) -> set[int]:
+    """FUSE connection numbers (device minors) of the FUSE mounts in a mountinfo text."""
+    found = set()
+    for line in mountinfo.splitlines():
         fields, _, right = line.partition(" - ")
-        if right.split(" ", 1)[0].startswith("fuse"):
+        fstype = right.split(" ", 1)[0]
+        if fstype == "fuse" or fstype.startswith("fuse."):
             major, _, minor = fields.split()[2].partition(":")
             if major == "0" and minor.isdigit():
-                found.append(int(minor))
+                found.add(int(minor))
     return found
+
+
+def _fuse_connections(pid: int) -> list[int]:
+    """The FUSE connections mounted in the host's mount namespace and not in the machine's.
+
+    A host's namespace starts as a copy of the machine's: a FUSE file system the
+    machine (or anyone else) mounted is in it too, and must never be aborted.
+    """
+    machine: set[int] = set()
+    for other in ("/proc/self/mountinfo", "/proc/1/mountinfo"):
+        with contextlib.suppress(OSError):
+            machine |= _fuse_mounts(Path(other).read_text())
+    return sorted(_fuse_mounts(Path(f"/proc/{pid}/mountinfo").read_text()) - machine)
 
 
 def _python() -> str:
