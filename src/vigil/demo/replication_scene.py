@@ -28,6 +28,8 @@ from typing import Any
 
 import pymysql
 
+from vigil.demo import heartbeat_scene
+from vigil.demo.heartbeat_scene import MARIADB_CNF, MYSQLD_SCRIPT
 from vigil.demo.scene import SceneResult
 from vigil.demo.seed import lab_file
 from vigil.demo.timeline import Timeline
@@ -44,8 +46,8 @@ BACKING = "/var/lib/vigil/mysqldata.img"
 #: Small enough that the initial full sync at DRBD's default (slow) resync settings fits
 #: the scene (~20 s); MariaDB with an 8 MiB redo log fits in it (25 MiB, 12 more at run).
 BACKING_SIZE = "64M"
-MARIADB_CNF = "/etc/mysql/mariadb.conf.d/50-server.cnf"
-CONTRIB_MYSQLD = Path(__file__).resolve().parents[3] / "contrib" / "init.d" / "mysqld"
+#: Scene 1's MariaDB settings (listen on the VIP), and a redo log that fits the lab's disk.
+MARIADB_CNF_TEXT = heartbeat_scene.MARIADB_CNF_TEXT + "innodb_log_file_size = 8M\n"
 APP_SQL = (
     "CREATE DATABASE app; CREATE USER 'app'@'%' IDENTIFIED BY 'app-pw'; "
     "GRANT ALL ON app.* TO 'app'@'%'; "
@@ -215,22 +217,21 @@ class Committer(threading.Thread):
 
 
 # -- the scene ----------------------------------------------------------------------------------
-def configure(lab: Lab, timeline: Timeline) -> None:
+def configure(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
     """The tutorial's files on both nodes; only what this machine forces is changed, and shown."""
+    if not result.expect(MYSQLD_SCRIPT.exists(),
+                         f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
+        return False
     tutorial_res = lab_file("drbd-mysqldata.res")
     res = tutorial_res.replace("/dev/vdb", BACKING)
-    cnf_before = lab.host("server5").read_file(MARIADB_CNF)
-    cnf_after = re.sub(r"(?m)^bind-address(\s*)= 127\.0\.0\.1$",
-                       r"bind-address\1= 0.0.0.0\ninnodb_log_file_size = 8M", cnf_before)
-    mysqld = CONTRIB_MYSQLD.read_text()
     for name in NODES:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
         host.write_file("/etc/ha.d/authkeys", lab_file("authkeys"), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.drbd-mysql"))
         host.write_file(f"/etc/drbd.d/{RESOURCE}.res", res)
-        host.write_file(MARIADB_CNF, cnf_after)
-        host.write_file("/etc/init.d/mysqld", mysqld, mode=0o755)
+        host.write_file(MARIADB_CNF, MARIADB_CNF_TEXT)
+        host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT.read_text(), mode=0o755)
     timeline.event("server5, server6: /etc/ha.d/ha.cf, authkeys, haresources "
                    "(the tutorial's haresources.drbd-mysql) written unchanged:")
     timeline.note("  " + lab_file("haresources.drbd-mysql").strip())
@@ -238,11 +239,13 @@ def configure(lab: Lab, timeline: Timeline) -> None:
                    f"machine's ({BACKING_SIZE} file, both `on` sections):")
     for line in diff_lines(tutorial_res, res):
         timeline.note(f"  {line.strip()}")
-    timeline.event(f"{MARIADB_CNF}: MariaDB must listen on the VIP; a lab-sized redo log:")
-    for line in diff_lines(cnf_before, cnf_after):
-        timeline.note(f"  {line}")
-    timeline.event("/etc/init.d/mysqld: vigil's contrib/init.d/mysqld (MariaDB under the "
-                   "tutorial's name)")
+    timeline.event(f"MariaDB: {MARIADB_CNF} = "
+                   + ", ".join(MARIADB_CNF_TEXT.splitlines()[1:]))
+    timeline.note("  (Debian listens on 127.0.0.1 only; the redo log is sized for the small "
+                  "lab disk)")
+    timeline.event("resource mysqld = /etc/init.d/mysqld (contrib/init.d/mysqld: mariadbd "
+                   "without mysqld_safe)")
+    return True
 
 
 def prepare_volume(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
@@ -343,8 +346,7 @@ def run(lab: Lab, timeline: Timeline) -> ReplicationResult:
     timeline.scene(TITLE)
     vip = lab.address("vip")
     client = lab.host("client")
-    configure(lab, timeline)
-    if not prepare_volume(lab, timeline, result):
+    if not configure(lab, timeline, result) or not prepare_volume(lab, timeline, result):
         return result
     daemons = start_heartbeat(lab, timeline, result, vip)
     server5 = lab.host("server5")
