@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-import os
 import re
 import sys
 import threading
@@ -73,11 +72,6 @@ def _vigil_bin() -> str:
     return str(candidate) if candidate.exists() else "vigil"
 
 
-def _path_env() -> dict[str, str]:
-    """PATH with this installation's `vigil` first (the agents run `vigil volume ...`)."""
-    return {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-
-
 def diff_lines(before: str, after: str) -> list[str]:
     """The changed lines only (`-old`, `+new`), each distinct change once."""
     lines: list[str] = []
@@ -90,8 +84,7 @@ def diff_lines(before: str, after: str) -> list[str]:
 
 
 def volume(host: Host, *args: str, check: bool = True, timeout: float = 60):
-    return host.run([*vigil_command("volume", *args)], check=check, timeout=timeout,
-                    env=_path_env())
+    return host.run(vigil_command("volume", *args), check=check, timeout=timeout)
 
 
 def volume_status(host: Host) -> dict[str, Any]:
@@ -291,7 +284,7 @@ def start_heartbeat(lab: Lab, timeline: Timeline, result: ReplicationResult,
     daemons = {}
     for name in NODES:
         daemons[name] = lab.host(name).spawn([_vigil_bin(), "heartbeat", "-f"],
-                                             name="vigil-heartbeat", env=_path_env())
+                                             name="vigil-heartbeat")
     ready = wait_for(lambda: all("heartbeat.ready" in d.output() for d in daemons.values()), 30)
     timeline.event("server5, server6: vigil heartbeat " + ("running" if ready else "NOT ready"))
     result.expect(bool(ready), "vigil heartbeat did not get ready within 30 s")

@@ -54,7 +54,7 @@ def test_replicated_mysql_scene(lab_factory):
     assert not lab.host("server5").is_up()
     vip = lab.address("vip")
     assert any(a.split("/")[0] == vip for a in lab.addresses("server6"))
-    role = server6.run(vigil_command("volume", "role", "mysqldata"), env=scene._path_env())
+    role = server6.run(vigil_command("volume", "role", "mysqldata"))
     assert role.stdout.strip().startswith("Primary")
     mounts = server6.run(["cat", "/proc/self/mountinfo"]).stdout
     assert any(line.split()[4] == "/var/lib/mysql" and " - ext4 /dev/drbd1 " in line
