@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from vigil.demo import director_scene, heartbeat_scene, topology_scene
+from vigil.demo import director_scene, heartbeat_scene, replication_scene, topology_scene
 from vigil.demo.scene import Scene, SceneResult, summary_table
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, seed_topology
@@ -13,6 +13,7 @@ from vigil.lab import Lab, seed_topology
 SCENES: list[tuple[str, Scene]] = [
     ("the seed's machines on one host", topology_scene.run),
     (heartbeat_scene.TITLE, heartbeat_scene.run),
+    (replication_scene.TITLE, replication_scene.run),
     (director_scene.TITLE, director_scene.run),
 ]
 

@@ -32,6 +32,7 @@ from vigil.kernel.netlink import create_named_netns, delete_named_netns, iproute
 from vigil.kernel.nftables import Nftables
 from vigil.lab.host import PRIVATE_DIRECTORIES, RUN_DIRECTORIES, Host, LabError, LabProcess
 from vigil.lab.topology import HostSpec, Port, Topology
+from vigil.replication.loopdev import abort_fuse
 
 #: Where labs keep their state; not under /etc or /var, which hosts overlay.
 DEFAULT_ROOT = Path(os.environ.get("VIGIL_LAB_ROOT", "/tmp/vigil-lab"))
@@ -40,6 +41,9 @@ STATE_FILE = "state.json"
 PARTITION_TABLE = "vigil_lab"
 #: A boot takes ~0.05 s; the margin is for a machine saturated by other work.
 BOOT_TIMEOUT = 30.0
+#: A host's processes still alive this long after SIGKILL are stuck in the kernel:
+#: its FUSE connections are aborted (see `_power_off`).
+FUSE_ABORT_AFTER = 0.5
 REQUIRED_PROGRAMS = ("nsenter", "unshare", "nft", "sysctl")
 
 
@@ -439,13 +443,16 @@ class Lab:
 
     def _power_off(self, host: Host) -> None:
         mnt_inode = None
+        fuse: list[int] = []
         if host.holder_alive() and host.holder_pid is not None:
             with contextlib.suppress(OSError):
                 mnt_inode = os.stat(f"/proc/{host.holder_pid}/ns/mnt").st_ino
+                fuse = _fuse_connections(host.holder_pid)
             # The host's init: the kernel ends its whole PID namespace with it, at once.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(host.holder_pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
+        abort_at = time.monotonic() + FUSE_ABORT_AFTER
         while True:
             victims = set(host.pids())
             if mnt_inode is not None:
@@ -457,6 +464,13 @@ class Lab:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             self._reap()
+            if fuse and time.monotonic() > abort_at:
+                # Every victim has SIGKILL: no user space runs any more, so aborting the
+                # host's FUSE connections only frees exits blocked on them (a file system
+                # on a loop device over a FUSE file whose daemon is the one exiting).
+                for connection in fuse:
+                    abort_fuse(os.makedev(0, connection))
+                fuse = []
             if time.monotonic() > deadline:
                 raise LabError(f"host {host.name}: processes {sorted(victims)} would not die")
             time.sleep(0.01)
@@ -643,6 +657,32 @@ while True:
         if pid == 0:
             break
 """
+
+
+def _fuse_mounts(mountinfo: str) -> set[int]:
+    """FUSE connection numbers (device minors) of the FUSE mounts in a mountinfo text."""
+    found = set()
+    for line in mountinfo.splitlines():
+        fields, _, right = line.partition(" - ")
+        fstype = right.split(" ", 1)[0]
+        if fstype == "fuse" or fstype.startswith("fuse."):
+            major, _, minor = fields.split()[2].partition(":")
+            if major == "0" and minor.isdigit():
+                found.add(int(minor))
+    return found
+
+
+def _fuse_connections(pid: int) -> list[int]:
+    """The FUSE connections mounted in the host's mount namespace and not in the machine's.
+
+    A host's namespace starts as a copy of the machine's: a FUSE file system the
+    machine (or anyone else) mounted is in it too, and must never be aborted.
+    """
+    machine: set[int] = set()
+    for other in ("/proc/self/mountinfo", "/proc/1/mountinfo"):
+        with contextlib.suppress(OSError):
+            machine |= _fuse_mounts(Path(other).read_text())
+    return sorted(_fuse_mounts(Path(f"/proc/{pid}/mountinfo").read_text()) - machine)
 
 
 def _python() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vigil.replication import loopdev
 from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
@@ -62,3 +63,25 @@ def test_kill9_primary_daemon_secondary_has_every_acked_write(volume_pair):
     data = image.read_bytes()
     missing = [i for i in blocks if data[i * 4096:(i + 1) * 4096] != pattern(i)]
     assert not missing, f"{len(missing)} acknowledged writes missing on server6: {missing[:10]}"
+
+
+def test_crash_of_a_host_with_the_device_mounted_ends_every_process(volume_pair):
+    """The lab's power-off must not hang when the volume daemon is the host's last process.
+
+    Then the host's mount namespace dies with the daemon, and its ext4 mount's
+    final sync waits for the daemon's own FUSE connection, which the kernel
+    only closes afterwards: the lab aborts that connection.
+    """
+    pair = volume_pair
+    pair.configure("server5")
+    pair.create("server5")
+    pair.up("server5", "--standalone")
+    pair.vigil("server5", "primary", "--force", pair.name)
+    pair.host("server5").run("mkfs.ext4 -q -F /dev/drbd1 && mkdir -p /mnt/volume && "
+                             "mount /dev/drbd1 /mnt/volume && echo data > /mnt/volume/file",
+                             timeout=60)
+    pair.lab.crash("server5")  # raises LabError if a process would not die
+    identity = pair.loops[0]
+    wait_until(lambda: not loopdev.is_ours(identity), 15,
+               f"the kernel to detach {identity.name} once nothing has it open")
+    pair.lab.boot("server5")
