@@ -16,6 +16,11 @@ def register(subparsers: Any) -> None:
         "--keep", action="store_true", help="leave the lab up afterwards (vigil lab exec/down)"
     )
     parser.add_argument(
+        "--one-by-one", action="store_true",
+        help="play the scenes one after the other instead of side by side (slower; "
+        "each scene has the machine to itself)",
+    )
+    parser.add_argument(
         "scenes", nargs="*", metavar="SCENE",
         help="play only the scenes whose title contains one of these words"
         " (heartbeat, replicated, director)",
@@ -26,4 +31,5 @@ def register(subparsers: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from vigil.demo import runner
 
-    return runner.run(keep=args.keep, only=args.scenes or None)
+    return runner.run(keep=args.keep, only=args.scenes or None,
+                      one_by_one=args.one_by_one)

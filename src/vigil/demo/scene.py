@@ -46,19 +46,22 @@ Scene = Callable[[Lab, Timeline], SceneResult]
 
 
 def summary_table(results: list[SceneResult]) -> list[str]:
-    """The demo's closing table, one row per scene."""
-    header = f"{'scene':<24} {'failover / recovery':<40} {'failed':>6} {'lost':>5}  result"
-    lines = [header, "-" * len(header)]
+    """The demo's closing table: a row per scene, its timings and notes beneath."""
+    header = f"{'scene':<24} {'failed':>6} {'lost':>5}  result"
+    lines = [header, "-" * 60]
     for result in results:
-        timings = ", ".join(f"{label} {seconds:.2f} s" for label, seconds in result.timings.items())
         failed = "-" if result.requests_failed is None else str(result.requests_failed)
         lost = "-" if result.rows_lost is None else str(result.rows_lost)
         verdict = "ok" if result.passed else "PROBLEM"
-        lines.append(f"{result.name:<24} {timings or '-':<40} {failed:>6} {lost:>5}  {verdict}")
+        lines.append(f"{result.name:<24} {failed:>6} {lost:>5}  {verdict}")
+        if result.timings:
+            lines.append("    " + ", ".join(f"{label} {seconds:.2f} s"
+                                           for label, seconds in result.timings.items()))
         for label, text in result.notes.items():
-            lines.append(f"{'':<24} {label}: {text}")
+            lines.append(f"    {label}: {text}")
         for problem in result.problems:
-            lines.append(f"{'':<24} problem: {problem}")
+            lines.append(f"    problem: {problem}")
+    lines.append("-" * 60)
     lines.append("failed: client requests that failed once vigil had reacted to a fault;"
                  " lost: committed rows missing afterwards")
     return lines
