@@ -118,7 +118,7 @@ class LabProcess:
         return (
             self.start_time is not None
             and namespaces.process_start_time(self.pid) == self.start_time
-            and not _is_zombie(self.pid)
+            and not is_zombie(self.pid)
         )
 
     def signal(self, signum: int) -> None:
@@ -168,7 +168,8 @@ class LabProcess:
             return ""
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
+    """The process has ended and waits for its parent to collect it (or is gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

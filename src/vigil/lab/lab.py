@@ -30,7 +30,14 @@ from vigil.errors import EnvironmentProblem, UsageError
 from vigil.kernel import namespaces
 from vigil.kernel.netlink import create_named_netns, delete_named_netns, iproute
 from vigil.kernel.nftables import Nftables
-from vigil.lab.host import PRIVATE_DIRECTORIES, RUN_DIRECTORIES, Host, LabError, LabProcess
+from vigil.lab.host import (
+    PRIVATE_DIRECTORIES,
+    RUN_DIRECTORIES,
+    Host,
+    LabError,
+    LabProcess,
+    is_zombie,
+)
 from vigil.lab.topology import HostSpec, Port, Topology
 from vigil.replication.loopdev import abort_fuse
 
@@ -442,6 +449,15 @@ class Lab:
         self.save()
 
     def _power_off(self, host: Host) -> None:
+        self._wait_dead(host, *self._pull_plug(host))
+
+    def _pull_plug(self, host: Host) -> tuple[int | None, list[int]]:
+        """Kill the host's init; returns what `_wait_dead` needs (mount ns, FUSE connections).
+
+        Separate from the wait, so that a lab going down pulls every plug first:
+        the kernel then tears the hosts' namespaces down (mounts, sockets: a second
+        or two each, mostly RCU grace periods) side by side instead of in turn.
+        """
         mnt_inode = None
         fuse: list[int] = []
         if host.holder_alive() and host.holder_pid is not None:
@@ -451,6 +467,10 @@ class Lab:
             # The host's init: the kernel ends its whole PID namespace with it, at once.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(host.holder_pid, signal.SIGKILL)
+        return mnt_inode, fuse
+
+    def _wait_dead(self, host: Host, mnt_inode: int | None, fuse: list[int]) -> None:
+        """Wait until nothing of the host runs, then remove its ports and namespace."""
         deadline = time.monotonic() + 10
         abort_at = time.monotonic() + FUSE_ABORT_AFTER
         while True:
@@ -458,6 +478,10 @@ class Lab:
             if mnt_inode is not None:
                 victims.update(namespaces.pids_in_namespace("mnt", mnt_inode))
             victims.discard(os.getpid())
+            # A zombie runs nothing and holds nothing but its number. The host's init
+            # stays one for seconds while the kernel finishes its namespaces; it is
+            # reaped when it can be (here, or by the machine's init after we exit).
+            victims = {pid for pid in victims if not is_zombie(pid)}
             if not victims:
                 break
             for pid in victims:
@@ -540,9 +564,15 @@ class Lab:
         """Stop everything, remove every namespace and file. Safe to call twice."""
         self._stop_all(self.processes, grace=2.0)
         errors = []
+        plugs: dict[str, tuple[int | None, list[int]]] = {}
         for host in self.hosts.values():
             try:
-                self._power_off(host)
+                plugs[host.name] = self._pull_plug(host)
+            except Exception as exc:
+                errors.append(str(exc))
+        for host in self.hosts.values():
+            try:
+                self._wait_dead(host, *plugs.get(host.name, (None, [])))
             except Exception as exc:
                 errors.append(str(exc))
         delete_named_netns(self.switch_netns)
