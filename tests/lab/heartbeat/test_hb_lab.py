@@ -78,8 +78,10 @@ def test_a_healed_partition_leaves_one_holder_and_the_client_reaches_it(hb):
     hb.lab.heal("server5", "server6")
     hb.wait_holders({"server5"}, 10)  # the home node keeps it, the other stops it
     hb.wait_client("server5", timeout=10)  # the keeper re-announced: ARP caches healed
-    logs = hb.daemons["server6"].output()
-    assert "split brain on IPaddr::198.51.100.100/24/eth0: the peer keeps it" in logs
+    # the daemon logs through a queue: the line may reach the file a moment after the act
+    wait_until(lambda: "split brain on IPaddr::198.51.100.100/24/eth0: the peer keeps it"
+               in hb.daemons["server6"].output(), 5,
+               lambda: "server6 logs the split brain\n" + hb.logs())
 
 
 def test_standby_and_takeover_move_the_group(hb):
