@@ -4,25 +4,19 @@ the scene reports and on what is left of the lab afterwards."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from vigil.demo import director_scene, runner
-from vigil.demo.timeline import Timeline
-from vigil.lab import seed_topology
 
 pytestmark = pytest.mark.lab
 
 
-def test_the_director_scene_keeps_its_claims_and_leaves_nothing(lab_factory):
+def test_the_director_scene_keeps_its_claims_and_leaves_nothing(demo_scenes):
     assert any("director" in title and scene is director_scene.run
                for title, scene in runner.SCENES)
-    lab = lab_factory(seed_topology())
-    out = io.StringIO()
-    scene = director_scene.DirectorScene(lab, Timeline(out=out))
-    result = scene.play()
-    timeline = out.getvalue()
+    played = demo_scenes["director"]
+    scene = played.wait()
+    lab, result, timeline = played.lab, scene.result, played.timeline
 
     assert result.passed, "\n".join(result.problems) + "\n" + timeline
     # Every fault timed in two parts: detection, then vigil's own reaction.

@@ -7,22 +7,19 @@ VIP and runs MariaDB, the client reaches it, and nothing of the lab is left.
 
 from __future__ import annotations
 
-import io
-
 import pymysql
 import pytest
 
 from vigil.demo import heartbeat_scene, runner
 from vigil.demo.seed import lab_file
-from vigil.demo.timeline import Timeline
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
-def test_heartbeat_pair_scene(seed_lab):
-    out = io.StringIO()
-    result = heartbeat_scene.run(seed_lab, Timeline(out=out))
-    print(out.getvalue())
+def test_heartbeat_pair_scene(demo_scenes):
+    played = demo_scenes["heartbeat"]
+    result = played.wait()
+    seed_lab = played.lab
     assert result.passed, result.problems
     assert result.requests_failed == 0
     timings = result.timings
@@ -56,7 +53,7 @@ def test_heartbeat_pair_scene(seed_lab):
         cursor.execute(heartbeat_scene.QUERY)
         assert cursor.fetchone() == ("server5.example.com", "server5")
 
-    text = out.getvalue()
+    text = played.timeline
     assert "FAULT: server5 loses power" in text and "FAULT: kill -9 mariadbd" in text
 
     seed_lab.down()

@@ -9,26 +9,21 @@ not even a loop device.
 
 from __future__ import annotations
 
-import io
-
 import pymysql
 import pytest
 
 from vigil.demo import replication_scene as scene
 from vigil.demo.seed import lab_file
-from vigil.demo.timeline import Timeline
-from vigil.lab import seed_topology
 from vigil.replication import loopdev
 from vigil.testing import vigil_command
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
-def test_replicated_mysql_scene(lab_factory):
-    lab = lab_factory(seed_topology())
-    out = io.StringIO()
-    result = scene.run(lab, Timeline(out=out))
-    print(out.getvalue())
+def test_replicated_mysql_scene(demo_scenes):
+    played = demo_scenes["replicated"]
+    result = played.wait()
+    lab = played.lab
     assert result.passed, result.problems
     assert result.rows_lost == 0
     assert result.requests_failed == 0
@@ -69,7 +64,7 @@ def test_replicated_mysql_scene(lab_factory):
         count, first = cursor.fetchone()
     assert first == 1 and count >= scene.ROWS_BEFORE + scene.ROWS_AFTER
 
-    text = out.getvalue()
+    text = played.timeline
     assert "FAULT: server5 crashes" in text and "replication:SyncSource" in text
     assert "-    disk      /dev/vdb;" in text
 
