@@ -25,13 +25,26 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vigil.director.operations import Operation
+from vigil.director.operations import Operation, OperationError, apply_operations
 from vigil.director.table import RealKey, ServiceKey, Table
 from vigil.errors import VigilError
 
 
 class BackendError(VigilError):
     """A backend could not apply a transaction (nothing of it was applied)."""
+
+
+def planned_table(current: Table, operations: Sequence[Operation], desired: Table,
+                  *, exact: bool = True) -> Table:
+    """The table `operations` make of `current`; refused before anything is touched
+    when they do not apply, or (exact) when they do not lead to `desired`."""
+    try:
+        result = apply_operations(current, operations)
+    except OperationError as exc:
+        raise BackendError(str(exc)) from exc
+    if exact and result != desired:
+        raise BackendError("operations do not lead to the desired table")
+    return result
 
 
 @dataclass

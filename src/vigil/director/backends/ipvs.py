@@ -33,6 +33,7 @@ from vigil.director.backends.base import (
     Rates,
     RealStats,
     ServiceStats,
+    planned_table,
 )
 from vigil.director.operations import (
     AddReal,
@@ -42,7 +43,6 @@ from vigil.director.operations import (
     EditReal,
     EditService,
     Operation,
-    OperationError,
     apply_operations,
 )
 from vigil.director.table import (
@@ -284,12 +284,7 @@ class IpvsBackend(Backend):
 
     # -- applying ------------------------------------------------------------------------
     async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
-        try:
-            result = apply_operations(self._table, operations)
-        except OperationError as exc:
-            raise BackendError(str(exc)) from exc
-        if result != desired:
-            raise BackendError("operations do not lead to the desired table")
+        result = planned_table(self._table, operations, desired)
         if not operations:
             return
         await self._call(self._transaction, list(operations))

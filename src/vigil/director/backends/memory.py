@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vigil.director.backends.base import Backend, BackendError
-from vigil.director.operations import Operation, OperationError, apply_operations
+from vigil.director.backends.base import Backend, BackendError, planned_table
+from vigil.director.operations import Operation
 from vigil.director.table import Table
 
 
@@ -24,12 +24,7 @@ class MemoryBackend(Backend):
         if self.fail_next:
             reason, self.fail_next = self.fail_next, None
             raise BackendError(reason)
-        try:
-            result = apply_operations(self.table, operations)
-        except OperationError as exc:
-            raise BackendError(str(exc)) from exc
-        if result != desired:
-            raise BackendError("operations do not lead to the desired table")
+        result = planned_table(self.table, operations, desired)
         if operations:
             self.transactions.append(list(operations))
         self.table = result

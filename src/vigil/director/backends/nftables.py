@@ -58,8 +58,9 @@ from vigil.director.backends.base import (
     Rates,
     RealStats,
     ServiceStats,
+    planned_table,
 )
-from vigil.director.operations import Operation, OperationError, apply_operations
+from vigil.director.operations import Operation
 from vigil.director.table import Forward, ServiceKey, Table
 from vigil.errors import VigilError
 
@@ -230,12 +231,7 @@ class NftablesBackend(Backend):
         return self._table
 
     async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
-        try:
-            result = apply_operations(self._table, operations)
-        except OperationError as exc:
-            raise BackendError(str(exc)) from exc
-        if result != desired:
-            raise BackendError("operations do not lead to the desired table")
+        planned_table(self._table, operations, desired)  # refused before anything is touched
         async with self._lock:
             self._changed_at = self._clock()
             if self._holding:

@@ -31,13 +31,12 @@ from vigil.director.backends.base import (
     Rates,
     RealStats,
     ServiceStats,
+    planned_table,
 )
 from vigil.director.operations import (
     AddService,
     DeleteService,
     Operation,
-    OperationError,
-    apply_operations,
 )
 from vigil.director.schedulers import Dest, Flow, Load, Scheduler, make_scheduler
 from vigil.director.table import Protocol, RealKey, ServiceKey, Table, VirtualService
@@ -416,10 +415,7 @@ class UserspaceBackend(Backend):
         return self.table
 
     async def apply(self, operations: Sequence[Operation], desired: Table) -> None:
-        try:
-            result = apply_operations(self.table, operations)
-        except OperationError as exc:
-            raise BackendError(str(exc)) from exc
+        result = planned_table(self.table, operations, desired, exact=False)
         added = [op.service for op in operations if isinstance(op, AddService)]
         for service in added:
             if service.key.protocol is Protocol.FWM:
