@@ -19,6 +19,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -234,7 +235,7 @@ class _Cpio:
 
 STAGE2 = """export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb
-mkdir -p /run/lock /run/netns
+{reveal_tmp}mkdir -p /run/lock /run/netns
 hostname {hostname}
 ip link set lo up
 cd /xfer
@@ -244,6 +245,16 @@ sync
 echo o > /proc/sysrq-trigger
 sleep 10
 """
+
+
+def _reveal_tmp() -> str:
+    """The guest's /tmp is a fresh tmpfs over the host's; a checkout or venv living
+    under the host's /tmp (a CI clone) must stay visible: then the tmpfs goes, and
+    the guest's /tmp is the host's seen through the root overlay (writes stay in
+    the guest)."""
+    tmp = Path("/tmp").resolve()
+    needed = (Path(sys.prefix).resolve(), Path(__file__).resolve())
+    return "umount /tmp\n" if any(tmp in path.parents for path in needed) else ""
 
 
 def run_in_guest(
@@ -270,7 +281,8 @@ def run_in_guest(
     with tempfile.TemporaryDirectory(prefix="vigil-guest.") as xfer_dir:
         xfer = Path(xfer_dir)
         (xfer / "command.sh").write_text(exports + command + "\n")
-        (xfer / ".stage2").write_text(STAGE2.format(hostname=hostname))
+        (xfer / ".stage2").write_text(STAGE2.format(hostname=hostname,
+                                                    reveal_tmp=_reveal_tmp()))
         argv = [
             "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "pc",
             "-m", str(memory_mib), "-smp", str(cpus), "-nodefaults", "-no-user-config",
