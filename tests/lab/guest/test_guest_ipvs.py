@@ -20,7 +20,8 @@ import pytest
 from vigil.demo.seed import lab_file
 from vigil.testing.guest import guest_unavailable_reason, run_in_guest
 
-pytestmark = [pytest.mark.guest, pytest.mark.slow]
+# the guest run (emulated: ldirectord alone takes a minute) has its own 600 s limit
+pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
 
 reason = guest_unavailable_reason()
 
