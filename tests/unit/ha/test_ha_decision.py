@@ -118,6 +118,22 @@ class Pair:
         self.record(self.other(name), survivor.peer_dead(self.now))
 
 
+def core_with_ready_peer(**settings) -> FailoverCore:
+    """n1's core, hearing n2 alive, ready and holding its own group (G2)."""
+    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, **settings), 0.0)
+    core.peer_alive(0)
+    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    core.comm_up(0)
+    return core
+
+
+def complete_every_action(core: FailoverCore, now: float) -> None:
+    """Decide now and report every action as done."""
+    for decision in core.decide(now):
+        for action in decision.actions:
+            core.action_done(action, True, now)
+
+
 def started_pair(**settings) -> Pair:
     pair = Pair(**settings)
     pair.comm_up()
@@ -252,13 +268,8 @@ def test_takeover_asks_the_peer_to_release():
 
 
 def test_a_hand_over_the_peer_ignores_is_cancelled():
-    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, handover_timeout=10), 0.0)
-    core.peer_alive(0)
-    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
-    core.comm_up(0)
-    for decision in core.decide(0):
-        for action in decision.actions:
-            core.action_done(action, True, 0)
+    core = core_with_ready_peer(handover_timeout=10)
+    complete_every_action(core, 0)
     core.standby("local", 1)
     for decision in core.decide(1):
         for action in decision.actions:
@@ -283,10 +294,7 @@ def test_graceful_shutdown_releases_everything_then_says_shutdone():
 
 
 def test_a_peer_that_said_shutdone_is_taken_over_without_fencing():
-    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, fencing=True), 0.0)
-    core.peer_alive(0)
-    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
-    core.comm_up(0)
+    core = core_with_ready_peer(fencing=True)
     core.peer_gone(1)
     core.peer_dead(1)
     actions = [a for d in core.decide(1) for a in d.actions]
@@ -486,13 +494,8 @@ def test_shutdone_is_sent_once():
 
 
 def test_takeover_delay_waits_after_the_peer_died():
-    core = FailoverCore(FailoverSettings("n1", "n2", GROUPS, takeover_delay=0.5), 0.0)
-    core.peer_alive(0)
-    core.peer_info(0, states=[Hold.RELEASED, Hold.HELD], phase="ready")
-    core.comm_up(0)
-    for decision in core.decide(0):
-        for action in decision.actions:
-            core.action_done(action, True, 0)
+    core = core_with_ready_peer(takeover_delay=0.5)
+    complete_every_action(core, 0)
     core.peer_dead(1.0)
     assert core.decide(1.2) == []
     assert core.next_deadline(1.2) == 1.5
