@@ -26,7 +26,6 @@ import socket
 import statistics
 import struct
 import sys
-import textwrap
 import threading
 import time
 import traceback
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from vigil.lab import Lab, LabProcess, pair_topology
 from vigil.testing import wait_until
+from vigil.testing.responder import NAME_RESPONDER
 
 VIP = "198.51.100.100"
 VIGIL = str(Path(sys.executable).parent / "vigil")
@@ -88,21 +88,7 @@ vrrp_instance VI_1 {{
     }}
 }}
 """
-RESPONDER = textwrap.dedent("""
-    import socket
-    name = socket.gethostname().split(".")[0].encode()
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", 80))
-    server.listen(128)
-    print("ready", flush=True)
-    while True:
-        conn, _ = server.accept()
-        try:
-            conn.sendall(name + b"\\n")
-        finally:
-            conn.close()
-""")
+RESPONDER = NAME_RESPONDER
 HOG = "while True: pass"
 
 

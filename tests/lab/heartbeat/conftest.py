@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from vigil.lab import Lab, LabProcess, pair_topology
 from vigil.testing import wait_until
+from vigil.testing.responder import NAME_RESPONDER
 
 VIGIL = str(Path(sys.executable).parent / "vigil")
 VIP = "198.51.100.100"
@@ -36,21 +36,7 @@ MEDIA = "bcast eth0\nucast eth1 203.0.113.5\nucast eth1 203.0.113.6"
 #: (vigil's default refuses to add an address another host still answers for).
 VIGIL_CF = "duplicate_probe off\n"
 
-RESPONDER = textwrap.dedent("""
-    import socket, sys
-    name = socket.gethostname().split(".")[0].encode()
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", 80))
-    server.listen(64)
-    print("ready", flush=True)
-    while True:
-        conn, _ = server.accept()
-        try:
-            conn.sendall(name + b"\\n")
-        finally:
-            conn.close()
-""")
+RESPONDER = NAME_RESPONDER
 
 
 @dataclass
