@@ -27,6 +27,7 @@ from vigil.director.checkers import checker_for
 from vigil.director.checkers.base import CheckRequest, CheckResult
 from vigil.director.checkers.connect import ConnectProber
 from vigil.director.settings import RealSpec, ServiceConfig
+from vigil.director.source import SourceChooser
 from vigil.director.table import RealKey, ServiceKey
 
 log = logging.getLogger("vigil.director.engine")
@@ -71,7 +72,7 @@ class CheckTarget:
         return (spec.checktype == "connect" and spec.checkcount <= 1
                 and self.config.key.protocol.value != "udp")
 
-    def request(self, negotiate: bool) -> CheckRequest:
+    def request(self, negotiate: bool, source: str | None = None) -> CheckRequest:
         config, spec = self.config, self.config.check
         protocol = "udp" if config.key.protocol.value == "udp" else "tcp"
         timeout = spec.negotiatetimeout if negotiate else spec.checktimeout
@@ -85,6 +86,7 @@ class CheckTarget:
             virtual=config.key,
             real_port=self.real.real.port or config.key.port,
             timeout=timeout,
+            source=source,
         )
 
 
@@ -220,6 +222,8 @@ class CheckEngine:
         self._saturated = False
         self._prober: ConnectProber | None = None
         self._probes = 0
+        #: checks never leave from a virtual address (a DR real server would answer itself)
+        self.sources = SourceChooser(self.clock)
         self.checks_run = 0
 
     # -- configuration -------------------------------------------------------------------
@@ -241,6 +245,7 @@ class CheckEngine:
             else:
                 self.schedule.add(ident, target.interval, now)
             self.targets[ident] = target
+        self.sources.set_virtuals(t.config.key.address for t in self.targets.values())
         self._wake()
 
     def check_now(self, ident: Hashable) -> None:
@@ -334,7 +339,8 @@ class CheckEngine:
 
         # A probe costs a socket and a timer, no task: four count as one slot.
         self._prober.start(real.real.address, target.config.check_port(real),
-                           target.config.check.checktimeout, done)
+                           target.config.check.checktimeout, done,
+                           self.sources.source_for(real.real.address))
 
     async def _run_one(self, ident: Hashable, target: CheckTarget, started: float) -> None:
         try:
@@ -359,7 +365,7 @@ class CheckEngine:
             negotiate = self._connects.get(ident, 0) >= spec.connects
             checktype = "negotiate" if negotiate else "connect"
         check = checker_for(checktype, spec.service)
-        request = target.request(negotiate)
+        request = target.request(negotiate, self.sources.source_for(target.real.real.address))
         result = CheckResult.down("not run")
         for _ in range(max(1, spec.checkcount)):
             try:

@@ -199,3 +199,36 @@ def test_ipv6_direct_routing(seed_lab):
         assert {fetch(seed_lab) for _ in range(8)} == {"rs1", "rs2"}  # IPv4 alongside
     finally:
         vigil(server5, "director", "stop", check=False)
+
+
+def test_checks_leave_from_the_directors_own_address_when_the_kernel_prefers_a_vip(seed_lab):
+    """A route whose preferred source is the VIP (what IPv6's tie-break can also pick):
+    a DR real server holds the VIP on lo and would answer a check from it to itself."""
+    real_servers(seed_lab, vips=(VIP, VIP6))
+    server5 = seed_lab.host("server5")
+    server5.run(["ip", "addr", "add", f"{VIP}/24", "dev", "eth0"])
+    server5.run(["ip", "-6", "addr", "add", f"{VIP6}/64", "dev", "eth0", "nodad"])
+    reals6 = ("2001:db8:0:1::1", "2001:db8:0:1::2")
+    for real in (RS1, RS2):
+        server5.run(["ip", "route", "add", f"{real}/32", "dev", "eth0", "src", VIP])
+    for real in reals6:
+        server5.run(["ip", "-6", "route", "add", f"{real}/128", "dev", "eth0", "src", VIP6])
+    # the kernel's own choice is the VIP, for both families
+    assert f"src {VIP} " in server5.run(["ip", "route", "get", RS1]).stdout
+    assert f"src {VIP6} " in server5.run(["ip", "-6", "route", "get", reals6[0]]).stdout
+    config = lab_file("ldirectord.cf") + f"""virtual6=[{VIP6}]:80
+\treal6=[{reals6[0]}]:80 gate
+\treal6=[{reals6[1]}]:80 gate
+\tservice=http
+\tscheduler=rr
+\tprotocol=tcp
+\tchecktype=negotiate
+"""
+    server5 = start_director(seed_lab, config=config, vips=())
+    try:
+        wait_weights(server5, {RS1: 1, RS2: 1})
+        wait_weights(server5, {reals6[0]: 1, reals6[1]: 1}, vip=VIP6)
+        wait_until(lambda: settled(server5), 15, "the director settled")
+        assert {fetch(seed_lab) for _ in range(8)} == {"rs1", "rs2"}
+    finally:
+        vigil(server5, "director", "stop", check=False)

@@ -34,6 +34,12 @@ class CheckRequest:
     virtual: ServiceKey
     real_port: int
     timeout: float
+    #: the director's address to send from, when the kernel would pick a virtual one
+    source: str | None = None
+
+    @property
+    def local_addr(self) -> tuple[str, int] | None:
+        return (self.source, 0) if self.source else None
 
     @property
     def endpoint(self) -> str:
@@ -92,6 +98,7 @@ async def open_stream(
     return await asyncio.open_connection(
         address or request.address, port or request.port, ssl=context,
         server_hostname=hostname if context else None, limit=READ_LIMIT,
+        local_addr=request.local_addr,
     )
 
 

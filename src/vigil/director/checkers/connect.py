@@ -18,15 +18,17 @@ async def check(request: CheckRequest) -> CheckResult:
         from vigil.director.checkers import ping
 
         return await ping.check(request)
-    return await connect_once(request.address, request.port)
+    return await connect_once(request.address, request.port, request.source)
 
 
-async def connect_once(address: str, port: int) -> CheckResult:
+async def connect_once(address: str, port: int, source: str | None = None) -> CheckResult:
     """Open and close one connection, without streams (the engine runs thousands)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
+        if source:
+            sock.bind((source, 0))
         # RST on close: no TIME_WAIT pile-up on the director, no FIN dance.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         await asyncio.get_running_loop().sock_connect(sock, (address, port))
@@ -62,7 +64,8 @@ class ConnectProber:
         self._sweeper: asyncio.TimerHandle | None = None
         loop.add_reader(self.epoll.fileno(), self._ready)
 
-    def start(self, address: str, port: int, timeout: float, done) -> None:
+    def start(self, address: str, port: int, timeout: float, done,
+              source: str | None = None) -> None:
         """Begin a check; `done(CheckResult)` is called exactly once."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         try:
@@ -71,6 +74,13 @@ class ConnectProber:
         except OSError as exc:
             done(CheckResult.down(describe(exc)))
             return
+        if source:
+            try:
+                sock.bind((source, 0))
+            except OSError as exc:
+                sock.close()
+                done(CheckResult.down(describe(exc)))
+                return
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
         err = sock.connect_ex((address, port))
         if err == 0:

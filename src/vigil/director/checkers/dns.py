@@ -104,10 +104,11 @@ class _OneAnswer(asyncio.DatagramProtocol):
             self.answer.set_exception(exc)
 
 
-async def ask_udp(address: str, port: int, query: bytes) -> bytes:
+async def ask_udp(address: str, port: int, query: bytes,
+                  local_addr: tuple[str, int] | None = None) -> bytes:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        _OneAnswer, remote_addr=(address, port))
+        _OneAnswer, remote_addr=(address, port), local_addr=local_addr)
     try:
         transport.sendto(query)
         return await protocol.answer
@@ -134,7 +135,7 @@ async def check(request: CheckRequest) -> CheckResult:
         if request.protocol == "tcp":
             message = await ask_tcp(request, query)
         else:
-            message = await ask_udp(request.address, request.port, query)
+            message = await ask_udp(request.address, request.port, query, request.local_addr)
         answers = decode_answers(message, ident)
     except Exception as exc:
         return CheckResult.down(describe(exc))

@@ -58,7 +58,8 @@ async def check(request: CheckRequest) -> CheckResult:
         await command(reader, writer, "CWD /", (250,))
         await command(reader, writer, "TYPE I", (200,))
         port = passive_port(await command(reader, writer, "PASV", (227,)))
-        data_reader, data_writer = await asyncio.open_connection(request.address, port)
+        data_reader, data_writer = await asyncio.open_connection(request.address, port,
+                                                                 local_addr=request.local_addr)
         try:
             await command(reader, writer, f"RETR {request_text(request.request)}", (125, 150))
             content = await data_reader.read(READ_LIMIT)

@@ -24,7 +24,8 @@ def _search(request: CheckRequest, tls: bool) -> list[str]:
                           connect_timeout=request.timeout)
     connection = ldap3.Connection(
         server, user=spec.login or None, password=spec.passwd or None,
-        receive_timeout=request.timeout, auto_bind=True, raise_exceptions=True)
+        receive_timeout=request.timeout, auto_bind=True, raise_exceptions=True,
+        source_address=request.source)
     try:
         connection.search(request_text(request.request), "(objectClass=*)",
                           search_scope=ldap3.BASE, attributes=[])

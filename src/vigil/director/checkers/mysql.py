@@ -17,7 +17,7 @@ def _query(request: CheckRequest) -> int:
     connection = pymysql.connect(
         host=request.address, port=request.port, user=spec.login, password=spec.passwd,
         database=spec.database or None, connect_timeout=timeout, read_timeout=timeout,
-        write_timeout=timeout,
+        write_timeout=timeout, bind_address=request.source,
     )
     try:
         with connection.cursor() as cursor:

@@ -52,6 +52,8 @@ async def check(request: CheckRequest) -> CheckResult:
     payload = os.urandom(16)
     try:
         sock.setblocking(False)
+        if request.source:
+            sock.bind((request.source, 0))
         await loop.sock_sendto(sock, echo_request(family, ident, sequence, payload),
                                (request.address, 0))
         while True:

@@ -68,7 +68,8 @@ async def check(request: CheckRequest) -> CheckResult:
     loop = asyncio.get_running_loop()
     try:
         transport, protocol = await loop.create_datagram_endpoint(
-            _Reply, remote_addr=(request.address, request.port))
+            _Reply, remote_addr=(request.address, request.port),
+            local_addr=request.local_addr)
     except Exception as exc:
         return CheckResult.down(describe(exc))
     try:

@@ -58,7 +58,8 @@ async def check(request: CheckRequest) -> CheckResult:
         if request.protocol == "udp":
             loop = asyncio.get_running_loop()
             transport, protocol = await loop.create_datagram_endpoint(
-                _Reply, remote_addr=(request.address, request.port))
+                _Reply, remote_addr=(request.address, request.port),
+                local_addr=request.local_addr)
             try:
                 local, port = transport.get_extra_info("sockname")[:2]
                 transport.sendto(options(request, local, port, "UDP"))
