@@ -1033,6 +1033,10 @@ def validate(config: HaCf) -> tuple[Diagnostic, ...]:
         out.append(_diag(config, err, None,
                          "no nodes: list each cluster member on a 'node' line "
                          "(names as `uname -n` prints them)"))
+    if len(config.nodes) > 2:
+        out.append(_diag(config, err, f"node:{config.nodes[2]}",
+                         f"{len(config.nodes)} nodes: vigil runs haresources groups on a pair "
+                         "(two nodes); the daemon refuses more"))
     if config.autojoin != "none":
         out.append(_diag(config, err, "autojoin",
                          f"autojoin {config.autojoin} conflicts with haresources (R1) resource "

@@ -28,6 +28,7 @@ Public API: `ConfigPaths`, `HostFacts`, `ClusterConfig`, `CheckReport`,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import socket
@@ -111,8 +112,8 @@ class HostFacts:
     """
 
     hostname: str
-    resolver: haresources_mod.ResourceResolver = field(
-        default_factory=haresources_mod.ResourceResolver)
+    #: None: heartbeat's lookup, with resource.d inside the checked directory
+    resolver: haresources_mod.ResourceResolver | None = None
     names: Resolver = field(default_factory=SystemResolver)
     interfaces: frozenset[str] | None = None
     local_addresses: frozenset[str] | None = None
@@ -177,6 +178,11 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
     """Parse every file and run the cross-file checks; never raises for bad input."""
     paths = paths or ConfigPaths()
     facts = facts or HostFacts.this_host()
+    if facts.resolver is None:
+        # heartbeat's resource directory lives in its configuration directory: a copy of
+        # /etc/ha.d is checked with its own resource.d
+        facts = dataclasses.replace(facts, resolver=haresources_mod.ResourceResolver(
+            resource_dirs=(os.path.join(paths.ha_dir, "resource.d"),)))
     out: list[Diagnostic] = []
     unreadable: list[str] = []
 
@@ -371,7 +377,8 @@ def _check_resources(resources: haresources_mod.HaResources,
         drbd_seen: list[str] = []
         for ref in group.resources:
             try:
-                resolution = facts.resolver.resolve(ref)
+                resolver = facts.resolver or haresources_mod.ResourceResolver()
+                resolution = resolver.resolve(ref)
             except haresources_mod.ResolveError as problem:
                 out.append(_at(ref.location, resources.path, Severity.ERROR, str(problem)))
                 continue

@@ -303,8 +303,7 @@ class HeartbeatDaemon:
             commands.append(["sh", "-c", settings.fence_command.replace("%n", node)])
         for device in settings.stonith_hosts:
             if device.from_host in (settings.me, "*"):
-                commands.append(["stonith", "-t", device.device, "-p", " ".join(device.params),
-                                 "-T", "reset", node])
+                commands.append(device.command(node))
         for argv in commands:
             result = await run_program(argv, timeout=settings.fence_timeout)
             event(log, "fence.result", logging.INFO if result.ok else logging.ERROR,

@@ -258,7 +258,7 @@ class FailoverCore:
         self.peer.states = [None] * len(self.groups)
         self.peer.give = self.peer.want = frozenset()
         self.peer.phase = "unknown"
-        return self.peer_alive(now)
+        return self.peer_alive(now) + self.announce_held(f"peer {self.peer.name} restarted")
 
     def peer_dead(self, now: float) -> list[Decision]:
         self.peer.alive = False
@@ -294,7 +294,25 @@ class FailoverCore:
         self.peer.gone = True
         self.peer.states = [Hold.RELEASED] * len(self.groups)
         self.peer.phase = "leaving"
-        return [Decision((), f"peer {self.peer.name} shut down and released its groups")]
+        return [Decision((), f"peer {self.peer.name} shut down and released its groups"),
+                *self.announce_held(f"peer {self.peer.name} released its groups")]
+
+    def peer_returned(self, now: float) -> list[Decision]:
+        """The peer is heard again after a partition: it may have run our groups meanwhile."""
+        return self.announce_held(f"peer {self.peer.name} is back after a partition")
+
+    def announce_held(self, why: str) -> list[Decision]:
+        """Announce the addresses of every group held here again.
+
+        A peer that ran a group while partitioned (a heartbeat 3.0.6 peer shuts
+        down and releases on heal without a word to the clients) leaves their ARP
+        and neighbour caches pointing at its MAC: only the keeper can correct them.
+        """
+        held = [g for g in self.groups if self.hold[g.index] is Hold.HELD]
+        if not held:
+            return []
+        return [Decision(tuple(Announce(g) for g in held),
+                         f"{why}: announcing the addresses of {_ids(held)} again")]
 
     def set_ping(self, reachable: int | None, now: float) -> None:
         if reachable != self.my_ping:

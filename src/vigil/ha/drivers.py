@@ -76,13 +76,22 @@ class AgentsGroupDriver:
 
 
 def _agents(settings: Any) -> GroupDriver:
+    from pathlib import Path
+
+    from vigil.agents.options import AgentPaths
+
     options = None
     source = getattr(settings, "source", None)
     if source is not None:
         from vigil.config.extension import agent_options
 
         options = agent_options(source.extension)
-    return AgentsGroupDriver(options)
+    paths = None
+    directory = getattr(settings, "directory", None)
+    if directory is not None:
+        # heartbeat looks for resource scripts in its own configuration directory
+        paths = AgentPaths(script_dirs=(Path(directory) / "resource.d", Path("/etc/init.d")))
+    return AgentsGroupDriver(options, paths=paths)
 
 
 def _test(settings: Any) -> GroupDriver:

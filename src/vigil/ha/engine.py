@@ -400,6 +400,7 @@ class NodeEngine:
                     reason="back after a partition (same generation): deadtime may be "
                     "too small or the links were cut")
             self.liveness.forget_status_gap(source)
+            self._decisions(self.core.peer_returned(now), out)
         elif event is Event.FIRST_CONTACT:
             out.log("peer.contact", node=source, generation=f"{message.env.hg:x}")
         self.peer_generation = message.env.hg

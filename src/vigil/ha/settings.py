@@ -44,6 +44,14 @@ class StonithHost:
     from_host: str  # the node the device hangs off, or "*"
     device: str
     params: tuple[str, ...]
+    #: `stonith TYPE FILE` names a configuration file; `stonith_host` gives parameters
+    config_file: str | None = None
+
+    def command(self, node: str) -> list[str]:
+        """cluster-glue's `stonith` call that resets `node`, as heartbeat configures it."""
+        source = ["-F", self.config_file] if self.config_file is not None \
+            else ["-p", " ".join(self.params)]
+        return ["stonith", "-t", self.device, *source, "-T", "reset", node]
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,8 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
     groups = groups_from_lines([(g.node, [r.label for r in g.resources])
                                 for g in cluster.haresources.groups])
-    stonith = tuple(StonithHost(d.host.lower(), d.type, tuple(d.params.split()))
+    stonith = tuple(StonithHost(d.host.lower(), d.type, tuple(d.params.split()),
+                                config_file=d.params.strip() if d.kind == "stonith" else None)
                     for d in hacf.stonith if d.usable_from(me))
     return HeartbeatSettings(
         directory=Path(directory), me=me.lower(), nodes=tuple(hacf.nodes),

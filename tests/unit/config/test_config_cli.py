@@ -55,7 +55,7 @@ def test_errors_exit_1_with_file_line_column_source_and_caret(tmp_path, capsys):
     assert code == 1
     lines = out.splitlines()
     i = lines.index(f"{d}/haresources:1:52: error: cannot locate resource nosuchd: not a vigil "
-                    f"built-in agent and no executable /etc/ha.d/resource.d/nosuchd or "
+                    f"built-in agent and no executable {d}/resource.d/nosuchd or "
                     f"/etc/init.d/nosuchd")
     assert lines[i + 1] == "server5.example.com IPaddr::172.25.254.100/24/eth0 nosuchd"
     assert lines[i + 2] == " " * 51 + "^"

@@ -322,3 +322,11 @@ def test_render_parses_back_to_the_same_model():
             "max_rexmit_delay 100\ncompression bz2\nnode a b\nauto_failback off\n")
     config = hacf.parse(text)
     assert hacf.parse(hacf.render(config)) == config
+
+
+def test_a_third_node_is_an_error_check_reports_at_its_line():
+    config = hacf.parse("bcast eth0\nauto_failback on\nnode a b\nnode c\n", "ha.cf")
+    errors = [d for d in hacf.validate(config) if d.is_error]
+    assert [(d.location.line, d.message) for d in errors] == [
+        (4, "3 nodes: vigil runs haresources groups on a pair (two nodes); the daemon refuses "
+            "more")]

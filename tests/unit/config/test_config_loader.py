@@ -29,9 +29,9 @@ def seed_dir(tmp_path, variant, extra=()):
 
 
 def runnable(name):
-    """Whether heartbeat would find a script `name` on this machine (resource.d, init.d)."""
-    return any(os.access(os.path.join(d, name), os.X_OK) and os.path.isfile(os.path.join(d, name))
-               for d in ("/etc/ha.d/resource.d", "/etc/init.d"))
+    """Whether heartbeat would find a script `name` here (a copied ha.d has no resource.d)."""
+    return os.access(os.path.join("/etc/init.d", name), os.X_OK) and \
+        os.path.isfile(os.path.join("/etc/init.d", name))
 
 
 def drbd_defines(resource, conf="/etc/drbd.conf"):
@@ -44,10 +44,10 @@ def errors_of(report):
                   for d in report.errors)
 
 
-def missing_script(name, line, column):
+def missing_script(name, line, column, ha_dir):
     return ("haresources", line,
             f"cannot locate resource {name}: not a vigil built-in agent and no executable "
-            f"/etc/ha.d/resource.d/{name} or /etc/init.d/{name}")
+            f"{ha_dir}/resource.d/{name} or /etc/init.d/{name}")
 
 
 SERVER5 = HostFacts("server5.example.com")
@@ -56,7 +56,7 @@ SERVER5 = HostFacts("server5.example.com")
 def test_seed_mysqld_reports_only_what_is_missing_here(tmp_path):
     d = seed_dir(tmp_path, "mysqld")
     report = loader.check(ConfigPaths(str(d), str(tmp_path / "no-drbd.conf")), SERVER5)
-    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 52)]
+    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 52, d)]
     assert errors_of(report) == expected
     assert [d.message.split(" (")[0] for d in report.warnings] == ["crc authenticates nothing"]
     assert [n.location.line for n in report.notes] == [12, 13]  # ipfail, apiauth
@@ -66,7 +66,7 @@ def test_seed_mysqld_reports_only_what_is_missing_here(tmp_path):
 def test_seed_lvs_with_its_ldirectord_cf(tmp_path):
     d = seed_dir(tmp_path, "lvs", extra=("ldirectord.cf",))
     report = loader.check(ConfigPaths(str(d), str(tmp_path / "no-drbd.conf")), SERVER5)
-    expected = [] if runnable("httpd") else [missing_script("httpd", 1, 63)]
+    expected = [] if runnable("httpd") else [missing_script("httpd", 1, 63, d)]
     assert errors_of(report) == expected
     assert list(report.config.ldirectord) == ["ldirectord.cf"]
     assert report.config.ldirectord["ldirectord.cf"].virtuals[0].quiescent is True
@@ -83,7 +83,7 @@ def test_seed_lvs_without_ldirectord_cf_names_the_missing_file(tmp_path):
 def test_seed_drbd_mysql_against_this_machines_drbd_conf(tmp_path):
     d = seed_dir(tmp_path, "drbd-mysql")
     report = loader.check(ConfigPaths(str(d), "/etc/drbd.conf"), SERVER5)
-    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 115)]
+    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 115, d)]
     if not drbd_defines("mysqldata"):
         expected.append(("haresources", 1,
                          "drbddisk::mysqldata: DRBD resource mysqldata is not defined in "
@@ -97,7 +97,7 @@ def test_seed_drbd_mysql_with_the_seeds_resource_file(tmp_path):
     conf = tmp_path / "drbd.conf"
     conf.write_text(f'include "{SEED}/drbd-mysqldata.res";\n')
     report = loader.check(ConfigPaths(str(d), str(conf)), SERVER5)
-    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 115)]
+    expected = [] if runnable("mysqld") else [missing_script("mysqld", 1, 115, d)]
     assert errors_of(report) == expected
     assert report.config.drbd.resource("mysqldata").host("server5.example.com") is not None
     # the same files checked for a host the DRBD resource does not name
@@ -227,3 +227,15 @@ def test_ldirectord_execute_configs_are_checked_too(tmp_path):
     [error] = report.errors
     assert error.location.path == str(d / "ldirectord.cf")
     assert error.message.startswith("execute=missing.cf: ldirectord config missing.cf not found")
+
+
+def test_resource_scripts_are_looked_up_in_the_checked_directory(tmp_path):
+    d = seed_dir(tmp_path, "mysqld")
+    (d / "haresources").write_text("server5.example.com 198.51.100.100 localscript\n")
+    paths = ConfigPaths(str(d), str(tmp_path / "no-drbd.conf"))
+    assert errors_of(loader.check(paths, SERVER5)) == [missing_script("localscript", 1, 50, d)]
+    (d / "resource.d").mkdir()
+    script = d / "resource.d" / "localscript"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    assert errors_of(loader.check(paths, SERVER5)) == []

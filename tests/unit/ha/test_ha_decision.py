@@ -513,3 +513,19 @@ def test_a_group_that_fails_here_is_stopped_and_the_peer_takes_it():
     pair.settle(30)
     assert pair.holds() == {"n1": "FR", "n2": "HH"}  # no ping-pong back to the failed node
     assert pair.n1.group_failed(0, "again", pair.now) == []  # not running here: nothing to do
+
+
+# -- the keeper corrects the clients' caches -------------------------------------------------
+
+def test_the_keeper_announces_again_whenever_the_peer_lets_go_or_returns():
+    core = core_with_ready_peer()
+    complete_every_action(core, 0.5)  # n1 starts its home group G1
+    assert core.hold[G1.index] is Hold.HELD
+    for event in (core.peer_returned, core.peer_gone, core.peer_restarted):
+        actions = [a for d in event(1) for a in d.actions]
+        assert actions == [Announce(G1)], event.__name__
+
+
+def test_nothing_is_announced_when_nothing_is_held_here():
+    core = core_with_ready_peer()
+    assert [a for d in core.peer_gone(1) for a in d.actions] == []

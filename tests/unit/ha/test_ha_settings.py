@@ -110,3 +110,17 @@ def test_a_broken_configuration_is_refused_with_file_and_line(tmp_path):
     with pytest.raises(ConfigErrors) as caught:
         settings_for(paths)
     assert str(caught.value.location).startswith(f"{tmp_path}/ha.cf:")
+
+
+def test_stonith_with_a_config_file_reads_the_file_and_stonith_host_passes_parameters(
+        tmp_path):
+    paths = write(tmp_path, BASIC + "stonith baytech /etc/ha.d/conf/stonith.baytech\n"
+                  "stonith_host * external/ssh b.example.com\n")
+    by_device = {d.device: d for d in settings_for(paths).stonith_hosts}
+    # heartbeat: `stonith` hands the file to the plugin (stonith -F), `stonith_host`
+    # hands it the parameters themselves (stonith -p)
+    assert by_device["baytech"].command("b.example.com") == [
+        "stonith", "-t", "baytech", "-F", "/etc/ha.d/conf/stonith.baytech",
+        "-T", "reset", "b.example.com"]
+    assert by_device["external/ssh"].command("b.example.com") == [
+        "stonith", "-t", "external/ssh", "-p", "b.example.com", "-T", "reset", "b.example.com"]
