@@ -107,6 +107,18 @@ class Bitmap:
     def to_bytes(self) -> bytes:
         return bytes(self._bits)
 
+    def take_dirty(self) -> dict[int, bytes]:
+        """The changed pages as they are now, and forget that they changed.
+
+        For writing after a data flush: a bit cleared while the flush runs (a
+        resync write landing in the page cache) marks its page dirty again and
+        waits for the next flush, so "in sync" is never persisted ahead of the
+        data it vouches for.
+        """
+        taken = {index: self.page(index) for index in sorted(self.dirty_pages)}
+        self.dirty_pages.clear()
+        return taken
+
     def page(self, index: int) -> bytes:
         chunk = bytes(self._bits[index * PAGE_BYTES:(index + 1) * PAGE_BYTES])
         return chunk.ljust(PAGE_BYTES, b"\0")

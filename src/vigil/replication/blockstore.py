@@ -103,11 +103,16 @@ class MetadataStore:
 
     def write_bitmap(self, bitmap: Bitmap, everything: bool = False, sync: bool = True) -> int:
         """Persist changed pages (or all); returns how many pages were written."""
-        pages = range(bitmap.pages) if everything else sorted(bitmap.dirty_pages)
-        for page in pages:
-            os.pwrite(self.fd, bitmap.page(page),
-                      self.layout.bitmap_offset + page * PAGE_BYTES)
-        bitmap.dirty_pages.clear()
+        if everything:
+            bitmap.dirty_pages.clear()
+            return self.write_bitmap_pages({p: bitmap.page(p) for p in range(bitmap.pages)},
+                                           sync)
+        return self.write_bitmap_pages(bitmap.take_dirty(), sync)
+
+    def write_bitmap_pages(self, pages: dict[int, bytes], sync: bool = True) -> int:
+        """Persist pages taken earlier (`Bitmap.take_dirty`); returns how many."""
+        for page, content in pages.items():
+            os.pwrite(self.fd, content, self.layout.bitmap_offset + page * PAGE_BYTES)
         if pages and sync:
             os.fdatasync(self.fd)
         return len(pages)

@@ -1101,8 +1101,10 @@ class Node:
         while not self._stopping:
             await asyncio.sleep(1.0)
             if self.bitmap.dirty_pages:
+                # the pages as they were before the flush: what the flush covers
+                pages = self.bitmap.take_dirty()
                 await loop.run_in_executor(None, self.backing.flush)
-                self.md.write_bitmap(self.bitmap)
+                self.md.write_bitmap_pages(pages)
 
     async def shutdown(self) -> None:
         """Clean stop: goodbye to the peer, bitmap and superblock on disk."""
