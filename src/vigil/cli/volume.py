@@ -148,6 +148,8 @@ def _up(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
     except NotConfigured:
         pass
     cleanup_stale(cfg)
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr)
     logfile = log_path(cfg.name)
     logfile.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "vigil.replication.daemon", cfg.name]

@@ -282,6 +282,25 @@ def _text(values: list[str]) -> str:
     return _one(values, "this option")
 
 
+#: digests the peer authentication can use (DRBD names them as the kernel does)
+HMAC_ALGORITHMS = ("md5", "sha1", "sha256", "sha384", "sha512")
+
+
+def _hmac_alg(values: list[str]) -> str:
+    name = _one(values, "this option")
+    if name.lower() not in HMAC_ALGORITHMS:
+        raise _Bad(f"{name!r} is not supported (use one of {', '.join(HMAC_ALGORITHMS)})")
+    return name.lower()
+
+
+#: options vigil parses but does not do: said at their line, never silently dropped
+NOT_DONE = {
+    "data-integrity-alg": "not implemented: replicated blocks carry no digest of their own "
+                          "(the link relies on TCP's checksum)",
+    "csums-alg": "not implemented: a resync sends every out-of-sync block, identical or not",
+}
+
+
 def _render_tenths(value: float) -> str:
     return str(round(value * 10))
 
@@ -335,7 +354,7 @@ NET_OPTIONS: tuple[OptionSpec, ...] = (
                _size(1, 0, 10 << 20), 0, _render_bytes),
     OptionSpec("allow-two-primaries", "let both nodes be primary (cluster file systems only)",
                _flag, False, _render_flag),
-    OptionSpec("cram-hmac-alg", "HMAC algorithm of peer authentication", _text, None),
+    OptionSpec("cram-hmac-alg", "HMAC algorithm of peer authentication", _hmac_alg, None),
     OptionSpec("shared-secret", "secret of peer authentication (up to 64 characters)", _text,
                None, _render_text),
     OptionSpec("after-sb-0pri", "split-brain recovery when no node is primary",
@@ -747,6 +766,9 @@ def _store(b: _Builder, section: str, stmt: _Stmt, values: dict[str, Any],
     except _Bad as problem:
         where = stmt.words[1] if len(stmt.words) > 1 else head
         b.error(where, f"{name}: {problem}")
+        return
+    if name in NOT_DONE:
+        b.warning(head, f"{name}: {NOT_DONE[name]}")
 
 
 def _options_block(b: _Builder, section: str, stmts: list[_Stmt], values: dict[str, Any],
@@ -878,6 +900,10 @@ def _resource(b: _Builder, stmt: _Stmt) -> None:
     net = sections["net"]
     if net.shared_secret is not None and len(net.shared_secret) > 64:
         b.error(head, f"resource {name}: shared-secret is longer than 64 characters")
+    if net.shared_secret is None:
+        b.warning(head, f"resource {name}: no shared-secret: the replication link is not "
+                  "authenticated (any host that can send from the peer's address can write "
+                  "to this volume); set cram-hmac-alg and shared-secret")
     if net.shared_secret is not None and net.cram_hmac_alg is None:
         b.warning(head, f"resource {name}: shared-secret without cram-hmac-alg: peers are not "
                   "authenticated")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from vigil.config.drbd import HMAC_ALGORITHMS
+
 CHALLENGE_SIZE = 32
-#: DRBD names algorithms the kernel's way; these are the ones hashlib knows.
-ALGORITHMS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512", "md5": "md5",
-              "sha384": "sha384", "crc32c": ""}
 
 
 def algorithm(name: str) -> str:
-    digest = ALGORITHMS.get(name.lower(), name.lower())
-    if not digest or digest not in hashlib.algorithms_available:
-        raise ValueError(f"cram-hmac-alg {name!r} is not supported (use sha1 or sha256)")
+    """hashlib's name of a cram-hmac-alg (the parser refuses every other name)."""
+    digest = name.lower()
+    if digest not in HMAC_ALGORITHMS or digest not in hashlib.algorithms_available:
+        raise ValueError(f"cram-hmac-alg {name!r} is not supported "
+                         f"(use one of {', '.join(HMAC_ALGORITHMS)})")
     return digest
 
 

@@ -10,6 +10,7 @@ resource for this host.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class VolumeConfig:
     fencing: str = "dont-care"
     handlers: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    #: the configuration's warnings (`file:line:col: warning: ...`), said at start
+    warnings: tuple[str, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -135,12 +138,14 @@ def load(name: str, config_path: str | os.PathLike[str] | None = None,
          hostname: str | None = None) -> VolumeConfig:
     """The named resource, for this host, from the DRBD configuration."""
     path = Path(config_path) if config_path else _default_path()
-    config = _read(path)
+    parsed = drbd.read(str(path))
+    config = parsed.unwrap()
     resource = config.resource(name)
     if resource is None:
         known = ", ".join(r.name for r in config.resources) or "none"
         raise UsageError(f"'{name}' not defined in {path} (resources: {known})")
-    return from_resource(resource, hostname or os.uname().nodename)
+    cfg = from_resource(resource, hostname or os.uname().nodename)
+    return dataclasses.replace(cfg, warnings=tuple(w.headline() for w in parsed.warnings))
 
 
 def resource_names(config_path: str | os.PathLike[str] | None = None) -> list[str]:

@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vigil: {exc}", file=sys.stderr)
         return exc.exit_code
     setup_logging(log_path(cfg.name), debug=args.debug, stream=False)
+    for warning in cfg.warnings:
+        event(log, "config.warning", logging.WARNING, resource=cfg.name, problem=warning)
     pyfuse3_asyncio.enable()
     daemon = Daemon(cfg, standalone=args.standalone)
 

@@ -92,7 +92,7 @@ def test_unknown_options_are_warned_about_and_kept():
     parsed = drbd.analyze("resource r0 {\n net { bogus-option 7; }\n on a { address 1.2.3.4:7788;"
                           " device /dev/drbd0; disk /dev/sdb; meta-disk internal; }\n}\n", "r.res")
     assert parsed.ok
-    [warning] = parsed.warnings
+    [warning] = [w for w in parsed.warnings if "bogus" in w.message]
     assert (warning.location.line, warning.location.column) == (2, 8)
     assert warning.message == "unknown net option 'bogus-option' (kept, not used by vigil)"
     assert dict(parsed.model.resources[0].net.extra) == {"bogus-option": ("7",)}
@@ -228,3 +228,35 @@ resource r0 {
 """
     config = drbd.parse(text)
     assert drbd.parse(drbd.render(config)) == config
+
+
+ONE_HOST = (" on a { address 1.2.3.4:7788; device /dev/drbd0; disk /dev/sdb;"
+            " meta-disk internal; }\n}\n")
+
+
+def test_an_unsupported_cram_hmac_alg_is_an_error_at_its_line():
+    text = "resource r0 {\n net {\n  cram-hmac-alg crc32c; shared-secret s;\n }\n" + ONE_HOST
+    assert errors(text) == [(3, 17, "cram-hmac-alg: 'crc32c' is not supported (use one of md5, "
+                                    "sha1, sha256, sha384, sha512)")]
+    ok = drbd.analyze(text.replace("crc32c", "SHA256"), "r.res")
+    assert ok.ok and ok.model.resources[0].net.cram_hmac_alg == "sha256"
+
+
+@pytest.mark.parametrize("option", ["data-integrity-alg", "csums-alg"])
+def test_digests_vigil_does_not_compute_are_said_at_their_line(option):
+    parsed = drbd.analyze(f"resource r0 {{\n net {{\n  {option} sha1;\n }}\n" + ONE_HOST, "r.res")
+    assert parsed.ok
+    [warning] = [w for w in parsed.warnings if w.message.startswith(option)]
+    assert warning.location.line == 3 and warning.message.startswith(f"{option}: not implemented")
+
+
+def test_a_resource_without_shared_secret_is_warned_about():
+    def secret_warnings(net):
+        text = f"resource r0 {{\n net {{ {net} }}\n" + ONE_HOST
+        return [w.message for w in drbd.analyze(text, "r.res").warnings
+                if "shared-secret" in w.message]
+
+    [message] = secret_warnings("protocol C;")
+    assert message.startswith("resource r0: no shared-secret: the replication link is not "
+                              "authenticated")
+    assert secret_warnings("cram-hmac-alg sha1; shared-secret s3cret;") == []

@@ -79,3 +79,15 @@ def test_status_text_shows_progress_rate_and_eta():
                  "rate": 100 << 20, "eta": 5.12}})
     assert "replication:SyncSource" in text and "done:50.0%" in text
     assert "rate:100.0 MiB/s" in text and "eta:5.1s" in text
+
+
+def test_the_volume_carries_its_files_warnings_to_say_them_at_start(seed_res):
+    # the seed's resource has no shared-secret: said at start, with file and line
+    five = config.load("mysqldata", seed_res, "server5.example.com")
+    assert any(w.startswith(f"{seed_res}:") and "no shared-secret" in w for w in five.warnings)
+    seed_res.write_text(seed_res.read_text().replace(
+        "protocol C;", "protocol C;\n  net { cram-hmac-alg sha1; shared-secret s; "
+        "csums-alg md5; }", 1))
+    five = config.load("mysqldata", seed_res, "server5.example.com")
+    assert not any("no shared-secret" in w for w in five.warnings)
+    assert any("csums-alg: not implemented" in w for w in five.warnings)
