@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import lab_file
+from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.kernel.nftables import Nftables
 from vigil.lab import Lab
@@ -282,10 +282,10 @@ def reply_counts(client: Host) -> dict[str, int]:
 
 
 # -- set-up -------------------------------------------------------------------------------
-def configure_director(host: Host) -> None:
+def configure_director(host: Host, secret: str) -> None:
     """What the sysadmin puts on a director: the tutorial's files, vigil's httpd script."""
     host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
-    host.write_file("/etc/ha.d/authkeys", lab_file("authkeys"), mode=0o600)
+    host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
     host.write_file("/etc/ha.d/haresources", lab_file("haresources.lvs"))
     host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
     host.write_file("/etc/init.d/httpd", (CONTRIB / "init.d" / "httpd").read_text(), mode=0o755)
@@ -375,10 +375,12 @@ class DirectorScene:
     def set_up(self) -> bool:
         lab, timeline, result = self.lab, self.timeline, self.result
         server5 = lab.host("server5")
+        secret = new_secret()
         for name in DIRECTORS:
-            configure_director(lab.host(name))
+            configure_director(lab.host(name), secret)
         timeline.event("server5, server6: /etc/ha.d/ha.cf, authkeys, haresources (haresources.lvs),"
-                       " ldirectord.cf: the tutorial's files, no line changed")
+                       " ldirectord.cf: the tutorial's files, no line changed but the key")
+        timeline.note(AUTHKEYS_NOTE)
         show(timeline, lab_file("haresources.lvs"), "haresources: ")
         timeline.note("ldirectord = vigil's director (built-in agent; kernel nftables data path,"
                       " this kernel has no IPVS); httpd = /etc/init.d/httpd from vigil's contrib/"

@@ -29,7 +29,7 @@ import pymysql
 
 import vigil
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import lab_file
+from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, LabProcess
 
@@ -240,10 +240,11 @@ def configure(lab: Lab, timeline: Timeline, result: SceneResult) -> bool:
     if not result.expect(MYSQLD_SCRIPT.exists(),
                          f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
         return False
+    secret = new_secret()
     for name in NODES:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
-        host.write_file("/etc/ha.d/authkeys", lab_file("authkeys"), mode=0o600)
+        host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.mysqld"))
         host.write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
         host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT.read_text(), mode=0o755)
@@ -258,8 +259,9 @@ def configure(lab: Lab, timeline: Timeline, result: SceneResult) -> bool:
             return False
     haresources = lab_file("haresources.mysqld").strip()
     timeline.event("server5, server6: /etc/ha.d/ha.cf, authkeys, haresources from the tutorial, "
-                   "unchanged:")
+                   "unchanged but for the key:")
     timeline.note(f"haresources: {haresources}")
+    timeline.note(AUTHKEYS_NOTE)
     timeline.note("ha.cf: keepalive 2, deadtime 30, warntime 10, initdead 60, bcast eth0, "
                   "auto_failback on, ping 198.51.100.250 (the gateway)")
     timeline.event("vigil's own setting, /etc/ha.d/vigil.cf: "

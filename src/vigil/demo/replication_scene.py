@@ -30,7 +30,7 @@ import pymysql
 from vigil.demo import heartbeat_scene
 from vigil.demo.heartbeat_scene import MARIADB_CNF, MYSQLD_SCRIPT
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import lab_file
+from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, LabProcess
 from vigil.lab.host import Host
@@ -215,23 +215,26 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
     if not result.expect(MYSQLD_SCRIPT.exists(),
                          f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
         return False
+    secret = new_secret()
     tutorial_res = lab_file("drbd-mysqldata.res")
-    res = tutorial_res.replace("/dev/vdb", BACKING)
+    res = demo_file("drbd-mysqldata.res", secret).replace("/dev/vdb", BACKING)
     for name in NODES:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
-        host.write_file("/etc/ha.d/authkeys", lab_file("authkeys"), mode=0o600)
+        host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.drbd-mysql"))
         host.write_file(f"/etc/drbd.d/{RESOURCE}.res", res)
         host.write_file(MARIADB_CNF, MARIADB_CNF_TEXT)
         host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT.read_text(), mode=0o755)
     timeline.event("server5, server6: /etc/ha.d/ha.cf, authkeys, haresources "
-                   "(the tutorial's haresources.drbd-mysql) written unchanged:")
+                   "(the tutorial's haresources.drbd-mysql) written unchanged but for the key:")
     timeline.note("  " + lab_file("haresources.drbd-mysql").strip())
+    timeline.note("  " + AUTHKEYS_NOTE)
     timeline.event(f"/etc/drbd.d/{RESOURCE}.res: the tutorial's file; the disk is this "
-                   f"machine's ({BACKING_SIZE} file, both `on` sections):")
+                   f"machine's ({BACKING_SIZE} file, both `on` sections), and the link "
+                   "authenticates (a random shared-secret, shown masked):")
     for line in diff_lines(tutorial_res, res):
-        timeline.note(f"  {line.strip()}")
+        timeline.note(f"  {line.strip().replace(secret, '********')}")
     timeline.event(f"MariaDB: {MARIADB_CNF} = "
                    + ", ".join(MARIADB_CNF_TEXT.splitlines()[1:]))
     timeline.note("  (Debian listens on 127.0.0.1 only; the redo log is sized for the small "

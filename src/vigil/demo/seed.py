@@ -52,3 +52,35 @@ def adapt(text: str) -> str:
 def lab_file(name: str) -> str:
     """A tutorial file as the lab hosts get it."""
     return adapt(original(name))
+
+
+#: what the demo's timeline says about the one line of authkeys it changes
+AUTHKEYS_NOTE = ('authkeys: the tutorial\'s "1 crc" becomes "1 sha1 <a random secret>" (crc '
+                 "authenticates nothing: any host on the segment could speak for a node)")
+
+
+def new_secret() -> str:
+    """A secret for one demo run (both nodes of a scene share it)."""
+    import secrets
+
+    return secrets.token_hex(16)
+
+
+def with_secret(name: str, text: str, secret: str) -> str:
+    """The one change the demo makes beyond addresses: the links authenticate.
+
+    The tutorial's authkeys selects `crc`, which authenticates nothing, and its
+    DRBD resource has no shared-secret: on either, any host on the segment can
+    speak for a node. The demo uses sha1 with `secret` in both.
+    """
+    if name == "authkeys":
+        return re.sub(r"(?m)^1 crc[ \t]*$", f"1 sha1 {secret}", text)
+    if name == "drbd-mysqldata.res":
+        return text.replace("  protocol C;\n", "  protocol C;\n  net { cram-hmac-alg sha1; "
+                            f'shared-secret "{secret}"; }}\n', 1)
+    return text
+
+
+def demo_file(name: str, secret: str) -> str:
+    """A tutorial file as the demo's hosts get it: the lab's addresses and a real secret."""
+    return with_secret(name, lab_file(name), secret)

@@ -31,11 +31,13 @@ def test_heartbeat_pair_scene(demo_scenes):
     assert 0.0 < timings["failback"] < 30.0
     assert 0.0 < timings["mysqld restart"] < 20.0
 
-    # The tutorial's files, unchanged, on both nodes.
+    # The tutorial's files on both nodes, unchanged but for authkeys' key: crc -> sha1.
     for name in ("server5", "server6"):
         host = seed_lab.host(name)
         assert host.read_file("/etc/ha.d/ha.cf") == lab_file("ha.cf")
-        assert host.read_file("/etc/ha.d/authkeys") == lab_file("authkeys")
+        authkeys = host.read_file("/etc/ha.d/authkeys")
+        assert authkeys.replace(authkeys.splitlines()[1], "1 crc") == lab_file("authkeys")
+        assert authkeys.splitlines()[1].startswith("1 sha1 ")
         assert host.read_file("/etc/ha.d/haresources") == lab_file("haresources.mysqld")
 
     # Exactly one node holds the VIP (read from both nodes' interfaces), runs MariaDB,

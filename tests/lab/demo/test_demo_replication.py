@@ -38,11 +38,13 @@ def test_replicated_mysql_scene(demo_scenes):
     # its disk line.
     server6 = lab.host("server6")
     assert server6.read_file("/etc/ha.d/ha.cf") == lab_file("ha.cf")
-    assert server6.read_file("/etc/ha.d/authkeys") == lab_file("authkeys")
+    assert scene.diff_lines(lab_file("authkeys"), server6.read_file("/etc/ha.d/authkeys"))[:1] \
+        == ["-1 crc"]  # the one line changed: a real key (the demo's secret)
     assert server6.read_file("/etc/ha.d/haresources") == lab_file("haresources.drbd-mysql")
     res = server6.read_file("/etc/drbd.d/mysqldata.res")
-    assert scene.diff_lines(lab_file("drbd-mysqldata.res"), res) == [
-        "-    disk      /dev/vdb;", f"+    disk      {scene.BACKING};"]
+    changed = scene.diff_lines(lab_file("drbd-mysqldata.res"), res)
+    assert changed[0].startswith("+  net { cram-hmac-alg sha1; shared-secret ")
+    assert changed[1:] == ["-    disk      /dev/vdb;", f"+    disk      {scene.BACKING};"]
 
     # server5 is down; server6 alone holds the VIP, the volume is Primary there and
     # mounted where MariaDB keeps its data.
