@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,8 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self.closed = False
         #: When set, messages are handed to it as they arrive instead of queued.
         self.on_message: Callable[[wire.Message], None] | None = None
+        #: small until the peer is authenticated: 8 bytes must not buy a 32 MiB buffer
+        self.max_body = wire.MAX_BODY_UNAUTHENTICATED
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,8 +77,11 @@ class PeerProtocol(asyncio.BufferedProtocol):
                 return
             self._filled += nbytes
             self._parse()
-        except wire.ProtocolError as exc:
-            self._fail(exc)
+        except Exception as exc:  # whatever the peer sent: this link ends, nothing else
+            self._fail(exc if isinstance(exc, wire.ProtocolError)
+                       else wire.ProtocolError(f"{type(exc).__name__}: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
 
     def eof_received(self) -> bool:
         self._fail(LinkClosed("the peer closed the connection"))
@@ -99,7 +105,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
             magic, kind, flags, length = wire.HEADER.unpack_from(data, position)
             if magic != wire.MAGIC:
                 raise wire.ProtocolError(f"bad magic {magic:#06x}")
-            if length > wire.MAX_BODY:
+            if length > self.max_body:
                 raise wire.ProtocolError(f"message of {length} bytes is too large")
             start = position + wire.HEADER.size
             available = self._filled - start
@@ -193,12 +199,41 @@ async def connect(host: str, port: int, local: str, timeout: float) -> PeerProto
     return protocol
 
 
-async def listen(host: str, port: int, accepted: asyncio.Queue[PeerProtocol]) -> asyncio.Server:
+#: accepted connections waiting for the node to look at them; more are closed at once
+MAX_PENDING = 4
+
+
+async def listen(host: str, port: int, accepted: asyncio.Queue[PeerProtocol],
+                 peer: str | None = None,
+                 refused: Callable[[str, str], None] | None = None) -> asyncio.Server:
+    """Accept connections from `peer` only (DRBD 9's "unexpected connection" refusal)."""
     loop = asyncio.get_running_loop()
+    expected = ipaddress.ip_address(peer) if peer else None
 
     class Accepted(PeerProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
+            address = str((transport.get_extra_info("peername") or ("?",))[0])
+            why = None
+            if expected is not None and _address(address) != expected:
+                why = "unexpected connection: not the configured peer"
+            elif accepted.qsize() >= MAX_PENDING:
+                why = "too many connections waiting"
+            if why is not None:
+                self.closed = True
+                transport.abort()
+                if refused is not None:
+                    refused(address, why)
+                return
             accepted.put_nowait(self)
 
     return await loop.create_server(Accepted, host, port, reuse_address=True)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address

@@ -24,7 +24,7 @@ from typing import Any
 
 from vigil.clock import Clock, MonotonicClock
 from vigil.log import event
-from vigil.replication import auth, wire
+from vigil.replication import auth, messages, wire
 from vigil.replication.activity_log import ActivityLog, AlChange
 from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
@@ -150,6 +150,7 @@ class Node:
         self._verify: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._accepted: asyncio.Queue[PeerProtocol] = asyncio.Queue()
+        self._last_refusal = -1e9
         self._server: asyncio.AbstractServer | None = None
         self.on_role_change: Callable[[Role], None] | None = None
 
@@ -435,7 +436,8 @@ class Node:
             self._set_conn(Conn.CONNECTING, "up")
         if not self.cfg.i_connect:
             self._server = await listen(self.cfg.local.address, self.cfg.local.port,
-                                        self._accepted)
+                                        self._accepted, peer=self.cfg.peer.address,
+                                        refused=self._refused)
         self._spawn(self._metadata_flusher())
         while not self._stopping:
             if not self.want_connection:
@@ -461,6 +463,9 @@ class Node:
                     OSError) as exc:
                 event(log, "volume.link_lost", resource=self.cfg.name,
                       reason=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # whatever the peer made us do: drop it, keep the device
+                event(log, "volume.link_lost", level=logging.ERROR, resource=self.cfg.name,
+                      reason=f"fault on the peer link: {type(exc).__name__}: {str(exc)[:200]}")
             finally:
                 established = self.session is session
                 self._session_ended(session)
@@ -468,6 +473,13 @@ class Node:
                 timer.lost(self.clock.now())  # it worked a moment ago: retry at once
             else:
                 timer.failed(self.clock.now())
+
+    def _refused(self, address: str, why: str) -> None:
+        now = self.clock.now()
+        if now - self._last_refusal >= 1.0:  # a flood is one line a second
+            self._last_refusal = now
+            event(log, "volume.connection_refused", level=logging.WARNING,
+                  resource=self.cfg.name, address=address, reason=why)
 
     def _usable(self, link: PeerProtocol) -> bool:
         if link.closed:
@@ -565,12 +577,14 @@ class Node:
             "challenge": challenge.hex(), "alg": self.cfg.cram_hmac_alg if secret else ""}))
         hello = await self._expect(session, wire.T.HELLO)
         assert isinstance(hello, wire.Control)
-        if hello.fields.get("resource") != self.cfg.name:
-            raise wire.ProtocolError(f"peer serves resource {hello.fields.get('resource')!r}")
-        their_challenge = bytes.fromhex(str(hello.fields.get("challenge", "")))
+        resource = messages.hello_resource(hello.fields)
+        if resource != self.cfg.name:
+            raise wire.ProtocolError(f"peer serves resource {resource[:64]!r}")
+        their_challenge = messages.challenge(hello.fields)
         if not secret:
             if their_challenge:
                 raise LinkLost("the peer wants authentication but no shared-secret is set")
+            session.link.max_body = wire.MAX_BODY
             return
         if not auth.acceptable_challenge(challenge, their_challenge):
             raise LinkLost("authentication failed: unacceptable challenge")
@@ -581,13 +595,14 @@ class Node:
         if not auth.verify(secret, challenge, answer.payload, self.cfg.cram_hmac_alg, peer_role):
             event(log, "volume.auth_failed", resource=self.cfg.name, level=logging.WARNING)
             raise LinkLost("authentication failed: wrong shared-secret on the peer")
+        session.link.max_body = wire.MAX_BODY
 
     async def _serve(self, session: Session) -> None:
         await self._authenticate(session)
         session.send(wire.Control(wire.T.PARAMS, self._my_params()))
         params = await self._expect(session, wire.T.PARAMS)
         assert isinstance(params, wire.Control)
-        peer = session.peer = params.fields
+        peer = session.peer = messages.params(params.fields)
         if peer.get("size") != self.size:
             self.want_connection = False
             raise LinkLost(f"the peer's volume has {peer.get('size')} bytes, this one "
@@ -706,7 +721,7 @@ class Node:
         session.send(wire.bitmap_message(self.bitmap.to_bytes()))
         theirs = await self._expect(session, wire.T.BITMAP)
         assert isinstance(theirs, wire.Blob)
-        self.bitmap.merge(wire.bitmap_of(theirs))
+        self.bitmap.merge(wire.bitmap_of(theirs, (self.bitmap.blocks + 7) // 8))
         self.md.write_bitmap(self.bitmap)
         now = self.clock.now()
         self._sync = {"total": self.bitmap.count, "started": now, "blocks": self.bitmap.count,
@@ -895,6 +910,9 @@ class Node:
         kind = message.type
         if kind is wire.T.DATA:
             assert isinstance(message, wire.Data)
+            messages.within(message.offset, len(message.payload), self.size, "DATA")
+            if self.role is Role.PRIMARY and not self.cfg.allow_two_primaries:
+                raise wire.ProtocolError("DATA from the peer while this node is Primary")
             if self.cfg.protocol is Protocol.B:
                 session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
             try:
@@ -918,6 +936,9 @@ class Node:
                 future.set_result(None)
         elif kind is wire.T.RS_DATA:
             assert isinstance(message, wire.Data)
+            messages.within(message.offset, len(message.payload), self.size, "RS_DATA")
+            if self.repl is not Repl.SYNC_TARGET:
+                raise wire.ProtocolError(f"RS_DATA while {self.repl.value}, not SyncTarget")
             self.backing.write(message.offset, message.payload)
             start, stop = block_range(message.offset, len(message.payload))
             self.bitmap.clear_range(start, stop)
@@ -926,6 +947,7 @@ class Node:
             session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
         elif kind is wire.T.RS_ACK:
             assert isinstance(message, wire.Range)
+            messages.within(message.offset, message.length, self.size, "RS_ACK")
             start, stop = block_range(message.offset, message.length)
             self.bitmap.clear_range(start, stop)
             self.stats["resync_blocks"] += stop - start
@@ -938,6 +960,9 @@ class Node:
                 pacer.acked(message.length)
         elif kind is wire.T.RS_DONE:
             assert isinstance(message, wire.Control)
+            messages.rs_done(message.fields)
+            if self.repl is not Repl.SYNC_TARGET:
+                raise wire.ProtocolError(f"RS_DONE while {self.repl.value}, not SyncTarget")
             self._target_done(message.fields)
         elif kind is wire.T.PING:
             session.send(wire.Ack(wire.T.PING_ACK, 0))
@@ -945,14 +970,23 @@ class Node:
             pass
         elif kind is wire.T.OV_REQUEST:
             assert isinstance(message, wire.Verify)
+            messages.within(message.offset, message.count * BLOCK_SIZE, self.size, "OV_REQUEST")
+            if message.offset % BLOCK_SIZE or len(message.payload) != message.count * DIGEST_BYTES:
+                raise wire.ProtocolError("OV_REQUEST: digests do not match its block count")
             self._verify_request(session, message)
         elif kind is wire.T.OV_REPLY:
             assert isinstance(message, wire.Verify)
+            messages.within(message.offset, message.count * BLOCK_SIZE, self.size, "OV_REPLY")
+            if message.offset % BLOCK_SIZE or len(message.payload) < (message.count + 7) // 8:
+                raise wire.ProtocolError("OV_REPLY: mask shorter than its block count")
+            if not self._verify.get("running") or getattr(self, "_verify_pending", 0) <= 0:
+                raise wire.ProtocolError("OV_REPLY without a verify request outstanding")
             self._verify_reply(message)
         elif kind is wire.T.OV_DONE:
             self._verify_done()
         elif kind is wire.T.OUT_OF_SYNC:
             assert isinstance(message, wire.Range)
+            messages.within(message.offset, message.length, self.size, "OUT_OF_SYNC")
             self.bitmap.set_range(*block_range(message.offset, message.length))
         elif kind is wire.T.STATE:
             assert isinstance(message, wire.Control)
@@ -985,11 +1019,12 @@ class Node:
         session.send(wire.Ack(wire.T.FLUSH_ACK, seq))
 
     def _peer_state(self, fields: dict[str, Any]) -> None:
-        if "role" in fields:
-            self.peer_role = Role(fields["role"])
-        if "disk" in fields:
-            self.peer_disk = Disk(fields["disk"])
-        if fields.get("verify") == "start" and self.repl is Repl.ESTABLISHED:
+        role, disk, verify = messages.state(fields)
+        if role is not None:
+            self.peer_role = role
+        if disk is not None:
+            self.peer_disk = disk
+        if verify == "start" and self.repl is Repl.ESTABLISHED:
             self._set_repl(Repl.VERIFY_T, "peer started verify")
             self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
                             "done_blocks": 0, "out_of_sync": 0, "started": time.time()}

@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 MAGIC = 0x5647
 HEADER = struct.Struct("!HBBI")
 MAX_BODY = 32 << 20
+#: the largest body a peer may send before it has proved the shared secret
+MAX_BODY_UNAUTHENTICATED = 4096
+#: nesting deeper than this in a control message is refused before parsing
+MAX_JSON_DEPTH = 8
 
 
 class ProtocolError(Exception):
@@ -85,9 +89,12 @@ class Control(Message):
 
     @classmethod
     def parse(cls, kind: T, flags: int, body: bytes) -> Control:
+        text = bytes(body)
+        if _nesting(text) > MAX_JSON_DEPTH:
+            raise ProtocolError(f"{kind.name}: JSON nested deeper than {MAX_JSON_DEPTH}")
         try:
-            fields = json.loads(bytes(body))
-        except ValueError as exc:
+            fields = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(f"{kind.name}: bad JSON: {exc}") from None
         if not isinstance(fields, dict):
             raise ProtocolError(f"{kind.name}: body is not an object")
@@ -114,11 +121,40 @@ def bitmap_message(bits: bytes) -> Blob:
     return Blob(T.BITMAP, zlib.compress(bits, 1))
 
 
-def bitmap_of(message: Blob) -> bytes:
+def bitmap_of(message: Blob, size: int | None = None) -> bytes:
+    """The bitmap's bytes; never more than `size` (the device's bitmap) are inflated."""
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(message.payload)
+        if size is None:
+            return inflater.decompress(message.payload)
+        bits = inflater.decompress(message.payload, size)
     except zlib.error as exc:
         raise ProtocolError(f"BITMAP: {exc}") from None
+    if inflater.unconsumed_tail or len(bits) != size:
+        raise ProtocolError(f"BITMAP: not a bitmap of {size} bytes")
+    return bits
+
+
+def _nesting(text: bytes) -> int:
+    """How deep brackets nest (strings are skipped): bounded before json sees it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 _DATA = struct.Struct("!QQ")

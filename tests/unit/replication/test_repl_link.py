@@ -15,6 +15,7 @@ def test_mixed_messages_arrive_in_order_with_large_bodies_in_place():
         port = server.sockets[0].getsockname()[1]
         client = await link.connect("127.0.0.1", port, "127.0.0.1", 5)
         peer = await asyncio.wait_for(accepted.get(), 5)
+        peer.max_body = wire.MAX_BODY  # as the node sets it once the peer is authenticated
         big = os.urandom(1 << 20)
         sent = []
         for i in range(40):
