@@ -256,3 +256,15 @@ def test_a_node_name_in_another_case_is_the_same_node_and_never_stops_the_engine
     [peer] = [n for n in node.status(now)["nodes"] if n["name"] != "n1"]
     assert peer["name"] == "n2"
     assert node.status(now)["counters"]["accepted"] == 3
+
+
+def test_a_generation_beyond_any_clock_is_refused_and_the_real_peer_still_heard():
+    node = engine()  # its wall clock: 1.8e9 s
+    node.start(0.0)
+    forged = PacketCodec(KEYS).pack(Status(env=Envelope(src="n2", hg=2**31 - 1, ts=1, seq=1),
+                                           status="active"))
+    node.receive(forged, "eth0", 0.0)
+    assert node.status(0.0)["rejected"]["implausible"] == 1
+    real = from_heartbeat(Status(env=None, status="active"), seq=1)
+    node.receive(real, "eth0", 0.01)  # not taken for a replay of the forged generation
+    assert node.status(0.02)["counters"]["accepted"] == 1
