@@ -121,10 +121,11 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
                             f"auth given twice (first on line {auth_line.number})"
                             if auth_line else "auth given twice")
                 continue
-            auth = int(m.group(1))
+            auth = _key_number(m.group(1))
             auth_line = line
             if not 0 <= auth < MAX_KEYS:
-                diags.error(line, words[1].column, f"key number {auth} is out of range 0..15")
+                diags.error(line, column + m.start(1), f"key number {_shown(m.group(1))} is "
+                            "out of range 0..15")
             elif auth in keys:
                 diags.error(line, column,
                             f"auth {auth} comes after key {auth} (line "
@@ -136,13 +137,15 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
             diags.error(line, head.column,
                         f"bad key line: expected 'N METHOD [SECRET]', got {head.text!r}")
             continue
-        number = int(head.text)
+        number = _key_number(head.text)
         if len(words) < 2:
             diags.error(line, head.column + len(head.text),
-                        f"key {number} needs a method (crc, md5, sha1, sha256 or sha512)")
+                        f"key {_shown(head.text)} needs a method (crc, md5, sha1, sha256 or "
+                        "sha512)")
             continue
         if not 0 <= number < MAX_KEYS:
-            diags.error(line, head.column, f"key number {number} is out of range 0..15")
+            diags.error(line, head.column, f"key number {_shown(head.text)} is out of range "
+                        "0..15")
             continue
         method_token = words[1]
         try:
@@ -153,6 +156,11 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
                         "sha256 or sha512")
             continue
         secret = words[2].text if len(words) > 2 else ""
+        try:
+            secret.encode("utf-8")
+        except UnicodeEncodeError:
+            diags.error(line, words[2].column, "the secret is not valid UTF-8 text")
+            continue
         if method.needs_secret and not secret:
             diags.error(line, method_token.column, f"method {method} needs a secret")
             continue
@@ -180,6 +188,15 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[AuthKeys]:
     model = AuthKeys(auth, FrozenMap(sorted(keys.items())), path,
                      auth_line.at(1) if auth_line else None)
     return Parsed(model, diags.freeze())
+
+
+def _key_number(digits: str) -> int:
+    """The number written; -1 (out of range) for one too long to be a key number."""
+    return int(digits) if len(digits.lstrip("+-")) <= 6 else -1
+
+
+def _shown(digits: str) -> str:
+    return digits if len(digits) <= 24 else digits[:20] + "..."
 
 
 def validate(config: AuthKeys) -> tuple[Diagnostic, ...]:
@@ -218,9 +235,22 @@ def check_mode(path: str) -> Diagnostic | None:
     Returns an error diagnostic, or None when the mode is safe.
     """
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except OSError as exc:
         return Diagnostic(Severity.ERROR, Location(path), f"cannot stat: {exc.strerror}")
+    mode = info.st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = " and ".join(w for w, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+                           if mode & bit)
+        return Diagnostic(
+            Severity.ERROR, Location(path),
+            f"authkeys is writable by {who} (mode {stat.S_IMODE(mode):04o}): anyone who can "
+            f"write it chooses the cluster's key; run 'chmod 600 {path}'")
+    if info.st_uid not in (0, os.geteuid()):
+        return Diagnostic(
+            Severity.ERROR, Location(path),
+            f"authkeys belongs to uid {info.st_uid}, not root: its owner chooses the "
+            f"cluster's key; run 'chown root {path}'")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         who = " and ".join(w for w, bit in (("group", stat.S_IRGRP), ("others", stat.S_IROTH))
                            if mode & bit)

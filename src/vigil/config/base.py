@@ -29,6 +29,7 @@ import dataclasses
 import enum
 import ipaddress
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -69,6 +70,22 @@ def caret_line(source_line: str, column: int) -> str:
     return prefix + "^"
 
 
+_AUTHKEYS_KEY = re.compile(r"^(\s*[+-]?\d+\s+\S+\s+)(\S+)")
+_SECRET_SETTINGS = re.compile(
+    r"((?:shared-secret|passwd|password|secret)(?:\s+|\s*=\s*))(\"[^\"]*\"|[^\s;]+)",
+    re.IGNORECASE)
+
+
+def mask_secrets(line: str, path: str = "") -> str:
+    """`line` with every secret it may hold replaced by stars of the same length."""
+    def stars(match: re.Match[str]) -> str:
+        return match.group(1) + "*" * len(match.group(2))
+
+    if os.path.basename(path) == "authkeys":
+        line = _AUTHKEYS_KEY.sub(stars, line)
+    return _SECRET_SETTINGS.sub(stars, line)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in a config file, with where it is and the line it is on."""
@@ -87,10 +104,13 @@ class Diagnostic:
         return f"{self.location}: {self.severity}: {self.message}"
 
     def format(self) -> str:
-        """The headline, then the source line and a caret under the column (if known)."""
+        """The headline, then the source line and a caret under the column (if known).
+
+        Secrets on the line are starred out (same length, so the caret still points).
+        """
         lines = [self.headline()]
         if self.source_line is not None and self.location.line > 0:
-            lines.append(self.source_line)
+            lines.append(mask_secrets(self.source_line, self.location.path))
             if self.location.column > 0:
                 lines.append(caret_line(self.source_line, self.location.column))
         return "\n".join(lines)

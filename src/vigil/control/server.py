@@ -80,13 +80,19 @@ class ControlServer:
                 event(log, "control.refused", logging.WARNING, uid=uid)
                 await self._reply(writer, {"ok": False, "error": "permission denied: root only"})
                 return
-            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            try:
+                line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            except (ValueError, asyncio.LimitOverrunError):
+                await self._reply(writer, {"ok": False, "error": "bad request: longer than "
+                                           f"{MAX_REQUEST // 1024} KiB"})
+                return
             try:
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError("a request is a JSON object")
-            except ValueError as exc:
-                await self._reply(writer, {"ok": False, "error": f"bad request: {exc}"})
+            except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
+                await self._reply(writer, {"ok": False,
+                                           "error": f"bad request: {str(exc)[:200]}"})
                 return
             try:
                 response = await self.handler(request)
@@ -98,6 +104,8 @@ class ControlServer:
             await self._reply(writer, response)
         except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
+        except Exception as exc:  # whatever one request does, the next one is served
+            event(log, "control.error", logging.ERROR, error=repr(exc)[:200])
         finally:
             writer.close()
             with contextlib.suppress(Exception):

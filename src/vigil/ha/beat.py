@@ -58,6 +58,7 @@ class HeartbeatThread:
         self._failure: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._last_fault = -1e9
         self._stopping = False
         self._load_fd: int | None = None
         self._infos: dict[str, tuple[int, str | None]] = {}
@@ -217,11 +218,37 @@ class HeartbeatThread:
         self._timer = None
         self._timer_at = None
         assert self.loop is not None
-        self._handle(self.engine.tick(self.loop.time()))
+        try:
+            out = self.engine.tick(self.loop.time())
+        except Exception as exc:
+            # a fault must never stop the heartbeat: the timer is armed again whatever
+            # happened, one keepalive on (a fault that repeats cannot spin the thread)
+            self._fault("tick", exc)
+            self._timer_at = self.loop.time() + self.engine.config.timings.keepalive
+            self._timer = self.loop.call_at(self._timer_at, self._tick)
+            return
+        self._handle(out)
 
     def _received(self, datagram: bytes, link: str) -> None:
         assert self.loop is not None
-        self._handle(self.engine.receive(datagram, link, self.loop.time()))
+        try:
+            out = self.engine.receive(datagram, link, self.loop.time())
+        except Exception as exc:  # this packet is dropped, nothing else
+            self._fault("packet", exc)
+            return
+        self._handle(out)
+
+    def _fault(self, where: str, exc: Exception) -> None:
+        """A bug met in the engine: logged (with its traceback once a minute), survived."""
+        assert self.loop is not None
+        now = self.loop.time()
+        detailed = now - self._last_fault >= 60.0
+        if detailed:
+            self._last_fault = now
+        event(log, "engine.fault", logging.ERROR, where=where,
+              error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        if detailed:
+            log.error("engine fault in %s", where, exc_info=exc)
 
     def _ping_reply(self, name: str) -> None:
         assert self.loop is not None

@@ -179,6 +179,11 @@ class HeartbeatDaemon:
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(),
                   media=len(settings.media), realtime=self.realtime.get("scheduler", "off"))
+            if not settings.keys.signer.method.needs_key:
+                event(log, "auth.insecure", logging.WARNING, method="crc",
+                      reason="authkeys selects crc, which authenticates nothing: any host on "
+                      "a heartbeat segment can forge this cluster's packets (a forged "
+                      "shutdone moves groups without fencing); use sha1 with a secret")
             if self.on_ready is not None:
                 self.on_ready()
             gc.collect()

@@ -139,6 +139,10 @@ class Output:
         self.logs.append(LogLine(event, level, fields))
 
 
+#: how far beyond the wall clock a peer's generation may be (a year of seconds)
+MAX_GENERATION_AHEAD = 366 * 24 * 3600
+
+
 class NodeEngine:
     """One node's protocol and decisions. Pure: every method takes `now`."""
 
@@ -248,6 +252,14 @@ class NodeEngine:
                 self.liveness.node(source).kind is not NodeKind.NORMAL:
             self._reject("unknown_node", f"packet from {source}, not a node of this cluster",
                          link, now, out)
+            return out
+        wall = now + self.wall_offset
+        if message.env.hg > wall + MAX_GENERATION_AHEAD:
+            # generations count daemon starts from the wall clock of the first one: one
+            # beyond next year is forged (with crc anyone can), and believing it would make
+            # every real packet of that node look like a replay
+            self._reject("implausible", f"packet from {source} with generation "
+                         f"{message.env.hg:x}, beyond any clock", link, now, out, "warning")
             return out
         if message.env.srcuuid:
             self.uuids[source] = message.env.srcuuid
@@ -686,7 +698,8 @@ class NodeEngine:
             last = info["peer_state"] if not peer_alive else None
             groups.append({**info, "peer_state": there, "peer_last_known": last,
                            "holder": holder})
-        rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node")}
+        rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node",
+                                                  "implausible")}
         rejected.update({k: self.rules.counters[k] for k in ("replayed", "stale", "bad_seq")})
         return {
             "node": self.me,

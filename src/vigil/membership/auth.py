@@ -140,6 +140,11 @@ class AuthKeys:
         key = self.keys.get(number)
         if key is None:
             raise AuthError(f"{what}: signed with key {number}, which authkeys does not list")
+        if not key.method.needs_key and self.signer.method.needs_key:
+            # a crc "signature" anyone can compute: listed for a rotation or not, it must
+            # not let a packet past an authkeys whose `auth` selects a real secret
+            raise AuthError(f"{what}: crc-signed (key {number}) but auth selects "
+                            f"{self.signer.method.name}: refused")
         expected = key.token(data).encode()
         if not hmac.compare_digest(expected, digest):
             raise AuthError(f"{what}: bad {key.method.name} signature (key {number})")

@@ -378,6 +378,9 @@ def decode(message: Message) -> HeartbeatMessage:
         raise WireError("message without a type (t=)")
     what = f"{type_name} message"
     env = Envelope(**{"hg": 0, **_take(ENVELOPE_SPECS, message, what)})
+    # node names are case-insensitive (heartbeat compares them so): one spelling from
+    # here on, or two spellings of one node would be tracked as two senders
+    env = dataclasses.replace(env, src=env.src.lower())
     cls = MESSAGE_TYPES.get(type_name)
     if cls is None:
         extra = tuple(f for f in message if f.name != "t" and f.name not in _ENVELOPE_NAMES)

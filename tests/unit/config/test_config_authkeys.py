@@ -82,6 +82,8 @@ def test_golden_errors(text, expected):
     (0o640, "authkeys is readable by group (mode 0640)"),
     (0o604, "authkeys is readable by others (mode 0604)"),
     (0o644, "authkeys is readable by group and others (mode 0644)"),
+    (0o620, "authkeys is writable by group (mode 0620)"),
+    (0o602, "authkeys is writable by others (mode 0602)"),
 ])
 def test_mode_rule_on_a_real_file(tmp_path, mode, message):
     path = tmp_path / "authkeys"
@@ -111,3 +113,30 @@ def test_render_round_trip_keeps_secrets():
     keys = authkeys.parse("auth 3\n1 crc\n3 sha1 HI!\n4 md5 Hello!\n")
     assert authkeys.parse(authkeys.render(keys)) == keys
     assert "3 sha1 HI!" in authkeys.render(keys)
+
+
+def test_an_authkeys_owned_by_another_user_is_refused(tmp_path):
+    path = tmp_path / "authkeys"
+    path.write_text("auth 1\n1 sha1 secret\n")
+    os.chmod(path, 0o600)
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(path, 65534, 65534)
+    problem = authkeys.check_mode(str(path))
+    assert problem is not None and "belongs to uid 65534, not root" in problem.message
+    assert not authkeys.read(str(path)).ok
+
+
+@pytest.mark.parametrize(("text", "line", "column", "message"), [
+    ("auth16\n", 1, 5, "key number 16 is out of range 0..15"),
+    ("auth " + "9" * 5000 + "\n", 1, 6, "key number 99999999999999999999... is out of range"),
+    ("auth 1\n1 sha1 x\n" + "7" * 5000 + " sha1 y\n", 3, 1,
+     "key number 77777777777777777777... is out of range"),
+    ("auth 1\n" + "7" * 5000 + "\n", 2, 5001, "key 77777777777777777777... needs a method"),
+    ("auth 1\n1 sha1 caf\udcc3\n", 2, 8, "the secret is not valid UTF-8 text"),
+])
+def test_hostile_lines_are_errors_at_their_place(text, line, column, message):
+    found = [(d.location.line, d.location.column, d.message)
+             for d in authkeys.analyze(text, "authkeys").errors]
+    assert any((at, col) == (line, column) and m.startswith(message) for at, col, m in found), \
+        found

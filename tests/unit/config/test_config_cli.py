@@ -72,7 +72,7 @@ def test_world_readable_authkeys_and_tab_carets(tmp_path, capsys):
     lines = out.splitlines()
     i = lines.index(f"{d}/authkeys:2:3: error: unknown method 'sha7': expected crc, md5, sha1, "
                     "sha256 or sha512")
-    assert lines[i + 1:i + 3] == ["1\tsha7 x", " \t^"]
+    assert lines[i + 1:i + 3] == ["1\tsha7 *", " \t^"]  # the secret starred out
 
 
 def test_unreadable_directory_exits_2(tmp_path, capsys):
@@ -120,3 +120,18 @@ def test_config_show_text_and_refusal_on_errors(tmp_path, capsys):
                  "--drbd-conf", str(tmp_path / "none")]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "cannot locate resource nosuchd" in captured.err
+
+
+def test_check_never_prints_a_secret(tmp_path, capsys):
+    # errors on secret-bearing lines: the line is shown, its secret starred out
+    d = make_dir(tmp_path, "server5.example.com IPaddr::172.25.254.100/24/eth0\n",
+                 authkeys="auth 2\n2 sha1 s3cret-word extra\n3 crc TopSecretCrc\n")
+    res = tmp_path / "drbd.conf"
+    res.write_text('resource r0 {\n net { cram-hmac-alg crc32c; shared-secret "DrbdSecret"; }\n'
+                   " on server5.example.com { device /dev/drbd0; disk /srv/d; "
+                   "address 198.51.100.5:7789; meta-disk internal; }\n}\n")
+    _, out = run_check(capsys, "--dir", str(d), "--host", "server5.example.com",
+                       "--drbd-conf", str(res))
+    assert "authkeys:2" in out and "authkeys:3" in out and "drbd.conf:2" in out
+    for secret in ("s3cret-word", "TopSecretCrc", "DrbdSecret"):
+        assert secret not in out

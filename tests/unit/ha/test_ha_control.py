@@ -90,3 +90,24 @@ def test_status_renders_every_part():
     assert "ping node 198.51.100.250: init" in text
     assert "group IPaddr::198.51.100.100 (home n1): run by nobody; here released" in text
     assert "rejected packets: bad_auth 0" in text
+
+
+def test_deeply_nested_json_is_a_bad_request_and_the_next_request_is_served(tmp_path):
+    import socket
+
+    path = tmp_path / "hb.sock"
+    with serving(path, echo):
+        for body in (b"[" * 30000 + b"]" * 30000, b'{"a":' * 10000 + b"1" + b"}" * 10000,
+                     b"[" * 100000):  # the last one is also too long
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                sock.connect(str(path))
+                sock.sendall(body + b"\n")
+                answer = b""
+                while not answer.endswith(b"\n"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            assert b'"ok": false' in answer and b"bad request" in answer
+        assert request(path, "status")["echo"] == {"command": "status"}

@@ -240,3 +240,31 @@ def test_vigil_takeover_asks_a_heartbeat_peer_with_hb_takeover():
                                             isstable="1"), 2), "eth0", 0.11)
     out = node.command("takeover", 0.2, "foreign")
     assert [m.rsc_hold for m in sent(out, HbTakeover)] == ["foreign"]
+
+
+def test_a_node_name_in_another_case_is_the_same_node_and_never_stops_the_engine():
+    node = engine()
+    node.start(0.0)
+    codec = PacketCodec(KEYS)
+    for seq, src in ((1, "N2"), (2, "n2"), (3, "N2")):
+        status = Status(env=Envelope(src=src, hg=5, ts=1, seq=seq), status="active")
+        node.receive(codec.pack(status), "eth0", seq * 0.05)
+    now = 0.2
+    while now < 3.0:  # every tick runs (before: KeyError from the second spelling, for good)
+        node.tick(now)
+        now = max(node.next_deadline(now), now + 0.01)
+    [peer] = [n for n in node.status(now)["nodes"] if n["name"] != "n1"]
+    assert peer["name"] == "n2"
+    assert node.status(now)["counters"]["accepted"] == 3
+
+
+def test_a_generation_beyond_any_clock_is_refused_and_the_real_peer_still_heard():
+    node = engine()  # its wall clock: 1.8e9 s
+    node.start(0.0)
+    forged = PacketCodec(KEYS).pack(Status(env=Envelope(src="n2", hg=2**31 - 1, ts=1, seq=1),
+                                           status="active"))
+    node.receive(forged, "eth0", 0.0)
+    assert node.status(0.0)["rejected"]["implausible"] == 1
+    real = from_heartbeat(Status(env=None, status="active"), seq=1)
+    node.receive(real, "eth0", 0.01)  # not taken for a replay of the forged generation
+    assert node.status(0.02)["counters"]["accepted"] == 1

@@ -236,3 +236,23 @@ def test_mutated_real_packets_raise_only_wire_errors(data):
     for attempt in (bytes(payload), bytes(payload[:cut])):
         with contextlib.suppress(WireError):
             PacketCodec(KEYS).unpack(attempt)
+
+
+def test_a_crc_key_listed_beside_sha1_verifies_nothing():
+    from vigil.membership.auth import AuthError, AuthKeys, sign, verify
+    from vigil.membership.wire import Field, Message
+
+    message = Message([Field.text("t", "shutdone"), Field.text("src", "n2"),
+                       Field.text("hg", "5"), Field.text("ts", "1")])
+    rotation = AuthKeys.from_pairs(2, {1: ("crc", ""), 2: ("sha1", "secret")})
+    forged = sign(message, AuthKeys.from_pairs(1, {1: ("crc", "")}))
+    with pytest.raises(AuthError, match="crc-signed"):
+        verify(forged, rotation)
+    assert verify(sign(message, rotation), rotation).trailer_key == 2
+    # where crc is what auth selects, crc is what verifies (heartbeat's semantics)
+    crc_only = AuthKeys.from_pairs(1, {1: ("crc", "")})
+    assert verify(forged, crc_only).trailer_key == 1
+    # md5 listed for a rotation away from it still verifies: it needs the secret too
+    md5 = AuthKeys.from_pairs(1, {1: ("md5", "old")})
+    both = AuthKeys.from_pairs(2, {1: ("md5", "old"), 2: ("sha1", "secret")})
+    assert verify(sign(message, md5), both).trailer_key == 1
