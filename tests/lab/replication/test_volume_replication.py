@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from vigil.testing.wait import wait_until
+
 pytestmark = pytest.mark.lab
 
 BLOCK = 4096
@@ -57,8 +59,10 @@ def test_secondary_refuses_io_and_wrong_secret_never_connects(volume_pair):
     status = pair.wait_status("server6", lambda s: s["stats"] is not None, 5)
     assert status["connection"] != "Connected"
     pair.wait_status("server5", lambda s: s["connection"] == "Connecting", 10)
-    log = pair.host("server5").read_file("/var/log/vigil/volume-r0.log")
-    assert "authentication failed" in log
+    # The log line follows the failed handshake; wait for it rather than read once.
+    wait_until(lambda: "authentication failed"
+               in pair.host("server5").read_file("/var/log/vigil/volume-r0.log"),
+               10, "server5 logs the failed authentication")
 
 
 @pytest.mark.parametrize("protocol", ["A", "B"])
