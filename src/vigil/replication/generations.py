@@ -68,6 +68,7 @@ class Sync(enum.Enum):
     SPLIT_BRAIN = "split brain: both changed since a common generation"
     SPLIT_BRAIN_UNRELATED = "split brain without a usable common generation"
     UNRELATED = "unrelated data: these two volumes never were one"
+    INCONSISTENT_SOURCE = "the sync source would be an inconsistent disk: refused"
 
     def mirrored(self) -> Sync:
         return _MIRROR.get(self, self)
@@ -118,8 +119,22 @@ def compare(me: Side, peer: Side, i_win_ties: bool) -> Verdict:
     """The sync decision for `me`; `compare(b, a, not t)` is always its mirror.
 
     `i_win_ties` breaks the symmetric cases (both crashed as primary, equal data
-    with bits in both bitmaps); the two nodes pass opposite values.
+    with bits in both bitmaps); the two nodes pass opposite values. Whatever
+    the generations say, an Inconsistent disk (a resync into it unfinished, or
+    invalidated) is never the source: DRBD's "I shall become SyncSource, but I
+    am inconsistent" ends the handshake, on both sides.
     """
+    verdict = _compare(me, peer, i_win_ties)
+    source = me if verdict.sync.is_source else peer if verdict.sync.is_target else None
+    if source is not None and source.inconsistent:
+        who = "this node" if source is me else "the peer"
+        return Verdict(Sync.INCONSISTENT_SOURCE, 110,
+                       f"rule {verdict.rule} makes {who} the sync source, but its disk is "
+                       "Inconsistent: refused (resync it from a consistent copy first)")
+    return verdict
+
+
+def _compare(me: Side, peer: Side, i_win_ties: bool) -> Verdict:
     mine, theirs = me.generations, peer.generations
     if mine.current == 0 and theirs.current == 0:
         return Verdict(Sync.BOTH_FRESH, 10, "both current generations empty")

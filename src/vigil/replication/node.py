@@ -680,6 +680,11 @@ class Node:
                                     "discard its data (rr-conflict): disconnecting")
                 return None
             return Sync.SOURCE_BITMAP
+        if sync is Sync.INCONSISTENT_SOURCE:
+            event(log, "volume.refused", resource=self.cfg.name, reason=verdict.reason,
+                  level=logging.ERROR)
+            self.want_connection = False
+            return None
         if sync in (Sync.SPLIT_BRAIN_UNRELATED, Sync.UNRELATED):
             self.split_brain = verdict.reason
             self._run_handler("split-brain")

@@ -86,3 +86,17 @@ def test_split_brain_victim_rolls_back_to_the_common_ancestor():
     rolled = victim.rolled_back_to(0xA)
     survivor = Generations(0xB, 0xA)
     assert compare(Side(rolled), Side(survivor), True).sync is Sync.TARGET_BITMAP
+
+
+@pytest.mark.parametrize(("mine", "theirs", "me_inconsistent"), [
+    (Generations(0xA), Generations(), True),                # rule 30: I would be the source
+    (Generations(0xB, 0xA), Generations(0xA), True),        # rule 70
+    (Generations(0xA), Generations(0xB, 0xA), False),       # rule 50: the peer would be
+])
+def test_an_inconsistent_disk_never_becomes_the_sync_source(mine, theirs, me_inconsistent):
+    me, peer = Side(mine, inconsistent=me_inconsistent), Side(theirs,
+                                                               inconsistent=not me_inconsistent)
+    for verdict in (compare(me, peer, True), compare(peer, me, False)):
+        assert verdict.sync is Sync.INCONSISTENT_SOURCE and "Inconsistent" in verdict.reason
+    # consistent, the same generations resync as before
+    assert compare(Side(mine), Side(theirs), True).sync.is_source == me_inconsistent
