@@ -291,7 +291,9 @@ class ValueProblem(ValueError):
 TRUE_WORDS = frozenset({"true", "on", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "off", "no", "n", "0"})
 
-_TIME_RE = re.compile(r"^([0-9]*\.?[0-9]+|[0-9]+\.)\s*(ms|msec|us|usec)?$", re.IGNORECASE)
+_TIME_RE = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|msec|us|usec)?$", re.IGNORECASE)
+#: no setting needs a longer number; longer ones are refused before any conversion
+MAX_NUMBER_TEXT = 32
 
 
 def parse_heartbeat_time(text: str) -> float:
@@ -300,10 +302,11 @@ def parse_heartbeat_time(text: str) -> float:
     Like heartbeat's `cl_get_msec`, the result is rounded to whole
     milliseconds; it is returned as float seconds.
     """
-    m = _TIME_RE.match(text.strip())
+    m = _TIME_RE.match(text.strip()) if len(text.strip()) <= MAX_NUMBER_TEXT else None
     if not m:
         raise ValueProblem(
-            f"bad time {text!r}: expected seconds (e.g. 2 or 1.5) or milliseconds (e.g. 1500ms)")
+            f"bad time {text[:40]!r}: expected seconds (e.g. 2 or 1.5) or milliseconds (e.g. "
+            "1500ms)")
     number = float(m.group(1))
     unit = (m.group(2) or "").lower()
     if unit in ("ms", "msec"):
@@ -337,7 +340,9 @@ def parse_bool(text: str) -> bool:
 def parse_int(text: str, lo: int | None = None, hi: int | None = None, what: str = "number") -> int:
     word = text.strip()
     if not re.fullmatch(r"[+-]?[0-9]+", word):
-        raise ValueProblem(f"bad {what} {text!r}: expected a whole number")
+        raise ValueProblem(f"bad {what} {text[:40]!r}: expected a whole number")
+    if len(word) > MAX_NUMBER_TEXT:
+        raise ValueProblem(f"{what} {word[:20]}... ({len(word)} digits) is out of range")
     value = int(word)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         if lo is not None and hi is not None:

@@ -40,8 +40,14 @@ def _untext(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+#: heartbeat's numbers are at most 64 bits: 16 hex or 20 decimal digits
+MAX_DIGITS = 20
+
+
 def _number(raw: bytes, base: int) -> int:
     text = raw.decode("ascii", "replace")
+    if len(text) > MAX_DIGITS:
+        raise WireError(f"number of {len(text)} digits {raw[:20]!r}...")
     if not text or not all(c in "0123456789abcdefABCDEF"[: 10 if base == 10 else 22]
                            for c in text):
         raise WireError(f"bad {'hex' if base == 16 else 'decimal'} number {raw[:20]!r}")

@@ -1,0 +1,215 @@
+"""Seeded mutation fuzzing of every decoder and parser vigil feeds with outside input.
+
+Each entry point takes real inputs (the tutorial's own files, packets and
+frames built by vigil's encoders), mutates them and feeds them in: the only
+outcomes allowed are acceptance or the entry point's own refusal (a counted
+rejection, a `ProtocolError`, a diagnostic with file and line). CI runs a
+fixed budget of each (tests/unit/test_fuzz.py); `scripts/fuzz` runs longer.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import traceback
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+#: values that have broken parsers before: empty, huge, negative, other spellings
+NASTY = ["", "0", "-1", "1" * 400, "9" * 5000, "ffffffffffffffffffff", "N2", "n2", "zz",
+         "1.5", "%%%", "\n", "{", "}", "[" * 200, "\udcc3", "\x00", "all", "none", '"']
+
+
+def mutate_text(rng: random.Random, text: str) -> str:
+    """Line- and character-level damage, as an editor slip or a hostile author makes it."""
+    lines = text.splitlines(keepends=True) or [""]
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.randrange(7)
+        index = rng.randrange(len(lines))
+        if choice == 0:
+            del lines[index]
+            lines = lines or [""]
+        elif choice == 1:
+            lines.insert(index, lines[rng.randrange(len(lines))])
+        elif choice == 2:
+            words = lines[index].split(" ")
+            words[rng.randrange(len(words))] = rng.choice(NASTY)
+            lines[index] = " ".join(words)
+        elif choice == 3 and lines[index]:
+            at = rng.randrange(len(lines[index]))
+            lines[index] = lines[index][:at] + chr(rng.randrange(0x110000 if rng.random() < .1
+                                                                  else 128)) + lines[index][at:]
+        elif choice == 4:
+            lines.insert(index, rng.choice(["{" * 50 + "\n", "}\n", "x {\n", "\t\t= =\n"]))
+        elif choice == 5:
+            lines[index] = lines[index][: rng.randrange(len(lines[index]) + 1)]
+        else:
+            lines.insert(index, rng.choice(NASTY) + " " + rng.choice(NASTY) + "\n")
+    return "".join(lines)
+
+
+def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        if out:
+            out[rng.randrange(len(out))] = rng.randrange(256)
+    if out and rng.random() < 0.2:
+        del out[rng.randrange(len(out)):]
+    return bytes(out)
+
+
+# -- entry points ---------------------------------------------------------------------------
+def _seed(name: str) -> str:
+    return resources.files("vigil.demo").joinpath("seed_configs", name).read_text()
+
+
+def _config_entry(name: str, analyze: Callable[[str, str], object]) -> Callable[
+        [random.Random], None]:
+    from vigil.demo.seed import adapt
+
+    original = adapt(_seed(name))
+
+    def one(rng: random.Random) -> None:
+        analyze(mutate_text(rng, original), name)  # returns diagnostics; must never raise
+    return one
+
+
+def _config_entries() -> dict[str, Callable[[random.Random], None]]:
+    from vigil.config import authkeys, drbd, hacf, haresources, ldirectord
+    from vigil.config.resolve import COMMON_SERVICES, StaticResolver
+
+    names = StaticResolver(services=COMMON_SERVICES)
+    return {
+        "ha.cf": _config_entry("ha.cf", hacf.analyze),
+        "authkeys": _config_entry("authkeys", authkeys.analyze),
+        "haresources": _config_entry("haresources.drbd-mysql", haresources.analyze),
+        "ldirectord.cf": _config_entry(
+            "ldirectord.cf", lambda text, path: ldirectord.analyze(text, path, resolver=names)),
+        "drbd": _config_entry("drbd-mysqldata.res", drbd.analyze),
+    }
+
+
+def _heartbeat_entry() -> Callable[[random.Random], None]:
+    """Packets a peer sends, signed with the key after their fields were damaged, or not."""
+    from vigil.ha.engine import NodeConfig, NodeEngine
+    from vigil.ha.groups import groups_from_lines
+    from vigil.membership.auth import AuthKeys, sign, verify
+    from vigil.membership.codec import PacketCodec
+    from vigil.membership.liveness import Timings
+    from vigil.membership.messages import Envelope, Resources, Shutdone, Starting, Status
+    from vigil.membership.wire import Field, Message
+
+    keys = AuthKeys.from_pairs(1, {1: ("sha1", "secret")})
+    codec = PacketCodec(keys)
+    packets = []
+    for seq, message in enumerate([Status(env=None, status="active"), Starting(env=None),
+                                   Resources(env=None, rsc_hold="all", rtype="full",
+                                             isstable="1"), Shutdone(env=None)], start=1):
+        env = Envelope(src="n2", hg=0x6B09B566, ts=0x6B09BB4E, srcuuid=b"\xe4" * 16,
+                       seq=seq if message.sequenced else None,
+                       ld="0.1 0.1 0.1 1/100 1" if message.sequenced else None, ttl=3)
+        packets.append(codec.pack(message.replace(env=env)))
+    config = NodeConfig(me="n1", nodes=("n1", "n2"), links=("eth0",),
+                        timings=Timings(keepalive=0.1, deadtime=0.5, initdead=1.0), keys=keys,
+                        groups=groups_from_lines([("n1", ["IPaddr::198.51.100.100"])]),
+                        auto_failback="on")
+    state = {"node": None, "now": 0.0, "fed": 0}
+
+    def one(rng: random.Random) -> None:
+        if state["node"] is None or state["fed"] % 500 == 0:
+            state["node"] = NodeEngine(config, uuid=b"n1".ljust(16, b"."), generation=7,
+                                       now=state["now"], wall_offset=1.8e9)
+            state["node"].start(state["now"])
+        node = state["node"]
+        base = rng.choice(packets)
+        if rng.random() < 0.5:
+            datagram = mutate_bytes(rng, base)
+        else:
+            fields = list(verify(base, keys).message)
+            for _ in range(rng.randint(1, 3)):
+                index = rng.randrange(len(fields))
+                fields[index] = Field.text(fields[index].name, rng.choice(NASTY))
+            try:
+                datagram = sign(Message(fields).without("auth"), keys)
+            except UnicodeError:
+                datagram = mutate_bytes(rng, base)
+        state["now"] += 0.003
+        state["fed"] += 1
+        node.receive(datagram, "eth0", state["now"])
+        node.tick(state["now"])
+    return one
+
+
+def _replication_entry() -> Callable[[random.Random], None]:
+    """Frames a peer sends, damaged, through the decoder and the field checks."""
+    from vigil.replication import messages, wire
+
+    frames = [
+        wire.Control(wire.T.HELLO, {"version": 1, "resource": "r0", "challenge": "00" * 32,
+                                    "alg": "sha1"}).encode(),
+        wire.Control(wire.T.PARAMS, {"generations": [1, 2, 3, 4], "crashed_primary": False,
+                                     "primary": True, "dirty": 0, "size": 1 << 26,
+                                     "protocol": "C"}).encode(),
+        wire.Control(wire.T.STATE, {"role": "Primary", "disk": "UpToDate"}).encode(),
+        wire.Control(wire.T.RS_DONE, {"generations": [1, 2, 3, 4]}).encode(),
+        wire.bitmap_message(b"\0" * 256).encode(),
+        wire.Data(wire.T.DATA, 1, 4096, b"x" * 64).encode(),
+        wire.Verify(wire.T.OV_REQUEST, 0, 2, b"d" * 32).encode(),
+    ]
+    checks: dict[object, Callable[[object], object]] = {
+        wire.T.HELLO: lambda m: (messages.hello_resource(m.fields),  # type: ignore[attr-defined]
+                                 messages.challenge(m.fields)),  # type: ignore[attr-defined]
+        wire.T.PARAMS: lambda m: messages.params(m.fields),  # type: ignore[attr-defined]
+        wire.T.STATE: lambda m: messages.state(m.fields),  # type: ignore[attr-defined]
+        wire.T.RS_DONE: lambda m: messages.rs_done(m.fields),  # type: ignore[attr-defined]
+        wire.T.BITMAP: lambda m: wire.bitmap_of(m, 256),  # type: ignore[arg-type]
+    }
+
+    def one(rng: random.Random) -> None:
+        frame = bytearray(mutate_bytes(rng, rng.choice(frames)))
+        if rng.random() < 0.2:
+            body = rng.choice([b"[" * 5000, b'{"challenge":"zz","resource":"r0"}',
+                               zlib.compress(b"\0" * 99999)])
+            frame = bytearray(wire.HEADER.pack(wire.MAGIC, rng.randrange(25), 0, len(body))
+                              + body)
+        elif len(frame) >= wire.HEADER.size and rng.random() < 0.2:
+            struct.pack_into("!I", frame, 4, rng.choice([0, 7, 2**31, 2**32 - 1]))
+        try:
+            for message in wire.Decoder().feed(bytes(frame)):
+                check = checks.get(message.type)
+                if check is not None:
+                    check(message)
+        except wire.ProtocolError:
+            pass
+    return one
+
+
+def entry_points() -> dict[str, Callable[[random.Random], None]]:
+    """Every fuzzed entry point, by name (add new decoders here)."""
+    return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
+            "replication frame -> checks": _replication_entry()}
+
+
+@dataclass
+class Outcome:
+    name: str
+    inputs: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def run(name: str, one: Callable[[random.Random], None], inputs: int, seed: int) -> Outcome:
+    """Feed `inputs` mutated inputs; an exception is a failure (its traceback kept, max 5)."""
+    rng = random.Random(f"{seed}:{name}")
+    outcome = Outcome(name)
+    for _ in range(inputs):
+        outcome.inputs += 1
+        try:
+            one(rng)
+        except Exception:
+            outcome.failed += 1
+            if len(outcome.failures) < 5:
+                outcome.failures.append(traceback.format_exc(limit=6))
+    return outcome
