@@ -28,6 +28,7 @@ Public API: `DrbdConfig`, `Resource`, `Host`, `Volume`, `Address`,
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -197,8 +198,13 @@ class _Bad(ValueError):
 _SUFFIX = {"": None, "s": 512, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 
 
+def _small_number(text: str) -> bool:
+    """Digits only, and few enough to be a number any setting could mean."""
+    return text.isdigit() and len(text) <= 9
+
+
 def _number_with_unit(text: str, default_unit: int) -> int:
-    m = re.fullmatch(r"([0-9]+)([sSkKmMgGtT]?)(?:i?[bB])?", text)
+    m = re.fullmatch(r"([0-9]{1,18})([sSkKmMgGtT]?)(?:i?[bB])?", text)
     if not m:
         raise _Bad(f"bad size {text!r}: expected a number with an optional K, M or G suffix")
     scale = _SUFFIX[m.group(2).lower()] or default_unit
@@ -249,8 +255,8 @@ def _flag(values: list[str]) -> bool:
 def _int(lo: int, hi: int) -> Callable[[list[str]], int]:
     def parse(values: list[str]) -> int:
         word = _one(values, "this option")
-        if not re.fullmatch(r"[0-9]+", word):
-            raise _Bad(f"bad number {word!r}")
+        if not re.fullmatch(r"[0-9]{1,18}", word):
+            raise _Bad(f"bad number {word[:24]!r}")
         value = int(word)
         if not lo <= value <= hi:
             raise _Bad(f"{value} is out of range {lo}..{hi}")
@@ -928,7 +934,7 @@ def _volume_statement(b: _Builder, stmt: _Stmt, into: dict[str, Any]) -> None:
         if rest and rest[0] != "minor":
             device = rest.pop(0)
         if rest[:1] == ["minor"]:
-            if len(rest) != 2 or not rest[1].isdigit():
+            if len(rest) != 2 or not _small_number(rest[1]):
                 b.error(stmt.head, "write device [/dev/drbdN] [minor N];")
                 return
             minor = int(rest[1])
@@ -937,7 +943,7 @@ def _volume_statement(b: _Builder, stmt: _Stmt, into: dict[str, Any]) -> None:
             b.error(stmt.head, "write device [/dev/drbdN] [minor N];")
             return
         if device is not None and minor is None:
-            m = re.fullmatch(r"/dev/drbd([0-9]+)", device)
+            m = re.fullmatch(r"/dev/drbd([0-9]{1,9})", device)
             if m:
                 minor = int(m.group(1))
         if device is None and minor is not None:
@@ -959,7 +965,7 @@ def _volume_statement(b: _Builder, stmt: _Stmt, into: dict[str, Any]) -> None:
 def _volumes(b: _Builder, stmts: list[_Stmt], defaults: dict[str, Any]) -> dict[int, Volume]:
     out: dict[int, Volume] = {}
     for stmt in stmts:
-        if len(stmt.words) != 2 or not stmt.words[1].text.isdigit() or stmt.block is None:
+        if len(stmt.words) != 2 or not _small_number(stmt.words[1].text) or stmt.block is None:
             b.error(stmt.head, "write volume N { device ...; disk ...; meta-disk ...; }")
             continue
         number = int(stmt.words[1].text)
@@ -992,8 +998,8 @@ def _address(b: _Builder, stmt: _Stmt, values: list[str]) -> Address | None:
         b.error(stmt.head, "write address [ipv4|ipv6] ADDRESS:PORT;")
         return None
     text = rest[0]
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]+))?", text) if family == "ipv6" else \
-        re.fullmatch(r"([^:\[\]]+)(?::([0-9]+))?", text)
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,9}))?", text) if family == "ipv6" else \
+        re.fullmatch(r"([^:\[\]]+)(?::([0-9]{1,9}))?", text)
     if not m:
         hint = " (IPv6 addresses go in brackets after 'ipv6')" if ":" in text else ""
         b.error(stmt.words[-1], f"bad address {text!r}{hint}")
@@ -1001,6 +1007,12 @@ def _address(b: _Builder, stmt: _Stmt, values: list[str]) -> Address | None:
     port = int(m.group(2)) if m.group(2) else DEFAULT_PORT
     if not 0 < port < 65536:
         b.error(stmt.words[-1], f"port {port} is out of range 1..65535")
+        return None
+    try:
+        ipaddress.ip_address(m.group(1))
+    except ValueError:
+        # DRBD takes addresses, never host names: refused here, not at the daemon's start
+        b.error(stmt.words[-1], f"bad address {m.group(1)[:64]!r}: not an IP address")
         return None
     return Address(m.group(1), port, family)
 
@@ -1036,7 +1048,7 @@ def _host(b: _Builder, stmt: _Stmt, defaults: dict[str, Any],
             for number, vol in _volumes(b, [inner], values).items():
                 volumes[number] = vol
         elif word == "node-id" and inner.block is None and len(inner.words) == 2 and \
-                inner.words[1].text.isdigit():
+                _small_number(inner.words[1].text):
             node_id = int(inner.words[1].text)
         else:
             b.error(inner.head, f"'{word}' is not allowed in an {head.text} section")

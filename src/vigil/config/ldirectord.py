@@ -348,16 +348,23 @@ def _maybe_quoted(value: str) -> str:
     return m.group(1) if m else value
 
 
+def _number(digits: str) -> int:
+    """A run of digits as a number; more digits than any setting could mean is a problem."""
+    if len(digits) > 18:
+        raise _Problem(f"number {digits[:20]}... ({len(digits)} digits) is out of range")
+    return int(digits)
+
+
 def _positive_int(value: str, name: str, allow_zero: bool = False,
                   warn: Callable[[str], None] | None = None) -> int:
     """ldirectord's `/(\\d+)/ && $1`: the first run of digits, which must not be 0."""
     m = re.search(r"\d+", value)
-    if not m or (int(m.group()) == 0 and not allow_zero):
+    if not m or (_number(m.group()) == 0 and not allow_zero):
         raise _Problem(f"invalid {name} {value!r}: expected a "
                        f"{'whole number' if allow_zero else 'positive whole number'}")
     if m.group() != value.strip() and warn is not None:
-        warn(f"{name} {value!r} read as {int(m.group())} (ldirectord uses the first number)")
-    return int(m.group())
+        warn(f"{name} {value!r} read as {_number(m.group())} (ldirectord uses the first number)")
+    return _number(m.group())
 
 
 def _yes_no(value: str, name: str) -> bool:
@@ -493,7 +500,7 @@ def _parse_real(value: str, family: int, resolver: Resolver,
     weight = 1
     wm = re.match(r"^\s+(\d+)(.*)$", rest)
     if wm:
-        weight = int(wm.group(1))
+        weight = _number(wm.group(1))
         rest = wm.group(2)
     request = receive = None
     rm = re.match(r'^\s+"(.*)"[, ]\s*"(.*)"(.*)$', rest)
@@ -504,10 +511,10 @@ def _parse_real(value: str, family: int, resolver: Resolver,
     lower = upper = None
     lm = re.match(r"^\s+l:(\d+)(.*)$", rest)
     if lm:
-        lower, rest = int(lm.group(1)), lm.group(2)
+        lower, rest = _number(lm.group(1)), lm.group(2)
     um = re.match(r"^\s+u:(\d+)(.*)$", rest)
     if um:
-        upper, rest = int(um.group(1)), um.group(2)
+        upper, rest = _number(um.group(1)), um.group(2)
     if rest.strip():
         raise _Problem(f'invalid real server line, around "{rest.strip()}"')
     if weight > 65535:
@@ -679,7 +686,7 @@ class _Reader:
         family = draft.family
         v4 = re.match(r"^(\d+\.\d+\.\d+\.\d+):([0-9A-Za-z_-]+)", value)
         named = re.match(r"^([0-9A-Za-z._+-]+):([0-9A-Za-z_-]+)", value)
-        fwm = re.match(r"^(\d+)", value)
+        fwm = re.match(r"^(\d{1,10})(?!\d)", value)
         v6 = re.match(r"^\[([0-9A-Fa-f:]+)\]:([0-9A-Za-z_-]+)", value)
         match = None
         if v4 and family == 4:
@@ -788,7 +795,7 @@ class _Reader:
             word = re.match(r"^([\w-]+)", value)
             if digits:
                 v["checktype"] = CheckType.COMBINED
-                v["connect_count"] = int(digits.group())
+                v["connect_count"] = _number(digits.group())
             elif word and word.group(1) in ("connect", "negotiate", "ping", "off", "on",
                                             "external", "external-perl"):
                 v["checktype"] = CheckType(word.group(1))
