@@ -43,8 +43,10 @@ class HeartbeatThread:
 
     def __init__(self, engine: NodeEngine, settings: HeartbeatSettings,
                  on_actions: Callable[[list[object]], None], on_exit: Callable[[], None],
-                 priority: int | None = None):
+                 priority: int | None = None,
+                 on_marks: Callable[[dict[str, tuple[int, int]]], None] | None = None):
         self.engine = engine
+        self.on_marks = on_marks
         self.settings = settings
         self.on_actions = on_actions
         self.on_exit = on_exit
@@ -189,6 +191,8 @@ class HeartbeatThread:
             level = LEVELS.get(line.level, logging.INFO)
             if log.isEnabledFor(level):
                 event(log, line.event, level, **line.fields)
+        if out.marks and self.on_marks is not None:
+            self.on_marks(dict(out.marks))
         if out.actions:
             self.on_actions(list(out.actions))
         if out.exit:

@@ -37,7 +37,13 @@ from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
 from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
-from vigil.ha.identity import DEFAULT_STATE_DIR, next_generation, node_uuid
+from vigil.ha.identity import (
+    DEFAULT_STATE_DIR,
+    load_peer_marks,
+    next_generation,
+    node_uuid,
+    save_peer_marks,
+)
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
 from vigil.membership.transports import interface_info
@@ -137,6 +143,8 @@ class HeartbeatDaemon:
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.control: Any = None
+        self._marks: dict[str, tuple[int, int]] = {}
+        self._marks_writer: asyncio.Task[None] | None = None
 
     # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -146,10 +154,15 @@ class HeartbeatDaemon:
         settings = self.settings
         uuid = node_uuid(self.state_dir)
         generation = next_generation(self.state_dir)
+        marks, damaged = load_peer_marks(self.state_dir)
+        if damaged is not None:
+            event(log, "state.damaged", logging.WARNING, detail=damaged,
+                  consequence="replayed packets from before this start are not recognised")
+        self._marks = dict(marks)
         now = loop.time()
         engine = self.engine = NodeEngine(settings.node_config(), uuid=uuid,
                                           generation=generation, now=now,
-                                          wall_offset=time.time() - now)
+                                          wall_offset=time.time() - now, known_peers=marks)
         for warning in settings.warnings:
             event(log, "config.warning", logging.WARNING, detail=warning)
         if settings.auto_failback == "legacy":
@@ -169,7 +182,8 @@ class HeartbeatDaemon:
         priority = self.realtime.get("priority")
         self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
                                     self._exit_from_beat,
-                                    priority=int(priority) + 1 if priority is not None else None)
+                                    priority=int(priority) + 1 if priority is not None else None,
+                                    on_marks=self._marks_from_beat)
         try:
             self.beat.start(infos)
             self.control = ControlServer(self.socket_path, self._control)
@@ -208,6 +222,13 @@ class HeartbeatDaemon:
                 loop.remove_signal_handler(signum)
         if self.beat is not None:
             await asyncio.to_thread(self.beat.stop)
+            if self.engine is not None:  # the thread is gone: the engine can be read here
+                final = {name: mark for name in self.engine.liveness.nodes
+                         if (mark := self.engine.rules.mark(name)) is not None}
+                if final:
+                    self._remember(final)
+        if self._marks_writer is not None:
+            await asyncio.wait([self._marks_writer], timeout=5.0)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -221,6 +242,27 @@ class HeartbeatDaemon:
         assert self._loop is not None
         for action in actions:
             self._loop.call_soon_threadsafe(self._spawn_action, action)
+
+    def _marks_from_beat(self, marks: dict[str, tuple[int, int]]) -> None:
+        """Called in the heartbeat thread: what each peer sent last goes to disk (off it)."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._remember, marks)
+
+    def _remember(self, marks: dict[str, tuple[int, int]]) -> None:
+        self._marks.update(marks)
+        if self._marks_writer is None or self._marks_writer.done():
+            self._marks_writer = asyncio.get_running_loop().create_task(self._write_marks())
+
+    async def _write_marks(self) -> None:
+        """One write at a time; marks that arrive meanwhile go with the next one."""
+        written: dict[str, tuple[int, int]] = {}
+        while written != self._marks:
+            written = dict(self._marks)
+            try:
+                await asyncio.to_thread(save_peer_marks, written, self.state_dir)
+            except EnvironmentProblem as exc:
+                event(log, "state.write_failed", logging.ERROR, detail=exc)
+                return
 
     def _exit_from_beat(self) -> None:
         assert self._loop is not None

@@ -46,7 +46,7 @@ from vigil.ha.state import (
 AUTO_FAILBACK = ("on", "off", "legacy")
 #: Reasons for holding a group that allow auto-failback to move it home again.
 FAILBACK_REASONS = frozenset({"peer dead", "peer never heard", "alone", "adopted",
-                              "negotiation timeout"})
+                              "negotiation timeout", "peer shut down", "peer leaving"})
 FREE = (Hold.RELEASED, Hold.FAILED)
 #: Hand-overs that need no agreement from the peer (it is already running the group,
 #: or we are leaving): every other voluntary stop asks the peer's permission first

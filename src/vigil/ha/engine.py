@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,9 @@ class Output:
     actions: list[Action] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     exit: bool = False
+    #: peer -> (generation, highest seq) to keep on disk, so replays stay refused after a
+    #: restart of this daemon
+    marks: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def log(self, event: str, level: str = "info", **fields: Any) -> None:
         self.logs.append(LogLine(event, level, fields))
@@ -141,13 +145,17 @@ class Output:
 
 #: how far beyond the wall clock a peer's generation may be (a year of seconds)
 MAX_GENERATION_AHEAD = 366 * 24 * 3600
+#: a peer's sequence mark goes to disk at most this often while only statuses arrive (any
+#: other message, and any new generation, is marked at once: those are what a replay abuses)
+MARK_INTERVAL = 1.0
 
 
 class NodeEngine:
     """One node's protocol and decisions. Pure: every method takes `now`."""
 
     def __init__(self, config: NodeConfig, *, uuid: bytes, generation: int, now: float,
-                 wall_offset: float = 0.0, rng: random.Random | None = None):
+                 wall_offset: float = 0.0, rng: random.Random | None = None,
+                 known_peers: Mapping[str, tuple[int, int]] | None = None):
         self.config = config
         self.me = config.me
         self.uuid = uuid
@@ -181,6 +189,10 @@ class NodeEngine:
         self.hb_peer_want: set[int] = set()
         self._hb_ask: set[str] = set()
         self.core.gate = self._gate
+        self._marked_at: dict[str, float] = {}
+        for name, (known_generation, known_seq) in (known_peers or {}).items():
+            if name.lower() in self.liveness.nodes and name.lower() != self.me:
+                self.rules.restore(name.lower(), known_generation, known_seq)
 
     # -- sending -------------------------------------------------------------------------------
     def _send(self, message: HeartbeatMessage, now: float, out: Output) -> None:
@@ -272,6 +284,7 @@ class NodeEngine:
             self._liveness(self.liveness.heard(source, link, now, fresh=False), now, out)
             return out
         self.counters["accepted"] += 1
+        self._mark(source, message, bool(classified.events), now, out)
         for event in classified.events:
             self._sequence_event(event, source, message, now, out)
         if classified.lost:
@@ -399,6 +412,17 @@ class NodeEngine:
             self._drop_logged[counter] = now
             out.log("packet.rejected", level, kind=counter, link=link, reason=reason,
                     count=self.counters[counter])
+
+    def _mark(self, source: str, message: HeartbeatMessage, new_generation: bool,
+              now: float, out: Output) -> None:
+        if not message.sequenced:
+            return
+        due = (new_generation or not isinstance(message, Status)
+               or now - self._marked_at.get(source, -MARK_INTERVAL) >= MARK_INTERVAL)
+        mark = self.rules.mark(source) if due else None
+        if mark is not None:
+            out.marks[source] = mark
+            self._marked_at[source] = now
 
     def _sequence_event(self, event: Event, source: str, message: HeartbeatMessage,
                         now: float, out: Output) -> None:

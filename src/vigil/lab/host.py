@@ -87,6 +87,9 @@ class LabProcess:
     log: str
     popen: subprocess.Popen[bytes] | None = None
     launcher: int | None = None
+    #: where this process's lines begin in the log (an earlier run of the same name appends
+    #: to the same file: its lines are not this process's)
+    log_offset: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,7 @@ class LabProcess:
             "argv": self.argv,
             "log": self.log,
             "launcher": self.launcher,
+            "log_offset": self.log_offset,
         }
 
     @classmethod
@@ -109,6 +113,7 @@ class LabProcess:
             argv=list(data["argv"]),
             log=data["log"],
             launcher=data.get("launcher"),
+            log_offset=int(data.get("log_offset", 0)),
         )
 
     def alive(self) -> bool:
@@ -163,7 +168,9 @@ class LabProcess:
     def output(self) -> str:
         """What the process wrote to its log so far."""
         try:
-            return Path(self.log).read_text(errors="replace")
+            with open(self.log, "rb") as stream:
+                stream.seek(self.log_offset)
+                return stream.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -316,6 +323,7 @@ class Host:
         log_path = self.lab.directory / "logs" / f"{self.name}.{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
+            log_offset = log.tell()
             popen = subprocess.Popen(
                 self._enter_argv(argv, cwd),
                 stdin=subprocess.DEVNULL,
@@ -334,6 +342,7 @@ class Host:
             log=str(log_path),
             popen=popen,
             launcher=popen.pid,
+            log_offset=log_offset,
         )
         self.lab.track(process)
         return process

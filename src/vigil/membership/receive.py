@@ -78,6 +78,8 @@ class SenderTrack:
     ack_trigger: int = 0
     #: numbers accepted lately: an older copy arriving over another medium is a duplicate
     recent: set[int] = field(default_factory=set)
+    #: loaded from the state directory at start: the next contact is a first contact
+    restored: bool = False
 
     def contiguous(self) -> int:
         """The highest number up to which nothing is missing."""
@@ -125,7 +127,7 @@ class ReceiveRules:
             return self._drop("replayed", f"{message.type} from {sender}: generation "
                               f"{generation:x} < {track.generation:x} (replay?)")
         if generation > track.generation:
-            if track.generation > 0:
+            if track.generation > 0 and not track.restored:
                 events.append(Event.RESTART)
                 self.counters["restarts"] += 1
             else:
@@ -137,8 +139,12 @@ class ReceiveRules:
             if seq <= newest:
                 return self._drop("replayed", f"{message.type} from {sender}: seq {seq:x} "
                                   f"not newer than {newest:x} after it went silent")
-            events.append(Event.PARTITION_HEALED)
-            self.counters["partitions_healed"] += 1
+            if track.restored:
+                events.append(Event.FIRST_CONTACT)
+                track.restored = False
+            else:
+                events.append(Event.PARTITION_HEALED)
+                self.counters["partitions_healed"] += 1
             track.resync = False
             track.missing.clear()
             track.last_seq = seq
@@ -218,6 +224,21 @@ class ReceiveRules:
         return Classified(Verdict.DROP, reason)
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def restore(self, sender: str, generation: int, seq: int) -> None:
+        """What a previous run of this daemon saw last from `sender` (kept on disk): without
+        it, a packet captured before this start would be new again (a replayed `shutdone`
+        would start the groups). Only newer numbers of that generation are accepted."""
+        self.tracks[sender] = SenderTrack(
+            generation=generation, last_seq=seq, status_seq=seq, resync=True, restored=True,
+            ack_trigger=self.rng.randrange(ACK_EVERY))
+
+    def mark(self, sender: str) -> tuple[int, int] | None:
+        """(generation, highest number) seen from `sender`: what `restore` takes back."""
+        track = self.tracks.get(sender)
+        if track is None or track.last_seq is None or track.generation <= 0:
+            return None
+        return track.generation, max(track.last_seq, track.status_seq)
+
     def node_dead(self, sender: str) -> None:
         """The node went silent: stop asking it for packets; resynchronise when it returns."""
         track = self.tracks.get(sender)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -158,6 +159,50 @@ def test_forged_and_replayed_packets_from_a_third_host_change_nothing(hb):
     assert after["stale"] + after["replayed"] > before["stale"] + before["replayed"]
     assert hb.holders() == {"server5"}
     assert hb.peer("server6")["status"] == "active"
+    assert hb.client_answer() == "server5"
+
+
+def test_a_shutdone_captured_before_a_restart_is_refused_after_it(hb):
+    hb.start_both()
+    # a third host records server5's goodbye while server5 restarts (a new generation)
+    with hb.lab.host("client").entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", 694))
+        sock.settimeout(10)
+        hb.daemons["server5"].signal(signal.SIGTERM)
+        assert hb.daemons["server5"].wait(10)
+        goodbye = []
+        while not goodbye:
+            packet = sock.recv(65535)
+            if b"t=shutdone" in packet:
+                goodbye.append(packet)
+    finally:
+        sock.close()
+    hb.wait_holders({"server6"}, 10)
+    hb.start("server5", configure=False)
+    hb.wait_holders({"server5"}, 15)  # auto_failback on
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "server5 back")
+    # server6 restarts and hears only the rogue at first (server5's packets are dropped
+    # on server6 until the replay is done; initdead is long enough not to matter)
+    hb.daemons["server6"].signal(signal.SIGTERM)
+    assert hb.daemons["server6"].wait(10)
+    server6 = hb.lab.host("server6")
+    server6.run(["nft", "add table inet rogue_test; add chain inet rogue_test in "
+                 "{ type filter hook input priority 0; }; add rule inet rogue_test in "
+                 "udp dport 694 ip saddr { 198.51.100.5, 203.0.113.5 } drop"])
+    hb.initdead = "20"
+    hb.start("server6")
+    hb.inject("client", goodbye, "198.51.100.255")
+    hb.inject("client", goodbye, "198.51.100.6")
+    wait_until(lambda: hb.status("server6")["rejected"]["replayed"] >= 1, 10,
+               lambda: "the replayed goodbye refused\n" + hb.logs())
+    assert hb.holders() == {"server5"}
+    assert "shut down and released its groups" not in hb.daemons["server6"].output()
+    server6.run(["nft", "delete table inet rogue_test"])
+    wait_until(lambda: hb.peer("server6")["status"] == "active", 10, "server5 heard again")
+    assert hb.holders() == {"server5"}
     assert hb.client_answer() == "server5"
 
 

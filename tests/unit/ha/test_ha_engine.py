@@ -19,6 +19,7 @@ from vigil.membership.messages import (
     ReqNodes,
     Resources,
     Rexmit,
+    Shutdone,
     Starting,
     Status,
 )
@@ -268,3 +269,66 @@ def test_a_generation_beyond_any_clock_is_refused_and_the_real_peer_still_heard(
     real = from_heartbeat(Status(env=None, status="active"), seq=1)
     node.receive(real, "eth0", 0.01)  # not taken for a replay of the forged generation
     assert node.status(0.02)["counters"]["accepted"] == 1
+
+
+# -- replays across a restart of the receiving node --------------------------------------------
+
+def from_vigil_n2(message, seq: int, hg: int) -> bytes:
+    env = Envelope(src="n2", hg=hg, ts=1, srcuuid=b"n2".ljust(16, b"."),
+                   seq=seq if message.sequenced else None)
+    return PacketCodec(KEYS).pack(message.replace(env=env))
+
+
+def active(seq: int, hg: int) -> bytes:
+    return from_vigil_n2(Status(env=None, status="active", deadtime_ms=500), seq, hg)
+
+
+def restarted(marks) -> NodeEngine:
+    config = engine().config
+    node = NodeEngine(config, uuid=b"n1".ljust(16, b"."), generation=8, now=0.0,
+                      wall_offset=1.8e9, known_peers=marks)
+    node.start(0.0)
+    return node
+
+
+def started_groups(node: NodeEngine, packet: bytes, now: float) -> list[str]:
+    out = node.receive(packet, "eth0", now)
+    out.actions += node.tick(now + 0.01).actions
+    return [a.group.key for a in out.actions if isinstance(a, StartGroup)]
+
+
+def test_a_shutdone_captured_before_a_restart_is_a_replay_after_it():
+    # n2 stopped once (its shutdone captured), started again, and n1 saw its new generation
+    captured = from_vigil_n2(Shutdone(env=None), seq=40, hg=100)
+    first = engine()
+    first.start(0.0)
+    marks: dict[str, tuple[int, int]] = {}
+    for seq in range(1, 5):
+        marks.update(first.receive(active(seq, hg=101), "eth0", seq * 0.4).marks)
+    assert marks == {"n2": (101, 4)}
+    # without the marks, a fresh n1 takes the replay for n2 leaving, and starts n2's group
+    assert "nginx" in started_groups(restarted({}), captured, 0.1)
+    # with them, the replay is refused and nothing starts
+    node = restarted(marks)
+    assert started_groups(node, captured, 0.1) == []
+    assert node.status(0.2)["rejected"]["replayed"] == 1
+    # a packet of the current generation captured before the restart is a replay too
+    same_generation = from_vigil_n2(Shutdone(env=None), seq=3, hg=101)
+    assert started_groups(node, same_generation, 0.2) == []
+    # the live peer's next packet is a first contact, not a restart or a partition
+    out = node.receive(active(5, hg=101), "eth0", 0.3)
+    events = [line.event for line in out.logs]
+    assert "peer.contact" in events
+    assert "peer.restart" not in events and "peer.returned" not in events
+    assert node.status(0.3)["counters"]["accepted"] == 1
+
+
+def test_marks_follow_every_control_message_and_statuses_once_a_second():
+    node = engine()
+    node.start(0.0)
+    assert node.receive(active(1, hg=101), "eth0", 0.0).marks == {"n2": (101, 1)}  # first
+    assert node.receive(active(2, hg=101), "eth0", 0.5).marks == {}
+    assert node.receive(active(3, hg=101), "eth0", 1.0).marks == {"n2": (101, 3)}
+    ask = from_vigil_n2(AskResources(env=None, rsc_hold="local", info="me"), 4, hg=101)
+    assert node.receive(ask, "eth0", 1.1).marks == {"n2": (101, 4)}
+    assert node.receive(active(1, hg=102), "eth0", 1.2).marks == {"n2": (102, 1)}  # restart

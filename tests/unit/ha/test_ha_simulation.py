@@ -93,6 +93,16 @@ def test_auto_failback_on_brings_the_group_home_off_leaves_it():
         assert holders(sim) == expected, mode
 
 
+def test_auto_failback_on_brings_the_group_home_after_a_graceful_restart_too():
+    sim = started(auto_failback="on")
+    sim.command("n1", "shutdown")
+    sim.run_for(1.0)
+    assert holders(sim) == [{"n2"}, {"n2"}]
+    sim.boot("n1")
+    sim.run_for(3.0)
+    assert holders(sim) == [{"n1"}, {"n2"}]
+
+
 def test_standby_and_takeover_move_groups_giver_first():
     sim = started()
     sim.command("n1", "standby", "all")
