@@ -460,6 +460,15 @@ _REAL_RE = re.compile(
     r"(:(\d+|[A-Za-z0-9_-]+))?\s+(.*)$")
 
 
+def _check_pattern(text: str) -> None:
+    """A receive= that is not a regular expression would fail every check: say it here."""
+    from vigil.director.checkers.pattern import PatternProblem, compiled
+    try:
+        compiled(text)
+    except PatternProblem as exc:
+        raise _Problem(str(exc)) from None
+
+
 def _parse_real(value: str, family: int, resolver: Resolver,
                 location: Location) -> RealServer:
     m = _REAL_RE.match(value.strip())
@@ -506,6 +515,7 @@ def _parse_real(value: str, family: int, resolver: Resolver,
     rm = re.match(r'^\s+"(.*)"[, ]\s*"(.*)"(.*)$', rest)
     if rm:
         request, receive, rest = rm.group(1), rm.group(2), rm.group(3)
+        _check_pattern(receive)
         if not request.startswith("/"):
             request = "/" + request
     lower = upper = None
@@ -783,6 +793,8 @@ class _Reader:
             text = _quoted(value, name)
             if name == "request" and not text.startswith("/"):
                 text = "/" + text
+            if name == "receive":
+                _check_pattern(text)
             v[name] = text
         elif name == "load":
             text = _quoted(value, name)

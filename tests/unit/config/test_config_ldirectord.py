@@ -227,6 +227,8 @@ def test_checkinterval_in_a_virtual_needs_fork():
      (1, 18, 'invalid email alert status: "starting" specified with "none"')),
     ("virtual=10.0.0.1:80\n\tnetmask=24\n",
      (2, 10, "invalid netmask: dotted quad notation is required")),
+    ('virtual=10.0.0.1:80\n\treceive="rs("\n',
+     (2, 10, "receive pattern 'rs(' is not a regular expression: missing ) at position 3")),
 ])
 def test_golden_errors(text, expected):
     assert expected in errors(text)

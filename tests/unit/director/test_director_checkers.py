@@ -315,3 +315,40 @@ def test_external_gets_ldirectord_arguments_and_is_killed_on_timeout(tmp_path):
 def test_ping_loopback():
     result = asyncio.run(run_check("ping", "none", request(0))())
     assert result.ok, result
+
+
+@pytest.mark.parametrize("receive, body", [
+    (r"(x+x+)+y", b"x" * 26),      # backtracks exponentially in Python's re
+    (r"^(a|a)*$", b"a" * 40 + b"!"),  # and this one in the regex module
+])
+def test_a_backtracking_receive_pattern_never_stalls_the_check_engine(receive, body):
+    async def main():
+        gaps = []
+
+        async def ticker():
+            last = asyncio.get_running_loop().time()
+            while True:
+                await asyncio.sleep(0.01)
+                now = asyncio.get_running_loop().time()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.get_running_loop().create_task(ticker())
+        try:
+            async def body_check(port):
+                return await run_check("negotiate", "http",
+                                       request(port, receive=receive, timeout=5.0))()
+            result = await with_server(http_handler(body=body), body_check)
+        finally:
+            ticking.cancel()
+        return result, max(gaps, default=0.0)
+
+    result, worst_gap = asyncio.run(main())
+    assert not result.ok
+    assert "does not match" in result.message or "gave up after" in result.message
+    assert worst_gap < 0.25, f"the event loop stood still for {worst_gap:.2f} s"
+
+
+def test_a_receive_pattern_that_is_not_a_regex_is_refused_by_the_check():
+    result = check_against(http_handler(), "negotiate", "http", receive="rs(")
+    assert not result.ok and "not a regular expression" in result.message

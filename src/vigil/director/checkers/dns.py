@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import re
 import struct
 
+from vigil.director.checkers import pattern
 from vigil.director.checkers.base import (
     CheckRequest,
     CheckResult,
@@ -140,7 +140,12 @@ async def check(request: CheckRequest) -> CheckResult:
     except Exception as exc:
         return CheckResult.down(describe(exc))
     for rtype, text in answers:
-        if rtype in (TYPE_A, TYPE_PTR) and request.receive and re.search(request.receive, text):
-            return CheckResult.up(f"{name} -> {text}")
+        if rtype not in (TYPE_A, TYPE_PTR) or not request.receive:
+            continue
+        try:
+            if await pattern.search(request.receive, text):
+                return CheckResult.up(f"{name} -> {text}")
+        except pattern.PatternProblem as exc:
+            return CheckResult.down(str(exc))
     shown = ", ".join(text for _, text in answers) or "no answer"
     return CheckResult.down(f"response mismatch for {name}: {shown}")

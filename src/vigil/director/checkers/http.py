@@ -10,9 +10,9 @@ not followed: a 3xx is an answer to judge, accepted only if configured.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
+from vigil.director.checkers import pattern
 from vigil.director.checkers.base import (
     READ_LIMIT,
     CheckRequest,
@@ -71,10 +71,10 @@ async def fetch(request: CheckRequest, tls: bool, proxy: bool = False) -> CheckR
         return CheckResult.down(describe(exc))
     finally:
         await close_stream(writer)
-    return judge(answer, request)
+    return await judge(answer, request)
 
 
-def judge(answer: bytes, request: CheckRequest) -> CheckResult:
+async def judge(answer: bytes, request: CheckRequest) -> CheckResult:
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
     parts = status_line.split(" ", 2)
@@ -85,8 +85,12 @@ def judge(answer: bytes, request: CheckRequest) -> CheckResult:
         return CheckResult.down(f"status {status_line[9:].strip() or status}")
     if request.receive and request.spec.httpmethod != "HEAD":
         text = body.decode(errors="replace")
-        if not re.search(request.receive, text):
-            return CheckResult.down(f"{status} but body does not match {request.receive!r}")
+        try:
+            if not await pattern.search(request.receive, text):
+                return CheckResult.down(f"{status} but body does not match "
+                                        f"{request.receive!r}")
+        except pattern.PatternProblem as exc:
+            return CheckResult.down(str(exc))
     return CheckResult.up(status_line[9:].strip() or str(status))
 
 
