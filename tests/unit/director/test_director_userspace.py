@@ -8,7 +8,12 @@ import pytest
 
 from vigil.director.backends.base import BackendError, choose
 from vigil.director.backends.memory import MemoryBackend
-from vigil.director.backends.userspace import UserspaceBackend
+from vigil.director.backends.userspace import (
+    FD_RESERVE,
+    ProxyLimits,
+    UserspaceBackend,
+    descriptor_budget,
+)
 from vigil.director.reconcile import reconcile
 from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
 
@@ -170,6 +175,130 @@ def test_persistence_keeps_a_client_on_one_server():
         two.close()
 
     asyncio.run(scenario())
+
+
+async def until(condition, seconds: float = 5.0, interval: float = 0.01):
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(interval)
+
+
+async def closed_by_peer(reader, seconds: float = 5.0) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(100), seconds) == b""
+    except ConnectionError:
+        return True
+
+
+def test_connections_beyond_the_descriptor_budget_are_refused_and_held_ones_still_work():
+    async def scenario():
+        real, port = await named_server("rs1")
+        vport = free_port()
+        backend = UserspaceBackend(ProxyLimits(max_descriptors=6))  # 3 connections
+        await backend.start()
+        await apply(backend, Table.of([service(vport, [RealServer("127.0.0.2", port)])]))
+        held = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", vport)
+            writer.write(b"x\n")
+            assert (await reader.readline()) == b"rs1:x\n"
+            held.append((reader, writer))
+        reader, writer = await asyncio.open_connection("127.0.0.1", vport)
+        assert await closed_by_peer(reader)  # the fourth: closed at once
+        writer.close()
+        assert backend.refused == {"connection": 1}
+        for reader, writer in held:  # the held ones are untouched
+            writer.write(b"y\n")
+            assert (await reader.readline()) == b"rs1:y\n"
+        held[0][1].close()
+        await until(lambda: backend.descriptors == 4)
+        assert (await ask(vport)) == "rs1:hi"  # room again
+        for _, w in held[1:]:
+            w.close()
+        await backend.close()
+        real.close()
+
+    asyncio.run(scenario())
+
+
+def test_idle_connections_are_closed_and_busy_ones_kept():
+    async def scenario():
+        real, port = await named_server("rs1")
+        vport = free_port()
+        backend = UserspaceBackend(ProxyLimits(max_descriptors=100, tcp_idle=0.4,
+                                               sweep_every=0.05))
+        await backend.start()
+        await apply(backend, Table.of([service(vport, [RealServer("127.0.0.2", port)])]))
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", vport)
+        busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", vport)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < 1.0:  # the busy one talks every 0.1 s
+            busy_writer.write(b"z\n")
+            assert (await busy_reader.readline()) == b"rs1:z\n"
+            await asyncio.sleep(0.1)
+        assert await closed_by_peer(idle_reader, 0.1)  # closed meanwhile, not now
+        busy_writer.write(b"still\n")
+        assert (await busy_reader.readline()) == b"rs1:still\n"
+        await until(lambda: backend.descriptors == 2)
+        idle_writer.close()
+        busy_writer.close()
+        await backend.close()
+        real.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_flood_of_udp_sources_is_capped_and_an_existing_flow_keeps_working():
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(b"rs:" + data, addr)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        echo, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.2", 0))
+        real_port = echo.get_extra_info("sockname")[1]
+        vport = free_port(socket.SOCK_DGRAM)
+        backend = UserspaceBackend(ProxyLimits(max_descriptors=5, udp_idle=0.5,
+                                               sweep_every=0.05))
+        await backend.start()
+        await apply(backend, Table.of([VirtualService(
+            ServiceKey.udp("127.0.0.1", vport), scheduler="rr",
+            reals=(RealServer("127.0.0.2", real_port),))]))
+        first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        first.bind(("127.0.0.1", 0))
+        first.setblocking(False)
+        first.sendto(b"one", ("127.0.0.1", vport))
+        assert await asyncio.wait_for(loop.sock_recv(first, 100), 5) == b"rs:one"
+        flood = []
+        for _ in range(50):  # fifty new sources, one datagram each
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.sendto(b"flood", ("127.0.0.1", vport))
+            flood.append(sock)
+        await until(lambda: backend.refused.get("udp flow", 0) >= 45)
+        assert backend.descriptors <= 5
+        first.sendto(b"two", ("127.0.0.1", vport))  # the flow it had still works
+        assert await asyncio.wait_for(loop.sock_recv(first, 100), 5) == b"rs:two"
+        await until(lambda: backend.descriptors == 0)  # idle flows expire
+        first.sendto(b"three", ("127.0.0.1", vport))  # and a new one opens
+        assert await asyncio.wait_for(loop.sock_recv(first, 100), 5) == b"rs:three"
+        for sock in [first, *flood]:
+            sock.close()
+        await backend.close()
+        echo.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_budget_leaves_descriptors_for_the_checks():
+    assert descriptor_budget(1024) == 1024 - FD_RESERVE
+    assert descriptor_budget(1 << 20) == (1 << 20) - (1 << 17)  # an eighth when larger
+    assert descriptor_budget(100) == 0
+    assert ProxyLimits.from_system().max_descriptors > 0
 
 
 def test_memory_backend_and_choice():

@@ -11,6 +11,13 @@ is tried (a down server the checks have not caught yet costs no client).
 Persistence (`-p`, `-M`) keeps a client network on its real server while it
 has connections and for the timeout after. Counters and 2-second rate
 estimates are kept as IPVS does. fwmark services need the kernel.
+
+Clients are strangers: the proxy holds at most as many descriptors as the
+process may open minus a reserve for the health checks, the control socket
+and the logs (a flood of connections must not blind the checks); TCP
+connections idle for IPVS's established timeout and UDP flows idle for its
+udp timeout are closed; a datagram from a new source (spoofable) opens a
+session only while descriptors and pending opens allow.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import resource
 import socket
 import time
 from collections.abc import Sequence
@@ -52,6 +60,46 @@ CONNECT_ATTEMPTS = 3
 UDP_IDLE = 300.0
 #: Rate estimation period (IPVS: 2 s).
 ESTIMATE_EVERY = 2.0
+#: Idle TCP connections end after this long (IPVS's tcp established timeout).
+TCP_IDLE = 900.0
+#: Descriptors kept free for checks, the control socket, logs and netlink.
+FD_RESERVE = 256
+#: UDP sessions being opened at once (each new source address opens one).
+MAX_PENDING_OPENS = 256
+#: Datagrams kept for a session still being opened.
+MAX_EARLY_DATAGRAMS = 8
+#: A refused connection or datagram is logged at most this often.
+LIMIT_LOG_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class ProxyLimits:
+    """What strangers may make the proxy hold."""
+
+    #: descriptors for clients: a TCP connection takes 2 (client, real server), a UDP flow 1
+    max_descriptors: int
+    tcp_idle: float = TCP_IDLE
+    udp_idle: float = UDP_IDLE
+    #: how often idle connections and flows are looked for
+    sweep_every: float = 1.0
+
+    @classmethod
+    def from_system(cls, reserve: int = FD_RESERVE) -> ProxyLimits:
+        """The descriptor limit raised to its hard ceiling (as HAProxy does), less `reserve`."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard, 1 << 20) if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                soft = wanted
+        return cls(max_descriptors=descriptor_budget(soft, reserve))
+
+
+def descriptor_budget(limit: int, reserve: int = FD_RESERVE) -> int:
+    """Descriptors the proxy may spend on clients when the process may open `limit`."""
+    if limit == resource.RLIM_INFINITY:
+        limit = 1 << 20
+    return max(0, limit - max(reserve, limit // 8))
 
 
 @dataclass
@@ -165,6 +213,7 @@ class _Upstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
+        client.last_active = time.monotonic()
         for counters in client.counters:
             counters.out_packets += 1
             counters.out_bytes += len(data)
@@ -209,9 +258,17 @@ class _Client(asyncio.Protocol):
         self.closed = False
         self.counters: tuple[Counters, ...] = ()
         self.early_packets = self.early_bytes = 0  # before a real server was chosen
+        self.last_active = time.monotonic()
+        self.holds = 0  # descriptors counted against the proxy's limit
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        if not self.backend.take(2, "connection"):
+            self.closed = True
+            transport.abort()
+            return
+        self.holds = 2
+        self.backend.clients.add(self)
         transport.pause_reading()
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
@@ -263,6 +320,7 @@ class _Client(asyncio.Protocol):
         self.abort()
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         if self.counters:
             for counters in self.counters:
                 counters.in_packets += 1
@@ -314,6 +372,9 @@ class _Client(asyncio.Protocol):
             self.upstream.transport.close()
         if self.real is not None:
             self.real.load.active -= 1
+        self.backend.give(self.holds)
+        self.holds = 0
+        self.backend.clients.discard(self)
 
 
 class _UdpService(asyncio.DatagramProtocol):
@@ -324,35 +385,56 @@ class _UdpService(asyncio.DatagramProtocol):
         self.runtime = runtime
         self.transport: asyncio.DatagramTransport | None = None
         self.sessions: dict[tuple, _UdpSession] = {}
+        #: sources whose session is being opened -> datagrams that came meanwhile
+        self.opening: dict[tuple, list[bytes]] = {}
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
         session = self.sessions.get(addr)
-        if session is None or self.runtime.service.ops:
-            self.backend.loop.create_task(self._open(addr, data))
+        if session is not None and not self.runtime.service.ops:
+            session.send(data)
             return
-        session.send(data)
+        early = self.opening.get(addr)
+        if early is not None:
+            if len(early) < MAX_EARLY_DATAGRAMS:
+                early.append(data)
+            return
+        if len(self.opening) >= MAX_PENDING_OPENS or not self.backend.take(1, "udp flow"):
+            return
+        self.opening[addr] = [data]
+        self.backend.loop.create_task(self._open(addr))
 
-    async def _open(self, addr, first: bytes) -> None:
-        local = self.transport.get_extra_info("sockname") if self.transport else ("", 0)
-        key = self.runtime.pick(Flow(addr[0], addr[1], local[0], local[1]), set())
-        real = self.runtime.service.real(key) if key is not None else None
-        if real is None:
+    async def _open(self, addr) -> None:
+        session = None
+        try:
+            local = self.transport.get_extra_info("sockname") if self.transport else ("", 0)
+            key = self.runtime.pick(Flow(addr[0], addr[1], local[0], local[1]), set())
+            real = self.runtime.service.real(key) if key is not None else None
+            if real is None or key is None:
+                return
+            port = real.port or self.runtime.service.key.port
+            _, session = await self.backend.loop.create_datagram_endpoint(
+                lambda: _UdpSession(self, addr, key), remote_addr=(real.address, port))
+        except OSError as exc:
+            log.debug("proxy.udp_open_failed client=%s error=%s", addr, exc)
+        finally:
+            early = self.opening.pop(addr, [])
+            if session is None:
+                self.backend.give(1)
+        if session is None:
             return
-        port = real.port or self.runtime.service.key.port
-        _, session = await self.backend.loop.create_datagram_endpoint(
-            lambda: _UdpSession(self, addr, key), remote_addr=(real.address, port))
         old = self.sessions.get(addr)
         if old is not None:
             old.close()
         self.sessions[addr] = session
-        session.send(first)
+        for data in early:
+            session.send(data)
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, idle: float) -> None:
         for addr, session in list(self.sessions.items()):
-            if now - session.used > UDP_IDLE:
+            if now - session.used > idle:
                 session.close()
                 self.sessions.pop(addr, None)
 
@@ -393,23 +475,66 @@ class _UdpSession(asyncio.DatagramProtocol):
             self.transport.close()
             self.transport = None
             self.real.load.active -= 1
+            self.service.backend.give(1)
 
 
 class UserspaceBackend(Backend):
     name = "userspace"
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ProxyLimits | None = None) -> None:
         self.table = Table()
         self.runtimes: dict[ServiceKey, ServiceRuntime] = {}
         self._udp: dict[ServiceKey, _UdpService] = {}
         self._maintenance: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self.limits = limits
+        #: descriptors held for clients, against `limits.max_descriptors`
+        self.descriptors = 0
+        self.clients: set[_Client] = set()
+        #: what was refused for want of descriptors, by kind
+        self.refused: dict[str, int] = {}
+        self._limit_logged = -LIMIT_LOG_EVERY
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     async def start(self) -> None:
-        self._maintenance = asyncio.get_running_loop().create_task(self._keep())
+        if self.limits is None:
+            self.limits = ProxyLimits.from_system()
+        loop = asyncio.get_running_loop()
+        self._maintenance = loop.create_task(self._keep())
+        self._expiry = loop.create_task(self._expire())
+
+    # -- the descriptor budget -------------------------------------------------------------
+    def take(self, count: int, kind: str) -> bool:
+        """Count `count` descriptors for a new client; False (and logged) when over budget."""
+        budget = self.limits.max_descriptors if self.limits is not None else 0
+        if self.descriptors + count <= budget:
+            self.descriptors += count
+            return True
+        self.refused[kind] = self.refused.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self._limit_logged >= LIMIT_LOG_EVERY:
+            self._limit_logged = now
+            log.warning("proxy.limit kind=%s descriptors=%d budget=%d refused=%d",
+                        kind, self.descriptors, budget, self.refused[kind])
+        return False
+
+    def give(self, count: int) -> None:
+        self.descriptors = max(0, self.descriptors - count)
+
+    async def _expire(self) -> None:
+        """Idle TCP connections and UDP flows end (IPVS's timeouts)."""
+        assert self.limits is not None
+        limits = self.limits
+        while True:
+            await asyncio.sleep(limits.sweep_every)
+            now = time.monotonic()
+            for client in [c for c in self.clients if now - c.last_active > limits.tcp_idle]:
+                client.abort()
+            for udp in self._udp.values():
+                udp.sweep(now, limits.udp_idle)
 
     async def read(self) -> Table:
         return self.table
@@ -489,7 +614,7 @@ class UserspaceBackend(Backend):
                 session.close()
 
     async def _keep(self) -> None:
-        """Rate estimates and expiry of persistence entries and UDP sessions."""
+        """Rate estimates and expiry of persistence entries."""
         last = time.monotonic()
         while True:
             await asyncio.sleep(ESTIMATE_EVERY)
@@ -497,8 +622,6 @@ class UserspaceBackend(Backend):
             for runtime in self.runtimes.values():
                 runtime.estimate(now - last)
                 runtime.sweep(now)
-            for udp in self._udp.values():
-                udp.sweep(now)
             last = now
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
@@ -515,9 +638,10 @@ class UserspaceBackend(Backend):
         return result
 
     async def close(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        for task in (self._maintenance, self._expiry):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for key in list(self.runtimes):
             self._close_service(key)
