@@ -5,6 +5,13 @@ peer has received it. C (the default): and the peer's disk has it. Flushes
 follow the same rule, with the peer's flush in place of its write. When the
 peer is gone, a request completes on the local disk alone, and everything the
 peer has not confirmed as written is marked out of sync (the transfer log).
+
+"Written" on the peer means in its page cache: a power loss there can still
+lose it. So, as DRBD's epochs do, a write the peer acknowledged stays in the
+log until a flush of the peer's disk that began after it is acknowledged; if
+the link is lost before that, it is marked out of sync too and resynced when
+the peer returns. The primary asks the peer for such a flush whenever one is
+due (`flush_due`), besides the flushes the file system asks for.
 """
 
 from __future__ import annotations
@@ -66,12 +73,24 @@ class Transfer:
     progress: Progress
 
 
+#: ask the peer for a flush once acknowledged writes are this old, many or big
+FLUSH_AFTER_SECONDS = 1.0
+FLUSH_AFTER_WRITES = 4096
+FLUSH_AFTER_BYTES = 64 << 20
+
+
 class TransferLog:
-    """Writes sent to the peer and not yet confirmed as written by it."""
+    """Writes sent to the peer and not yet durable there (unconfirmed, or unflushed)."""
 
     def __init__(self) -> None:
         self._open: dict[int, Transfer] = {}
         self._next = 1
+        #: acknowledged as written by the peer, no peer flush since: lost with its power
+        self._unflushed: dict[int, Transfer] = {}
+        self._unflushed_bytes = 0
+        self._unflushed_since: float | None = None
+        #: the newest barrier asked for and not yet acknowledged (None: none outstanding)
+        self._barrier_pending: int | None = None
 
     def __len__(self) -> int:
         return len(self._open)
@@ -91,16 +110,55 @@ class TransferLog:
             transfer.progress.received = True
         return transfer
 
-    def written(self, seq: int) -> Transfer | None:
+    def written(self, seq: int, now: float = 0.0) -> Transfer | None:
         transfer = self._open.pop(seq, None)
         if transfer:
             transfer.progress.written = True
+            self._unflushed[seq] = transfer
+            self._unflushed_bytes += transfer.length
+            if self._unflushed_since is None:
+                self._unflushed_since = now
         return transfer
 
+    @property
+    def unflushed(self) -> int:
+        """Writes the peer acknowledged that no peer flush covers yet."""
+        return len(self._unflushed)
+
+    def barrier(self) -> int:
+        """A peer flush is asked for now: it will cover every write sent so far (the peer
+        handles messages in order). The number to give `flushed` when it is acknowledged."""
+        upto = self._next - 1
+        self._barrier_pending = upto
+        return upto
+
+    def flushed(self, upto: int, now: float = 0.0) -> None:
+        """The peer's disk has every write up to `upto`."""
+        for seq in [s for s in self._unflushed if s <= upto]:
+            self._unflushed_bytes -= self._unflushed.pop(seq).length
+        self._unflushed_since = now if self._unflushed else None
+        if self._barrier_pending is not None and self._barrier_pending <= upto:
+            self._barrier_pending = None
+
+    def flush_due(self, now: float) -> bool:
+        """Whether to ask the peer for a flush (none outstanding, enough is waiting)."""
+        if self._barrier_pending is not None or not self._unflushed:
+            return False
+        return (len(self._unflushed) >= FLUSH_AFTER_WRITES
+                or self._unflushed_bytes >= FLUSH_AFTER_BYTES
+                or (self._unflushed_since is not None
+                    and now - self._unflushed_since >= FLUSH_AFTER_SECONDS))
+
     def connection_lost(self) -> list[Transfer]:
-        """Every unconfirmed write: the caller marks them out of sync and completes them."""
+        """Every write not durable on the peer (unconfirmed, or confirmed but not flushed):
+        the caller marks them out of sync and completes the waiting ones."""
         lost = list(self._open.values())
         for transfer in lost:
             transfer.progress.local_only = True
+        lost += self._unflushed.values()
         self._open.clear()
+        self._unflushed.clear()
+        self._unflushed_bytes = 0
+        self._unflushed_since = None
+        self._barrier_pending = None
         return lost

@@ -30,12 +30,12 @@ from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
-from vigil.replication.generations import Generations, Side, Sync, compare
+from vigil.replication.generations import Generations, Sync
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
+from vigil.replication.handshake import Facts, Rules, decide
 from vigil.replication.link import LinkClosed, PeerProtocol, connect, listen
 from vigil.replication.metadata import MdFlag, Superblock
 from vigil.replication.rate import ResyncPacer
-from vigil.replication.split_brain import Outcome, SbSide, resolve
 from vigil.replication.states import (
     CONN_TRANSITIONS,
     REPL_TRANSITIONS,
@@ -73,6 +73,8 @@ class Session:
         self.waiting: dict[int, tuple[asyncio.Future[None], Progress]] = {}
         self.flushes: dict[int, asyncio.Future[None]] = {}
         self.flush_seq = 0
+        #: flush seq -> the last write seq it covers (see TransferLog.barrier)
+        self.flush_covers: dict[int, int] = {}
         self.bye: dict[str, Any] | None = None
         self.sent_at: dict[int, float] = {}
 
@@ -248,15 +250,23 @@ class Node:
         local = loop.run_in_executor(None, self.backing.flush)
         session = self.session if self.replicating else None
         if session is not None and self.cfg.protocol is not Protocol.A:
-            session.flush_seq += 1
-            seq = session.flush_seq
+            seq = self._ask_peer_flush(session)
             future: asyncio.Future[None] = loop.create_future()
             session.flushes[seq] = future
-            session.send(wire.Ack(wire.T.FLUSH, seq))
             await local
             await future
         else:
+            if session is not None:  # protocol A: the peer flushes too, nobody waits
+                self._ask_peer_flush(session)
             await local
+
+    def _ask_peer_flush(self, session: Session) -> int:
+        """Send FLUSH; its ack makes every write sent before it durable on the peer."""
+        session.flush_seq += 1
+        seq = session.flush_seq
+        session.flush_covers[seq] = session.tlog.barrier()
+        session.send(wire.Ack(wire.T.FLUSH, seq))
+        return seq
 
     def _commit_al(self, change: AlChange) -> None:
         """Make the log (and the bitmap pages of evicted extents) durable before writing.
@@ -339,10 +349,22 @@ class Node:
             return "connecting"
         return f"already {self.conn.value}"
 
+    async def _settle_peer(self, session: Session, timeout: float = 5.0) -> None:
+        """Before a clean goodbye: the peer flushes what it acknowledged, so leaving does
+        not mark those writes out of sync (a lost link still does)."""
+        if session.closed or not session.tlog.unflushed:
+            return
+        seq = self._ask_peer_flush(session)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.flushes[seq] = future
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+
     async def disconnect(self) -> str:
         self.want_connection = False
         session = self.session
         if session is not None:
+            await self._settle_peer(session)
             session.send(wire.Control(wire.T.BYE, {"outdate_you": self.role is Role.PRIMARY}))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.drain(), 2)
@@ -403,6 +425,8 @@ class Node:
             "protocol": self.cfg.protocol.value,
             "size": self.size,
             "out_of_sync": self.bitmap.bytes_marked,
+            # writes the peer acknowledged that no flush of its disk covers yet
+            "peer_unflushed": self.session.tlog.unflushed if self.session else 0,
             "generations": str(self.sb.generations),
             "split_brain": self.split_brain,
             "reason": self.last_reason,
@@ -633,73 +657,36 @@ class Node:
         await self._receive(session, ping)
 
     def _decide(self, peer: dict[str, Any]) -> Sync | None:
-        """The handshake verdict, after split-brain policies; None to drop the link."""
-        mine = Side(self.sb.generations, self.crashed_primary, self.role is Role.PRIMARY,
-                    self.bitmap.count, self.disk is Disk.INCONSISTENT)
-        theirs = Side(Generations.from_list(peer["generations"]), bool(peer["crashed_primary"]),
-                      bool(peer["primary"]), int(peer["dirty"]), bool(peer.get("inconsistent")))
-        verdict = compare(mine, theirs, i_win_ties=self.cfg.i_connect)
+        """The handshake verdict (`handshake.decide`), applied; None to drop the link."""
+        me = Facts(self.hostname, self.sb.generations, primary=self.role is Role.PRIMARY,
+                   crashed_primary=self.crashed_primary, dirty_blocks=self.bitmap.count,
+                   inconsistent=self.disk is Disk.INCONSISTENT,
+                   primary_since=self.sb.primary_since, discard_my_data=self.discard_my_data)
+        theirs = Facts.from_params(peer)
+        outcome = decide(me, theirs, Rules(self.cfg.policies, self.cfg.i_connect,
+                                           self.cfg.allow_two_primaries))
+        verdict = outcome.verdict
         event(log, "volume.handshake", resource=self.cfg.name, rule=verdict.rule,
-              decision=verdict.sync.name, reason=verdict.reason, mine=str(mine.generations),
+              decision=verdict.sync.name, reason=verdict.reason, mine=str(me.generations),
               peer=str(theirs.generations))
-        self.last_reason = verdict.reason
-        sync = verdict.sync
-        if sync is Sync.SPLIT_BRAIN or (sync is not Sync.UNRELATED and
-                                        (self.discard_my_data or peer.get("discard_my_data"))):
-            self._run_handler("initial-split-brain")
-            sb = resolve(
-                self.cfg.policies,
-                SbSide(self.hostname, mine.primary, mine.dirty_blocks, self.sb.primary_since,
-                       self.discard_my_data),
-                SbSide(str(peer.get("host")), theirs.primary, theirs.dirty_blocks,
-                       float(peer.get("primary_since", 0)), bool(peer.get("discard_my_data"))),
-                i_win_ties=self.cfg.i_connect)
+        if outcome.split_brain is not None:
             event(log, "volume.split_brain", resource=self.cfg.name,
-                  outcome=sb.outcome.name, reason=sb.reason, level=logging.WARNING)
-            self.split_brain = sb.reason
-            self.last_reason = f"split brain: {sb.reason}"
-            if sb.call_pri_lost:
-                self._run_handler("pri-lost-after-sb")
-            if sb.outcome is Outcome.DISCONNECT:
-                self._run_handler("split-brain")
-                return None
-            if sb.outcome is Outcome.DISCARD_MINE:
-                if self.role is Role.PRIMARY:
-                    self.last_reason = ("split brain: this primary would have to discard "
-                                        "its data (rr-conflict): disconnecting")
-                    self._run_handler("split-brain")
-                    return None
-                ancestor = self.sb.generations.bitmap or theirs.generations.bitmap
-                if ancestor:
-                    self._write_sb(replace(self.sb,
-                                           generations=self.sb.generations.rolled_back_to(
-                                               ancestor)))
-                return Sync.TARGET_BITMAP
-            if theirs.primary:
-                self.last_reason = ("split brain: the peer is primary and would have to "
-                                    "discard its data (rr-conflict): disconnecting")
-                return None
-            return Sync.SOURCE_BITMAP
-        if sync is Sync.INCONSISTENT_SOURCE:
+                  outcome=outcome.split_brain.outcome.name, reason=outcome.split_brain.reason,
+                  level=logging.WARNING)
+        if verdict.sync is Sync.INCONSISTENT_SOURCE:
             event(log, "volume.refused", resource=self.cfg.name, reason=verdict.reason,
                   level=logging.ERROR)
+        self.last_reason = outcome.reason
+        if outcome.split_brain_note is not None:
+            self.split_brain = outcome.split_brain_note
+        if outcome.stop_connecting:
             self.want_connection = False
-            return None
-        if sync in (Sync.SPLIT_BRAIN_UNRELATED, Sync.UNRELATED):
-            self.split_brain = verdict.reason
-            self._run_handler("split-brain")
-            return None
-        if sync.is_target and self.role is Role.PRIMARY:
-            self.last_reason = "this primary would be sync target (rr-conflict): disconnecting"
-            return None
-        if sync.is_source and theirs.primary:
-            self.last_reason = "the peer primary would be sync target (rr-conflict)"
-            return None
-        if mine.primary and theirs.primary and not self.cfg.allow_two_primaries:
-            self.last_reason = "both primary and allow-two-primaries is off"
-            return None
-        self.split_brain = ""
-        return sync
+        for handler in outcome.handlers:
+            self._run_handler(handler)
+        if outcome.rollback_to is not None:
+            self._write_sb(replace(self.sb, generations=self.sb.generations.rolled_back_to(
+                outcome.rollback_to)))
+        return outcome.sync
 
     def _in_sync_with_peer(self, sync: Sync) -> None:
         """Connected with nothing to resync: both sides hold the same data."""
@@ -936,6 +923,9 @@ class Node:
                                              asyncio.get_running_loop()))
         elif kind is wire.T.FLUSH_ACK:
             assert isinstance(message, wire.Ack)
+            covers = session.flush_covers.pop(message.seq, None)
+            if covers is not None:
+                session.tlog.flushed(covers, self.clock.now())
             future = session.flushes.pop(message.seq, None)
             if future is not None and not future.done():
                 future.set_result(None)
@@ -1008,7 +998,7 @@ class Node:
         if message.type is wire.T.RECV_ACK:
             session.tlog.received(message.seq)
         else:
-            transfer = session.tlog.written(message.seq)
+            transfer = session.tlog.written(message.seq, self.clock.now())
             session.sent_at.pop(message.seq, None)
             if message.type is wire.T.NEG_ACK and transfer is not None:
                 self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
@@ -1043,6 +1033,8 @@ class Node:
         while not session.closed:
             now = self.clock.now()
             oldest = min(session.sent_at.values(), default=None)
+            if session.tlog.flush_due(now):
+                self._ask_peer_flush(session)
             action, deadline = ping.check(now, oldest)
             if action is Liveness.SEND_PING:
                 session.send(wire.Ack(wire.T.PING, 0))
@@ -1051,7 +1043,7 @@ class Node:
                       level=logging.WARNING)
                 session.close()
                 return
-            await asyncio.sleep(max(0.01, min(1.0, deadline - now)))
+            await asyncio.sleep(max(0.01, min(0.5, deadline - now)))
 
     # ------------------------------------------------------------------ losing the link
     def _session_ended(self, session: Session) -> None:
@@ -1149,6 +1141,7 @@ class Node:
     async def shutdown(self) -> None:
         """Clean stop: goodbye to the peer, bitmap and superblock on disk."""
         if self.session is not None:
+            await self._settle_peer(self.session)
             self.session.send(wire.Control(wire.T.BYE, {
                 "outdate_you": self.role is Role.PRIMARY, "reason": "peer going down"}))
             with contextlib.suppress(Exception):

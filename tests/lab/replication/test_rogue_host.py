@@ -257,6 +257,9 @@ def test_a_rogue_host_on_both_segments_changes_nothing(volume_pair):
     try:
         pair.wait_status("server5", lambda s: s["connection"] != "Connected", 30, "peer lost")
         client.run(["ip", "addr", "add", "198.51.100.6/24", "dev", "eth0", "nodad"])
+        # as an attacker would: announce the address, so the Primary's neighbour entry
+        # (server6's MAC, good for up to a minute) points at the rogue now
+        client.run(["arping", "-U", "-c", "2", "-I", "eth0", "198.51.100.6"], check=False)
         answered = impersonate_peer(pair, hostile_replication())
         assert answered == len(hostile_replication())
         assert_unharmed(pair, daemons, digests, size)

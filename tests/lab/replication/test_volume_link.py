@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vigil.kernel.namespaces import named_netns_path
 from vigil.kernel.nftables import Nftables
+from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -60,6 +63,42 @@ def test_reconnects_and_resyncs_after_a_cut(volume_pair):
     assert pair.status("server6")["last_sync"]["blocks"] == 4
     size = pair.status("server5")["size"]
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+
+def test_writes_the_peer_acknowledged_but_never_flushed_are_resynced_after_a_cut(volume_pair):
+    """Protocol C: an ack means the peer's page cache; until a peer flush covers a write,
+    losing the link marks it out of sync (the peer may lose it with its power)."""
+    pair = volume_pair
+    pair.start_pair()
+    for attempt in range(3):  # the peer is asked to flush 1 s after an ack: cut before
+        blocks = [100 + 10 * attempt, 101 + 10 * attempt, 102 + 10 * attempt]
+        started = time.monotonic()
+        pair.write_blocks("server5", blocks, b"unflushed")
+        pair.lab.partition("server5", "server6")
+        if time.monotonic() - started < 0.8:
+            break
+        pair.lab.heal("server5", "server6")  # too slow to judge: again
+        pair.wait_synced(timeout=30)
+    else:
+        pytest.skip("could not write and cut within 0.8 s three times")
+    # acknowledged by the peer, not flushed there: out of sync once the link is lost
+    pair.wait_status("server5", lambda s: s["connection"] == "Connecting", 15, "link loss")
+    assert pair.status("server5")["out_of_sync"] >= 3 * 4096
+    pair.lab.heal("server5", "server6")
+    pair.wait_synced(timeout=30)
+    assert pair.status("server6")["last_sync"]["blocks"] >= 3
+    size = pair.status("server5")["size"]
+    assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+    # a flush asked by the peer's timer makes acknowledged writes durable: nothing to resync
+    pair.write_blocks("server5", [300, 301], b"flushed")
+    wait_until(lambda: pair.status("server5").get("peer_unflushed", 0) == 0, 10,
+               "the peer's flush")
+    pair.lab.partition("server5", "server6")
+    pair.wait_status("server5", lambda s: s["connection"] == "Connecting", 15, "link loss")
+    assert pair.status("server5")["out_of_sync"] == 0
+    pair.lab.heal("server5", "server6")
+    pair.wait_synced(timeout=30)
 
 
 def test_primary_losing_its_peer_runs_fence_peer(volume_pair):

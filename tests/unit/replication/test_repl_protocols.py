@@ -38,10 +38,41 @@ def test_transfer_log_hands_back_unconfirmed_writes_on_loss():
     log.received(b.seq)
     assert log.written(a.seq) is a
     lost = log.connection_lost()
-    assert [t.seq for t in lost] == [b.seq, c.seq]
-    assert all(t.progress.local_only for t in lost)
-    assert len(log) == 0
+    # a was written by the peer but no flush of its disk covers it: lost with its power
+    assert [t.seq for t in lost] == [b.seq, c.seq, a.seq]
+    assert b.progress.local_only and c.progress.local_only
+    assert len(log) == 0 and log.unflushed == 0
     assert log.written(b.seq) is None  # a late ack after the loss changes nothing
+
+
+def test_a_peer_flush_makes_only_the_writes_sent_before_it_durable():
+    log = TransferLog()
+    a, b = log.start(0, 4096), log.start(4096, 4096)
+    log.written(a.seq, now=1.0)
+    covers = log.barrier()  # FLUSH sent after a and b
+    c = log.start(8192, 4096)
+    log.written(b.seq, now=1.1)
+    log.written(c.seq, now=1.2)
+    assert log.unflushed == 3
+    log.flushed(covers, now=1.3)
+    assert log.unflushed == 1  # c was sent after the FLUSH
+    assert [t.seq for t in log.connection_lost()] == [c.seq]
+
+
+def test_the_peer_is_asked_to_flush_when_acknowledged_writes_age_or_pile_up():
+    from vigil.replication.completion import FLUSH_AFTER_SECONDS, FLUSH_AFTER_WRITES
+    log = TransferLog()
+    assert not log.flush_due(100.0)  # nothing waiting
+    log.written(log.start(0, 4096).seq, now=10.0)
+    assert not log.flush_due(10.0 + FLUSH_AFTER_SECONDS / 2)
+    assert log.flush_due(10.0 + FLUSH_AFTER_SECONDS)
+    upto = log.barrier()
+    assert not log.flush_due(20.0)  # one outstanding at a time
+    log.flushed(upto, now=20.0)
+    assert not log.flush_due(30.0) and log.unflushed == 0
+    for i in range(FLUSH_AFTER_WRITES):
+        log.written(log.start(i * 4096, 4096).seq, now=40.0)
+    assert log.flush_due(40.0)  # many: at once
 
 
 def test_auth_challenge_response():
