@@ -80,7 +80,9 @@ def read_heartbeat_status(program: ProgramResult, timeout: float) -> AgentResult
     Heartbeat reads the text: "not ... running" means stopped; "running" or
     "OK" anywhere means held (the exit code of R1 scripts is ignored). When the
     text says neither, vigil falls back to the LSB exit code: 0 running, 1-3
-    stopped (1 and 2 also mean a stale pid or lock file), 4 unknown.
+    stopped (1 and 2 also mean a stale pid or lock file), 7 stopped (OCF's "not
+    running", which heartbeat's own wrappers of OCF agents, hto-mapfuncs, pass on
+    with "Resource is stopped"), anything else unknown.
     An unknown or unreadable state is an error, never "stopped", so a failed
     stop cannot be mistaken for a release.
     """
@@ -96,7 +98,7 @@ def read_heartbeat_status(program: ProgramResult, timeout: float) -> AgentResult
     code = program.returncode
     if code == 0:
         return AgentResult(OcfStatus.SUCCESS, said or "status exit 0 (running)")
-    if code in (1, 2, 3):
+    if code in (1, 2, 3, 7):
         return AgentResult(OcfStatus.NOT_RUNNING, said or f"status exit {code} (stopped)")
     return AgentResult(OcfStatus.ERR_GENERIC,
                        said or f"status exit {code} (unknown: may be running)")

@@ -86,11 +86,25 @@ def test_lsb_arguments_come_before_the_operation(tmp_path):
     ("pid file exists but process is dead", 1, OcfStatus.NOT_RUNNING),
     ("cannot determine status, may be running (Unknown)", 4, OcfStatus.SUCCESS),
     ("", 4, OcfStatus.ERR_GENERIC),  # unknown: may be running
+    ("INFO:  Resource is stopped", 7, OcfStatus.NOT_RUNNING),  # hto-mapfuncs wrappers
 ])
 def test_heartbeat_reading_of_status_output(tmp_path, output, code, expected):
     paths = paths_for(tmp_path)
     script(paths.script_dirs[0], "st", f'echo "{output}"; exit {code}\n')
     assert run(build_agent("st", paths=paths).status(5)).status is expected
+
+
+HEARTBEAT_RESOURCE_D = Path("/etc/ha.d/resource.d")
+
+
+@pytest.mark.skipif(not (HEARTBEAT_RESOURCE_D / "IPv6addr").exists(),
+                    reason="Debian's heartbeat (its resource.d wrappers) is not installed")
+def test_heartbeats_own_ocf_wrapper_saying_stopped_is_read_as_stopped(tmp_path):
+    # IPv6addr is one of heartbeat 3.0.6's hto-mapfuncs wrappers; status only reads
+    paths = AgentPaths(script_dirs=(HEARTBEAT_RESOURCE_D,), state_dir=tmp_path / "state")
+    agent = build_agent("IPv6addr", ("2001:db8::99/64",), paths=paths)
+    result = run(agent.status(10))
+    assert result.status is OcfStatus.NOT_RUNNING, result
 
 
 def test_unknown_resource_names_say_where_they_were_looked_for(tmp_path):
