@@ -412,6 +412,11 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
     return out
 
 
+#: what the userspace proxy implements (vigil.director.schedulers; kept here so the
+#: configuration layer does not import the director)
+USERSPACE_SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh"})
+
+
 def _check_ldirectord(config: ldirectord_mod.LdirectordConfig,
                       facts: HostFacts) -> list[Diagnostic]:
     out: list[Diagnostic] = []
@@ -424,6 +429,13 @@ def _check_ldirectord(config: ldirectord_mod.LdirectordConfig,
         if not vs.reals and vs.fallback is None:
             out.append(_at(vs.location, config.path, Severity.WARNING,
                            f"virtual service {vs.ident} has no real server and no fallback"))
+        if vs.scheduler not in USERSPACE_SCHEDULERS:
+            out.append(_at(vs.location, config.path, Severity.WARNING,
+                           f"virtual service {vs.ident}: scheduler {vs.scheduler} runs only "
+                           "with the ipvs backend (the kernel's IPVS module); the nftables "
+                           "backend spreads connections by weight instead (as wrr) and the "
+                           "userspace backend refuses it (it knows "
+                           f"{', '.join(sorted(USERSPACE_SCHEDULERS))})"))
     if config.maintenancedir is not None and not os.path.isdir(config.maintenancedir):
         out.append(Diagnostic(Severity.WARNING, Location(config.path),
                               f"maintenance directory {config.maintenancedir} does not exist"))

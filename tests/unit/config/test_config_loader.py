@@ -239,3 +239,16 @@ def test_resource_scripts_are_looked_up_in_the_checked_directory(tmp_path):
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
     assert errors_of(loader.check(paths, SERVER5)) == []
+
+
+def test_a_scheduler_only_ipvs_runs_is_reported_with_its_line(tmp_path):
+    d = seed_dir(tmp_path, "lvs")
+    (d / "web.cf").write_text("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n"
+                              "\tscheduler=rr\n\n"
+                              "virtual=10.0.0.1:81\n\treal=10.0.0.2:81 gate\n"
+                              "\tscheduler=lblc\n")
+    (d / "haresources").write_text("server5.example.com 10.0.0.1 ldirectord::web.cf\n")
+    report = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com"))
+    [warning] = [w for w in report.warnings if "scheduler" in w.message]
+    assert (Path(warning.location.path).name, warning.location.line) == ("web.cf", 5)
+    assert "scheduler lblc runs only with the ipvs backend" in warning.message

@@ -178,3 +178,9 @@ def test_slot_tables_are_full_exact_and_minimally_changed(old_weights, new_weigh
         moved = sum(1 for b, a in zip(before, after, strict=True) if a != b)
         must_move = sum(max(0, old_quota[k] - new_quota.get(k, 0)) for k in old_quota)
         assert moved == must_move
+
+
+def test_the_check_layer_knows_the_userspace_schedulers():
+    from vigil.config.loader import USERSPACE_SCHEDULERS
+    from vigil.director.schedulers import SCHEDULERS
+    assert set(SCHEDULERS) == USERSPACE_SCHEDULERS

@@ -294,6 +294,20 @@ def test_a_flood_of_udp_sources_is_capped_and_an_existing_flow_keeps_working():
     asyncio.run(scenario())
 
 
+def test_a_scheduler_the_proxy_does_not_know_is_refused_before_anything_changes():
+    async def scenario():
+        backend = UserspaceBackend(ProxyLimits(max_descriptors=10))
+        await backend.start()
+        desired = Table.of([service(free_port(), [RealServer("127.0.0.2", 80)],
+                                    scheduler="lblc")])
+        with pytest.raises(BackendError, match="scheduler lblc needs the ipvs backend"):
+            await apply(backend, desired)
+        assert backend.runtimes == {}
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_budget_leaves_descriptors_for_the_checks():
     assert descriptor_budget(1024) == 1024 - FD_RESERVE
     assert descriptor_budget(1 << 20) == (1 << 20) - (1 << 17)  # an eighth when larger

@@ -46,7 +46,14 @@ from vigil.director.operations import (
     DeleteService,
     Operation,
 )
-from vigil.director.schedulers import Dest, Flow, Load, Scheduler, make_scheduler
+from vigil.director.schedulers import (
+    SCHEDULERS,
+    Dest,
+    Flow,
+    Load,
+    Scheduler,
+    make_scheduler,
+)
 from vigil.director.table import Protocol, RealKey, ServiceKey, Table, VirtualService
 
 log = logging.getLogger("vigil.director.userspace")
@@ -546,6 +553,11 @@ class UserspaceBackend(Backend):
             if service.key.protocol is Protocol.FWM:
                 raise BackendError(
                     f"{service.key}: fwmark services need a kernel backend (nftables or ipvs)")
+        for service in result:
+            if service.scheduler not in SCHEDULERS:
+                raise BackendError(
+                    f"{service.key}: scheduler {service.scheduler} needs the ipvs backend "
+                    f"(the userspace proxy knows {', '.join(sorted(SCHEDULERS))})")
         opened: dict[ServiceKey, socket.socket] = {}
         try:
             for service in added:
