@@ -157,14 +157,20 @@ class _suppress_oserror:
         return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
+#: where a detached daemon logs when syslog is unreachable and ha.cf names no file
+FALLBACK_LOG = "/var/log/vigil/heartbeat.log"
+
+
 def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
     from vigil.ha.daemon import HeartbeatDaemon, PidFile, apply_realtime
     from vigil.ha.drivers import make_driver
-    from vigil.log import setup_logging, stop_logging
+    from vigil.log import plan_logging, setup_logging, stop_logging
 
-    logfile = args.logfile or settings.logfile
-    setup_logging(logfile=logfile, debug=settings.debug > 0,
-                  stream=args.foreground or not logfile)
+    plan = plan_logging(foreground=args.foreground, logfile=args.logfile or settings.logfile,
+                        debugfile=settings.debugfile, logfacility=settings.logfacility)
+    setup_logging(logfile=plan.logfile, debug=settings.debug > 0,
+                  stream=plan.stream, debugfile=plan.debugfile, facility=plan.facility,
+                  ident="vigil-heartbeat", fallback_file=FALLBACK_LOG)
     pidfile = PidFile(args.pidfile)
     pidfile.acquire()
     try:

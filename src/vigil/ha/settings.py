@@ -71,6 +71,8 @@ class HeartbeatSettings:
     rtprio: int | None = None
     logfile: str | None = None
     debugfile: str | None = None
+    #: ha.cf's syslog facility ("none": no syslog; None: not set)
+    logfacility: str | None = None
     debug: int = 0
     stonith_hosts: tuple[StonithHost, ...] = ()
     fence_command: str | None = None
@@ -158,7 +160,8 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         pings=tuple(PingTarget(p.name, tuple(p.addresses)) for p in hacf.ping_nodes),
         hopfudge=hacf.hopfudge, max_rexmit_delay=hacf.max_rexmit_delay,
         realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
-        debugfile=hacf.debugfile, debug=hacf.debug, stonith_hosts=stonith,
+        debugfile=hacf.debugfile, logfacility=hacf.logfacility, debug=hacf.debug,
+        stonith_hosts=stonith,
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,

@@ -1,0 +1,70 @@
+"""Where the daemons' records go: heartbeat's logfile/debugfile/logfacility rules, syslog
+over a real unix socket, never nowhere."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import pytest
+
+from vigil.log import LogPlan, plan_logging, setup_logging, stop_logging
+
+
+@pytest.mark.parametrize("foreground, logfile, debugfile, facility, expected", [
+    (False, None, None, None, LogPlan(False, None, None, "daemon")),  # heartbeat's logd
+    (True, None, None, None, LogPlan(True, None, None, None)),  # systemd/terminal: stderr
+    (False, "/var/log/ha-log", None, None, LogPlan(False, "/var/log/ha-log", None, None)),
+    (False, None, None, "local0", LogPlan(False, None, None, "local0")),
+    (False, "/l", "/d", "local7", LogPlan(False, "/l", "/d", "local7")),
+    (False, None, None, "none", LogPlan(True, None, None, None)),
+    (True, "/l", None, "none", LogPlan(True, "/l", None, None)),
+])
+def test_heartbeats_rules_for_the_targets(foreground, logfile, debugfile, facility, expected):
+    assert plan_logging(foreground=foreground, logfile=logfile, debugfile=debugfile,
+                        logfacility=facility) == expected
+
+
+@pytest.fixture
+def syslog_socket(tmp_path):
+    path = str(tmp_path / "log")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    yield path, sock
+    sock.close()
+    stop_logging()
+
+
+def test_records_reach_syslog_with_the_facility_ident_and_level(syslog_socket, tmp_path):
+    path, sock = syslog_socket
+    logfile, debugfile = tmp_path / "ha-log", tmp_path / "ha-debug"
+    problems = setup_logging(logfile, stream=False, debugfile=debugfile, facility="local0",
+                             ident="vigil-heartbeat", syslog_address=path)
+    assert problems == []
+    log = logging.getLogger("vigil.test")
+    log.info("peer.dead node=server6")
+    log.debug("packet.rejected kind=stale")
+    stop_logging()
+    datagram = sock.recv(4096).decode()
+    # local0 (16) * 8 + info (6) = 134
+    assert datagram.startswith(f"<134>vigil-heartbeat[{os.getpid()}]: vigil.test INFO "
+                               "peer.dead node=server6")
+    with pytest.raises(TimeoutError):  # debug goes to the debugfile only
+        sock.settimeout(0.2)
+        sock.recv(4096)
+    assert "peer.dead" in logfile.read_text() and "packet.rejected" not in logfile.read_text()
+    assert "packet.rejected" in debugfile.read_text()
+
+
+def test_without_syslog_a_detached_daemon_logs_to_its_fallback_file(tmp_path):
+    fallback = tmp_path / "vigil" / "heartbeat.log"
+    problems = setup_logging(stream=False, facility="daemon",
+                             syslog_address=str(tmp_path / "no-such-socket"),
+                             fallback_file=fallback)
+    logging.getLogger("vigil.test").info("heartbeat.ready pid=1")
+    stop_logging()
+    assert len(problems) == 1 and str(fallback) in problems[0]
+    text = fallback.read_text()
+    assert "log.target_unavailable" in text and "heartbeat.ready pid=1" in text
