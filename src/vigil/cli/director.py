@@ -98,8 +98,10 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
     foreground = args.foreground
     if config_path is not None:
         config = load_config(config_path)  # errors now, before any daemon starts
-        if config.logfile and config.logfile.startswith("/"):
-            logfile = config.logfile
+        if config.logfile:
+            # ldirectord: a path is a file, anything else a syslog facility
+            logfile = (config.logfile if config.logfile.startswith("/")
+                       else f"{daemon.SYSLOG_PREFIX}{config.logfile}")
         foreground = foreground or config.supervised  # supervised=yes: stay in front
     from vigil.director.backends.base import choose
 

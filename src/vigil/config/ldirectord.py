@@ -236,6 +236,12 @@ class LdirectordConfig:
         return not self.logfile.startswith("/")
 
 
+#: what ldirectord's Sys::Syslog accepts as a logfile without a leading /
+SYSLOG_FACILITIES = ("auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail",
+                     "news", "syslog", "user", "uucp", "local0", "local1", "local2", "local3",
+                     "local4", "local5", "local6", "local7")
+
+
 # ---------------------------------------------------------------------------
 # The keyword table (one record per directive)
 
@@ -663,8 +669,14 @@ class _Reader:
         elif name in ("autoreload", "fork", "quiescent", "readdquiescent", "cleanstop",
                       "supervised"):
             g[name] = _yes_no(value, name)
-        elif name == "callback" or name == "logfile":
+        elif name == "callback":
             g[name] = _quoted(value, name)
+        elif name == "logfile":
+            text = _quoted(value, name)
+            if not text.startswith("/") and text not in SYSLOG_FACILITIES:
+                raise _Problem(f'logfile "{text}" is neither an absolute path nor a syslog '
+                               f"facility ({', '.join(SYSLOG_FACILITIES)})")
+            g[name] = text
         elif name == "execute":
             if not value:
                 raise _Problem("execute needs a configuration file name")

@@ -475,12 +475,27 @@ def event_loop_runner():
     return asyncio.run
 
 
+#: a log target "syslog:FACILITY" (ldirectord's logfile="local0") instead of a file
+SYSLOG_PREFIX = "syslog:"
+#: where a detached director logs when its syslog facility cannot be reached
+FALLBACK_LOG = "/var/log/vigil/director.log"
+
+
+def split_log_target(target: str | None) -> tuple[str | None, str | None]:
+    """(file, syslog facility) from a log target: a path, or "syslog:FACILITY"."""
+    if target and target.startswith(SYSLOG_PREFIX):
+        return None, target.removeprefix(SYSLOG_PREFIX)
+    return target or None, None
+
+
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     paths = Paths(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    vlog.setup_logging(logfile, debug=debug, stream=stream or not logfile)
+    logfile, facility = split_log_target(logfile)
+    vlog.setup_logging(logfile, debug=debug, stream=stream or not (logfile or facility),
+                       facility=facility, ident="vigil-director", fallback_file=FALLBACK_LOG)
     write_pid_file(paths.pid)
     try:
         event_loop_runner()(Director(config_path, backend).run())

@@ -227,6 +227,10 @@ def test_checkinterval_in_a_virtual_needs_fork():
      (1, 18, 'invalid email alert status: "starting" specified with "none"')),
     ("virtual=10.0.0.1:80\n\tnetmask=24\n",
      (2, 10, "invalid netmask: dotted quad notation is required")),
+    ('logfile="locl0"\n',
+     (1, 9, 'logfile "locl0" is neither an absolute path nor a syslog facility (auth, '
+            "authpriv, cron, daemon, ftp, kern, lpr, mail, news, syslog, user, uucp, local0, "
+            "local1, local2, local3, local4, local5, local6, local7)")),
     ('virtual=10.0.0.1:80\n\treceive="rs("\n',
      (2, 10, "receive pattern 'rs(' is not a regular expression: missing ) at position 3")),
 ])

@@ -133,3 +133,10 @@ def test_checks_drive_the_table_reload_and_maintenance(run_dir):
         three.close()
 
     asyncio.run(scenario())
+
+
+def test_an_ldirectord_logfile_without_a_slash_is_a_syslog_facility():
+    from vigil.director.daemon import SYSLOG_PREFIX, split_log_target
+    assert split_log_target(f"{SYSLOG_PREFIX}local0") == (None, "local0")
+    assert split_log_target("/var/log/ldirectord.log") == ("/var/log/ldirectord.log", None)
+    assert split_log_target(None) == (None, None) and split_log_target("") == (None, None)
