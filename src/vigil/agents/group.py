@@ -151,7 +151,8 @@ class Group:
         timeout = self.options.timeout_for(agent, "stop")
         result = await agent.stop(timeout)
         retries = 0
-        while not result.ok and retries < self.options.stop_retries:
+        allowed = self.options.stop_retries_for(agent)
+        while not result.ok and retries < allowed:
             retries += 1
             event(log, "resource.stop_retry", level=logging.WARNING, group=self.name,
                   resource=agent.label, attempt=retries, said=result.message)
@@ -176,7 +177,7 @@ class Group:
                   group=self.name, resource=agent.label, status=result.status.name,
                   said=result.message)
             if not stopped:
-                policy = self.options.on_stop_failure
+                policy = self.options.stop_failure_for(agent)
                 reason = (f"{agent.label} would not stop ({result.message}) and may still run: "
                           f"group {self.name} is NOT released (policy {policy.value})")
                 event(log, "group.stop_failed", level=logging.CRITICAL, group=self.name,

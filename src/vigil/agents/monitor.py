@@ -52,28 +52,42 @@ class RestartPolicy:
     failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def observe(self, resource: str, result: AgentResult, now: float,
-                stopped_on_purpose: bool = False) -> Decision:
+                stopped_on_purpose: bool = False, *, limit: int | None = None,
+                window: float | None = None, on_failure: str = "restart") -> Decision:
+        """`limit`/`window` override the policy's for this resource; `on_failure` is
+        vigil.cf's on_monitor_failure (restart, failover or ignore)."""
         if result.ok:
             return Decision(Verdict.HEALTHY, resource, "running", now)
         if stopped_on_purpose:
             return Decision(Verdict.IGNORED, resource,
                             f"{resource} is stopped on purpose (administrator), not a failure", now)
-        return self.failure(resource, f"{result.status.name}: {result.message}", now)
+        what = f"{result.status.name}: {result.message}"
+        if on_failure == "ignore":
+            return Decision(Verdict.IGNORED, resource,
+                            f"{resource} failed ({what}): on_monitor_failure ignore", now)
+        if on_failure == "failover":
+            return Decision(Verdict.FAIL_GROUP, resource,
+                            f"{resource} failed ({what}): on_monitor_failure failover moves "
+                            "the group to the peer", now)
+        return self.failure(resource, what, now, limit=limit, window=window)
 
-    def failure(self, resource: str, what: str, now: float) -> Decision:
+    def failure(self, resource: str, what: str, now: float, *, limit: int | None = None,
+                window: float | None = None) -> Decision:
+        limit = self.limit if limit is None else limit
+        window = self.window if window is None else window
         recent = self.failures.setdefault(resource, deque())
-        while recent and recent[0] <= now - self.window:
+        while recent and recent[0] <= now - window:
             recent.popleft()
         recent.append(now)
         count = len(recent)
-        if count > self.limit:
+        if count > limit:
             return Decision(Verdict.FAIL_GROUP, resource,
                             f"{resource} failed ({what}) {count} times within "
-                            f"{self.window:g} s, more than the {self.limit} restarts allowed: "
+                            f"{window:g} s, more than the {limit} restarts allowed: "
                             "the group has failed and must move to the peer", now)
         return Decision(Verdict.RESTART, resource,
-                        f"{resource} failed ({what}): restart {count} of {self.limit} "
-                        f"within {self.window:g} s", now)
+                        f"{resource} failed ({what}): restart {count} of {limit} "
+                        f"within {window:g} s", now)
 
     def forget(self, resource: str | None = None) -> None:
         if resource is None:
@@ -153,7 +167,13 @@ class GroupMonitor:
         """One monitor operation of one resource, and what follows from it."""
         agent = self.group.agents[self.group.index(label)]
         result = await agent.monitor(self.options.timeout_for(agent, "monitor"))
-        decision = self.policy.observe(label, result, self.clock.now(), self._on_purpose(label))
+        options = self.options
+        limit = int(options.setting(agent, "restart_limit", options.restart_limit))
+        window = float(options.setting(agent, "restart_window", options.restart_window))
+        decision = self.policy.observe(
+            label, result, self.clock.now(), self._on_purpose(label), limit=limit,
+            window=window, on_failure=options.setting(agent, "on_monitor_failure",
+                                                      options.on_monitor_failure))
         self._emit(decision)
         if decision.verdict is not Verdict.RESTART:
             return decision
@@ -169,7 +189,7 @@ class GroupMonitor:
         elif not restart.ok:
             # The start failed: that is one more failure against the same limit.
             decision = self.policy.failure(label, f"restart failed: {restart.reason}",
-                                           self.clock.now())
+                                           self.clock.now(), limit=limit, window=window)
             self._emit(decision)
         else:
             event(log, "monitor.restarted", group=self.group.name, resource=label)
@@ -178,7 +198,9 @@ class GroupMonitor:
     async def run(self) -> Decision:
         loop = asyncio.get_running_loop()
         due = {agent.label: loop.time() + self.options.interval_for(agent)
-               for agent in self.group.agents}
+               for agent in self.group.agents if self.options.monitored(agent)}
+        if not due:  # `monitor off` for every resource: nothing to watch until cancelled
+            await asyncio.Event().wait()
         while True:
             label = min(due, key=due.__getitem__)
             delay = due[label] - loop.time()

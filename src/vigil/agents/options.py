@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vigil.agents.base import Agent
@@ -71,6 +71,14 @@ class AgentOptions:
     #: Per resource (its label, e.g. `IPaddr::198.51.100.100/24`) or per agent name.
     intervals: Mapping[str, float] = field(default_factory=dict)
     timeouts: Mapping[str, float] = field(default_factory=dict)
+    #: Monitor at all (vigil.cf `monitor`); what a failed monitor leads to.
+    monitor: bool = True
+    on_monitor_failure: str = "restart"  # restart | failover | ignore
+    #: vigil.cf's `agent NAME` and `resource LABEL` sections: the settings each gives
+    #: (policy keywords: monitor, restart_limit, failed_stop, ...); a resource section
+    #: wins over its agent's, both over the global values here.
+    agent_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    resource_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     # -- restarts and failures ------------------------------------------------------------
     #: Restarts in place allowed within `restart_window`; one more failure fails the group.
@@ -113,6 +121,24 @@ class AgentOptions:
     smtp_host: str = "localhost"
     smtp_port: int = 25
     mail_from: str | None = None  # None: root@<uname -n>
+
+    def setting(self, agent: Agent, key: str, general: Any) -> Any:
+        """One policy setting for this resource: its section, its agent's, or `general`."""
+        for table, name in ((self.resource_settings, agent.label),
+                            (self.agent_settings, agent.name)):
+            value = table.get(name, {}).get(key)
+            if value is not None:
+                return value
+        return general
+
+    def monitored(self, agent: Agent) -> bool:
+        return bool(self.setting(agent, "monitor", self.monitor))
+
+    def stop_retries_for(self, agent: Agent) -> int:
+        return int(self.setting(agent, "stop_retries", self.stop_retries))
+
+    def stop_failure_for(self, agent: Agent) -> StopFailurePolicy:
+        return StopFailurePolicy(self.setting(agent, "failed_stop", self.on_stop_failure.value))
 
     def interval_for(self, agent: Agent) -> float:
         return self._lookup(self.intervals, agent, self.monitor_interval, agent.default_interval)

@@ -367,15 +367,30 @@ def render(config: ExtensionConfig) -> str:
     return "\n".join(out) + "\n"
 
 
+def unsupported(config: ExtensionConfig) -> list[str]:
+    """Settings vigil accepts but does not carry out (yet): said by check and at start."""
+    out = []
+    sections = [("", config.defaults.failed_stop)] + [
+        (f"{o.kind} {o.name}: ", o.settings.get("failed_stop"))
+        for o in (*config.agents.values(), *config.resources.values())]
+    for where, value in sections:
+        if value == "reboot":
+            out.append(f"{where}failed_stop reboot is not carried out: vigil does not reboot "
+                       "the node; a resource that will not stop blocks its group as with "
+                       "failed_stop block (the peer never starts it; an operator must act)")
+    return out
+
+
 def agent_options(config: ExtensionConfig) -> Any:
     """The `AgentOptions` for vigil's agents, groups and monitor.
 
     Global settings map one to one. Of the `agent`/`resource` sections,
     `monitor_interval` goes to `AgentOptions.intervals` and the timeouts to
     `AgentOptions.timeouts` (which applies one value to every operation of that
-    resource: the largest timeout the section gives). `monitor off` and
-    `on_monitor_failure` have no AgentOptions field: read them with
-    `ExtensionConfig.policy_for`.
+    resource: the largest timeout the section gives). Every section's settings
+    also go whole to `AgentOptions.agent_settings`/`resource_settings`, where the
+    monitor and the groups look up monitor, restart_limit, restart_window,
+    on_monitor_failure, stop_retries and failed_stop per resource.
     """
     from vigil.agents.options import AgentOptions, DrbdBackend, FsckMode, StopFailurePolicy
 
@@ -397,6 +412,10 @@ def agent_options(config: ExtensionConfig) -> Any:
         stop_timeout=d.stop_timeout,
         intervals=intervals,
         timeouts=timeouts,
+        monitor=d.monitor,
+        on_monitor_failure=d.on_monitor_failure,
+        agent_settings={o.name: dict(o.settings) for o in config.agents.values()},
+        resource_settings={o.name: dict(o.settings) for o in config.resources.values()},
         restart_limit=d.restart_limit,
         restart_window=d.restart_window,
         stop_retries=d.stop_retries,

@@ -409,6 +409,8 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
         if override.name not in labels:
             out.append(_at(override.location, extension.path, Severity.WARNING,
                            f"resource {override.name}: not in haresources"))
+    for problem in extension_mod.unsupported(extension):
+        out.append(Diagnostic(Severity.WARNING, Location(extension.path), problem))
     return out
 
 

@@ -143,6 +143,8 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
     warnings = []
     if any(isinstance(m, hacf_mod.Serial) for m in hacf.media):
         warnings.append("serial links are not supported: heartbeats use the network media")
+    from vigil.config.extension import unsupported
+    warnings.extend(unsupported(extension))
     keys = AuthKeys.from_pairs(cluster.authkeys.auth, {
         number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
     groups = groups_from_lines([(g.node, [r.label for r in g.resources])

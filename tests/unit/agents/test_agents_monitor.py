@@ -106,3 +106,45 @@ def test_the_loop_returns_when_the_group_has_failed():
     _, monitor = _monitor([db], FakeClock(), restart_limit=1, monitor_interval=0.01)
     decision = asyncio.run(asyncio.wait_for(monitor.run(), 5))
     assert decision.verdict is Verdict.FAIL_GROUP and decision.resource == "db"
+
+
+def test_vigil_cf_sections_reach_each_resource_monitor_and_stop():
+    from vigil.config.extension import agent_options, parse
+
+    config = parse("restart_limit 5\n"
+                   "agent db\n    restart_limit 0\n"
+                   "resource web::site\n    on_monitor_failure ignore\n    stop_retries 1\n"
+                   "agent cache\n    monitor off\n"
+                   "resource queue\n    on_monitor_failure failover\n")
+    options = agent_options(config)
+    db, web, cache, queue = (Service("db"), Service("web"), Service("cache"),
+                             Service("queue"))
+    web.args = ("site",)
+    group = Group("g", [db, web, cache, queue], options)
+    monitor = GroupMonitor(group, clock=FakeClock())
+    asyncio.run(group.start())
+    assert [options.monitored(a) for a in (db, web, cache, queue)] == [True, True, False, True]
+    assert options.stop_retries_for(web) == 1 and options.stop_retries_for(db) == 10
+    web.running = False  # ignore: logged, not restarted
+    decision = asyncio.run(monitor.check("web::site"))
+    assert decision.verdict is Verdict.IGNORED and web.starts == 1
+    db.running = False  # the agent section's limit 0, not the global 5: fails at once
+    assert asyncio.run(monitor.check("db")).verdict is Verdict.FAIL_GROUP
+    queue.running = False  # failover: no restart in place
+    decision = asyncio.run(monitor.check("queue"))
+    assert decision.verdict is Verdict.FAIL_GROUP and queue.starts == 1
+
+
+def test_a_group_with_monitor_off_everywhere_is_never_checked():
+    db = Service("db")
+    db.running = False  # would fail at once if checked
+    _, monitor = _monitor([db], FakeClock(), monitor=False, monitor_interval=0.01)
+
+    async def watch():
+        task = asyncio.get_running_loop().create_task(monitor.run())
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+
+    asyncio.run(watch())
+    assert db.starts == 0

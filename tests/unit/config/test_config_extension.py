@@ -109,3 +109,10 @@ def test_agent_options_drive_the_agents():
     plain = ext.agent_options(ext.parse(""))
     assert plain.interval_for(vip) == vip.default_interval
     assert plain.on_stop_failure is StopFailurePolicy.BLOCK
+
+
+def test_failed_stop_reboot_is_reported_as_not_carried_out():
+    from vigil.config.extension import parse, unsupported
+    assert unsupported(parse("restart_limit 2\n")) == []
+    [problem] = unsupported(parse("agent mysqld\n    failed_stop reboot\n"))
+    assert problem.startswith("agent mysqld: failed_stop reboot is not carried out")
