@@ -17,6 +17,13 @@ def register(subparsers: Any) -> None:
         "ping node and group, and for its counters of rejected packets.",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("verb", nargs="?", metavar="VERB",
+                        help="a cl_status sub-command (hbstatus, listnodes, nodestatus NODE, "
+                        "nodetype NODE, listhblinks NODE, hblinkstatus NODE LINK, rscstatus, "
+                        "hbparameter -p NAME): heartbeat's output and exit codes")
+    parser.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", default="/etc/ha.d",
+                        help="configuration directory for hbparameter (default %(default)s)")
     parser.add_argument("--socket", default=DEFAULT_SOCKET,
                         help="control socket (default %(default)s)")
     parser.set_defaults(handler=cmd_status)
@@ -64,9 +71,45 @@ def render(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cl_status(argv: list[str], socket: str = DEFAULT_SOCKET,
+              directory: str = "/etc/ha.d") -> int:
+    """Answer one cl_status sub-command as heartbeat 3.0.6 does (output and exit code)."""
+    import sys
+    from pathlib import Path
+
+    from vigil import __version__
+    from vigil.control.client import request
+    from vigil.errors import VigilError
+    from vigil.ha import clstatus
+
+    status: dict[str, Any] | None
+    try:
+        status = request(socket, "status", timeout=5.0)["status"]
+    except VigilError:
+        status = None
+    try:
+        text = (Path(directory) / "ha.cf").read_text(errors="replace")
+    except OSError:
+        text = ""
+    result = clstatus.answer(argv, status, clstatus.parameters(text, status),
+                             f"vigil {__version__}")
+    out, err = result.text()
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return result.code
+
+
+def main_cl_status() -> None:
+    """The `cl_status` program a package may install."""
+    import sys
+    sys.exit(cl_status(sys.argv[1:]))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from vigil.control.client import request
 
+    if args.verb is not None:
+        return cl_status([args.verb, *args.words], args.socket, args.dir)
     status = request(args.socket, "status")["status"]
     if args.json:
         print(json.dumps(status, indent=1, sort_keys=True))

@@ -281,6 +281,30 @@ def test_debian_heartbeat_and_vigil_see_each_other_and_notice_deaths(hb):
     links = server5.run(["cl_status", "listhblinks", "server6.example.com"]).stdout.split()
     assert set(links) == {"eth0", "eth1"}
 
+    # vigil's cl_status verbs answer as heartbeat's own cl_status does, about the same pair
+    server6 = hb.lab.host("server6")
+
+    def both(words: list[str], other: dict[str, str] | None = None) -> tuple:
+        theirs = server5.run(["cl_status", *words], check=False)
+        mine = server6.run([VIGIL, "status", *[(other or {}).get(w, w) for w in words]],
+                           check=False)
+        return (theirs.stdout, theirs.returncode), (mine.stdout, mine.returncode)
+
+    peer_of = {"server6.example.com": "server5.example.com"}
+    for words in (["hbstatus"], ["nodestatus", "server6.example.com"],
+                  ["nodetype", "server6.example.com"],
+                  ["hblinkstatus", "server6.example.com", "eth0"],
+                  ["nodestatus", "-m", "server6.example.com"],
+                  ["hbparameter", "-p", "deadtime"], ["hbparameter", "-p", "keepalive"],
+                  ["hbparameter", "-p", "udpport"], ["hbparameter", "-p", "nosuch"],
+                  ["nosuchverb"]):
+        theirs, mine = both(words, peer_of)
+        if words[0] == "nodestatus" and "-m" in words:  # the sentence names the node asked
+            theirs = (theirs[0].replace("server6", "server5"), theirs[1])
+        assert mine == theirs, (words, theirs, mine)
+    theirs, mine = both(["listnodes"])
+    assert sorted(mine[0].split()) == sorted(theirs[0].split()) and mine[1] == theirs[1] == 0
+
     hb.daemons["server6"].kill()  # vigil dies: heartbeat notices
     wait_until(lambda: heartbeat_says("server6.example.com") == "dead", 10,
                "heartbeat noticing vigil's death")
