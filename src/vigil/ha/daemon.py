@@ -44,6 +44,7 @@ from vigil.ha.identity import (
     node_uuid,
     save_peer_marks,
 )
+from vigil.ha.respawn import Supervisor
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
 from vigil.membership.transports import interface_info
@@ -145,6 +146,7 @@ class HeartbeatDaemon:
         self.control: Any = None
         self._marks: dict[str, tuple[int, int]] = {}
         self._marks_writer: asyncio.Task[None] | None = None
+        self.supervisor: Supervisor | None = None
 
     # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -198,6 +200,9 @@ class HeartbeatDaemon:
                       reason="authkeys selects crc, which authenticates nothing: any host on "
                       "a heartbeat segment can forge this cluster's packets (a forged "
                       "shutdone moves groups without fencing); use sha1 with a secret")
+            if settings.respawn:
+                self.supervisor = Supervisor(list(settings.respawn), dict(settings.env))
+                self.supervisor.start()
             if self.on_ready is not None:
                 self.on_ready()
             gc.collect()
@@ -220,6 +225,8 @@ class HeartbeatDaemon:
         if loop is not None:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         if self.beat is not None:
             await asyncio.to_thread(self.beat.stop)
             if self.engine is not None:  # the thread is gone: the engine can be read here

@@ -24,6 +24,7 @@ from typing import Any
 
 from vigil.ha.engine import NodeConfig
 from vigil.ha.groups import Group, groups_from_lines
+from vigil.ha.respawn import Program
 from vigil.membership.auth import AuthKeys
 from vigil.membership.liveness import Timings
 from vigil.membership.media import Medium, links_of
@@ -73,6 +74,9 @@ class HeartbeatSettings:
     debugfile: str | None = None
     #: ha.cf's syslog facility ("none": no syslog; None: not set)
     logfacility: str | None = None
+    #: ha.cf's respawn/failfast programs (ipfail excepted) and `env` settings for them
+    respawn: tuple[Program, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
     debug: int = 0
     stonith_hosts: tuple[StonithHost, ...] = ()
     fence_command: str | None = None
@@ -145,6 +149,11 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         warnings.append("serial links are not supported: heartbeats use the network media")
     from vigil.config.extension import unsupported
     warnings.extend(unsupported(extension))
+    programs = tuple(Program(r.user, r.command, r.failfast) for r in hacf.respawn
+                     if not r.is_ipfail)
+    warnings.extend(f"failfast {p.command}: the reboot heartbeat does when it dies is not "
+                    "carried out; it is respawned like a respawn program"
+                    for p in programs if p.failfast)
     keys = AuthKeys.from_pairs(cluster.authkeys.auth, {
         number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
     groups = groups_from_lines([(g.node, [r.label for r in g.resources])
@@ -163,6 +172,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         hopfudge=hacf.hopfudge, max_rexmit_delay=hacf.max_rexmit_delay,
         realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
         debugfile=hacf.debugfile, logfacility=hacf.logfacility, debug=hacf.debug,
+        respawn=programs, env=tuple(hacf.env.items()),
         stonith_hosts=stonith,
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,

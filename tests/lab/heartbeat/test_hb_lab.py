@@ -206,6 +206,32 @@ def test_a_shutdone_captured_before_a_restart_is_refused_after_it(hb):
     assert hb.client_answer() == "server5"
 
 
+def test_respawn_programs_start_with_the_daemon_come_back_and_end_with_it(hb):
+    hb.extra = "env GREETING=from-ha-cf\nrespawn root /etc/ha.d/client.sh --flag"
+    for name in ("server5", "server6"):
+        hb.lab.host(name).write_file(
+            "/etc/ha.d/client.sh", "#!/bin/sh\necho $$ $GREETING $1 >> /run/client.pids\n"
+            "exec sleep 600\n", mode=0o755)
+    hb.start_both()
+    server6 = hb.lab.host("server6")
+
+    def started() -> list[list[str]]:
+        done = server6.run(["cat", "/run/client.pids"], check=False)
+        return [line.split() for line in done.stdout.splitlines()]
+
+    wait_until(lambda: len(started()) == 1, 10, "the program started")
+    first = started()[0]
+    assert first[1:] == ["from-ha-cf", "--flag"]
+    server6.run(["kill", "-9", first[0]])
+    wait_until(lambda: len(started()) == 2, 10, "the program started again")
+    second = started()[1][0]
+    assert "respawn.exited" in hb.daemons["server6"].output()
+    hb.daemons["server6"].signal(signal.SIGTERM)
+    assert hb.daemons["server6"].wait(15)
+    wait_until(lambda: server6.run(["kill", "-0", second], check=False).returncode != 0, 10,
+               "the program ended with the daemon")
+
+
 def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
     hb.start_both()
     assert hb.peer("server6")["deadtime"] == 1.0
