@@ -32,6 +32,7 @@ import dataclasses
 import os
 import pwd
 import socket
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -332,6 +333,16 @@ def _source_line(location: Location | None) -> str | None:
 
 def _check_hacf_host(hacf: hacf_mod.HaCf, facts: HostFacts) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    if facts.interfaces is not None and hacf.watchdog:
+        where = hacf.location_of("watchdog")
+        if not os.path.exists(hacf.watchdog):
+            out.append(Diagnostic(Severity.ERROR, where,
+                                  f"watchdog {hacf.watchdog} does not exist (load a watchdog "
+                                  "driver: modprobe softdog)"))
+        elif not stat.S_ISCHR(os.stat(hacf.watchdog).st_mode):
+            out.append(Diagnostic(Severity.WARNING, where,
+                                  f"watchdog {hacf.watchdog} is not a character device: "
+                                  "writing to it resets nothing"))
     if facts.interfaces is not None:
         for medium in hacf.heartbeat_media:
             if medium.interface not in facts.interfaces:

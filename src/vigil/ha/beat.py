@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from vigil.ha.engine import NodeEngine, Output
 from vigil.ha.settings import HeartbeatSettings
+from vigil.ha.watchdog import Watchdog
 from vigil.log import event
 from vigil.membership.icmp import Pinger
 from vigil.membership.media import Medium
@@ -63,6 +64,7 @@ class HeartbeatThread:
         self._last_fault = -1e9
         self._stopping = False
         self._load_fd: int | None = None
+        self.watchdog: Watchdog | None = None
         self._infos: dict[str, tuple[int, str | None]] = {}
 
     # -- life (called from the main thread) ----------------------------------------------------
@@ -149,6 +151,9 @@ class HeartbeatThread:
 
     def _open(self, media: tuple[Medium, ...], settings: HeartbeatSettings) -> None:
         assert self.loop is not None
+        if settings.watchdog and self.watchdog is None:
+            self.watchdog = Watchdog(settings.watchdog, settings.timings.deadtime)
+            self.watchdog.open()
         for medium in media:
             key = str(medium)
             if key in self.media:
@@ -168,6 +173,9 @@ class HeartbeatThread:
     def _close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.watchdog is not None:
+            self.watchdog.close()
+            self.watchdog = None
         for medium in self.media.values():
             medium.close()
         self.media.clear()
@@ -222,6 +230,8 @@ class HeartbeatThread:
         self._timer = None
         self._timer_at = None
         assert self.loop is not None
+        if self.watchdog is not None:
+            self.watchdog.tickle()
         try:
             out = self.engine.tick(self.loop.time())
         except Exception as exc:

@@ -76,6 +76,8 @@ class HeartbeatSettings:
     logfacility: str | None = None
     #: ha.cf's respawn/failfast programs (ipfail excepted) and `env` settings for them
     respawn: tuple[Program, ...] = ()
+    #: ha.cf's watchdog device, fed by the heartbeat thread
+    watchdog: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     debug: int = 0
     stonith_hosts: tuple[StonithHost, ...] = ()
@@ -172,7 +174,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         hopfudge=hacf.hopfudge, max_rexmit_delay=hacf.max_rexmit_delay,
         realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
         debugfile=hacf.debugfile, logfacility=hacf.logfacility, debug=hacf.debug,
-        respawn=programs, env=tuple(hacf.env.items()),
+        respawn=programs, env=tuple(hacf.env.items()), watchdog=hacf.watchdog,
         stonith_hosts=stonith,
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,

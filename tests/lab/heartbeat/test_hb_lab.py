@@ -232,6 +232,34 @@ def test_respawn_programs_start_with_the_daemon_come_back_and_end_with_it(hb):
                "the program ended with the daemon")
 
 
+def test_the_watchdog_is_fed_while_the_daemon_runs_and_disarmed_by_a_clean_stop(hb):
+    # a regular file stands in for /dev/watchdog (a real one would reset the machine)
+    hb.extra = "watchdog /run/watchdog"
+    for name in ("server5", "server6"):
+        hb.lab.host(name).write_file("/run/watchdog", "")
+    hb.start_both()
+    server6 = hb.lab.host("server6")
+
+    def fed() -> bytes:
+        return server6.path("/run/watchdog").read_bytes()
+
+    wait_until(lambda: len(fed()) >= 20, 10, "the watchdog fed every keepalive")
+    assert set(fed()) == {0}
+    hb.daemons["server6"].signal(signal.SIGSTOP)  # hung: the feeding stops
+    try:
+        stopped_at = len(fed())
+        time.sleep(0.5)  # a negative: five keepalives without a write
+        assert len(fed()) <= stopped_at + 1
+    finally:
+        hb.daemons["server6"].signal(signal.SIGCONT)
+    wait_until(lambda: len(fed()) > stopped_at + 5, 10, "fed again")
+    hb.daemons["server6"].signal(signal.SIGTERM)
+    assert hb.daemons["server6"].wait(15)
+    assert fed().endswith(b"V")  # the magic close
+    hb.daemons["server5"].kill()  # killed: no magic close, the watchdog would fire
+    assert not hb.lab.host("server5").path("/run/watchdog").read_bytes().endswith(b"V")
+
+
 def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
     hb.start_both()
     assert hb.peer("server6")["deadtime"] == 1.0
