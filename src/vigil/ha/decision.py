@@ -121,6 +121,8 @@ class FailoverSettings:
     #: extra wait after the peer is declared dead before taking over (vigil.cf)
     takeover_delay: float = 0.0
     ping_configured: bool = False
+    #: re-announce the addresses of the groups held here this often (vigil.cf; 0: never)
+    garp_refresh: float = 0.0
 
     def __post_init__(self) -> None:
         if self.auto_failback not in AUTO_FAILBACK:
@@ -185,6 +187,8 @@ class FailoverCore:
         self.worse_since: float | None = None
         self.ready_at: float | None = None
         self.peer_died_at: float | None = None
+        #: the next periodic re-announcement (garp_refresh), while groups are held here
+        self.refresh_at: float | None = None
         self.started_at = now
         self.version = 0  # bumps whenever something the peer should know changes
         #: asked before a voluntary hand-over stop; False = not yet (see UNGATED)
@@ -575,6 +579,7 @@ class FailoverCore:
                 decisions.append(decision)
         if fence_needed:
             decisions += self._fence(fence_needed, now)
+        decisions += self._refresh(now)
         if self.phase is Phase.LEAVING and all(not h.may_run or h is Hold.STUCK
                                                for h in self.hold):
             self.phase = next_phase(self.phase, "released")
@@ -585,6 +590,26 @@ class FailoverCore:
                                       f"every group released{note}: telling the peer, leaving",
                                       "error" if stuck else "info"))
         return decisions
+
+    def _refresh(self, now: float) -> list[Decision]:
+        """vigil.cf's garp_refresh: announce the held addresses again every so often.
+
+        The clock starts when a group is first held here (its start announced
+        the addresses already) and stops while nothing is held.
+        """
+        every = self.settings.garp_refresh
+        if every <= 0 or self.phase is not Phase.READY or \
+                not any(h is Hold.HELD for h in self.hold):
+            self.refresh_at = None
+            return []
+        if self.refresh_at is None:
+            self.refresh_at = now + every
+            return []
+        if now < self.refresh_at:
+            return []
+        self.refresh_at = now + every
+        return [dataclasses.replace(d, level="debug")
+                for d in self.announce_held(f"garp_refresh {every:g}s")]
 
     def _take(self, group: Group, why: str, now: float,
               fence_needed: list[Group]) -> Decision | None:
@@ -700,6 +725,8 @@ class FailoverCore:
         timeout = self.settings.handover_timeout
         times += [self.released_at[i] + timeout for i in self.give if i in self.released_at]
         times += [since + timeout for since in self.want_since.values()]
+        if self.refresh_at is not None:
+            times.append(self.refresh_at)
         future = [t for t in times if t > now]
         return min(future) if future else None
 
