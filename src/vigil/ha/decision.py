@@ -67,6 +67,9 @@ class StartGroup:
 class StopGroup:
     group: Group
     cleanup: bool = False  # after a failed start
+    #: the peer keeps the group (a split brain settled): after the stop, announce its
+    #: addresses at the peer's MAC, for a keeper that does not (heartbeat 3.0.6)
+    handoff: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,9 @@ class FailoverCore:
         self.released_at: dict[int, float] = {}
         self.want_since: dict[int, float] = {}
         self.split: set[int] = set()
+        #: held here when the peer came back after a partition, not announced yet (see
+        #: `peer_returned`)
+        self.returned: set[int] = set()
         self.my_ping: int | None = None
         self.worse_since: float | None = None
         self.ready_at: float | None = None
@@ -267,6 +273,7 @@ class FailoverCore:
     def peer_dead(self, now: float) -> list[Decision]:
         self.peer.alive = False
         self.peer_died_at = now
+        self.returned.clear()
         self.peer.give = self.peer.want = frozenset()
         self.worse_since = None
         cancelled = sorted(self.give)
@@ -302,17 +309,26 @@ class FailoverCore:
                 *self.announce_held(f"peer {self.peer.name} released its groups")]
 
     def peer_returned(self, now: float) -> list[Decision]:
-        """The peer is heard again after a partition: it may have run our groups meanwhile."""
-        return self.announce_held(f"peer {self.peer.name} is back after a partition")
+        """The peer is heard again after a partition: it may have run our groups meanwhile.
 
-    def announce_held(self, why: str) -> list[Decision]:
+        Announced at once: the groups this node keeps should both run them (the split
+        brain rule). The others are given away if the peer runs them too; they are
+        announced only once the peer says it does not (`returned`).
+        """
+        keep = [g for g in self.groups if self.keeper(g) == "me"]
+        self.returned = {g.index for g in self.groups if self.hold[g.index] is Hold.HELD
+                         and g not in keep}
+        return self.announce_held(f"peer {self.peer.name} is back after a partition", keep)
+
+    def announce_held(self, why: str, groups: Iterable[Group] | None = None) -> list[Decision]:
         """Announce the addresses of every group held here again.
 
         A peer that ran a group while partitioned (a heartbeat 3.0.6 peer shuts
         down and releases on heal without a word to the clients) leaves their ARP
         and neighbour caches pointing at its MAC: only the keeper can correct them.
         """
-        held = [g for g in self.groups if self.hold[g.index] is Hold.HELD]
+        held = [g for g in (self.groups if groups is None else groups)
+                if self.hold[g.index] is Hold.HELD]
         if not held:
             return []
         return [Decision(tuple(Announce(g) for g in held),
@@ -626,8 +642,15 @@ class FailoverCore:
                                 "warning")
             if index in self.split and (theirs is None or not theirs.may_run):
                 self.split.discard(index)
+                self.returned.discard(index)
                 return Decision((Announce(group),),
                                 f"split brain on {group} settled: the peer stopped it; "
+                                "announcing its addresses again")
+            if index in self.returned and self.peer.alive and theirs is not None and \
+                    not theirs.may_run:
+                self.returned.discard(index)
+                return Decision((Announce(group),),
+                                f"peer {self.peer.name} is back and does not run {group}: "
                                 "announcing its addresses again")
             return None
         if mine is Hold.STUCK:
@@ -659,11 +682,12 @@ class FailoverCore:
 
     def _give(self, group: Group, why: str) -> Decision:
         self._set(group.index, "stop")
+        self.returned.discard(group.index)
         if why == "split brain":
             self.split.discard(group.index)
             reason = (f"split brain on {group}: the peer keeps it "
                       f"({self._keeper_reason(group)}); stopping it here")
-            return Decision((StopGroup(group),), reason, "warning")
+            return Decision((StopGroup(group, handoff=True),), reason, "warning")
         return Decision((StopGroup(group),), f"stopping group {group} ({why})")
 
     def _keeper_reason(self, group: Group) -> str:
