@@ -93,6 +93,10 @@ class Agent(abc.ABC):
         """Re-announce a held resource to the network; most agents have nothing to say."""
         return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "nothing to announce")
 
+    async def handoff(self, timeout: float) -> AgentResult:
+        """After a stop that leaves the resource to the peer: tell the network it is there."""
+        return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "nothing to hand off")
+
     async def settle(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Wait for background work the last operation left running (none by default)."""
 

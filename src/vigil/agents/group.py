@@ -219,6 +219,15 @@ class Group:
                 steps.append(Step(agent.label, "announce", result))
         return steps
 
+    async def handoff(self) -> list[Step]:
+        """After a stop that leaves the group to the peer: announce its addresses there."""
+        steps = []
+        for agent in self.agents:
+            result = await agent.handoff(self.options.timeout_for(agent, "status"))
+            if result.status is not OcfStatus.ERR_UNIMPLEMENTED:
+                steps.append(Step(agent.label, "handoff", result))
+        return steps
+
     async def settle(self) -> None:
         for agent in self.agents:
             await agent.settle()

@@ -19,11 +19,13 @@ from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus, b
 from vigil.agents.ipspec import AddressSpec, AddressSpecError, parse_address
 from vigil.agents.options import AgentOptions
 from vigil.log import event
-from vigil.net import interfaces, link
+from vigil.net import interfaces, link, packets
 
 log = logging.getLogger("vigil.agents.ipaddr")
 
 SUCCESS = OcfStatus.SUCCESS
+#: how long a hand-off waits for the new holder to answer its ARP probe
+HANDOFF_PROBE_TIMEOUT = 0.5
 
 
 class IPaddr(Agent):
@@ -46,6 +48,9 @@ class IPaddr(Agent):
         except AddressSpecError as exc:
             raise AgentConfigError(f"{name}::{args[0]}: {exc}", OcfStatus.ERR_CONFIGURED) from None
         self._burst: asyncio.Task[int] | None = None
+        #: announce and stop never interleave: a re-announcement that found the address
+        #: held must not start its burst after a stop removed it
+        self._lock = asyncio.Lock()
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -74,13 +79,53 @@ class IPaddr(Agent):
     async def announce(self, timeout: float) -> AgentResult:
         """Send the burst again (after a partition heals the peer may have claimed the address)."""
         async def run() -> AgentResult:
-            async with interfaces.netlink() as ipr:
+            async with self._lock, interfaces.netlink() as ipr:
                 held = await interfaces.holders(ipr, self.spec.ip)
                 if not held:
                     return AgentResult(OcfStatus.NOT_RUNNING, f"{self.spec.ip} is not held here")
                 await self._announce(ipr, held[0].ifname)
             return AgentResult(SUCCESS, f"announcing {self.spec.ip} on {held[0].ifname}")
         return await bounded(run(), timeout, f"{self.label} announce")
+
+    async def handoff(self, timeout: float) -> AgentResult:
+        """After a stop that leaves the address to another host (a split brain settled):
+        ask who holds it now and announce it at that host's MAC, for keepers that do not
+        announce it themselves (heartbeat 3.0.6 does not). IPv4 only."""
+        if self.spec.version == 6:
+            return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "no hand-off for IPv6")
+
+        async def run() -> AgentResult:
+            async with self._lock, interfaces.netlink() as ipr:
+                if await interfaces.holders(ipr, self.spec.ip):
+                    return AgentResult(OcfStatus.ERR_GENERIC, f"{self.spec.ip} is held here")
+                try:
+                    place = interfaces.find_interface(
+                        self.spec.ip, await interfaces.routes(ipr), self.spec.nic,
+                        self.spec.prefixlen, self.spec.broadcast)
+                except interfaces.NoInterface as exc:
+                    return AgentResult(OcfStatus.ERR_GENERIC, str(exc))
+                nic = await interfaces.link_by_name(ipr, place.ifname)
+            if nic is None:
+                return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {place.ifname}")
+            holder = await link.probe_address(place.ifname, nic.mac, self.spec.ip,
+                                              HANDOFF_PROBE_TIMEOUT)
+            if not holder:
+                return AgentResult(OcfStatus.NOT_RUNNING,
+                                   f"nobody answers for {self.spec.ip} on {place.ifname}")
+            reply, request = packets.handoff_arp_pair(holder, self.spec.ip, nic.mac)
+            if self._burst is not None and not self._burst.done():
+                self._burst.cancel()
+            first = asyncio.Event()
+            self._burst = asyncio.create_task(
+                link.announce(place.ifname, nic.mac, self.spec.ip, self.arp_count,
+                              self.arp_interval, first,
+                              frames={"reply": reply, "request": request}),
+                name=f"hand off {self.spec.ip}")
+            await first.wait()
+            event(log, "address.handed_off", ip=self.spec.ip, ifname=place.ifname,
+                  holder=holder, count=self.arp_count, interval=self.arp_interval)
+            return AgentResult(SUCCESS, f"announcing {self.spec.ip} at {holder}, its holder")
+        return await bounded(run(), timeout, f"{self.label} hand-off")
 
     async def settle(self) -> None:
         if self._burst is not None:
@@ -163,6 +208,10 @@ class IPaddr(Agent):
               interval=self.arp_interval)
 
     async def _stop(self) -> AgentResult:
+        async with self._lock:
+            return await self._stop_locked()
+
+    async def _stop_locked(self) -> AgentResult:
         if self._burst is not None and not self._burst.done():
             self._burst.cancel()
         async with interfaces.netlink() as ipr:

@@ -27,7 +27,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +296,9 @@ class HeartbeatDaemon:
             elif isinstance(action, StopGroup):
                 await self._unmonitor(action.group)
                 ok = await asyncio.wait_for(self.driver.stop(action.group), self.action_timeout)
+                handoff = getattr(self.driver, "handoff", None)
+                if ok and action.handoff and handoff is not None:
+                    self._spawn(self._handoff(handoff, action.group))
             elif isinstance(action, Announce):
                 await asyncio.wait_for(self.driver.announce(action.group), self.action_timeout)
                 return
@@ -316,6 +319,15 @@ class HeartbeatDaemon:
         engine, beat = self.engine, self.beat
         beat.post(lambda: beat.handle(
             engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
+
+    async def _handoff(self, handoff: Callable[[Group], Awaitable[None]], group: Group) -> None:
+        """The peer keeps a group stopped here: its addresses are announced at its MAC."""
+        try:
+            await asyncio.wait_for(handoff(group), self.action_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # best effort: the keeper's own announcements remain
+            event(log, "action.error", logging.WARNING, action="handoff", error=repr(exc))
 
     def _monitor(self, group: Group) -> None:
         """Watch a group that runs here, if the driver can (the agents layer can)."""

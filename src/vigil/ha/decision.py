@@ -67,6 +67,9 @@ class StartGroup:
 class StopGroup:
     group: Group
     cleanup: bool = False  # after a failed start
+    #: the peer keeps the group (a split brain settled): after the stop, announce its
+    #: addresses at the peer's MAC, for a keeper that does not (heartbeat 3.0.6)
+    handoff: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class FailoverSettings:
     #: extra wait after the peer is declared dead before taking over (vigil.cf)
     takeover_delay: float = 0.0
     ping_configured: bool = False
+    #: re-announce the addresses of the groups held here this often (vigil.cf; 0: never)
+    garp_refresh: float = 0.0
 
     def __post_init__(self) -> None:
         if self.auto_failback not in AUTO_FAILBACK:
@@ -181,10 +186,15 @@ class FailoverCore:
         self.released_at: dict[int, float] = {}
         self.want_since: dict[int, float] = {}
         self.split: set[int] = set()
+        #: held here when the peer came back after a partition, not announced yet (see
+        #: `peer_returned`)
+        self.returned: set[int] = set()
         self.my_ping: int | None = None
         self.worse_since: float | None = None
         self.ready_at: float | None = None
         self.peer_died_at: float | None = None
+        #: the next periodic re-announcement (garp_refresh), while groups are held here
+        self.refresh_at: float | None = None
         self.started_at = now
         self.version = 0  # bumps whenever something the peer should know changes
         #: asked before a voluntary hand-over stop; False = not yet (see UNGATED)
@@ -263,6 +273,7 @@ class FailoverCore:
     def peer_dead(self, now: float) -> list[Decision]:
         self.peer.alive = False
         self.peer_died_at = now
+        self.returned.clear()
         self.peer.give = self.peer.want = frozenset()
         self.worse_since = None
         cancelled = sorted(self.give)
@@ -298,17 +309,26 @@ class FailoverCore:
                 *self.announce_held(f"peer {self.peer.name} released its groups")]
 
     def peer_returned(self, now: float) -> list[Decision]:
-        """The peer is heard again after a partition: it may have run our groups meanwhile."""
-        return self.announce_held(f"peer {self.peer.name} is back after a partition")
+        """The peer is heard again after a partition: it may have run our groups meanwhile.
 
-    def announce_held(self, why: str) -> list[Decision]:
+        Announced at once: the groups this node keeps should both run them (the split
+        brain rule). The others are given away if the peer runs them too; they are
+        announced only once the peer says it does not (`returned`).
+        """
+        keep = [g for g in self.groups if self.keeper(g) == "me"]
+        self.returned = {g.index for g in self.groups if self.hold[g.index] is Hold.HELD
+                         and g not in keep}
+        return self.announce_held(f"peer {self.peer.name} is back after a partition", keep)
+
+    def announce_held(self, why: str, groups: Iterable[Group] | None = None) -> list[Decision]:
         """Announce the addresses of every group held here again.
 
         A peer that ran a group while partitioned (a heartbeat 3.0.6 peer shuts
         down and releases on heal without a word to the clients) leaves their ARP
         and neighbour caches pointing at its MAC: only the keeper can correct them.
         """
-        held = [g for g in self.groups if self.hold[g.index] is Hold.HELD]
+        held = [g for g in (self.groups if groups is None else groups)
+                if self.hold[g.index] is Hold.HELD]
         if not held:
             return []
         return [Decision(tuple(Announce(g) for g in held),
@@ -575,6 +595,7 @@ class FailoverCore:
                 decisions.append(decision)
         if fence_needed:
             decisions += self._fence(fence_needed, now)
+        decisions += self._refresh(now)
         if self.phase is Phase.LEAVING and all(not h.may_run or h is Hold.STUCK
                                                for h in self.hold):
             self.phase = next_phase(self.phase, "released")
@@ -585,6 +606,26 @@ class FailoverCore:
                                       f"every group released{note}: telling the peer, leaving",
                                       "error" if stuck else "info"))
         return decisions
+
+    def _refresh(self, now: float) -> list[Decision]:
+        """vigil.cf's garp_refresh: announce the held addresses again every so often.
+
+        The clock starts when a group is first held here (its start announced
+        the addresses already) and stops while nothing is held.
+        """
+        every = self.settings.garp_refresh
+        if every <= 0 or self.phase is not Phase.READY or \
+                not any(h is Hold.HELD for h in self.hold):
+            self.refresh_at = None
+            return []
+        if self.refresh_at is None:
+            self.refresh_at = now + every
+            return []
+        if now < self.refresh_at:
+            return []
+        self.refresh_at = now + every
+        return [dataclasses.replace(d, level="debug")
+                for d in self.announce_held(f"garp_refresh {every:g}s")]
 
     def _take(self, group: Group, why: str, now: float,
               fence_needed: list[Group]) -> Decision | None:
@@ -601,8 +642,15 @@ class FailoverCore:
                                 "warning")
             if index in self.split and (theirs is None or not theirs.may_run):
                 self.split.discard(index)
+                self.returned.discard(index)
                 return Decision((Announce(group),),
                                 f"split brain on {group} settled: the peer stopped it; "
+                                "announcing its addresses again")
+            if index in self.returned and self.peer.alive and theirs is not None and \
+                    not theirs.may_run:
+                self.returned.discard(index)
+                return Decision((Announce(group),),
+                                f"peer {self.peer.name} is back and does not run {group}: "
                                 "announcing its addresses again")
             return None
         if mine is Hold.STUCK:
@@ -634,11 +682,12 @@ class FailoverCore:
 
     def _give(self, group: Group, why: str) -> Decision:
         self._set(group.index, "stop")
+        self.returned.discard(group.index)
         if why == "split brain":
             self.split.discard(group.index)
             reason = (f"split brain on {group}: the peer keeps it "
                       f"({self._keeper_reason(group)}); stopping it here")
-            return Decision((StopGroup(group),), reason, "warning")
+            return Decision((StopGroup(group, handoff=True),), reason, "warning")
         return Decision((StopGroup(group),), f"stopping group {group} ({why})")
 
     def _keeper_reason(self, group: Group) -> str:
@@ -700,6 +749,8 @@ class FailoverCore:
         timeout = self.settings.handover_timeout
         times += [self.released_at[i] + timeout for i in self.give if i in self.released_at]
         times += [since + timeout for since in self.want_since.values()]
+        if self.refresh_at is not None:
+            times.append(self.refresh_at)
         future = [t for t in times if t > now]
         return min(future) if future else None
 

@@ -64,6 +64,11 @@ class AgentsGroupDriver:
     async def announce(self, group: Group) -> None:
         await self.runtime(group).announce()
 
+    async def handoff(self, group: Group) -> None:
+        for step in await self.runtime(group).handoff():
+            event(log, "group.handoff", group=group.key, resource=step.resource,
+                  status=step.result.status.name, said=step.result.message)
+
     async def monitor(self, group: Group) -> str:
         """Monitor every resource at its interval, restart in place, give up after K."""
         from vigil.agents.monitor import AdminMarks, GroupMonitor

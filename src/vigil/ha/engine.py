@@ -94,6 +94,7 @@ class NodeConfig:
     failed_retry: float = 30.0
     fence_retry: float = 10.0
     takeover_delay: float = 0.0
+    garp_refresh: float = 0.0
 
     def __post_init__(self) -> None:
         if self.me not in self.nodes:
@@ -119,7 +120,8 @@ class NodeConfig:
             fence_policy=self.fence_policy, negotiation_timeout=self.negotiation_timeout,
             ipfail_hold=self.ipfail_hold, handover_timeout=self.handover_timeout,
             failed_retry=self.failed_retry, fence_retry=self.fence_retry,
-            takeover_delay=self.takeover_delay, ping_configured=bool(self.ping_nodes))
+            takeover_delay=self.takeover_delay, ping_configured=bool(self.ping_nodes),
+            garp_refresh=self.garp_refresh)
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,8 @@ class NodeEngine:
                     "heartbeat (after the other node) to apply it")
             return out
         changed = [name for name in ("timings", "keys", "links", "auto_failback", "ping_nodes",
-                                     "hopfudge", "max_rexmit_delay", "fencing", "fence_policy")
+                                     "hopfudge", "max_rexmit_delay", "fencing", "fence_policy",
+                                     "takeover_delay", "garp_refresh")
                    if getattr(config, name) != getattr(old, name)]
         self.config = config
         self.codec.keys = config.keys
@@ -395,6 +398,8 @@ class NodeEngine:
             if name not in config.ping_nodes:
                 del self.liveness.nodes[name]
         self.core.settings = config.failover_settings()
+        if config.garp_refresh != old.garp_refresh:
+            self.core.refresh_at = None  # the next round is counted from now on
         if config.timings.keepalive < old.timings.keepalive:
             self.next_status = min(self.next_status, now + config.timings.keepalive)
         self.core.set_ping(self.liveness.pings_reachable() if config.ping_nodes else None, now)

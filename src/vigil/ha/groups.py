@@ -43,6 +43,9 @@ class GroupDriver(Protocol):
     * `announce(group)` re-announces the group's addresses (gratuitous ARP,
       unsolicited neighbour advertisements) so stale caches heal after a split
       brain; a no-op for groups without addresses.
+    * optionally, `handoff(group)` after a stop that leaves the group to the peer
+      (a split brain settled): announce its addresses at the peer's MAC, for a
+      keeper that does not announce them itself.
 
     The daemon runs these as tasks with timeouts, never in the heartbeat's way.
     """

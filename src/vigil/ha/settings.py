@@ -8,7 +8,8 @@ fencing. `from_config` is the one adapter from the config models
 
 From vigil.cf the daemon takes `fence_command` (run before taking over from a
 peer that may still run groups; `%n` is the peer's name; exit 0 = fenced),
-`fence_timeout`, `fence_before_takeover`, `takeover_delay` and
+`fence_timeout`, `fence_before_takeover`, `takeover_delay`, `garp_refresh`
+(re-announce the addresses of held groups this often) and
 `control_socket`; the agents take the rest (`vigil.config.extension`).
 A failed fence means no takeover (retried every `fence_retry`); the
 `fence_policy` "ignore" (take over anyway, loudly) exists in the core but
@@ -87,6 +88,7 @@ class HeartbeatSettings:
     fence_timeout: float = 60.0
     fence_retry: float = 10.0
     takeover_delay: float = 0.0
+    garp_refresh: float = 0.0
     control_socket: str | None = None
     warnings: tuple[str, ...] = ()
     #: the config models this came from (the agents driver takes its options from it)
@@ -103,7 +105,7 @@ class HeartbeatSettings:
             ping_nodes=tuple(p.name for p in self.pings), hopfudge=self.hopfudge,
             max_rexmit_delay=self.max_rexmit_delay, fencing=self.fencing,
             fence_policy=self.fence_policy, fence_retry=self.fence_retry,
-            takeover_delay=self.takeover_delay)
+            takeover_delay=self.takeover_delay, garp_refresh=self.garp_refresh)
 
 
 # -- the adapter ------------------------------------------------------------------------------
@@ -179,6 +181,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
+        garp_refresh=extension.garp_refresh,
         control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster)
 
 

@@ -87,14 +87,17 @@ def announcement_frames(mac: str, ip: str) -> dict[str, bytes]:
 
 
 async def announce(ifname: str, mac: str, ip: str, count: int, interval: float,
-                   first_sent: asyncio.Event | None = None) -> int:
+                   first_sent: asyncio.Event | None = None,
+                   frames: dict[str, bytes] | None = None) -> int:
     """Send a burst of gratuitous ARPs (IPv4) or unsolicited NAs (IPv6); returns frames sent.
 
     IPv4 follows send_arp (reply and request alternating, interval/2 apart);
     IPv6 sends one advertisement every interval/2 as well, so both bursts last
-    as long for the same settings.
+    as long for the same settings. `frames` ("reply", "request") replaces the
+    frames built from `mac` and `ip` (a hand-off announces another host's MAC).
     """
-    frames = announcement_frames(mac, ip)
+    if frames is None:
+        frames = announcement_frames(mac, ip)
     loop = asyncio.get_running_loop()
     started = loop.time()
     sent = 0

@@ -70,6 +70,18 @@ def gratuitous_arp_pair(mac: str, ip: str) -> tuple[bytes, bytes]:
     return reply, request
 
 
+def handoff_arp_pair(holder_mac: str, ip: str, own_mac: str) -> tuple[bytes, bytes]:
+    """send_arp's pair saying that `ip` is at `holder_mac`, sent from this host's NIC.
+
+    The ARP sender fields name the holder; the Ethernet source stays our own MAC
+    so that no switch learns the holder's MAC on our port.
+    """
+    reply = arp_frame(ARP_REPLY, holder_mac, ip, holder_mac, ip)
+    request = arp_frame(ARP_REQUEST, holder_mac, ip, ZERO_MAC, ip)
+    return (reply[:6] + mac_bytes(own_mac) + reply[12:],
+            request[:6] + mac_bytes(own_mac) + request[12:])
+
+
 def arp_probe(mac: str, ip: str) -> bytes:
     """RFC 5227 probe: "who has IP?" from 0.0.0.0, so no one's cache is touched."""
     return arp_frame(ARP_REQUEST, mac, "0.0.0.0", ZERO_MAC, ip)

@@ -289,6 +289,8 @@ def test_every_medium_carries_heartbeats(hb, media):
 
 
 HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
+NODES_OF_PAIR = ("server5", "server6")
+VIP = "198.51.100.100"
 
 
 def heartbeat_pids(host) -> list[int]:
@@ -483,3 +485,134 @@ def test_resource_command_refuses_a_group_the_peer_holds(hb):
     # the same question on the holder itself is no refusal: it is this node's group
     here = hb.lab.host("server5").run([VIGIL, "resource", "status", group], check=False)
     assert here.returncode == 0, here.stdout + here.stderr
+
+
+
+#: after the links heal, the client is answered by the node that keeps the VIP within this
+#: long (the heal noticed within a keepalive, the keeper's gratuitous ARP, or the releasing
+#: vigil's hand-off announcement when the keeper is heartbeat 3.0.6, which announces nothing)
+ANSWER_BOUND = 1.0
+#: and the VIP is on that node alone within this long (heartbeat 3.0.6 gives its resources
+#: up about 2 s after it notices the partition healed)
+HEAL_BOUND = 3.0
+#: vigil's own takeover burst in this test: short, so that it is over before the heal
+SHORT_GARP = "duplicate_probe off\ngarp_count 2\ngarp_interval 100ms\n"
+
+
+def client_arp(hb, action: str) -> None:
+    """The client ignores gratuitous ARPs for the VIP (add) or hears them again (delete).
+
+    Only announcements (sender and target address the VIP) are dropped: a holder's ARP
+    request for the client's own address may come from the VIP too.
+    """
+    client = hb.lab.host("client")
+    if action == "add":
+        client.run("nft add table arp gqvip && nft add chain arp gqvip input "
+                   "'{ type filter hook input priority 0; }' && nft add rule arp gqvip input "
+                   f"arp saddr ip {VIP} arp daddr ip {VIP} drop")
+    else:
+        client.run("nft delete table arp gqvip")
+
+
+def mac_of(host, ifname: str = "eth0") -> str:
+    return host.run(["cat", f"/sys/class/net/{ifname}/address"]).stdout.strip()
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+@pytest.mark.parametrize("heartbeat_on", ["server5", "server6"], ids=["heartbeat_keeps",
+                                                                       "vigil_keeps"])
+def test_a_healed_partition_between_debian_heartbeat_and_vigil_leaves_one_answering_holder(
+        hb, heartbeat_on):
+    """Both links cut, both nodes run the VIP, the client talks to server6; healed: server5
+    (the home node) keeps it, server6 lets it go, and the client must be told (gratuitous
+    ARP from the keeper) within HEAL_BOUND: its cache still says server6's MAC."""
+    vigil_on = NODES_OF_PAIR[1 - NODES_OF_PAIR.index(heartbeat_on)]
+    for name in NODES_OF_PAIR:
+        hb.configure(name)
+        host = hb.lab.host(name)
+        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        hb.responder(name)
+    hbhost, vghost = hb.lab.host(heartbeat_on), hb.lab.host(vigil_on)
+    hbhost.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    vghost.write_file("/etc/ha.d/vigil.cf", SHORT_GARP)
+
+    def ha_log() -> str:
+        return hbhost.run("tail -80 /var/log/ha-log", check=False).stdout
+
+    def diagnosis(what: str) -> str:
+        neigh = hb.lab.host("client").run(["ip", "neigh", "show", VIP], check=False).stdout
+        return (f"{what} (holders {sorted(hb.holders())}, client cache {neigh.strip()})\n"
+                f"----- heartbeat\n{ha_log()}\n" + hb.logs())
+
+    hb.daemons["heartbeat"] = hbhost.spawn([HEARTBEAT], name="heartbeat",
+                                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    hb.start(vigil_on, configure=False)
+    wait_until(lambda: hb.holders() == {"server5"} and hb.client_answer() == "server5", 40,
+               lambda: diagnosis("the VIP on its home server5"))
+    wait_until(lambda: hb.peer(vigil_on)["status"] == "active", 10, "vigil seeing heartbeat")
+
+    def takeovers() -> tuple[int, int]:
+        """heartbeat's finished mach_down runs, vigil's announcement bursts so far."""
+        text = hbhost.run(["cat", "/var/log/ha-log"], check=False).stdout
+        return (text.count("mach_down takeover complete."),
+                hb.daemons[vigil_on].output().count("address.announcing"))
+
+    def send_arp_running() -> bool:
+        for pid in hbhost.pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "send_arp":
+                    return True
+        return False
+
+    before = takeovers()
+    hb.lab.partition("server5", "server6")  # both links; the client still reaches both
+    wait_until(lambda: hb.holders() == {"server5", "server6"}, 15,
+               lambda: diagnosis("split brain: the VIP on both"))
+    # the takeover announcements of the split are over before the heal: heartbeat's
+    # mach_down done (its IPaddr start has spawned send_arp) and send_arp gone (5 s), and
+    # vigil's takeover burst (two frames, 100 ms) sent when vigil is the one taking over;
+    # only what the heal causes can correct the client then
+    taker = "vigil" if vigil_on == "server6" else "heartbeat"
+    wait_until(lambda: takeovers()[0] > before[0] and not send_arp_running()
+               and (taker == "heartbeat" or takeovers()[1] > before[1]), 20,
+               lambda: diagnosis("the takeover announcements of the split over"))
+    # meanwhile the client talked to server6 (the node that lets the VIP go on the heal)
+    client_arp(hb, "add")
+    hb.lab.host("client").run(f"ip neigh replace {VIP} lladdr {mac_of(hb.lab.host('server6'))} "
+                              "dev eth0 nud reachable")
+    assert hb.client_answer() == "server6"
+
+    hb.lab.heal("server5", "server6")
+    client_arp(hb, "delete")
+    healed = time.monotonic()
+    answers: list[tuple[float, str | None]] = []
+
+    def settled() -> bool:
+        answer = hb.client_answer()
+        answers.append((round(time.monotonic() - healed, 3), answer))
+        return hb.holders() == {"server5"} and answer == "server5"
+
+    wait_until(settled, HEAL_BOUND + 30,
+               lambda: diagnosis(f"server5 alone answering after the heal ({answers[-5:]})"))
+    whole = time.monotonic() - healed
+    first = next(t for t, answer in answers if answer == "server5")
+    outage = max([t for t, answer in answers if answer != "server5"], default=0.0)
+    print(f"\nheartbeat on {heartbeat_on}, vigil on {vigil_on}: the client answered by "
+          f"server5 from {first:.3f}s after the heal (last miss at {outage:.3f}s), the VIP "
+          f"on server5 alone from {whole:.3f}s; answers {answers}")
+    assert first <= ANSWER_BOUND and outage <= ANSWER_BOUND, \
+        diagnosis(f"the client answered by server5 only after {first:.2f}s: {answers}")
+    assert whole <= HEAL_BOUND, diagnosis(f"one holder only after {whole:.2f}s: {answers}")
+    logs = hb.daemons[vigil_on].output()
+    if vigil_on == "server6":  # vigil lets the VIP go and tells the client where it is now
+        assert "address.handed_off" in logs, logs
+    else:  # vigil keeps it and announces it on the heal
+        assert "is back after a partition: announcing the addresses" in logs, logs
+    # and it stays so once the pair is whole again
+    wait_until(lambda: hb.peer(vigil_on)["status"] == "active", 30,
+               lambda: diagnosis("the pair whole again"))
+    wait_until(lambda: hb.client_answer() == "server5", 5,
+               lambda: diagnosis("server5 still answering"))
+    assert hb.holders() == {"server5"}

@@ -529,3 +529,50 @@ def test_the_keeper_announces_again_whenever_the_peer_lets_go_or_returns():
 def test_nothing_is_announced_when_nothing_is_held_here():
     core = core_with_ready_peer()
     assert [a for d in core.peer_gone(1) for a in d.actions] == []
+
+
+def test_on_return_only_the_groups_this_node_keeps_are_announced_at_once():
+    """n1 holds both groups after a partition; G2 is n2's: pulling the clients to n1's MAC
+    for an address n1 is about to give away would strand them once n1 stops it."""
+    pair = split_brain()
+    announced = [a for d in pair.n1.peer_returned(pair.now) for a in d.actions]
+    assert announced == [Announce(G1)]
+    assert pair.n1.returned == {G2.index}
+
+
+def test_a_group_the_peer_keeps_is_stopped_with_a_hand_off():
+    pair = split_brain()
+    pair.record("n1", pair.n1.peer_returned(pair.now))
+    pair.actions.clear()
+    pair.step()
+    stops = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)]
+    assert stops == [StopGroup(G2, handoff=True)]  # the peer keeps G2: tell the segment
+    assert pair.n1.returned == set()
+    ordinary = pair.n1._give(G1, "standby")  # any other stop hands nothing off
+    assert ordinary.actions == (StopGroup(G1),)
+
+
+def test_a_returned_group_the_peer_does_not_run_is_announced_once_the_peer_says_so():
+    pair = split_brain(auto_failback="off")  # n1 may keep n2's group
+    # n2 let G2 go while the links were cut (as a heartbeat peer restarting may)
+    pair.n2.hold[G2.index] = Hold.RELEASED
+    pair.n2._changed()
+    pair.record("n1", pair.n1.peer_returned(pair.now))
+    assert pair.n1.returned == {G2.index}
+    pair.actions.clear()
+    pair.step()
+    assert ("n1", Announce(G2)) in pair.actions
+    assert pair.n1.returned == set()
+    assert any("does not run" in r for r in pair.reasons("n1"))
+
+
+def test_garp_refresh_is_a_core_deadline_while_groups_are_held():
+    core = core_with_ready_peer(garp_refresh=10.0)
+    assert core.refresh_at is None  # nothing held yet
+    complete_every_action(core, 0.5)  # G1 held from 0.5
+    assert core.decide(0.5) == [] and core.refresh_at == 10.5
+    assert core.next_deadline(1.0) == 10.5
+    assert core.decide(10.4) == []
+    [decision] = core.decide(10.5)
+    assert decision.actions == (Announce(G1),) and decision.level == "debug"
+    assert core.refresh_at == 20.5

@@ -36,3 +36,17 @@ def test_test_driver_reads_ipaddr_arguments():
     assert parse_ipaddr(("2001:db8::100",)) == ("2001:db8::100", None, None)
     assert isinstance(agent_for_resource("198.51.100.100"), TestIPaddrAgent)
     assert isinstance(agent_for_resource("IPaddr2::198.51.100.100/24"), TestIPaddrAgent)
+
+
+def test_a_hand_off_announces_the_holders_mac_from_our_own_nic():
+    from vigil.net import packets
+
+    reply, request = packets.handoff_arp_pair("02:00:00:00:00:05", "198.51.100.100",
+                                              "02:00:00:00:00:06")
+    for frame, op in ((reply, packets.ARP_REPLY), (request, packets.ARP_REQUEST)):
+        arp = packets.parse_arp(frame)
+        assert arp is not None and arp.op == op
+        assert arp.sender_mac == "02:00:00:00:00:05" and arp.sender_ip == "198.51.100.100"
+        assert arp.target_ip == "198.51.100.100"
+        assert arp.eth_src == "02:00:00:00:00:06"  # no switch learns the holder's MAC here
+        assert frame[:6] == b"\xff" * 6

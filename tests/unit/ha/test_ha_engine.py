@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from vigil.ha.decision import StartGroup, StopGroup
+from vigil.ha.decision import Announce, StartGroup, StopGroup
 from vigil.ha.engine import NodeConfig, NodeEngine
 from vigil.ha.groups import groups_from_lines
+from vigil.ha.state import Hold
 from vigil.membership import messages
 from vigil.membership.auth import AuthKeys
 from vigil.membership.codec import PacketCodec
@@ -332,3 +333,62 @@ def test_marks_follow_every_control_message_and_statuses_once_a_second():
     ask = from_vigil_n2(AskResources(env=None, rsc_hold="local", info="me"), 4, hg=101)
     assert node.receive(ask, "eth0", 1.1).marks == {"n2": (101, 4)}
     assert node.receive(active(1, hg=102), "eth0", 1.2).marks == {"n2": (102, 1)}  # restart
+
+
+def run_alone(node: NodeEngine, until: float) -> list[tuple[float, str]]:
+    """Drive a node whose peer is never heard on a fake clock, from deadline to deadline.
+
+    Every start succeeds at once; returns (time, group) for each Announce.
+    """
+    announced = []
+    now = 0.0
+    pending = list(node.start(now).actions)
+    while now <= until:
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, StartGroup):
+                pending += node.completed(action, True, now).actions
+            elif isinstance(action, Announce):
+                announced.append((now, action.group.key))
+        pending += node.tick(now).actions
+        if not pending:
+            now = node.next_deadline(now)
+    return announced
+
+
+def test_garp_refresh_announces_every_held_group_again_at_its_period():
+    node = engine(garp_refresh=2.0)
+    announced = run_alone(node, 9.0)
+    assert all(node.core.hold[g.index] is Hold.HELD for g in GROUPS)
+    held_at = 1.0  # initdead: the peer is never heard, both groups are taken
+    times = sorted({t for t, _ in announced})
+    assert times == [held_at + 2.0, held_at + 4.0, held_at + 6.0, held_at + 8.0]
+    for t in times:
+        assert sorted(k for at, k in announced if at == t) == sorted(g.key for g in GROUPS)
+
+
+def test_no_garp_refresh_by_default_and_none_while_nothing_is_held():
+    assert run_alone(engine(), 9.0) == []
+    node = engine(garp_refresh=2.0, groups=())
+    assert run_alone(node, 9.0) == []
+    assert node.core.refresh_at is None
+
+
+def test_garp_refresh_stops_when_the_groups_are_released_and_a_reload_changes_it():
+    node = engine(garp_refresh=2.0)
+    run_alone(node, 4.0)
+    assert node.core.refresh_at == 5.0
+    node.reconfigure(dataclasses.replace(node.config, garp_refresh=0.5), 4.2)
+    out = node.tick(4.2)
+    assert node.core.refresh_at == 4.7 and not [a for a in out.actions
+                                                if isinstance(a, Announce)]
+    out = node.tick(4.7)
+    assert sorted(a.group.key for a in out.actions if isinstance(a, Announce)) == \
+        sorted(g.key for g in GROUPS)
+    for line in out.logs:
+        if line.event == "ha.decision" and "garp_refresh" in line.fields["reason"]:
+            assert line.level == "debug"  # a routine announcement: not one line per period
+    stops = node.command("shutdown", 5.0).actions
+    assert stops and all(isinstance(a, StopGroup) for a in stops)
+    assert node.core.refresh_at is None  # leaving, nothing held: no more rounds
+    assert not [a for a in node.tick(6.0).actions if isinstance(a, Announce)]

@@ -124,3 +124,12 @@ def test_stonith_with_a_config_file_reads_the_file_and_stonith_host_passes_param
         "-T", "reset", "b.example.com"]
     assert by_device["external/ssh"].command("b.example.com") == [
         "stonith", "-t", "external/ssh", "-p", "b.example.com", "-T", "reset", "b.example.com"]
+
+
+def test_garp_refresh_reaches_the_failover_core(tmp_path):
+    paths = write(tmp_path, BASIC, vigil_cf="garp_refresh 30\n")
+    settings = settings_for(paths)
+    assert settings.garp_refresh == 30.0
+    assert settings.node_config().failover_settings().garp_refresh == 30.0
+    (tmp_path / "vigil.cf").unlink()
+    assert settings_for(write(tmp_path, BASIC)).node_config().garp_refresh == 0.0
