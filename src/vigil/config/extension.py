@@ -42,6 +42,7 @@ from typing import Any
 
 from vigil.config.base import (
     NO_JSON,
+    SECRET,
     BoolValue,
     ChoiceValue,
     Diagnostics,
@@ -124,6 +125,18 @@ class PolicyOverride:
 
 
 @dataclass(frozen=True)
+class FenceDevice:
+    """A `fence NODE` section: the fence agent that powers NODE off, and its parameters
+    (fence-agents' key=value names: ip, username, password, plug, ...)."""
+
+    node: str
+    agent: str
+    #: may hold passwords: shown as stars unless asked
+    params: FrozenMap[str, str] = field(default_factory=FrozenMap, metadata=SECRET)
+    location: Location | None = field(default=None, compare=False, repr=False, metadata=NO_JSON)
+
+
+@dataclass(frozen=True)
 class ExtensionConfig:
     """vigil.cf with every default filled in."""
 
@@ -146,6 +159,8 @@ class ExtensionConfig:
     smtp_port: int = 25
     mail_from: str | None = None
     state_dir: str = "/var/lib/vigil"
+    #: `fence NODE` sections, by node name (lower case)
+    fence_devices: FrozenMap[str, FenceDevice] = field(default_factory=FrozenMap)
     path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
 
     def policy_for(self, ref: ResourceRef) -> ResourcePolicy:
@@ -236,6 +251,8 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
     seen: dict[str, int] = {}
     sections: dict[tuple[str, str], tuple[dict[str, Any], SourceLine]] = {}
     current: tuple[str, str] | None = None
+    fences: dict[str, tuple[dict[str, str], SourceLine]] = {}
+    fence: str | None = None
     for line in physical_lines(text, path):
         content = strip_comment(line.text)
         words = split_words(content)
@@ -246,6 +263,27 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
         name = head.text
         if not indented:
             current = None
+            fence = None
+        if name == "fence" and not indented:
+            if len(words) != 2:
+                diags.error(line, head.column, "write 'fence NODE' on a line of its own")
+                continue
+            fence = words[1].text.lower()
+            if fence in fences:
+                diags.error(line, head.column, f"fence {words[1].text} has two sections "
+                            f"(first on line {fences[fence][1].number})")
+                fence = None
+                continue
+            fences[fence] = ({}, line)
+            continue
+        if indented and fence is not None:
+            if not _FENCE_PARAM.fullmatch(name) or len(words) < 2:
+                diags.error(line, head.column, "a fence section holds 'agent NAME' and the "
+                            "agent's parameters as 'name value' (ip, username, password, "
+                            "plug, ...)")
+                continue
+            fences[fence][0][name] = content[words[1].column - 1:].strip()
+            continue
         if name in ("agent", "resource") and not indented:
             if len(words) != 2:
                 diags.error(line, head.column, f"write '{name} NAME' on a line of its own")
@@ -308,7 +346,17 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
                           f"{name} set again (first on line {seen[key]}); the last value counts")
         seen[key] = line.number
         target[name] = value
-    return Parsed(_build(values, sections, path, diags), diags.freeze())
+    devices: dict[str, FenceDevice] = {}
+    for node, (settings, line) in fences.items():
+        agent = settings.pop("agent", None)
+        if agent is None:
+            diags.error(line, 1, f"fence {node}: the section names no agent (agent fence_...)")
+            continue
+        devices[node] = FenceDevice(node, agent, FrozenMap(settings), line.at(1))
+    config = _build(values, sections, path, diags)
+    if devices:
+        config = replace(config, fence_devices=FrozenMap(devices))
+    return Parsed(config, diags.freeze())
 
 
 def _build(values: dict[str, Any], sections: dict[tuple[str, str],
@@ -324,6 +372,9 @@ def _build(values: dict[str, Any], sections: dict[tuple[str, str],
     others = {k: v for k, v in values.items() if k not in policy_fields}
     return ExtensionConfig(defaults, FrozenMap(agents), FrozenMap(resources), path=path,
                            **others)
+
+
+_FENCE_PARAM = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
@@ -364,6 +415,12 @@ def render(config: ExtensionConfig) -> str:
             out.append(f"{override.kind} {override.name}")
             for key, value in override.settings.items():
                 out.append(f"\t{key} {_render_value(value)}")
+    for device in config.fence_devices.values():
+        out.append("")
+        out.append(f"fence {device.node}")
+        out.append(f"\tagent {device.agent}")
+        for key, value in device.params.items():
+            out.append(f"\t{key} {value}")
     return "\n".join(out) + "\n"
 
 

@@ -426,6 +426,13 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
                            f"resource {override.name}: not in haresources"))
     for problem in extension_mod.unsupported(extension):
         out.append(Diagnostic(Severity.WARNING, Location(extension.path), problem))
+    from vigil.ha.fencing import agent_path
+    for device in extension.fence_devices.values():
+        if agent_path(device.agent) is None:
+            out.append(_at(device.location, extension.path, Severity.ERROR,
+                           f"fence {device.node}: fence agent {device.agent} not found (looked "
+                           "in /usr/sbin, /sbin, /usr/local/sbin and PATH; Debian: apt-get "
+                           "install fence-agents)"))
     return out
 
 

@@ -36,6 +36,7 @@ from vigil.errors import ConfigError, EnvironmentProblem, VigilError
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
+from vigil.ha.fencing import fence_off
 from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
 from vigil.ha.identity import (
     DEFAULT_STATE_DIR,
@@ -364,6 +365,14 @@ class HeartbeatDaemon:
 
     async def _fence(self, node: str) -> bool:
         settings = self.settings
+        for name, agent, params in settings.fence_agents:
+            if name != node.lower():
+                continue
+            outcome = await fence_off(agent, dict(params), settings.fence_timeout)
+            event(log, "fence.result", logging.INFO if outcome.fenced else logging.ERROR,
+                  node=node, agent=agent, fenced=outcome.fenced, detail=outcome.reason)
+            if outcome.fenced:
+                return True
         commands: list[list[str]] = []
         if settings.fence_command:
             commands.append(["sh", "-c", settings.fence_command.replace("%n", node)])

@@ -79,6 +79,8 @@ class HeartbeatSettings:
     respawn: tuple[Program, ...] = ()
     #: ha.cf's watchdog device, fed by the heartbeat thread
     watchdog: str | None = None
+    #: vigil.cf's `fence NODE` sections: node -> (agent, parameters)
+    fence_agents: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     debug: int = 0
     stonith_hosts: tuple[StonithHost, ...] = ()
@@ -96,7 +98,8 @@ class HeartbeatSettings:
 
     @property
     def fencing(self) -> bool:
-        return self.fence_before_takeover and bool(self.fence_command or self.stonith_hosts)
+        return self.fence_before_takeover and bool(self.fence_command or self.stonith_hosts
+                                                   or self.fence_agents)
 
     def node_config(self) -> NodeConfig:
         return NodeConfig(
@@ -177,6 +180,8 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
         debugfile=hacf.debugfile, logfacility=hacf.logfacility, debug=hacf.debug,
         respawn=programs, env=tuple(hacf.env.items()), watchdog=hacf.watchdog,
+        fence_agents=tuple((d.node, d.agent, tuple(d.params.items()))
+                           for d in extension.fence_devices.values()),
         stonith_hosts=stonith,
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,

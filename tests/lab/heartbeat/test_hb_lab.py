@@ -260,6 +260,38 @@ def test_the_watchdog_is_fed_while_the_daemon_runs_and_disarmed_by_a_clean_stop(
     assert not hb.lab.host("server5").path("/run/watchdog").read_bytes().endswith(b"V")
 
 
+FENCE_DUMMY = "/usr/sbin/fence_dummy"
+
+
+@pytest.mark.skipif(not Path(FENCE_DUMMY).exists(), reason="Debian's fence-agents is not installed")
+@pytest.mark.parametrize("device", ["file", "fail"])
+def test_a_dead_peer_is_fenced_by_a_fence_agent_before_the_takeover(hb, device):
+    # fence_dummy's "power" is a status file on the fencing node: on, then off once fenced
+    for name, peer in (("server5", "server6"), ("server6", "server5")):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/run/power-" + peer, "on")
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\n"
+                        f"fence {peer}.example.com\n    agent fence_dummy\n"
+                        f"    type {device}\n    status_file /run/power-{peer}\n")
+    for name in ("server5", "server6"):
+        hb.responder(name)
+    for name in ("server5", "server6"):
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    hb.lab.crash("server5")
+    server6 = hb.lab.host("server6")
+    if device == "file":
+        hb.wait_client("server6", timeout=30)
+        assert server6.read_file("/run/power-server5").strip() == "off"
+        assert "fenced=True" in hb.daemons["server6"].output()
+    else:  # the device fails: no takeover, and the log says why
+        wait_until(lambda: hb.daemons["server6"].output().count("fence.result") >= 2, 60,
+                   "two fence attempts")
+        assert hb.holders() == set()
+        assert "fenced=False" in hb.daemons["server6"].output()
+
+
 def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
     hb.start_both()
     assert hb.peer("server6")["deadtime"] == 1.0

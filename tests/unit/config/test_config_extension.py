@@ -116,3 +116,25 @@ def test_failed_stop_reboot_is_reported_as_not_carried_out():
     assert unsupported(parse("restart_limit 2\n")) == []
     [problem] = unsupported(parse("agent mysqld\n    failed_stop reboot\n"))
     assert problem.startswith("agent mysqld: failed_stop reboot is not carried out")
+
+
+def test_fence_sections_name_an_agent_and_its_parameters():
+    from vigil.config.base import to_jsonable
+    from vigil.config.extension import analyze, parse, render
+
+    text = ("fence Server6.example.com\n    agent fence_ipmilan\n    ip 203.0.113.16\n"
+            "    username admin\n    password s3cret pass\n")
+    config = parse(text)
+    device = config.fence_devices["server6.example.com"]
+    assert device.agent == "fence_ipmilan"
+    assert dict(device.params) == {"ip": "203.0.113.16", "username": "admin",
+                                   "password": "s3cret pass"}
+    assert parse(render(config)) == config
+    shown = to_jsonable(config)["fence_devices"]["server6.example.com"]
+    assert "s3cret" not in str(shown)
+    errors = [(d.location.line, d.message) for d in analyze(
+        "fence a\n    ip 1\nfence b\n    agent x\nfence b\n    agent y\n"
+        "fence c\n    Bad-Key 1\n").diagnostics]
+    assert (1, "fence a: the section names no agent (agent fence_...)") in errors
+    assert (5, "fence b has two sections (first on line 3)") in errors
+    assert any(line == 8 and "a fence section holds" in message for line, message in errors)
