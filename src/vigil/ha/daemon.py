@@ -441,6 +441,16 @@ class HeartbeatDaemon:
 
         answer = await beat.ask(apply)
         if answer["ok"]:
+            reconfigure = getattr(self.driver, "reconfigure", None)
+            if reconfigure is not None and new.source is not None:
+                from vigil.config.extension import agent_options
+                reconfigure(agent_options(new.source.extension))
+            for what, old_value, new_value in (
+                    ("respawn", self.settings.respawn, new.respawn),
+                    ("watchdog", self.settings.watchdog, new.watchdog)):
+                if old_value != new_value:
+                    event(log, "config.restart_needed", logging.WARNING, setting=what,
+                          detail="applied at the next start of vigil heartbeat")
             self.settings = new
         return answer
 

@@ -29,6 +29,17 @@ class AgentsGroupDriver:
         self.paths = paths
         self._groups: dict[int, Any] = {}
 
+    def reconfigure(self, options: Any) -> None:
+        """vigil.cf reloaded: every group and resource uses the new options from now on
+        (timeouts, ARP counts, stop retries; a monitor loop picks them up at its next
+        restart of the group's monitoring)."""
+        self.options = options
+        for runtime in self._groups.values():
+            runtime.options = options
+            for agent in runtime.agents:
+                if hasattr(agent, "options"):
+                    agent.options = options
+
     def runtime(self, group: Group) -> Any:
         from vigil.agents.factory import parse_resource
         from vigil.agents.group import Group as AgentGroup

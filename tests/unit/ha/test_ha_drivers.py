@@ -50,3 +50,17 @@ def test_a_hand_off_announces_the_holders_mac_from_our_own_nic():
         assert arp.target_ip == "198.51.100.100"
         assert arp.eth_src == "02:00:00:00:00:06"  # no switch learns the holder's MAC here
         assert frame[:6] == b"\xff" * 6
+
+
+def test_a_reload_gives_every_group_and_resource_the_new_options():
+    from vigil.agents.options import AgentOptions
+    from vigil.ha.drivers import AgentsGroupDriver
+    from vigil.ha.groups import groups_from_lines
+
+    [group] = groups_from_lines([("n1", ["MailTo::root@localhost"])])
+    driver = AgentsGroupDriver(AgentOptions(stop_retries=10))
+    runtime = driver.runtime(group)
+    new = AgentOptions(stop_retries=2, smtp_port=2525)
+    driver.reconfigure(new)
+    assert driver.runtime(group) is runtime and runtime.options is new
+    assert all(agent.options is new for agent in runtime.agents)
