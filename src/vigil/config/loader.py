@@ -453,6 +453,12 @@ def _check_ldirectord(config: ldirectord_mod.LdirectordConfig,
         if not vs.reals and vs.fallback is None:
             out.append(_at(vs.location, config.path, Severity.WARNING,
                            f"virtual service {vs.ident} has no real server and no fallback"))
+        if vs.service == "oracle" and vs.checktype in (ldirectord_mod.CheckType.NEGOTIATE,
+                                                       ldirectord_mod.CheckType.COMBINED):
+            out.append(_at(vs.location, config.path, Severity.ERROR,
+                           f"virtual service {vs.ident}: vigil has no oracle negotiate check "
+                           "(ldirectord's needs DBD::Oracle); its real servers would always "
+                           "be down: use checktype=connect, or an external check"))
         if vs.scheduler not in USERSPACE_SCHEDULERS:
             out.append(_at(vs.location, config.path, Severity.WARNING,
                            f"virtual service {vs.ident}: scheduler {vs.scheduler} runs only "

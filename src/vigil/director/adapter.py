@@ -47,6 +47,12 @@ def load_config(path: str | Path, resolver: Resolver | None = None) -> DirectorC
 def from_ldirectord(model: cf.LdirectordConfig, resolver: Resolver) -> DirectorConfig:
     services = []
     for virtual in model.virtuals:
+        if virtual.service == "oracle" and virtual.checktype in (cf.CheckType.NEGOTIATE,
+                                                                 cf.CheckType.COMBINED):
+            raise ConfigError(virtual.location or Location(model.path),
+                              f"virtual service {virtual.ident}: vigil has no oracle negotiate "
+                              "check (ldirectord's needs DBD::Oracle); use checktype=connect "
+                              "or an external check")
         try:
             services.append(_service(virtual, resolver))
         except (cf.ResolutionError, ValueError) as exc:

@@ -252,3 +252,14 @@ def test_a_scheduler_only_ipvs_runs_is_reported_with_its_line(tmp_path):
     [warning] = [w for w in report.warnings if "scheduler" in w.message]
     assert (Path(warning.location.path).name, warning.location.line) == ("web.cf", 5)
     assert "scheduler lblc runs only with the ipvs backend" in warning.message
+
+
+def test_an_oracle_negotiate_check_is_refused_and_connect_is_fine(tmp_path):
+    d = seed_dir(tmp_path, "lvs")
+    (d / "haresources").write_text("server5.example.com 10.0.0.1 ldirectord::web.cf\n")
+    (d / "web.cf").write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n")
+    [error] = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com")).errors
+    assert "no oracle negotiate check" in error.message and error.location.line == 1
+    (d / "web.cf").write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n"
+                              "\tchecktype=connect\n")
+    assert loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com")).errors == ()

@@ -85,3 +85,16 @@ def test_find_config_looks_in_etc_ha_d_first(tmp_path, monkeypatch):
     monkeypatch.setattr(adapter, "SEARCH_DIRECTORIES", (str(tmp_path), str(tmp_path / "conf")))
     assert find_config("web.cf") == tmp_path / "conf" / "web.cf"
     assert str(find_config("./other.cf")) == "other.cf"
+
+
+def test_the_director_refuses_an_oracle_negotiate_check_at_its_line(tmp_path):
+    import pytest
+
+    from vigil.director.adapter import load_config
+    from vigil.errors import ConfigError
+
+    path = tmp_path / "ora.cf"
+    path.write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n\tservice=oracle\n")
+    with pytest.raises(ConfigError, match="no oracle negotiate check") as caught:
+        load_config(path)
+    assert caught.value.location.line == 1
