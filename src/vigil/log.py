@@ -27,6 +27,9 @@ SYSLOG_ADDRESS = "/dev/log"
 DEFAULT_FACILITY = "daemon"
 
 _listener: logging.handlers.QueueListener | None = None
+#: handlers whose level follows the debug setting (not logfile: heartbeat's has no debug)
+_leveled: list[logging.Handler] = []
+_debugfile_set = False
 
 
 def _quote(value: Any) -> str:
@@ -83,11 +86,15 @@ def setup_logging(logfile: str | Path | None = None, debug: bool = False,
     handlers: list[logging.Handler] = []
     problems: list[str] = []
     formatter = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    global _debugfile_set
+    _debugfile_set = bool(debugfile)
+    _leveled.clear()
     level = logging.DEBUG if debug else logging.INFO
     if stream:
         stream_handler = logging.StreamHandler(sys.stderr)
         stream_handler.setLevel(level)
         handlers.append(stream_handler)
+        _leveled.append(stream_handler)
     if logfile:
         Path(logfile).parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(logfile)
@@ -117,9 +124,11 @@ def setup_logging(logfile: str | Path | None = None, debug: bool = False,
                 fallback.setLevel(level)
                 fallback.setFormatter(formatter)
                 handlers.append(fallback)
+                _leveled.append(fallback)
         else:
             syslog.ident = f"{ident}[{os.getpid()}]: "
             syslog.setLevel(level)
+            _leveled.append(syslog)
             syslog.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
             handlers.append(syslog)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
@@ -133,6 +142,15 @@ def setup_logging(logfile: str | Path | None = None, debug: bool = False,
     for problem in problems:
         root.warning(format_event("log.target_unavailable", detail=problem))
     return problems
+
+
+def set_debug(on: bool) -> None:
+    """Debug lines on or off while running (heartbeat's SIGUSR1/SIGUSR2)."""
+    level = logging.DEBUG if on else logging.INFO
+    for handler in _leveled:
+        handler.setLevel(level)
+    logging.getLogger("vigil").setLevel(logging.DEBUG if on or _debugfile_set
+                                        else logging.INFO)
 
 
 def _probe_syslog(address: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import pytest
 
@@ -68,3 +69,23 @@ def test_without_syslog_a_detached_daemon_logs_to_its_fallback_file(tmp_path):
     assert len(problems) == 1 and str(fallback) in problems[0]
     text = fallback.read_text()
     assert "log.target_unavailable" in text and "heartbeat.ready pid=1" in text
+
+
+def test_debug_lines_can_be_turned_on_and_off_while_running(capfd):
+    setup_logging(stream=True)
+    log = logging.getLogger("vigil.test")
+    log.debug("hidden.before")
+    from vigil.log import set_debug
+    set_debug(True)
+    log.debug("shown.while.on")
+    err = ""
+    deadline = time.monotonic() + 5
+    while "shown.while.on" not in err and time.monotonic() < deadline:  # the writer thread
+        err += capfd.readouterr().err
+        time.sleep(0.01)
+    assert "shown.while.on" in err
+    set_debug(False)
+    log.debug("hidden.after")
+    stop_logging()
+    err += capfd.readouterr().err
+    assert "hidden.before" not in err and "hidden.after" not in err

@@ -148,6 +148,7 @@ class HeartbeatDaemon:
         self._marks: dict[str, tuple[int, int]] = {}
         self._marks_writer: asyncio.Task[None] | None = None
         self.supervisor: Supervisor | None = None
+        self.debug_level = settings.debug
 
     # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -194,6 +195,8 @@ class HeartbeatDaemon:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._shutdown_signal, signum)
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
+            loop.add_signal_handler(signal.SIGUSR1, self._debug_signal, 1)
+            loop.add_signal_handler(signal.SIGUSR2, self._debug_signal, -1)
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(),
                   media=len(settings.media), realtime=self.realtime.get("scheduler", "off"))
             if not settings.keys.signer.method.needs_key:
@@ -224,7 +227,8 @@ class HeartbeatDaemon:
     async def _cleanup(self) -> None:
         loop = self._loop
         if loop is not None:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
+                           signal.SIGUSR2):
                 loop.remove_signal_handler(signum)
         if self.supervisor is not None:
             await self.supervisor.stop()
@@ -407,6 +411,14 @@ class HeartbeatDaemon:
         event(log, "signal", signal=signal.Signals(signum).name,
               action="graceful shutdown: handing groups to the peer")
         self.beat.post(self._command("shutdown"))
+
+    def _debug_signal(self, step: int) -> None:
+        """heartbeat's SIGUSR1 (one debug level more) and SIGUSR2 (one less)."""
+        from vigil.log import set_debug
+        self.debug_level = max(0, min(255, self.debug_level + step))
+        set_debug(self.debug_level > 0)
+        event(log, "log.debug_level", level=self.debug_level,
+              signal="SIGUSR1" if step > 0 else "SIGUSR2")
 
     def _reload_signal(self) -> None:
         event(log, "signal", signal="SIGHUP", action="reload")
