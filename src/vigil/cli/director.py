@@ -70,6 +70,39 @@ def _parse(args: argparse.Namespace) -> tuple[Path | None, str]:
 
 def main(args: argparse.Namespace) -> int:
     config_path, action = _parse(args)
+    # ldirectord's execute=OTHER: the same action for OTHER's instance (and its own)
+    if action != "status":
+        for child in _executed(config_path, {config_path} if config_path else set()):
+            child_args = argparse.Namespace(**{**vars(args), "config": str(child),
+                                               "words": [action], "foreground": False})
+            code = _run(child, action, child_args)
+            if code != 0:
+                print(f"vigil director {child.name} {action}: exit {code}", file=sys.stderr)
+    return _run(config_path, action, args)
+
+
+def _executed(config_path: Path | None, seen: set[Path]) -> list[Path]:
+    """The configs named by execute= lines, followed transitively, each once."""
+    if config_path is None:
+        return []
+    from vigil.config import ldirectord as cf
+
+    try:
+        model = cf.parse(config_path.read_text(), str(config_path))
+    except (OSError, VigilError):
+        return []  # the action on the config itself reports the problem
+    found: list[Path] = []
+    for name in model.execute:
+        child = find_config(name).resolve()
+        if child in seen:
+            continue
+        seen.add(child)
+        found.append(child)
+        found.extend(_executed(child, seen))
+    return found
+
+
+def _run(config_path: Path | None, action: str, args: argparse.Namespace) -> int:
     instance = daemon.instance_name(config_path)
     if action == "status":
         return status(instance, config_path, args.json)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from director_lab_support import PYTHON, VIP, control, nginx, port_open, vigil
+from director_lab_support import PYTHON, VIP, control, nginx, port_open, states, vigil
 
 from vigil.testing import wait_until
 
@@ -153,3 +153,27 @@ def test_negotiate_services_good_and_bad(seed_lab):
         assert "does not match" in result["8080"][1]
     finally:
         vigil(server5, "director", "stop", check=False)
+
+
+def test_execute_starts_and_stops_the_other_instances_with_the_first(seed_lab):
+    server5 = seed_lab.host("server5")
+    seed_lab.add_address("server5", "eth0", f"{VIP}/24")
+    nginx(seed_lab.host("rs1"), "rs1 ok")
+    nginx(seed_lab.host("rs1"), "rs1 alt", listen="8080", name="alt")  # DR keeps the port
+    server5.write_file("/etc/ha.d/main.cf", f"checkinterval=1\nexecute=second.cf\n"
+                       f"virtual={VIP}:80\n\treal={RS1}:80 gate\n\tchecktype=connect\n")
+    server5.write_file("/etc/ha.d/second.cf", f"checkinterval=1\nexecute=main.cf\n"
+                       f"virtual={VIP}:8080\n\treal={RS1}:8080 gate\n\tchecktype=connect\n")
+    try:
+        vigil(server5, "director", "main.cf", "start")
+        assert vigil(server5, "director", "second.cf", "status", check=False).returncode == 0
+        wait_until(lambda: states(server5, "second.cf") and
+                   set(states(server5, "second.cf").values()) == {"up"}, 30,
+                   lambda: "the executed instance checking its service: "
+                   f"{states(server5, 'second.cf')}")
+        vigil(server5, "director", "main.cf", "stop")
+        for name in ("main.cf", "second.cf"):
+            assert vigil(server5, "director", name, "status", check=False).returncode == 3
+    finally:
+        for name in ("main.cf", "second.cf"):
+            vigil(server5, "director", name, "stop", check=False)
