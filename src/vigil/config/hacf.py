@@ -328,6 +328,9 @@ class HaCf:
 
 _IGNORED_LOGD = "vigil logs through its own non-blocking logger; there is no logd to talk to"
 _IGNORED_PCMK = "Pacemaker-only setting; vigil runs haresources (R1) mode"
+_IGNORED_COMPRESSION = ("vigil neither compresses nor decodes compressed messages; in "
+                        "haresources mode no message reaches the threshold (2 KB), so a "
+                        "heartbeat peer sends none either")
 
 _FACILITIES = (
     "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog",
@@ -366,7 +369,9 @@ KEYWORDS = keyword_table(
             status=KeywordStatus.IGNORED, reason=_IGNORED_LOGD),
     Keyword("conn_logd_time", "reconnect interval to the logging daemon", TimeValue(0, True),
             60.0, status=KeywordStatus.IGNORED, reason=_IGNORED_LOGD),
-    Keyword("log_badpack", "warn about bad or unauthenticated packets", BoolValue(), True),
+    Keyword("log_badpack", "warn about bad or unauthenticated packets", BoolValue(), True,
+            status=KeywordStatus.IGNORED, reason="vigil counts every rejected packet (vigil "
+            "status) and logs each kind at most once every 5 s, whatever this says"),
     Keyword("syslogmsgfmt", "syslog line format in log files", BoolValue(), True,
             status=KeywordStatus.IGNORED,
             reason="vigil writes its own `event key=value` lines"),
@@ -378,17 +383,24 @@ KEYWORDS = keyword_table(
     Keyword("autojoin", "let unlisted authenticated nodes join: none, other, any",
             ChoiceValue("none", "other", "any", case_sensitive=False), "none"),
     Keyword("uuidfrom", "node UUID from a file or from the node name",
-            ChoiceValue("file", "nodename"), "file"),
+            ChoiceValue("file", "nodename"), "file", status=KeywordStatus.IGNORED,
+            reason="vigil keeps the node's uuid in hb_uuid in its state directory (file)"),
     Keyword("hbgenmethod", "how the generation (restart) number is kept",
             ChoiceValue("file", "time"), "file"),
-    Keyword("cluster", "cluster name", StrValue("a name"), "linux-ha"),
-    Keyword("msgfmt", "wire format", ChoiceValue("classic", "netstring"), "classic"),
+    Keyword("cluster", "cluster name", StrValue("a name"), "linux-ha",
+            status=KeywordStatus.IGNORED, reason="heartbeat's haresources mode sends no "
+            "cluster name either"),
+    Keyword("msgfmt", "wire format", ChoiceValue("classic", "netstring"), "classic",
+            status=KeywordStatus.IGNORED, reason="signed packets are always in the netstring "
+            "format, as heartbeat 3.0.6 itself sends them"),
     Keyword("compression", "compression module for large messages",
-            ChoiceValue("zlib", "bz2"), "zlib"),
+            ChoiceValue("zlib", "bz2"), "zlib", status=KeywordStatus.IGNORED,
+            reason=_IGNORED_COMPRESSION),
     Keyword("compression_threshold", "compress messages larger than this many KB",
-            IntValue(1, None, "threshold"), 2),
+            IntValue(1, None, "threshold"), 2, status=KeywordStatus.IGNORED,
+            reason=_IGNORED_COMPRESSION),
     Keyword("traditional_compression", "compress whole messages including headers",
-            BoolValue(), False),
+            BoolValue(), False, status=KeywordStatus.IGNORED, reason=_IGNORED_COMPRESSION),
     Keyword("env", "NAME=value put in the environment of respawned programs",
             StrValue("NAME=value", r"[A-Za-z_][A-Za-z0-9_]*=.*")),
     Keyword("coredumps", "let heartbeat dump core", BoolValue(), True,

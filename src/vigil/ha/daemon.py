@@ -157,7 +157,7 @@ class HeartbeatDaemon:
         loop = self._loop = asyncio.get_running_loop()
         settings = self.settings
         uuid = node_uuid(self.state_dir)
-        generation = next_generation(self.state_dir)
+        generation = next_generation(self.state_dir, settings.hbgenmethod)
         marks, damaged = load_peer_marks(self.state_dir)
         if damaged is not None:
             event(log, "state.damaged", logging.WARNING, detail=damaged,

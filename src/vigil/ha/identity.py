@@ -36,8 +36,13 @@ def node_uuid(state_dir: Path = DEFAULT_STATE_DIR) -> bytes:
     return data
 
 
-def next_generation(state_dir: Path = DEFAULT_STATE_DIR) -> int:
-    """Read, increment and durably store the generation (first start: the current time)."""
+def next_generation(state_dir: Path = DEFAULT_STATE_DIR, method: str = "file") -> int:
+    """Read, increment and durably store the generation (first start: the current time).
+
+    ha.cf's `hbgenmethod time` takes the current time at every start instead (no file
+    needed; a clock set back makes the peers take the new packets for replays)."""
+    if method == "time":
+        return int(time.time())
     path = state_dir / "hb_generation"
     try:
         generation = int(path.read_text().strip())

@@ -79,6 +79,8 @@ class HeartbeatSettings:
     respawn: tuple[Program, ...] = ()
     #: ha.cf's watchdog device, fed by the heartbeat thread
     watchdog: str | None = None
+    #: how the generation is kept: "file" (a counter in hb_generation) or "time"
+    hbgenmethod: str = "file"
     #: vigil.cf's `fence NODE` sections: node -> (agent, parameters)
     fence_agents: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
@@ -180,6 +182,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         realtime=hacf.realtime, rtprio=hacf.rtprio, logfile=hacf.logfile,
         debugfile=hacf.debugfile, logfacility=hacf.logfacility, debug=hacf.debug,
         respawn=programs, env=tuple(hacf.env.items()), watchdog=hacf.watchdog,
+        hbgenmethod=hacf.hbgenmethod,
         fence_agents=tuple((d.node, d.agent, tuple(d.params.items()))
                            for d in extension.fence_devices.values()),
         stonith_hosts=stonith,

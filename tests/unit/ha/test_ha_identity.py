@@ -37,3 +37,11 @@ def test_a_damaged_marks_file_is_reported_and_ignored(tmp_path):
         path.write_bytes(content)
         marks, problem = load_peer_marks(tmp_path)
         assert marks == {} and problem is not None and str(path) in problem
+
+
+def test_hbgenmethod_time_takes_the_clock_and_keeps_no_file(tmp_path):
+    import time
+    before = int(time.time())
+    generation = next_generation(tmp_path, "time")
+    assert before <= generation <= int(time.time())
+    assert not (tmp_path / "hb_generation").exists()
