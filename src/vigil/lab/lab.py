@@ -46,8 +46,9 @@ DEFAULT_ROOT = Path(os.environ.get("VIGIL_LAB_ROOT", "/tmp/vigil-lab"))
 STATE_FILE = "state.json"
 #: The switch namespace's nftables table that implements partitions.
 PARTITION_TABLE = "vigil_lab"
-#: A boot takes ~0.05 s; the margin is for a machine saturated by other work.
-BOOT_TIMEOUT = 30.0
+#: A boot takes ~0.05 s; the margin is for a machine saturated by other work (an overlay
+#: mount was seen to wait more than 30 s behind a package installation's disk flushes).
+BOOT_TIMEOUT = 120.0
 #: A host's processes still alive this long after SIGKILL are stuck in the kernel:
 #: its FUSE connections are aborted (see `_power_off`).
 FUSE_ABORT_AFTER = 0.5
