@@ -307,6 +307,25 @@ NOT_DONE = {
 }
 
 
+#: options vigil does only with some values: (name, the value vigil does, what happens)
+NOT_DONE_UNLESS = {
+    "on-io-error": ("pass_on", "not implemented: an I/O error of the backing file is "
+                               "returned to the application (pass_on); the disk is not detached "
+                               "and no local-io-error handler runs"),
+    "rr-conflict": ("disconnect", "not implemented: a resync against the roles always "
+                                  "disconnects (rr-conflict disconnect)"),
+    "always-asbp": (False, "not implemented: the split-brain policies apply only where DRBD "
+                           "applies them without it"),
+}
+#: the startup section is for DRBD's init script, which waits for the peer at boot
+STARTUP_NOTE = ("not used: vigil has no boot-time wait; `vigil volume up` returns at once and "
+                "heartbeat's drbddisk promotes the resource")
+#: handlers vigil runs; the others are accepted and said not to run
+HANDLERS_RUN = frozenset({"fence-peer", "initial-split-brain", "split-brain",
+                          "pri-lost-after-sb", "before-resync-target", "after-resync-target",
+                          "before-resync-source"})
+
+
 def _render_tenths(value: float) -> str:
     return str(round(value * 10))
 
@@ -775,6 +794,11 @@ def _store(b: _Builder, section: str, stmt: _Stmt, values: dict[str, Any],
         return
     if name in NOT_DONE:
         b.warning(head, f"{name}: {NOT_DONE[name]}")
+    done, why = NOT_DONE_UNLESS.get(name, (None, ""))
+    if why and values[spec.attribute] != done:
+        b.warning(head, f"{name}: {why}")
+    if section == "startup":
+        b.warning(head, f"{name}: {STARTUP_NOTE}")
 
 
 def _options_block(b: _Builder, section: str, stmts: list[_Stmt], values: dict[str, Any],
@@ -820,6 +844,9 @@ def _handlers(b: _Builder, stmts: list[_Stmt], out: dict[str, str]) -> None:
             continue
         if head.text not in HANDLERS:
             b.warning(head, f"unknown handler '{head.text}' (kept, not used by vigil)")
+        elif head.text not in HANDLERS_RUN:
+            b.warning(head, f"handler {head.text}: not run by vigil (it runs "
+                      f"{', '.join(sorted(HANDLERS_RUN))})")
         out[head.text] = stmt.words[1].text
 
 

@@ -720,7 +720,7 @@ class Node:
                       "direction": "source" if sync.is_source else "target", "finished": False}
         event(log, "volume.resync_start", resource=self.cfg.name, direction=sync.name,
               blocks=self.bitmap.count, bytes=self.bitmap.bytes_marked)
-        self._run_handler("before-resync-target" if sync.is_target else "")
+        self._run_handler("before-resync-target" if sync.is_target else "before-resync-source")
         if sync.is_target:
             self._write_sb(self.sb.with_flag(MdFlag.SYNC_TARGET))
             self.uptodate = False

@@ -53,7 +53,14 @@ def test_replication_under_packet_loss(volume_pair):
 
 def test_reconnects_and_resyncs_after_a_cut(volume_pair):
     pair = volume_pair
-    pair.start_pair()
+    log = pair.lab.directory / "handlers"
+    for host in ("server5", "server6"):
+        for name in ("before-resync-source", "before-resync-target", "after-resync-target"):
+            pair.host(host).write_file(f"/etc/vigil-test/{name}",
+                                       f"#!/bin/sh\necho {host} {name} >> {log}\n", mode=0o755)
+    pair.start_pair(handlers=" ".join(f"{n} /etc/vigil-test/{n};" for n in (
+        "before-resync-source", "before-resync-target", "after-resync-target")))
+    log.write_text("")  # the initial sync ran them once already
     pair.lab.partition("server5", "server6")
     pair.wait_status("server5", lambda s: s["connection"] == "Connecting", 15, "link loss")
     pair.write_blocks("server5", [7, 8, 9, 4000], b"cut")
@@ -61,6 +68,11 @@ def test_reconnects_and_resyncs_after_a_cut(volume_pair):
     pair.lab.heal("server5", "server6")
     pair.wait_synced(timeout=30)  # no admin command: the link came back by itself
     assert pair.status("server6")["last_sync"]["blocks"] == 4
+    # DRBD's resync handlers ran, each on its side (after-resync-target: when it is done)
+    expected = ["server5 before-resync-source", "server6 after-resync-target",
+                "server6 before-resync-target"]
+    wait_until(lambda: sorted(log.read_text().splitlines()) == expected, 10,
+               lambda: f"the resync handlers: {log.read_text()!r}")
     size = pair.status("server5")["size"]
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
 

@@ -260,3 +260,30 @@ def test_a_resource_without_shared_secret_is_warned_about():
     assert message.startswith("resource r0: no shared-secret: the replication link is not "
                               "authenticated")
     assert secret_warnings("cram-hmac-alg sha1; shared-secret s3cret;") == []
+
+
+@pytest.mark.parametrize("section, line, said", [
+    ("disk { on-io-error detach; }", "on-io-error detach;", "on-io-error: not implemented"),
+    ("net { rr-conflict violently; }", "rr-conflict violently;", "rr-conflict: not impl"),
+    ("net { always-asbp; }", "always-asbp;", "always-asbp: not implemented"),
+    ("startup { wfc-timeout 30; }", "wfc-timeout 30;", "wfc-timeout: not used"),
+    ("startup { become-primary-on server5; }", "become-primary-on", "become-primary-on: not"),
+    ('handlers { pri-lost "/bin/true"; }', "pri-lost", "handler pri-lost: not run"),
+    ('handlers { local-io-error "/bin/true"; }', "local-io", "handler local-io-error: not"),
+])
+def test_what_vigil_does_not_carry_out_is_said_at_its_line(section, line, said):
+    text = f"resource r0 {{\n {section}\n" + ONE_HOST
+    parsed = drbd.analyze(text, "r.res")
+    assert parsed.ok
+    assert [w for w in parsed.warnings if w.message.startswith(said)], \
+        [w.message for w in parsed.warnings]
+
+
+@pytest.mark.parametrize("section", ["disk { on-io-error pass_on; }",
+                                     "net { rr-conflict disconnect; }",
+                                     'handlers { fence-peer "/bin/true"; before-resync-source '
+                                     '"/bin/true"; }'])
+def test_what_vigil_does_is_not_warned_about(section):
+    text = f"resource r0 {{\n {section}\n net {{ cram-hmac-alg sha1; shared-secret s; }}\n" \
+        + ONE_HOST
+    assert drbd.analyze(text, "r.res").warnings == ()
