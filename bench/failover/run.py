@@ -71,8 +71,10 @@ node server6.example.com
 """
 HARESOURCES = f"server5.example.com IPaddr::{VIP}/24/eth0\n"
 AUTHKEYS = "auth 1\n1 sha1 bench-secret\n"
-#: heartbeat's IPaddr and keepalived do not probe for duplicates before adding the VIP
-VIGIL_CF = "duplicate_probe off\n"
+#: vigil.cf for `--vigil-cf no-probe` (heartbeat's IPaddr and keepalived do not probe
+#: for duplicates before adding the VIP); `default` runs vigil as shipped
+VIGIL_CFS = {"default": "", "no-probe": "duplicate_probe off\n"}
+VIGIL_CF = VIGIL_CFS["default"]
 KEEPALIVED = """global_defs {{
     router_id {name}
     vrrp_version 3
@@ -174,13 +176,15 @@ class Vigil(Tool):
     name = "vigil"
     #: which group driver runs the VIP: "agents" (the real IPaddr) or "test"
     driver = "agents"
+    #: the vigil.cf it runs with (see VIGIL_CFS)
+    vigil_cf = VIGIL_CF
 
     def configure(self, host: str) -> None:
         h = self.lab.host(host)
         h.write_file("/etc/ha.d/ha.cf", HACF.format(**self.setting))
         h.write_file("/etc/ha.d/authkeys", AUTHKEYS, mode=0o600)
         h.write_file("/etc/ha.d/haresources", HARESOURCES)
-        h.write_file("/etc/ha.d/vigil.cf", VIGIL_CF)
+        h.write_file("/etc/ha.d/vigil.cf", self.vigil_cf)
 
     def start(self, host: str) -> None:
         self.processes[host] = self.lab.host(host).spawn(
@@ -368,10 +372,13 @@ def main() -> int:
     parser.add_argument("--tools", default="vigil,heartbeat,keepalived")
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--vigil-cf", default="default", choices=sorted(VIGIL_CFS),
+                        help="vigil's vigil.cf: as shipped (duplicate probe on) or no-probe")
     parser.add_argument("--vigil-driver", default="agents", choices=["agents", "test"],
                         help="vigil's group driver (test: its own minimal IPaddr agent)")
     args = parser.parse_args()
     Vigil.driver = args.vigil_driver
+    Vigil.vigil_cf = VIGIL_CFS[args.vigil_cf]
     tools = args.tools.split(",")
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in args.scenarios.split(","):

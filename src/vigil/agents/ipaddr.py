@@ -149,8 +149,18 @@ class IPaddr(Agent):
             if nic is None:
                 return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {place.ifname}")
             if self.options.duplicate_probe and not self.options.force_address:
+                # neighbours to time the segment's round trip against (IPv4)
+                references = await interfaces.neighbours(ipr, nic.index, exclude=spec.ip) \
+                    if ":" not in spec.ip else []
+                report: dict[str, float | None] = {}
                 holder = await link.probe_address(place.ifname, nic.mac, spec.ip,
-                                                  self.options.duplicate_probe_timeout)
+                                                  self.options.duplicate_probe_timeout,
+                                                  references=references, report=report)
+                rtt = report.get("rtt")
+                event(log, "address.probed", ip=spec.ip, ifname=place.ifname,
+                      holder=holder or "none",
+                      waited_ms=round(1000 * (report.get("window") or 0), 1),
+                      neighbour_rtt_ms="none" if rtt is None else round(1000 * rtt, 3))
                 if holder:
                     event(log, "address.duplicate", level=logging.ERROR, ip=spec.ip,
                           ifname=place.ifname, holder=holder)

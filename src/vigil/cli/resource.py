@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--restart-limit", type=int, help="restarts in place within the window")
     parser.add_argument("--restart-window", type=float, help="seconds (default 300)")
     parser.add_argument("--stop-retries", type=int, help="retries of a failed stop (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what the agents do (key=value events) on stderr")
     parser.add_argument("--arp-count", type=int, help="gratuitous ARP rounds on start")
     parser.add_argument("--arp-interval", type=float, help="seconds between ARP rounds")
     parser.set_defaults(handler=cmd_resource)
@@ -169,6 +171,9 @@ def _group_exit(group: Group, result: GroupResult) -> int:
 
 # -- the command -------------------------------------------------------------------------
 def cmd_resource(args: argparse.Namespace) -> int:
+    if args.verbose:
+        from vigil.log import setup_logging
+        setup_logging(stream=True)
     config_dir = Path(args.dir)
     options = options_from(args)
     paths = AgentPaths()

@@ -179,6 +179,22 @@ async def holders(ipr: Any, ip: str) -> list[Address]:
     return [a for a in await addresses(ipr) if same_ip(a.ip, ip)]
 
 
+#: neighbour states worth measuring a round trip against (reachable lately, or static)
+_LIVE_NEIGHBOUR = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # REACHABLE STALE DELAY PROBE PERMANENT
+
+
+async def neighbours(ipr: Any, ifindex: int, exclude: str = "") -> list[str]:
+    """IPv4 neighbours the kernel knows on this interface, reachable ones first."""
+    found: list[tuple[int, str]] = []
+    for msg in await _collect(ipr.neigh("dump", ifindex=ifindex, family=AF_INET)):
+        ip = msg.get("NDA_DST")
+        state = msg["state"]
+        if not ip or not state & _LIVE_NEIGHBOUR or ip == exclude or ip == "0.0.0.0":
+            continue
+        found.append((0 if state & 0x02 else 1, ip))
+    return [ip for _, ip in sorted(found)]
+
+
 async def link_by_name(ipr: Any, ifname: str) -> Link | None:
     for link in await links(ipr):
         if link.name == ifname:

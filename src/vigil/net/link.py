@@ -117,12 +117,33 @@ async def announce(ifname: str, mac: str, ip: str, count: int, interval: float,
     return sent
 
 
+#: with a measured round trip the probe waits this many of them...
+RTT_FACTOR = 8
+#: ...but never less than this
+MIN_PROBE_WINDOW = 0.003
+
+
+def probe_window(rtt: float | None, timeout: float) -> float:
+    """How long to wait for a holder of the address: a multiple of the round trip a
+    neighbour on the same segment took to answer an ARP probe (a holder answers as fast),
+    bounded by `timeout`; the whole `timeout` when no neighbour was measured."""
+    if rtt is None:
+        return timeout
+    return min(timeout, max(MIN_PROBE_WINDOW, RTT_FACTOR * rtt))
+
+
 async def probe_address(ifname: str, mac: str, ip: str, timeout: float,
-                        probes: int = 2) -> str | None:
+                        probes: int = 2, references: list[str] | None = None,
+                        report: dict[str, float | None] | None = None) -> str | None:
     """Ask the segment whether another host holds `ip`; its MAC if one answers.
 
     IPv4: RFC 5227 ARP probes; IPv6: DAD neighbour solicitations. Probes are
     spread over the first half of `timeout`, answers awaited until it ends.
+    With `references` (IPv4 neighbours on the segment, e.g. from the kernel's
+    neighbour table) they are probed at the same moment, and the first one's
+    answer sets the wait (`probe_window`): on a LAN a few milliseconds instead
+    of the whole timeout. `report`, when given, receives the `window` waited and
+    the `rtt` measured (None without one).
     """
     version = ipaddress.ip_address(ip).version
     if version == 6:
@@ -134,25 +155,38 @@ async def probe_address(ifname: str, mac: str, ip: str, timeout: float,
             if message and packets.neighbour_conflict(message, ip, mac):
                 return message.eth_src
             return None
+        references = None
     else:
         ethertype = packets.ETH_P_ARP
         probe = packets.arp_probe(mac, ip)
+        wanted = set(references or ())
 
         def conflict(frame: bytes) -> str | None:
             packet = packets.parse_arp(frame)
             if packet and packets.arp_conflict(packet, ip, mac):
                 return packet.sender_mac
+            if packet and packet.op == packets.ARP_REPLY and packet.sender_ip in wanted:
+                return REFERENCE_ANSWERED
             return None
 
-    return await _probe(ifname, ethertype, probe, conflict, timeout, probes)
+    extra = [packets.arp_probe(mac, ref) for ref in (references or [])[:MAX_REFERENCES]]
+    return await _probe(ifname, ethertype, probe, conflict, timeout, probes, extra, report)
+
+
+#: what `conflict` says when a reference neighbour (not a holder) answered
+REFERENCE_ANSWERED = "reference"
+MAX_REFERENCES = 3
 
 
 async def _probe(ifname: str, ethertype: int, probe: bytes,
                  conflict: Callable[[bytes], str | None], timeout: float,
-                 probes: int) -> str | None:
+                 probes: int, references: list[bytes] | None = None,
+                 report: dict[str, float | None] | None = None) -> str | None:
     loop = asyncio.get_running_loop()
     sock = open_packet_socket(ifname, ethertype)
     found: asyncio.Future[str] = loop.create_future()
+    measured: asyncio.Future[float] = loop.create_future()
+    sent_at = loop.time()
 
     def readable() -> None:
         while True:
@@ -165,11 +199,19 @@ async def _probe(ifname: str, ethertype: int, probe: bytes,
             if len(address) > 2 and address[2] == PACKET_OUTGOING:
                 continue
             holder = conflict(frame)
-            if holder and not found.done():
+            if holder == REFERENCE_ANSWERED:
+                if not measured.done():
+                    measured.set_result(loop.time() - sent_at)
+            elif holder and not found.done():
                 found.set_result(holder)
 
     loop.add_reader(sock.fileno(), readable)
     try:
+        if references:
+            return await _probe_measured(sock, probe, references, found, measured, timeout,
+                                         probes, report if report is not None else {})
+        if report is not None:
+            report.update(window=timeout, rtt=None)
         deadline = loop.time() + timeout
         gap = timeout / 2 / max(probes, 1)
         for _ in range(max(probes, 1)):
@@ -185,5 +227,33 @@ async def _probe(ifname: str, ethertype: int, probe: bytes,
     finally:
         loop.remove_reader(sock.fileno())
         sock.close()
-        if not found.done():
-            found.cancel()
+        for future in (found, measured):
+            if not future.done():
+                future.cancel()
+
+
+async def _probe_measured(sock: socket.socket, probe: bytes, references: list[bytes],
+                          found: asyncio.Future[str], measured: asyncio.Future[float],
+                          timeout: float, probes: int,
+                          report: dict[str, float | None]) -> str | None:
+    """Probe the address and the reference neighbours at once; wait as the first
+    neighbour's round trip says (`probe_window`), the whole timeout if none answers."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for frame in [probe] * max(probes, 1) + references:
+        with contextlib.suppress(OSError):
+            sock.send(frame)
+    window = timeout
+    report.update(window=timeout, rtt=None)
+    await asyncio.wait({found, measured}, timeout=timeout,
+                       return_when=asyncio.FIRST_COMPLETED)
+    if found.done():
+        return found.result()
+    if measured.done():
+        window = probe_window(measured.result(), timeout)
+        report.update(window=window, rtt=measured.result())
+    remaining = started + window - loop.time()
+    if remaining > 0:
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(found), remaining)
+    return found.result() if found.done() else None

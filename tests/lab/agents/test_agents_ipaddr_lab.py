@@ -142,6 +142,25 @@ def test_duplicate_address_is_refused_unless_forced(pair_lab):
     assert forced.returncode == 0 and kernel_addresses(server6, vip)
 
 
+def test_the_duplicate_probe_waits_as_long_as_a_neighbours_round_trip_says(pair_lab):
+    server5, server6, client = (pair_lab.host(n) for n in ("server5", "server6", "client"))
+    vip = pair_lab.address("vip")
+    # server6 knows a neighbour on the lan (the client): its answer times the segment
+    server6.run(["ping", "-c", "1", "-W", "2", client.address("lan")])
+    vigil(server5, "start", vip, "--arp-count", "1")
+    refused = vigil(server6, "start", f"IPaddr2::{vip}/24", check=False)
+    assert refused.returncode == 1  # the guard still catches a live holder
+    assert f"already in use on eth0 by {server5.spec.port('lan').mac}" in refused.stdout
+    vigil(server5, "stop", vip)
+    started = vigil(server6, "start", f"IPaddr2::{vip}/24", "--arp-count", "1", "-v")
+    said = started.stdout + started.stderr
+    line = next(ln for ln in said.splitlines() if "address.probed" in ln)
+    fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+    assert fields["holder"] == "none" and fields["neighbour_rtt_ms"] != "none", line
+    assert float(fields["waited_ms"]) < 200, line  # not the whole duplicate_probe_timeout
+    assert kernel_addresses(server6, vip)
+
+
 def test_ipv6_address_is_added_announced_and_probed(pair_lab):
     server5, server6, client = (pair_lab.host(n) for n in ("server5", "server6", "client"))
     vip6 = "2001:db8:0:1::100"

@@ -77,3 +77,11 @@ def test_burst_schedule_matches_heartbeats_send_arp():
     assert schedule[-1][0] == 4.75
     assert all(abs((b[0] - a[0]) - 0.25) < 1e-9 for a, b in itertools.pairwise(schedule))
     assert packets.announcement_schedule(0, 0.5) == []
+
+
+def test_the_probe_waits_a_multiple_of_a_neighbours_round_trip_within_bounds():
+    from vigil.net.link import MIN_PROBE_WINDOW, RTT_FACTOR, probe_window
+    assert probe_window(None, 0.2) == 0.2  # nothing measured: the whole timeout
+    assert probe_window(0.0001, 0.2) == MIN_PROBE_WINDOW  # a LAN: a few milliseconds
+    assert probe_window(0.002, 0.2) == RTT_FACTOR * 0.002
+    assert probe_window(0.5, 0.2) == 0.2  # a slow segment: never beyond the timeout
