@@ -7,7 +7,6 @@ never need to change. It is written in heartbeat's style::
     # global settings: keyword value
     restart_limit 2
     fence_command /usr/local/sbin/fence-peer %n
-    metrics_address 127.0.0.1:9694
 
     # settings for every resource run by one agent (haresources name)
     agent mysqld
@@ -430,6 +429,11 @@ def unsupported(config: ExtensionConfig) -> list[str]:
     sections = [("", config.defaults.failed_stop)] + [
         (f"{o.kind} {o.name}: ", o.settings.get("failed_stop"))
         for o in (*config.agents.values(), *config.resources.values())]
+    if config.state_dir != ExtensionConfig.state_dir:
+        out.append(f"state_dir {config.state_dir} is not used yet: vigil keeps heartbeat's "
+                   "identity in /var/lib/heartbeat and its own state under /var/lib/vigil")
+    if config.metrics_address is not None:
+        out.append(f"metrics_address {config.metrics_address}: nothing serves metrics yet")
     for where, value in sections:
         if value == "reboot":
             out.append(f"{where}failed_stop reboot is not carried out: vigil does not reboot "

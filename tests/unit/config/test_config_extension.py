@@ -116,6 +116,8 @@ def test_failed_stop_reboot_is_reported_as_not_carried_out():
     assert unsupported(parse("restart_limit 2\n")) == []
     [problem] = unsupported(parse("agent mysqld\n    failed_stop reboot\n"))
     assert problem.startswith("agent mysqld: failed_stop reboot is not carried out")
+    said = unsupported(parse("state_dir /srv/vigil\nmetrics_address 127.0.0.1:9694\n"))
+    assert [p.split(" ", 1)[0] for p in said] == ["state_dir", "metrics_address"]
 
 
 def test_fence_sections_name_an_agent_and_its_parameters():
