@@ -27,6 +27,7 @@ COMMANDS = [
     "vigil.cli.realserver",
     "vigil.cli.resource",
     "vigil.cli.volume",
+    "vigil.cli.units",
 ]
 
 DESCRIPTION = """\

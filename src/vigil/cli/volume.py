@@ -93,7 +93,22 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
     return answer
 
 
+#: verbs that take `all` (drbdadm's: every resource of the configuration)
+ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
+                       "status", "role", "cstate", "dstate", "wait-sync", "outdate"})
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.resource == "all" and args.verb in ALL_VERBS:
+        path = getattr(args, "sub_config", None) or args.config
+        code = 0
+        for name in volume_config.resource_names(path):
+            try:
+                code = max(code, run(argparse.Namespace(**{**vars(args), "resource": name})))
+            except VigilError as exc:  # the others still run, as drbdadm does
+                print(f"vigil: {exc}", file=sys.stderr)
+                code = max(code, exc.exit_code)
+        return code
     cfg = _config(args)
     verb = args.verb
     if verb == "create-md":

@@ -17,6 +17,8 @@ def test_replication_then_only_dirty_blocks_resync(volume_pair):
     pair = volume_pair
     pair.start_pair()
     size = pair.status("server5")["size"]
+    # `all` is every resource of the configuration, as with drbdadm
+    assert pair.vigil("server5", "role", "all").stdout.strip() == "Primary/Secondary"
     # Connected: writes reach both disks before they complete (protocol C).
     pair.write_blocks("server5", [0, 1, 100], b"connected")
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)

@@ -1,0 +1,137 @@
+"""`vigil units`: systemd units for every daemon, naming this installation's vigil.
+
+A unit must name the program it runs by its absolute path; vigil may live in a
+virtual environment, a Debian package or a checkout, so the units are written
+for the interpreter running this command (`python -m vigil`). Order at boot,
+as DRBD's and heartbeat's init scripts have it: the replicated volumes come up
+(`vigil volume up all`), then the heartbeat daemon starts the groups (drbddisk
+promotes, Filesystem mounts, services start). Directors that run without
+heartbeat (`vigil-director@CONFIG`) and the real-server setup come after the
+network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+VOLUMES = """\
+# vigil volumes: the replicated volumes of /etc/drbd.conf, up before heartbeat
+# (DRBD's init script: drbdadm up all). Promotion is heartbeat's job (drbddisk).
+[Unit]
+Description=vigil replicated volumes (DRBD compatible)
+Documentation=man:drbd.conf(5)
+After=network-online.target local-fs.target
+Wants=network-online.target
+Before=vigil-heartbeat.service
+ConditionPathExists=/etc/drbd.conf
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={vigil} volume up all
+ExecStop={vigil} volume down all
+TimeoutStartSec=5min
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+HEARTBEAT = """\
+# vigil heartbeat: membership and failover of the haresources groups (heartbeat 3
+# compatible). Reads /etc/ha.d unchanged.
+[Unit]
+Description=vigil heartbeat: cluster membership and failover (heartbeat 3 compatible)
+Documentation=man:ha.cf(5)
+After=network-online.target vigil-volumes.service
+Wants=network-online.target
+Conflicts=heartbeat.service
+
+[Service]
+Type=simple
+ExecStartPre={vigil} check --dir /etc/ha.d
+ExecStart={vigil} heartbeat --foreground --dir /etc/ha.d --pidfile /run/vigil/heartbeat.pid
+# SIGHUP: re-read ha.cf and authkeys without moving any group
+ExecReload=/bin/kill -HUP $MAINPID
+# SIGTERM: hand every group to the peer, tell it (shutdone), then exit
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStopSec=15min
+Restart=on-failure
+RestartSec=2s
+RuntimeDirectory=vigil
+RuntimeDirectoryPreserve=yes
+StateDirectory=heartbeat
+# realtime on (ha.cf's default): SCHED_RR and locked memory, as heartbeat does
+LimitMEMLOCK=infinity
+LimitRTPRIO=99
+CPUSchedulingResetOnFork=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+DIRECTOR = """\
+# vigil director for /etc/ha.d/%i (ldirectord.cf's job) when heartbeat does not run it
+# (in a heartbeat pair, haresources' ldirectord::%i starts and stops it instead).
+[Unit]
+Description=vigil director for %i (ldirectord compatible)
+Documentation=man:ldirectord(8)
+After=network-online.target
+Wants=network-online.target
+Conflicts=ldirectord.service
+
+[Service]
+Type=simple
+ExecStart={vigil} director --foreground %i start
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=2s
+RuntimeDirectory=vigil
+RuntimeDirectoryPreserve=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+UNITS = {"vigil-volumes.service": VOLUMES, "vigil-heartbeat.service": HEARTBEAT,
+         "vigil-director@.service": DIRECTOR}
+
+
+def vigil_command() -> str:
+    """This installation's vigil, runnable from a unit (absolute paths only)."""
+    return f"{Path(sys.executable).absolute()} -m vigil"
+
+
+def render(vigil: str | None = None) -> dict[str, str]:
+    command = vigil or vigil_command()
+    return {name: text.replace("{vigil}", command) for name, text in UNITS.items()}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "units", help="write systemd units for vigil's daemons",
+        description="Write vigil-volumes.service (volumes up at boot, before heartbeat), "
+        "vigil-heartbeat.service and vigil-director@.service, naming this installation's "
+        "vigil; then: systemctl daemon-reload && systemctl enable vigil-volumes "
+        "vigil-heartbeat.")
+    parser.add_argument("--dir", default="/etc/systemd/system",
+                        help="where to write them (default %(default)s)")
+    parser.add_argument("--print", action="store_true", help="print them instead")
+    parser.set_defaults(handler=cmd_units)
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    units = render()
+    if args.print:
+        for name, text in units.items():
+            print(f"### {name}\n{text}")
+        return 0
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in units.items():
+        (directory / name).write_text(text)
+        print(f"wrote {directory / name}")
+    return 0
