@@ -389,7 +389,10 @@ class FailoverCore:
                                  "(fence policy ignore): shared data is not protected",
                                  "critical")]
             return [Decision((), f"FENCING OF {action.node} FAILED: no takeover; retrying in "
-                             f"{self.settings.fence_retry:g}s", "critical")]
+                             f"{self.settings.fence_retry:g}s. Its groups stay stopped until a "
+                             "fence succeeds: see fence.result for the device's answer, fix the "
+                             "device (vigil check), or power the node off and let the retry "
+                             "confirm it", "critical")]
         return []
 
     def group_failed(self, index: int, reason: str, now: float) -> list[Decision]:
