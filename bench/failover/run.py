@@ -256,6 +256,9 @@ def prepare_pair(lab: Lab) -> None:
         for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
             cidr = f"{host.address(segment)}/24"
             host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        # as on a real LAN, a default router (the lab's gateway host): vigil's duplicate
+        # probe times the segment's round trip against it
+        host.run(["ip", "route", "replace", "default", "via", lab.host("gateway").address("lan")])
         web = host.spawn([sys.executable, "-c", RESPONDER], name="web")
         wait_until(lambda w=web: "ready" in w.output(), 10, f"responder on {name}")
 

@@ -140,8 +140,9 @@ class IPaddr(Agent):
             if held:
                 await self._announce(ipr, held[0].ifname)
                 return AgentResult(SUCCESS, f"{spec.ip} already held on {held[0].ifname}")
+            known_routes = await interfaces.routes(ipr)
             try:
-                place = interfaces.find_interface(spec.ip, await interfaces.routes(ipr), spec.nic,
+                place = interfaces.find_interface(spec.ip, known_routes, spec.nic,
                                                   spec.prefixlen, spec.broadcast)
             except interfaces.NoInterface as exc:
                 return AgentResult(OcfStatus.ERR_GENERIC, str(exc))
@@ -149,9 +150,14 @@ class IPaddr(Agent):
             if nic is None:
                 return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {place.ifname}")
             if self.options.duplicate_probe and not self.options.force_address:
-                # neighbours to time the segment's round trip against (IPv4)
-                references = await interfaces.neighbours(ipr, nic.index, exclude=spec.ip) \
-                    if ":" not in spec.ip else []
+                # neighbours to time the segment's round trip against (IPv4): those the
+                # kernel knows on the interface, and its routers (there is nearly always one)
+                references: list[str] = []
+                if ":" not in spec.ip:
+                    references = await interfaces.neighbours(ipr, nic.index, exclude=spec.ip)
+                    references += [r.gateway for r in known_routes
+                                   if r.ifname == place.ifname and r.gateway
+                                   and ":" not in r.gateway and r.gateway not in references]
                 report: dict[str, float | None] = {}
                 holder = await link.probe_address(place.ifname, nic.mac, spec.ip,
                                                   self.options.duplicate_probe_timeout,

@@ -106,13 +106,18 @@ def parse_arp(frame: bytes) -> ArpPacket | None:
 
 
 def arp_conflict(packet: ArpPacket, ip: str, own_mac: str) -> bool:
-    """Whether a received ARP frame shows another host using `ip` (RFC 5227 2.1.1)."""
+    """Whether a received ARP frame shows another host *holding* `ip` (it answers or
+    announces with it as sender).
+
+    Unlike RFC 5227 2.1.1, another host probing for the same address at the same
+    moment is not a conflict: in a cluster that is the peer starting the same group in
+    a start-up split brain, and refusing on both sides left the group failed on the node
+    that should keep it (measured: a 28 s failover after the failed start's retry
+    timer). Both add it, and the split-brain rule keeps one within a heartbeat.
+    """
     if packet.sender_mac == own_mac:
         return False
-    if packet.sender_ip == ip:
-        return True
-    # Another host probing for the same address at the same time.
-    return packet.op == ARP_REQUEST and packet.sender_ip == "0.0.0.0" and packet.target_ip == ip
+    return packet.sender_ip == ip
 
 
 # -- IPv6 neighbour discovery ------------------------------------------------------------------

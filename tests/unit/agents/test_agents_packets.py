@@ -33,9 +33,10 @@ def test_arp_probe_comes_from_zero_address_and_conflicts_are_recognised():
     # Our own frames, looped back, are never a conflict.
     own = packets.parse_arp(packets.gratuitous_arp_pair(MAC, "198.51.100.100")[0])
     assert not packets.arp_conflict(own, "198.51.100.100", MAC)
-    # Someone else probing for the same address at the same moment is.
+    # Someone else probing for the same address at the same moment is not a holder (the
+    # peer starting the same group): the split-brain rule settles it, not a refusal.
     rival = packets.parse_arp(packets.arp_probe(other, "198.51.100.100"))
-    assert packets.arp_conflict(rival, "198.51.100.100", MAC)
+    assert not packets.arp_conflict(rival, "198.51.100.100", MAC)
 
 
 def test_parse_arp_ignores_other_frames():
