@@ -22,6 +22,10 @@ from vigil.log import event
 from vigil.net import interfaces, link, packets
 
 log = logging.getLogger("vigil.agents.ipaddr")
+#: an address another host answers for is asked about again for this long before the
+#: start is refused (a peer in a start-up split brain lets it go within a heartbeat)
+DUPLICATE_RECHECK = 1.0
+DUPLICATE_RECHECK_EVERY = 0.1
 
 SUCCESS = OcfStatus.SUCCESS
 #: how long a hand-off waits for the new holder to answer its ARP probe
@@ -167,6 +171,17 @@ class IPaddr(Agent):
                       holder=holder or "none",
                       waited_ms=round(1000 * (report.get("window") or 0), 1),
                       neighbour_rtt_ms="none" if rtt is None else round(1000 * rtt, 3))
+                # a holder that lets go within a moment is the peer leaving a start-up
+                # split brain (it releases within a heartbeat): ask again before refusing
+                loop = asyncio.get_running_loop()
+                until = loop.time() + DUPLICATE_RECHECK
+                while holder and loop.time() < until:
+                    event(log, "address.holder_seen", ip=spec.ip, ifname=place.ifname,
+                          holder=holder, action="asking again before refusing")
+                    await asyncio.sleep(DUPLICATE_RECHECK_EVERY)
+                    holder = await link.probe_address(place.ifname, nic.mac, spec.ip,
+                                                      self.options.duplicate_probe_timeout,
+                                                      references=references)
                 if holder:
                     event(log, "address.duplicate", level=logging.ERROR, ip=spec.ip,
                           ifname=place.ifname, holder=holder)

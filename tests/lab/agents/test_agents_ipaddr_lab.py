@@ -161,6 +161,20 @@ def test_the_duplicate_probe_waits_as_long_as_a_neighbours_round_trip_says(pair_
     assert kernel_addresses(server6, vip)
 
 
+def test_a_holder_that_lets_go_within_a_moment_is_not_a_duplicate(pair_lab):
+    # the peer leaving a start-up split brain: it holds the address when the probe asks,
+    # and releases it a few hundred milliseconds later
+    server5, server6 = pair_lab.host("server5"), pair_lab.host("server6")
+    vip = pair_lab.address("vip")
+    vigil(server5, "start", vip, "--arp-count", "1")
+    server5.spawn(["sh", "-c", f"sleep 0.3; {' '.join(VIGIL)} resource stop {vip}"],
+                  name="release")
+    started = vigil(server6, "start", f"IPaddr2::{vip}/24", "--arp-count", "1", "-v")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "address.holder_seen" in started.stderr
+    assert kernel_addresses(server6, vip) and not kernel_addresses(server5, vip)
+
+
 def test_ipv6_address_is_added_announced_and_probed(pair_lab):
     server5, server6, client = (pair_lab.host(n) for n in ("server5", "server6", "client"))
     vip6 = "2001:db8:0:1::100"
