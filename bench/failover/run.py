@@ -287,6 +287,12 @@ def host_failure(lab: Lab, tool: Tool, timeout: float) -> dict[str, object]:
         took = probe.first("server6", t0) - t0  # type: ignore[operator]
     finally:
         probe.stop()
+    if took > 5.0:  # an outlier: what the standby decided, for whoever reads the run
+        for name, process in getattr(tool, "processes", {}).items():
+            lines = [ln for ln in process.output().splitlines()
+                     if "decision" in ln or "address." in ln or "peer." in ln]
+            print(f"--- {tool.name} on {name}, slow failover ({took:.2f} s):\n"
+                  + "\n".join(lines[-40:]), file=sys.stderr, flush=True)
     return {"failover": took}
 
 
