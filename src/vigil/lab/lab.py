@@ -356,18 +356,19 @@ class Lab:
         assert holder.stdout is not None
         selector = selectors.DefaultSelector()
         selector.register(holder.stdout, selectors.EVENT_READ)
-        ready = selector.select(BOOT_TIMEOUT) and holder.stdout.readline().strip() == b"ready"
+        said = holder.stdout.readline().strip() if selector.select(BOOT_TIMEOUT) else b""
+        ready = said == b"ready"
         selector.close()
         holder.stdout.close()
         init = _first_child(holder.pid) if ready else None
         if init is None:
             holder.kill()
-            holder.wait()
+            code = holder.wait()
             lines = log_path.read_text(errors="replace").strip().splitlines()
             last = lines[-1] if lines else "nothing logged"
-            raise LabError(
-                f"host {host.name} did not boot within {BOOT_TIMEOUT:g} s (last step: {last})"
-            )
+            why = (f"its boot ended (exit {code}, said {said[:80]!r})" if ready or said
+                   or code != -9 else f"did not boot within {BOOT_TIMEOUT:g} s")
+            raise LabError(f"host {host.name}: {why} (last step: {last})")
         host.holder_pid = init
         host.holder_start = namespaces.process_start_time(init)
         self._holders[host.name] = holder

@@ -161,15 +161,34 @@ def test_the_duplicate_probe_waits_as_long_as_a_neighbours_round_trip_says(pair_
     assert kernel_addresses(server6, vip)
 
 
+#: In a host: wait for the first ARP probe for an address, then remove the address (the
+#: holder letting go right after a probe has seen it).
+RELEASE_AFTER_PROBE = """
+import socket, struct, subprocess, sys
+vip, cidr = sys.argv[1], sys.argv[2]
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+sock.bind(("eth0", 0))
+print("ready", flush=True)
+while True:
+    frame = sock.recv(2048)
+    if len(frame) >= 42 and frame[28:32] == bytes(4) and socket.inet_ntoa(frame[38:42]) == vip:
+        break
+subprocess.run(["ip", "addr", "del", cidr, "dev", "eth0"], check=True)
+print("released", flush=True)
+"""
+
+
 def test_a_holder_that_lets_go_within_a_moment_is_not_a_duplicate(pair_lab):
     # the peer leaving a start-up split brain: it holds the address when the probe asks,
-    # and releases it a few hundred milliseconds later
+    # and releases it right after
     server5, server6 = pair_lab.host("server5"), pair_lab.host("server6")
     vip = pair_lab.address("vip")
     vigil(server5, "start", vip, "--arp-count", "1")
-    server5.spawn(["sh", "-c", f"sleep 0.3; {' '.join(VIGIL)} resource stop {vip}"],
-                  name="release")
+    releaser = server5.spawn([sys.executable, "-c", RELEASE_AFTER_PROBE, vip, f"{vip}/24"],
+                             name="release")
+    wait_until(lambda: "ready" in releaser.output(), 10, "the releaser listening")
     started = vigil(server6, "start", f"IPaddr2::{vip}/24", "--arp-count", "1", "-v")
+    assert "released" in releaser.output()
     assert started.returncode == 0, started.stdout + started.stderr
     assert "address.holder_seen" in started.stderr
     assert kernel_addresses(server6, vip) and not kernel_addresses(server5, vip)
