@@ -421,6 +421,12 @@ def kill_database(pair: Pair, client: Client) -> tuple[float, float] | None:
     if not result.expect(len(active) == 1, f"no single active node before the kill: {active}"):
         return None
     node = active[0]
+    # the client may be answered while the group's start still runs (the init script
+    # waits for mariadbd): monitoring begins once the start has finished
+    if not result.expect(poll(lambda: pair.log_time(node, "group.started", 0.0) is not None,
+                              RESTART_DEADLINE),
+                         f"{node} never finished starting its group"):
+        return None
     victims = pids_of(lab, node, "mariadbd")
     if not result.expect(len(victims) == 1, f"{node} runs {len(victims)} mariadbd, not one"):
         return None
