@@ -212,20 +212,19 @@ class Group:
 
     async def announce(self) -> list[Step]:
         """Ask every agent that can to re-announce (gratuitous ARP after a healed partition)."""
-        steps = []
-        for agent in self.agents:
-            result = await agent.announce(self.options.timeout_for(agent, "status"))
-            if result.status is not OcfStatus.ERR_UNIMPLEMENTED:
-                steps.append(Step(agent.label, "announce", result))
-        return steps
+        return await self._each_that_can("announce")
 
     async def handoff(self) -> list[Step]:
         """After a stop that leaves the group to the peer: announce its addresses there."""
+        return await self._each_that_can("handoff")
+
+    async def _each_that_can(self, operation: str) -> list[Step]:
+        """Run `operation` on every agent; those that do not implement it are left out."""
         steps = []
         for agent in self.agents:
-            result = await agent.handoff(self.options.timeout_for(agent, "status"))
+            result = await getattr(agent, operation)(self.options.timeout_for(agent, "status"))
             if result.status is not OcfStatus.ERR_UNIMPLEMENTED:
-                steps.append(Step(agent.label, "handoff", result))
+                steps.append(Step(agent.label, operation, result))
         return steps
 
     async def settle(self) -> None:
