@@ -86,6 +86,13 @@ class HbPair:
         self.wait_holders({"server5"}, 20)
         self.wait_client("server5")
 
+    def broadcast_addresses(self, name: str) -> None:
+        """heartbeat's bcast sends to the interface's broadcast address: give it one."""
+        host = self.lab.host(name)
+        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
+            cidr = f"{host.address(segment)}/24"
+            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+
     def responder(self, name: str) -> LabProcess:
         process = self.lab.host(name).spawn([sys.executable, "-c", RESPONDER], name="web")
         wait_until(lambda: "ready" in process.output(), 10, f"responder on {name}")

@@ -342,13 +342,7 @@ def test_debian_heartbeat_and_vigil_see_each_other_and_notice_deaths(hb):
     hb.haresources = ""  # membership only: heartbeat 3.0.6 and vigil as peers
     for name in ("server5", "server6"):
         hb.configure(name)
-        host = hb.lab.host(name)
-        # heartbeat's bcast sends to the interface's broadcast address: give it one
-        for ifname in ("eth0", "eth1"):
-            segment = "lan" if ifname == "eth0" else "hb"
-            cidr = f"{host.address(segment)}/24"
-            host.run(f"ip addr del {cidr} dev {ifname} && "
-                     f"ip addr add {cidr} brd + dev {ifname}")
+        hb.broadcast_addresses(name)
     server5 = hb.lab.host("server5")
     server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
     heartbeat = server5.spawn([HEARTBEAT], name="heartbeat",
@@ -473,10 +467,7 @@ def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
     """vigil on server6 and heartbeat 3.0.6 on server5 share the VIP group (nice_failback)."""
     for name in ("server5", "server6"):
         hb.configure(name)
-        host = hb.lab.host(name)
-        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
-            cidr = f"{host.address(segment)}/24"
-            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        hb.broadcast_addresses(name)
         hb.responder(name)
     server5 = hb.lab.host("server5")
     server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
@@ -561,10 +552,7 @@ def test_a_healed_partition_between_debian_heartbeat_and_vigil_leaves_one_answer
     vigil_on = NODES_OF_PAIR[1 - NODES_OF_PAIR.index(heartbeat_on)]
     for name in NODES_OF_PAIR:
         hb.configure(name)
-        host = hb.lab.host(name)
-        for ifname, segment in (("eth0", "lan"), ("eth1", "hb")):
-            cidr = f"{host.address(segment)}/24"
-            host.run(f"ip addr del {cidr} dev {ifname} && ip addr add {cidr} brd + dev {ifname}")
+        hb.broadcast_addresses(name)
         hb.responder(name)
     hbhost, vghost = hb.lab.host(heartbeat_on), hb.lab.host(vigil_on)
     hbhost.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
