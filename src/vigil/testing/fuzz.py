@@ -65,19 +65,38 @@ def _seed(name: str) -> str:
     return resources.files("vigil.demo").joinpath("seed_configs", name).read_text()
 
 
-def _config_entry(name: str, analyze: Callable[[str, str], object]) -> Callable[
-        [random.Random], None]:
+def _config_entry(name: str, analyze: Callable[[str, str], object],
+                  original: str | None = None) -> Callable[[random.Random], None]:
+    """Mutations of the seed's file `name` (or of `original`, for files the seed lacks)."""
     from vigil.demo.seed import adapt
 
-    original = adapt(_seed(name))
+    text = original if original is not None else adapt(_seed(name))
 
     def one(rng: random.Random) -> None:
-        analyze(mutate_text(rng, original), name)  # returns diagnostics; must never raise
+        analyze(mutate_text(rng, text), name)  # returns diagnostics; must never raise
     return one
 
 
+#: vigil.cf has no copy in the seed: every kind of line it holds
+VIGIL_CF = """restart_limit 2
+fence_command /usr/local/sbin/fence-peer %n
+garp_refresh 30
+duplicate_probe on
+agent mysqld
+    monitor_interval 5
+    on_monitor_failure failover
+resource IPaddr::198.51.100.100/24/eth0
+    monitor off
+    failed_stop block
+fence server6.example.com
+    agent fence_ipmilan
+    ip 203.0.113.16
+    password s3cret
+"""
+
+
 def _config_entries() -> dict[str, Callable[[random.Random], None]]:
-    from vigil.config import authkeys, drbd, hacf, haresources, ldirectord
+    from vigil.config import authkeys, drbd, extension, hacf, haresources, ldirectord
     from vigil.config.resolve import COMMON_SERVICES, StaticResolver
 
     names = StaticResolver(services=COMMON_SERVICES)
@@ -88,6 +107,7 @@ def _config_entries() -> dict[str, Callable[[random.Random], None]]:
         "ldirectord.cf": _config_entry(
             "ldirectord.cf", lambda text, path: ldirectord.analyze(text, path, resolver=names)),
         "drbd": _config_entry("drbd-mysqldata.res", drbd.analyze),
+        "vigil.cf": _config_entry("vigil.cf", extension.analyze, VIGIL_CF),
     }
 
 
