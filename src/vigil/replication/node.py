@@ -26,6 +26,7 @@ from vigil.clock import Clock, MonotonicClock
 from vigil.log import event
 from vigil.replication import auth, messages, wire
 from vigil.replication.activity_log import ActivityLog, AlChange
+from vigil.replication.admission import DIGEST_BYTES, VERIFY_CHUNK_BLOCKS, Handling, View, admit
 from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
@@ -52,9 +53,7 @@ log = logging.getLogger("vigil.volume")
 
 PROTOCOL_VERSION = 1
 RESYNC_CHUNK_BLOCKS = 64  # 256 KiB per resync message
-VERIFY_CHUNK_BLOCKS = 256  # 1 MiB per verify request
 VERIFY_WINDOW = 8
-DIGEST_BYTES = 16
 APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the resync
 BIG_WRITE = 64 * 1024
 
@@ -77,6 +76,8 @@ class Session:
         self.flush_covers: dict[int, int] = {}
         self.bye: dict[str, Any] | None = None
         self.sent_at: dict[int, float] = {}
+        #: FLUSH requests from the peer not yet answered
+        self.peer_flushes = 0
 
     @property
     def closed(self) -> bool:
@@ -897,31 +898,29 @@ class Node:
         finally:
             link.on_message = None
 
+    def _view(self, session: Session) -> View:
+        in_flight = self._sync.get("in_flight")
+        return View(size=self.size, role=self.role, repl=self.repl,
+                    two_primaries=self.cfg.allow_two_primaries,
+                    verify_outstanding=getattr(self, "_verify_pending", 0),
+                    resync_in_flight=in_flight if in_flight is not None else frozenset(),
+                    peer_flushes=session.peer_flushes)
+
     def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
         ping.heard(self.clock.now())
-        kind = message.type
-        if kind is wire.T.DATA:
+        handling = admit(message, self._view(session))
+        if handling is Handling.WRITE:
             assert isinstance(message, wire.Data)
-            messages.within(message.offset, len(message.payload), self.size, "DATA")
-            if self.role is Role.PRIMARY and not self.cfg.allow_two_primaries:
-                raise wire.ProtocolError("DATA from the peer while this node is Primary")
-            if self.cfg.protocol is Protocol.B:
-                session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
-            try:
-                self.backing.write(message.offset, message.payload)
-            except OSError:
-                session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
-                return
-            self.stats["nr"] += len(message.payload)
-            session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
-        elif kind in (wire.T.WRITE_ACK, wire.T.RECV_ACK, wire.T.NEG_ACK):
+            self._peer_write(session, message)
+        elif handling is Handling.ACKNOWLEDGED:
             assert isinstance(message, wire.Ack)
             self._acked(session, message)
-        elif kind is wire.T.FLUSH:
+        elif handling is Handling.FLUSH_FOR_PEER:
             assert isinstance(message, wire.Ack)
+            session.peer_flushes += 1
             self._spawn(self._flush_for_peer(session, message.seq,
                                              asyncio.get_running_loop()))
-        elif kind is wire.T.FLUSH_ACK:
+        elif handling is Handling.FLUSHED:
             assert isinstance(message, wire.Ack)
             covers = session.flush_covers.pop(message.seq, None)
             if covers is not None:
@@ -929,69 +928,63 @@ class Node:
             future = session.flushes.pop(message.seq, None)
             if future is not None and not future.done():
                 future.set_result(None)
-        elif kind is wire.T.RS_DATA:
+        elif handling is Handling.RESYNC_WRITE:
             assert isinstance(message, wire.Data)
-            messages.within(message.offset, len(message.payload), self.size, "RS_DATA")
-            if self.repl is not Repl.SYNC_TARGET:
-                raise wire.ProtocolError(f"RS_DATA while {self.repl.value}, not SyncTarget")
             self.backing.write(message.offset, message.payload)
             start, stop = block_range(message.offset, len(message.payload))
             self.bitmap.clear_range(start, stop)
             self.stats["resync_blocks"] += stop - start
             self.stats["nr"] += len(message.payload)
             session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
-        elif kind is wire.T.RS_ACK:
+        elif handling is Handling.RESYNC_ACKED:
             assert isinstance(message, wire.Range)
-            messages.within(message.offset, message.length, self.size, "RS_ACK")
-            start, stop = block_range(message.offset, message.length)
-            self.bitmap.clear_range(start, stop)
-            self.stats["resync_blocks"] += stop - start
-            in_flight = self._sync.get("in_flight")
-            if in_flight is not None:
-                in_flight.pop(start, None)
-                self._sync["sending"].clear_range(start, stop)
-            pacer = self._sync.get("pacer")
-            if pacer is not None:
-                pacer.acked(message.length)
-        elif kind is wire.T.RS_DONE:
+            self._resync_acked(message)
+        elif handling is Handling.RESYNC_DONE:
             assert isinstance(message, wire.Control)
-            messages.rs_done(message.fields)
-            if self.repl is not Repl.SYNC_TARGET:
-                raise wire.ProtocolError(f"RS_DONE while {self.repl.value}, not SyncTarget")
             self._target_done(message.fields)
-        elif kind is wire.T.PING:
+        elif handling is Handling.ANSWER_PING:
             session.send(wire.Ack(wire.T.PING_ACK, 0))
-        elif kind is wire.T.PING_ACK:
-            pass
-        elif kind is wire.T.OV_REQUEST:
+        elif handling is Handling.VERIFY_BLOCKS:
             assert isinstance(message, wire.Verify)
-            messages.within(message.offset, message.count * BLOCK_SIZE, self.size, "OV_REQUEST")
-            if message.offset % BLOCK_SIZE or len(message.payload) != message.count * DIGEST_BYTES:
-                raise wire.ProtocolError("OV_REQUEST: digests do not match its block count")
             self._verify_request(session, message)
-        elif kind is wire.T.OV_REPLY:
+        elif handling is Handling.VERIFY_ANSWER:
             assert isinstance(message, wire.Verify)
-            messages.within(message.offset, message.count * BLOCK_SIZE, self.size, "OV_REPLY")
-            if message.offset % BLOCK_SIZE or len(message.payload) < (message.count + 7) // 8:
-                raise wire.ProtocolError("OV_REPLY: mask shorter than its block count")
-            if not self._verify.get("running") or getattr(self, "_verify_pending", 0) <= 0:
-                raise wire.ProtocolError("OV_REPLY without a verify request outstanding")
             self._verify_reply(message)
-        elif kind is wire.T.OV_DONE:
+        elif handling is Handling.VERIFY_DONE:
             self._verify_done()
-        elif kind is wire.T.OUT_OF_SYNC:
+        elif handling is Handling.MARK_OUT_OF_SYNC:
             assert isinstance(message, wire.Range)
-            messages.within(message.offset, message.length, self.size, "OUT_OF_SYNC")
             self.bitmap.set_range(*block_range(message.offset, message.length))
-        elif kind is wire.T.STATE:
+        elif handling is Handling.PEER_STATE:
             assert isinstance(message, wire.Control)
             self._peer_state(message.fields)
-        elif kind is wire.T.BYE:
+        elif handling is Handling.GOODBYE:
             assert isinstance(message, wire.Control)
             session.bye = message.fields
             raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
-        else:
-            raise wire.ProtocolError(f"unexpected {kind.name} while connected")
+
+    def _peer_write(self, session: Session, message: wire.Data) -> None:
+        if self.cfg.protocol is Protocol.B:
+            session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
+        try:
+            self.backing.write(message.offset, message.payload)
+        except OSError:
+            session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
+            return
+        self.stats["nr"] += len(message.payload)
+        session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
+
+    def _resync_acked(self, message: wire.Range) -> None:
+        start, stop = block_range(message.offset, message.length)
+        self.bitmap.clear_range(start, stop)
+        self.stats["resync_blocks"] += stop - start
+        in_flight = self._sync.get("in_flight")
+        if in_flight is not None:
+            in_flight.pop(start, None)
+            self._sync["sending"].clear_range(start, stop)
+        pacer = self._sync.get("pacer")
+        if pacer is not None:
+            pacer.acked(message.length)
 
     def _acked(self, session: Session, message: wire.Ack) -> None:
         waiting = session.waiting.get(message.seq)
@@ -1010,7 +1003,10 @@ class Node:
 
     async def _flush_for_peer(self, session: Session, seq: int,
                               loop: asyncio.AbstractEventLoop) -> None:
-        await loop.run_in_executor(None, self.backing.flush)
+        try:
+            await loop.run_in_executor(None, self.backing.flush)
+        finally:
+            session.peer_flushes -= 1
         session.send(wire.Ack(wire.T.FLUSH_ACK, seq))
 
     def _peer_state(self, fields: dict[str, Any]) -> None:

@@ -163,8 +163,11 @@ def _heartbeat_entry() -> Callable[[random.Random], None]:
 
 
 def _replication_entry() -> Callable[[random.Random], None]:
-    """Frames a peer sends, damaged, through the decoder and the field checks."""
+    """Frames a peer sends, damaged, through the decoder, the field checks and the
+    connected node's admission rules in a random state."""
     from vigil.replication import messages, wire
+    from vigil.replication.admission import View, admit
+    from vigil.replication.states import Repl, Role
 
     frames = [
         wire.Control(wire.T.HELLO, {"version": 1, "resource": "r0", "challenge": "00" * 32,
@@ -177,6 +180,13 @@ def _replication_entry() -> Callable[[random.Random], None]:
         wire.bitmap_message(b"\0" * 256).encode(),
         wire.Data(wire.T.DATA, 1, 4096, b"x" * 64).encode(),
         wire.Verify(wire.T.OV_REQUEST, 0, 2, b"d" * 32).encode(),
+        wire.Verify(wire.T.OV_REPLY, 4096, 9, b"\1\0").encode(),
+        wire.Range(wire.T.RS_ACK, 8192, 4096).encode(),
+        wire.Range(wire.T.OUT_OF_SYNC, 0, 1 << 20).encode(),
+        wire.Data(wire.T.RS_DATA, 0, 8192, b"r" * 4096).encode(),
+        wire.Ack(wire.T.FLUSH, 3).encode(),
+        wire.Control(wire.T.OV_DONE, {"out_of_sync": 1}).encode(),
+        wire.Control(wire.T.BYE, {"reason": "x"}).encode(),
     ]
     checks: dict[object, Callable[[object], object]] = {
         wire.T.HELLO: lambda m: (messages.hello_resource(m.fields),  # type: ignore[attr-defined]
@@ -196,11 +206,16 @@ def _replication_entry() -> Callable[[random.Random], None]:
                               + body)
         elif len(frame) >= wire.HEADER.size and rng.random() < 0.2:
             struct.pack_into("!I", frame, 4, rng.choice([0, 7, 2**31, 2**32 - 1]))
+        view = View(size=rng.choice([0, 4096, 1 << 26]), role=rng.choice(list(Role)),
+                    repl=rng.choice(list(Repl)), two_primaries=rng.random() < 0.2,
+                    verify_outstanding=rng.randrange(3), resync_in_flight={2, 9},
+                    peer_flushes=rng.randrange(70))
         try:
             for message in wire.Decoder().feed(bytes(frame)):
                 check = checks.get(message.type)
                 if check is not None:
                     check(message)
+                admit(message, view)
         except wire.ProtocolError:
             pass
     return one
@@ -209,7 +224,7 @@ def _replication_entry() -> Callable[[random.Random], None]:
 def entry_points() -> dict[str, Callable[[random.Random], None]]:
     """Every fuzzed entry point, by name (add new decoders here)."""
     return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
-            "replication frame -> checks": _replication_entry()}
+            "replication frame -> admission": _replication_entry()}
 
 
 @dataclass
