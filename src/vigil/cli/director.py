@@ -136,7 +136,7 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
             logfile = (config.logfile if config.logfile.startswith("/")
                        else f"{daemon.SYSLOG_PREFIX}{config.logfile}")
         foreground = foreground or config.supervised  # supervised=yes: stay in front
-    from vigil.director.backends.base import choose
+    from vigil.director.backends import choose
 
     backend_class = choose(args.backend)
     if foreground:

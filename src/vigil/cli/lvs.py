@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from vigil.director import codec, control, daemon
-from vigil.director.operations import (
+from vigil.errors import UsageError, VigilError
+from vigil.lvs.operations import (
     AddReal,
     AddService,
     DeleteReal,
@@ -26,7 +27,7 @@ from vigil.director.operations import (
     EditService,
     Operation,
 )
-from vigil.director.table import (
+from vigil.lvs.table import (
     Forward,
     Protocol,
     RealKey,
@@ -35,7 +36,6 @@ from vigil.director.table import (
     VirtualService,
     format_endpoint,
 )
-from vigil.errors import UsageError, VigilError
 
 HEADER = "IP Virtual Server version 1.2.1 (size=4096)"
 

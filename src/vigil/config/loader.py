@@ -436,7 +436,7 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
     return out
 
 
-#: what the userspace proxy implements (vigil.director.schedulers; kept here so the
+#: what the userspace proxy implements (vigil.lvs.schedulers; kept here so the
 #: configuration layer does not import the director)
 USERSPACE_SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh"})
 

@@ -37,7 +37,7 @@ from vigil.dataplane.ruleset import (
     TableObjects,
     render,
 )
-from vigil.director.table import (
+from vigil.lvs.table import (
     Forward,
     Protocol,
     RealServer,

@@ -34,9 +34,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from vigil.director.schedulers.base import stable_hash
-from vigil.director.schedulers.slots import DEFAULT_SIZE, fill_slots
-from vigil.director.table import (
+from vigil.lvs.schedulers.base import stable_hash
+from vigil.lvs.schedulers.slots import DEFAULT_SIZE, fill_slots
+from vigil.lvs.table import (
     Forward,
     Protocol,
     RealKey,

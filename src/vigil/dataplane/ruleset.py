@@ -41,7 +41,7 @@ from vigil.dataplane.plan import (
     ServicePlan,
     prefix_length,
 )
-from vigil.director.table import Forward, Protocol, VirtualService
+from vigil.lvs.table import Forward, Protocol, VirtualService
 
 TABLE = "vigil"
 NETDEV = "netdev"

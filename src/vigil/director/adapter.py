@@ -15,8 +15,8 @@ from pathlib import Path
 from vigil.config import ldirectord as cf
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.director.settings import CheckSpec, DirectorConfig, RealSpec, ServiceConfig
-from vigil.director.table import Forward, Protocol, RealServer, ServiceKey, VirtualService
 from vigil.errors import ConfigError, Location
+from vigil.lvs.table import Forward, Protocol, RealServer, ServiceKey, VirtualService
 
 #: Where ldirectord looks for a config given by name.
 SEARCH_DIRECTORIES = ("/etc/ha.d", "/etc/ha.d/conf")

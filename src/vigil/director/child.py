@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vigil.director.backends.base import choose
+from vigil.director.backends import choose
 from vigil.director.daemon import run_daemon
 from vigil.errors import VigilError
 

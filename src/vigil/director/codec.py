@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vigil.director.backends.base import ServiceStats
-from vigil.director.operations import (
+from vigil.lvs.operations import (
     AddReal,
     AddService,
     DeleteReal,
@@ -14,7 +14,7 @@ from vigil.director.operations import (
     EditService,
     Operation,
 )
-from vigil.director.table import (
+from vigil.lvs.table import (
     Forward,
     Protocol,
     RealKey,

@@ -39,17 +39,17 @@ from vigil.director.health import (
     SoftFailure,
     Transition,
 )
-from vigil.director.operations import (
+from vigil.director.settings import DirectorConfig
+from vigil.errors import VigilError
+from vigil.lvs.operations import (
     DeleteReal,
     Operation,
     OperationError,
     apply_operations,
     service_key,
 )
-from vigil.director.reconcile import reconcile
-from vigil.director.settings import DirectorConfig
-from vigil.director.table import RealKey, ServiceKey, Table
-from vigil.errors import VigilError
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import RealKey, ServiceKey, Table
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.director")

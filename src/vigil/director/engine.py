@@ -28,7 +28,7 @@ from vigil.director.checkers.base import CheckRequest, CheckResult
 from vigil.director.checkers.connect import ConnectProber
 from vigil.director.settings import RealSpec, ServiceConfig
 from vigil.director.source import SourceChooser
-from vigil.director.table import RealKey, ServiceKey
+from vigil.lvs.table import RealKey, ServiceKey
 
 log = logging.getLogger("vigil.director.engine")
 

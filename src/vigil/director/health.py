@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from vigil.director.settings import DirectorConfig, ServiceConfig
-from vigil.director.table import (
+from vigil.lvs.table import (
     RealKey,
     RealServer,
     ServiceKey,

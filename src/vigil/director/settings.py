@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 
-from vigil.director.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
+from vigil.lvs.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
 
 #: Ports whose negotiate service ldirectord picks without `service=`.
 SERVICE_BY_PORT = {

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from vigil.dataplane.plan import Environment, Route
-from vigil.director.table import Forward, RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.table import Forward, RealServer, ServiceKey, Table, VirtualService
 
 VIP = "198.51.100.100"
 RS1, RS2, RS3 = "198.51.100.1", "198.51.100.2", "198.51.100.3"

@@ -16,7 +16,7 @@ from vigil.dataplane.adopt import AdoptError, adopt
 from vigil.dataplane.commands import transaction
 from vigil.dataplane.plan import SLOTS, WINDOW, build_plan
 from vigil.dataplane.ruleset import render
-from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 
 def roundtrip(plan, now=1000.0):

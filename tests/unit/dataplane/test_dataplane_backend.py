@@ -20,9 +20,9 @@ from vigil.dataplane.ruleset import LEARNING_COMMENT, render
 from vigil.director.backends import nftables as backend_module
 from vigil.director.backends.base import BackendError
 from vigil.director.backends.nftables import NftablesBackend
-from vigil.director.reconcile import reconcile
-from vigil.director.table import Table
 from vigil.kernel.nftables import NftError
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import Table
 
 
 class Runner:

@@ -22,8 +22,8 @@ from vigil.director.backends.ipvs import (
     service_attrs,
     service_from_attrs,
 )
-from vigil.director.reconcile import reconcile
-from vigil.director.table import Forward, RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import Forward, RealServer, ServiceKey, Table, VirtualService
 
 SERVICES = [
     VirtualService(ServiceKey.tcp("198.51.100.100", 80), "rr"),

@@ -22,7 +22,7 @@ from vigil.dataplane.plan import (
     record_mode,
     service_token,
 )
-from vigil.director.table import Forward, RealKey, RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.table import Forward, RealKey, RealServer, ServiceKey, Table, VirtualService
 
 T1, T2, T3 = (real_token(RealKey(a, 80)) for a in (RS1, RS2, RS3))
 

@@ -15,7 +15,7 @@ from dataplane_support import ENV, RS1, RS2, VIP, masq, seed_table
 from vigil.dataplane.commands import replace_all, transaction
 from vigil.dataplane.plan import SLOTS, build_plan
 from vigil.dataplane.ruleset import render
-from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -16,7 +16,7 @@ import pytest
 from vigil.director.checkers import checker_for, dns, radius
 from vigil.director.checkers.base import CheckRequest
 from vigil.director.settings import CheckSpec
-from vigil.director.table import ServiceKey
+from vigil.lvs.table import ServiceKey
 
 VIRTUAL = ServiceKey.tcp("198.51.100.100", 80)
 

@@ -5,9 +5,9 @@ import pytest
 from vigil.cli.lvs import large, parse_edit, render
 from vigil.cli.main import build_parser, main
 from vigil.director.codec import service_to_json, table_from_json, table_to_json
-from vigil.director.operations import AddReal, AddService, DeleteReal, EditReal
-from vigil.director.table import Forward, RealServer, ServiceKey, Table, VirtualService
 from vigil.errors import UsageError
+from vigil.lvs.operations import AddReal, AddService, DeleteReal, EditReal
+from vigil.lvs.table import Forward, RealServer, ServiceKey, Table, VirtualService
 
 
 def args(*words):

@@ -7,8 +7,8 @@ from vigil.config import ldirectord as cf
 from vigil.config.resolve import SystemResolver
 from vigil.demo.seed import lab_file
 from vigil.director.adapter import find_config, from_ldirectord
-from vigil.director.table import Forward, Protocol, ServiceKey
 from vigil.errors import ConfigError
+from vigil.lvs.table import Forward, Protocol, ServiceKey
 
 
 def parse(text, path="ldirectord.cf"):

@@ -9,8 +9,8 @@ import pytest
 from vigil.director import daemon
 from vigil.director.backends.memory import MemoryBackend
 from vigil.director.codec import operation_to_json
-from vigil.director.operations import AddReal, AddService, DeleteReal
-from vigil.director.table import RealKey, RealServer, ServiceKey, VirtualService
+from vigil.lvs.operations import AddReal, AddService, DeleteReal
+from vigil.lvs.table import RealKey, RealServer, ServiceKey, VirtualService
 
 CONFIG = """\
 checktimeout=1

@@ -6,7 +6,7 @@ import socket
 from vigil.director.checkers.base import CheckResult
 from vigil.director.engine import CheckEngine, CheckSchedule, phase, targets_for
 from vigil.director.settings import CheckSpec, RealSpec, ServiceConfig
-from vigil.director.table import RealServer, ServiceKey, VirtualService
+from vigil.lvs.table import RealServer, ServiceKey, VirtualService
 from vigil.testing import FakeClock
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from vigil.director.health import HealthPolicy, RunFallbackCommand, SendAlert, SoftFailure, State
 from vigil.director.settings import CheckSpec, DirectorConfig, RealSpec, ServiceConfig
-from vigil.director.table import RealServer, ServiceKey, VirtualService
+from vigil.lvs.table import RealServer, ServiceKey, VirtualService
 from vigil.testing import FakeClock
 
 VIP = ServiceKey.tcp("198.51.100.100", 80)

@@ -7,8 +7,8 @@ from vigil.config import ldirectord as cf
 from vigil.config.resolve import SystemResolver
 from vigil.director.adapter import from_ldirectord
 from vigil.director.backends.userspace import UserspaceBackend
-from vigil.director.reconcile import reconcile
-from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 
 def parse(text, path="ldirectord.cf"):

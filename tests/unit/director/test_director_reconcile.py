@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.director.operations import (
+from vigil.lvs.operations import (
     AddReal,
     AddService,
     DeleteReal,
@@ -12,8 +12,8 @@ from vigil.director.operations import (
     EditService,
     apply_operations,
 )
-from vigil.director.reconcile import reconcile
-from vigil.director.table import Forward, RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import Forward, RealServer, ServiceKey, Table, VirtualService
 
 VIP = "198.51.100.100"
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.director.schedulers import SCHEDULERS, Dest, Flow, Load, make_scheduler
-from vigil.director.schedulers.slots import fill_slots, shares
-from vigil.director.table import RealKey
+from vigil.lvs.schedulers import SCHEDULERS, Dest, Flow, Load, make_scheduler
+from vigil.lvs.schedulers.slots import fill_slots, shares
+from vigil.lvs.table import RealKey
 
 A, B, C, D = (RealKey(f"198.51.100.{i}", 80) for i in (1, 2, 3, 4))
 
@@ -182,5 +182,5 @@ def test_slot_tables_are_full_exact_and_minimally_changed(old_weights, new_weigh
 
 def test_the_check_layer_knows_the_userspace_schedulers():
     from vigil.config.loader import USERSPACE_SCHEDULERS
-    from vigil.director.schedulers import SCHEDULERS
+    from vigil.lvs.schedulers import SCHEDULERS
     assert set(SCHEDULERS) == USERSPACE_SCHEDULERS

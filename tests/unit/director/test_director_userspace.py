@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from vigil.director.backends.base import BackendError, choose
+from vigil.director.backends import BackendError, choose
 from vigil.director.backends.memory import MemoryBackend
 from vigil.director.backends.userspace import (
     FD_RESERVE,
@@ -14,8 +14,8 @@ from vigil.director.backends.userspace import (
     UserspaceBackend,
     descriptor_budget,
 )
-from vigil.director.reconcile import reconcile
-from vigil.director.table import RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.reconcile import reconcile
+from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 
 def free_port(kind=socket.SOCK_STREAM) -> int:

@@ -15,8 +15,8 @@ come together so each backend uses the form that suits it:
 
 `read()` returns what the backend really holds (the kernel's table at start,
 so a restart adopts it instead of flushing it); `stats()` gives ipvsadm's
-counters. Backends register in `BACKENDS`; `available()` says whether one can
-run here (a reason string when not), and `choose()` picks the first that can.
+counters; `available()` says whether one can run here (a reason string when
+not). The registry and `choose()` are in the package (`vigil.director.backends`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vigil.director.operations import Operation, OperationError, apply_operations
-from vigil.director.table import RealKey, ServiceKey, Table
 from vigil.errors import VigilError
+from vigil.lvs.operations import Operation, OperationError, apply_operations
+from vigil.lvs.table import RealKey, ServiceKey, Table
 
 
 class BackendError(VigilError):
@@ -122,45 +122,3 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets and tasks; the table stays (cleanstop empties it first)."""
-
-
-def backend_registry() -> dict[str, type[Backend]]:
-    """Name -> backend class, most capable first (import here: no cycles)."""
-    from vigil.director.backends.memory import MemoryBackend
-    from vigil.director.backends.userspace import UserspaceBackend
-
-    registry: dict[str, type[Backend]] = {}
-    # Kernel backends (issue: kernel data path) register themselves here first.
-    for module_name, class_name in KERNEL_BACKENDS:
-        try:
-            module = __import__(module_name, fromlist=[class_name])
-        except ImportError:
-            continue
-        cls = getattr(module, class_name)
-        registry[cls.name] = cls
-    registry[UserspaceBackend.name] = UserspaceBackend
-    registry[MemoryBackend.name] = MemoryBackend
-    return registry
-
-
-#: (module, class) of the kernel backends, tried in this order by `choose("auto")`.
-KERNEL_BACKENDS: tuple[tuple[str, str], ...] = (
-    ("vigil.director.backends.ipvs", "IpvsBackend"),
-    ("vigil.director.backends.nftables", "NftablesBackend"),
-)
-
-
-def choose(name: str = "auto") -> type[Backend]:
-    registry = backend_registry()
-    if name != "auto":
-        cls = registry.get(name)
-        if cls is None:
-            raise VigilError(f"unknown director backend {name!r} (known: {', '.join(registry)})")
-        reason = cls.available()
-        if reason:
-            raise VigilError(f"backend {name} cannot run here: {reason}")
-        return cls
-    for cls in registry.values():
-        if cls.name != "memory" and cls.available() is None:
-            return cls
-    raise VigilError("no director backend can run here")

@@ -35,7 +35,7 @@ from vigil.director.backends.base import (
     ServiceStats,
     planned_table,
 )
-from vigil.director.operations import (
+from vigil.lvs.operations import (
     AddReal,
     AddService,
     DeleteReal,
@@ -45,7 +45,7 @@ from vigil.director.operations import (
     Operation,
     apply_operations,
 )
-from vigil.director.table import (
+from vigil.lvs.table import (
     Forward,
     Protocol,
     RealKey,

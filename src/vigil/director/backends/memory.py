@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vigil.director.backends.base import Backend, BackendError, planned_table
-from vigil.director.operations import Operation
-from vigil.director.table import Table
+from vigil.lvs.operations import Operation
+from vigil.lvs.table import Table
 
 
 class MemoryBackend(Backend):

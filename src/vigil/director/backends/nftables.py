@@ -60,9 +60,9 @@ from vigil.director.backends.base import (
     ServiceStats,
     planned_table,
 )
-from vigil.director.operations import Operation
-from vigil.director.table import Forward, ServiceKey, Table
 from vigil.errors import VigilError
+from vigil.lvs.operations import Operation
+from vigil.lvs.table import Forward, ServiceKey, Table
 
 log = logging.getLogger("vigil.director.nftables")
 

@@ -41,12 +41,12 @@ from vigil.director.backends.base import (
     ServiceStats,
     planned_table,
 )
-from vigil.director.operations import (
+from vigil.lvs.operations import (
     AddService,
     DeleteService,
     Operation,
 )
-from vigil.director.schedulers import (
+from vigil.lvs.schedulers import (
     SCHEDULERS,
     Dest,
     Flow,
@@ -54,7 +54,7 @@ from vigil.director.schedulers import (
     Scheduler,
     make_scheduler,
 )
-from vigil.director.table import Protocol, RealKey, ServiceKey, Table, VirtualService
+from vigil.lvs.table import Protocol, RealKey, ServiceKey, Table, VirtualService
 
 log = logging.getLogger("vigil.director.userspace")
 

@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass
 
 from vigil.director.settings import CheckSpec
-from vigil.director.table import ServiceKey, format_endpoint
+from vigil.lvs.table import ServiceKey, format_endpoint
 
 #: The most of an answer a check reads (a check is not a download).
 READ_LIMIT = 1024 * 1024

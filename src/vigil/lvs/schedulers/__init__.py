@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vigil.director.schedulers.base import Dest, Flow, Load, Scheduler
-from vigil.director.schedulers.dh import DestinationHashing
-from vigil.director.schedulers.lc import LeastConnection
-from vigil.director.schedulers.mh import MaglevHashing
-from vigil.director.schedulers.nq import NeverQueue
-from vigil.director.schedulers.rr import RoundRobin
-from vigil.director.schedulers.sed import ShortestExpectedDelay
-from vigil.director.schedulers.sh import SourceHashing
-from vigil.director.schedulers.wlc import WeightedLeastConnection
-from vigil.director.schedulers.wrr import WeightedRoundRobin
+from vigil.lvs.schedulers.base import Dest, Flow, Load, Scheduler
+from vigil.lvs.schedulers.dh import DestinationHashing
+from vigil.lvs.schedulers.lc import LeastConnection
+from vigil.lvs.schedulers.mh import MaglevHashing
+from vigil.lvs.schedulers.nq import NeverQueue
+from vigil.lvs.schedulers.rr import RoundRobin
+from vigil.lvs.schedulers.sed import ShortestExpectedDelay
+from vigil.lvs.schedulers.sh import SourceHashing
+from vigil.lvs.schedulers.wlc import WeightedLeastConnection
+from vigil.lvs.schedulers.wrr import WeightedRoundRobin
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
     cls.name: cls

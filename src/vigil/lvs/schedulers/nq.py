@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vigil.director.schedulers.base import NO_LOAD, Flow, Load, Scheduler, load_of, usable
-from vigil.director.schedulers.sed import shortest_expected_delay
-from vigil.director.table import RealKey
+from vigil.lvs.schedulers.base import NO_LOAD, Flow, Load, Scheduler, load_of, usable
+from vigil.lvs.schedulers.sed import shortest_expected_delay
+from vigil.lvs.table import RealKey
 
 
 class NeverQueue(Scheduler):

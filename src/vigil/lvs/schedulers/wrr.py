@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from math import gcd
 
-from vigil.director.schedulers.base import NO_LOAD, Dest, Flow, Load, Scheduler, usable
-from vigil.director.table import RealKey
+from vigil.lvs.schedulers.base import NO_LOAD, Dest, Flow, Load, Scheduler, usable
+from vigil.lvs.table import RealKey
 
 
 class WeightedRoundRobin(Scheduler):

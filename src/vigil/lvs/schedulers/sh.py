@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vigil.director.schedulers.base import Flow
-from vigil.director.schedulers.hashing import SlotScheduler, source_bytes
+from vigil.lvs.schedulers.base import Flow
+from vigil.lvs.schedulers.hashing import SlotScheduler, source_bytes
 
 
 class SourceHashing(SlotScheduler):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vigil.director.schedulers.base import Flow, address_bytes
-from vigil.director.schedulers.hashing import SlotScheduler
+from vigil.lvs.schedulers.base import Flow, address_bytes
+from vigil.lvs.schedulers.hashing import SlotScheduler
 
 
 class DestinationHashing(SlotScheduler):

@@ -10,7 +10,7 @@ actual table gives exactly the desired one.
 
 from __future__ import annotations
 
-from vigil.director.operations import (
+from vigil.lvs.operations import (
     AddReal,
     AddService,
     DeleteReal,
@@ -19,7 +19,7 @@ from vigil.director.operations import (
     EditService,
     Operation,
 )
-from vigil.director.table import Table
+from vigil.lvs.table import Table
 
 
 def reconcile(desired: Table, actual: Table) -> list[Operation]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from vigil.director.schedulers.base import (
+from vigil.lvs.schedulers.base import (
     NO_LOAD,
     Dest,
     Flow,
@@ -14,8 +14,8 @@ from vigil.director.schedulers.base import (
     stable_hash,
     usable,
 )
-from vigil.director.schedulers.slots import DEFAULT_SIZE, fill_slots
-from vigil.director.table import RealKey
+from vigil.lvs.schedulers.slots import DEFAULT_SIZE, fill_slots
+from vigil.lvs.table import RealKey
 
 
 class SlotScheduler(Scheduler):

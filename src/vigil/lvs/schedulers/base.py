@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from vigil.director.table import RealKey, RealServer
+from vigil.lvs.table import RealKey, RealServer
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
-from vigil.director.schedulers.base import stable_hash
+from vigil.lvs.schedulers.base import stable_hash
 
 K = TypeVar("K", bound=Hashable)
 

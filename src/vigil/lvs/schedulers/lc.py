@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vigil.director.schedulers.base import NO_LOAD, Flow, Load, Scheduler, load_of, usable
-from vigil.director.table import RealKey
+from vigil.lvs.schedulers.base import NO_LOAD, Flow, Load, Scheduler, load_of, usable
+from vigil.lvs.table import RealKey
 
 
 class LeastConnection(Scheduler):

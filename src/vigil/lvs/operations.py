@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vigil.director.table import RealKey, RealServer, ServiceKey, Table, VirtualService
+from vigil.lvs.table import RealKey, RealServer, ServiceKey, Table, VirtualService
 
 
 class OperationError(ValueError):
