@@ -1,6 +1,7 @@
 """Resource agents: what starts, stops and monitors each resource of a group.
 
-`BUILTIN_AGENTS` names the agents vigil implements itself (Python, netlink);
+`BUILTIN_AGENTS` names the agents vigil implements itself (Python, netlink;
+the list lives with the haresources model, which resolves names with it);
 any other haresources name resolves, as heartbeat does, to a script in
 /etc/ha.d/resource.d/, then /etc/init.d/, or to an OCF agent or systemd unit.
 `vigil.agents.factory.build_agent(name, args)` builds one;
@@ -8,16 +9,6 @@ any other haresources name resolves, as heartbeat does, to a script in
 `vigil.agents.monitor` watches them and restarts them in place.
 """
 
-BUILTIN_AGENTS: frozenset[str] = frozenset(
-    {
-        "IPaddr",
-        "IPaddr2",
-        "SendArp",
-        "IPsrcaddr",
-        "Delay",
-        "MailTo",
-        "Filesystem",
-        "drbddisk",
-        "ldirectord",
-    }
-)
+from vigil.config.haresources import BUILTIN_AGENTS
+
+__all__ = ["BUILTIN_AGENTS"]

@@ -20,13 +20,13 @@ from vigil.agents.ocf import OcfAgent
 from vigil.agents.options import AgentOptions, AgentPaths
 from vigil.agents.registry import ADDRESS_AGENTS, AGENTS
 from vigil.agents.systemd import SystemdUnit
+from vigil.config.base import ValueProblem
+from vigil.config.haresources import BUILTIN_AGENTS, ResourceRef
+from vigil.config.haresources import parse_resource as parse_word
 
 
 def parse_resource(text: str) -> tuple[str, tuple[str, ...]]:
     """One haresources word -> (name, args), read exactly as the config parser reads it."""
-    from vigil.config.base import ValueProblem
-    from vigil.config.haresources import parse_resource as parse_word
-
     try:
         ref = parse_word(text.strip())
     except ValueProblem as exc:
@@ -70,3 +70,18 @@ def _is_bare_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def builtin_argument_problem(ref: ResourceRef) -> str | None:
+    """What is wrong with a built-in agent's arguments, or None when they are fine.
+
+    The agent's own constructor is the judge (it validates without touching
+    the system), so `vigil check` and a start agree on what is accepted.
+    """
+    if ref.name not in BUILTIN_AGENTS:
+        return None
+    try:
+        build_agent(ref.name, ref.args)
+    except AgentConfigError as problem:
+        return str(problem)
+    return None

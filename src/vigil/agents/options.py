@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vigil.agents.base import Agent
+    from vigil.config.extension import ExtensionConfig
 
 
 class StopFailurePolicy(enum.Enum):
@@ -157,3 +158,51 @@ class AgentOptions:
             if key in table:
                 return table[key]
         return general if general is not None else default
+
+
+def options_from_extension(config: ExtensionConfig) -> AgentOptions:
+    """The `AgentOptions` for vigil's agents, groups and monitor.
+
+    Global settings map one to one. Of the `agent`/`resource` sections,
+    `monitor_interval` goes to `AgentOptions.intervals` and the timeouts to
+    `AgentOptions.timeouts` (which applies one value to every operation of that
+    resource: the largest timeout the section gives). Every section's settings
+    also go whole to `AgentOptions.agent_settings`/`resource_settings`, where the
+    monitor and the groups look up monitor, restart_limit, restart_window,
+    on_monitor_failure, stop_retries and failed_stop per resource.
+    """
+    d = config.defaults
+    intervals: dict[str, float] = {}
+    timeouts: dict[str, float] = {}
+    for override in (*config.agents.values(), *config.resources.values()):
+        settings = override.settings
+        if settings.get("monitor_interval") is not None:
+            intervals[override.name] = settings["monitor_interval"]
+        given = [settings[k] for k in ("monitor_timeout", "start_timeout", "stop_timeout")
+                 if settings.get(k) is not None]
+        if given:
+            timeouts[override.name] = max(given)
+    return AgentOptions(
+        monitor_interval=d.monitor_interval,
+        monitor_timeout=d.monitor_timeout,
+        start_timeout=d.start_timeout,
+        stop_timeout=d.stop_timeout,
+        intervals=intervals,
+        timeouts=timeouts,
+        monitor=d.monitor,
+        on_monitor_failure=d.on_monitor_failure,
+        agent_settings={o.name: dict(o.settings) for o in config.agents.values()},
+        resource_settings={o.name: dict(o.settings) for o in config.resources.values()},
+        restart_limit=d.restart_limit,
+        restart_window=d.restart_window,
+        stop_retries=d.stop_retries,
+        on_stop_failure=StopFailurePolicy(d.failed_stop),
+        arp_count=config.garp_count,
+        arp_interval=config.garp_interval,
+        duplicate_probe=config.duplicate_probe,
+        fsck=FsckMode(config.fsck),
+        drbd_backend=DrbdBackend(config.drbd_backend),
+        smtp_host=config.smtp_host,
+        smtp_port=config.smtp_port,
+        mail_from=config.mail_from,
+    )

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from vigil.cluster.loader import CheckReport, ConfigPaths, HostFacts, check
 from vigil.config.base import Diagnostic, Severity
-from vigil.config.loader import CheckReport, ConfigPaths, HostFacts, check
 
 
 def register(subparsers: Any) -> None:

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from vigil.cli.check import print_report
+from vigil.cluster.loader import ConfigPaths, HostFacts, check
 from vigil.config.base import to_jsonable
-from vigil.config.loader import ConfigPaths, HostFacts, check
 
 
 def register(subparsers: Any) -> None:

@@ -14,6 +14,8 @@ default filled in; times are float seconds.
 * `vigil.config.ldirectord`: ldirectord.cf (`LdirectordConfig`, `VirtualService`)
 * `vigil.config.drbd`: DRBD resource files (`DrbdConfig`, `Resource`)
 * `vigil.config.extension`: /etc/ha.d/vigil.cf (`ExtensionConfig`, `policy_for`)
-* `vigil.config.loader`: a whole directory (`ClusterConfig`, `check`, `load`)
-* `vigil.config.diff`: reload as a pure diff of two `ClusterConfig`s
+* `vigil.config.fence_agents`: where a fence agent named in vigil.cf is installed
+
+The whole directory, checked as a set (with the agents' own argument checks),
+is `vigil.cluster`.
 """

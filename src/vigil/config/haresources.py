@@ -30,7 +30,7 @@ IPsrcaddr, SendArp) get their `::` pieces joined back into one argument, so
 ``IPaddr2::2001:db8::10/64/eth0`` means what it says.
 
 `ResourceResolver` tells how a name runs, in this order: vigil's built-in
-agent (`vigil.agents.BUILTIN_AGENTS`), then heartbeat's lookup order
+agent (`BUILTIN_AGENTS`), then heartbeat's lookup order
 (/etc/ha.d/resource.d/NAME, then /etc/init.d/NAME), for plain names; the
 explicit forms go straight to their place. Its directories are injectable.
 
@@ -40,7 +40,7 @@ already split and joined as described here (OCF values, IPv6 addresses).
 
 Public API: `HaResources`, `ResourceGroup`, `ResourceRef`, `analyze`,
 `parse`, `render`, `parse_resource`, `ResourceResolver`, `Resolution`,
-`AgentKind`, `check_builtin_arguments`.
+`AgentKind`, `BUILTIN_AGENTS`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vigil.agents import BUILTIN_AGENTS
 from vigil.config.base import (
     NO_JSON,
     Diagnostics,
@@ -65,6 +64,22 @@ from vigil.config.base import (
 from vigil.errors import Location
 
 DEFAULT_PATH = "/etc/ha.d/haresources"
+
+#: The agents vigil implements itself: a plain haresources name resolves to one of
+#: these before heartbeat's resource.d and init.d (`vigil.agents.registry` builds them).
+BUILTIN_AGENTS: frozenset[str] = frozenset(
+    {
+        "IPaddr",
+        "IPaddr2",
+        "SendArp",
+        "IPsrcaddr",
+        "Delay",
+        "MailTo",
+        "Filesystem",
+        "drbddisk",
+        "ldirectord",
+    }
+)
 
 #: Agents whose only argument is an address spec: `::` pieces are joined back.
 SINGLE_ARGUMENT_AGENTS = frozenset({"IPaddr", "IPaddr2", "IPv6addr", "IPsrcaddr", "SendArp"})
@@ -326,28 +341,6 @@ def _render_ref(ref: ResourceRef) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Arguments of the built-in agents
-
-
-def check_builtin_arguments(ref: ResourceRef) -> str | None:
-    """What is wrong with a built-in agent's arguments, or None when they are fine.
-
-    The agent's own constructor is the judge (it validates without touching
-    the system), so `vigil check` and a start agree on what is accepted.
-    """
-    from vigil.agents.base import AgentConfigError
-    from vigil.agents.factory import build_agent
-
-    if ref.name not in BUILTIN_AGENTS:
-        return None
-    try:
-        build_agent(ref.name, ref.args)
-    except AgentConfigError as problem:
-        return str(problem)
-    return None
-
-
-# ---------------------------------------------------------------------------
 # Resolution
 
 
@@ -436,6 +429,7 @@ class ResourceResolver:
 
 
 __all__ = [
+    "BUILTIN_AGENTS",
     "DEFAULT_PATH",
     "SINGLE_ARGUMENT_AGENTS",
     "AgentKind",
@@ -446,7 +440,6 @@ __all__ = [
     "ResourceRef",
     "ResourceResolver",
     "analyze",
-    "check_builtin_arguments",
     "is_ip_shorthand",
     "parse",
     "parse_resource",

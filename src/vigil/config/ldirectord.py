@@ -468,7 +468,7 @@ _REAL_RE = re.compile(
 
 def _check_pattern(text: str) -> None:
     """A receive= that is not a regular expression would fail every check: say it here."""
-    from vigil.director.checkers.pattern import PatternProblem, compiled
+    from vigil.patterns import PatternProblem, compiled
     try:
         compiled(text)
     except PatternProblem as exc:

@@ -455,8 +455,8 @@ class HeartbeatDaemon:
         if answer["ok"]:
             reconfigure = getattr(self.driver, "reconfigure", None)
             if reconfigure is not None and new.source is not None:
-                from vigil.config.extension import agent_options
-                reconfigure(agent_options(new.source.extension))
+                from vigil.agents.options import options_from_extension
+                reconfigure(options_from_extension(new.source.extension))
             for what, old_value, new_value in (
                     ("respawn", self.settings.respawn, new.respawn),
                     ("watchdog", self.settings.watchdog, new.watchdog)):

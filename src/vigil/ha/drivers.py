@@ -99,9 +99,9 @@ def _agents(settings: Any) -> GroupDriver:
     options = None
     source = getattr(settings, "source", None)
     if source is not None:
-        from vigil.config.extension import agent_options
+        from vigil.agents.options import options_from_extension
 
-        options = agent_options(source.extension)
+        options = options_from_extension(source.extension)
     paths = None
     directory = getattr(settings, "directory", None)
     if directory is not None:

@@ -10,33 +10,20 @@ let two nodes run a group.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from vigil.config.fence_agents import agent_path
 from vigil.subprocesses import ProgramResult, run_program
 
 #: fence-agents' status exit codes
 STATUS_ON, STATUS_ERROR, STATUS_OFF = 0, 1, 2
-AGENT_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
 @dataclass(frozen=True)
 class FenceOutcome:
     fenced: bool
     reason: str
-
-
-def agent_path(agent: str) -> str | None:
-    """The agent program: a path, or a name looked up where fence-agents installs them."""
-    if "/" in agent:
-        return agent if os.access(agent, os.X_OK) else None
-    for directory in AGENT_DIRS:
-        candidate = os.path.join(directory, agent)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which(agent)
 
 
 def request(action: str, params: Mapping[str, str]) -> str:

@@ -147,7 +147,7 @@ def _resolve(peer: str, family: int) -> str:
 
 def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str] = frozenset(),
                 directory: str | Path = DEFAULT_DIR) -> HeartbeatSettings:
-    """`vigil.config.loader.ClusterConfig` -> the daemon's settings, for node `me`."""
+    """`vigil.cluster.loader.ClusterConfig` -> the daemon's settings, for node `me`."""
     from vigil.config import hacf as hacf_mod
 
     hacf, extension = cluster.hacf, cluster.extension
@@ -196,7 +196,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
 def read_settings(directory: str | Path = DEFAULT_DIR, me: str | None = None
                   ) -> HeartbeatSettings:
     """Load and check /etc/ha.d (`vigil check`'s checks); raises `ConfigErrors`."""
-    from vigil.config.loader import ConfigPaths, HostFacts, load
+    from vigil.cluster.loader import ConfigPaths, HostFacts, load
 
     facts = HostFacts.this_host(me)
     cluster = load(ConfigPaths(ha_dir=str(directory)), facts)

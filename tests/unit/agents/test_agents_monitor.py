@@ -109,14 +109,15 @@ def test_the_loop_returns_when_the_group_has_failed():
 
 
 def test_vigil_cf_sections_reach_each_resource_monitor_and_stop():
-    from vigil.config.extension import agent_options, parse
+    from vigil.agents.options import options_from_extension
+    from vigil.config.extension import parse
 
     config = parse("restart_limit 5\n"
                    "agent db\n    restart_limit 0\n"
                    "resource web::site\n    on_monitor_failure ignore\n    stop_retries 1\n"
                    "agent cache\n    monitor off\n"
                    "resource queue\n    on_monitor_failure failover\n")
-    options = agent_options(config)
+    options = options_from_extension(config)
     db, web, cache, queue = (Service("db"), Service("web"), Service("cache"),
                              Service("queue"))
     web.args = ("site",)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from vigil.agents.options import options_from_extension
 from vigil.config import extension as ext
 from vigil.config.haresources import parse_resource
 
@@ -96,7 +97,7 @@ def test_agent_options_drive_the_agents():
 
     config = ext.parse(EXAMPLE + "failed_stop reboot\nagent IPaddr\n  monitor_timeout 4\n"
                                  "  stop_timeout 9\n")
-    options = ext.agent_options(config)
+    options = options_from_extension(config)
     vip = build_agent("IPaddr", ("198.51.100.100/24/eth0",), options=options)
     other_vip = build_agent("IPaddr", ("198.51.100.101/24/eth0",), options=options)
     mysqld_like = build_agent("Delay", ("1",), options=options)
@@ -106,7 +107,7 @@ def test_agent_options_drive_the_agents():
     assert options.on_stop_failure is StopFailurePolicy.REBOOT
     assert (options.arp_count, options.arp_interval) == (3, 0.5)
     assert options.restart_limit == 2
-    plain = ext.agent_options(ext.parse(""))
+    plain = options_from_extension(ext.parse(""))
     assert plain.interval_for(vip) == vip.default_interval
     assert plain.on_stop_failure is StopFailurePolicy.BLOCK
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vigil.agents import BUILTIN_AGENTS
+from vigil.agents.factory import builtin_argument_problem
 from vigil.config import haresources as hr
 from vigil.config.base import ValueProblem
+from vigil.config.haresources import BUILTIN_AGENTS
 
 SEED = Path("/work/shared/seed/configs")
 DEBIAN = Path("/usr/share/doc/heartbeat/haresources.gz")
@@ -104,7 +105,7 @@ def test_ocf_resources_and_ipv6_values():
 def test_single_address_agents_take_ipv6_addresses_as_written():
     ref = hr.parse_resource("IPaddr2::2001:db8::10/64/eth0")
     assert ref.args == ("2001:db8::10/64/eth0",)
-    assert hr.check_builtin_arguments(ref) is None
+    assert builtin_argument_problem(ref) is None
 
 
 def test_bare_ipv6_address_is_ipaddr_shorthand_too():
@@ -169,7 +170,7 @@ def test_resource_in_two_groups_is_warned_about():
     ("SendArp::10.0.0.1", "SendArp takes ip/iface"),
 ])
 def test_builtin_arguments_are_judged_by_the_agents_themselves(ref, message):
-    assert hr.check_builtin_arguments(hr.parse_resource(ref)) == message
+    assert builtin_argument_problem(hr.parse_resource(ref)) == message
 
 
 @pytest.mark.parametrize("ref", [
@@ -179,13 +180,13 @@ def test_builtin_arguments_are_judged_by_the_agents_themselves(ref, message):
     "ldirectord::web.cf", "Filesystem::-Ldata::/srv::ext4::noatime",
 ])
 def test_builtin_arguments_heartbeat_users_write_are_accepted(ref):
-    assert hr.check_builtin_arguments(hr.parse_resource(ref)) is None
+    assert builtin_argument_problem(hr.parse_resource(ref)) is None
 
 
 def test_builtin_arguments_of_the_seed_are_fine():
     for name in ("haresources.mysqld", "haresources.lvs", "haresources.drbd-mysql"):
         for ref in hr.parse((SEED / name).read_text()).resources:
-            assert hr.check_builtin_arguments(ref) is None
+            assert builtin_argument_problem(ref) is None
 
 
 def _script(path, executable=True):

@@ -181,6 +181,6 @@ def test_slot_tables_are_full_exact_and_minimally_changed(old_weights, new_weigh
 
 
 def test_the_check_layer_knows_the_userspace_schedulers():
-    from vigil.config.loader import USERSPACE_SCHEDULERS
+    from vigil.cluster.loader import USERSPACE_SCHEDULERS
     from vigil.lvs.schedulers import SCHEDULERS
     assert set(SCHEDULERS) == USERSPACE_SCHEDULERS

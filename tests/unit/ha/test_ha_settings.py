@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vigil.cluster.loader import ConfigPaths, HostFacts, load
 from vigil.config.base import ConfigErrors
-from vigil.config.loader import ConfigPaths, HostFacts, load
 from vigil.ha.settings import from_config
 
 SEED = Path("/work/shared/seed/configs")

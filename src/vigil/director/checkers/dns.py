@@ -8,7 +8,7 @@ import ipaddress
 import os
 import struct
 
-from vigil.director.checkers import pattern
+from vigil import patterns
 from vigil.director.checkers.base import (
     CheckRequest,
     CheckResult,
@@ -143,9 +143,9 @@ async def check(request: CheckRequest) -> CheckResult:
         if rtype not in (TYPE_A, TYPE_PTR) or not request.receive:
             continue
         try:
-            if await pattern.search(request.receive, text):
+            if await patterns.search(request.receive, text):
                 return CheckResult.up(f"{name} -> {text}")
-        except pattern.PatternProblem as exc:
+        except patterns.PatternProblem as exc:
             return CheckResult.down(str(exc))
     shown = ", ".join(text for _, text in answers) or "no answer"
     return CheckResult.down(f"response mismatch for {name}: {shown}")

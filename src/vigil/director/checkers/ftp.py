@@ -7,7 +7,7 @@ import asyncio
 import re
 import socket
 
-from vigil.director.checkers import pattern
+from vigil import patterns
 from vigil.director.checkers.base import (
     READ_LIMIT,
     CheckRequest,
@@ -70,7 +70,7 @@ async def check(request: CheckRequest) -> CheckResult:
             await close_stream(data_writer)
         await read_reply(reader)  # 226 transfer complete
         writer.write(b"QUIT\r\n")
-        if await pattern.search(request.receive, content.decode(errors="replace")):
+        if await patterns.search(request.receive, content.decode(errors="replace")):
             return CheckResult.up(f"fetched {len(content)} bytes")
         return CheckResult.down(f"content does not match {request.receive!r}")
     except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from vigil.director.checkers import pattern
+from vigil import patterns
 from vigil.director.checkers.base import (
     READ_LIMIT,
     CheckRequest,
@@ -86,10 +86,10 @@ async def judge(answer: bytes, request: CheckRequest) -> CheckResult:
     if request.receive and request.spec.httpmethod != "HEAD":
         text = body.decode(errors="replace")
         try:
-            if not await pattern.search(request.receive, text):
+            if not await patterns.search(request.receive, text):
                 return CheckResult.down(f"{status} but body does not match "
                                         f"{request.receive!r}")
-        except pattern.PatternProblem as exc:
+        except patterns.PatternProblem as exc:
             return CheckResult.down(str(exc))
     return CheckResult.up(status_line[9:].strip() or str(status))
 

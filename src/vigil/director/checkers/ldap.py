@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from vigil.director.checkers import pattern
+from vigil import patterns
 from vigil.director.checkers.base import CheckRequest, CheckResult, describe, request_text
 
 
@@ -41,7 +41,7 @@ async def exchange(request: CheckRequest, tls: bool) -> CheckResult:
         return CheckResult.down(describe(exc))
     if len(dns) != 1:
         return CheckResult.down(f"{len(dns)} entries for {request_text(request.request)!r}")
-    if request.receive and not pattern.search_now(request.receive, dns[0]):
+    if request.receive and not patterns.search_now(request.receive, dns[0]):
         return CheckResult.down(f"{dns[0]} does not match {request.receive!r}")
     return CheckResult.up(dns[0])
 

@@ -3,7 +3,7 @@ matches `receive`."""
 
 from __future__ import annotations
 
-from vigil.director.checkers import pattern
+from vigil import patterns
 from vigil.director.checkers.base import (
     CheckRequest,
     CheckResult,
@@ -27,7 +27,7 @@ async def check(request: CheckRequest) -> CheckResult:
             writer.write_eof()
         while line := await reader.readline():
             decoded = line.decode(errors="replace")
-            if await pattern.search(request.receive, decoded):
+            if await patterns.search(request.receive, decoded):
                 return CheckResult.up(decoded.strip()[:120])
         return CheckResult.down(f"no line matched {request.receive!r}")
     except Exception as exc:

@@ -1,8 +1,8 @@
 """Reload as a pure diff: what changed, keyed by identity, with what a reload can apply."""
 
+from vigil.cluster.diff import ConfigDiff, Effect, diff, diff_drbd
+from vigil.cluster.loader import ClusterConfig
 from vigil.config import authkeys, drbd, extension, hacf, haresources, ldirectord
-from vigil.config.diff import ConfigDiff, Effect, diff, diff_drbd
-from vigil.config.loader import ClusterConfig
 from vigil.config.resolve import COMMON_SERVICES, StaticResolver
 
 NAMES = StaticResolver(services=COMMON_SERVICES)

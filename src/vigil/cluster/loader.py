@@ -36,9 +36,11 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from vigil.agents.factory import builtin_argument_problem
 from vigil.config import authkeys as authkeys_mod
 from vigil.config import drbd as drbd_mod
 from vigil.config import extension as extension_mod
+from vigil.config import fence_agents
 from vigil.config import hacf as hacf_mod
 from vigil.config import haresources as haresources_mod
 from vigil.config import ldirectord as ldirectord_mod
@@ -398,7 +400,7 @@ def _check_resources(resources: haresources_mod.HaResources,
                 out.append(_at(ref.location, resources.path, Severity.ERROR, str(problem)))
                 continue
             if resolution.kind is haresources_mod.AgentKind.BUILTIN:
-                problem_text = haresources_mod.check_builtin_arguments(ref)
+                problem_text = builtin_argument_problem(ref)
                 if problem_text is not None:
                     out.append(_at(ref.location, resources.path, Severity.ERROR, problem_text))
             if ref.name == "drbddisk":
@@ -426,9 +428,8 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
                            f"resource {override.name}: not in haresources"))
     for problem in extension_mod.unsupported(extension):
         out.append(Diagnostic(Severity.WARNING, Location(extension.path), problem))
-    from vigil.ha.fencing import agent_path
     for device in extension.fence_devices.values():
-        if agent_path(device.agent) is None:
+        if fence_agents.agent_path(device.agent) is None:
             out.append(_at(device.location, extension.path, Severity.ERROR,
                            f"fence {device.node}: fence agent {device.agent} not found (looked "
                            "in /usr/sbin, /sbin, /usr/local/sbin and PATH; Debian: apt-get "

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vigil.config import loader
+from vigil.cluster import loader
+from vigil.cluster.loader import ConfigPaths, HostFacts
 from vigil.config.base import ConfigErrors, Severity
 from vigil.config.haresources import ResourceResolver
-from vigil.config.loader import ConfigPaths, HostFacts
 from vigil.config.resolve import StaticResolver
 
 SEED = Path("/work/shared/seed/configs")

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vigil.cluster.loader import ClusterConfig
 from vigil.config.authkeys import AuthKeys
 from vigil.config.base import MASK, format_time
 from vigil.config.drbd import DrbdConfig
@@ -40,7 +41,6 @@ from vigil.config.extension import ExtensionConfig
 from vigil.config.hacf import HaCf
 from vigil.config.haresources import HaResources
 from vigil.config.ldirectord import LdirectordConfig, VirtualService
-from vigil.config.loader import ClusterConfig
 
 
 class Effect(enum.StrEnum):
