@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.kernel.nftables import Nftables
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
+from vigil.lab.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.testing import WaitTimeout, wait_until
 
 #: `vigil demo director` picks this scene by a word of its title.

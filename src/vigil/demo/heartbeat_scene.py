@@ -29,9 +29,9 @@ import pymysql
 
 import vigil
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, LabProcess
+from vigil.lab.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 
 TITLE = "heartbeat pair: the VIP and MariaDB on server5/server6"
 NODES = ("server5", "server6")

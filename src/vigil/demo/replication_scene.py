@@ -30,10 +30,10 @@ import pymysql
 from vigil.demo import heartbeat_scene
 from vigil.demo.heartbeat_scene import MARIADB_CNF, MYSQLD_SCRIPT
 from vigil.demo.scene import SceneResult
-from vigil.demo.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, LabProcess
 from vigil.lab.host import Host
+from vigil.lab.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.replication.loopdev import LoopIdentity
 from vigil.testing import vigil_command
 

@@ -398,7 +398,7 @@ class HealthPolicy:
     def state_of(self, service: ServiceKey, real: RealKey) -> State:
         return self.services[service].reals[real].state
 
-    def snapshot(self) -> list[dict]:
+    def snapshot(self) -> list[dict[str, object]]:
         """Per real server state, for `vigil director status`."""
         rows = []
         for key, health in self.services.items():

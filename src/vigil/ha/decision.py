@@ -780,14 +780,17 @@ class FailoverCore:
         """No action in flight (heartbeat's `isstable`: requests may be pending)."""
         return self.phase is Phase.READY and not any(h.busy for h in self.hold)
 
+    def _peer_state_name(self, index: int) -> str | None:
+        state = None if self.alone else self.peer.states[index]
+        return state.name.lower() if state is not None else None
+
     def snapshot(self) -> dict[str, object]:
         return {
             "phase": self.phase.value,
             "groups": [
                 {"key": g.key, "home": g.home, "state": self.hold[g.index].name.lower(),
                  "why": self.why[g.index],
-                 "peer_state": (self.peer.states[g.index].name.lower()
-                                if not self.alone and self.peer.states[g.index] else None),
+                 "peer_state": self._peer_state_name(g.index),
                  "handing_over": g.index in self.give, "asked_for": g.index in self.want}
                 for g in self.groups
             ],

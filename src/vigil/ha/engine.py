@@ -536,12 +536,12 @@ class NodeEngine:
                 out.log("standby.ignored", "warning", node=self.config.peer, groups=ours,
                         reason="a resource transition is in progress here")
         elif info == "done":
-            for ours, (state, theirs, _) in list(self.hb_taking.items()):
-                if state == "agreed":  # the peer released them: take them
+            for ours, (taking, theirs, _) in list(self.hb_taking.items()):
+                if taking == "agreed":  # the peer released them: take them
                     self.hb_taking[ours] = ("acquiring", theirs, now)
                     self.hb_peer_give |= self._groups_of(ours)
-            for cls, (state, _) in list(self.hb_giving.items()):
-                if state == "released":  # the peer acquired them: exchange over
+            for cls, (giving, _) in list(self.hb_giving.items()):
+                if giving == "released":  # the peer acquired them: exchange over
                     del self.hb_giving[cls]
             self._peer_requests(now)
 
@@ -719,7 +719,9 @@ class NodeEngine:
         core = self.core.snapshot()
         groups = []
         peer_alive = self.core.peer.alive and not self.core.peer.gone
-        for info in core["groups"]:  # type: ignore[union-attr]
+        core_groups = core["groups"]
+        assert isinstance(core_groups, list)
+        for info in core_groups:
             here = info["state"]
             there = info["peer_state"] if peer_alive else None
             holder = [n for n, s in ((self.me, here), (self.config.peer, there))

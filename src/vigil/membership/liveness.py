@@ -19,6 +19,7 @@ link up, late heartbeat) and the next instant something can happen.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vigil.errors import VigilError
@@ -123,7 +124,7 @@ class Liveness:
     """The liveness of every other node and of each of our links to it."""
 
     def __init__(self, me: str, nodes: list[str], links: list[str], timings: Timings,
-                 now: float, ping_nodes: list[str] = ()):
+                 now: float, ping_nodes: Sequence[str] = ()):
         self.me = me
         self.timings = timings
         self.started = now

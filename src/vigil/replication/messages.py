@@ -37,7 +37,7 @@ def _names(kinds: type | tuple[type, ...]) -> str:
 
 
 def _count(fields: dict[str, Any], name: str, what: str, required: bool = True) -> int | None:
-    value = _field(fields, name, int, what, required)
+    value: int | None = _field(fields, name, int, what, required)
     if value is not None and not 0 <= value <= UINT64:
         raise ProtocolError(f"{what}: {name!r} out of range")
     return value
@@ -53,7 +53,7 @@ def challenge(fields: dict[str, Any]) -> bytes:
 
 
 def hello_resource(fields: dict[str, Any]) -> str:
-    name = _field(fields, "resource", str, "HELLO")
+    name: str = _field(fields, "resource", str, "HELLO")
     if len(name) > 255:
         raise ProtocolError("HELLO: resource name too long")
     return name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any
 
 from vigil.errors import VigilError
 
@@ -64,7 +66,7 @@ class IllegalTransition(RuntimeError):
     pass
 
 
-def check(table: dict, old: enum.Enum, new: enum.Enum) -> None:
+def check(table: Mapping[Any, set[Any]], old: enum.Enum, new: enum.Enum) -> None:
     if old is not new and new not in table[old]:
         raise IllegalTransition(f"{old.value} -> {new.value}")
 

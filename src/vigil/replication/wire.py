@@ -25,6 +25,10 @@ MAX_BODY_UNAUTHENTICATED = 4096
 MAX_JSON_DEPTH = 8
 
 
+#: a received body: the decoder hands out views into its buffer, parsers copy what they keep
+Body = bytes | bytearray | memoryview
+
+
 class ProtocolError(Exception):
     """The peer sent something that is not our protocol (or is corrupt)."""
 
@@ -65,7 +69,7 @@ class Message:
         raise NotImplementedError
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Message:  # pragma: no cover
+    def parse(cls, kind: T, flags: int, body: Body) -> Message:  # pragma: no cover
         raise NotImplementedError
 
     def flags(self) -> int:
@@ -88,7 +92,7 @@ class Control(Message):
         return json.dumps(self.fields, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Control:
+    def parse(cls, kind: T, flags: int, body: Body) -> Control:
         text = bytes(body)
         if _nesting(text) > MAX_JSON_DEPTH:
             raise ProtocolError(f"{kind.name}: JSON nested deeper than {MAX_JSON_DEPTH}")
@@ -113,7 +117,7 @@ class Blob(Message):
         return self.payload
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Blob:
+    def parse(cls, kind: T, flags: int, body: Body) -> Blob:
         return cls(kind, bytes(body))
 
 
@@ -168,7 +172,8 @@ class Data(Message):
     type: T
     seq: int
     offset: int
-    payload: bytes
+    #: a view into the receive buffer when received (no copy of a 1 MiB write)
+    payload: bytes | memoryview
     fua: bool = False
 
     def flags(self) -> int:
@@ -182,7 +187,7 @@ class Data(Message):
         return b"".join((head, _DATA.pack(self.seq, self.offset), self.payload))
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Data:
+    def parse(cls, kind: T, flags: int, body: Body) -> Data:
         if len(body) < _DATA.size:
             raise ProtocolError(f"{kind.name}: short body")
         seq, offset = _DATA.unpack_from(body)
@@ -208,7 +213,7 @@ class Ack(Message):
         return _SEQ.pack(self.seq)
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Ack:
+    def parse(cls, kind: T, flags: int, body: Body) -> Ack:
         if len(body) != _SEQ.size:
             raise ProtocolError(f"{kind.name}: body of {len(body)} bytes")
         return cls(kind, _SEQ.unpack(body)[0])
@@ -230,7 +235,7 @@ class Range(Message):
         return _RANGE.pack(self.offset, self.length)
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Range:
+    def parse(cls, kind: T, flags: int, body: Body) -> Range:
         if len(body) != _RANGE.size:
             raise ProtocolError(f"{kind.name}: body of {len(body)} bytes")
         return cls(kind, *_RANGE.unpack(body))
@@ -253,7 +258,7 @@ class Verify(Message):
         return _OV.pack(self.offset, self.count) + self.payload
 
     @classmethod
-    def parse(cls, kind: T, flags: int, body: bytes) -> Verify:
+    def parse(cls, kind: T, flags: int, body: Body) -> Verify:
         if len(body) < _OV.size:
             raise ProtocolError(f"{kind.name}: short body")
         offset, count = _OV.unpack_from(body)
@@ -265,7 +270,7 @@ REGISTRY: dict[T, type[Message]] = {
 }
 
 
-def decode(kind: int, flags: int, body: bytes) -> Message:
+def decode(kind: int, flags: int, body: Body) -> Message:
     try:
         mtype = T(kind)
     except ValueError:

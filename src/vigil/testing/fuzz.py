@@ -15,7 +15,6 @@ import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 
 #: values that have broken parsers before: empty, huge, negative, other spellings
 NASTY = ["", "0", "-1", "1" * 400, "9" * 5000, "ffffffffffffffffffff", "N2", "n2", "zz",
@@ -62,13 +61,15 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
 
 # -- entry points ---------------------------------------------------------------------------
 def _seed(name: str) -> str:
-    return resources.files("vigil.demo").joinpath("seed_configs", name).read_text()
+    from vigil.lab.seed import original
+
+    return original(name)
 
 
 def _config_entry(name: str, analyze: Callable[[str, str], object],
                   original: str | None = None) -> Callable[[random.Random], None]:
     """Mutations of the seed's file `name` (or of `original`, for files the seed lacks)."""
-    from vigil.demo.seed import adapt
+    from vigil.lab.seed import adapt
 
     text = original if original is not None else adapt(_seed(name))
 

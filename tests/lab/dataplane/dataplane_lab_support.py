@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "director"))
 from director_lab_support import control, nginx
 
 from vigil.dataplane.plan import Environment, Route, build_plan, owner_of
-from vigil.demo.seed import lab_file
 from vigil.director.codec import table_from_json
 from vigil.lab import Lab
 from vigil.lab.host import Host
+from vigil.lab.seed import lab_file
 from vigil.testing import vigil_command, wait_until
 
 VIP = "198.51.100.100"

@@ -33,7 +33,7 @@ from dataplane_lab_support import (
     wait_weights,
 )
 
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab

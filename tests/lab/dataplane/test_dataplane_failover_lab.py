@@ -24,8 +24,8 @@ from dataplane_lab_support import (
     weights,
 )
 
-from vigil.demo.seed import lab_file
 from vigil.lab.host import Host
+from vigil.lab.seed import lab_file
 from vigil.testing import vigil_command, wait_until
 
 pytestmark = pytest.mark.lab

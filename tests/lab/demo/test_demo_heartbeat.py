@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from vigil.demo import heartbeat_scene, runner
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 

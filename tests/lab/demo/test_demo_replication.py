@@ -13,7 +13,7 @@ import pymysql
 import pytest
 
 from vigil.demo import replication_scene as scene
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 from vigil.replication import loopdev
 from vigil.testing import vigil_command
 

@@ -23,7 +23,7 @@ from director_lab_support import (
     weights,
 )
 
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
@@ -171,7 +171,7 @@ def test_status_stop_and_lsb_exit_codes(director_lab):
 
 def test_seed_ipvsadm_edits_build_a_hand_kept_table(seed_lab):
     """The seed's hand-made table (configs/ipvsadm.sh), line by line through `vigil lvs`."""
-    from vigil.demo.seed import lab_file
+    from vigil.lab.seed import lab_file
 
     server5 = seed_lab.host("server5")
     seed_lab.add_address("server5", "eth0", f"{VIP}/24")

@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 from vigil.testing.guest import guest_unavailable_reason, run_in_guest
 
 # the guest run (emulated: ldirectord alone takes a minute) has its own 600 s limit

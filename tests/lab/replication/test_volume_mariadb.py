@@ -16,7 +16,7 @@ import time
 import pymysql
 import pytest
 
-from vigil.demo.seed import lab_file
+from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]

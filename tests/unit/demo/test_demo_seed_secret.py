@@ -1,7 +1,7 @@
 """The demo's one change to the tutorial's files beyond addresses: links that authenticate."""
 
 from vigil.config import authkeys, drbd
-from vigil.demo.seed import demo_file, lab_file
+from vigil.lab.seed import demo_file, lab_file
 
 
 def test_authkeys_selects_sha1_with_the_runs_secret_and_keeps_every_other_line():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from vigil.demo.seed import SEED_FILES, adapt, lab_file, original
+from vigil.lab.seed import SEED_FILES, adapt, lab_file, original
 
 LAB_RANGES = [ipaddress.ip_network(n) for n in ("198.51.100.0/24", "127.0.0.0/8")]
 

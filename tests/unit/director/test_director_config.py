@@ -5,9 +5,9 @@ import pytest
 
 from vigil.config import ldirectord as cf
 from vigil.config.resolve import SystemResolver
-from vigil.demo.seed import lab_file
 from vigil.director.adapter import find_config, from_ldirectord
 from vigil.errors import ConfigError
+from vigil.lab.seed import lab_file
 from vigil.lvs.table import Forward, Protocol, ServiceKey
 
 

@@ -8,8 +8,8 @@ import random
 import pytest
 
 from vigil.ha.groups import groups_from_lines
-from vigil.ha.simulation import SimCluster
 from vigil.membership.liveness import Timings
+from vigil.testing.simulation import SimCluster
 
 GROUPS = groups_from_lines([("n1", ["IPaddr::198.51.100.100/24/eth0"]),
                             ("n2", ["IPaddr::198.51.100.101/24/eth0"])])

@@ -6,8 +6,8 @@ import pytest
 
 from vigil.cli.main import main
 from vigil.cli.volume import format_status
-from vigil.demo.seed import lab_file
 from vigil.errors import ConfigError, UsageError
+from vigil.lab.seed import lab_file
 from vigil.replication import config
 from vigil.replication.completion import Protocol
 

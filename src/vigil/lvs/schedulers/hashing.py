@@ -24,7 +24,7 @@ class SlotScheduler(Scheduler):
     hashing = True
     size = DEFAULT_SIZE
 
-    def __init__(self, flags=()):
+    def __init__(self, flags: Sequence[str] = ()) -> None:
         super().__init__(flags)
         self.slots: tuple[RealKey, ...] = ()
         self._by_key: dict[RealKey, Dest] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from vigil.lvs.schedulers.base import NO_LOAD, Flow, Load, Scheduler, usable
 from vigil.lvs.table import RealKey
@@ -11,7 +11,7 @@ from vigil.lvs.table import RealKey
 class RoundRobin(Scheduler):
     name = "rr"
 
-    def __init__(self, flags=()):
+    def __init__(self, flags: Sequence[str] = ()) -> None:
         super().__init__(flags)
         self._last: RealKey | None = None
 

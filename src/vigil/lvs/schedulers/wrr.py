@@ -17,7 +17,7 @@ from vigil.lvs.table import RealKey
 class WeightedRoundRobin(Scheduler):
     name = "wrr"
 
-    def __init__(self, flags=()):
+    def __init__(self, flags: Sequence[str] = ()) -> None:
         super().__init__(flags)
         self._index = -1
         self._current = 0

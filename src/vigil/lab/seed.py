@@ -37,7 +37,7 @@ def original(name: str) -> str:
     """A file exactly as the tutorial shows it."""
     if name not in SEED_FILES:
         raise KeyError(f"the tutorial has no file {name!r}")
-    return resources.files("vigil.demo").joinpath("seed_configs", name).read_text()
+    return resources.files("vigil.lab").joinpath("seed_configs", name).read_text()
 
 
 def map_address(address: str) -> str:
