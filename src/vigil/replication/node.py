@@ -48,6 +48,7 @@ from vigil.replication.states import (
     check,
 )
 from vigil.replication.timers import ConnectTimer, Liveness, PingTimer
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.volume")
 
@@ -540,9 +541,7 @@ class Node:
                 if self._usable(link):
                     return link
                 continue
-            waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+            await cancel_and_wait([waiter])
             if waiter.done() and not waiter.cancelled():
                 self._accepted.put_nowait(waiter.result())
             if not self.want_connection or self._stopping:

@@ -63,6 +63,7 @@ from vigil.director.backends.base import (
 from vigil.errors import VigilError
 from vigil.lvs.operations import Operation
 from vigil.lvs.table import Forward, ServiceKey, Table
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.director.nftables")
 
@@ -213,11 +214,7 @@ class NftablesBackend(Backend):
         self._tasks = [loop.create_task(self._maintain()), loop.create_task(self._estimate())]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._runner is not None:
             self._runner.close()

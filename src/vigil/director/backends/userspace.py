@@ -55,6 +55,7 @@ from vigil.lvs.schedulers import (
     make_scheduler,
 )
 from vigil.lvs.table import Protocol, RealKey, ServiceKey, Table, VirtualService
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.director.userspace")
 
@@ -650,10 +651,6 @@ class UserspaceBackend(Backend):
         return result
 
     async def close(self) -> None:
-        for task in (self._maintenance, self._expiry):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait([self._maintenance, self._expiry])
         for key in list(self.runtimes):
             self._close_service(key)
