@@ -243,7 +243,7 @@ class Director:
                 self._spawn(self._run_command(action.argv, "fallbackcommand"))
             elif isinstance(action, SendAlert):
                 self._spawn(self._send_alert(action))
-        if "fallback" in decision.reason:
+        if decision.fallback_changed:
             changed = True
             vlog.event(log, "director.decision", reason=decision.reason)
         if changed:

@@ -125,13 +125,17 @@ Action = Transition | SoftFailure | RunFallbackCommand | SendAlert
 class Decision:
     actions: tuple[Action, ...] = ()
     reason: str = ""
+    #: a fallback server went in or out, or a fallbackcommand runs: the table changes
+    #: without a real server's transition saying so
+    fallback_changed: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.actions)
 
     def __add__(self, other: Decision) -> Decision:
         reason = "; ".join(r for r in (self.reason, other.reason) if r)
-        return Decision(self.actions + other.actions, reason)
+        return Decision(self.actions + other.actions, reason,
+                        self.fallback_changed or other.fallback_changed)
 
 
 NO_DECISION = Decision()
@@ -392,7 +396,7 @@ class HealthPolicy:
             if config.fallbackcommand:
                 actions.append(RunFallbackCommand(config.fallbackcommand, wanted, config.key))
                 reasons.append(f"fallbackcommand {wanted} for {config.key}")
-        return Decision(tuple(actions), "; ".join(reasons))
+        return Decision(tuple(actions), "; ".join(reasons), fallback_changed=bool(reasons))
 
     # -- inspection ----------------------------------------------------------------------
     def state_of(self, service: ServiceKey, real: RealKey) -> State:

@@ -29,6 +29,7 @@ Every call returns `Decision`s: actions plus the one-line reason the daemon logs
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -43,15 +44,48 @@ from vigil.ha.state import (
     next_phase,
 )
 
+
+class Cause(enum.StrEnum):
+    """Why a group should run where `desired` says: the code decides on these members,
+    and their text is only what the logs show (rewording one changes no behaviour)."""
+
+    SHUTTING_DOWN = "shutting down"
+    ALONE = "alone"
+    PEER_SHUT_DOWN = "peer shut down"
+    PEER_DEAD = "peer dead"
+    PEER_NEVER_HEARD = "peer never heard"
+    PEER_LEAVING = "peer leaving"
+    NEGOTIATION_TIMEOUT = "negotiation timeout"
+    WAITING_FOR_PEER = "waiting for the peer's state"
+    PEER_HANDS_OVER = "peer hands it over"
+    BOTH_ASKED = "both asked: home node"
+    PEER_ASKED = "peer asked for it"
+    SPLIT_BRAIN = "split brain"
+    PEER_RELEASING = "peer is releasing it"
+    RELEASING_HERE = "releasing it here"
+    FAILED_HERE = "failed here"
+    FAILED_ON_PEER = "failed on peer"
+    PEER_REACHES_MORE = "peer reaches more ping nodes"
+    AUTO_FAILBACK = "auto_failback: home node is back"
+    HOLDING = "holding"
+    PEER_RUNS_IT = "peer runs it"
+    BOTH_IN_TRANSITION = "both in transition"
+    BETTER_PING_REACH = "better ping reach"
+    HOME_NODE = "home node"
+    ITS_HOME_NODE = "its home node"
+    ADOPTED = "adopted"
+
+
 AUTO_FAILBACK = ("on", "off", "legacy")
 #: Reasons for holding a group that allow auto-failback to move it home again.
-FAILBACK_REASONS = frozenset({"peer dead", "peer never heard", "alone", "adopted",
-                              "negotiation timeout", "peer shut down", "peer leaving"})
+FAILBACK_REASONS = frozenset({Cause.PEER_DEAD, Cause.PEER_NEVER_HEARD, Cause.ALONE, Cause.ADOPTED,
+                              Cause.NEGOTIATION_TIMEOUT, Cause.PEER_SHUT_DOWN,
+                              Cause.PEER_LEAVING})
 FREE = (Hold.RELEASED, Hold.FAILED)
 #: Hand-overs that need no agreement from the peer (it is already running the group,
 #: or we are leaving): every other voluntary stop asks the peer's permission first
 #: when the peer needs it (heartbeat's standby exchange), through `gate`.
-UNGATED = frozenset({"split brain", "shutting down"})
+UNGATED = frozenset({Cause.SPLIT_BRAIN, Cause.SHUTTING_DOWN})
 RUNNING = (Hold.HELD, Hold.STARTING, Hold.STUCK)
 RELEASING = (Hold.STOPPING, Hold.CLEANING)
 
@@ -250,7 +284,7 @@ class FailoverCore:
 
     def adopt(self, index: int) -> Decision:
         """At start-up the group was found running here (left by a crash): claim it honestly."""
-        self._set(index, "adopt", "adopted")
+        self._set(index, "adopt", Cause.ADOPTED)
         return Decision((), f"group {self.groups[index]} found running at start: holding it",
                         "warning")
 
@@ -454,64 +488,64 @@ class FailoverCore:
         group = self.groups[index]
         mine = self.hold[index]
         if self.phase is Phase.LEAVING or self.phase is Phase.DONE:
-            return "peer", "shutting down"
+            return "peer", Cause.SHUTTING_DOWN
         if self.alone:
-            return "me", "alone"
+            return "me", Cause.ALONE
         peer = self.peer
         if not peer.alive or peer.gone:
             if peer.gone:
-                return "me", "peer shut down"
-            return "me", "peer dead" if peer.ever_heard else "peer never heard"
+                return "me", Cause.PEER_SHUT_DOWN
+            return "me", Cause.PEER_DEAD if peer.ever_heard else Cause.PEER_NEVER_HEARD
         theirs = peer.states[index]
         if peer.phase == "leaving":
-            return "me", "peer leaving"
+            return "me", Cause.PEER_LEAVING
         if theirs is None or peer.mismatch:
             if self.home_is_me(group) and self.ready_at is not None and \
                     now - self.ready_at >= self.settings.negotiation_timeout:
-                return "me", "negotiation timeout"
-            return None, "waiting for the peer's state"
+                return "me", Cause.NEGOTIATION_TIMEOUT
+            return None, Cause.WAITING_FOR_PEER
         # explicit requests
         if index in self.give and theirs is not Hold.FAILED:
             return "peer", self.give[index]
         if index in peer.give and mine is not Hold.FAILED:
-            return "me", "peer hands it over"
+            return "me", Cause.PEER_HANDS_OVER
         if index in self.want and index in peer.want:
-            return ("me" if self.home_is_me(group) else "peer"), "both asked: home node"
+            return ("me" if self.home_is_me(group) else "peer"), Cause.BOTH_ASKED
         if index in self.want:
             return "me", self.want[index]
         if index in peer.want:
-            return "peer", "peer asked for it"
+            return "peer", Cause.PEER_ASKED
         i_run = mine in RUNNING
         they_run = theirs in RUNNING
         if i_run and they_run:
-            return self.keeper(group), "split brain"
+            return self.keeper(group), Cause.SPLIT_BRAIN
         if i_run and theirs in RELEASING:
-            return "me", "peer is releasing it"
+            return "me", Cause.PEER_RELEASING
         if they_run and mine in RELEASING:
-            return "peer", "releasing it here"
+            return "peer", Cause.RELEASING_HERE
         if mine is Hold.FAILED and theirs is not Hold.FAILED:
-            return "peer", "failed here"
+            return "peer", Cause.FAILED_HERE
         if theirs is Hold.FAILED and mine is not Hold.FAILED:
-            return "me", "failed on peer"
+            return "me", Cause.FAILED_ON_PEER
         if mine.may_run and not theirs.may_run:
             if self._worse_reach(now):
-                return "peer", "peer reaches more ping nodes"
+                return "peer", Cause.PEER_REACHES_MORE
             if self.settings.failback and not self.home_is_me(group) and \
                     self.why[index] in FAILBACK_REASONS and peer.phase == "ready" and \
                     not self._peer_worse_reach():
-                return "peer", "auto_failback: home node is back"
-            return "me", self.why[index] or "holding"
+                return "peer", Cause.AUTO_FAILBACK
+            return "me", self.why[index] or Cause.HOLDING
         if theirs.may_run and not mine.may_run:
-            return "peer", "peer runs it"
+            return "peer", Cause.PEER_RUNS_IT
         if mine.may_run and theirs.may_run:
-            return None, "both in transition"
+            return None, Cause.BOTH_IN_TRANSITION
         # nobody runs it
         if self.settings.ping_configured and self.my_ping is not None and \
                 peer.ping is not None and self.my_ping != peer.ping:
-            return ("me" if self.my_ping > peer.ping else "peer"), "better ping reach"
+            return ("me" if self.my_ping > peer.ping else "peer"), Cause.BETTER_PING_REACH
         if self.home_is_me(group):
-            return "me", "home node"
-        return "peer", "its home node"
+            return "me", Cause.HOME_NODE
+        return "peer", Cause.ITS_HOME_NODE
 
     def keeper(self, group: Group) -> str:
         """The split-brain rule: more ping nodes reached keeps; a tie: the home node."""
@@ -667,7 +701,7 @@ class FailoverCore:
             return None
         if not peer_down:
             if theirs is None:
-                if why != "negotiation timeout":
+                if why is not Cause.NEGOTIATION_TIMEOUT:
                     return None
             elif theirs.may_run:
                 return None  # the giver stops first
@@ -675,9 +709,9 @@ class FailoverCore:
             fence_needed.append(group)
             return None
         self._set(index, "start", why)
-        if why in ("peer dead", "peer never heard"):
+        if why in (Cause.PEER_DEAD, Cause.PEER_NEVER_HEARD):
             reason = (f"peer {self.peer.name} "
-                      + ("dead" if why == "peer dead" else "not heard within initdead")
+                      + ("dead" if why is Cause.PEER_DEAD else "not heard within initdead")
                       + f": taking over group {group}")
         else:
             reason = f"starting group {group} ({why})"
@@ -686,7 +720,7 @@ class FailoverCore:
     def _give(self, group: Group, why: str) -> Decision:
         self._set(group.index, "stop")
         self.returned.discard(group.index)
-        if why == "split brain":
+        if why is Cause.SPLIT_BRAIN:
             self.split.discard(group.index)
             reason = (f"split brain on {group}: the peer keeps it "
                       f"({self._keeper_reason(group)}); stopping it here")

@@ -20,6 +20,7 @@ from typing import Any
 from vigil.errors import UsageError
 from vigil.ha.decision import (
     Action,
+    Cause,
     Decision,
     FailoverCore,
     FailoverSettings,
@@ -665,7 +666,7 @@ class NodeEngine:
         if self.done:
             return
         decisions = self.core.decide(now)
-        if any(isinstance(a, StartGroup) and self.core.why[a.group.index] == "peer dead"
+        if any(isinstance(a, StartGroup) and self.core.why[a.group.index] is Cause.PEER_DEAD
                for d in decisions for a in d.actions):
             warning = self.core.no_fencing_warning()
             if warning is not None:

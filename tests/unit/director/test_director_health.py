@@ -84,12 +84,16 @@ def test_fallback_only_when_all_checked_and_none_up(clock):
     first = policy.observe(VIP, RS1.key, False, clock.now())
     assert "127.0.0.1:80" not in weights(policy)  # RS2 still unchecked
     assert not any(isinstance(a, RunFallbackCommand) for a in first.actions)
+    assert not first.fallback_changed
     second = policy.observe(VIP, RS2.key, False, clock.now())
     assert weights(policy)["127.0.0.1:80"] == 1
+    # the daemon resyncs the table on this flag, never on the reason's wording
+    assert second.fallback_changed
     commands = [a for a in second.actions if isinstance(a, RunFallbackCommand)]
     assert [c.argv for c in commands] == [
         ["/usr/local/bin/sorry", "start", "198.51.100.100:80", "tcp"]]
     back = policy.observe(VIP, RS2.key, True, clock.now())
+    assert back.fallback_changed
     assert "127.0.0.1:80" not in weights(policy)
     assert [a.verb for a in back.actions if isinstance(a, RunFallbackCommand)] == ["stop"]
     # The command runs once per change, not once per result.
