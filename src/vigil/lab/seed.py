@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 from vigil.lab.topology import map_seed_address
 
@@ -19,6 +20,9 @@ LDIRECTORD_EXAMPLE = {
     "192.168.0.1": "198.51.100.1",  # rs1
     "192.168.0.2": "198.51.100.2",  # rs2
 }
+#: the tutorial's files, as package data (a checkout or an installed package alike)
+SEED_DIR = Path(__file__).with_name("seed_configs")
+
 SEED_FILES = (
     "ha.cf",
     "authkeys",

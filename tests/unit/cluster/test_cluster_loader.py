@@ -12,8 +12,9 @@ from vigil.cluster.loader import ConfigPaths, HostFacts
 from vigil.config.base import ConfigErrors, Severity
 from vigil.config.haresources import ResourceResolver
 from vigil.config.resolve import StaticResolver
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs")
+SEED = SEED_DIR
 
 
 def seed_dir(tmp_path, variant, extra=()):

@@ -8,8 +8,9 @@ import pytest
 from vigil.config import authkeys
 from vigil.config.authkeys import AuthMethod
 from vigil.config.base import Severity
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs")
+SEED = SEED_DIR
 DEBIAN = Path("/usr/share/doc/heartbeat/authkeys")
 
 

@@ -5,11 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from vigil.cli.main import main
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs")
+SEED = SEED_DIR
 
 
 def make_dir(tmp_path, haresources, authkeys="auth 2\n2 sha1 s3cret\n", mode=0o600):

@@ -1,14 +1,14 @@
 """DRBD resource files: sections, units, includes, unknown options kept, and errors."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from vigil.config import drbd
 from vigil.config.base import FileUnreadable
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs/drbd-mysqldata.res")
+SEED = SEED_DIR / "drbd-mysqldata.res"
 KIB = 1024
 
 

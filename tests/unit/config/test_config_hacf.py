@@ -9,8 +9,9 @@ import pytest
 from vigil.config import hacf
 from vigil.config.base import ConfigErrors, Severity, parse_heartbeat_time
 from vigil.config.resolve import StaticResolver
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs")
+SEED = SEED_DIR
 DEBIAN_HACF = Path("/usr/share/doc/heartbeat/ha.cf.gz")
 
 MINIMAL = "bcast eth0\nnode a\nnode b\nauto_failback on\n"

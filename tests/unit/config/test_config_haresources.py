@@ -11,8 +11,9 @@ from vigil.agents.factory import builtin_argument_problem
 from vigil.config import haresources as hr
 from vigil.config.base import ValueProblem
 from vigil.config.haresources import BUILTIN_AGENTS
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs")
+SEED = SEED_DIR
 DEBIAN = Path("/usr/share/doc/heartbeat/haresources.gz")
 
 

@@ -8,8 +8,9 @@ import pytest
 from vigil.config import ldirectord as ld
 from vigil.config.ldirectord import CheckType, Forwarding
 from vigil.config.resolve import COMMON_SERVICES, StaticResolver
+from vigil.lab.seed import SEED_DIR
 
-SEED = Path("/work/shared/seed/configs/ldirectord.cf")
+SEED = SEED_DIR / "ldirectord.cf"
 DEBIAN = Path("/usr/share/doc/ldirectord/examples/ldirectord.cf")
 NAMES = StaticResolver(
     hosts={"sql01": ("10.0.0.11",), "sql03": ("10.0.0.13",), "www.example.com": ("10.0.0.80",),
