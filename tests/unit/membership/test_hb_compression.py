@@ -248,3 +248,9 @@ def test_the_engine_accepts_compressed_packets_and_counts_refusals_by_reason():
 
 def test_compression_errors_are_wire_errors():
     assert issubclass(CompressionError, WireError)
+
+
+def test_the_fuzzers_seed_is_the_committed_capture():
+    from vigil.testing.fuzz import CAPTURED_COMPRESSED
+
+    assert captured("hb306-zlib-classic.bin") == CAPTURED_COMPRESSED
