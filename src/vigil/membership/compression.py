@@ -11,8 +11,10 @@ signed with the trailer only. The original is the classic form with a final
 NUL (`>>>\\n name=value\\n ... <<<\\n\\0`, its `auth` field inside) under
 `msgfmt classic`, the netstring form without a trailer under `msgfmt
 netstring`. `zlib` is zlib's `compress()` stream, `bz2` a bzip2 stream with
-900 KB... no: 100 KB blocks (`blockSize100k` 1); Python's compressors produce
-the same bytes.
+100 KB blocks; Python's compressors make the same bytes as heartbeat's
+plugins (the captures in tests/unit/membership/data show it). heartbeat
+itself does not require the `auth` field inside: the trailer covers the
+payload.
 
 A peer's packet is hostile: the payload is only inflated after the trailer
 signature has been checked, never beyond `MAX_EXPANDED` bytes (a zip bomb

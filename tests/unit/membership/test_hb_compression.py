@@ -254,3 +254,14 @@ def test_the_fuzzers_seed_is_the_committed_capture():
     from vigil.testing.fuzz import CAPTURED_COMPRESSED
 
     assert captured("hb306-zlib-classic.bin") == CAPTURED_COMPRESSED
+
+
+def test_a_compressed_field_is_carried_unopened_as_heartbeat_itself_does():
+    """FT_COMPRESS fields (Pacemaker's) are opened only by heartbeat's API clients."""
+    cib = Field("cib", zlib.compress(b"\0" * 40_000_000, 9)[:2000], FieldType.COMPRESSED)
+    message = Message([Field.text("t", "cib-update"), Field.text("src", "n2"),
+                       Field.text("seq", "1"), Field.text("hg", "1"), Field.text("ts", "1"),
+                       cib, Field.text(compression.ALGORITHM_FIELD, "zlib")])
+    decoded = PacketCodec(KEYS).unpack(sign(message, KEYS))  # no auth field: no classic form
+    assert decoded.compressed is None
+    assert cib in decoded.message.extra
