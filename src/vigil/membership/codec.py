@@ -30,9 +30,10 @@ class Compressor:
             raise ValueError(f"unknown compression {self.algorithm!r}")
 
     def wants(self, message: Message) -> bool:
-        """Longer than the threshold in the form heartbeat measures (`msgfmt classic`)?"""
+        """Longer than the threshold as heartbeat measures it (`get_stringlen`, msgfmt classic:
+        the classic form and its NUL)?"""
         try:
-            size = len(message.classic())
+            size = len(message.classic()) + 1
         except WireError:
             size = len(message.netstring_body())
         return size > self.threshold
