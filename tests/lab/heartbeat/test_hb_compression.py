@@ -35,7 +35,7 @@ BIG = ">>>\nt=lab-report\n" + "".join(f"f{i}={'x' * 300}\n" for i in range(8)) +
 
 
 @pytest.mark.parametrize("algorithm", ["zlib", "bz2"])
-def test_vigil_reads_what_a_compressing_heartbeat_sends_and_still_fails_over(hb, algorithm):
+def test_vigil_reads_a_compressing_heartbeat_and_takes_the_group_when_it_stops(hb, algorithm):
     hb.extra = (f"compression {algorithm}\ncompression_threshold 1\n"
                 "traditional_compression on\n")
     for name in ("server5", PEER):
