@@ -328,10 +328,6 @@ class HaCf:
 
 _IGNORED_LOGD = "vigil logs through its own non-blocking logger; there is no logd to talk to"
 _IGNORED_PCMK = "Pacemaker-only setting; vigil runs haresources (R1) mode"
-_IGNORED_COMPRESSION = ("vigil neither compresses nor decodes compressed messages; in "
-                        "haresources mode no message reaches the threshold (2 KB), so a "
-                        "heartbeat peer sends none either")
-
 _FACILITIES = (
     "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog",
     "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
@@ -393,14 +389,12 @@ KEYWORDS = keyword_table(
     Keyword("msgfmt", "wire format", ChoiceValue("classic", "netstring"), "classic",
             status=KeywordStatus.IGNORED, reason="signed packets are always in the netstring "
             "format, as heartbeat 3.0.6 itself sends them"),
-    Keyword("compression", "compression module for large messages",
-            ChoiceValue("zlib", "bz2"), "zlib", status=KeywordStatus.IGNORED,
-            reason=_IGNORED_COMPRESSION),
+    Keyword("compression", "compression module for large messages (sending, with "
+            "traditional_compression on; any is read)", ChoiceValue("zlib", "bz2"), "zlib"),
     Keyword("compression_threshold", "compress messages larger than this many KB",
-            IntValue(1, None, "threshold"), 2, status=KeywordStatus.IGNORED,
-            reason=_IGNORED_COMPRESSION),
+            IntValue(1, None, "threshold"), 2),
     Keyword("traditional_compression", "compress whole messages including headers",
-            BoolValue(), False, status=KeywordStatus.IGNORED, reason=_IGNORED_COMPRESSION),
+            BoolValue(), False),
     Keyword("env", "NAME=value put in the environment of respawned programs",
             StrValue("NAME=value", r"[A-Za-z_][A-Za-z0-9_]*=.*")),
     Keyword("coredumps", "let heartbeat dump core", BoolValue(), True,
@@ -1053,6 +1047,14 @@ def validate(config: HaCf) -> tuple[Diagnostic, ...]:
         out.append(_diag(config, err, "autojoin",
                          f"autojoin {config.autojoin} conflicts with haresources (R1) resource "
                          "management, as in heartbeat: list the nodes and use 'autojoin none'"))
+    if not config.traditional_compression:
+        for key in ("compression", "compression_threshold"):
+            if key in config.where:
+                out.append(_diag(config, Severity.NOTE, key, f"{key} has no effect without "
+                                 "'traditional_compression on': heartbeat 3.0.6 compresses "
+                                 "only Pacemaker's marked fields then, which haresources "
+                                 "messages never have, and vigil sends nothing compressed "
+                                 "either (it reads compressed messages whatever this says)"))
     if config.auto_failback is AutoFailback.LEGACY:
         out.append(_diag(config, warn, "auto_failback",
                          "auto_failback legacy (the default) is deprecated: set "

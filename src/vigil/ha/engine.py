@@ -31,7 +31,8 @@ from vigil.ha.decision import (
 from vigil.ha.groups import Group, fingerprint
 from vigil.ha.state import Hold, Phase
 from vigil.membership.auth import AuthError, AuthKeys
-from vigil.membership.codec import PacketCodec
+from vigil.membership.codec import Compressor, PacketCodec
+from vigil.membership.compression import CompressionError
 from vigil.membership.history import TransmitHistory
 from vigil.membership.liveness import (
     EventKind,
@@ -96,6 +97,8 @@ class NodeConfig:
     fence_retry: float = 10.0
     takeover_delay: float = 0.0
     garp_refresh: float = 0.0
+    #: compress big outgoing messages as heartbeat's `traditional_compression on` does
+    compressor: Compressor | None = None
 
     def __post_init__(self) -> None:
         if self.me not in self.nodes:
@@ -164,7 +167,7 @@ class NodeEngine:
         self.uuid = uuid
         self.generation = generation
         self.wall_offset = wall_offset
-        self.codec = PacketCodec(config.keys)
+        self.codec = PacketCodec(config.keys, config.compressor)
         self.rng = rng or random.Random()
         self.rules = ReceiveRules(self.me, config.max_rexmit_delay, self.rng)
         self.history = TransmitHistory(config.max_rexmit_delay)
@@ -255,10 +258,16 @@ class NodeEngine:
         except AuthError as exc:
             self._reject("bad_auth", f"forged or foreign-key packet: {exc}", link, now, out)
             return out
+        except CompressionError as exc:
+            self._reject("bad_compression", f"compressed packet refused: {exc}", link, now,
+                         out)
+            return out
         except WireError as exc:
             self._reject("malformed", f"corrupt packet: {exc}", link, now, out)
             return out
         message = decoded.message
+        if decoded.compressed:
+            self.counters["compressed"] += 1
         source = message.env.src.lower()
         if source == self.me:
             self.counters["from_self"] += 1
@@ -730,8 +739,8 @@ class NodeEngine:
             last = info["peer_state"] if not peer_alive else None
             groups.append({**info, "peer_state": there, "peer_last_known": last,
                            "holder": holder})
-        rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "unknown_node",
-                                                  "implausible")}
+        rejected = {k: self.counters[k] for k in ("bad_auth", "malformed", "bad_compression",
+                                                  "unknown_node", "implausible")}
         rejected.update({k: self.rules.counters[k] for k in ("replayed", "stale", "bad_seq")})
         return {
             "node": self.me,
@@ -751,5 +760,6 @@ class NodeEngine:
             "rejected": rejected,
             "counters": {**dict(self.rules.counters), **dict(self.history.counters),
                          "sent": self.counters["sent"], "accepted": self.counters["accepted"],
+                         "compressed": self.counters["compressed"],
                          "from_self": self.counters["from_self"]},
         }

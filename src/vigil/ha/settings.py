@@ -27,6 +27,7 @@ from vigil.ha.engine import NodeConfig
 from vigil.ha.groups import Group, groups_from_lines
 from vigil.ha.respawn import Program
 from vigil.membership.auth import AuthKeys
+from vigil.membership.codec import Compressor
 from vigil.membership.liveness import Timings
 from vigil.membership.media import Medium, links_of
 
@@ -94,6 +95,7 @@ class HeartbeatSettings:
     takeover_delay: float = 0.0
     garp_refresh: float = 0.0
     control_socket: str | None = None
+    compressor: Compressor | None = None
     warnings: tuple[str, ...] = ()
     #: the config models this came from (the agents driver takes its options from it)
     source: Any = field(default=None, compare=False, repr=False)
@@ -110,7 +112,8 @@ class HeartbeatSettings:
             ping_nodes=tuple(p.name for p in self.pings), hopfudge=self.hopfudge,
             max_rexmit_delay=self.max_rexmit_delay, fencing=self.fencing,
             fence_policy=self.fence_policy, fence_retry=self.fence_retry,
-            takeover_delay=self.takeover_delay, garp_refresh=self.garp_refresh)
+            takeover_delay=self.takeover_delay, garp_refresh=self.garp_refresh,
+            compressor=self.compressor)
 
 
 # -- the adapter ------------------------------------------------------------------------------
@@ -190,7 +193,16 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
         garp_refresh=extension.garp_refresh,
-        control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster)
+        control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster,
+        compressor=compressor_of(hacf))
+
+
+def compressor_of(hacf: Any) -> Compressor | None:
+    """heartbeat compresses whole messages only with `traditional_compression on` (otherwise
+    only the fields Pacemaker marks, which haresources messages never have): so does vigil."""
+    if not hacf.traditional_compression:
+        return None
+    return Compressor(hacf.compression, hacf.compression_threshold * 1024)
 
 
 def read_settings(directory: str | Path = DEFAULT_DIR, me: str | None = None

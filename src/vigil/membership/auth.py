@@ -151,16 +151,19 @@ class AuthKeys:
         return number
 
 
+def add_auth_field(message: Message, keys: AuthKeys) -> Message:
+    """The message with its `auth` field (none if it has no classic form, as heartbeat)."""
+    message = message.without("auth")
+    try:
+        text = message.classic_text()
+    except WireError:
+        return message  # heartbeat skips the field for messages with nested fields
+    return message.with_field(Field("auth", keys.token(text)))
+
+
 def sign(message: Message, keys: AuthKeys, auth_field: bool = True) -> bytes:
     """Add the `auth` field (unless the message has no classic form) and the trailer."""
-    message = message.without("auth")
-    if auth_field:
-        try:
-            text = message.classic_text()
-        except WireError:
-            text = None  # heartbeat skips the field for messages with nested fields
-        if text is not None:
-            message = message.with_field(Field("auth", keys.token(text)))
+    message = add_auth_field(message, keys) if auth_field else message.without("auth")
     body = message.netstring_body()
     return body + netstring(keys.token(body))
 
@@ -184,8 +187,12 @@ def verify(datagram: bytes, keys: AuthKeys) -> Verified:
     if frame.trailer is None:
         raise AuthError("unsigned message (no signature trailer)")
     trailer_key = keys.check(frame.body, frame.trailer, "trailer")
-    field_key = None
-    auth = frame.message.raw("auth")
-    if auth is not None:
-        field_key = keys.check(frame.message.classic_text(), auth, "auth field")
-    return Verified(frame, trailer_key, field_key)
+    return Verified(frame, trailer_key, check_auth_field(frame.message, keys))
+
+
+def check_auth_field(message: Message, keys: AuthKeys) -> int | None:
+    """Verify the `auth` field if the message has one; the key number that matched."""
+    auth = message.raw("auth")
+    if auth is None:
+        return None
+    return keys.check(message.classic_text(), auth, "auth field")

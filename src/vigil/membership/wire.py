@@ -30,8 +30,6 @@ CLASSIC_START = b">>>\n"
 CLASSIC_END = b"<<<\n"
 #: Heartbeat refuses messages of 40000 bytes or more (MAXMSG); UDP cannot carry more anyway.
 MAX_DATAGRAM = 65507
-#: Netstring lengths longer than this many digits cannot fit in a datagram.
-_MAX_LEN_DIGITS = 5
 
 
 class WireError(VigilError):
@@ -177,9 +175,10 @@ def netstring(payload: bytes) -> bytes:
     return b"%d:%s," % (len(payload), payload)
 
 
-def _read_netstring(data: bytes, pos: int, what: str) -> tuple[bytes, int]:
-    """One `<len>:<payload>,` at `pos`; returns the payload and the position after it."""
-    colon = data.find(b":", pos, pos + _MAX_LEN_DIGITS + 1)
+def _read_netstring(data: bytes, pos: int, what: str, max_digits: int) -> tuple[bytes, int]:
+    """One `<len>:<payload>,` at `pos` (a length of at most `max_digits` digits); returns the
+    payload and the position after it."""
+    colon = data.find(b":", pos, pos + max_digits + 1)
     if colon < 0:
         raise WireError(f"{what}: no netstring length at byte {pos}")
     digits = data[pos:colon]
@@ -211,13 +210,15 @@ def parse_item(item: bytes) -> Field:
         raise WireError(f"field {item[:16]!r}: {exc}") from None
 
 
-def decode_netstring(data: bytes) -> Frame:
-    """Parse a netstring-form datagram; anything malformed raises `WireError`."""
+def decode_netstring(data: bytes, limit: int = MAX_DATAGRAM) -> Frame:
+    """Parse a netstring-form message of at most `limit` bytes (a datagram, or what a
+    compressed one held); anything malformed raises `WireError`."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise WireError("a datagram is bytes")
     data = bytes(data)
-    if len(data) > MAX_DATAGRAM:
-        raise WireError(f"datagram of {len(data)} bytes is too large")
+    if len(data) > limit:
+        raise WireError(f"message of {len(data)} bytes is too large")
+    digits = len(str(limit))
     if not data.startswith(MSG_START):
         raise WireError("not a heartbeat netstring message (no ###)")
     pos = len(MSG_START)
@@ -225,13 +226,13 @@ def decode_netstring(data: bytes) -> Frame:
     while not data.startswith(MSG_END, pos):
         if pos >= len(data):
             raise WireError("message ends without %%%")
-        item, pos = _read_netstring(data, pos, "field")
+        item, pos = _read_netstring(data, pos, "field", digits)
         fields.append(parse_item(item))
     pos += len(MSG_END)
     body = data[:pos]
     trailer = None
     if pos < len(data):
-        trailer, pos = _read_netstring(data, pos, "signature")
+        trailer, pos = _read_netstring(data, pos, "signature", digits)
         if pos != len(data):
             raise WireError(f"{len(data) - pos} stray bytes after the signature")
     return Frame(Message(fields), body, trailer)

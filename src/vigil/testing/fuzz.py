@@ -9,6 +9,7 @@ fixed budget of each (tests/unit/test_fuzz.py); `scripts/fuzz` runs longer.
 
 from __future__ import annotations
 
+import base64
 import random
 import struct
 import traceback
@@ -163,6 +164,71 @@ def _heartbeat_entry() -> Callable[[random.Random], None]:
     return one
 
 
+#: a compressed message Debian's heartbeat 3.0.6 sent in the lab (zlib, msgfmt classic, key
+#: `1 sha1 vigil-lab-secret`): tests/unit/membership/data/hb306-zlib-classic.bin
+CAPTURED_COMPRESSED = base64.b64decode(
+    "IyMjCjI0MDooMSlfY29tcHJlc3NlZF9wYXlsb2FkPXic7dA9UsMwEIZh6j2FS2iMZP3ZM153gYaGCRewrF074JDE"
+    "lkOOTxp61Ospdnbm696u6yCiP4yR1ggs8Jb9G7DMvRIAV7lXAmCVeyUA1rlXAmCTeyUAtrlXAmCXeyWAdRlwpeVK"
+    "iynp1h/PM5XD6QiP8uk+bdsh4I4ns9+NH/vvV/f5dnLvX9f48oMIK11QwzSi9bKytXAQ17/fwhxQlropROnq+1Gq"
+    "aJ5lrQotIMYZFfRbnFAWSgqhtR2q0FREVHvde3a6Ep4M+z4E1oK06aFtW3j4BSuFoucsMzA6KDApX2NvbXByZXNz"
+    "aW9uX2FsZ29yaXRobT16bGliLCUlJQo0MjoxIGM2YWFiMGU4NDRhZjQ0ZGYxYzFlODA3MThkNDk0YmRlNmE5OTM3"
+    "YjQs"
+)
+
+
+def _compressed_entry() -> Callable[[random.Random], None]:
+    """Compressed packets of a peer with the key: damaged payloads, damaged originals inside
+    (re-compressed), bombs and nesting, all signed so that they reach the decompressor."""
+    from vigil.ha.engine import NodeConfig, NodeEngine
+    from vigil.membership import compression
+    from vigil.membership.auth import AuthKeys, sign, verify
+    from vigil.membership.liveness import Timings
+    from vigil.membership.wire import Field, FieldType, Message
+
+    keys = AuthKeys.from_pairs(1, {1: ("sha1", "vigil-lab-secret")})
+    original, _ = compression.expand(verify(CAPTURED_COMPRESSED, keys).message)
+    # as heartbeat packs it under msgfmt classic (auth field inside) and netstring (none)
+    originals = [original.classic() + b"\0", original.without("auth").netstring_body()]
+    config = NodeConfig(me="server6.example.com",
+                        nodes=("server5.example.com", "server6.example.com"),
+                        links=("eth0",), keys=keys,
+                        timings=Timings(keepalive=0.1, deadtime=0.5, initdead=1.0))
+    state = {"node": None, "now": 0.0, "fed": 0}
+
+    def wrap(payload: bytes, algorithm: str) -> bytes:
+        return sign(Message([Field(compression.PAYLOAD_FIELD, payload, FieldType.BINARY),
+                             Field.text(compression.ALGORITHM_FIELD, algorithm)]), keys,
+                    auth_field=False)
+
+    def one(rng: random.Random) -> None:
+        if state["node"] is None or state["fed"] % 500 == 0:
+            state["node"] = NodeEngine(config, uuid=b"s6".ljust(16, b"."), generation=7,
+                                       now=state["now"], wall_offset=1.8e9)
+            state["node"].start(state["now"])
+        node = state["node"]
+        algorithm = rng.choice(sorted(compression.ALGORITHMS))
+        pack = compression.ALGORITHMS[algorithm].compress
+        choice = rng.randrange(5)
+        if choice == 0:
+            datagram = rng.choice([CAPTURED_COMPRESSED, mutate_bytes(rng, CAPTURED_COMPRESSED)])
+        elif choice == 1:
+            datagram = wrap(mutate_bytes(rng, pack(rng.choice(originals))), algorithm)
+        elif choice == 2:
+            datagram = wrap(pack(mutate_bytes(rng, rng.choice(originals))), algorithm)
+        elif choice == 3:
+            datagram = wrap(pack(rng.choice([b"\0" * 3_000_000, b"x" * 262_144,
+                                             b"x" * 262_145])), algorithm)
+        else:
+            nested = wrap(pack(rng.choice(originals)), algorithm)
+            datagram = wrap(pack(nested[: nested.rindex(b"%%%\n") + 4]),
+                            rng.choice([algorithm, "lzo", ""]))
+        state["now"] += 0.003
+        state["fed"] += 1
+        node.receive(datagram, "eth0", state["now"])
+        node.tick(state["now"])
+    return one
+
+
 def _replication_entry() -> Callable[[random.Random], None]:
     """Frames a peer sends, damaged, through the decoder, the field checks and the
     connected node's admission rules in a random state."""
@@ -225,6 +291,7 @@ def _replication_entry() -> Callable[[random.Random], None]:
 def entry_points() -> dict[str, Callable[[random.Random], None]]:
     """Every fuzzed entry point, by name (add new decoders here)."""
     return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
+            "heartbeat compressed packet -> engine": _compressed_entry(),
             "replication frame -> admission": _replication_entry()}
 
 

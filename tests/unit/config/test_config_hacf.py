@@ -331,3 +331,14 @@ def test_a_third_node_is_an_error_check_reports_at_its_line():
     assert [(d.location.line, d.message) for d in errors] == [
         (4, "3 nodes: vigil runs haresources groups on a pair (two nodes); the daemon refuses "
             "more")]
+
+
+def test_compression_settings_without_traditional_compression_are_noted_as_without_effect():
+    config = hacf.parse(MINIMAL + "compression bz2\ncompression_threshold 1\n", "ha.cf")
+    notes = [(d.location.line, d.message) for d in hacf.validate(config)
+             if d.severity is Severity.NOTE]
+    assert [line for line, _ in notes] == [5, 6]
+    assert all("no effect without 'traditional_compression on'" in m for _, m in notes)
+    on = hacf.parse(MINIMAL + "compression bz2\ntraditional_compression on\n", "ha.cf")
+    assert on.traditional_compression and on.compression == "bz2"
+    assert [d for d in hacf.validate(on) if d.severity is Severity.NOTE] == []

@@ -11,6 +11,7 @@ from vigil.cluster.loader import ConfigPaths, HostFacts, load
 from vigil.config.base import ConfigErrors
 from vigil.ha.settings import from_config
 from vigil.lab.seed import SEED_DIR
+from vigil.membership.codec import Compressor
 
 SEED = SEED_DIR
 
@@ -132,3 +133,13 @@ def test_garp_refresh_reaches_the_failover_core(tmp_path):
     assert settings.node_config().failover_settings().garp_refresh == 30.0
     (tmp_path / "vigil.cf").unlink()
     assert settings_for(write(tmp_path, BASIC)).node_config().garp_refresh == 0.0
+
+
+def test_the_engine_compresses_only_with_traditional_compression_on(tmp_path):
+    assert settings_for(write(tmp_path, BASIC + "compression bz2\n")).compressor is None
+    settings = settings_for(write(tmp_path, BASIC + "traditional_compression on\n"
+                                  "compression bz2\ncompression_threshold 3\n"))
+    assert settings.compressor == Compressor("bz2", 3 * 1024)
+    assert settings.node_config().compressor == settings.compressor
+    default = settings_for(write(tmp_path, BASIC + "traditional_compression on\n"))
+    assert default.compressor == Compressor("zlib", 2 * 1024)  # heartbeat's defaults
