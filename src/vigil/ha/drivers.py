@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vigil.errors import UsageError
 from vigil.ha.groups import Group, GroupDriver
 from vigil.log import event
+
+if TYPE_CHECKING:
+    from vigil.agents.group import Group as AgentGroup
+    from vigil.agents.options import AgentOptions, AgentPaths
+    from vigil.ha.settings import HeartbeatSettings
 
 log = logging.getLogger("vigil.ha.drivers")
 
@@ -24,12 +29,12 @@ class AgentsGroupDriver:
 
     name = "agents"
 
-    def __init__(self, options: Any = None, paths: Any = None):
+    def __init__(self, options: AgentOptions | None = None, paths: AgentPaths | None = None):
         self.options = options
         self.paths = paths
-        self._groups: dict[int, Any] = {}
+        self._groups: dict[int, AgentGroup] = {}
 
-    def reconfigure(self, options: Any) -> None:
+    def reconfigure(self, options: AgentOptions) -> None:
         """vigil.cf reloaded: every group and resource uses the new options from now on
         (timeouts, ARP counts, stop retries; a monitor loop picks them up at its next
         restart of the group's monitoring)."""
@@ -40,7 +45,7 @@ class AgentsGroupDriver:
                 if hasattr(agent, "options"):
                     agent.options = options
 
-    def runtime(self, group: Group) -> Any:
+    def runtime(self, group: Group) -> AgentGroup:
         from vigil.agents.factory import parse_resource
         from vigil.agents.group import Group as AgentGroup
 
@@ -91,7 +96,7 @@ class AgentsGroupDriver:
         return decision.reason
 
 
-def _agents(settings: Any) -> GroupDriver:
+def _agents(settings: HeartbeatSettings | None) -> GroupDriver:
     from pathlib import Path
 
     from vigil.agents.options import AgentPaths
@@ -110,19 +115,19 @@ def _agents(settings: Any) -> GroupDriver:
     return AgentsGroupDriver(options, paths=paths)
 
 
-def _test(settings: Any) -> GroupDriver:
+def _test(settings: HeartbeatSettings | None) -> GroupDriver:
     from vigil.ha.testdriver import TestGroupDriver
 
     return TestGroupDriver()
 
 
-GROUP_DRIVERS: dict[str, Callable[[Any], GroupDriver]] = {
+GROUP_DRIVERS: dict[str, Callable[[HeartbeatSettings | None], GroupDriver]] = {
     "agents": _agents,
     "test": _test,
 }
 
 
-def make_driver(name: str = "auto", settings: Any = None) -> GroupDriver:
+def make_driver(name: str = "auto", settings: HeartbeatSettings | None = None) -> GroupDriver:
     factory = GROUP_DRIVERS.get("agents" if name == "auto" else name)
     if factory is None:
         raise UsageError(f"unknown group driver {name!r} (known: auto, "

@@ -21,13 +21,19 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from vigil.errors import VigilError
 from vigil.ha.engine import NodeConfig
 from vigil.ha.groups import Group, groups_from_lines
 from vigil.ha.respawn import Program
 from vigil.membership.auth import AuthKeys
 from vigil.membership.codec import Compressor
+
+if TYPE_CHECKING:
+    from vigil.cluster.loader import ClusterConfig
+    from vigil.config.hacf import HaCf
+    from vigil.config.hacf import Medium as MediumLine
 from vigil.membership.liveness import Timings
 from vigil.membership.media import Medium, links_of
 
@@ -98,7 +104,7 @@ class HeartbeatSettings:
     compressor: Compressor | None = None
     warnings: tuple[str, ...] = ()
     #: the config models this came from (the agents driver takes its options from it)
-    source: Any = field(default=None, compare=False, repr=False)
+    source: ClusterConfig | None = field(default=None, compare=False, repr=False)
 
     @property
     def fencing(self) -> bool:
@@ -118,7 +124,7 @@ class HeartbeatSettings:
 
 # -- the adapter ------------------------------------------------------------------------------
 
-def _medium(medium: Any) -> Medium | None:
+def _medium(medium: MediumLine) -> Medium | None:
     from vigil.config import hacf
 
     if isinstance(medium, hacf.Bcast):
@@ -148,7 +154,8 @@ def _resolve(peer: str, family: int) -> str:
         return str(socket.getaddrinfo(peer, None, kind)[0][4][0])
 
 
-def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str] = frozenset(),
+def from_config(cluster: ClusterConfig, me: str,
+                local_addresses: set[str] | frozenset[str] = frozenset(),
                 directory: str | Path = DEFAULT_DIR) -> HeartbeatSettings:
     """`vigil.cluster.loader.ClusterConfig` -> the daemon's settings, for node `me`."""
     from vigil.config import hacf as hacf_mod
@@ -166,6 +173,9 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
     warnings.extend(f"failfast {p.command}: the reboot heartbeat does when it dies is not "
                     "carried out; it is respawned like a respawn program"
                     for p in programs if p.failfast)
+    if cluster.authkeys.auth is None:  # `load` refuses such a file first
+        raise VigilError(f"{cluster.authkeys.path}: no 'auth N' line: say which key signs "
+                         "outgoing packets")
     keys = AuthKeys.from_pairs(cluster.authkeys.auth, {
         number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
     groups = groups_from_lines([(g.node, [r.label for r in g.resources])
@@ -197,7 +207,7 @@ def from_config(cluster: Any, me: str, local_addresses: set[str] | frozenset[str
         compressor=compressor_of(hacf))
 
 
-def compressor_of(hacf: Any) -> Compressor | None:
+def compressor_of(hacf: HaCf) -> Compressor | None:
     """heartbeat compresses whole messages only with `traditional_compression on` (otherwise
     only the fields Pacemaker marks, which haresources messages never have): so does vigil."""
     if not hacf.traditional_compression:
