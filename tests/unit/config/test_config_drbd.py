@@ -266,8 +266,7 @@ def test_a_resource_without_shared_secret_is_warned_about():
     ("disk { on-io-error detach; }", "on-io-error detach;", "on-io-error: not implemented"),
     ("net { rr-conflict violently; }", "rr-conflict violently;", "rr-conflict: not impl"),
     ("net { always-asbp; }", "always-asbp;", "always-asbp: not implemented"),
-    ("startup { wfc-timeout 30; }", "wfc-timeout 30;", "wfc-timeout: not used"),
-    ("startup { become-primary-on server5; }", "become-primary-on", "become-primary-on: not"),
+    ("startup { stacked-timeouts; }", "stacked-timeouts;", "stacked-timeouts: not used"),
     ('handlers { pri-lost "/bin/true"; }', "pri-lost", "handler pri-lost: not run"),
     ('handlers { local-io-error "/bin/true"; }', "local-io", "handler local-io-error: not"),
 ])
@@ -281,6 +280,9 @@ def test_what_vigil_does_not_carry_out_is_said_at_its_line(section, line, said):
 
 @pytest.mark.parametrize("section", ["disk { on-io-error pass_on; }",
                                      "net { rr-conflict disconnect; }",
+                                     "startup { wfc-timeout 30; degr-wfc-timeout 10; "
+                                     "outdated-wfc-timeout 5; wait-after-sb; "
+                                     "become-primary-on server5; }",
                                      'handlers { fence-peer "/bin/true"; before-resync-source '
                                      '"/bin/true"; }'])
 def test_what_vigil_does_is_not_warned_about(section):
