@@ -133,7 +133,7 @@ def test_all_resources_are_waited_for_at_once_each_with_its_timeout():
                  for when, text in said)
     assert texts["a!"] == pytest.approx(2.0, abs=0.11)
     assert texts["b!"] == pytest.approx(15.0, abs=1e-6)  # not 2 + 15: they ran side by side
-    first = [text for _, text in said if text.startswith("b:")][0]
+    first = next(text for _, text in said if text.startswith("b:"))
     assert "up to 15 s (degr-wfc-timeout): because; peer server6.example.com" in first
     assert said[-1][1] == "b: no connection after 15 s (degr-wfc-timeout); going on " \
         "without the peer"
