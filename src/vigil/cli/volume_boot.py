@@ -73,7 +73,7 @@ def wait_connect(cfgs: list[VolumeConfig], limits: Callable[[VolumeConfig], Star
             try:
                 connection, reason, kind, why = observe(item.cfg)
             except NotConfigured as exc:
-                say(f"{name}: not up here ({exc}); not waiting")
+                say(f"{name}: {exc}; not waiting")
                 item.code = exc.exit_code
                 continue
             if item.wait is None:
