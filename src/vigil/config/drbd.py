@@ -945,6 +945,11 @@ def _resource(b: _Builder, stmt: _Stmt) -> None:
     if sections["disk"].fencing != "dont-care" and "fence-peer" not in handlers:
         b.warning(head, f"resource {name}: fencing {sections['disk'].fencing} without a "
                   "fence-peer handler")
+    wanted = sections["startup"].become_primary_on
+    known = set(names) | {n.split(".")[0] for n in names}
+    if wanted not in (None, "both") and hosts and wanted.lower() not in known:
+        b.warning(head, f"resource {name}: become-primary-on {wanted} names no 'on' host of "
+                  "this resource: no node promotes it at boot")
     b.resources.append(Resource(name, sections["net"], sections["disk"], sections["startup"],
                                 sections["options"], FrozenMap(handlers), tuple(hosts),
                                 head.line.at(head.column)))
