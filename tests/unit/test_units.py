@@ -15,7 +15,14 @@ from vigil.cli.units import render
 def test_the_units_name_this_interpreter_and_order_volumes_before_heartbeat():
     units = render()
     command = f"{Path(sys.executable).absolute()} -m vigil"
-    assert f"ExecStart={command} volume up all" in units["vigil-volumes.service"]
+    volumes = units["vigil-volumes.service"]
+    # DRBD's init script: up all, wait for the peers, become-primary-on; a wait that runs
+    # out does not fail the unit ("-"), and the startup section bounds it, not systemd
+    starts = [line for line in volumes.splitlines() if line.startswith("ExecStart=")]
+    assert starts == [f"ExecStart={command} volume up all",
+                      f"ExecStart=-{command} volume wait-connect all",
+                      f"ExecStart=-{command} volume become-primary all"]
+    assert "TimeoutStartSec=infinity" in volumes
     assert "Before=vigil-heartbeat.service" in units["vigil-volumes.service"]
     assert "After=network-online.target vigil-volumes.service" in \
         units["vigil-heartbeat.service"]

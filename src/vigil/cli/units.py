@@ -4,7 +4,8 @@ A unit must name the program it runs by its absolute path; vigil may live in a
 virtual environment, a Debian package or a checkout, so the units are written
 for the interpreter running this command (`python -m vigil`). Order at boot,
 as DRBD's and heartbeat's init scripts have it: the replicated volumes come up
-(`vigil volume up all`), then the heartbeat daemon starts the groups (drbddisk
+(`vigil volume up all`) and wait for their peers (`wait-connect all`), then the
+heartbeat daemon starts the groups (drbddisk
 promotes, Filesystem mounts, services start). Directors that run without
 heartbeat (`vigil-director@CONFIG`) and the real-server setup come after the
 network.
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 VOLUMES = """\
-# vigil volumes: the replicated volumes of /etc/drbd.conf, up before heartbeat
-# (DRBD's init script: drbdadm up all). Promotion is heartbeat's job (drbddisk).
+# vigil volumes: the replicated volumes of /etc/drbd.conf, up before heartbeat, as DRBD's
+# init script has them: up all, then wait for each peer (the startup section's wfc-timeout,
+# degr-wfc-timeout, outdated-wfc-timeout; wfc-timeout 0, the default, waits forever), then
+# promote where become-primary-on says so. Otherwise promotion is heartbeat's job (drbddisk).
+# A wait that runs out does not fail the unit: the boot goes on, as DRBD's does.
 [Unit]
 Description=vigil replicated volumes (DRBD compatible)
 Documentation=man:drbd.conf(5)
@@ -32,8 +36,11 @@ ConditionPathExists=/etc/drbd.conf
 Type=oneshot
 RemainAfterExit=yes
 ExecStart={vigil} volume up all
+ExecStart=-{vigil} volume wait-connect all
+ExecStart=-{vigil} volume become-primary all
 ExecStop={vigil} volume down all
-TimeoutStartSec=5min
+# the wait is bounded by the startup section, not here
+TimeoutStartSec=infinity
 
 [Install]
 WantedBy=multi-user.target
@@ -113,7 +120,8 @@ def render(vigil: str | None = None) -> dict[str, str]:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "units", help="write systemd units for vigil's daemons",
-        description="Write vigil-volumes.service (volumes up at boot, before heartbeat), "
+        description="Write vigil-volumes.service (volumes up at boot and their peers "
+        "waited for, before heartbeat), "
         "vigil-heartbeat.service and vigil-director@.service, naming this installation's "
         "vigil; then: systemctl daemon-reload && systemctl enable vigil-volumes "
         "vigil-heartbeat.")

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from vigil.cli import volume_boot
 from vigil.errors import UsageError, VigilError
 from vigil.replication import config as volume_config
 from vigil.replication import control
@@ -40,6 +41,9 @@ VERBS = {
     "invalidate": "discard this node's data: full resync from the peer",
     "outdate": "mark this node's data outdated (what a fence-peer handler asks for)",
     "wait-sync": "wait until connected and in sync (for scripts and tests)",
+    "wait-connect": "at boot: wait until connected, or for the startup section's timeout",
+    "become-primary": "at boot: promote if the startup section's become-primary-on names "
+                      "this node",
     "resize": "grow to a larger backing disk (not implemented yet)",
 }
 
@@ -73,6 +77,8 @@ def register(subparsers: Any) -> None:
                              help="attach without connecting (connect later)")
         if verb == "wait-sync":
             sub.add_argument("--timeout", type=float, default=60.0)
+        if verb == "wait-connect":
+            volume_boot.add_options(sub)
         sub.set_defaults(handler=run)
 
 
@@ -95,10 +101,13 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 
 #: verbs that take `all` (drbdadm's: every resource of the configuration)
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
-                       "status", "role", "cstate", "dstate", "wait-sync", "outdate"})
+                       "status", "role", "cstate", "dstate", "wait-sync", "outdate",
+                       "become-primary"})
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.verb == "wait-connect":
+        return _wait_connect(args)
     if args.resource == "all" and args.verb in ALL_VERBS:
         path = getattr(args, "sub_config", None) or args.config
         code = 0
@@ -143,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if verb == "wait-sync":
         return _wait_sync(cfg, args.timeout)
+    if verb == "become-primary":
+        if not volume_boot.becomes_primary_here(cfg):
+            wanted = cfg.become_primary_on or "not set"
+            print(f"{cfg.name}: not promoted here (become-primary-on: {wanted})")
+            return 0
+        answer = _ask(cfg, "primary", force=False)
+        print(f"{cfg.name}: {answer.get('message') or 'promoted'} (become-primary-on "
+              f"{cfg.become_primary_on})")
+        return 0
     extra: dict[str, Any] = {}
     if verb == "primary":
         extra["force"] = args.force
@@ -152,6 +170,32 @@ def run(args: argparse.Namespace) -> int:
     if answer.get("message"):
         print(f"{cfg.name}: {answer['message']}")
     return 0
+
+
+def _wait_connect(args: argparse.Namespace) -> int:
+    """Every named resource waited for at once (`all`: each with its own timeout)."""
+    path = getattr(args, "sub_config", None) or args.config
+    names = volume_config.resource_names(path) if args.resource == "all" else [args.resource]
+    cfgs, code = [], 0
+    for name in names:
+        try:
+            cfgs.append(_config(argparse.Namespace(**{**vars(args), "resource": name})))
+        except NotConfigured as exc:
+            if args.resource != "all":
+                raise
+            print(f"vigil: {exc}", file=sys.stderr)
+            code = max(code, exc.exit_code)
+
+    def limits(cfg: volume_config.VolumeConfig) -> volume_boot.StartupTimeouts:
+        try:
+            return volume_boot.timeouts(cfg, args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    for cfg in cfgs:
+        limits(cfg)  # a bad option is said before any waiting
+    observe = volume_boot.observe_with(lambda cfg: _ask(cfg, "status", timeout=5)["status"])
+    return max(code, volume_boot.wait_connect(cfgs, limits, observe))
 
 
 def _up(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:

@@ -317,9 +317,11 @@ NOT_DONE_UNLESS = {
     "always-asbp": (False, "not implemented: the split-brain policies apply only where DRBD "
                            "applies them without it"),
 }
-#: the startup section is for DRBD's init script, which waits for the peer at boot
-STARTUP_NOTE = ("not used: vigil has no boot-time wait; `vigil volume up` returns at once and "
-                "heartbeat's drbddisk promotes the resource")
+#: the startup section is read by the boot path (`vigil volume wait-connect`, `become-primary`,
+#: run by the vigil-volumes unit); what it does not do is said at its line
+STARTUP_NOT_DONE = {
+    "stacked-timeouts": "not used: vigil has no stacked resources",
+}
 #: handlers vigil runs; the others are accepted and said not to run
 HANDLERS_RUN = frozenset({"fence-peer", "initial-split-brain", "split-brain",
                           "pri-lost-after-sb", "before-resync-target", "after-resync-target",
@@ -797,8 +799,8 @@ def _store(b: _Builder, section: str, stmt: _Stmt, values: dict[str, Any],
     done, why = NOT_DONE_UNLESS.get(name, (None, ""))
     if why and values[spec.attribute] != done:
         b.warning(head, f"{name}: {why}")
-    if section == "startup":
-        b.warning(head, f"{name}: {STARTUP_NOTE}")
+    if section == "startup" and name in STARTUP_NOT_DONE:
+        b.warning(head, f"{name}: {STARTUP_NOT_DONE[name]}")
 
 
 def _options_block(b: _Builder, section: str, stmts: list[_Stmt], values: dict[str, Any],
@@ -943,6 +945,11 @@ def _resource(b: _Builder, stmt: _Stmt) -> None:
     if sections["disk"].fencing != "dont-care" and "fence-peer" not in handlers:
         b.warning(head, f"resource {name}: fencing {sections['disk'].fencing} without a "
                   "fence-peer handler")
+    wanted = sections["startup"].become_primary_on
+    known = set(names) | {n.split(".")[0] for n in names}
+    if wanted not in (None, "both") and hosts and wanted.lower() not in known:
+        b.warning(head, f"resource {name}: become-primary-on {wanted} names no 'on' host of "
+                  "this resource: no node promotes it at boot")
     b.resources.append(Resource(name, sections["net"], sections["disk"], sections["startup"],
                                 sections["options"], FrozenMap(handlers), tuple(hosts),
                                 head.line.at(head.column)))

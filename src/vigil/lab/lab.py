@@ -441,6 +441,22 @@ class Lab:
         self._power_off(host)
         self.save()
 
+    def power_loss(self, *names: str) -> None:
+        """Power several hosts off at the same instant (the room's power fails).
+
+        Every cable is pulled first, then every host's init is killed, and only
+        then is each one waited for: no host outlives another by the seconds a
+        host's teardown takes (`crash` of one after the other would).
+        """
+        hosts = [self.host(name) for name in names]
+        for host in hosts:
+            with contextlib.suppress(Exception):
+                self._set_ports(host, None, "down")
+        plugs = [(host, self._pull_plug(host)) for host in hosts]
+        for host, (mnt_inode, fuse) in plugs:
+            self._wait_dead(host, mnt_inode, fuse)
+        self.save()
+
     def boot(self, name: str) -> None:
         """Power a crashed host back on: fresh network state and /run, its files kept."""
         host = self.host(name)

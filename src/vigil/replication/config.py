@@ -22,6 +22,7 @@ from vigil.replication.completion import Protocol
 from vigil.replication.rate import RateSettings
 from vigil.replication.split_brain import Policies
 from vigil.replication.timers import LinkSettings
+from vigil.replication.wfc import StartupTimeouts
 
 DEFAULT_CONFIG = Path(drbd.DEFAULT_PATH)
 
@@ -57,6 +58,9 @@ class VolumeConfig:
     al_extents: int = 1237
     fencing: str = "dont-care"
     handlers: dict[str, str] = field(default_factory=dict)
+    startup: StartupTimeouts = field(default_factory=StartupTimeouts)
+    #: `become-primary-on` (an `on` name or `both`), for the boot path
+    become_primary_on: str | None = None
     source: str = ""
     #: the configuration's warnings (`file:line:col: warning: ...`), said at start
     warnings: tuple[str, ...] = ()
@@ -125,6 +129,11 @@ def from_resource(resource: drbd.Resource, hostname: str) -> VolumeConfig:
         al_extents=disk.al_extents,
         fencing=disk.fencing,
         handlers=dict(resource.handlers.items()),
+        startup=StartupTimeouts(wfc=resource.startup.wfc_timeout,
+                                degraded=resource.startup.degr_wfc_timeout,
+                                outdated=resource.startup.outdated_wfc_timeout,
+                                wait_after_sb=resource.startup.wait_after_sb),
+        become_primary_on=resource.startup.become_primary_on,
         source=str(where),
     )
 

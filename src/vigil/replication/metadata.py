@@ -4,7 +4,8 @@ One 4 KiB block, checksummed. The flags are what survives a crash: whether the
 data is consistent (not a half-done sync target), whether it is known to be
 outdated, and whether the node was primary (set on promotion, cleared on a
 clean demotion: found set at attach, it means the node crashed as primary and
-its activity log must be resynced).
+its activity log must be resynced), and whether it was connected (found clear
+next to "primary", the node went down as a degraded primary: `wfc`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class MdFlag(enum.IntFlag):
     PEER_OUTDATED = 0x08
     #: A resync into this node was in progress (its bitmap says what is missing).
     SYNC_TARGET = 0x10
+    #: Connected to the peer: found without it at attach next to PRIMARY, the node was
+    #: a degraded primary when it went down (the boot wait uses degr-wfc-timeout).
+    CONNECTED = 0x20
 
 
 NO_GENERATIONS = Generations()

@@ -48,6 +48,7 @@ from vigil.replication.states import (
     check,
 )
 from vigil.replication.timers import ConnectTimer, Liveness, PingTimer
+from vigil.replication.wfc import WaitKind, kind_at_attach
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.volume")
@@ -121,6 +122,8 @@ class Node:
         self.sb: Superblock = md.read_superblock()
         self.bitmap: Bitmap = md.read_bitmap()
         self.crashed_primary = self.sb.crashed_primary
+        #: which startup timeout a boot-time wait for the peer uses (DRBD decides at attach)
+        self.wait_kind, self.wait_why = kind_at_attach(self.sb.flags)
         hot = md.read_activity_log()
         if self.crashed_primary and hot:
             for extent in hot:
@@ -432,6 +435,8 @@ class Node:
             "generations": str(self.sb.generations),
             "split_brain": self.split_brain,
             "reason": self.last_reason,
+            "wait_kind": self.wait_kind.value,
+            "wait_why": self.wait_why,
             "stats": dict(self.stats),
         }
         if self._sync and self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET):
@@ -637,6 +642,11 @@ class Node:
                            f"{self.cfg.protocol.value} here")
         self.session = session
         self._set_conn(Conn.CONNECTED, f"connected to {peer.get('host')}")
+        self.wait_kind, self.wait_why = WaitKind.DEFAULT, "connected since attach"
+        # Recorded for the next boot; the peer tells its own disk state from now on.
+        connected = (self.sb.flags | MdFlag.CONNECTED) & ~MdFlag.PEER_OUTDATED
+        if connected != self.sb.flags:
+            self._write_sb(replace(self.sb, flags=connected))
         self.peer_role = Role.PRIMARY if peer.get("primary") else Role.SECONDARY
         self.peer_disk = Disk(peer.get("disk", "DUnknown"))
         sync = self._decide(peer)
@@ -1064,7 +1074,7 @@ class Node:
             elif not self.want_connection and self.conn is not Conn.STANDALONE:
                 self._set_conn(Conn.STANDALONE, self.last_reason or "refused")
             return
-        sb = self.sb
+        sb = self.sb.with_flag(MdFlag.CONNECTED, False)
         bye = session.bye or {}
         if self.role is Role.PRIMARY:
             sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))

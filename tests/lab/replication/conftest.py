@@ -43,6 +43,7 @@ resource {name} {{
   handlers {{
 {handlers}
   }}
+  startup {{ {startup} }}
   on server5.example.com {{
     device /dev/drbd1; disk {backing}; address 198.51.100.5:7789; meta-disk internal;
   }}
@@ -68,12 +69,13 @@ class VolumePair:
         return self.host(host).run([*VIGIL, "volume", *args], check=check, timeout=timeout)
 
     def configure(self, host: str, protocol: str = "C", net: str = "", disk: str = "",
-                  secret: str = "s3cret", handlers: str = "",
+                  secret: str = "s3cret", handlers: str = "", startup: str = "",
                   text: str | None = None) -> None:
         """Write the resource file (the template, or `text` as given)."""
         if text is None:
             text = TEMPLATE.format(name=self.name, protocol=protocol, net=net, disk=disk,
-                                   backing=self.backing, secret=secret, handlers=handlers)
+                                   backing=self.backing, secret=secret, handlers=handlers,
+                                   startup=startup)
         self.host(host).write_file(f"/etc/drbd.d/{self.name}.res", text)
 
     def create(self, host: str, size: str = "64M") -> None:

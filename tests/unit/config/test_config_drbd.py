@@ -266,8 +266,7 @@ def test_a_resource_without_shared_secret_is_warned_about():
     ("disk { on-io-error detach; }", "on-io-error detach;", "on-io-error: not implemented"),
     ("net { rr-conflict violently; }", "rr-conflict violently;", "rr-conflict: not impl"),
     ("net { always-asbp; }", "always-asbp;", "always-asbp: not implemented"),
-    ("startup { wfc-timeout 30; }", "wfc-timeout 30;", "wfc-timeout: not used"),
-    ("startup { become-primary-on server5; }", "become-primary-on", "become-primary-on: not"),
+    ("startup { stacked-timeouts; }", "stacked-timeouts;", "stacked-timeouts: not used"),
     ('handlers { pri-lost "/bin/true"; }', "pri-lost", "handler pri-lost: not run"),
     ('handlers { local-io-error "/bin/true"; }', "local-io", "handler local-io-error: not"),
 ])
@@ -281,9 +280,24 @@ def test_what_vigil_does_not_carry_out_is_said_at_its_line(section, line, said):
 
 @pytest.mark.parametrize("section", ["disk { on-io-error pass_on; }",
                                      "net { rr-conflict disconnect; }",
+                                     "startup { wfc-timeout 30; degr-wfc-timeout 10; "
+                                     "outdated-wfc-timeout 5; wait-after-sb; "
+                                     "become-primary-on a; }",
                                      'handlers { fence-peer "/bin/true"; before-resync-source '
                                      '"/bin/true"; }'])
 def test_what_vigil_does_is_not_warned_about(section):
     text = f"resource r0 {{\n {section}\n net {{ cram-hmac-alg sha1; shared-secret s; }}\n" \
         + ONE_HOST
     assert drbd.analyze(text, "r.res").warnings == ()
+
+
+def test_become_primary_on_must_name_a_host_of_the_resource():
+    def warned(value: str) -> list[str]:
+        text = f"resource r0 {{\n startup {{ become-primary-on {value}; }}\n" + ONE_HOST
+        return [w.message for w in drbd.analyze(text, "r.res").warnings
+                if "become-primary-on" in w.message]
+
+    [message] = warned("nobody")
+    assert message == ("resource r0: become-primary-on nobody names no 'on' host of this "
+                       "resource: no node promotes it at boot")
+    assert warned("both") == [] and warned("a") == []
