@@ -72,6 +72,11 @@ from vigil.errors import Location
 DEFAULT_PATH = "/etc/ha.d/ha.cf"
 
 #: Heartbeat splits the words of option directives on blanks and commas.
+#: heartbeat 3.0.6's keepalive and deadtime when ha.cf gives none (seconds); the
+#: membership timers and `vigil check` take them from here
+DEFAULT_KEEPALIVE = 1.0
+DEFAULT_DEADTIME = 30.0
+
 DELIMS = ", \t\f\v\r"
 WHITESPACE = " \t\f\v\r"
 
@@ -258,11 +263,11 @@ class HaCf:
     place it was set, for messages; it takes no part in equality.
     """
 
-    keepalive: float = 1.0
-    deadtime: float = 30.0
-    warntime: float = 15.0
-    initdead: float = 30.0
-    deadping: float = 30.0
+    keepalive: float = DEFAULT_KEEPALIVE
+    deadtime: float = DEFAULT_DEADTIME
+    warntime: float = DEFAULT_DEADTIME / 2
+    initdead: float = DEFAULT_DEADTIME
+    deadping: float = DEFAULT_DEADTIME
     udpport: int = 694
     baud: int = 19200
     media: tuple[Medium, ...] = ()
@@ -924,6 +929,11 @@ _WHOLE_LINE_HANDLERS: dict[str, Callable[[_Builder, SourceLine, Token, list[Toke
 
 # Defaults and validation ----------------------------------------------------
 
+def default_warntime(deadtime: float) -> float:
+    """Heartbeat's warntime when none is given: half of deadtime, in whole milliseconds."""
+    return (round(deadtime * 1000) // 2) / 1000.0
+
+
 def computed_initdead(deadtime: float) -> float:
     """Heartbeat's initdead when none is given: deadtime above 10 s, 12 s below 6 s, else 2x."""
     if deadtime > 10.0:
@@ -935,12 +945,11 @@ def computed_initdead(deadtime: float) -> float:
 
 def _finish(b: _Builder) -> HaCf:
     v = b.values
-    keepalive = v.get("keepalive", 1.0)
-    deadtime = v.get("deadtime", 30.0)
-    deadtime_ms = round(deadtime * 1000)
+    keepalive = v.get("keepalive", DEFAULT_KEEPALIVE)
+    deadtime = v.get("deadtime", DEFAULT_DEADTIME)
     warntime = v.get("warntime")
     if warntime is None:
-        warntime = (deadtime_ms // 2) / 1000.0
+        warntime = default_warntime(deadtime)
     initdead = v.get("initdead")
     if initdead is None:
         initdead = computed_initdead(deadtime)

@@ -22,6 +22,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from vigil.config.hacf import (
+    DEFAULT_DEADTIME,
+    DEFAULT_KEEPALIVE,
+    computed_initdead,
+    default_warntime,
+)
 from vigil.errors import VigilError
 
 
@@ -34,8 +40,8 @@ class NodeKind(enum.Enum):
 class Timings:
     """Heartbeat's timers in seconds (ha.cf's keepalive, deadtime, ...)."""
 
-    keepalive: float = 1.0
-    deadtime: float = 30.0
+    keepalive: float = DEFAULT_KEEPALIVE
+    deadtime: float = DEFAULT_DEADTIME
     warntime: float | None = None
     initdead: float | None = None
     deadping: float | None = None
@@ -56,18 +62,12 @@ class Timings:
 
     @property
     def warn(self) -> float:
-        return self.warntime if self.warntime is not None else self.deadtime / 2
+        return self.warntime if self.warntime is not None else default_warntime(self.deadtime)
 
     @property
     def initial(self) -> float:
-        """Heartbeat's default initdead: deadtime if > 10 s, 12 s if < 6 s, else 2x."""
-        if self.initdead is not None:
-            return self.initdead
-        if self.deadtime > 10:
-            return self.deadtime
-        if self.deadtime < 6:
-            return 12.0
-        return 2 * self.deadtime
+        """initdead as given, else heartbeat's default (the same rule ha.cf's model uses)."""
+        return self.initdead if self.initdead is not None else computed_initdead(self.deadtime)
 
     @property
     def ping_dead(self) -> float:
