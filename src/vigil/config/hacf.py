@@ -341,8 +341,10 @@ _FACILITIES = (
 
 # Option directives: each word of the value is applied in turn.
 KEYWORDS = keyword_table(
-    Keyword("keepalive", "interval between heartbeat packets", TimeValue(0, True), 1.0),
-    Keyword("deadtime", "silence after which a node is declared dead", TimeValue(0), 30.0),
+    Keyword("keepalive", "interval between heartbeat packets", TimeValue(0, True),
+            DEFAULT_KEEPALIVE),
+    Keyword("deadtime", "silence after which a node is declared dead", TimeValue(0),
+            DEFAULT_DEADTIME),
     Keyword("warntime", "silence after which a late heartbeat is logged",
             TimeValue(0, True), None),
     Keyword("initdead", "deadtime used right after start-up (slow networks)",

@@ -33,6 +33,7 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from vigil.config.hacf import DEFAULT_KEEPALIVE
 from vigil.errors import UsageError
 from vigil.ha.groups import Group
 from vigil.ha.state import (
@@ -141,7 +142,7 @@ class FailoverSettings:
     peer: str | None
     groups: tuple[Group, ...]
     auto_failback: str = "legacy"
-    keepalive: float = 1.0
+    keepalive: float = DEFAULT_KEEPALIVE
     #: fencing configured (stonith_host lines or a fence command)?
     fencing: bool = False
     #: "require": a failed fence means no takeover; "ignore": take over anyway (loudly)
