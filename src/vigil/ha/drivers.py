@@ -51,7 +51,9 @@ class AgentsGroupDriver:
 
         found = self._groups.get(group.index)
         if found is None:
-            found = AgentGroup.from_resources([parse_resource(r) for r in group.resources],
+            resources = ([(ref.name, ref.args) for ref in group.refs] if group.refs
+                         else [parse_resource(label) for label in group.resources])
+            found = AgentGroup.from_resources(resources,
                                               options=self.options, paths=self.paths,
                                               name=group.key)
             self._groups[group.index] = found

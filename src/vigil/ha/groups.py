@@ -9,8 +9,11 @@ The core only decides *where* each group runs. Running it is the job of a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from vigil.config.haresources import ResourceRef
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,10 @@ class Group:
 
     index: int
     home: str
+    #: the resources as heartbeat names them on the wire and in logs
     resources: tuple[str, ...]
+    #: the same resources as haresources' model read them (empty when built from labels)
+    refs: tuple[ResourceRef, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
@@ -75,6 +81,13 @@ def groups_from_lines(lines: list[tuple[str, list[str]]]) -> tuple[Group, ...]:
     """[(home node, [resource, ...]), ...] (haresources order) -> groups."""
     return tuple(Group(i, home.lower(), tuple(resources))
                  for i, (home, resources) in enumerate(lines))
+
+
+def groups_from_refs(lines: Sequence[tuple[str, Sequence[ResourceRef]]]) -> tuple[Group, ...]:
+    """haresources' groups as parsed: each keeps its typed resources beside their labels,
+    so the agents are built from the model and never from re-parsed text."""
+    return tuple(Group(i, home.lower(), tuple(r.label for r in refs), tuple(refs))
+                 for i, (home, refs) in enumerate(lines))
 
 
 def fingerprint(groups: tuple[Group, ...]) -> str:

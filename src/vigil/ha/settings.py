@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from vigil.errors import VigilError
 from vigil.ha.engine import NodeConfig
-from vigil.ha.groups import Group, groups_from_lines
+from vigil.ha.groups import Group, groups_from_refs
 from vigil.ha.respawn import Program
 from vigil.membership.auth import AuthKeys
 from vigil.membership.codec import Compressor
@@ -178,8 +178,7 @@ def from_config(cluster: ClusterConfig, me: str,
                          "outgoing packets")
     keys = AuthKeys.from_pairs(cluster.authkeys.auth, {
         number: (key.method.value, key.secret) for number, key in cluster.authkeys.keys.items()})
-    groups = groups_from_lines([(g.node, [r.label for r in g.resources])
-                                for g in cluster.haresources.groups])
+    groups = groups_from_refs([(g.node, g.resources) for g in cluster.haresources.groups])
     stonith = tuple(StonithHost(d.host.lower(), d.type, tuple(d.params.split()),
                                 config_file=d.params.strip() if d.kind == "stonith" else None)
                     for d in hacf.stonith if d.usable_from(me))

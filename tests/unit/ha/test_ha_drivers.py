@@ -6,7 +6,7 @@ import asyncio
 
 from vigil.agents.options import AgentOptions, AgentPaths
 from vigil.ha.drivers import AgentsGroupDriver, make_driver
-from vigil.ha.groups import Group, GroupDriver
+from vigil.ha.groups import Group, GroupDriver, groups_from_refs
 from vigil.ha.testdriver import TestGroupDriver, TestIPaddrAgent, agent_for_resource, parse_ipaddr
 
 
@@ -24,6 +24,18 @@ def test_the_agents_layer_drives_a_group_through_the_interface(tmp_path):
         return results
 
     assert asyncio.run(scenario()) == [False, True, True, True, False]
+
+
+def test_agents_are_built_from_the_parsed_resources_not_from_their_labels(tmp_path):
+    from vigil.config import haresources
+
+    model = haresources.parse("n1 IPaddr2::2001:db8::10/64/eth0 ocf:heartbeat:Dummy::state=/x\n",
+                              "haresources")
+    [group] = groups_from_refs([(g.node, g.resources) for g in model.groups])
+    assert group.resources == tuple(r.label for r in model.groups[0].resources)
+    runtime = AgentsGroupDriver(paths=AgentPaths(state_dir=tmp_path)).runtime(group)
+    built = [(agent.name, tuple(agent.args)) for agent in runtime.agents]
+    assert built == [(r.name, r.args) for r in model.groups[0].resources]
 
 
 def test_driver_registry():
