@@ -54,6 +54,7 @@ from vigil.config.base import (
     keyword_table,
     physical_lines,
 )
+from vigil.config.checktypes import CheckType
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.errors import Location
 
@@ -66,17 +67,6 @@ class Forwarding(enum.StrEnum):
     GATE = "gate"
     MASQ = "masq"
     IPIP = "ipip"
-
-
-class CheckType(enum.StrEnum):
-    CONNECT = "connect"
-    NEGOTIATE = "negotiate"
-    PING = "ping"
-    EXTERNAL = "external"
-    EXTERNAL_PERL = "external-perl"
-    ON = "on"
-    OFF = "off"
-    COMBINED = "combined"  # `checktype=N`: N connect checks, then one negotiate check
 
 
 #: Every `service=` ldirectord knows, with the port that selects it by default.

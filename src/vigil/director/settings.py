@@ -10,17 +10,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 
+from vigil.config.checktypes import CheckType
 from vigil.lvs.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
 
-#: Ports whose negotiate service ldirectord picks without `service=`.
-SERVICE_BY_PORT = {
-    80: "http", 443: "https", 3128: "http_proxy", 21: "ftp", 25: "smtp", 587: "submission",
-    110: "pop", 995: "pops", 143: "imap", 993: "imaps", 389: "ldap", 636: "ldaps",
-    119: "nntp", 53: "dns", 3306: "mysql", 5432: "pgsql", 1521: "oracle", 1812: "radius",
-    5060: "sip",
-}
-
-CHECKTYPES = ("connect", "negotiate", "ping", "external", "external-perl", "on", "off", "combined")
 EMAIL_STATUSES = frozenset({"starting", "running", "stopping", "reloading"})
 
 
@@ -51,7 +43,7 @@ class CheckSpec:
     tls_ca: str | None = None
 
     def __post_init__(self) -> None:
-        if self.checktype not in CHECKTYPES:
+        if self.checktype not in CheckType.__members__.values():
             raise ValueError(f"unknown checktype {self.checktype!r}")
 
 
