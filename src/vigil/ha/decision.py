@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from vigil.config.hacf import DEFAULT_KEEPALIVE
@@ -85,7 +85,8 @@ FAILBACK_REASONS = frozenset({Cause.PEER_DEAD, Cause.PEER_NEVER_HEARD, Cause.ALO
 FREE = (Hold.RELEASED, Hold.FAILED)
 #: Hand-overs that need no agreement from the peer (it is already running the group,
 #: or we are leaving): every other voluntary stop asks the peer's permission first
-#: when the peer needs it (heartbeat's standby exchange), through `gate`.
+#: when the peer needs it (heartbeat's standby exchange): `decide` is told which
+#: hand-overs the peer agreed to, and lists in `awaiting_permission` those it held back.
 UNGATED = frozenset({Cause.SPLIT_BRAIN, Cause.SHUTTING_DOWN})
 RUNNING = (Hold.HELD, Hold.STARTING, Hold.STUCK)
 RELEASING = (Hold.STOPPING, Hold.CLEANING)
@@ -232,8 +233,9 @@ class FailoverCore:
         self.refresh_at: float | None = None
         self.started_at = now
         self.version = 0  # bumps whenever something the peer should know changes
-        #: asked before a voluntary hand-over stop; False = not yet (see UNGATED)
-        self.gate: Callable[[int, str], bool] | None = None
+        #: groups whose voluntary hand-over waits for the peer's agreement (see UNGATED),
+        #: as of the last `decide`
+        self.awaiting_permission: set[int] = set()
         self._warned_no_fencing = False
 
     # -- helpers --------------------------------------------------------------------------------
@@ -607,8 +609,15 @@ class FailoverCore:
                                           "warning"))
         return decisions
 
-    def decide(self, now: float) -> list[Decision]:
-        """Everything to do now. Idempotent: an action already in flight is not repeated."""
+    def decide(self, now: float, handover_agreed: Container[int] | None = None
+               ) -> list[Decision]:
+        """Everything to do now. Idempotent: an action already in flight is not repeated.
+
+        `handover_agreed`: the groups the peer agreed to take over (heartbeat's standby
+        exchange); None when the peer needs no asking. A voluntary hand-over of any other
+        group waits, and is listed in `awaiting_permission`.
+        """
+        self.awaiting_permission = set()
         if self.phase is Phase.INIT or self.phase is Phase.DONE:
             return []
         self._update_ipfail(now)
@@ -623,8 +632,9 @@ class FailoverCore:
             if holder == "me":
                 decision = self._take(group, why, now, fence_needed)
             elif holder == "peer" and mine is Hold.HELD:
-                if why not in UNGATED and self.gate is not None and \
-                        not self.gate(index, why):
+                if why not in UNGATED and handover_agreed is not None and \
+                        index not in handover_agreed:
+                    self.awaiting_permission.add(index)
                     continue  # the peer has not agreed to take it yet
                 decision = self._give(group, why)
             else:

@@ -194,7 +194,6 @@ class NodeEngine:
         self.hb_peer_give: set[int] = set()
         self.hb_peer_want: set[int] = set()
         self._hb_ask: set[str] = set()
-        self.core.gate = self._gate
         self._marked_at: dict[str, float] = {}
         for name, (known_generation, known_seq) in (known_peers or {}).items():
             if name.lower() in self.liveness.nodes and name.lower() != self.me:
@@ -511,17 +510,21 @@ class NodeEngine:
         return {g.index for g in self.config.groups
                 if cls == "all" or self._class_of(g) == cls}
 
-    def _gate(self, index: int, why: str) -> bool:
-        """Voluntary hand-overs to a heartbeat peer wait for its "other" (it takes them)."""
+    def _handover_agreed(self) -> set[int] | None:
+        """Voluntary hand-overs to a heartbeat peer wait for its "other" (it takes them):
+        the groups it agreed to take, or None when there is nobody to ask."""
         if self.peer_is_vigil or not self.core.peer.alive:
-            return True
-        cls = self._class_of(self.config.groups[index])
-        state = self.hb_giving.get(cls, ("", 0.0))[0]
-        if state in ("permitted", "released"):
-            return True
-        if not state:
-            self._hb_ask.add(cls)
-        return False
+            return None
+        return {g.index for g in self.config.groups
+                if self.hb_giving.get(self._class_of(g), ("", 0.0))[0]
+                in ("permitted", "released")}
+
+    def _ask_for_handovers(self) -> None:
+        """Ask the heartbeat peer to take the classes of groups the core held back."""
+        for index in self.core.awaiting_permission:
+            cls = self._class_of(self.config.groups[index])
+            if not self.hb_giving.get(cls, ("", 0.0))[0]:
+                self._hb_ask.add(cls)
 
     def _ask(self, cls: str, info: str, now: float, out: Output) -> None:
         self._send(AskResources(env=Envelope(src=self.me, hg=0, ts=0), rsc_hold=cls,
@@ -674,7 +677,8 @@ class NodeEngine:
         """Decide, then tell the peer at once if anything it should know changed."""
         if self.done:
             return
-        decisions = self.core.decide(now)
+        decisions = self.core.decide(now, self._handover_agreed())
+        self._ask_for_handovers()
         if any(isinstance(a, StartGroup) and self.core.why[a.group.index] is Cause.PEER_DEAD
                for d in decisions for a in d.actions):
             warning = self.core.no_fencing_warning()
