@@ -40,6 +40,7 @@ VERBS = {
     "verify": "online verify: compare checksums block by block, mark differences",
     "invalidate": "discard this node's data: full resync from the peer",
     "outdate": "mark this node's data outdated (what a fence-peer handler asks for)",
+    "resume-io": "let writes flow again after fencing resource-and-stonith froze them",
     "wait-sync": "wait until connected and in sync (for scripts and tests)",
     "wait-connect": "at boot: wait until connected, or for the startup section's timeout",
     "become-primary": "at boot: promote if the startup section's become-primary-on names "
@@ -101,7 +102,7 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 
 #: verbs that take `all` (drbdadm's: every resource of the configuration)
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
-                       "status", "role", "cstate", "dstate", "wait-sync", "outdate",
+                       "status", "role", "cstate", "dstate", "wait-sync", "outdate", "resume-io",
                        "become-primary"})
 
 
@@ -304,6 +305,9 @@ def format_status(s: dict[str, Any]) -> str:
                      f"{verify.get('out_of_sync', 0)} blocks")
     if s.get("split_brain"):
         lines.append(f"    split-brain: {s['split_brain']}")
+    if s.get("io_suspended"):
+        lines.append(f"  suspended:fencing ({s['io_suspended']}): writes wait; "
+                     f"`vigil volume resume-io {s['name']}` lets them go")
     if s.get("reason"):
         lines.append(f"    last: {s['reason']}")
     return "\n".join(lines)

@@ -205,6 +205,8 @@ class Daemon:
             return {"message": await node.invalidate()}
         if verb == "outdate":
             return {"message": node.outdate()}
+        if verb == "resume-io":
+            return {"message": node.resume_io()}
         if verb == "down":
             if node.role is Role.PRIMARY:
                 aio = asyncio.get_running_loop()

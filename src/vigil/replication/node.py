@@ -31,6 +31,7 @@ from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
+from vigil.replication.fencing import FenceOutcome, fence_outcome
 from vigil.replication.generations import Generations, Sync
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
 from vigil.replication.handshake import Facts, Rules, decide
@@ -147,6 +148,8 @@ class Node:
         self._wake = asyncio.Event()
         self._io_open = asyncio.Event()
         self._io_open.set()
+        #: why writes are suspended (fencing resource-and-stonith), None while they flow
+        self.io_frozen_reason: str | None = None
         self._stopping = False
         self.last_app_io = -1e9
         self.split_brain: str = ""
@@ -434,6 +437,8 @@ class Node:
             "peer_unflushed": self.session.tlog.unflushed if self.session else 0,
             "generations": str(self.sb.generations),
             "split_brain": self.split_brain,
+            # DRBD's "suspended:fencing": writes wait (None while they flow)
+            "io_suspended": self.io_frozen_reason,
             "reason": self.last_reason,
             "wait_kind": self.wait_kind.value,
             "wait_why": self.wait_why,
@@ -642,6 +647,8 @@ class Node:
                            f"{self.cfg.protocol.value} here")
         self.session = session
         self._set_conn(Conn.CONNECTED, f"connected to {peer.get('host')}")
+        if self.io_frozen_reason is not None:
+            self.resume_io("the peer is connected again")
         self.wait_kind, self.wait_why = WaitKind.DEFAULT, "connected since attach"
         # Recorded for the next boot; the peer tells its own disk state from now on.
         connected = (self.sb.flags | MdFlag.CONNECTED) & ~MdFlag.PEER_OUTDATED
@@ -1090,24 +1097,51 @@ class Node:
                        self.last_reason or "link lost")
 
     async def _fence_after_loss(self) -> None:
+        """fencing resource-only/-and-stonith: the primary that lost its peer fences it;
+        with resource-and-stonith its writes wait until the fence is resolved."""
         freeze = self.cfg.fencing == "resource-and-stonith"
         if freeze:
-            self._io_open.clear()
+            self._freeze_io("fencing the peer")
+        outcome = FenceOutcome(False, why="the fence-peer handler did not finish")
         try:
-            await self._fence_peer()
+            outcome = await self._fence_peer()
         finally:
-            self._io_open.set()
+            if not freeze or outcome.resolved:
+                self.resume_io(outcome.why or "fenced")
+            else:
+                self.io_frozen_reason = outcome.why
+                event(log, "volume.io_frozen", logging.ERROR, resource=self.cfg.name,
+                      reason=outcome.why, remedy=f"fence the peer by hand, then "
+                      f"`vigil volume resume-io {self.cfg.name}`")
 
-    async def _fence_peer(self) -> int:
+    async def _fence_peer(self) -> FenceOutcome:
         command = self.cfg.handlers.get("fence-peer")
-        if not command:
-            return 5
-        rc = await self._handler_rc(command)
-        event(log, "volume.fence_peer", resource=self.cfg.name, exit=rc)
-        if rc in (3, 4, 7):
+        rc = 5 if not command else await self._handler_rc(command)
+        outcome = fence_outcome(rc, self.disk is Disk.UP_TO_DATE)
+        event(log, "volume.fence_peer", resource=self.cfg.name, exit=rc, result=outcome.why)
+        if outcome.peer_outdated:
             self._write_sb(self.sb.with_flag(MdFlag.PEER_OUTDATED))
             self.peer_disk = Disk.OUTDATED
-        return rc
+        if outcome.outdate_self and self.disk is not Disk.INCONSISTENT:
+            self._write_sb(self.sb.with_flag(MdFlag.OUTDATED))
+            self.uptodate = False
+        return outcome
+
+    def _freeze_io(self, why: str) -> None:
+        if self._io_open.is_set():
+            self._io_open.clear()
+            self.io_frozen_reason = why
+            event(log, "volume.io_suspended", logging.WARNING, resource=self.cfg.name,
+                  reason=why)
+
+    def resume_io(self, why: str = "resume-io") -> str:
+        """Writes flow again (drbdadm resume-io; also once a fence is resolved)."""
+        if self._io_open.is_set():
+            return "I/O is not suspended"
+        self._io_open.set()
+        self.io_frozen_reason = None
+        event(log, "volume.io_resumed", resource=self.cfg.name, reason=why)
+        return "I/O resumed"
 
     def _handler_env(self) -> dict[str, str]:
         return {**os.environ, "DRBD_RESOURCE": self.cfg.name,

@@ -134,3 +134,73 @@ def test_primary_losing_its_peer_runs_fence_peer(volume_pair):
     assert marker.read_text().split() == [pair.name, "198.51.100.6"]
     # Writes go on (resource-only does not freeze I/O).
     pair.write_blocks("server5", [42], b"fenced")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listing:
+            return [int(p) for p in listing.read().split()]
+    except OSError:
+        return []
+
+
+def _waits(pid: int) -> dict[int, str]:
+    """Where each child of `pid` waits in the kernel (for a failure's message)."""
+    out = {}
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/wchan") as wchan, open(f"/proc/{child}/comm") as comm:
+                out[child] = f"{comm.read().strip()}:{wchan.read()}"
+        except OSError:
+            continue
+    return out
+
+
+def _blocked_in_io(pid: int) -> bool:
+    """A child of `pid` sleeps uninterruptibly in the kernel: its write waits for the device."""
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/stat") as stat:
+                state = stat.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == "D":
+            return True
+    return False
+
+
+@pytest.mark.parametrize("handler, frozen", [("exit 1", True), ("exit 7", False)])
+def test_resource_and_stonith_freezes_writes_until_the_fence_is_resolved(volume_pair, handler,
+                                                                          frozen):
+    """A failed fence-peer keeps writes frozen until resume-io; a successful one thaws them."""
+    pair = volume_pair
+    ran = pair.lab.directory / "fence-ran"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file("/etc/vigil-test/fence-peer",
+                                   f"#!/bin/sh\ntouch {ran}\n{handler}\n", mode=0o755)
+    pair.start_pair(disk="fencing resource-and-stonith;",
+                    handlers="fence-peer /etc/vigil-test/fence-peer;")
+    pair.lab.partition("server5", "server6")
+    wait_until(ran.exists, 20, "the fence-peer handler ran")
+    if not frozen:
+        pair.wait_status("server5", lambda s: s["peer_disk"] == "Outdated"
+                         and s["io_suspended"] is None, 20, "writes thawed")
+        pair.write_blocks("server5", [42], b"fenced")
+        assert pair.read_block("server5", 42).startswith(b"fenced-42-")
+        return
+    pair.wait_status("server5", lambda s: "exit 1" in (s["io_suspended"] or ""), 20,
+                     "writes suspended after the failed fence")
+    assert "suspended:fencing" in pair.vigil("server5", "status", pair.name).stdout
+    done = pair.lab.directory / "written"
+    writer = pair.host("server5").spawn(
+        ["sh", "-c", "dd if=/dev/zero of=/dev/drbd1 bs=4096 count=1 seek=77 oflag=direct "
+                     f"status=none && touch {done}"], name="writer")
+    wait_until(lambda: _blocked_in_io(writer.pid), 20,
+               lambda: f"the write waits in the device ({_waits(writer.pid)}, "
+                       f"written: {done.exists()})")
+    assert not done.exists(), "a write went through while the fence was unresolved"
+    assert pair.status("server5")["io_suspended"]
+    out = pair.vigil("server5", "resume-io", pair.name).stdout
+    assert "I/O resumed" in out
+    wait_until(done.exists, 20, "the write completed after resume-io")
+    assert pair.status("server5")["io_suspended"] is None
