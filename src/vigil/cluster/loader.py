@@ -245,8 +245,13 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
             out.extend(parsed_ext.diagnostics)
             extension = parsed_ext.model
             out.extend(_check_extension(extension, resources))
+            if extension.notify_command and not facts.executable(extension.notify_command):
+                out.append(Diagnostic(Severity.ERROR, Location(paths.vigil_cf),
+                                      f"notify_command {extension.notify_command}: not an "
+                                      "executable file"))
         except FileUnreadable as exc:
             unreadable_file(exc)
+    out.extend(_check_rc_hooks(paths.ha_dir, extension))
 
     # ldirectord -----------------------------------------------------------------
     ldirectord: dict[str, ldirectord_mod.LdirectordConfig] = {}
@@ -440,6 +445,30 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
 #: what the userspace proxy implements (vigil.lvs.schedulers; kept here so the
 #: configuration layer does not import the director)
 USERSPACE_SCHEDULERS = frozenset({"rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh"})
+
+
+#: the hooks heartbeat 3.0.6 ships in /etc/ha.d/rc.d: its own plumbing, which vigil's
+#: daemon does itself
+STOCK_RC_HOOKS = frozenset({"ask_resources", "hb_takeover", "ip-request", "ip-request-resp",
+                            "status"})
+
+
+def _check_rc_hooks(ha_dir: str, extension: extension_mod.ExtensionConfig) -> list[Diagnostic]:
+    """Hooks a user added to heartbeat's rc.d run no more: say so, and what runs instead."""
+    directory = os.path.join(ha_dir, "rc.d")
+    try:
+        names = sorted(n for n in os.listdir(directory) if n not in STOCK_RC_HOOKS
+                       and not n.startswith("."))
+    except OSError:
+        return []
+    if not names:
+        return []
+    instead = (f"notify_command {extension.notify_command} runs on cluster events instead"
+               if extension.notify_command else
+               "set notify_command in vigil.cf to run a program on cluster events")
+    return [Diagnostic(Severity.WARNING, Location(directory),
+                       f"heartbeat's event hooks {', '.join(names)} are not run by vigil: "
+                       f"{instead}")]
 
 
 def _check_ldirectord(config: ldirectord_mod.LdirectordConfig,

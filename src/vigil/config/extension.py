@@ -147,6 +147,7 @@ class ExtensionConfig:
     fence_before_takeover: bool = True
     takeover_delay: float = 0.0
     control_socket: str = "/run/vigil/control.sock"
+    notify_command: str | None = None
     metrics_address: str | None = None
     garp_count: int | None = None
     garp_interval: float | None = None
@@ -215,6 +216,9 @@ KEYWORDS = keyword_table(
             "over its groups", TimeValue(0), 0.0),
     Keyword("control_socket", "unix socket of `vigil status` and friends", PathValue(),
             "/run/vigil/control.sock"),
+    Keyword("notify_command", "program run as `PROGRAM EVENT` on cluster events (node dead "
+            "or alive, links, groups started, stopped or failed, fencing), with the facts in "
+            "VIGIL_* variables: heartbeat's rc.d hooks, keepalived's notify", PathValue(), None),
     Keyword("metrics_address", "HOST:PORT of the Prometheus metrics endpoint, or off",
             AddressValue(), None),
     Keyword("garp_count", "gratuitous ARPs / unsolicited neighbour advertisements sent when "
@@ -382,9 +386,9 @@ def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
 
 
 _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
-                "control_socket", "metrics_address", "garp_count", "garp_interval",
-                "garp_refresh", "duplicate_probe", "fsck", "drbd_backend", "smtp_host",
-                "smtp_port", "mail_from", "state_dir")
+                "control_socket", "notify_command", "metrics_address", "garp_count",
+                "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
+                "smtp_host", "smtp_port", "mail_from", "state_dir")
 
 
 def _render_value(value: Any) -> str:

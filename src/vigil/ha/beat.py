@@ -45,9 +45,12 @@ class HeartbeatThread:
     def __init__(self, engine: NodeEngine, settings: HeartbeatSettings,
                  on_actions: Callable[[list[object]], None], on_exit: Callable[[], None],
                  priority: int | None = None,
-                 on_marks: Callable[[dict[str, tuple[int, int]]], None] | None = None):
+                 on_marks: Callable[[dict[str, tuple[int, int]]], None] | None = None,
+                 on_event: Callable[[str, dict[str, object]], None] | None = None):
         self.engine = engine
         self.on_marks = on_marks
+        #: every event the engine logs, for notify_command (called in this thread)
+        self.on_event = on_event
         self.settings = settings
         self.on_actions = on_actions
         self.on_exit = on_exit
@@ -199,6 +202,8 @@ class HeartbeatThread:
             level = LEVELS.get(line.level, logging.INFO)
             if log.isEnabledFor(level):
                 event(log, line.event, level, **line.fields)
+            if self.on_event is not None:
+                self.on_event(line.event, dict(line.fields))
         if out.marks and self.on_marks is not None:
             self.on_marks(dict(out.marks))
         if out.actions:

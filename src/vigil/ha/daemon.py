@@ -45,6 +45,7 @@ from vigil.ha.identity import (
     node_uuid,
     save_peer_marks,
 )
+from vigil.ha.notify import Notifier
 from vigil.ha.respawn import Supervisor
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
@@ -131,6 +132,9 @@ class HeartbeatDaemon:
                  realtime: dict[str, object] | None = None,
                  on_ready: Callable[[], None] | None = None):
         self.settings = settings
+        #: vigil.cf notify_command, run on cluster events
+        self.notifier = (Notifier(settings.notify_command, settings.me)
+                         if settings.notify_command else None)
         self.driver = driver
         self.socket_path = Path(socket_path)
         self.state_dir = state_dir
@@ -187,7 +191,8 @@ class HeartbeatDaemon:
         self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
                                     self._exit_from_beat,
                                     priority=int(priority) + 1 if priority is not None else None,
-                                    on_marks=self._marks_from_beat)
+                                    on_marks=self._marks_from_beat,
+                                    on_event=self._event_from_beat if self.notifier else None)
         try:
             self.beat.start(infos)
             self.control = ControlServer(self.socket_path, self._control)
@@ -247,6 +252,8 @@ class HeartbeatDaemon:
             await asyncio.wait(self._tasks, timeout=5.0)
         if self.control is not None:
             await self.control.close()
+        if self.notifier is not None:
+            await self.notifier.close()
 
     # -- from the heartbeat thread ---------------------------------------------------------------
     def _actions_from_beat(self, actions: list[object]) -> None:
@@ -254,6 +261,11 @@ class HeartbeatDaemon:
         assert self._loop is not None
         for action in actions:
             self._loop.call_soon_threadsafe(self._spawn_action, action)
+
+    def _event_from_beat(self, name: str, fields: dict[str, object]) -> None:
+        """Called in the heartbeat thread: the notify program runs from the main loop."""
+        assert self._loop is not None and self.notifier is not None
+        self._loop.call_soon_threadsafe(self.notifier.submit, name, fields)
 
     def _marks_from_beat(self, marks: dict[str, tuple[int, int]]) -> None:
         """Called in the heartbeat thread: what each peer sent last goes to disk (off it)."""
@@ -318,9 +330,12 @@ class HeartbeatDaemon:
             raise
         except Exception as exc:  # a driver bug is a failed action, not a dead daemon
             event(log, "action.error", logging.ERROR, action=what, error=repr(exc))
-        event(log, "action.done", logging.INFO if ok else logging.ERROR, action=what,
-              target=getattr(action, "group", getattr(action, "node", "")), ok=ok,
-              seconds=f"{self._loop.time() - started:.3f}")
+        done: dict[str, object] = {
+            "action": what, "target": getattr(action, "group", getattr(action, "node", "")),
+            "ok": ok, "seconds": f"{self._loop.time() - started:.3f}"}
+        event(log, "action.done", logging.INFO if ok else logging.ERROR, **done)
+        if self.notifier is not None:
+            self.notifier.submit("action.done", done)
         engine, beat = self.engine, self.beat
         beat.post(lambda: beat.handle(
             engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]

@@ -100,6 +100,8 @@ class HeartbeatSettings:
     fence_retry: float = 10.0
     takeover_delay: float = 0.0
     garp_refresh: float = 0.0
+    #: vigil.cf notify_command: run on cluster events (see `vigil.ha.notify`)
+    notify_command: str | None = None
     control_socket: str | None = None
     compressor: Compressor | None = None
     warnings: tuple[str, ...] = ()
@@ -201,7 +203,7 @@ def from_config(cluster: ClusterConfig, me: str,
         fence_command=extension.fence_command,
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
-        garp_refresh=extension.garp_refresh,
+        garp_refresh=extension.garp_refresh, notify_command=extension.notify_command,
         control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster,
         compressor=compressor_of(hacf))
 

@@ -292,6 +292,34 @@ def test_a_dead_peer_is_fenced_by_a_fence_agent_before_the_takeover(hb, device):
         assert "fenced=False" in hb.daemons["server6"].output()
 
 
+def test_notify_command_runs_on_a_death_and_a_takeover(hb):
+    events = {name: hb.lab.directory / f"events-{name}" for name in ("server5", "server6")}
+    for name in ("server5", "server6"):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/etc/vigil-notify",
+                        f'#!/bin/sh\necho "$1 $VIGIL_TARGET $HA_CURHOST" >> {events[name]}\n',
+                        mode=0o755)
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\n"
+                        "notify_command /etc/vigil-notify\n")
+        hb.responder(name)
+    for name in ("server5", "server6"):
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    wait_until(lambda: events["server5"].exists()
+               and "group.started" in events["server5"].read_text(), 10,
+               "server5 notified of its group's start")
+    hb.lab.crash("server5")
+    hb.wait_client("server6", timeout=10)
+
+    def told() -> list[str]:
+        return events["server6"].read_text().splitlines() if events["server6"].exists() else []
+
+    wait_until(lambda: {"peer.dead server5.example.com server6.example.com",
+                        f"group.started IPaddr::{VIP}/24/eth0 server6.example.com"}
+               <= set(told()), 10, lambda: f"server6's notifications: {told()}")
+
+
 def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
     hb.start_both()
     assert hb.peer("server6")["deadtime"] == 1.0

@@ -264,3 +264,26 @@ def test_an_oracle_negotiate_check_is_refused_and_connect_is_fine(tmp_path):
     (d / "web.cf").write_text("virtual=10.0.0.1:1521\n\treal=10.0.0.2:1521 gate\n"
                               "\tchecktype=connect\n")
     assert loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com")).errors == ()
+
+
+def test_heartbeat_rc_d_hooks_a_user_added_are_named_and_notify_command_checked(tmp_path):
+    d = seed_dir(tmp_path, "lvs")
+    rc = d / "rc.d"
+    rc.mkdir()
+    for name in ("status", "ask_resources", "page-oncall"):  # two stock hooks, one added
+        (rc / name).write_text("#!/bin/sh\n")
+    report = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com"))
+    [warning] = [w for w in report.warnings if "rc.d" in w.location.path]
+    assert "page-oncall are not run by vigil" in warning.message
+    assert "status" not in warning.message and "set notify_command" in warning.message
+    (d / "vigil.cf").write_text(f"notify_command {tmp_path}/absent\n")
+    report = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com"))
+    assert any("notify_command" in e.message and "not an executable" in e.message
+               for e in report.errors)
+    program = tmp_path / "notify"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    (d / "vigil.cf").write_text(f"notify_command {program}\n")
+    report = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com"))
+    assert not [e for e in report.errors if "notify_command" in e.message]
+    assert any(f"notify_command {program} runs" in w.message for w in report.warnings)
