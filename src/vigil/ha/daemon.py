@@ -511,7 +511,8 @@ class HeartbeatDaemon:
                 reconfigure(options_from_extension(new.source.extension))
             for what, old_value, new_value in (
                     ("respawn", self.settings.respawn, new.respawn),
-                    ("watchdog", self.settings.watchdog, new.watchdog)):
+                    ("watchdog", self.settings.watchdog, new.watchdog),
+                    ("metrics_address", self.settings.metrics_address, new.metrics_address)):
                 if old_value != new_value:
                     event(log, "config.restart_needed", logging.WARNING, setting=what,
                           detail="applied at the next start of vigil heartbeat")
