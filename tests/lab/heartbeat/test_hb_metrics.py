@@ -19,7 +19,8 @@ def test_a_crash_of_the_active_node_shows_as_a_peer_dead_failover_on_the_survivo
     for name in ("server5", "server6"):
         hb.configure(name)
         hb.lab.host(name).write_file("/etc/ha.d/vigil.cf",
-                                     f"duplicate_probe off\nmetrics_address {PORT}\n")
+                                     f"duplicate_probe off\nmetrics_address {PORT}\n"
+                                     "agent IPaddr\n    monitor_interval 500ms\n")
     for name in ("server5", "server6"):
         hb.responder(name)
         hb.start(name, configure=False)
@@ -42,6 +43,11 @@ def test_a_crash_of_the_active_node_shows_as_a_peer_dead_failover_on_the_survivo
     # only loopback: the metrics are not on the lan address
     assert scrape(server6, PORT, address=server6.address("lan")) is None
 
+    # the holder's monitor verdicts are counted as the checks run
+    server5 = hb.lab.host("server5")
+    wait_until(lambda: (sample(scrape(server5, PORT), "vigil_ha_resource_monitor_results_total",
+                               group=GROUP, verdict="healthy") or 0) >= 2, 10,
+               lambda: f"server5 counts its monitor checks\n{scrape(server5, PORT)}")
     hb.lab.crash("server5")
     wait_until(lambda: sample(scraped(), "vigil_ha_failovers_total", group=GROUP,
                               cause="peer_dead", result="ok") == 1, 15,
