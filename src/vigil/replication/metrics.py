@@ -123,6 +123,12 @@ def build_volume(status: dict[str, Any]) -> Iterator[Metric]:
                               "(ha_cluster_drbd_split_brain)", labels=["resource"])
     split.add_metric([r], 1 if status.get("split_brain") else 0)
     yield split
+    suspended = GaugeMetricFamily("vigil_volume_io_suspended",
+                                  "1 while writes are held (DRBD's suspended:fencing: "
+                                  "fencing resource-and-stonith waits for the fence-peer "
+                                  "handler)", labels=["resource"])
+    suspended.add_metric([r], 1 if status.get("io_suspended") else 0)
+    yield suspended
     verify = status.get("verify") or {}
     running = GaugeMetricFamily("vigil_volume_verify_running", "1 while an online verify runs",
                                 labels=["resource"])

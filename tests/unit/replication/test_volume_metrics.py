@@ -39,12 +39,14 @@ def test_states_sizes_and_counters():
     assert 'vigil_volume_replication_latency_seconds_count{resource="r0"} 4.0' in text
     assert 'vigil_volume_replication_latency_seconds_sum{resource="r0"} 0.002' in text
     assert 'vigil_volume_split_brain{resource="r0"} 0.0' in text
+    assert 'vigil_volume_io_suspended{resource="r0"} 0.0' in text
     assert 'vigil_volume_info{device="/dev/drbd0",host="server5",protocol="C",resource="r0"}' \
         in text
 
 
 def test_a_standalone_secondary_in_split_brain_with_a_verify_result():
     text = scrape(status(role="Secondary", connection="StandAlone", replication="Off",
+                         io_suspended="fencing: the fence-peer handler runs",
                          out_of_sync=0, sync=None, split_brain="split brain: both primary",
                          verify={"running": False, "total_blocks": 100, "done_blocks": 100,
                                  "out_of_sync": 2}))
@@ -53,6 +55,7 @@ def test_a_standalone_secondary_in_split_brain_with_a_verify_result():
     assert 'vigil_volume_resync_done_ratio{resource="r0"} 1.0' in text
     assert 'vigil_volume_resync_rate_bytes_per_second{resource="r0"} 0.0' in text
     assert 'vigil_volume_split_brain{resource="r0"} 1.0' in text
+    assert 'vigil_volume_io_suspended{resource="r0"} 1.0' in text
     assert 'vigil_volume_verify_out_of_sync_bytes{resource="r0"} 8192.0' in text
     assert 'vigil_volume_verify_done_ratio{resource="r0"} 1.0' in text
     assert 'vigil_volume_verify_running{resource="r0"} 0.0' in text
