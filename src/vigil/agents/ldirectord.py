@@ -7,9 +7,14 @@ it the way heartbeat ran ldirectord, as a subprocess with LSB exit codes.
 
 from __future__ import annotations
 
+import os
+
 from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus
 from vigil.agents.options import AgentOptions
 from vigil.agents.script import read_heartbeat_status, result_of, run_agent_program
+
+#: `vigil director --metrics-address`'s default (docs/metrics.md)
+METRICS_VARIABLE = "VIGIL_DIRECTOR_METRICS_ADDRESS"
 
 
 class Ldirectord(Agent):
@@ -31,8 +36,16 @@ class Ldirectord(Agent):
             argv.append(self.config)
         return argv
 
+    @staticmethod
+    def _env() -> dict[str, str]:
+        """Agent programs get a clean environment; the director's metrics address is the
+        one setting of the heartbeat daemon's environment a director started here keeps."""
+        address = os.environ.get(METRICS_VARIABLE)
+        return {METRICS_VARIABLE: address} if address else {}
+
     async def _run(self, verb: str, timeout: float) -> AgentResult:
-        program = await run_agent_program(self._argv(verb), timeout, self.label, verb)
+        program = await run_agent_program(self._argv(verb), timeout, self.label, verb,
+                                          env=self._env())
         if verb == "status":
             return read_heartbeat_status(program, timeout)
         return result_of(program, verb, timeout)

@@ -19,6 +19,7 @@ from typing import Any
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
 from vigil.errors import UsageError, VigilError
+from vigil.metrics import MetricsAddress, parse_address
 
 ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status")
 START_WAIT = 15.0
@@ -44,6 +45,11 @@ def register(subparsers: Any) -> None:
                         help="data path: auto (default: ipvs, else nftables as root, else "
                              "userspace), userspace, nftables or ipvs; "
                              "VIGIL_DIRECTOR_BACKEND sets the default")
+    parser.add_argument("--metrics-address",
+                        default=os.environ.get("VIGIL_DIRECTOR_METRICS_ADDRESS"),
+                        metavar="HOST:PORT",
+                        help="serve Prometheus /metrics there (PORT alone: on loopback); "
+                             "VIGIL_DIRECTOR_METRICS_ADDRESS sets the default; off by default")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
     parser.add_argument("--json", action="store_true", help="status as JSON")
@@ -74,7 +80,9 @@ def main(args: argparse.Namespace) -> int:
     if action != "status":
         for child in _executed(config_path, {config_path} if config_path else set()):
             child_args = argparse.Namespace(**{**vars(args), "config": str(child),
-                                               "words": [action], "foreground": False})
+                                               "words": [action], "foreground": False,
+                                               # one address serves one instance
+                                               "metrics_address": None})
             code = _run(child, action, child_args)
             if code != 0:
                 print(f"vigil director {child.name} {action}: exit {code}", file=sys.stderr)
@@ -139,9 +147,11 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
     from vigil.director.backends import choose
 
     backend_class = choose(args.backend)
+    metrics = _metrics_address(args)
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
-                                 debug=bool(os.environ.get("VIGIL_DEBUG")))
+                                 debug=bool(os.environ.get("VIGIL_DEBUG")),
+                                 metrics_address=metrics)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -149,7 +159,7 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
     daemon.RUN_DIR.mkdir(parents=True, exist_ok=True)
     startup_log = daemon.RUN_DIR / f"director.{instance}.out"
     argv = [sys.executable, "-m", "vigil.director.child", backend_class.name, logfile or "",
-            str(config_path) if config_path else ""]
+            str(config_path) if config_path else "", str(metrics) if metrics else ""]
     with open(startup_log, "wb") as out:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                  start_new_session=True, close_fds=True)
@@ -166,6 +176,14 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
         except VigilError:
             time.sleep(0.05)
     raise VigilError(f"director {instance} did not answer within {START_WAIT:g} s")
+
+
+def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
+    """--metrics-address, else VIGIL_DIRECTOR_METRICS_ADDRESS; `off` or empty: none."""
+    text = getattr(args, "metrics_address", None)
+    if not text or text == "off":
+        return None
+    return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
 
 
 def stop(instance: str) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from vigil.cli import volume_boot
 from vigil.errors import UsageError, VigilError
+from vigil.metrics import parse_address
 from vigil.replication import config as volume_config
 from vigil.replication import control
 from vigil.replication.blockstore import create_md
@@ -76,6 +77,11 @@ def register(subparsers: Any) -> None:
         if verb == "up":
             sub.add_argument("--standalone", action="store_true",
                              help="attach without connecting (connect later)")
+            sub.add_argument("--metrics-address", metavar="HOST:PORT",
+                             default=os.environ.get("VIGIL_VOLUME_METRICS_ADDRESS"),
+                             help="serve Prometheus /metrics at HOST:PORT plus the device's "
+                                  "minor (/dev/drbd1: PORT+1; PORT alone: on loopback); "
+                                  "VIGIL_VOLUME_METRICS_ADDRESS sets the default")
         if verb == "wait-sync":
             sub.add_argument("--timeout", type=float, default=60.0)
         if verb == "wait-connect":
@@ -218,6 +224,12 @@ def _up(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
         argv += ["-c", os.path.abspath(config_path)]
     if args.standalone:
         argv.append("--standalone")
+    metrics = getattr(args, "metrics_address", None) or \
+        os.environ.get("VIGIL_VOLUME_METRICS_ADDRESS")
+    if metrics and metrics != "off":
+        # said now, naming its source, rather than by a daemon that exits
+        parse_address(metrics, "--metrics-address (or VIGIL_VOLUME_METRICS_ADDRESS)")
+        argv += ["--metrics-address", metrics]
     with open(logfile, "ab") as out:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                    start_new_session=True, close_fds=True)

@@ -68,11 +68,13 @@ DEFAULT_PATH = "/etc/ha.d/vigil.cf"
 
 
 class AddressValue(ValueParser[str]):
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), or ``off``."""
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), a bare ``PORT`` (loopback), or ``off``."""
 
-    expects = "HOST:PORT (e.g. 127.0.0.1:9694) or off"
+    expects = "HOST:PORT (e.g. 127.0.0.1:9694), PORT (on loopback) or off"
 
     def __call__(self, text: str) -> str:
+        if text.isdigit() and 0 < int(text) < 65536:
+            return f"127.0.0.1:{int(text)}"
         m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]+)", text)
         if not m or not 0 < int(m.group(2)) < 65536:
             raise ValueProblem(f"bad address {text!r}: expected {self.expects}")
@@ -219,7 +221,8 @@ KEYWORDS = keyword_table(
     Keyword("notify_command", "program run as `PROGRAM EVENT` on cluster events (node dead "
             "or alive, links, groups started, stopped or failed, fencing), with the facts in "
             "VIGIL_* variables: heartbeat's rc.d hooks, keepalived's notify", PathValue(), None),
-    Keyword("metrics_address", "HOST:PORT of the Prometheus metrics endpoint, or off",
+    Keyword("metrics_address", "HOST:PORT (or PORT: on loopback) where vigil heartbeat "
+            "serves Prometheus /metrics, or off",
             AddressValue(), None),
     Keyword("garp_count", "gratuitous ARPs / unsolicited neighbour advertisements sent when "
             "an address is taken over", IntValue(0, 100),
@@ -436,8 +439,6 @@ def unsupported(config: ExtensionConfig) -> list[str]:
     if config.state_dir != ExtensionConfig.state_dir:
         out.append(f"state_dir {config.state_dir} is not used yet: vigil keeps heartbeat's "
                    "identity in /var/lib/heartbeat and its own state under /var/lib/vigil")
-    if config.metrics_address is not None:
-        out.append(f"metrics_address {config.metrics_address}: nothing serves metrics yet")
     for where, value in sections:
         if value == "reboot":
             out.append(f"{where}failed_stop reboot is not carried out: vigil does not reboot "

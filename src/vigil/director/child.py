@@ -1,6 +1,6 @@
 """The detached director process that `vigil director start` launches.
 
-argv: BACKEND LOGFILE CONFIG (empty strings for none). Kept apart from the CLI
+argv: BACKEND LOGFILE CONFIG [METRICS_ADDRESS] (empty strings for none). Kept apart from the CLI
 so the daemon starts with a clean argument list that `status` can recognise.
 """
 
@@ -12,14 +12,16 @@ from pathlib import Path
 from vigil.director.backends import choose
 from vigil.director.daemon import run_daemon
 from vigil.errors import VigilError
+from vigil.metrics import parse_address
 
 
 def main(argv: list[str]) -> int:
-    backend_name, logfile, config = argv
+    backend_name, logfile, config, *rest = argv
     try:
+        metrics = parse_address(rest[0], "--metrics-address") if rest and rest[0] else None
         backend = choose(backend_name)()
         return run_daemon(Path(config) if config else None, backend, logfile or None,
-                          stream=False)
+                          stream=False, metrics_address=metrics)
     except VigilError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return exc.exit_code

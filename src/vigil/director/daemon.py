@@ -39,6 +39,7 @@ from vigil.director.health import (
     SoftFailure,
     Transition,
 )
+from vigil.director.metrics import DirectorMetrics
 from vigil.director.settings import DirectorConfig
 from vigil.errors import VigilError
 from vigil.lvs.operations import (
@@ -50,6 +51,8 @@ from vigil.lvs.operations import (
 )
 from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealKey, ServiceKey, Table
+from vigil.metrics import MetricsAddress, MetricsServer
+from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.director")
@@ -91,7 +94,7 @@ class Director:
     """One running director: a config file (or none: a hand-kept table) and a backend."""
 
     def __init__(self, config_path: Path | None, backend: Backend,
-                 concurrency: int = 1000):
+                 concurrency: int = 1000, metrics_address: MetricsAddress | None = None):
         self.config_path = config_path
         self.paths = Paths(instance_name(config_path))
         self.backend = backend
@@ -109,6 +112,9 @@ class Director:
         self._stamp: tuple[float, str] | None = None
         self._names: dict[str, tuple[str, ...]] = {}
         self.syncs = 0
+        self.metrics_address = metrics_address
+        self.metrics: DirectorMetrics | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -134,7 +140,9 @@ class Director:
                    checks=len(self.engine.targets))
         server = ControlServer(self.paths.socket, self._answer)
         await server.start()
+        metrics_server: MetricsServer | None = None
         try:
+            metrics_server = self._start_metrics(loop)
             async with asyncio.TaskGroup() as group:
                 engine_task = group.create_task(self.engine.run())
                 sync_task = group.create_task(self._sync_loop())
@@ -143,8 +151,36 @@ class Director:
                 for task in (engine_task, sync_task, poll_task):
                     task.cancel()
         finally:
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.close)
             await server.close()
             await self._shutdown()
+
+    def _start_metrics(self, loop: asyncio.AbstractEventLoop) -> MetricsServer | None:
+        if self.metrics_address is None:
+            return None
+        self._loop = loop
+        self.metrics = DirectorMetrics(self._metrics_snapshot)
+        self.engine.on_timing = self.metrics.check_done
+        metrics_server = MetricsServer(self.metrics_address, self.metrics.registry)
+        metrics_server.start()
+        return metrics_server
+
+    def _metrics_snapshot(self) -> dict[str, Any]:
+        """Called in a scrape thread: the status, gathered on the director's loop."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._snapshot(), self._loop)
+        try:
+            return future.result(SNAPSHOT_TIMEOUT)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    async def _snapshot(self) -> dict[str, Any]:
+        return {"config": str(self.config_path) if self.config_path else None,
+                "backend": self.backend.name, "phase": self.policy.phase,
+                "syncs": self.syncs, "table": await self.backend.read(),
+                "stats": await self.backend.stats(), "health": self.policy.snapshot()}
 
     async def _main_loop(self) -> None:
         while not self._stop.is_set():
@@ -489,7 +525,8 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 
 
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
-               debug: bool = False, stream: bool = True) -> int:
+               debug: bool = False, stream: bool = True,
+               metrics_address: MetricsAddress | None = None) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     paths = Paths(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -498,7 +535,8 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                        facility=facility, ident="vigil-director", fallback_file=FALLBACK_LOG)
     write_pid_file(paths.pid)
     try:
-        event_loop_runner()(Director(config_path, backend).run())
+        event_loop_runner()(Director(config_path, backend,
+                                     metrics_address=metrics_address).run())
     finally:
         with contextlib.suppress(OSError):
             if read_pid(paths.pid) == os.getpid():

@@ -225,6 +225,8 @@ class CheckEngine:
         #: checks never leave from a virtual address (a DR real server would answer itself)
         self.sources = SourceChooser(self.clock)
         self.checks_run = 0
+        #: (target, result, seconds the check took) of every finished check (metrics)
+        self.on_timing: Callable[[CheckTarget, CheckResult, float], None] | None = None
 
     # -- configuration -------------------------------------------------------------------
     def set_targets(self, targets: Iterable[CheckTarget]) -> None:
@@ -334,6 +336,8 @@ class CheckEngine:
             self._probes -= 1
             self._finished(ident, started)
             self.checks_run += 1
+            if self.on_timing is not None:
+                self.on_timing(target, result, self.clock.now() - started)
             if self.targets.get(ident) is target:
                 self.on_result(target, result)
 
@@ -354,6 +358,8 @@ class CheckEngine:
             self._tasks.pop(ident, None)
             self._finished(ident, started)
         self.checks_run += 1
+        if self.on_timing is not None:
+            self.on_timing(target, result, self.clock.now() - started)
         if self.targets.get(ident) is target:
             self.on_result(target, result)
 

@@ -46,11 +46,14 @@ class HeartbeatThread:
                  on_actions: Callable[[list[object]], None], on_exit: Callable[[], None],
                  priority: int | None = None,
                  on_marks: Callable[[dict[str, tuple[int, int]]], None] | None = None,
-                 on_event: Callable[[str, dict[str, object]], None] | None = None):
+                 on_event: Callable[[str, dict[str, object]], None] | None = None,
+                 on_output: Callable[[Output, float], None] | None = None):
         self.engine = engine
         self.on_marks = on_marks
         #: every event the engine logs, for notify_command (called in this thread)
         self.on_event = on_event
+        #: sees every engine output first, in this thread (metrics count events there)
+        self.on_output = on_output
         self.settings = settings
         self.on_actions = on_actions
         self.on_exit = on_exit
@@ -195,6 +198,8 @@ class HeartbeatThread:
 
     # -- the engine's world (in the thread) ----------------------------------------------------
     def _handle(self, out: Output) -> None:
+        if self.on_output is not None and (out.logs or out.actions) and self.loop is not None:
+            self.on_output(out, self.loop.time())
         for packet in out.packets:
             for medium in self.media.values():
                 medium.send(packet)

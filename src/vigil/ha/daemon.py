@@ -45,11 +45,14 @@ from vigil.ha.identity import (
     node_uuid,
     save_peer_marks,
 )
+from vigil.ha.metrics import HeartbeatMetrics
 from vigil.ha.notify import Notifier
 from vigil.ha.respawn import Supervisor
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
 from vigil.membership.transports import interface_info
+from vigil.metrics import MetricsServer, parse_address
+from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.heartbeat")
@@ -153,6 +156,8 @@ class HeartbeatDaemon:
         self._marks_writer: asyncio.Task[None] | None = None
         self.supervisor: Supervisor | None = None
         self.debug_level = settings.debug
+        self.metrics: HeartbeatMetrics | None = None
+        self.metrics_server: MetricsServer | None = None
 
     # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -188,15 +193,24 @@ class HeartbeatDaemon:
         # netlink (pyroute2) is synchronous: interface facts come from a worker thread
         infos = await self._interface_infos(settings)
         priority = self.realtime.get("priority")
+        if settings.metrics_address is not None:
+            self.metrics = HeartbeatMetrics(self._metrics_snapshot)
+            self._watch_monitors(self.metrics)
         self.beat = HeartbeatThread(engine, settings, self._actions_from_beat,
                                     self._exit_from_beat,
                                     priority=int(priority) + 1 if priority is not None else None,
                                     on_marks=self._marks_from_beat,
-                                    on_event=self._event_from_beat if self.notifier else None)
+                                    on_event=self._event_from_beat if self.notifier else None,
+                                    on_output=self._output_from_beat if self.metrics else None)
         try:
             self.beat.start(infos)
             self.control = ControlServer(self.socket_path, self._control)
             await self.control.start()
+            if self.metrics is not None and settings.metrics_address is not None:
+                self.metrics_server = MetricsServer(
+                    parse_address(settings.metrics_address, "vigil.cf metrics_address"),
+                    self.metrics.registry)
+                self.metrics_server.start()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._shutdown_signal, signum)
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
@@ -230,6 +244,8 @@ class HeartbeatDaemon:
         return infos
 
     async def _cleanup(self) -> None:
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.close)
         loop = self._loop
         if loop is not None:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
@@ -288,6 +304,40 @@ class HeartbeatDaemon:
                 event(log, "state.write_failed", logging.ERROR, detail=exc)
                 return
 
+    def _output_from_beat(self, out: Any, now: float) -> None:
+        """Called in the heartbeat thread: events the metrics count (cheap, no I/O)."""
+        assert self.metrics is not None and self.engine is not None
+        why = self.engine.core.why
+        self.metrics.engine_output(out, why.__getitem__, now)
+
+    def _watch_monitors(self, metrics: HeartbeatMetrics) -> None:
+        if hasattr(self.driver, "on_verdict"):
+            self.driver.on_verdict = metrics.monitor_verdict
+            self.driver.on_restart = metrics.restarted
+
+    def _metrics_snapshot(self) -> dict[str, Any]:
+        """Called in a scrape thread: the status `vigil status` shows, from the heartbeat
+        thread, with a timeout (a scrape waits; the heartbeat never does)."""
+        engine, beat = self.engine, self.beat
+        if engine is None or beat is None or beat.loop is None:
+            raise VigilError("the heartbeat thread is not running")
+        status = beat.call(self._status_now, timeout=SNAPSHOT_TIMEOUT)
+        return self._with_daemon(status)
+
+    def _status_now(self) -> dict[str, Any]:
+        """In the heartbeat thread: the engine's status and the media counters."""
+        engine, beat = self.engine, self.beat
+        assert engine is not None and beat is not None and beat.loop is not None
+        return {**engine.status(beat.loop.time()), "media": beat.report()}
+
+    def _with_daemon(self, status: dict[str, Any]) -> dict[str, Any]:
+        report = status.pop("media")
+        status["daemon"] = {
+            "pid": os.getpid(), "version": __version__,
+            "driver": getattr(self.driver, "name", type(self.driver).__name__),
+            "realtime": self.realtime, **report}
+        return status
+
     def _exit_from_beat(self) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._stopped.set)
@@ -333,6 +383,8 @@ class HeartbeatDaemon:
         done: dict[str, object] = {
             "action": what, "target": getattr(action, "group", getattr(action, "node", "")),
             "ok": ok, "seconds": f"{self._loop.time() - started:.3f}"}
+        if self.metrics is not None:
+            self.metrics.action_done(action, ok, self._loop.time())
         event(log, "action.done", logging.INFO if ok else logging.ERROR, **done)
         if self.notifier is not None:
             self.notifier.submit("action.done", done)
@@ -474,7 +526,8 @@ class HeartbeatDaemon:
                 reconfigure(options_from_extension(new.source.extension))
             for what, old_value, new_value in (
                     ("respawn", self.settings.respawn, new.respawn),
-                    ("watchdog", self.settings.watchdog, new.watchdog)):
+                    ("watchdog", self.settings.watchdog, new.watchdog),
+                    ("metrics_address", self.settings.metrics_address, new.metrics_address)):
                 if old_value != new_value:
                     event(log, "config.restart_needed", logging.WARNING, setting=what,
                           detail="applied at the next start of vigil heartbeat")
@@ -483,16 +536,10 @@ class HeartbeatDaemon:
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.engine is not None and self.beat is not None
-        engine, beat = self.engine, self.beat
+        beat = self.beat
         command = request.get("command")
         if command == "status":
-            status = await beat.ask(lambda: {**engine.status(beat.loop.time()),  # type: ignore
-                                             "media": beat.report()})
-            report = status.pop("media")
-            status["daemon"] = {
-                "pid": os.getpid(), "version": __version__,
-                "driver": getattr(self.driver, "name", type(self.driver).__name__),
-                "realtime": self.realtime, **report}
+            status = self._with_daemon(await beat.ask(self._status_now))
             return {"ok": True, "status": status}
         if command in ("standby", "takeover"):
             which = request.get("which", "all")

@@ -33,6 +33,10 @@ class AgentsGroupDriver:
         self.options = options
         self.paths = paths
         self._groups: dict[int, AgentGroup] = {}
+        #: (group, resource, verdict) of every monitor operation (metrics)
+        self.on_verdict: Callable[[str, str, str], None] | None = None
+        #: (group, resource, ok) of every in-place restart (metrics)
+        self.on_restart: Callable[[str, str, bool], None] | None = None
 
     def reconfigure(self, options: AgentOptions) -> None:
         """vigil.cf reloaded: every group and resource uses the new options from now on
@@ -94,7 +98,14 @@ class AgentsGroupDriver:
 
         # resources an administrator stopped (`vigil resource stop`) are not failures
         marks = AdminMarks((self.paths or AgentPaths()).state_dir)
-        decision = await GroupMonitor(self.runtime(group), marks=marks).run()
+        verdict, restart = self.on_verdict, self.on_restart
+        monitor = GroupMonitor(
+            self.runtime(group), marks=marks,
+            on_decision=None if verdict is None else
+            lambda d: verdict(group.key, d.resource, d.verdict.value),
+            on_restart=None if restart is None else
+            lambda label, result, _seconds: restart(group.key, label, result.ok))
+        decision = await monitor.run()
         return decision.reason
 
 

@@ -103,6 +103,8 @@ class HeartbeatSettings:
     #: vigil.cf notify_command: run on cluster events (see `vigil.ha.notify`)
     notify_command: str | None = None
     control_socket: str | None = None
+    #: vigil.cf metrics_address (HOST:PORT, or None: no /metrics)
+    metrics_address: str | None = None
     compressor: Compressor | None = None
     warnings: tuple[str, ...] = ()
     #: the config models this came from (the agents driver takes its options from it)
@@ -204,7 +206,8 @@ def from_config(cluster: ClusterConfig, me: str,
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
         garp_refresh=extension.garp_refresh, notify_command=extension.notify_command,
-        control_socket=extension.control_socket, warnings=tuple(warnings), source=cluster,
+        control_socket=extension.control_socket, metrics_address=extension.metrics_address,
+        warnings=tuple(warnings), source=cluster,
         compressor=compressor_of(hacf))
 
 

@@ -27,10 +27,13 @@ import pyfuse3.asyncio as pyfuse3_asyncio
 
 from vigil.errors import UsageError, VigilError
 from vigil.log import event, setup_logging
+from vigil.metrics import MetricsAddress, MetricsServer, parse_address
+from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.replication import control, devnode, loopdev
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.config import VolumeConfig, load
 from vigil.replication.fuse_frontend import VolumeFS
+from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
 from vigil.replication.states import Role
 
@@ -99,8 +102,10 @@ def cleanup_stale(cfg: VolumeConfig) -> list[str]:
 
 
 class Daemon:
-    def __init__(self, cfg: VolumeConfig, standalone: bool = False):
+    def __init__(self, cfg: VolumeConfig, standalone: bool = False,
+                 metrics_address: MetricsAddress | None = None):
         self.cfg = cfg
+        self.metrics_address = metrics_address
         self.standalone = standalone
         self.node: Node | None = None
         self.loop_identity: loopdev.LoopIdentity | None = None
@@ -124,6 +129,7 @@ class Daemon:
         fuse_task = asyncio.ensure_future(pyfuse3.main(min_tasks=4, max_tasks=128))
         aio = asyncio.get_running_loop()
         server = None
+        metrics_server: MetricsServer | None = None
         node_task = None
         try:
             self.loop_identity, self.loop_fd = await aio.run_in_executor(
@@ -135,12 +141,15 @@ class Daemon:
             event(log, "volume.up", resource=cfg.name, device=cfg.local.device,
                   loop=self.loop_identity.path, size=node.size)
             server = await control.serve(control.socket_path(cfg.run_dir), self.handle)
+            metrics_server = self._start_metrics(aio)
             node_task = asyncio.ensure_future(node.run())
             stopper = asyncio.ensure_future(self.stop_event.wait())
             await asyncio.wait({node_task, stopper, fuse_task},
                                return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
         finally:
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.close)
             if server is not None:
                 await server.close()
             await node.shutdown()
@@ -171,6 +180,31 @@ class Daemon:
             md.close()
             event(log, "volume.down", resource=cfg.name)
 
+    def _start_metrics(self, aio: asyncio.AbstractEventLoop) -> MetricsServer | None:
+        if self.metrics_address is None:
+            return None
+        address = metrics_address_for(self.metrics_address, self.cfg.local.device)
+
+        def snapshot() -> dict[str, Any]:
+            """In a scrape thread: the status, taken on the daemon's loop."""
+            future = asyncio.run_coroutine_threadsafe(self._status(), aio)
+            try:
+                return future.result(SNAPSHOT_TIMEOUT)
+            except TimeoutError:
+                future.cancel()
+                raise
+        server = MetricsServer(address, VolumeMetrics(snapshot).registry)
+        server.start()
+        return server
+
+    async def _status(self) -> dict[str, Any]:
+        node = self.node
+        assert node is not None
+        status = node.status()
+        status["device"] = self.cfg.local.device
+        status["loop"] = self.loop_identity.path if self.loop_identity else None
+        return status
+
     def device_busy(self) -> bool:
         return self.loop_identity is not None and loopdev.in_use(self.loop_identity)
 
@@ -183,10 +217,7 @@ class Daemon:
         assert node is not None
         verb = request.get("verb")
         if verb == "status":
-            status = node.status()
-            status["device"] = self.cfg.local.device
-            status["loop"] = self.loop_identity.path if self.loop_identity else None
-            return {"status": status}
+            return {"status": await self._status()}
         if verb == "primary":
             message = await node.promote(force=bool(request.get("force")))
             self._drop_caches(Role.PRIMARY)
@@ -223,9 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--config")
     parser.add_argument("--standalone", action="store_true", help="do not connect at start")
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--metrics-address", help="serve /metrics at HOST:PORT + the "
+                        "device's minor (PORT alone: on loopback)")
     args = parser.parse_args(argv)
     try:
         cfg = load(args.name, args.config)
+        metrics = (parse_address(args.metrics_address, "--metrics-address")
+                   if args.metrics_address else None)
     except VigilError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -233,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in cfg.warnings:
         event(log, "config.warning", logging.WARNING, resource=cfg.name, problem=warning)
     pyfuse3_asyncio.enable()
-    daemon = Daemon(cfg, standalone=args.standalone)
+    daemon = Daemon(cfg, standalone=args.standalone, metrics_address=metrics)
 
     async def runner() -> None:
         aio = asyncio.get_running_loop()

@@ -154,8 +154,12 @@ class Node:
         self.last_app_io = -1e9
         self.split_brain: str = ""
         self.last_reason = ""
+        #: DRBD's counters (ns, nr, dw, dr, al, bm: bytes and updates) and vigil's own:
+        #: acked_writes / ack_wait_us (peer acknowledgements of replicated writes and the
+        #: time they took, in microseconds), split_brains, verifies (finished here)
         self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "writes": 0,
-                      "resync_blocks": 0, "resync_messages": 0}
+                      "resync_blocks": 0, "resync_messages": 0, "acked_writes": 0,
+                      "ack_wait_us": 0, "split_brains": 0, "verifies": 0}
         self._sync: dict[str, Any] = {}
         self._verify: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -687,6 +691,7 @@ class Node:
               decision=verdict.sync.name, reason=verdict.reason, mine=str(me.generations),
               peer=str(theirs.generations))
         if outcome.split_brain is not None:
+            self.stats["split_brains"] += 1
             event(log, "volume.split_brain", resource=self.cfg.name,
                   outcome=outcome.split_brain.outcome.name, reason=outcome.split_brain.reason,
                   level=logging.WARNING)
@@ -861,6 +866,7 @@ class Node:
 
     def _verify_done(self) -> None:
         self._verify["running"] = False
+        self.stats["verifies"] += 1
         self.md.write_bitmap(self.bitmap)
         event(log, "volume.verify_done", resource=self.cfg.name,
               out_of_sync_blocks=self._verify.get("out_of_sync", 0))
@@ -1007,8 +1013,12 @@ class Node:
         if message.type is wire.T.RECV_ACK:
             session.tlog.received(message.seq)
         else:
-            transfer = session.tlog.written(message.seq, self.clock.now())
-            session.sent_at.pop(message.seq, None)
+            now = self.clock.now()
+            transfer = session.tlog.written(message.seq, now)
+            sent = session.sent_at.pop(message.seq, None)
+            if sent is not None:
+                self.stats["acked_writes"] += 1
+                self.stats["ack_wait_us"] += int((now - sent) * 1e6)
             if message.type is wire.T.NEG_ACK and transfer is not None:
                 self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
             session.waiting.pop(message.seq, None)

@@ -207,7 +207,9 @@ FAKE_VIGIL = """\
       "volume secondary") [ -f $state/stuck ] && { echo "device is held open" >&2; exit 11; }
           echo Secondary > $state/role.$3;;
       "volume role") cat $state/role.$3 2>/dev/null || { echo "Unknown" ; exit 10; };;
-      "director start") touch $state/director;;
+      "director start") touch $state/director
+          echo "metrics=${VIGIL_DIRECTOR_METRICS_ADDRESS:-none} other=${UNRELATED:-none}" \
+              >> $state/calls;;
       "director stop") rm -f $state/director;;
       "director status") [ -f $state/director ] && { echo "ldirectord is running"; exit 0; }
           echo "ldirectord is stopped"; exit 3;;
@@ -284,6 +286,23 @@ def test_ldirectord_resource_runs_vigil_director(fake_vigil, tmp_path, monkeypat
     assert run(agent.start(5)).ok
     assert run(agent.stop(5)).ok
     assert "director start ldirectord.cf" in (fake_vigil / "calls").read_text()
+
+
+def test_ldirectord_resource_passes_the_directors_metrics_address(fake_vigil, tmp_path,
+                                                                 monkeypatch):
+    from vigil.director import daemon
+
+    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path)
+    agent = build_agent("ldirectord", ("ldirectord.cf",),
+                        options=AgentOptions(vigil_command=BY_NAME))
+    monkeypatch.delenv("VIGIL_DIRECTOR_METRICS_ADDRESS", raising=False)
+    monkeypatch.setenv("UNRELATED", "x")
+    assert run(agent.start(5)).ok
+    monkeypatch.setenv("VIGIL_DIRECTOR_METRICS_ADDRESS", "9695")
+    assert run(agent.start(5)).ok
+    calls = (fake_vigil / "calls").read_text().splitlines()
+    assert [c for c in calls if c.startswith("metrics=")] == [
+        "metrics=none other=none", "metrics=9695 other=none"]
 
 
 def test_ldirectord_status_reads_the_directors_pid_file(tmp_path, monkeypatch):

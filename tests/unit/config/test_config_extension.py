@@ -65,7 +65,7 @@ def test_policy_precedence_resource_then_agent_then_globals():
     ("failed_stop panic\n", (1, 13, "failed_stop: bad value 'panic': expected block | reboot")),
     ("metrics_address localhost\n",
      (1, 17, "metrics_address: bad address 'localhost': expected HOST:PORT (e.g. "
-             "127.0.0.1:9694) or off")),
+             "127.0.0.1:9694), PORT (on loopback) or off")),
     ("  monitor off\n", (1, 3, "indented line outside an 'agent' or 'resource' section")),
     ("agent mysqld\n  fence_timeout 3\n",
      (2, 3, "fence_timeout is a global setting: write it unindented, outside sections")),
@@ -118,7 +118,14 @@ def test_failed_stop_reboot_is_reported_as_not_carried_out():
     [problem] = unsupported(parse("agent mysqld\n    failed_stop reboot\n"))
     assert problem.startswith("agent mysqld: failed_stop reboot is not carried out")
     said = unsupported(parse("state_dir /srv/vigil\nmetrics_address 127.0.0.1:9694\n"))
-    assert [p.split(" ", 1)[0] for p in said] == ["state_dir", "metrics_address"]
+    assert [p.split(" ", 1)[0] for p in said] == ["state_dir"]
+
+
+def test_metrics_address_alone_is_a_port_on_loopback():
+    from vigil.config.extension import parse, render
+    config = parse("metrics_address 9694\n")
+    assert config.metrics_address == "127.0.0.1:9694"
+    assert parse(render(config)) == config
 
 
 def test_fence_sections_name_an_agent_and_its_parameters():

@@ -1,0 +1,103 @@
+"""The shared /metrics server: addresses, serving from threads, a stuck daemon."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+
+from vigil.errors import EnvironmentProblem, UsageError
+from vigil.metrics import (
+    MetricsAddress,
+    MetricsServer,
+    SnapshotCollector,
+    exposition,
+    parse_address,
+)
+
+
+@pytest.mark.parametrize(("text", "host", "port"), [
+    ("9694", "127.0.0.1", 9694),
+    ("0.0.0.0:9100", "0.0.0.0", 9100),
+    ("[::1]:9694", "::1", 9694),
+    ("server5.example.com:9694", "server5.example.com", 9694),
+])
+def test_addresses(text, host, port):
+    address = parse_address(text)
+    assert (address.host, address.port) == (host, port)
+    assert parse_address(str(address)) == address
+
+
+@pytest.mark.parametrize("text", ["localhost", "1.2.3.4:0", ":80", "[fe80::zz]:1", "70000"])
+def test_bad_addresses_name_their_source(text):
+    with pytest.raises(UsageError, match=r"^--metrics-address: bad"):
+        parse_address(text, "--metrics-address")
+
+
+def test_a_shifted_port_stays_in_range():
+    assert parse_address("9694").shifted(2).port == 9696
+    with pytest.raises(UsageError, match="out of range"):
+        parse_address("65535").shifted(1)
+
+
+def build(snapshot):
+    family = GaugeMetricFamily("demo_value", "A value", labels=["name"])
+    family.add_metric([snapshot["name"]], snapshot["value"])
+    yield family
+
+
+def test_a_snapshot_becomes_families_and_a_failing_one_says_up_0():
+    registry = CollectorRegistry()
+    answers = [{"name": "a", "value": 3}]
+
+    def snapshot():
+        if not answers:
+            raise TimeoutError("busy")
+        return answers.pop()
+    registry.register(SnapshotCollector(snapshot, build, "demo_up", "Up"))
+    text = exposition(registry)
+    assert "demo_up 1.0" in text and 'demo_value{name="a"} 3.0' in text
+    text = exposition(registry)
+    assert "demo_up 0.0" in text and "demo_value" not in text
+
+
+def test_served_over_http_and_a_stuck_scrape_does_not_hold_the_next():
+    registry = CollectorRegistry()
+    release = threading.Event()
+    first = threading.Event()
+
+    def snapshot():
+        if not first.is_set():
+            first.set()
+            release.wait(10)  # a scrape stuck in the daemon
+        return {"name": "b", "value": 1}
+    registry.register(SnapshotCollector(snapshot, build, "demo_up", "Up"))
+    server = MetricsServer(MetricsAddress("127.0.0.1", 0), registry)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    stuck = threading.Thread(target=lambda: urllib.request.urlopen(url, timeout=10).read())
+    try:
+        stuck.start()
+        assert first.wait(5)
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            body = answer.read().decode()
+        assert 'demo_value{name="b"} 1.0' in body
+    finally:
+        release.set()
+        stuck.join(10)
+        server.close()
+
+
+def test_a_busy_port_is_one_clear_error():
+    registry = CollectorRegistry()
+    first = MetricsServer(MetricsAddress("127.0.0.1", 0), registry)
+    first.start()
+    try:
+        second = MetricsServer(MetricsAddress("127.0.0.1", first.port), registry)
+        with pytest.raises(EnvironmentProblem, match=r"metrics: cannot listen on 127\.0\.0\.1:\d+"):
+            second.start()
+    finally:
+        first.close()
