@@ -16,6 +16,7 @@ import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 #: values that have broken parsers before: empty, huge, negative, other spellings
 NASTY = ["", "0", "-1", "1" * 400, "9" * 5000, "ffffffffffffffffffff", "N2", "n2", "zz",
@@ -113,9 +114,22 @@ def _config_entries() -> dict[str, Callable[[random.Random], None]]:
     }
 
 
+def _engine_for(state: dict[str, Any], config: Any, uuid: bytes) -> Any:
+    """The engine a heartbeat entry point feeds: a fresh one every 500 inputs, so damage
+    that piles up in one engine's state is found too, without one input's effect
+    hiding the next's for the whole run."""
+    from vigil.ha.engine import NodeEngine
+
+    if state["node"] is None or state["fed"] % 500 == 0:
+        state["node"] = NodeEngine(config, uuid=uuid.ljust(16, b"."), generation=7,
+                                   now=state["now"], wall_offset=1.8e9)
+        state["node"].start(state["now"])
+    return state["node"]
+
+
 def _heartbeat_entry() -> Callable[[random.Random], None]:
     """Packets a peer sends, signed with the key after their fields were damaged, or not."""
-    from vigil.ha.engine import NodeConfig, NodeEngine
+    from vigil.ha.engine import NodeConfig
     from vigil.ha.groups import groups_from_lines
     from vigil.membership.auth import AuthKeys, sign, verify
     from vigil.membership.codec import PacketCodec
@@ -140,11 +154,7 @@ def _heartbeat_entry() -> Callable[[random.Random], None]:
     state = {"node": None, "now": 0.0, "fed": 0}
 
     def one(rng: random.Random) -> None:
-        if state["node"] is None or state["fed"] % 500 == 0:
-            state["node"] = NodeEngine(config, uuid=b"n1".ljust(16, b"."), generation=7,
-                                       now=state["now"], wall_offset=1.8e9)
-            state["node"].start(state["now"])
-        node = state["node"]
+        node = _engine_for(state, config, b"n1")
         base = rng.choice(packets)
         if rng.random() < 0.5:
             datagram = mutate_bytes(rng, base)
@@ -179,7 +189,7 @@ CAPTURED_COMPRESSED = base64.b64decode(
 def _compressed_entry() -> Callable[[random.Random], None]:
     """Compressed packets of a peer with the key: damaged payloads, damaged originals inside
     (re-compressed), bombs and nesting, all signed so that they reach the decompressor."""
-    from vigil.ha.engine import NodeConfig, NodeEngine
+    from vigil.ha.engine import NodeConfig
     from vigil.membership import compression
     from vigil.membership.auth import AuthKeys, sign, verify
     from vigil.membership.liveness import Timings
@@ -201,11 +211,7 @@ def _compressed_entry() -> Callable[[random.Random], None]:
                     auth_field=False)
 
     def one(rng: random.Random) -> None:
-        if state["node"] is None or state["fed"] % 500 == 0:
-            state["node"] = NodeEngine(config, uuid=b"s6".ljust(16, b"."), generation=7,
-                                       now=state["now"], wall_offset=1.8e9)
-            state["node"].start(state["now"])
-        node = state["node"]
+        node = _engine_for(state, config, b"s6")
         algorithm = rng.choice(sorted(compression.ALGORITHMS))
         pack = compression.ALGORITHMS[algorithm].compress
         choice = rng.randrange(5)
