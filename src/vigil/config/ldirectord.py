@@ -776,133 +776,10 @@ class _Reader:
 
     def _set_virtual(self, d: _VirtualDraft, name: str, value: str, line: SourceLine,
                      column: int) -> None:
-        v = d.values
-        warn = self._warn(line, column)
-        if name in ("real", "real6"):
-            family = 6 if name == "real6" else 4
-            if family != d.family:
-                raise _Problem(f'cannot specify "{name}" here: use '
-                               f'"real{"" if d.family == 4 else "6"}" instead')
-            _parse_real(value, family, self.resolver, line.at(column))
-            d.reals.append((value, line, column))
-        elif name in ("fallback", "fallback6"):
-            family = 6 if name == "fallback6" else 4
-            if family != d.family:
-                raise _Problem(f'cannot specify "{name}" here: use '
-                               f'"fallback{"" if d.family == 4 else "6"}" instead')
-            d.fallback = (value, line, column)
-        elif name in ("request", "receive", "login", "passwd", "database", "secret"):
-            text = _quoted(value, name)
-            if name == "request" and not text.startswith("/"):
-                text = "/" + text
-            if name == "receive":
-                _check_pattern(text)
-            v[name] = text
-        elif name == "load":
-            text = _quoted(value, name)
-            wm = re.search(r"\w+", text)
-            if not wm:
-                raise _Problem("invalid string for load testing")
-            v[name] = wm.group()
-        elif name == "checktype":
-            digits = re.search(r"\d+", value)
-            word = re.match(r"^([\w-]+)", value)
-            if digits:
-                v["checktype"] = CheckType.COMBINED
-                v["connect_count"] = _number(digits.group())
-            elif word and word.group(1) in ("connect", "negotiate", "ping", "off", "on",
-                                            "external", "external-perl"):
-                v["checktype"] = CheckType(word.group(1))
-                v["connect_count"] = 0  # only meaningful for checktype=N
-            else:
-                raise _Problem('checktype must be "connect", "negotiate", "on", "off", "ping", '
-                               '"external", "external-perl" or a positive number')
-        elif name in ("checkcommand", "fallbackcommand", "monitorfile"):
-            text = _maybe_quoted(value)
-            if not text:
-                raise _Problem(f"invalid {name}")
-            v[name] = text
-        elif name in ("checktimeout", "negotiatetimeout", "failurecount", "checkinterval",
-                      "checkcount"):
-            label = {"checktimeout": "check timeout", "negotiatetimeout": "negotiate timeout",
-                     "failurecount": "failure count", "checkinterval": "checkinterval",
-                     "checkcount": "check count"}[name]
-            v[name] = _positive_int(value, label, warn=warn)
-            if name == "checkcount":
-                warn("checkcount is deprecated and slated for removal: see failurecount")
-        elif name == "connecttimeout":
-            raise _Problem("connecttimeout directive deprecated in favour of negotiatetimeout")
-        elif name == "checkport":
-            port = _positive_int(value, "port", allow_zero=True, warn=warn)
-            if not 0 < port < 65536:
-                raise _Problem("checkport must be in range 1..65535")
-            v[name] = port
-        elif name == "scheduler":
-            sm = re.search(r"[a-z]+", value)
-            if not sm:
-                raise _Problem("invalid scheduler, should be only lowercase letters (a-z)")
-            v[name] = sm.group()
-        elif name == "persistent":
-            v[name] = _positive_int(value, "persistent timeout", allow_zero=True, warn=warn)
-        elif name == "schedflags":
-            sm = re.search(r"\S+", value)
-            if not sm:
-                raise _Problem("invalid sched-flags")
-            v[name] = sm.group()
-        elif name == "netmask":
-            if d.family == 6:
-                if not re.fullmatch(r"\d+", value) or not 1 <= int(value) <= 128:
-                    raise _Problem("invalid netmask: a prefix length between 1 and 128 is "
-                                   "required")
-            elif not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value):
-                raise _Problem("invalid netmask: dotted quad notation is required")
-            v[name] = value
-        elif name == "protocol":
-            pm = re.search(r"\w+", value)
-            if not pm:
-                raise _Problem("invalid protocol")
-            word = pm.group()
-            if "fwmark" in v:
-                if word != "fwm":
-                    raise _Problem("protocol must be fwm if the virtual service is a fwmark "
-                                   "(a number)")
-            elif word not in ("tcp", "udp"):
-                raise _Problem("protocol must be tcp or udp if the virtual service is an "
-                               "address and port")
-            v["protocol"] = word
-        elif name == "ops":
-            v[name] = _yes_no(value, name)
-        elif name == "service":
-            sm = re.search(r"\w+", value)
-            if not sm or sm.group() not in SERVICES:
-                raise _Problem("service must be " + ", ".join(sorted(SERVICES)))
-            v[name] = sm.group()
-            d.service_explicit = True
-        elif name == "httpmethod":
-            hm = re.search(r"\w+", value)
-            if not hm or hm.group().upper() not in ("GET", "HEAD"):
-                raise _Problem("httpmethod must be GET or HEAD")
-            v[name] = hm.group().upper()
-        elif name == "virtualhost":
-            vm = re.match(r'^"?([^"]*)"?', value)
-            v[name] = vm.group(1) if vm else value
-        elif name in ("quiescent", "cleanstop"):
-            v[name] = _yes_no(value, name)
-        elif name == "emailalert":
-            v[name] = _email(value)
-        elif name == "emailalertfreq":
-            em = re.match(r"^\d+", value)
-            if not em:
-                raise _Problem("invalid email alert frequency")
-            v[name] = int(em.group())
-        elif name == "emailalertstatus":
-            v[name] = _email_status(value)
-        elif name == "smtp":
-            v[name] = _smtp(value)
-        elif name in ("servicename", "comment"):
-            v[name] = value
-        else:  # pragma: no cover
+        handler = _VIRTUAL_HANDLERS.get(name)
+        if handler is None:  # pragma: no cover - every virtual keyword has a handler
             raise _Problem(f"{name} is not allowed in a virtual service")
+        handler(_Setting(d, name, value, line, column, self.resolver, self._warn(line, column)))
 
     # -- end -----------------------------------------------------------------
     def _finish(self) -> LdirectordConfig:
@@ -1276,6 +1153,215 @@ def _render_virtual(vs: VirtualService, config: LdirectordConfig) -> list[str]:
     put("emailalertstatus=" + (",".join(sorted(vs.emailalertstatus)) or "none"))
     return lines
 
+
+
+# -- virtual-service directives: one handler each ------------------------------------------
+
+
+@dataclass
+class _Setting:
+    """One `name=value` line of a virtual section, as its handler sees it."""
+
+    draft: _VirtualDraft
+    name: str
+    value: str
+    line: SourceLine
+    column: int
+    resolver: Resolver
+    warn: Callable[[str], None]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.draft.values
+
+    def store(self, value: object) -> None:
+        self.draft.values[self.name] = value
+
+
+def _same_family(s: _Setting, base: str) -> int:
+    family = 6 if s.name.endswith("6") else 4
+    if family != s.draft.family:
+        raise _Problem(f'cannot specify "{s.name}" here: use '
+                       f'"{base}{"" if s.draft.family == 4 else "6"}" instead')
+    return family
+
+
+def _real(s: _Setting) -> None:
+    family = _same_family(s, "real")
+    _parse_real(s.value, family, s.resolver, s.line.at(s.column))
+    s.draft.reals.append((s.value, s.line, s.column))
+
+
+def _fallback(s: _Setting) -> None:
+    _same_family(s, "fallback")
+    s.draft.fallback = (s.value, s.line, s.column)
+
+
+def _quoted_text(s: _Setting) -> None:
+    text = _quoted(s.value, s.name)
+    if s.name == "request" and not text.startswith("/"):
+        text = "/" + text
+    if s.name == "receive":
+        _check_pattern(text)
+    s.store(text)
+
+
+def _load(s: _Setting) -> None:
+    wm = re.search(r"\w+", _quoted(s.value, s.name))
+    if not wm:
+        raise _Problem("invalid string for load testing")
+    s.store(wm.group())
+
+
+def _checktype(s: _Setting) -> None:
+    digits = re.search(r"\d+", s.value)
+    word = re.match(r"^([\w-]+)", s.value)
+    if digits:
+        s.values["checktype"] = CheckType.COMBINED
+        s.values["connect_count"] = _number(digits.group())
+    elif word and word.group(1) in ("connect", "negotiate", "ping", "off", "on",
+                                    "external", "external-perl"):
+        s.values["checktype"] = CheckType(word.group(1))
+        s.values["connect_count"] = 0  # only meaningful for checktype=N
+    else:
+        raise _Problem('checktype must be "connect", "negotiate", "on", "off", "ping", '
+                       '"external", "external-perl" or a positive number')
+
+
+def _command(s: _Setting) -> None:
+    text = _maybe_quoted(s.value)
+    if not text:
+        raise _Problem(f"invalid {s.name}")
+    s.store(text)
+
+
+_COUNT_LABELS = {"checktimeout": "check timeout", "negotiatetimeout": "negotiate timeout",
+                 "failurecount": "failure count", "checkinterval": "checkinterval",
+                 "checkcount": "check count"}
+
+
+def _count(s: _Setting) -> None:
+    s.store(_positive_int(s.value, _COUNT_LABELS[s.name], warn=s.warn))
+    if s.name == "checkcount":
+        s.warn("checkcount is deprecated and slated for removal: see failurecount")
+
+
+def _connecttimeout(s: _Setting) -> None:
+    raise _Problem("connecttimeout directive deprecated in favour of negotiatetimeout")
+
+
+def _checkport(s: _Setting) -> None:
+    port = _positive_int(s.value, "port", allow_zero=True, warn=s.warn)
+    if not 0 < port < 65536:
+        raise _Problem("checkport must be in range 1..65535")
+    s.store(port)
+
+
+def _scheduler(s: _Setting) -> None:
+    sm = re.search(r"[a-z]+", s.value)
+    if not sm:
+        raise _Problem("invalid scheduler, should be only lowercase letters (a-z)")
+    s.store(sm.group())
+
+
+def _persistent(s: _Setting) -> None:
+    s.store(_positive_int(s.value, "persistent timeout", allow_zero=True, warn=s.warn))
+
+
+def _schedflags(s: _Setting) -> None:
+    sm = re.search(r"\S+", s.value)
+    if not sm:
+        raise _Problem("invalid sched-flags")
+    s.store(sm.group())
+
+
+def _netmask(s: _Setting) -> None:
+    if s.draft.family == 6:
+        if not re.fullmatch(r"\d+", s.value) or not 1 <= int(s.value) <= 128:
+            raise _Problem("invalid netmask: a prefix length between 1 and 128 is required")
+    elif not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", s.value):
+        raise _Problem("invalid netmask: dotted quad notation is required")
+    s.store(s.value)
+
+
+def _protocol(s: _Setting) -> None:
+    pm = re.search(r"\w+", s.value)
+    if not pm:
+        raise _Problem("invalid protocol")
+    word = pm.group()
+    if "fwmark" in s.values:
+        if word != "fwm":
+            raise _Problem("protocol must be fwm if the virtual service is a fwmark "
+                           "(a number)")
+    elif word not in ("tcp", "udp"):
+        raise _Problem("protocol must be tcp or udp if the virtual service is an "
+                       "address and port")
+    s.store(word)
+
+
+def _yes_no_setting(s: _Setting) -> None:
+    s.store(_yes_no(s.value, s.name))
+
+
+def _service(s: _Setting) -> None:
+    sm = re.search(r"\w+", s.value)
+    if not sm or sm.group() not in SERVICES:
+        raise _Problem("service must be " + ", ".join(sorted(SERVICES)))
+    s.store(sm.group())
+    s.draft.service_explicit = True
+
+
+def _httpmethod(s: _Setting) -> None:
+    hm = re.search(r"\w+", s.value)
+    if not hm or hm.group().upper() not in ("GET", "HEAD"):
+        raise _Problem("httpmethod must be GET or HEAD")
+    s.store(hm.group().upper())
+
+
+def _virtualhost(s: _Setting) -> None:
+    vm = re.match(r'^"?([^"]*)"?', s.value)
+    s.store(vm.group(1) if vm else s.value)
+
+
+def _emailalert(s: _Setting) -> None:
+    s.store(_email(s.value))
+
+
+def _emailalertfreq(s: _Setting) -> None:
+    em = re.match(r"^\d+", s.value)
+    if not em:
+        raise _Problem("invalid email alert frequency")
+    s.store(int(em.group()))
+
+
+def _emailalertstatus(s: _Setting) -> None:
+    s.store(_email_status(s.value))
+
+
+def _smtp_setting(s: _Setting) -> None:
+    s.store(_smtp(s.value))
+
+
+def _as_written(s: _Setting) -> None:
+    s.store(s.value)
+
+
+#: how each directive of a virtual section is read (ldirectord's checks, in its words)
+_VIRTUAL_HANDLERS: dict[str, Callable[[_Setting], None]] = {
+    "real": _real, "real6": _real, "fallback": _fallback, "fallback6": _fallback,
+    **dict.fromkeys(("request", "receive", "login", "passwd", "database", "secret"),
+                    _quoted_text),
+    "load": _load, "checktype": _checktype,
+    **dict.fromkeys(("checkcommand", "fallbackcommand", "monitorfile"), _command),
+    **dict.fromkeys(_COUNT_LABELS, _count),
+    "connecttimeout": _connecttimeout, "checkport": _checkport, "scheduler": _scheduler,
+    "persistent": _persistent, "schedflags": _schedflags, "netmask": _netmask,
+    "protocol": _protocol, "ops": _yes_no_setting, "quiescent": _yes_no_setting,
+    "cleanstop": _yes_no_setting, "service": _service, "httpmethod": _httpmethod,
+    "virtualhost": _virtualhost, "emailalert": _emailalert,
+    "emailalertfreq": _emailalertfreq, "emailalertstatus": _emailalertstatus,
+    "smtp": _smtp_setting, "servicename": _as_written, "comment": _as_written,
+}
 
 __all__ = [
     "DEFAULT_NAME", "EMAIL_STATES", "KEYWORDS", "SERVICES", "CheckType", "Fallback",
