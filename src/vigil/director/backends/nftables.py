@@ -237,20 +237,26 @@ class NftablesBackend(Backend):
             if self._standby == (not active):
                 return
             self._standby = not active
-            if self._plan is None and not len(self._table):
-                return  # nothing in the kernel yet: the first commit renders the gate
-            if self._holding:
-                # adopted and not settled yet: the running data path changes only here
-                assert self._plan is not None
-                self._plan = replace(self._plan, standby=self._standby)
-                ruleset = render(self._plan)
-                commands = transaction(self._ruleset, ruleset)
-                if commands:
-                    await self._send(commands)
-                    self.commits += 1
-                self._ruleset = ruleset
-            else:
-                await self._commit(self._table, "active" if active else "standby", self._env)
+            try:
+                await self._regate(active)
+            except BackendError:
+                self._standby = active  # the kernel still holds the other role
+                raise
+
+    async def _regate(self, active: bool) -> None:
+        if self._plan is None:
+            return  # nothing in the kernel yet: the first commit renders the gate
+        if self._holding:
+            # adopted and not settled: of the running data path, only the gate changes
+            plan = replace(self._plan, standby=self._standby)
+            ruleset = render(plan)
+            commands = transaction(self._ruleset, ruleset)
+            if commands:
+                await self._send(commands)
+                self.commits += 1
+            self._plan, self._ruleset = plan, ruleset
+        else:
+            await self._commit(self._table, "active" if active else "standby", self._env)
 
     # -- the table -----------------------------------------------------------------------
     async def read(self) -> Table:
