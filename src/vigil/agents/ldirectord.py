@@ -105,5 +105,6 @@ class Ldirectord(Agent):
                                f"with pid {pid}")
         if current.role is Role.STANDBY:
             return AgentResult(OcfStatus.NOT_RUNNING,
-                               f"vigil director {instance} is stopped: a warm standby")
+                               f"vigil director {instance} is not running as the active "
+                               "director: a warm standby")
         return AgentResult(OcfStatus.NOT_RUNNING, f"vigil director {instance} is stopped")

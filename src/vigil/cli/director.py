@@ -28,6 +28,9 @@ from vigil.metrics import MetricsAddress, parse_address
 ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status",
            "standby", "shutdown")
 START_WAIT = 15.0
+#: heartbeat 3.0.6 reads a status's words before its exit code: "not ... running" is
+#: stopped, and wins over "running" or "OK" anywhere (a check's "200 OK" below)
+STANDBY_WORDS = "is not running as the active director: a warm standby"
 STOP_WAIT = 15.0
 
 
@@ -254,7 +257,7 @@ def status(instance: str, config_path: Path | None, as_json: bool) -> int:
     try:
         answer = control.request(instance, {"command": "status"}, timeout=5.0)
     except VigilError as exc:
-        what = "is running" if code == 0 else "is stopped: a warm standby"
+        what = "is running" if code == 0 else STANDBY_WORDS
         print(f"vigil director for {config_path or instance} {what} with pid {pid} "
               f"but does not answer: {exc}")
         return code
@@ -262,8 +265,7 @@ def status(instance: str, config_path: Path | None, as_json: bool) -> int:
         print(json.dumps(answer, indent=2))
         return code
     if code != 0:
-        # heartbeat reads the words: a standby must not say "running"
-        print(f"vigil director for {config_path or instance} is stopped: a warm standby "
+        print(f"vigil director for {config_path or instance} {STANDBY_WORDS} "
               f"with pid {pid} (backend {answer['backend']}, {answer['checks']} checks)")
     else:
         print(f"vigil director for {config_path or instance} is running with pid {pid} "
