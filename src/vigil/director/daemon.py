@@ -192,7 +192,7 @@ class Director:
     async def _snapshot(self) -> dict[str, Any]:
         return {"config": str(self.config_path) if self.config_path else None,
                 "backend": self.backend.name, "phase": self.policy.phase,
-                "syncs": self.syncs, "table": await self.backend.read(),
+                "active": self.gate.active, "syncs": self.syncs, "table": await self.backend.read(),
                 "stats": await self.backend.stats(), "health": self.policy.snapshot()}
 
     async def _main_loop(self) -> None:
