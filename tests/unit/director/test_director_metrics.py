@@ -28,6 +28,7 @@ def snapshot(weight_rs2: int = 1, state_rs2: str = "up") -> dict:
                "maintenance": False, "failures": 3 if state_rs2 != "up" else 0,
                "message": "refused", "fallback_active": False}]
     return {"config": "/etc/ha.d/ldirectord.cf", "backend": "nftables", "phase": "running",
+            "active": True,
             "syncs": 4, "table": table, "stats": stats, "health": health}
 
 
