@@ -11,6 +11,11 @@ VIP group with the same timings, interleaved run by run:
   after the heal, and who holds the VIP at the end;
 * soak: both CPUs saturated by busy loops for a while at each tool's
   tightest setting -> spurious failovers (the VIP appearing on server6).
+* director-crash: the tutorial's LVS-DR director pair in the seed lab
+  (`IPaddr ldirectord` under vigil heartbeat, the tutorial's ldirectord.cf,
+  rs1 and rs2 behind it); the active director crashes -> time from server6's
+  "peer dead" line to the client's first HTTP answer through the VIP, with the
+  director started cold by the resource and with a warm standby, run by run.
 
 Run as root, with your lab prefix:
   VIGIL_LAB_PREFIX=vh VIGIL_LAB_ROOT=/tmp/vigil-lab-vh .venv/bin/python bench/failover/run.py \\
@@ -32,8 +37,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil.lab import Lab, LabProcess, pair_topology
-from vigil.testing import wait_until
+from vigil.lab import Lab, LabProcess, pair_topology, seed_topology
+from vigil.testing import director_pair, wait_until
 from vigil.testing.responder import NAME_RESPONDER
 
 VIP = "198.51.100.100"
@@ -339,6 +344,17 @@ def soak(lab: Lab, tool: Tool, seconds: float, timeout: float) -> dict[str, obje
     return {"spurious_failovers": taken, "seconds": seconds}
 
 
+#: the director-crash scenario's "tools": the ldirectord resource starting a director
+#: from cold, or activating a warm standby
+DIRECTOR_MODES = ("vigil-cold", "vigil-warm")
+
+
+def director_crash(mode: str) -> dict[str, object]:
+    with Lab(seed_topology()) as lab:
+        takeover = director_pair.measure(lab, warm=mode == "vigil-warm")
+    return {"failover": takeover.seconds, "notes": takeover.notes}
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def median(values: list[float]) -> float | None:
@@ -351,9 +367,10 @@ def report(results: dict, tools: list[str]) -> str:
         scenario, setting = key.split("/")
         lines.append(f"\n== {scenario}, setting {setting} ==")
         metric = {"host-failure": "failover", "partition-heal": "outage",
-                  "soak": "spurious_failovers"}[scenario]
+                  "soak": "spurious_failovers", "director-crash": "failover"}[scenario]
+        names = list(DIRECTOR_MODES) if scenario == "director-crash" else tools
         medians = {}
-        for tool in tools:
+        for tool in names:
             values = [r[metric] for r in runs.get(tool, []) if metric in r]
             med = median(values)
             medians[tool] = med
@@ -367,9 +384,12 @@ def report(results: dict, tools: list[str]) -> str:
             lines.append(f"{tool:11s} runs {len(values):2d}  median {med:9.3f}  "
                          f"min {min(values):9.3f}  max {max(values):9.3f}{extra}")
         base = medians.get("vigil")
-        for tool in tools:
+        for tool in names:
             if tool != "vigil" and base is not None and medians.get(tool):
                 lines.append(f"vigil / {tool}: {base / medians[tool]:.3f}")
+        cold, warm = medians.get("vigil-cold"), medians.get("vigil-warm")
+        if cold and warm:
+            lines.append(f"warm / cold: {warm / cold:.3f}")
     return "\n".join(lines)
 
 
@@ -391,6 +411,19 @@ def main() -> int:
     tools = args.tools.split(",")
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in args.scenarios.split(","):
+        if scenario == "director-crash":
+            key = "director-crash/seed-lab"
+            results[key] = {m: [] for m in DIRECTOR_MODES}
+            for run in range(args.runs):
+                for mode in DIRECTOR_MODES:  # interleaved: cold, warm, cold, warm ...
+                    try:
+                        outcome = director_crash(mode)
+                    except Exception as exc:
+                        traceback.print_exc()
+                        outcome = {"error": str(exc).splitlines()[0]}
+                    results[key][mode].append(outcome)
+                    print(f"{key} run {run + 1} {mode}: {outcome}", flush=True)
+            continue
         settings = args.settings.split(",") if scenario != "soak" else ["soak"]
         for setting_name in settings:
             key = f"{scenario}/{setting_name}"

@@ -1,7 +1,10 @@
-"""`vigil director [-f ldirectord.cf] start|stop|restart|reload|status`: ldirectord's job.
+"""`vigil director [-f ldirectord.cf] start|stop|restart|reload|status|standby|shutdown`:
+ldirectord's job.
 
 Exit codes follow LSB init scripts (status: 0 running, 1 dead with a pid file,
 3 stopped), so heartbeat's haresources can use it as the `ldirectord` resource.
+`standby` starts a warm standby (checks and table, no VIP traffic) that `start`
+activates and `stop` returns to standby; `shutdown` ends a director in any role.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from typing import Any
 
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
+from vigil.director.role import Step, lsb_status, step_for
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import MetricsAddress, parse_address
 
-ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status")
+ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status",
+           "standby", "shutdown")
 START_WAIT = 15.0
+#: heartbeat 3.0.6 reads a status's words before its exit code: "not ... running" is
+#: stopped, and wins over "running" or "OK" anywhere (a check's "200 OK" below)
+STANDBY_WORDS = "is not running as the active director: a warm standby"
 STOP_WAIT = 15.0
 
 
@@ -33,10 +41,13 @@ def register(subparsers: Any) -> None:
         description=(
             "Run ldirectord's job from an ldirectord.cf: check the real servers and keep "
             "only healthy ones in the virtual services' table. CONFIG is a name looked "
-            "up in /etc/ha.d and /etc/ha.d/conf, or a path (default ldirectord.cf)."
+            "up in /etc/ha.d and /etc/ha.d/conf, or a path (default ldirectord.cf). "
+            "`standby` runs a warm standby (checks and table, forwarding nothing that is "
+            "not addressed to this host); `start` activates it, `stop` makes it a standby "
+            "again, `status` reports it stopped; `shutdown` ends it."
         ),
         usage="vigil director [-f CONFIG] [options] [CONFIG] "
-              "start|stop|restart|reload|status",
+              "start|stop|restart|reload|status|standby|shutdown",
     )
     parser.add_argument("-f", "--config", help="the ldirectord.cf to run")
     parser.add_argument("--no-config", action="store_true",
@@ -114,8 +125,8 @@ def _run(config_path: Path | None, action: str, args: argparse.Namespace) -> int
     instance = daemon.instance_name(config_path)
     if action == "status":
         return status(instance, config_path, args.json)
-    if action == "stop":
-        return stop(instance)
+    if action in ("stop", "standby", "shutdown") or (action == "start" and not args.foreground):
+        return _role_action(config_path, action, args)
     if action in ("reload", "force-reload"):
         return reload(instance)
     if action in ("restart", "try-restart"):
@@ -126,6 +137,28 @@ def _run(config_path: Path | None, action: str, args: argparse.Namespace) -> int
     return start(config_path, args)
 
 
+def _role_action(config_path: Path | None, action: str, args: argparse.Namespace) -> int:
+    """start/stop/standby/shutdown for a director that may be a warm standby."""
+    instance = daemon.instance_name(config_path)
+    step = step_for(action, daemon.read_state(instance))
+    if step is Step.SPAWN_ACTIVE:
+        return start(config_path, args)
+    if step is Step.SPAWN_STANDBY:
+        return start(config_path, args, standby=True)
+    if step is Step.TERMINATE:
+        return stop(instance)
+    if step in (Step.ACTIVATE, Step.DEACTIVATE):
+        command = "activate" if step is Step.ACTIVATE else "deactivate"
+        control.request(instance, {"command": command, "resident": action == "standby"},
+                        timeout=STOP_WAIT)
+        print(f"vigil director {instance} "
+              + ("is active" if step is Step.ACTIVATE else "is a warm standby"))
+        return 0
+    word = {"start": "is already running", "standby": "is already a warm standby"}
+    print(f"vigil director {instance} {word.get(action, 'is not running')}")
+    return 0
+
+
 def _running_pid(instance: str) -> int | None:
     pid = daemon.read_pid(daemon.Paths(instance).pid)
     if pid is not None and daemon.pid_alive(pid, instance):
@@ -133,7 +166,7 @@ def _running_pid(instance: str) -> int | None:
     return None
 
 
-def start(config_path: Path | None, args: argparse.Namespace) -> int:
+def start(config_path: Path | None, args: argparse.Namespace, standby: bool = False) -> int:
     instance = daemon.instance_name(config_path)
     logfile = None
     foreground = args.foreground
@@ -151,7 +184,7 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
-                                 metrics_address=metrics)
+                                 metrics_address=metrics, standby=standby)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -159,7 +192,8 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
     daemon.RUN_DIR.mkdir(parents=True, exist_ok=True)
     startup_log = daemon.RUN_DIR / f"director.{instance}.out"
     argv = [sys.executable, "-m", "vigil.director.child", backend_class.name, logfile or "",
-            str(config_path) if config_path else "", str(metrics) if metrics else ""]
+            str(config_path) if config_path else "", str(metrics) if metrics else "",
+            "standby" if standby else "active"]
     with open(startup_log, "wb") as out:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                  start_new_session=True, close_fds=True)
@@ -171,7 +205,8 @@ def start(config_path: Path | None, args: argparse.Namespace) -> int:
             raise VigilError(f"director {instance} did not start: {detail}")
         try:
             control.request(instance, {"command": "status"}, timeout=1.0)
-            print(f"vigil director {instance} started with pid {child.pid}")
+            print(f"vigil director {instance} started with pid {child.pid}"
+                  + (" as a warm standby" if standby else ""))
             return 0
         except VigilError:
             time.sleep(0.05)
@@ -218,19 +253,25 @@ def status(instance: str, config_path: Path | None, as_json: bool) -> int:
         print(f"vigil director for {config_path or instance} is stopped"
               + (" (stale pid file)" if stale else ""))
         return 1 if stale else 3
+    code = lsb_status(daemon.read_state(instance))
     try:
         answer = control.request(instance, {"command": "status"}, timeout=5.0)
     except VigilError as exc:
-        print(f"vigil director for {config_path or instance} is running with pid {pid} "
+        what = "is running" if code == 0 else STANDBY_WORDS
+        print(f"vigil director for {config_path or instance} {what} with pid {pid} "
               f"but does not answer: {exc}")
-        return 0
+        return code
     if as_json:
         print(json.dumps(answer, indent=2))
-        return 0
-    print(f"vigil director for {config_path or instance} is running with pid {pid} "
-          f"(backend {answer['backend']}, {answer['checks']} checks)")
+        return code
+    if code != 0:
+        print(f"vigil director for {config_path or instance} {STANDBY_WORDS} "
+              f"with pid {pid} (backend {answer['backend']}, {answer['checks']} checks)")
+    else:
+        print(f"vigil director for {config_path or instance} is running with pid {pid} "
+              f"(backend {answer['backend']}, {answer['checks']} checks)")
     for row in answer["health"]:
         extra = " maintenance" if row["maintenance"] else ""
         print(f"  {row['service']} -> {row['real']}: {row['state']}{extra}"
               + (f" ({row['message']})" if row["message"] else ""))
-    return 0
+    return code

@@ -82,7 +82,8 @@ WantedBy=multi-user.target
 
 DIRECTOR = """\
 # vigil director for /etc/ha.d/%i (ldirectord.cf's job) when heartbeat does not run it
-# (in a heartbeat pair, haresources' ldirectord::%i starts and stops it instead).
+# (in a heartbeat pair, haresources' ldirectord::%i starts and stops it instead, or
+# flips vigil-director-standby@%i between active and standby).
 [Unit]
 Description=vigil director for %i (ldirectord compatible)
 Documentation=man:ldirectord(8)
@@ -103,8 +104,36 @@ RuntimeDirectoryPreserve=yes
 WantedBy=multi-user.target
 """
 
+DIRECTOR_STANDBY = """\
+# vigil director for /etc/ha.d/%i as a warm standby, on both nodes of a heartbeat pair:
+# it runs the checks and keeps the table from boot on, forwarding nothing that is not
+# addressed to this host; haresources' ldirectord::%i only makes it active (start) or a
+# standby again (stop), so a takeover costs the VIP's announcement alone. Its status
+# says stopped while it stands by. Not together with vigil-director@%i.
+[Unit]
+Description=vigil director for %i, warm standby (ldirectord compatible)
+Documentation=man:ldirectord(8)
+After=network-online.target
+Wants=network-online.target
+Before=vigil-heartbeat.service
+Conflicts=ldirectord.service vigil-director@%i.service
+
+[Service]
+Type=simple
+ExecStart={vigil} director --foreground %i standby
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=2s
+RuntimeDirectory=vigil
+RuntimeDirectoryPreserve=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
 UNITS = {"vigil-volumes.service": VOLUMES, "vigil-heartbeat.service": HEARTBEAT,
-         "vigil-director@.service": DIRECTOR}
+         "vigil-director@.service": DIRECTOR,
+         "vigil-director-standby@.service": DIRECTOR_STANDBY}
 
 
 def vigil_command() -> str:
@@ -122,9 +151,11 @@ def register(subparsers: Any) -> None:
         "units", help="write systemd units for vigil's daemons",
         description="Write vigil-volumes.service (volumes up at boot and their peers "
         "waited for, before heartbeat), "
-        "vigil-heartbeat.service and vigil-director@.service, naming this installation's "
-        "vigil; then: systemctl daemon-reload && systemctl enable vigil-volumes "
-        "vigil-heartbeat.")
+        "vigil-heartbeat.service, vigil-director@.service and "
+        "vigil-director-standby@.service (a warm standby director for a heartbeat pair), "
+        "naming this installation's vigil; then: systemctl daemon-reload && systemctl "
+        "enable vigil-volumes vigil-heartbeat (and vigil-director-standby@ldirectord.cf "
+        "on both directors).")
     parser.add_argument("--dir", default="/etc/systemd/system",
                         help="where to write them (default %(default)s)")
     parser.add_argument("--print", action="store_true", help="print them instead")

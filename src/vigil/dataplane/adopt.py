@@ -32,6 +32,7 @@ from vigil.dataplane.ruleset import (
     INET,
     LEARNING_COMMENT,
     NETDEV,
+    STANDBY_COMMENT,
     TABLE,
     Ruleset,
     TableObjects,
@@ -112,7 +113,7 @@ def adopt(netdev: list[dict[str, Any]], inet: list[dict[str, Any]], now: float,
         return None
     services: dict[str, VirtualService] = {}
     reals: dict[str, dict[str, RealPlan]] = {}
-    learning = False
+    learning = standby = False
     devices: list[str] = []
     for listing in (netdev, inet):
         for chain in _objects(listing, "chain"):
@@ -128,6 +129,8 @@ def adopt(netdev: list[dict[str, Any]], inet: list[dict[str, Any]], now: float,
                     continue
                 if comment == LEARNING_COMMENT:
                     learning = True
+                elif comment == STANDBY_COMMENT:
+                    standby = True
                 elif comment.startswith("vigil service "):
                     service = parse_service_comment(comment)
                     services[service_token(service.key)] = service
@@ -155,7 +158,7 @@ def adopt(netdev: list[dict[str, Any]], inet: list[dict[str, Any]], now: float,
             service, tuple(sorted(members.values(), key=lambda r: r.token)),
             owners.get(token, ()), tuple(sorted(transitions.get(token, ()),
                                                 key=lambda t: t.slot))))
-    plan = Plan(tuple(plans), tuple(sorted(set(devices))), learning)
+    plan = Plan(tuple(plans), tuple(sorted(set(devices))), learning, standby)
     check_matches(plan, netdev, inet)
     return plan
 

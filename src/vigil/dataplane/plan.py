@@ -197,6 +197,8 @@ class Plan:
     services: tuple[ServicePlan, ...] = ()
     devices: tuple[str, ...] = ()
     learning: bool = False
+    #: a warm standby: the same slots, taking only packets for addresses held here
+    standby: bool = False
 
     def table(self) -> Table:
         """The director table this plan carries out (retired servers are not in it)."""
@@ -353,6 +355,7 @@ def build_plan(
     learning: bool = False,
     window: float = WINDOW,
     drained: Iterable[tuple[str, str]] = (),
+    standby: bool = False,
 ) -> Plan:
     """The plan for `table`; `previous` is what the kernel holds (None: nothing yet).
 
@@ -368,7 +371,7 @@ def build_plan(
     if len(set(tokens)) != len(tokens):  # pragma: no cover - tokens follow the keys
         raise PlanError("two services map to the same kernel names")
     devices = env.devices if any(s.netdev for s in services) else ()
-    return Plan(tuple(services), devices, learning)
+    return Plan(tuple(services), devices, learning, standby)
 
 
 def slot_of(service: ServicePlan, client: str, client_port: int, destination: str = "") -> int:

@@ -307,6 +307,18 @@ def real_comment(real: RealPlan) -> str:
 
 
 LEARNING_COMMENT = "vigil learning"
+#: The dispatch rules of a warm standby carry this comment: they take only packets for
+#: addresses this host holds (the VIP arrives with the takeover), as IPVS does.
+STANDBY_COMMENT = "vigil standby"
+#: The destination is one of this host's own addresses (`fib daddr type local`).
+LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+
+
+def _dispatch(standby: bool, *expr: Json) -> Rule:
+    """A base chain's dispatch rule; on a standby, gated on the VIP being local."""
+    if standby:
+        return Rule.of(LOCAL_DESTINATION, *expr, comment=STANDBY_COMMENT)
+    return Rule.of(*expr)
 
 
 # -- rendering --------------------------------------------------------------------------
@@ -340,7 +352,7 @@ def _render_netdev(plan: Plan, services: list[ServicePlan]) -> TableObjects:
         table.maps[f"svc{family}"] = VerdictMap(
             f"svc{family}", (_addr_type(family), "inet_proto", "inet_service"),
             {_dispatch_element(s): service_chain(s) for s in members})
-    dispatch = tuple(Rule.of(vmap(_dispatch_key(f), f"svc{f}"))
+    dispatch = tuple(_dispatch(plan.standby, vmap(_dispatch_key(f), f"svc{f}"))
                      for f in (4, 6) if f"svc{f}" in table.maps)
     for device in plan.devices:
         table.add_chain(Chain(ingress_chain(device), dispatch,
@@ -456,8 +468,9 @@ def _render_nat(plan: Plan, services: list[ServicePlan]) -> TableObjects:
             name = f"nfwm{family}"
             table.maps[name] = VerdictMap(name, "mark",
                                           {s.key.fwmark: nat_chain(s) for s in marks})
-            rules.append(Rule.of(match(meta("nfproto"), "ipv6" if family == 6 else "ipv4"),
-                                 vmap(meta("mark"), name)))
+            rules.append(_dispatch(plan.standby,
+                                   match(meta("nfproto"), "ipv6" if family == 6 else "ipv4"),
+                                   vmap(meta("mark"), name)))
     for family in (4, 6):
         members = [s for s in services
                    if s.key.protocol is not Protocol.FWM and s.key.family == family]
@@ -466,7 +479,7 @@ def _render_nat(plan: Plan, services: list[ServicePlan]) -> TableObjects:
             table.maps[name] = VerdictMap(
                 name, (_addr_type(family), "inet_proto", "inet_service"),
                 {_dispatch_element(s): nat_chain(s) for s in members})
-            rules.append(Rule.of(vmap(_dispatch_key(family), name)))
+            rules.append(_dispatch(plan.standby, vmap(_dispatch_key(family), name)))
     table.add_chain(Chain("nat_prerouting", tuple(rules),
                           Hook("nat", "prerouting", DSTNAT_PRIORITY)))
     for service in services:

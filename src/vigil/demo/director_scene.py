@@ -11,8 +11,10 @@ tutorial's `realserver.sh` and nginx.
 A client keeps requesting through the VIP, one new connection at a time.
 Replies come straight from the real servers (counted by source MAC on the
 client). nginx stops on rs1: the director quiesces it (weight 0) and no request
-fails once it has; nginx stops on rs2 too: the fallback answers. server5
-crashes: server6 takes the VIP and the director role, and keep-alive
+fails once it has; nginx stops on rs2 too: the fallback answers. Both directors
+run `vigil director standby` first (as the standby unit does at boot): the
+standby on server6 runs the same checks and keeps the same table. server5
+crashes: server6 takes the VIP and its director becomes active, and keep-alive
 connections opened through server5 (idle during the outage, as pooled
 connections are) go on answering from the same real servers. Each fault is
 timed twice: fault -> detected, and detected -> taken over (vigil's own part);
@@ -396,6 +398,11 @@ class DirectorScene:
                        f" arp_announce={sysctls[1]}; nginx serves a page naming its server")
         result.expect(on_lo and sysctls == ["1", "2"], "realserver.sh did not set up rs1")
 
+        for name in DIRECTORS:
+            vigil(lab.host(name), "director", "standby", check=True)
+        timeline.event("server5, server6: vigil director standby (what the"
+                       " vigil-director-standby@ldirectord.cf unit does at boot): both run the"
+                       " checks and keep the table; the ldirectord resource only makes one active")
         self.daemons = {name: start_heartbeat(lab.host(name)) for name in DIRECTORS}
         started = time.monotonic()
         timeline.event("vigil heartbeat started on server5 and server6 (keepalive 2, deadtime 30,"
@@ -404,8 +411,12 @@ class DirectorScene:
                           and weights(server5) == {"rs1": 1, "rs2": 1}
                           and "nftables.settled" in read(server5, DIRECTOR_LOG)
                           and server5.run(["/etc/init.d/httpd", "status"],
-                                          check=False).returncode == 0,
-                          60, "server5 running VIP, director (rs1, rs2 up) and httpd")
+                                          check=False).returncode == 0
+                          and (director_status(lab.host("server6")) or {}).get("role")
+                          == "standby" and weights(lab.host("server6")) == {"rs1": 1, "rs2": 1}
+                          and "nftables.settled" in read(lab.host("server6"), DIRECTOR_LOG),
+                          60, "server5 running VIP, director (rs1, rs2 up) and httpd;"
+                          " server6's director a warm standby with the same table")
         if not ready:
             for name, process in self.daemons.items():
                 result.notes[f"{name} log"] = process.output()[-1500:]
@@ -415,6 +426,10 @@ class DirectorScene:
         status = director_status(server5) or {}
         timeline.note(f"backend {status.get('backend', '?')}; vigil lvs list -n on server5:")
         show(timeline, vigil(server5, "lvs", "list", "-n").stdout, "    ")
+        server6 = lab.host("server6")
+        timeline.event("server6 (no VIP): " + vigil(server6, "director", "status").stdout
+                       .splitlines()[0] + "; the same table, forwarding only what is"
+                       " addressed to server6 (fib daddr type local)")
         return True
 
     # -- before the faults -------------------------------------------------------------------
@@ -582,13 +597,11 @@ class DirectorScene:
             moments = {
                 "IPaddr started (VIP on eth0, gratuitous ARP)":
                     log_time(output, "resource.start", f"resource=IPaddr::{VIP}", after=dead),
-                "director's ruleset in the kernel":
+                "director's data path opened (activated: the standby's gate dropped)":
                     log_time(director_log, "nftables.commit", after=dead),
-                "ldirectord (vigil director start) done":
+                "ldirectord (the warm standby activated) done":
                     log_time(output, "resource.start", "resource=ldirectord", after=dead),
                 "httpd started": log_time(output, "resource.start", "resource=httpd", after=dead),
-                "director settled (learning over)":
-                    log_time(director_log, "nftables.settled", after=dead),
             }
             for what, at in sorted(moments.items(), key=lambda item: item[1] or 0.0):
                 if at is not None:
@@ -605,23 +618,30 @@ class DirectorScene:
                        f" after {answers(after) or 'none'}")
         self.tally("server5 crash", before, during, after)
         if failed(during):
-            timeline.note("during takeover: refused by server6 itself between IPaddr and the"
-                          " director's ruleset (the group's order: IPaddr, then ldirectord),"
-                          " or sent to server5's MAC before the gratuitous ARP")
+            timeline.note("during takeover: sent to server5's MAC before the gratuitous ARP"
+                          " (server6's warm table forwards the VIP's packets as soon as the"
+                          " VIP is on its eth0)")
         timeline.note("vigil lvs list -n on server6:")
         show(timeline, vigil(server6, "lvs", "list", "-n").stdout, "    ")
 
     def first_answer(self, deadline: float) -> float | None:
-        """Probe the VIP with short-lived requests (0.25 s each) until one is answered;
-        when it was (the client's load, 1 s per request, is too coarse to time this)."""
+        """Probe the VIP with short-lived requests until one is answered; when it was (the
+        client's load, 1 s per request, is too coarse to time this). A SYN sent to the
+        dead director's MAC before the gratuitous ARP is lost: the probe gives a connect
+        20 ms, then the next one goes to the new holder."""
         client = self.lab.host("client")
         pause = threading.Event()
         while time.monotonic() < deadline:
             try:
-                fetch(client, timeout=0.25)
+                sock = client.connect(VIP, 80, timeout=0.02)
+                try:
+                    sock.settimeout(1.0)
+                    http_exchange(sock, close=True)
+                finally:
+                    sock.close()
                 return time.monotonic()
             except OSError:
-                pause.wait(0.02)  # a refused connection returns at once: pace the probe
+                pause.wait(0.005)  # a refused connection returns at once: pace the probe
         return None
 
     def ask_keepalives(self, kept: dict[str, KeepAlive]) -> None:
@@ -642,8 +662,8 @@ class DirectorScene:
                            f" server5, idle during the outage) asks 5 times: {', '.join(seen)}"
                            f" (first answer after {first:.3f} s)")
             if first > 0.5:
-                timeline.note("(a fresh director drops packets of connections it has not seen"
-                              " until its table settles; TCP sends them again)")
+                timeline.note("(packets the client sent to server5's MAC before the gratuitous"
+                              " ARP were lost; TCP sends them again)")
             result.expect(same, f"the keep-alive connection to {connection.server} did not"
                           f" survive the takeover: {seen}")
         if kept:

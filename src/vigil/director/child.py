@@ -1,7 +1,8 @@
 """The detached director process that `vigil director start` launches.
 
-argv: BACKEND LOGFILE CONFIG [METRICS_ADDRESS] (empty strings for none). Kept apart from the CLI
-so the daemon starts with a clean argument list that `status` can recognise.
+argv: BACKEND LOGFILE CONFIG [METRICS_ADDRESS [ROLE]] (empty strings for none; ROLE
+active or standby). Kept apart from the CLI so the daemon starts with a clean
+argument list that `status` can recognise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def main(argv: list[str]) -> int:
         metrics = parse_address(rest[0], "--metrics-address") if rest and rest[0] else None
         backend = choose(backend_name)()
         return run_daemon(Path(config) if config else None, backend, logfile or None,
-                          stream=False, metrics_address=metrics)
+                          stream=False, metrics_address=metrics,
+                          standby=rest[1:2] == ["standby"])
     except VigilError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -40,6 +40,7 @@ from vigil.director.health import (
     Transition,
 )
 from vigil.director.metrics import DirectorMetrics
+from vigil.director.role import Current, Role, SideEffectGate
 from vigil.director.settings import DirectorConfig
 from vigil.errors import VigilError
 from vigil.lvs.operations import (
@@ -82,6 +83,11 @@ class Paths:
         return RUN_DIR / f"director.{self.instance}.sock"
 
     @property
+    def state(self) -> Path:
+        """The director's role, for `status` without a round trip: active or standby."""
+        return RUN_DIR / f"director.{self.instance}.state"
+
+    @property
     def manual(self) -> Path:
         return STATE_DIR / f"{self.instance}.manual.json"
 
@@ -94,8 +100,12 @@ class Director:
     """One running director: a config file (or none: a hand-kept table) and a backend."""
 
     def __init__(self, config_path: Path | None, backend: Backend,
-                 concurrency: int = 1000, metrics_address: MetricsAddress | None = None):
+                 concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
+                 standby: bool = False):
         self.config_path = config_path
+        #: started as a warm standby: it stays when it is deactivated
+        self.resident = standby
+        self.gate = SideEffectGate(active=not standby)
         self.paths = Paths(instance_name(config_path))
         self.backend = backend
         self.clock = MonotonicClock()
@@ -122,11 +132,13 @@ class Director:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        self._write_state()
         if self.config_path is not None:
             self.config = load_config(self.config_path)
             self._stamp = self._file_stamp()
         self._load_manual()
         await self.backend.start()
+        await self.backend.set_active(self.gate.active)
         actual = await self.backend.read()
         managed = {s.key for s in self.config.services} | {s.key for s in self.manual}
         self.unmanaged = Table.of(s for s in actual if s.key not in managed)
@@ -135,9 +147,10 @@ class Director:
         await self._resolve_names()
         await self.sync()
         self.engine.set_targets(targets_for(self.config.services))
+        self._write_state()
         vlog.event(log, "director.started", config=self.config_path or "-",
                    backend=self.backend.name, services=len(self.config.services),
-                   checks=len(self.engine.targets))
+                   checks=len(self.engine.targets), role=self.role.value)
         server = ControlServer(self.paths.socket, self._answer)
         await server.start()
         metrics_server: MetricsServer | None = None
@@ -179,7 +192,7 @@ class Director:
     async def _snapshot(self) -> dict[str, Any]:
         return {"config": str(self.config_path) if self.config_path else None,
                 "backend": self.backend.name, "phase": self.policy.phase,
-                "syncs": self.syncs, "table": await self.backend.read(),
+                "active": self.gate.active, "syncs": self.syncs, "table": await self.backend.read(),
                 "stats": await self.backend.stats(), "health": self.policy.snapshot()}
 
     async def _main_loop(self) -> None:
@@ -209,6 +222,8 @@ class Director:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.backend.close()
+        with contextlib.suppress(OSError):
+            self.paths.state.unlink()
         vlog.event(log, "director.stopped", config=self.config_path or "-")
 
     # -- the table -----------------------------------------------------------------------
@@ -275,6 +290,9 @@ class Director:
                 vlog.event(log, "real.soft_failure", logging.WARNING,
                            service=action.service.label, real=action.real,
                            count=f"{action.count}/{action.limit}", why=action.why)
+            elif not self.gate.admit(action):
+                vlog.event(log, "director.held", logging.DEBUG, action=type(action).__name__,
+                           why="standby")
             elif isinstance(action, RunFallbackCommand):
                 self._spawn(self._run_command(action.argv, "fallbackcommand"))
             elif isinstance(action, SendAlert):
@@ -410,6 +428,33 @@ class Director:
             short = host.split(".")[0]
             self._names[address] = tuple(dict.fromkeys((host, short)))
 
+    # -- active or warm standby ------------------------------------------------------------
+    @property
+    def role(self) -> Role:
+        return Role.ACTIVE if self.gate.active else Role.STANDBY
+
+    async def set_active(self, active: bool, resident: bool = False) -> None:
+        """Become the active director or a warm standby: the backend narrows or opens its
+        data path in one transaction; checks, health and table are untouched."""
+        self.resident = self.resident or resident
+        if active == self.gate.active:
+            self._write_state()
+            return
+        await self.backend.set_active(active)
+        for command in self.gate.set_active(active):
+            self._spawn(self._run_command(command.argv, "fallbackcommand"))
+        self._write_state()
+        vlog.event(log, f"director.{self.role.value}", config=self.config_path or "-",
+                   resident=self.resident)
+
+    def _write_state(self) -> None:
+        current = Current(self.role, self.resident)
+        self.paths.state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.paths.state.with_name(self.paths.state.name + ".tmp")
+        tmp.write_text(json.dumps({"role": current.role.value, "resident": current.resident,
+                                   "pid": os.getpid()}) + "\n")
+        tmp.replace(self.paths.state)
+
     # -- hand-made tables ----------------------------------------------------------------
     def _load_manual(self) -> None:
         try:
@@ -460,6 +505,8 @@ class Director:
                 "config": str(self.config_path) if self.config_path else None,
                 "backend": self.backend.name,
                 "phase": self.policy.phase,
+                "role": self.role.value,
+                "resident": self.resident,
                 "checks": len(self.engine.targets),
                 "checks_run": self.engine.checks_run,
                 "table": codec.table_to_json(await self.backend.read()),
@@ -471,6 +518,9 @@ class Director:
             return {"ok": True, "message": await self.edit(operations)}
         if command == "reload":
             return {"ok": await self.reload("control")}
+        if command in ("activate", "deactivate"):
+            await self.set_active(command == "activate", bool(request.get("resident")))
+            return {"ok": True, "role": self.role.value}
         raise VigilError(f"unknown command {command!r}")
 
 
@@ -479,6 +529,23 @@ def write_pid_file(path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")
     tmp.replace(path)
+
+
+def read_state(instance: str) -> Current:
+    """The node's director for `instance`: its role as its state file says, if it runs."""
+    paths = Paths(instance)
+    pid = read_pid(paths.pid)
+    if pid is None or not pid_alive(pid, instance):
+        return Current()
+    try:
+        state = json.loads(paths.state.read_text())
+        if state.get("pid") == pid:
+            return Current(Role(state["role"]), bool(state.get("resident")))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # running, but no role written by this process (an older vigil): as before, a
+    # running director is the active one
+    return Current(Role.ACTIVE)
 
 
 def read_pid(path: Path) -> int | None:
@@ -526,7 +593,7 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
-               metrics_address: MetricsAddress | None = None) -> int:
+               metrics_address: MetricsAddress | None = None, standby: bool = False) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     paths = Paths(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -535,8 +602,8 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                        facility=facility, ident="vigil-director", fallback_file=FALLBACK_LOG)
     write_pid_file(paths.pid)
     try:
-        event_loop_runner()(Director(config_path, backend,
-                                     metrics_address=metrics_address).run())
+        event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
+                                     standby=standby).run())
     finally:
         with contextlib.suppress(OSError):
             if read_pid(paths.pid) == os.getpid():

@@ -67,6 +67,11 @@ def build_director(snapshot: dict[str, Any]) -> Iterator[Metric]:
     info.add_metric([str(snapshot.get("config") or ""), str(snapshot.get("backend", "")),
                      str(snapshot.get("phase", ""))], 1)
     yield info
+    if "active" in snapshot:
+        yield GaugeMetricFamily("vigil_director_active",
+                                "1: the active director; 0: a warm standby (same checks and "
+                                "table, forwarding only what is addressed to this host)",
+                                value=1 if snapshot["active"] else 0)
     yield CounterMetricFamily("vigil_director_table_syncs",
                               "Changes of the forwarding table applied to the data path",
                               value=snapshot.get("syncs", 0))

@@ -88,11 +88,17 @@ def log(host: Host, path: str) -> str:
         return ""
 
 
-def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab):
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm-standby"])
+def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab, warm):
+    """Cold: heartbeat's `ldirectord start` starts the director after the VIP. Warm:
+    `vigil director standby` runs on both nodes first, and heartbeat 3.0.6's resource
+    script (start, stop, status through the CLI) only flips the role."""
     real_servers(seed_lab)
     server5, server6 = seed_lab.host("server5"), seed_lab.host("server6")
     for node in (server5, server6):
         configure_node(node)
+        if warm:
+            node.run(vigil_command("director", "standby"))
     start_heartbeat(server5)
     wait_until(lambda: holds_vip(server5) and director_up(server5), 60,
                lambda: "server5 active\n" + log(server5, "/var/log/ha-log")[-2000:])
@@ -103,6 +109,11 @@ def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab)
                30, "server5 hears server6")
     wait_until(lambda: "Link server5.example.com:eth1 up" in log(server6, "/var/log/ha-log"),
                30, "server6 hears server5")
+    if warm:
+        # heartbeat sees the resource where the VIP is only: server6's standby is "stopped"
+        assert server6.run(vigil_command("director", "status"), check=False).returncode == 3
+        wait_until(lambda: "nftables.settled" in log(server6, "/var/log/ldirectord.log"), 15,
+                   "server6's standby settled")
 
     # A client connection through server5, to each real server.
     ports = {name: next(p for p in range(47000, 47300) if predicted(server5, CLIENT, p) == name)
@@ -118,6 +129,10 @@ def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab)
                lambda: "server6 takeover\n" + log(server6, "/var/log/ha-log")[-2000:])
     wait_until(lambda: "nftables.commit" in log(server6, "/var/log/ldirectord.log"), 30,
                "server6's director holds the VIP's services")
+    if warm:
+        wait_until(lambda: server6.run(vigil_command("director", "status"),
+                                       check=False).returncode == 0, 30,
+                   "heartbeat's ldirectord start activating server6's standby")
     # The connections carry on (their packets may meet the new director while it
     # is still learning: then TCP retransmits them a moment later).
     assert {name: c.get() for name, c in connections.items()} == {"rs1": "rs1", "rs2": "rs2"}

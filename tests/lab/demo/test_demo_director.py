@@ -27,7 +27,9 @@ def test_the_director_scene_keeps_its_claims_and_leaves_nothing(demo_scenes):
     assert 0 <= timings["rs1 takeover"] < 2
     # keepalive 2, deadtime 30: dead 28-30 s after the crash.
     assert 25 < timings["crash detected"] < 35
-    assert 0 < timings["crash takeover"] < 10
+    # a warm standby on server6: the takeover is the VIP's (bench/failover has the
+    # tight numbers; this bound only has to hold on a loaded machine)
+    assert 0 < timings["crash takeover"] < 1.0
     # No request fails once vigil has reacted (rs1 quiesced, server6 answering); the
     # reaction itself may cost some, and the notes count them.
     assert set(scene.failed_after) == {"rs1 stopped", "server5 crash"}

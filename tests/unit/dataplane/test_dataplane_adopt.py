@@ -98,3 +98,10 @@ def test_any_sequence_of_changes_keeps_every_slot_and_restarts_cleanly(steps):
     adopted = roundtrip(plan, now=float(len(steps)))
     again = build_plan(plan.table(), ENV, adopted, now=float(len(steps)))
     assert transaction(render(adopted), render(again)) == []
+
+
+def test_a_standbys_gate_is_read_back():
+    plan = build_plan(mixed_table(), ENV, standby=True)
+    adopted = roundtrip(plan)
+    assert adopted.standby is True
+    assert transaction(render(adopted), render(plan)) == []

@@ -151,3 +151,72 @@ def test_a_server_losing_its_weight_is_resolved_afresh():
     asyncio.run(scenario())
     assert forgotten == [[RS2]]
     assert RS1 not in forgotten[0]
+
+
+def test_a_standby_forwards_only_what_is_addressed_here_and_activation_drops_the_gate():
+    """The same slots on both directors; the standby's dispatch rules carry
+    `fib daddr type local` (the VIP's packets pass only once the VIP is here), and
+    activation rewrites the base chains alone, in one transaction."""
+    from vigil.dataplane.ruleset import STANDBY_COMMENT
+
+    async def scenario():
+        runner, clock = Runner(), Clock()
+        backend = await started(runner, clock)
+        await backend.set_active(False)
+        assert runner.transactions == []  # nothing in the kernel yet
+        await sync(backend, seed_table())
+        first = text(runner.transactions[0])
+        assert STANDBY_COMMENT in first and '"fib"' in first
+        await backend.set_active(False)
+        assert len(runner.transactions) == 1  # already a standby: nothing sent
+        await backend.set_active(True)
+        activation = runner.transactions[1]
+        assert STANDBY_COMMENT not in text(activation) and '"fib"' not in text(activation)
+        touched = {c[verb][kind]["name"] if "name" in c[verb][kind] else c[verb][kind]["chain"]
+                   for c in activation for verb in c for kind in c[verb]}
+        assert touched == {"in_eth0", "in_eth1"}  # base chains only: slots, flows untouched
+        await backend.set_active(False)
+        assert STANDBY_COMMENT in text(runner.transactions[2])
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_active_director_renders_no_gate():
+    plan = build_plan(seed_table(), ENV)
+    assert '"fib"' not in text(transaction(None, render(plan)))
+
+
+def test_a_refused_activation_leaves_the_standby_gated_and_can_be_tried_again():
+    from vigil.dataplane.ruleset import STANDBY_COMMENT
+
+    async def scenario():
+        runner, clock = Runner(), Clock()
+        backend = await started(runner, clock)
+        await backend.set_active(False)
+        await sync(backend, seed_table())
+        runner.refuse = True
+        with pytest.raises(BackendError):
+            await backend.set_active(True)
+        await backend.set_active(True)  # tried again: sent, not skipped
+        assert STANDBY_COMMENT not in text(runner.transactions[-1])
+        assert len(runner.transactions) == 2
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_adopted_standby_is_activated_without_waiting_for_its_checks():
+    from vigil.dataplane.ruleset import STANDBY_COMMENT
+
+    plan = build_plan(seed_table(), ENV, standby=True)
+    runner, clock = Runner(listing_of(transaction(None, render(plan)))), Clock()
+
+    async def scenario():
+        backend = await started(runner, clock)  # holding: its checks have not agreed yet
+        await backend.set_active(True)
+        assert len(runner.transactions) == 1
+        assert STANDBY_COMMENT not in text(runner.transactions[0])
+        await backend.close()
+
+    asyncio.run(scenario())

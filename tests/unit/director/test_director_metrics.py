@@ -28,6 +28,7 @@ def snapshot(weight_rs2: int = 1, state_rs2: str = "up") -> dict:
                "maintenance": False, "failures": 3 if state_rs2 != "up" else 0,
                "message": "refused", "fallback_active": False}]
     return {"config": "/etc/ha.d/ldirectord.cf", "backend": "nftables", "phase": "running",
+            "active": True,
             "syncs": 4, "table": table, "stats": stats, "health": health}
 
 
@@ -85,3 +86,8 @@ def test_checks_are_counted_and_timed():
            'real="198.51.100.12:80"} 2.0' in text
     assert 'vigil_director_check_duration_seconds_bucket{check="negotiate",le="0.005",' \
            'real="198.51.100.12:80"} 1.0' in text
+
+
+def test_a_warm_standby_says_so():
+    assert "vigil_director_active 0.0" in scrape({**snapshot(), "active": False})
+    assert "vigil_director_active 1.0" in scrape({**snapshot(), "active": True})

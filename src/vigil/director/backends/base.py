@@ -115,6 +115,15 @@ class Backend(abc.ABC):
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         return {}
 
+    async def set_active(self, active: bool) -> None:  # noqa: B027 - optional hook
+        """Become the active director, or a warm standby (False).
+
+        A standby keeps the same table and runs the same checks, but forwards
+        only traffic addressed to this host, so it never captures the VIP's
+        packets while its peer holds the VIP. IPVS does that by itself (it
+        takes only packets delivered locally), so the default changes nothing;
+        a backend that would capture more must narrow itself here."""
+
     def settled(self) -> None:  # noqa: B027 - optional hook
         """The director's first round of checks is done: the table it applies now is
         the one it means (a kernel backend that took over live connections stops

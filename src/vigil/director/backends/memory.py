@@ -16,6 +16,12 @@ class MemoryBackend(Backend):
         self.table = table or Table()
         self.transactions: list[list[Operation]] = []
         self.fail_next: str | None = None
+        self.active = True
+        self.roles: list[bool] = []  # every set_active, in order
+
+    async def set_active(self, active: bool) -> None:
+        self.active = active
+        self.roles.append(active)
 
     async def read(self) -> Table:
         return self.table

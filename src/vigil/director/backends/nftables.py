@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vigil import log as vlog
@@ -180,6 +180,7 @@ class NftablesBackend(Backend):
         self._learning = True  # a fresh data path: hold back packets it cannot place
         self._holding = False  # an adopted data path: keep it until the director settles
         self._settled = False
+        self._standby = False  # a warm standby: dispatch only what is addressed here
         self._changed_at = clock()
         self._drained: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
@@ -208,6 +209,7 @@ class NftablesBackend(Backend):
             self._table = plan.table()
             self._learning = plan.learning
             self._holding = not plan.learning
+            self._standby = plan.standby
             vlog.event(log, "nftables.adopted", services=len(plan.services),
                        learning=plan.learning, runner=self._runner.name)
         loop = asyncio.get_running_loop()
@@ -222,6 +224,39 @@ class NftablesBackend(Backend):
     def settled(self) -> None:
         """The director's first round of checks is done: its table means what it says."""
         self._settled = True
+
+    async def set_active(self, active: bool) -> None:
+        """Gate (standby) or open (active) the dispatch rules, in one small transaction.
+
+        The gate is `fib daddr type local`: a standby forwards only packets for
+        addresses it holds, as IPVS does, so the moment the VIP comes up here its
+        packets take the slots this director has kept warm; activation then only
+        drops the gate (the active director forwards whatever reaches it, as before).
+        """
+        async with self._lock:
+            if self._standby == (not active):
+                return
+            self._standby = not active
+            try:
+                await self._regate(active)
+            except BackendError:
+                self._standby = active  # the kernel still holds the other role
+                raise
+
+    async def _regate(self, active: bool) -> None:
+        if self._plan is None:
+            return  # nothing in the kernel yet: the first commit renders the gate
+        if self._holding:
+            # adopted and not settled: of the running data path, only the gate changes
+            plan = replace(self._plan, standby=self._standby)
+            ruleset = render(plan)
+            commands = transaction(self._ruleset, ruleset)
+            if commands:
+                await self._send(commands)
+                self.commits += 1
+            self._plan, self._ruleset = plan, ruleset
+        else:
+            await self._commit(self._table, "active" if active else "standby", self._env)
 
     # -- the table -----------------------------------------------------------------------
     async def read(self) -> Table:
@@ -250,7 +285,7 @@ class NftablesBackend(Backend):
         now = self._clock()
         try:
             plan = build_plan(table, env, self._plan, now, self._learning,
-                              drained=self._drained)
+                              drained=self._drained, standby=self._standby)
             ruleset = render(plan)
         except (PlanError, ValueError) as exc:
             raise BackendError(str(exc)) from exc
