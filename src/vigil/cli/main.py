@@ -21,6 +21,7 @@ COMMANDS = [
     "vigil.cli.check",
     "vigil.cli.config",
     "vigil.cli.demo",
+    "vigil.cli.torture",
     "vigil.cli.director",
     "vigil.cli.lvs",
     "vigil.cli.lab",

@@ -235,15 +235,19 @@ def pids_of(lab: Lab, host: str, program: str) -> list[int]:
     return found
 
 
-def configure(lab: Lab, timeline: Timeline, result: SceneResult) -> bool:
-    """The tutorial's files into /etc/ha.d of both nodes; MariaDB ready on each."""
+def configure(lab: Lab, timeline: Timeline, result: SceneResult,
+              ha_cf: str | None = None) -> bool:
+    """The tutorial's files into /etc/ha.d of both nodes; MariaDB ready on each.
+
+    `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings).
+    """
     if not result.expect(MYSQLD_SCRIPT.exists(),
                          f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
         return False
     secret = new_secret()
     for name in NODES:
         host = lab.host(name)
-        host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
+        host.write_file("/etc/ha.d/ha.cf", ha_cf or lab_file("ha.cf"))
         host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.mysqld"))
         host.write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)

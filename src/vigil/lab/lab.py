@@ -46,6 +46,8 @@ DEFAULT_ROOT = Path(os.environ.get("VIGIL_LAB_ROOT", "/tmp/vigil-lab"))
 STATE_FILE = "state.json"
 #: The switch namespace's nftables table that implements partitions.
 PARTITION_TABLE = "vigil_lab"
+#: The switch namespace's nftables table that drops a share of a host's frames (`lossy`).
+LOSS_TABLE = "vigil_lab_loss"
 #: A boot takes ~0.05 s; the margin is for a machine saturated by other work (an overlay
 #: mount was seen to wait more than 30 s behind a package installation's disk flushes).
 BOOT_TIMEOUT = 120.0
@@ -432,6 +434,44 @@ class Lab:
         self._cut("delete", pairs)
         self.cut_pairs.difference_update(pairs)
         self.save()
+
+    def lossy(self, host: str, percent: int, segment: str | None = None) -> None:
+        """Drop `percent` % of the frames to and from a host's port(s), at random.
+
+        nftables in the switch (this kernel may lack netem): one lossy host at a
+        time; `lossless` ends it.
+        """
+        if not 0 < percent <= 100:
+            raise UsageError(f"loss must be 1 to 100 percent, not {percent}")
+        target = self.host(host)
+        ports = [self._port_name(target, p.segment) for p in target.spec.ports
+                 if segment is None or p.segment == segment]
+        if not ports:
+            raise UsageError(f"host {target.name} has no port on segment {segment}")
+        table = {"family": "bridge", "table": LOSS_TABLE}
+        commands: list[dict[str, Any]] = [
+            {"add": {"table": {"family": "bridge", "name": LOSS_TABLE}}},
+            {"add": {"chain": {**table, "name": "forward", "type": "filter",
+                               "hook": "forward", "prio": -1, "policy": "accept"}}},
+            {"flush": {"chain": {**table, "name": "forward"}}},
+        ]
+        for port in ports:
+            for key in ("iifname", "oifname"):
+                commands.append({"add": {"rule": {**table, "chain": "forward", "expr": [
+                    {"match": {"op": "==", "left": {"meta": {"key": key}}, "right": port}},
+                    {"match": {"op": "<", "left": {"numgen": {"mode": "random", "mod": 100}},
+                               "right": percent}},
+                    {"drop": None}]}}})
+        Nftables(self._switch_path).apply(commands)
+
+    def lossless(self) -> None:
+        """End `lossy`: every frame crosses the switch again."""
+        if not self._switch_path.exists():
+            return
+        if any(t.get("table", {}).get("name") == LOSS_TABLE
+               for t in Nftables(self._switch_path).list("tables", "bridge")):
+            Nftables(self._switch_path).apply(
+                [{"delete": {"table": {"family": "bridge", "name": LOSS_TABLE}}}])
 
     def crash(self, name: str) -> None:
         """Power a host off at once: cables pulled, every process killed, its kernel state gone."""

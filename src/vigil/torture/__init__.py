@@ -1,0 +1,1 @@
+"""A seeded fault campaign over the tutorial's setups (`vigil torture`)."""

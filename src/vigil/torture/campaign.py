@@ -1,0 +1,134 @@
+"""`vigil torture`: build the lab, run a setup, inject the seed's faults, judge, report.
+
+The loop is the shell around the pure schedule and checker: it injects one fault
+at a time, waits (with a deadline) until the checker calls the setup settled,
+keeps the planned calm, then has the checker judge the fault's whole window.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from vigil.lab import Lab, seed_topology
+from vigil.torture import report
+from vigil.torture.checks import SETTLE_BOUND, STABLE, Outcome, judge, settled_at
+from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed
+from vigil.torture.schedule import Fault, faults
+
+#: Setups the campaign can run, by name.
+SETUPS: dict[str, Callable[[Lab], HeartbeatSetup]] = {"heartbeat": HeartbeatSetup}
+#: How long the first start may take (two MariaDB datadirs prepared, daemons, initdead).
+START_DEADLINE = 120.0
+#: A fault is not begun unless this much of the budget is left (it may take this long).
+FAULT_RESERVE = 10.0
+
+
+@dataclass
+class Campaign:
+    """One campaign's record: the outcomes judged and the checks at the end."""
+
+    setup: str
+    seed: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    final: list[str] = field(default_factory=list)
+    rows_lost: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def violations(self) -> int:
+        return sum(len(o.violations) for o in self.outcomes) + len(self.final)
+
+
+def wait_settled(setup: HeartbeatSetup, since: float, deadline: float,
+                 home: str | None = None) -> tuple[float, str] | None:
+    """Poll the checker's own settle rule until it holds or `deadline` (monotonic) passes."""
+    while True:
+        now = time.monotonic()
+        settled = settled_at(setup.samples, setup.queries(), since, now, home)
+        if settled is not None or now > deadline:
+            return settled
+        time.sleep(0.2)
+
+
+def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = None,
+        out: TextIO = sys.stdout, json_path: Path | None = None) -> Campaign:
+    """Run one campaign of `seconds` of faults (or `max_faults`), print it, return its record."""
+    make = SETUPS[setup_name]
+    campaign = Campaign(setup_name, seed)
+    began = time.monotonic()
+    lab = Lab(seed_topology())
+    setup = make(lab)
+    timing = setup.timing
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    say(f"== vigil torture --setup {setup_name} --seed {seed}: lab {lab.run_id}, "
+        f"keepalive {timing.keepalive:g} s, deadtime {timing.deadtime:g} s")
+    try:
+        lab.up()
+        setup.start()
+        origin = time.monotonic()
+        if wait_settled(setup, origin, origin + START_DEADLINE, setup.home) is None:
+            raise SetupFailed(f"{setup.home} did not take its group and serve the client "
+                              f"within {START_DEADLINE:g} s of the start")
+        say(f"[{time.monotonic() - origin:8.2f}s] {setup.home} holds the VIP and serves the "
+            "client; faults begin")
+        stop_at = time.monotonic() + seconds
+        for fault in faults(seed, setup_name, timing):
+            if max_faults is not None and fault.index >= max_faults:
+                break
+            if time.monotonic() + FAULT_RESERVE > stop_at:
+                break
+            outcome = _one_fault(setup, fault)
+            campaign.outcomes.append(outcome)
+            for line in report.fault_lines(outcome, setup.samples, origin, time.monotonic()):
+                say(line)
+            if outcome.settled is None:
+                say(f"{'':12}the campaign stops: the setup did not settle after this fault")
+                break
+        end = time.monotonic()
+        if campaign.outcomes and campaign.outcomes[-1].settled is not None:
+            calm = wait_settled(setup, end, end + timing.deadtime + SETTLE_BOUND)
+            if calm is None:
+                campaign.final.append("no node held the VIP alone and served the client "
+                                      "once the faults stopped")
+        campaign.final += setup.final_checks()
+        campaign.rows_lost = setup.rows_lost()
+    finally:
+        try:
+            setup.stop()
+        finally:
+            lab.down()
+    # VIGIL_LAB_KEEP=1 keeps the lab's files (its logs) on purpose: not a leftover
+    left = [x for x in lab.leftovers() if not (lab.keep_files and x.startswith("directory "))]
+    if left:
+        campaign.final.append(f"the lab left {', '.join(left)}")
+    campaign.seconds = time.monotonic() - began
+    say("")
+    for line in report.bounds(timing):
+        say(line)
+    for line in report.table(setup_name, campaign.outcomes, campaign.rows_lost, campaign.final):
+        say(line)
+    say(f"{len(campaign.outcomes)} faults in {campaign.seconds:.0f} s; "
+        f"{campaign.violations} invariant violations")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.document(
+            setup_name, seed, timing, campaign.outcomes, campaign.rows_lost, campaign.final,
+            campaign.seconds), indent=1) + "\n")
+    return campaign
+
+
+def _one_fault(setup: HeartbeatSetup, fault: Fault) -> Outcome:
+    """Inject, heal, wait for the settle (bounded), keep the calm, then judge the window."""
+    injected = setup.inject(fault)
+    deadline = injected.healed + setup.timing.deadtime + SETTLE_BOUND + STABLE + 5.0
+    wait_settled(setup, injected.healed, deadline)
+    time.sleep(fault.calm)
+    return judge(injected, setup.samples, setup.queries(), time.monotonic(), setup.timing)

@@ -1,0 +1,130 @@
+"""The fault schedule: derived from the seed alone, so a campaign replays exactly.
+
+Pure: a `random.Random` seeded here is the only source of choice; no clock, no I/O.
+Targets are roles ("active", "standby"), resolved by the shell when the fault is
+injected, so the same seed means the same faults whichever node holds the group.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from itertools import islice
+from typing import Any
+
+
+class FaultKind(StrEnum):
+    """The faults a campaign injects, one at a time."""
+
+    POWER_OFF = "power-off"  # the node loses power for `hold` s, then boots
+    KILL_DAEMON = "kill-daemon"  # kill -9 of vigil's daemon; its init restarts it after `hold`
+    KILL_SERVICE = "kill-service"  # kill -9 of the service (mariadbd) on the node
+    CUT_MEDIUM = "cut-medium"  # one heartbeat medium (the hb link) of the node cut for `hold`
+    PARTITION = "partition"  # every medium between the two nodes cut for `hold`
+    LOSS = "loss"  # `percent` % of the node's frames on every medium dropped for `hold`
+    STALL = "stall"  # SIGSTOP of vigil's daemon for `hold` s, then SIGCONT
+    CUT_REPLICATION = "cut-replication"  # the replication link cut while writes run
+
+
+class Role(StrEnum):
+    ACTIVE = "active"
+    STANDBY = "standby"
+
+
+SETUPS = ("heartbeat", "replicated")
+
+#: Which faults each setup gets.
+KINDS: dict[str, tuple[FaultKind, ...]] = {
+    "heartbeat": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
+                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL),
+    "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
+                   FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
+                   FaultKind.CUT_REPLICATION),
+}
+
+#: Faults whose target is always one role (both nodes are cut from each other alike).
+_FIXED_ROLE = {FaultKind.PARTITION: Role.ACTIVE, FaultKind.CUT_REPLICATION: Role.ACTIVE,
+               FaultKind.KILL_SERVICE: Role.ACTIVE}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One planned fault: what, on which role, for how long, and the calm before it."""
+
+    index: int
+    kind: FaultKind
+    role: Role
+    #: seconds the fault lasts before it is healed (power back, link back, SIGCONT, restart)
+    hold: float
+    #: seconds of calm after the previous fault settled, before this one
+    calm: float
+    #: loss faults: the percentage of frames dropped
+    percent: int = 0
+
+    def describe(self) -> str:
+        what = {
+            FaultKind.POWER_OFF: "power off the {role} node, boot it after {hold}",
+            FaultKind.KILL_DAEMON: "kill -9 vigil on the {role} node, restart it after {hold}",
+            FaultKind.KILL_SERVICE: "kill -9 the service on the {role} node",
+            FaultKind.CUT_MEDIUM: "cut the {role} node's hb medium for {hold}",
+            FaultKind.PARTITION: "partition the nodes on every medium for {hold}",
+            FaultKind.LOSS: "drop {percent}% of the {role} node's frames for {hold}",
+            FaultKind.STALL: "SIGSTOP vigil on the {role} node for {hold}",
+            FaultKind.CUT_REPLICATION: "cut the replication link for {hold} while writes run",
+        }[self.kind]
+        return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
+                           percent=self.percent)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The setup's heartbeat timings, which the hold times are drawn around."""
+
+    keepalive: float
+    deadtime: float
+
+
+def _hold(rng: random.Random, kind: FaultKind, timing: Timing) -> float:
+    """Hold times straddle deadtime where that decides the outcome (stall, cut, partition)."""
+    dead = timing.deadtime
+    if kind is FaultKind.KILL_SERVICE:
+        return 0.0
+    if kind is FaultKind.KILL_DAEMON:  # systemd's RestartSec: well inside deadtime, or not
+        return rng.choice((0.5, 1.0, 2.0, dead * 0.6))
+    if kind is FaultKind.STALL:
+        return rng.choice((dead * 0.3, dead * 0.7, dead * 1.5, dead * 2.5))
+    if kind is FaultKind.POWER_OFF:
+        return rng.uniform(1.0, dead * 2.0)
+    return rng.uniform(dead * 0.5, dead * 3.0)
+
+
+def faults(seed: int, setup: str, timing: Timing) -> Iterator[Fault]:
+    """The endless fault sequence of `seed`: every kind once (seeded order), then at random.
+
+    The first round covering every kind means even a short campaign exercises each.
+    """
+    if setup not in KINDS:
+        raise ValueError(f"no fault kinds for setup {setup!r} (setups: {', '.join(KINDS)})")
+    rng = random.Random(f"vigil-torture/{setup}/{seed}")
+    kinds = KINDS[setup]
+    index = 0
+    first = list(kinds)
+    rng.shuffle(first)
+    while True:
+        kind = first.pop(0) if first else rng.choice(kinds)
+        role = _FIXED_ROLE.get(kind) or rng.choice((Role.ACTIVE, Role.ACTIVE, Role.STANDBY))
+        hold = round(_hold(rng, kind, timing), 2)
+        percent = rng.choice((20, 40, 60, 80)) if kind is FaultKind.LOSS else 0
+        calm = round(rng.uniform(1.0, 3.0), 2)
+        yield Fault(index, kind, role, hold, calm, percent)
+        index += 1
+
+
+def plan(seed: int, setup: str, timing: Timing, count: int) -> list[Fault]:
+    """The first `count` faults of the seed's sequence."""
+    return list(islice(faults(seed, setup, timing), count))

@@ -1,0 +1,61 @@
+"""The fault schedule: the seed alone decides it, every kind comes early, holds are sane."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, faults, plan
+
+TIMING = Timing(keepalive=0.5, deadtime=3.0)
+
+
+def test_the_same_seed_plans_the_same_faults():
+    assert plan(7, "heartbeat", TIMING, 40) == plan(7, "heartbeat", TIMING, 40)
+
+
+def test_another_seed_plans_other_faults():
+    assert plan(7, "heartbeat", TIMING, 40) != plan(8, "heartbeat", TIMING, 40)
+
+
+def test_a_setup_has_its_own_sequence():
+    assert plan(7, "heartbeat", TIMING, 10) != plan(7, "replicated", TIMING, 10)
+
+
+@pytest.mark.parametrize("setup", sorted(KINDS))
+def test_every_kind_comes_in_the_first_round(setup):
+    first = plan(3, setup, TIMING, len(KINDS[setup]))
+    assert sorted(f.kind for f in first) == sorted(KINDS[setup])
+
+
+def test_a_longer_plan_extends_a_shorter_one():
+    assert plan(5, "heartbeat", TIMING, 30)[:12] == plan(5, "heartbeat", TIMING, 12)
+
+
+def test_holds_and_calms_are_bounded():
+    for fault in plan(11, "replicated", TIMING, 500):
+        assert 1.0 <= fault.calm <= 3.0
+        assert 0.0 <= fault.hold <= 3 * TIMING.deadtime
+        assert (fault.percent > 0) == (fault.kind is FaultKind.LOSS)
+        if fault.kind in (FaultKind.PARTITION, FaultKind.KILL_SERVICE):
+            assert fault.role is Role.ACTIVE
+
+
+def test_stalls_straddle_deadtime():
+    stalls = {f.hold for f in plan(2, "heartbeat", TIMING, 500) if f.kind is FaultKind.STALL}
+    assert min(stalls) < TIMING.deadtime < max(stalls)
+
+
+def test_the_heartbeat_setup_never_cuts_replication():
+    assert all(f.kind is not FaultKind.CUT_REPLICATION
+               for f in plan(1, "heartbeat", TIMING, 200))
+
+
+def test_an_unknown_setup_is_a_clear_error():
+    with pytest.raises(ValueError, match="no fault kinds for setup 'mixed'"):
+        next(faults(1, "mixed", TIMING))
+
+
+def test_a_fault_describes_itself():
+    fault = next(f for f in plan(1, "heartbeat", TIMING, 50) if f.kind is FaultKind.LOSS)
+    assert f"drop {fault.percent}% of the" in fault.describe()
+    assert fault.to_json()["kind"] == "loss"
