@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
         "replays the same faults); check the invariants after every fault and at the end, "
         "print a timeline and a summary table. Exit status 1 if an invariant was violated.",
     )
-    parser.add_argument("--setup", default="heartbeat", choices=["heartbeat"],
+    parser.add_argument("--setup", default="heartbeat", choices=["heartbeat", "replicated"],
                         help="which tutorial setup to run (default: heartbeat)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="how long to inject faults (default: 5)")
@@ -27,6 +27,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--faults", type=int, default=None,
                         help="stop after this many faults (for an exact replay)")
     parser.add_argument("--seed", type=int, default=1, help="the schedule's seed (default: 1)")
+    parser.add_argument("--kinds", default=None, metavar="KIND,...",
+                        help="inject only these kinds of fault (power-off, kill-daemon, "
+                        "kill-service, cut-medium, partition, loss, stall; replicated: "
+                        "cut-replication)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write the campaign's record as JSON to FILE")
     parser.set_defaults(handler=cmd_torture)
@@ -43,6 +47,12 @@ def cmd_torture(args: argparse.Namespace) -> int:
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json: no directory {args.json.parent}")
     from vigil.torture import campaign
+    from vigil.torture.schedule import parse_kinds
 
-    record = campaign.run(args.setup, args.seed, seconds, args.faults, json_path=args.json)
+    try:
+        only = parse_kinds(args.setup, args.kinds) if args.kinds is not None else None
+    except ValueError as error:
+        raise UsageError(f"--kinds: {error}") from None
+    record = campaign.run(args.setup, args.seed, seconds, args.faults, json_path=args.json,
+                          only=only)
     return 1 if record.violations else 0

@@ -210,8 +210,12 @@ class Committer(threading.Thread):
 
 
 # -- the scene ----------------------------------------------------------------------------------
-def configure(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
-    """The tutorial's files on both nodes; only what this machine forces is changed, and shown."""
+def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
+              ha_cf: str | None = None) -> bool:
+    """The tutorial's files on both nodes; only what this machine forces is changed, and shown.
+
+    `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings).
+    """
     if not result.expect(MYSQLD_SCRIPT.exists(),
                          f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
         return False
@@ -220,7 +224,7 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
     res = demo_file("drbd-mysqldata.res", secret).replace("/dev/vdb", BACKING)
     for name in NODES:
         host = lab.host(name)
-        host.write_file("/etc/ha.d/ha.cf", lab_file("ha.cf"))
+        host.write_file("/etc/ha.d/ha.cf", ha_cf or lab_file("ha.cf"))
         host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.drbd-mysql"))
         host.write_file(f"/etc/drbd.d/{RESOURCE}.res", res)

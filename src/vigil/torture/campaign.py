@@ -19,10 +19,12 @@ from vigil.lab import Lab, seed_topology
 from vigil.torture import report
 from vigil.torture.checks import SETTLE_BOUND, STABLE, Outcome, judge, settled_at
 from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed
-from vigil.torture.schedule import Fault, faults
+from vigil.torture.replicated_setup import ReplicatedSetup
+from vigil.torture.schedule import Fault, FaultKind, faults
 
 #: Setups the campaign can run, by name.
-SETUPS: dict[str, Callable[[Lab], HeartbeatSetup]] = {"heartbeat": HeartbeatSetup}
+SETUPS: dict[str, Callable[[Lab], HeartbeatSetup]] = {"heartbeat": HeartbeatSetup,
+                                                      "replicated": ReplicatedSetup}
 #: How long the first start may take (two MariaDB datadirs prepared, daemons, initdead).
 START_DEADLINE = 120.0
 #: A fault is not begun unless this much of the budget is left (it may take this long).
@@ -57,7 +59,8 @@ def wait_settled(setup: HeartbeatSetup, since: float, deadline: float,
 
 
 def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = None,
-        out: TextIO = sys.stdout, json_path: Path | None = None) -> Campaign:
+        out: TextIO = sys.stdout, json_path: Path | None = None,
+        only: tuple[FaultKind, ...] | None = None) -> Campaign:
     """Run one campaign of `seconds` of faults (or `max_faults`), print it, return its record."""
     make = SETUPS[setup_name]
     campaign = Campaign(setup_name, seed)
@@ -69,7 +72,8 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    say(f"== vigil torture --setup {setup_name} --seed {seed}: lab {lab.run_id}, "
+    kinds = f" --kinds {','.join(only)}" if only else ""
+    say(f"== vigil torture --setup {setup_name} --seed {seed}{kinds}: lab {lab.run_id}, "
         f"keepalive {timing.keepalive:g} s, deadtime {timing.deadtime:g} s")
     try:
         lab.up()
@@ -81,7 +85,7 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         say(f"[{time.monotonic() - origin:8.2f}s] {setup.home} holds the VIP and serves the "
             "client; faults begin")
         stop_at = time.monotonic() + seconds
-        for fault in faults(seed, setup_name, timing):
+        for fault in faults(seed, setup_name, timing, only):
             if max_faults is not None and fault.index >= max_faults:
                 break
             if time.monotonic() + FAULT_RESERVE > stop_at:
@@ -99,6 +103,7 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
             if calm is None:
                 campaign.final.append("no node held the VIP alone and served the client "
                                       "once the faults stopped")
+        setup.finish()
         campaign.final += setup.final_checks()
         campaign.rows_lost = setup.rows_lost()
     finally:

@@ -231,3 +231,19 @@ def summarize(outcomes: Sequence[Outcome]) -> list[KindRow]:
         row.failovers += outcome.moved
         row.spurious += outcome.spurious
     return [rows[k] for k in sorted(rows)]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What the replicated database's client was told, against what the table holds."""
+
+    lost: tuple[int, ...]
+    phantom: tuple[int, ...]
+    in_flight: int
+
+
+def check_rows(acknowledged: set[int], attempted: set[int], present: set[int]) -> Rows:
+    """Acknowledged rows missing (lost), rows never sent (phantom), and the unknown middle:
+    sent, not acknowledged, present (committed as the connection failed: allowed)."""
+    return Rows(tuple(sorted(acknowledged - present)), tuple(sorted(present - attempted)),
+                len((present & attempted) - acknowledged))

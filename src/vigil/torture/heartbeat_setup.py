@@ -96,19 +96,34 @@ class HeartbeatSetup:
 
     # -- life ----------------------------------------------------------------------------
     def start(self) -> None:
-        if not heartbeat_scene.configure(self.lab, self.pair.timeline, self.result,
-                                         ha_cf=campaign_ha_cf()):
-            raise SetupFailed("; ".join(self.result.problems))
+        """Configure both nodes, start their daemons, then watch and serve."""
+        self.configure()
         for node in NODES:
             self._start_daemon(node)
+        self.ready()
         self.observer.start()
         self.client.start()
 
+    def configure(self) -> None:
+        if not heartbeat_scene.configure(self.lab, self.pair.timeline, self.result,
+                                         ha_cf=campaign_ha_cf()):
+            raise SetupFailed("; ".join(self.result.problems))
+
+    def ready(self) -> None:
+        """What must hold before the client starts (nothing more here)."""
+
+    def after_boot(self, node: str) -> None:
+        """What a booting node runs (systemd's units): here, vigil heartbeat."""
+        self._start_daemon(node)
+
     def stop(self) -> None:
+        """Resume what is stopped, end the client and the observer (if they ever started)."""
         for node in list(self.stopped):
             self._resume(node)
-        self.client.stop()
-        self.observer.stop()
+        if self.client.ident is not None:
+            self.client.stop()
+        if self.observer.ident is not None:
+            self.observer.stop()
 
     def _start_daemon(self, node: str) -> None:
         if not self.pair.start_heartbeat(node):
@@ -143,7 +158,7 @@ class HeartbeatSetup:
             self.lab.crash(target)
             time.sleep(hold)
             self.lab.boot(target)
-            self._start_daemon(target)
+            self.after_boot(target)
         elif kind is FaultKind.KILL_DAEMON:
             daemon = self.pair.daemons[target]
             with contextlib.suppress(ProcessLookupError):
@@ -174,13 +189,19 @@ class HeartbeatSetup:
             time.sleep(hold)
             self._resume(target)
         else:
-            raise SetupFailed(f"the heartbeat setup has no fault {kind.value}")
+            self.other_fault(fault, target)
         return Injected(fault, target, injected, time.monotonic(), before)
+
+    def other_fault(self, fault: Fault, target: str) -> None:
+        raise SetupFailed(f"the {self.name} setup has no fault {fault.kind.value}")
 
     def _resume(self, node: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pair.daemons[node].pid, signal.SIGCONT)
         self.stopped.discard(node)
+
+    def finish(self) -> None:
+        """The end of the workload, with the setup still up (nothing to count here)."""
 
     def rows_lost(self) -> int | None:
         """No rows in this setup: each node has its own datadir."""

@@ -103,15 +103,30 @@ def _hold(rng: random.Random, kind: FaultKind, timing: Timing) -> float:
     return rng.uniform(dead * 0.5, dead * 3.0)
 
 
-def faults(seed: int, setup: str, timing: Timing) -> Iterator[Fault]:
+def parse_kinds(setup: str, text: str) -> tuple[FaultKind, ...]:
+    """A comma-separated list of fault kinds for `setup` (`--kinds`), or a clear error."""
+    if setup not in KINDS:
+        raise ValueError(f"no fault kinds for setup {setup!r} (setups: {', '.join(KINDS)})")
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = {k.value: k for k in KINDS[setup]}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown fault kind(s) {', '.join(unknown) or '(none given)'} for "
+                         f"the {setup} setup (kinds: {', '.join(known)})")
+    return tuple(dict.fromkeys(known[n] for n in names))
+
+
+def faults(seed: int, setup: str, timing: Timing,
+           only: tuple[FaultKind, ...] | None = None) -> Iterator[Fault]:
     """The endless fault sequence of `seed`: every kind once (seeded order), then at random.
 
-    The first round covering every kind means even a short campaign exercises each.
+    The first round covering every kind means even a short campaign exercises each;
+    `only` restricts the kinds (the seed then gives another sequence).
     """
     if setup not in KINDS:
         raise ValueError(f"no fault kinds for setup {setup!r} (setups: {', '.join(KINDS)})")
     rng = random.Random(f"vigil-torture/{setup}/{seed}")
-    kinds = KINDS[setup]
+    kinds = tuple(k for k in KINDS[setup] if only is None or k in only)
     index = 0
     first = list(kinds)
     rng.shuffle(first)
@@ -125,6 +140,7 @@ def faults(seed: int, setup: str, timing: Timing) -> Iterator[Fault]:
         index += 1
 
 
-def plan(seed: int, setup: str, timing: Timing, count: int) -> list[Fault]:
+def plan(seed: int, setup: str, timing: Timing, count: int,
+         only: tuple[FaultKind, ...] | None = None) -> list[Fault]:
     """The first `count` faults of the seed's sequence."""
-    return list(islice(faults(seed, setup, timing), count))
+    return list(islice(faults(seed, setup, timing, only), count))

@@ -204,3 +204,14 @@ def test_summary_and_table():
 def test_transitions():
     seen = samples((0, 1, A), (1, 2, ""), (2, 3, B))
     assert [w for _, w in transitions(seen, 0, 3)] == ["server5", "none", "server6"]
+
+
+def test_rows_lost_phantom_and_in_flight():
+    from vigil.torture.checks import check_rows
+
+    rows = check_rows(acknowledged={1, 2, 3, 5}, attempted={1, 2, 3, 4, 5, 6},
+                      present={1, 2, 4, 5, 9})
+    assert rows.lost == (3,)
+    assert rows.phantom == (9,)
+    assert rows.in_flight == 1
+    assert check_rows({1}, {1}, {1}) == type(rows)((), (), 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, faults, plan
+from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, faults, parse_kinds, plan
 
 TIMING = Timing(keepalive=0.5, deadtime=3.0)
 
@@ -59,3 +59,17 @@ def test_a_fault_describes_itself():
     fault = next(f for f in plan(1, "heartbeat", TIMING, 50) if f.kind is FaultKind.LOSS)
     assert f"drop {fault.percent}% of the" in fault.describe()
     assert fault.to_json()["kind"] == "loss"
+
+
+def test_kinds_restrict_the_plan():
+    only = parse_kinds("replicated", "power-off, kill-service,power-off")
+    assert only == (FaultKind.POWER_OFF, FaultKind.KILL_SERVICE)
+    kinds = {f.kind for f in plan(4, "replicated", TIMING, 50, only)}
+    assert kinds == set(only)
+    assert plan(4, "replicated", TIMING, 20, only) == plan(4, "replicated", TIMING, 20, only)
+
+
+@pytest.mark.parametrize("text", ["", "cut-replication-typo", "cut-replication"])
+def test_unknown_kinds_are_a_clear_error(text):
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        parse_kinds("heartbeat", text)
