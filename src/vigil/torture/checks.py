@@ -57,6 +57,8 @@ class Injected:
     healed: float
     #: the node that carried the group just before the fault
     holder_before: str | None
+    #: what the shell saw while doing it, for the timeline ("" if nothing)
+    note: str = ""
 
 
 @dataclass
@@ -82,8 +84,8 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         i = self.injected
         return {"fault": i.fault.to_json(), "target": i.target, "injected": i.injected,
-                "healed": i.healed, "holder_before": i.holder_before, "settled": self.settled,
-                "holder_after": self.holder_after,
+                "healed": i.healed, "holder_before": i.holder_before, "note": i.note,
+                "settled": self.settled, "holder_after": self.holder_after,
                 "settle_time": self.settle_time, "outage": self.outage,
                 "failed_queries": self.failed_queries, "moved": self.moved,
                 "spurious": self.spurious, "dual": self.dual, "violations": self.violations}

@@ -28,6 +28,8 @@ NODES = heartbeat_scene.NODES
 HOME = "server5"
 #: The campaign's timings (the tutorial's are keepalive 2, deadtime 30: a fault a minute).
 TIMING = Timing(keepalive=0.5, deadtime=3.0)
+#: How long a kill -9'd daemon may take to be gone before it is restarted anyway.
+DEATH_DEADLINE = 10.0
 #: How often the observer reads both nodes' interfaces.
 SAMPLE_EVERY = 0.1
 
@@ -154,6 +156,7 @@ class HeartbeatSetup:
         other = next(n for n in NODES if n != target)
         injected = time.monotonic()
         kind, hold = fault.kind, fault.hold
+        note = ""
         if kind is FaultKind.POWER_OFF:
             self.lab.crash(target)
             time.sleep(hold)
@@ -163,7 +166,9 @@ class HeartbeatSetup:
             daemon = self.pair.daemons[target]
             with contextlib.suppress(ProcessLookupError):
                 os.kill(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
+            gone = daemon.wait(DEATH_DEADLINE)
+            note = (f"the killed daemon was gone after {time.monotonic() - injected:.2f} s"
+                    if gone else f"the killed daemon still existed after {DEATH_DEADLINE:g} s")
             time.sleep(hold)
             self._start_daemon(target)
         elif kind is FaultKind.KILL_SERVICE:
@@ -190,7 +195,7 @@ class HeartbeatSetup:
             self._resume(target)
         else:
             self.other_fault(fault, target)
-        return Injected(fault, target, injected, time.monotonic(), before)
+        return Injected(fault, target, injected, time.monotonic(), before, note)
 
     def other_fault(self, fault: Fault, target: str) -> None:
         raise SetupFailed(f"the {self.name} setup has no fault {fault.kind.value}")

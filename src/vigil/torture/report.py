@@ -39,7 +39,8 @@ def fault_lines(outcome: Outcome, samples: Sequence[Sample], origin: float,
     i = outcome.injected
     lines = [f"[{i.injected - origin:8.2f}s] FAULT #{i.fault.index} {i.fault.kind.value} on "
              f"{i.target}: {i.fault.describe()}"]
-    lines.append(f"{'':12}healed +{i.healed - i.injected:.2f} s")
+    lines.append(f"{'':12}healed +{i.healed - i.injected:.2f} s"
+                 + (f" ({i.note})" if i.note else ""))
     for at, holders in transitions(samples, i.injected, until):
         lines.append(f"{'':12}VIP on {holders} +{at - i.injected:.2f} s")
     settle = outcome.settle_time
