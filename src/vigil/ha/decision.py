@@ -703,11 +703,16 @@ class FailoverCore:
             return None
         if mine is Hold.STUCK:
             return None
+        peer_down = self.alone or not self.peer.alive or self.peer.gone
         if mine is Hold.FAILED:
             failed = self.failed_at.get(index)
-            if failed is not None and now - failed < self.settings.failed_retry:
+            # a start that failed before the peer's latest death (a takeover refused
+            # while the peer's address still answered) says nothing about now: retry
+            died = self.peer_died_at
+            retry_now = peer_down and died is not None and failed is not None and died > failed
+            if failed is not None and now - failed < self.settings.failed_retry \
+                    and not retry_now:
                 return None
-        peer_down = self.alone or not self.peer.alive or self.peer.gone
         if peer_down and self._delaying(now):
             return None
         if not peer_down:

@@ -435,6 +435,23 @@ def test_a_failed_start_is_cleaned_up_and_the_peer_takes_the_group():
     assert cleanups == [StopGroup(G1, cleanup=True)]
 
 
+def test_a_start_failed_before_the_peer_died_is_retried_at_once():
+    """A takeover refused while the peer only looked dead (its address still answered)
+    must not delay the takeover when it then dies for real (found by vigil torture)."""
+    pair = started_pair()
+    pair.start_ok["n2"] = False
+    pair.kill("n1")  # n1 stalls: n2 tries its group and fails
+    pair.settle()
+    assert pair.holds()["n2"] == "FH"
+    pair.connected["n1"] = True  # n1 resumes, still holding its group
+    pair.start_ok["n2"] = True
+    pair.settle()
+    pair.now += 5.0  # well within failed_retry (30 s)
+    pair.kill("n1")  # now it dies for real
+    pair.settle()
+    assert pair.holds()["n2"] == "HH"
+
+
 def test_a_failed_stop_leaves_the_group_stuck_and_the_peer_does_not_take_it():
     pair = started_pair()
     pair.stop_ok["n1"] = False
