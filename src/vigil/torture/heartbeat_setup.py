@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from vigil.demo import heartbeat_scene
+from vigil.demo.heartbeat_scene import poll
 from vigil.demo.scene import SceneResult
 from vigil.demo.timeline import Timeline
 from vigil.errors import VigilError
@@ -166,7 +167,7 @@ class HeartbeatSetup:
             daemon = self.pair.daemons[target]
             with contextlib.suppress(ProcessLookupError):
                 os.kill(daemon.pid, signal.SIGKILL)
-            gone = daemon.wait(DEATH_DEADLINE)
+            gone = poll(lambda: not daemon.alive(), DEATH_DEADLINE)
             note = (f"the killed daemon was gone after {time.monotonic() - injected:.2f} s"
                     if gone else f"the killed daemon still existed after {DEATH_DEADLINE:g} s")
             time.sleep(hold)
