@@ -317,6 +317,9 @@ def format_status(s: dict[str, Any]) -> str:
                      f"{verify.get('out_of_sync', 0)} blocks")
     if s.get("split_brain"):
         lines.append(f"    split-brain: {s['split_brain']}")
+    fence = s.get("last_fence")
+    if isinstance(fence, dict):
+        lines.append(f"  last fence-peer: exit {fence.get('exit')} ({fence.get('result')})")
     if s.get("io_suspended"):
         lines.append(f"  suspended:fencing ({s['io_suspended']}): writes wait; "
                      f"`vigil volume resume-io {s['name']}` lets them go")

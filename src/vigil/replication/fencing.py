@@ -42,3 +42,44 @@ def fence_outcome(code: int, own_data_uptodate: bool) -> FenceOutcome:
         return FenceOutcome(True, outdate_self=True,
                             why="the peer is primary: this node's data is outdated")
     return FenceOutcome(False, why=f"the fence-peer handler failed (exit {code})")
+
+
+class WriteFreeze:
+    """Whether writes are frozen, why, and which fence owns the freeze.
+
+    A fence-peer handler can outlive its link loss: the peer may come back (which
+    thaws writes) and be lost again (a newer fence freezes them) before the
+    first handler exits. Each freeze therefore carries a token; only the fence
+    that owns the current freeze may settle it, so a stale handler can neither
+    thaw a newer freeze nor re-freeze writes that flow again.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._owner = 0
+        self._issued = 0
+
+    @property
+    def frozen(self) -> bool:
+        return self.reason is not None
+
+    def freeze(self, why: str) -> int:
+        """Freeze (or take over a freeze) for a new fence; its token settles it."""
+        self._issued += 1
+        self._owner = self._issued
+        self.reason = why
+        return self._owner
+
+    def settle(self, token: int, outcome: FenceOutcome) -> bool:
+        """Apply a fence's outcome if it still owns the freeze; True when it did."""
+        if token != self._owner or not self.frozen:
+            return False
+        self.reason = None if outcome.resolved else outcome.why
+        return True
+
+    def thaw(self) -> bool:
+        """Writes flow again whoever froze them (operator's resume-io, peer back)."""
+        was = self.frozen
+        self.reason = None
+        self._owner = 0
+        return was

@@ -31,7 +31,7 @@ from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
-from vigil.replication.fencing import FenceOutcome, fence_outcome
+from vigil.replication.fencing import FenceOutcome, WriteFreeze, fence_outcome
 from vigil.replication.generations import Generations, Sync
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
 from vigil.replication.handshake import Facts, Rules, decide
@@ -81,6 +81,9 @@ class Session:
         self.sent_at: dict[int, float] = {}
         #: FLUSH requests from the peer not yet answered
         self.peer_flushes = 0
+        #: closed by this node to handshake again (forced promotion, invalidate): the peer
+        #: is not lost, so nothing is fenced
+        self.rehandshake = False
 
     @property
     def closed(self) -> bool:
@@ -148,8 +151,11 @@ class Node:
         self._wake = asyncio.Event()
         self._io_open = asyncio.Event()
         self._io_open.set()
-        #: why writes are suspended (fencing resource-and-stonith), None while they flow
-        self.io_frozen_reason: str | None = None
+        #: fencing resource-and-stonith: whether writes wait, why, and whose fence froze them
+        self.write_freeze = WriteFreeze()
+        #: connections made in this life: a fence outcome from an older one is moot
+        self._connections = 0
+        self.last_fence: dict[str, Any] | None = None
         self._stopping = False
         self.last_app_io = -1e9
         self.split_brain: str = ""
@@ -306,10 +312,10 @@ class Node:
             raise StateChangeRefused(
                 "need access to UpToDate data: the local disk is inconsistent (use --force)")
         if disk is Disk.CONSISTENT and self.session is None and self.cfg.fencing != "dont-care":
-            verdict = await self._fence_peer()
-            if verdict not in (3, 4, 7):
+            outcome = await self._fence_peer(self._connections)
+            if not outcome.peer_outdated:
                 raise StateChangeRefused(
-                    f"fence-peer did not outdate the peer (exit {verdict}); use --force")
+                    f"fence-peer did not outdate the peer ({outcome.why}); use --force")
         sb = self.sb
         if force and disk in (Disk.INCONSISTENT, Disk.OUTDATED):
             sb = replace(sb, flags=(sb.flags | MdFlag.CONSISTENT)
@@ -324,6 +330,7 @@ class Node:
         self.uptodate = True
         if force and self.session is not None and self.peer_disk is not Disk.UP_TO_DATE:
             # A forced promotion made new data: reconnect so the handshake syncs the peer.
+            self.session.rehandshake = True
             self.session.close()
         event(log, "volume.role", resource=self.cfg.name, role="Primary", force=force,
               generation=f"{sb.generations.current:016X}")
@@ -410,6 +417,7 @@ class Node:
         self.uptodate = False
         event(log, "volume.invalidated", resource=self.cfg.name, blocks=self.bitmap.count)
         if self.session is not None:  # reconnect: the handshake makes this node the target
+            self.session.rehandshake = True
             self.session.close()
         return "invalidated: full resync from the peer"
 
@@ -443,6 +451,8 @@ class Node:
             "split_brain": self.split_brain,
             # DRBD's "suspended:fencing": writes wait (None while they flow)
             "io_suspended": self.io_frozen_reason,
+            # the last fence-peer handler's exit code and what it meant (None: none ran)
+            "last_fence": self.last_fence,
             "reason": self.last_reason,
             "wait_kind": self.wait_kind.value,
             "wait_why": self.wait_why,
@@ -650,8 +660,9 @@ class Node:
             raise LinkLost(f"protocol mismatch: {peer.get('protocol')} on the peer, "
                            f"{self.cfg.protocol.value} here")
         self.session = session
+        self._connections += 1
         self._set_conn(Conn.CONNECTED, f"connected to {peer.get('host')}")
-        if self.io_frozen_reason is not None:
+        if self.write_freeze.frozen:
             self.resume_io("the peer is connected again")
         self.wait_kind, self.wait_why = WaitKind.DEFAULT, "connected since attach"
         # Recorded for the next boot; the peer tells its own disk state from now on.
@@ -1095,7 +1106,7 @@ class Node:
         bye = session.bye or {}
         if self.role is Role.PRIMARY:
             sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))
-            if self.cfg.fencing != "dont-care" and not self._stopping:
+            if self.cfg.fencing != "dont-care" and not self._stopping and not session.rehandshake:
                 self._spawn(self._fence_after_loss())
         elif bye.get("outdate_you") and self.disk is not Disk.INCONSISTENT:
             sb = sb.with_flag(MdFlag.OUTDATED)
@@ -1106,29 +1117,42 @@ class Node:
         self._set_conn(Conn.CONNECTING if self.want_connection else Conn.STANDALONE,
                        self.last_reason or "link lost")
 
+    @property
+    def io_frozen_reason(self) -> str | None:
+        """Why writes are suspended (DRBD's suspended:fencing), None while they flow."""
+        return self.write_freeze.reason
+
     async def _fence_after_loss(self) -> None:
         """fencing resource-only/-and-stonith: the primary that lost its peer fences it;
         with resource-and-stonith its writes wait until the fence is resolved."""
         freeze = self.cfg.fencing == "resource-and-stonith"
-        if freeze:
-            self._freeze_io("fencing the peer")
+        token = self._freeze_io("fencing the peer") if freeze else 0
+        connection = self._connections
         outcome = FenceOutcome(False, why="the fence-peer handler did not finish")
         try:
-            outcome = await self._fence_peer()
+            outcome = await self._fence_peer(connection)
         finally:
-            if not freeze or outcome.resolved:
-                self.resume_io(outcome.why or "fenced")
-            else:
-                self.io_frozen_reason = outcome.why
-                event(log, "volume.io_frozen", logging.ERROR, resource=self.cfg.name,
-                      reason=outcome.why, remedy=f"fence the peer by hand, then "
-                      f"`vigil volume resume-io {self.cfg.name}`")
+            if freeze and self.write_freeze.settle(token, outcome):
+                self._open_gate_if_thawed()
+                if outcome.resolved:
+                    event(log, "volume.io_resumed", resource=self.cfg.name,
+                          reason=outcome.why or "fenced")
+                else:
+                    event(log, "volume.io_frozen", logging.ERROR, resource=self.cfg.name,
+                          reason=outcome.why, remedy=f"fence the peer by hand, then "
+                          f"`vigil volume resume-io {self.cfg.name}`")
 
-    async def _fence_peer(self) -> FenceOutcome:
+    async def _fence_peer(self, connection: int) -> FenceOutcome:
         command = self.cfg.handlers.get("fence-peer")
         rc = 5 if not command else await self._handler_rc(command)
         outcome = fence_outcome(rc, self.disk is Disk.UP_TO_DATE)
+        if connection != self._connections:
+            outcome = FenceOutcome(True, why="ignored: the peer connected again while the "
+                                             "handler ran")
+        self.last_fence = {"exit": rc, "result": outcome.why}
         event(log, "volume.fence_peer", resource=self.cfg.name, exit=rc, result=outcome.why)
+        if connection != self._connections:
+            return outcome
         if outcome.peer_outdated:
             self._write_sb(self.sb.with_flag(MdFlag.PEER_OUTDATED))
             self.peer_disk = Disk.OUTDATED
@@ -1137,19 +1161,24 @@ class Node:
             self.uptodate = False
         return outcome
 
-    def _freeze_io(self, why: str) -> None:
+    def _freeze_io(self, why: str) -> int:
+        """Writes wait from now on; the token lets only this fence settle the freeze."""
+        token = self.write_freeze.freeze(why)
         if self._io_open.is_set():
             self._io_open.clear()
-            self.io_frozen_reason = why
             event(log, "volume.io_suspended", logging.WARNING, resource=self.cfg.name,
                   reason=why)
+        return token
+
+    def _open_gate_if_thawed(self) -> None:
+        if not self.write_freeze.frozen:
+            self._io_open.set()
 
     def resume_io(self, why: str = "resume-io") -> str:
-        """Writes flow again (drbdadm resume-io; also once a fence is resolved)."""
-        if self._io_open.is_set():
+        """Writes flow again (drbdadm resume-io; also once the peer is back)."""
+        if not self.write_freeze.thaw():
             return "I/O is not suspended"
         self._io_open.set()
-        self.io_frozen_reason = None
         event(log, "volume.io_resumed", resource=self.cfg.name, reason=why)
         return "I/O resumed"
 

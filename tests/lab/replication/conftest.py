@@ -89,6 +89,14 @@ class VolumePair:
         if identity not in self.loops:
             self.loops.append(identity)
 
+    def log_tail(self, host: str, lines: int = 40) -> str:
+        """The end of the host's volume daemon log (for a failure's message)."""
+        try:
+            text = self.host(host).read_file(f"/var/log/vigil/volume-{self.name}.log")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
     def status(self, host: str) -> dict[str, Any]:
         return json.loads(self.vigil(host, "status", self.name, "--json").stdout)
 

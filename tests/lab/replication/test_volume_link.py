@@ -204,3 +204,66 @@ def test_resource_and_stonith_freezes_writes_until_the_fence_is_resolved(volume_
     assert "I/O resumed" in out
     wait_until(done.exists, 20, "the write completed after resume-io")
     assert pair.status("server5")["io_suspended"] is None
+
+
+def test_a_fence_that_fails_after_the_peer_came_back_leaves_writes_flowing(volume_pair):
+    """The link flaps: the peer is back before the fence-peer handler fails.
+
+    The failed fence belongs to a link loss that is over; writes must not stay (or
+    become) frozen, and the status must not claim a suspension that is not there.
+    """
+    pair = volume_pair
+    ran, release = pair.lab.directory / "fence-ran", pair.lab.directory / "fence-release"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file(
+            "/etc/vigil-test/fence-peer",
+            f"#!/bin/sh\ntouch {ran}\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexit 1\n",
+            mode=0o755)
+    pair.start_pair(disk="fencing resource-and-stonith;",
+                    handlers="fence-peer /etc/vigil-test/fence-peer;")
+    pair.lab.partition("server5", "server6")
+    wait_until(ran.exists, 20, "the fence-peer handler ran")
+    assert pair.status("server5")["io_suspended"] == "fencing the peer", pair.log_tail("server5")
+    pair.lab.heal("server5", "server6")
+    pair.wait_status("server5", lambda s: s["connection"] == "Connected"
+                     and s["io_suspended"] is None, 30, "reconnected, writes thawed")
+    release.touch()
+    status = pair.wait_status("server5", lambda s: s["last_fence"] is not None, 20,
+                              "the fence-peer handler finished")
+    assert status["last_fence"]["exit"] == 1
+    assert "connected again" in status["last_fence"]["result"]
+    assert status["io_suspended"] is None
+    pair.write_blocks("server5", [43], b"after-flap")
+    assert pair.read_block("server5", 43).startswith(b"after-flap-43-")
+    pair.wait_synced()
+    assert pair.read_block("server6", 43).startswith(b"after-flap-43-")
+
+
+@pytest.mark.parametrize("handler, promoted", [("exit 4", True), ("exit 1", False)])
+def test_promoting_a_consistent_disk_asks_fence_peer_first(volume_pair, handler, promoted):
+    """After a restart without its peer the disk is only Consistent: with fencing, the
+    promotion runs fence-peer and goes on only if the handler outdated the peer."""
+    pair = volume_pair
+    ran = pair.lab.directory / "fence-ran"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file("/etc/vigil-test/fence-peer",
+                                   f"#!/bin/sh\ntouch {ran}\n{handler}\n", mode=0o755)
+    pair.start_pair(disk="fencing resource-only;",
+                    handlers="fence-peer /etc/vigil-test/fence-peer;")
+    pair.vigil("server5", "secondary", pair.name)
+    pair.lab.partition("server5", "server6")
+    pair.vigil("server6", "down", pair.name)
+    pair.up("server6")
+    assert pair.status("server6")["disk"] == "Consistent"
+    ran.unlink(missing_ok=True)
+    done = pair.vigil("server6", "primary", pair.name, check=False)
+    assert ran.exists(), "fence-peer did not run before the promotion"
+    status = pair.status("server6")
+    assert status["last_fence"]["exit"] == int(handler.split()[1])
+    if promoted:
+        assert done.returncode == 0, done.stderr
+        assert status["role"] == "Primary" and status["peer_disk"] == "Outdated"
+    else:
+        assert done.returncode != 0
+        assert "fence-peer did not outdate the peer" in done.stderr
+        assert status["role"] == "Secondary"
