@@ -67,6 +67,8 @@ class HeartbeatThread:
         self._failure: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: the timer instant already checked for a stall (each is excused once)
+        self._woke_for: float | None = None
         self._last_fault = -1e9
         self._stopping = False
         self._load_fd: int | None = None
@@ -228,6 +230,7 @@ class HeartbeatThread:
         if loop is None or self._stopping:
             return
         now = loop.time()
+        self._woke(now)  # an overdue timer replaced here would hide a stall
         deadline = max(self.engine.next_deadline(now), now + 0.0002)
         if self._timer is not None and self._timer_at == deadline:
             return
@@ -236,10 +239,27 @@ class HeartbeatThread:
         self._timer_at = deadline
         self._timer = loop.call_at(deadline, self._tick)
 
+    def _woke(self, now: float) -> None:
+        """Before any input: if the armed timer is overdue, the process stalled; tell
+        the engine once, so it reads what queued meanwhile before it judges anyone."""
+        due = self._timer_at
+        if due is None or due == self._woke_for or now <= due:
+            return
+        self._woke_for = due
+        self._handle_quietly(self.engine.woke(due, now))
+
+    def _handle_quietly(self, out: Output) -> None:
+        """Only the log lines of an output: no timer is re-armed from inside another input."""
+        for line in out.logs:
+            event(log, line.event, LEVELS.get(line.level, logging.INFO), **line.fields)
+            if self.on_event is not None:
+                self.on_event(line.event, dict(line.fields))
+
     def _tick(self) -> None:
+        assert self.loop is not None
+        self._woke(self.loop.time())
         self._timer = None
         self._timer_at = None
-        assert self.loop is not None
         if self.watchdog is not None:
             self.watchdog.tickle()
         try:
@@ -255,6 +275,7 @@ class HeartbeatThread:
 
     def _received(self, datagram: bytes, link: str) -> None:
         assert self.loop is not None
+        self._woke(self.loop.time())
         try:
             out = self.engine.receive(datagram, link, self.loop.time())
         except Exception as exc:  # this packet is dropped, nothing else
@@ -276,6 +297,7 @@ class HeartbeatThread:
 
     def _ping_reply(self, name: str) -> None:
         assert self.loop is not None
+        self._woke(self.loop.time())
         self._handle(self.engine.ping_reply(name, self.loop.time()))
 
     def _ping(self) -> None:

@@ -315,6 +315,20 @@ class NodeEngine:
         self._settle(now, out)
         return out
 
+    def woke(self, due: float, now: float) -> Output:
+        """The shell's timer, due at `due`, ran (or was found pending) at `now`.
+
+        Running later than a keepalive means the process did not run (stopped,
+        starved, suspended): that time is not the peers' silence (Liveness.excuse).
+        """
+        out = Output()
+        late = now - due
+        if late > self.config.timings.keepalive:
+            self.liveness.excuse(late, now)
+            out.log("heartbeat.stalled", "warning", seconds=round(late, 3),
+                    action="silence while this process did not run is not counted")
+        return out
+
     def ping_reply(self, pingnode: str, now: float) -> Output:
         out = Output()
         self._liveness(self.liveness.heard(pingnode, "icmp", now), now, out)

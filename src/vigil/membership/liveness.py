@@ -217,6 +217,32 @@ class Liveness:
         if node is not None:
             node.last_status = None
 
+    def excuse(self, seconds: float, now: float) -> None:
+        """This process did not run for `seconds` (stopped, starved, suspended).
+
+        Silence is only evidence while we were awake to hear: every clock that
+        counts towards a node's or a link's death, or towards a late heartbeat,
+        moves on by the time we slept, so the packets queued meanwhile are read
+        before anyone is judged dead from a stale view.
+        """
+        if seconds <= 0:
+            return
+
+        def later(instant: float) -> float:
+            return min(instant + seconds, now)
+
+        self.started = later(self.started)
+        for node in self.nodes.values():
+            if node.status == "dead":
+                continue
+            if node.last_heard is not None:
+                node.last_heard = later(node.last_heard)
+            if node.last_status is not None:
+                node.last_status = later(node.last_status)
+            for lstate in node.links.values():
+                if lstate.status != "dead" and lstate.last_heard is not None:
+                    lstate.last_heard = later(lstate.last_heard)
+
     def tick(self, now: float) -> list[LivenessEvent]:
         events: list[LivenessEvent] = []
         for node in self.nodes.values():

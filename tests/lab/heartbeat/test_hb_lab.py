@@ -664,3 +664,30 @@ def test_a_healed_partition_between_debian_heartbeat_and_vigil_leaves_one_answer
     wait_until(lambda: hb.client_answer() == "server5", 5,
                lambda: diagnosis("server5 still answering"))
     assert hb.holders() == {"server5"}
+
+
+def test_a_stalled_holder_resumes_without_judging_anyone_from_its_stale_clock(hb):
+    """SIGSTOP of the holder's daemon for 2.5 x deadtime, then SIGCONT.
+
+    The peer takes over meanwhile (a split: no fencing, duplicate probe off). On
+    resuming, the holder must read what queued while it slept before judging:
+    it declares neither its peer nor the ping node dead, keeps its home group,
+    and the peer gives it back (auto_failback on).
+    """
+    hb.extra = PING
+    hb.start_both()
+    holder = hb.daemons["server5"]
+    holder.signal(signal.SIGSTOP)
+    try:
+        hb.wait_holders({"server5", "server6"}, 10)  # server6 took over: a split
+        time.sleep(1.5)  # a negative window: the stall goes on past 2.5 x deadtime
+    finally:
+        resumed_at = len(holder.output())
+        holder.signal(signal.SIGCONT)
+    hb.wait_holders({"server5"}, 10)
+    hb.wait_client("server5", timeout=10)
+    wait_until(lambda: "heartbeat.stalled" in holder.output()[resumed_at:], 5,
+               lambda: "server5 logs its stall\n" + hb.logs())
+    after = holder.output()[resumed_at:]
+    for line in ("peer.dead", "ping.dead", "the peer keeps it"):
+        assert line not in after, f"server5 after SIGCONT:\n{after}"

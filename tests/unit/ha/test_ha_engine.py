@@ -392,3 +392,17 @@ def test_garp_refresh_stops_when_the_groups_are_released_and_a_reload_changes_it
     assert stops and all(isinstance(a, StopGroup) for a in stops)
     assert node.core.refresh_at is None  # leaving, nothing held: no more rounds
     assert not [a for a in node.tick(6.0).actions if isinstance(a, Announce)]
+
+
+def test_a_timer_that_runs_late_by_more_than_keepalive_is_a_stall_not_silence():
+    node = engine()
+    node.start(0.0)
+    node.receive(from_heartbeat(Status(env=None, status="active", deadtime_ms=500,
+                                       protocol=1), seq=1), "eth0", 0.05)
+    assert node.woke(due=0.1, now=0.15).logs == []  # on time: nothing excused
+    out = node.woke(due=0.1, now=2.1)  # stopped for 2 s
+    assert [line.event for line in out.logs] == ["heartbeat.stalled"]
+    assert node.liveness.node("n2").alive
+    assert not [line for line in node.tick(2.1).logs if line.event == "node.dead"]
+    dead = node.tick(2.1 + 0.5)
+    assert [line for line in dead.logs if "dead" in line.event]

@@ -109,3 +109,31 @@ def test_ping_nodes_die_after_deadping_and_are_counted():
 def test_alone_in_the_cluster_comm_is_up_at_once():
     core = Liveness("n1", ["n1"], ["eth0"], T, 0.0)
     assert core.comm_up and core.next_deadline() == float("inf")
+
+
+def test_silence_while_this_process_slept_does_not_kill_a_peer():
+    """Stopped 2 s (deadtime 0.5): the peer's queued packets are read before judging."""
+    core = live(FakeClock(0))
+    core.heard("n2", "eth0", 0.0, status="active")
+    core.heard("n2", "eth1", 0.0, status="active", fresh=False)
+    core.excuse(2.0, now=2.3)  # awake 0.3 s of the 2.3 s since it was last heard
+    assert core.tick(2.3) == []
+    assert core.node("n2").alive
+    assert core.next_deadline() == pytest.approx(2.5)
+    late = core.heard("n2", "eth0", 2.31, status="active")
+    assert not [e for e in late if e.kind is EventKind.LATE_HEARTBEAT and e.severe]
+    dead = core.tick(2.81)  # then silence while awake counts again
+    assert (EventKind.NODE_DEAD, "n2", "") in kinds(dead)
+
+
+def test_an_excuse_never_moves_a_clock_past_now_nor_revives_the_dead():
+    core = live(FakeClock(0))
+    core.heard("n2", "eth0", 1.0, status="active")
+    core.tick(1.6)
+    assert not core.node("n2").alive
+    core.excuse(5.0, now=1.7)
+    assert not core.node("n2").alive and core.node("n2").last_heard == 1.0
+    fresh = live(FakeClock(0))
+    fresh.heard("n2", "eth0", 1.0, status="active")
+    fresh.excuse(5.0, now=1.2)
+    assert fresh.node("n2").last_heard == pytest.approx(1.2)
