@@ -366,10 +366,6 @@ def _check_hacf_host(hacf: hacf_mod.HaCf, facts: HostFacts) -> list[Diagnostic]:
     for entry in hacf.respawn:
         if entry.is_ipfail:
             continue
-        if entry.failfast:
-            out.append(_at(entry.location, hacf.path, Severity.WARNING,
-                           f"failfast {entry.path}: the reboot heartbeat does when it dies is "
-                           "not carried out; it is respawned like a respawn program"))
         if not facts.user_exists(entry.user):
             out.append(_at(entry.location, hacf.path, Severity.ERROR,
                            f"{'failfast' if entry.failfast else 'respawn'}: user {entry.user} "

@@ -161,6 +161,8 @@ class ExtensionConfig:
     smtp_port: int = 25
     mail_from: str | None = None
     state_dir: str = "/var/lib/vigil"
+    #: how this node reboots itself (failed_stop reboot, a dead failfast program)
+    reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
     fence_devices: FrozenMap[str, FenceDevice] = field(default_factory=FrozenMap)
     path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
@@ -218,6 +220,9 @@ KEYWORDS = keyword_table(
             "over its groups", TimeValue(0), 0.0),
     Keyword("control_socket", "unix socket of `vigil status` and friends", PathValue(),
             "/run/vigil/control.sock"),
+    Keyword("reboot_command", "command that reboots this node at once when a resource will "
+            "not stop (failed_stop reboot) or a failfast program dies; the reason is in "
+            "VIGIL_REBOOT_REASON", StrValue("a command"), "/sbin/reboot -nf"),
     Keyword("notify_command", "program run as `PROGRAM EVENT` on cluster events (node dead "
             "or alive, links, groups started, stopped or failed, fencing), with the facts in "
             "VIGIL_* variables: heartbeat's rc.d hooks, keepalived's notify", PathValue(), None),
@@ -247,7 +252,7 @@ KEYWORDS = keyword_table(
             StrValue("a resource")),
 )
 
-_WHOLE_LINE = frozenset({"fence_command"})
+_WHOLE_LINE = frozenset({"fence_command", "reboot_command"})
 
 
 def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
@@ -391,7 +396,7 @@ def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
 _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
-                "smtp_host", "smtp_port", "mail_from", "state_dir")
+                "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command")
 
 
 def _render_value(value: Any) -> str:
@@ -433,17 +438,9 @@ def render(config: ExtensionConfig) -> str:
 def unsupported(config: ExtensionConfig) -> list[str]:
     """Settings vigil accepts but does not carry out (yet): said by check and at start."""
     out = []
-    sections = [("", config.defaults.failed_stop)] + [
-        (f"{o.kind} {o.name}: ", o.settings.get("failed_stop"))
-        for o in (*config.agents.values(), *config.resources.values())]
     if config.state_dir != ExtensionConfig.state_dir:
         out.append(f"state_dir {config.state_dir} is not used yet: vigil keeps heartbeat's "
                    "identity in /var/lib/heartbeat and its own state under /var/lib/vigil")
-    for where, value in sections:
-        if value == "reboot":
-            out.append(f"{where}failed_stop reboot is not carried out: vigil does not reboot "
-                       "the node; a resource that will not stop blocks its group as with "
-                       "failed_stop block (the peer never starts it; an operator must act)")
     return out
 
 

@@ -48,6 +48,7 @@ from vigil.ha.identity import (
 from vigil.ha.metrics import HeartbeatMetrics
 from vigil.ha.notify import Notifier
 from vigil.ha.respawn import Supervisor
+from vigil.ha.selfreboot import SelfReboot
 from vigil.ha.settings import HeartbeatSettings, read_settings
 from vigil.log import event
 from vigil.membership.transports import interface_info
@@ -139,6 +140,10 @@ class HeartbeatDaemon:
         self.notifier = (Notifier(settings.notify_command, settings.me)
                          if settings.notify_command else None)
         self.driver = driver
+        #: failed_stop reboot and failfast: this node reboots itself
+        self.reboot = SelfReboot(settings.reboot_command)
+        if hasattr(driver, "on_reboot"):
+            driver.on_reboot = self.reboot.reboot
         self.socket_path = Path(socket_path)
         self.state_dir = state_dir
         self.action_timeout = action_timeout
@@ -224,7 +229,8 @@ class HeartbeatDaemon:
                       "a heartbeat segment can forge this cluster's packets (a forged "
                       "shutdone moves groups without fencing); use sha1 with a secret")
             if settings.respawn:
-                self.supervisor = Supervisor(list(settings.respawn), dict(settings.env))
+                self.supervisor = Supervisor(list(settings.respawn), dict(settings.env),
+                                             on_failfast=self.reboot.reboot)
                 self.supervisor.start()
             if self.on_ready is not None:
                 self.on_ready()

@@ -9,7 +9,7 @@ options); `test` is the heartbeat daemon's own test driver
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from vigil.errors import UsageError
@@ -18,6 +18,7 @@ from vigil.log import event
 
 if TYPE_CHECKING:
     from vigil.agents.group import Group as AgentGroup
+    from vigil.agents.group import GroupResult
     from vigil.agents.options import AgentOptions, AgentPaths
     from vigil.ha.settings import HeartbeatSettings
 
@@ -37,6 +38,8 @@ class AgentsGroupDriver:
         self.on_verdict: Callable[[str, str, str], None] | None = None
         #: (group, resource, ok) of every in-place restart (metrics)
         self.on_restart: Callable[[str, str, bool], None] | None = None
+        #: failed_stop reboot: reboots the node (the daemon's SelfReboot)
+        self.on_reboot: Callable[[str], Awaitable[None]] | None = None
 
     def reconfigure(self, options: AgentOptions) -> None:
         """vigil.cf reloaded: every group and resource uses the new options from now on
@@ -68,6 +71,7 @@ class AgentsGroupDriver:
         if not result.ok:
             event(log, "group.start_failed", logging.ERROR, group=group.key,
                   reason=result.reason)
+            await self._reboot_if_asked(group, result)
         return bool(result.ok)
 
     async def stop(self, group: Group) -> bool:
@@ -75,7 +79,17 @@ class AgentsGroupDriver:
         if not result.released:
             event(log, "group.not_released", logging.CRITICAL, group=group.key,
                   reason=result.reason)
+            await self._reboot_if_asked(group, result)
         return bool(result.released)
+
+    async def _reboot_if_asked(self, group: Group, result: GroupResult) -> None:
+        """failed_stop reboot: a resource that will not stop reboots the node (heartbeat's
+        "Resource STOP failure. Reboot required!"), so the peer may take over safely."""
+        from vigil.agents.options import StopFailurePolicy
+
+        if result.blocked and result.policy is StopFailurePolicy.REBOOT \
+                and self.on_reboot is not None:
+            await self.on_reboot(result.reason)
 
     async def held(self, group: Group) -> bool:
         from vigil.agents.group import Holding

@@ -6,8 +6,8 @@ to the environment; exit code 100 means "do not start me again". A program that
 keeps dying is not restarted in a tight loop: a restart waits one second, and
 more than `MAX_RESTARTS` exits within `WINDOW` seconds stop the respawning
 with a critical log line (heartbeat logs "respawning too fast" too). `failfast`
-programs are supervised the same way; the reboot heartbeat does when one dies
-is not carried out (`vigil check` and the start say so).
+programs are supervised the same way until one dies: then the node reboots, as
+heartbeat does (vigil.cf `reboot_command`).
 
 `RespawnPolicy` is the pure part (exits and times in, a decision out); the
 `Supervisor` runs the processes on the daemon's loop.
@@ -21,7 +21,7 @@ import logging
 import os
 import shlex
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from vigil.log import event
@@ -70,8 +70,11 @@ class Supervisor:
     """Runs each program, restarts it by its policy, ends them all at `stop`."""
 
     def __init__(self, programs: list[Program], env: Mapping[str, str] | None = None,
-                 policy: RespawnPolicy | None = None):
+                 policy: RespawnPolicy | None = None,
+                 on_failfast: Callable[[str], Awaitable[None]] | None = None):
         self.programs = programs
+        #: a failfast program died: reboot the node (without it: respawned like respawn)
+        self.on_failfast = on_failfast
         self.env = dict(env or {})
         self._policy_template = policy or RespawnPolicy()
         self.processes: dict[int, asyncio.subprocess.Process] = {}
@@ -107,6 +110,12 @@ class Supervisor:
                 self.processes.pop(number, None)
                 if self._stopping:
                     return
+            if program.failfast and self.on_failfast is not None:
+                event(log, "respawn.exited", logging.CRITICAL, kind=kind,
+                      program=program.command, code=code, decision="reboot the node")
+                await self.on_failfast(f"failfast program {program.command} exited "
+                                       f"(code {code})")
+                return
             wait, why = policy.exited(code, loop.time())
             level = logging.CRITICAL if wait is None else logging.WARNING
             event(log, "respawn.exited", level, kind=kind, program=program.command,

@@ -94,6 +94,8 @@ class HeartbeatSettings:
     debug: int = 0
     stonith_hosts: tuple[StonithHost, ...] = ()
     fence_command: str | None = None
+    #: vigil.cf reboot_command: failed_stop reboot and failfast
+    reboot_command: str = "/sbin/reboot -nf"
     fence_before_takeover: bool = True
     fence_policy: str = "require"
     fence_timeout: float = 60.0
@@ -174,9 +176,6 @@ def from_config(cluster: ClusterConfig, me: str,
     warnings.extend(unsupported(extension))
     programs = tuple(Program(r.user, r.command, r.failfast) for r in hacf.respawn
                      if not r.is_ipfail)
-    warnings.extend(f"failfast {p.command}: the reboot heartbeat does when it dies is not "
-                    "carried out; it is respawned like a respawn program"
-                    for p in programs if p.failfast)
     if cluster.authkeys.auth is None:  # `load` refuses such a file first
         raise VigilError(f"{cluster.authkeys.path}: no 'auth N' line: say which key signs "
                          "outgoing packets")
@@ -202,7 +201,7 @@ def from_config(cluster: ClusterConfig, me: str,
         fence_agents=tuple((d.node, d.agent, tuple(d.params.items()))
                            for d in extension.fence_devices.values()),
         stonith_hosts=stonith,
-        fence_command=extension.fence_command,
+        fence_command=extension.fence_command, reboot_command=extension.reboot_command,
         fence_before_takeover=extension.fence_before_takeover,
         fence_timeout=extension.fence_timeout, takeover_delay=extension.takeover_delay,
         garp_refresh=extension.garp_refresh, notify_command=extension.notify_command,

@@ -691,3 +691,60 @@ def test_a_stalled_holder_resumes_without_judging_anyone_from_its_stale_clock(hb
     after = holder.output()[resumed_at:]
     for line in ("peer.dead", "ping.dead", "the peer keeps it"):
         assert line not in after, f"server5 after SIGCONT:\n{after}"
+
+
+STUCK = """#!/bin/sh
+# a heartbeat resource script whose stop always fails
+case "$1" in
+    start) touch /run/stuck.state; exit 0 ;;
+    stop) exit 1 ;;
+    status) if [ -e /run/stuck.state ]; then echo running; exit 0; fi; echo stopped; exit 3 ;;
+esac
+exit 0
+"""
+
+
+def _self_reboot_setup(hb, vigil_cf: str) -> Path:
+    """Both nodes configured with a reboot_command that records why and then kills the
+    daemon (the lab's stand-in for `reboot -nf`: the node falls silent at once)."""
+    marker = hb.lab.directory / "rebooted"
+    for name in ("server5", "server6"):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/etc/ha.d/resource.d/stuck", STUCK, mode=0o755)
+        host.write_file("/etc/vigil-test/reboot",
+                        f'#!/bin/sh\necho "$(hostname) $VIGIL_REBOOT_REASON" >> {marker}\n'
+                        "kill -9 $PPID\n", mode=0o755)
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\n"
+                        "reboot_command /etc/vigil-test/reboot\n" + vigil_cf)
+    return marker
+
+
+def test_failed_stop_reboot_reboots_the_node_whose_resource_will_not_stop(hb):
+    hb.haresources = f"server5.example.com IPaddr::{VIP}/24/eth0 stuck\n"
+    marker = _self_reboot_setup(hb, "stop_retries 1\nagent stuck\n    failed_stop reboot\n")
+    for name in ("server5", "server6"):
+        hb.responder(name)
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    hb.lab.host("server5").run([VIGIL, "standby"])
+    wait_until(marker.exists, 15, lambda: "server5 rebooted itself\n" + hb.logs())
+    said = marker.read_text()
+    assert said.startswith("server5") and "stuck would not stop" in said
+    assert hb.daemons["server5"].wait(10), "the reboot command ran: server5's daemon is gone"
+    assert "node.reboot" in hb.daemons["server5"].output()
+    # the peer sees the node die and takes the group over (stuck starts there)
+    wait_until(lambda: "running (peer dead)" in hb.daemons["server6"].output(), 15,
+               lambda: "server6 took over\n" + hb.logs())
+    assert "server6" in hb.holders()
+
+
+def test_a_dead_failfast_program_reboots_the_node(hb):
+    hb.extra = "failfast root /bin/sh -c 'sleep 1; exit 3'"
+    marker = _self_reboot_setup(hb, "")
+    hb.responder("server6")
+    hb.start("server6", configure=False)
+    wait_until(marker.exists, 15, lambda: "server6 rebooted itself\n" + hb.logs())
+    said = marker.read_text()
+    assert said.startswith("server6") and "failfast program" in said and "code 3" in said
+    assert hb.daemons["server6"].wait(10)

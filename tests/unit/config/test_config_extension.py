@@ -112,11 +112,14 @@ def test_agent_options_drive_the_agents():
     assert plain.on_stop_failure is StopFailurePolicy.BLOCK
 
 
-def test_failed_stop_reboot_is_reported_as_not_carried_out():
-    from vigil.config.extension import parse, unsupported
+def test_failed_stop_reboot_is_carried_out_with_the_reboot_command():
+    from vigil.config.extension import parse, render, unsupported
     assert unsupported(parse("restart_limit 2\n")) == []
-    [problem] = unsupported(parse("agent mysqld\n    failed_stop reboot\n"))
-    assert problem.startswith("agent mysqld: failed_stop reboot is not carried out")
+    assert unsupported(parse("agent mysqld\n    failed_stop reboot\n")) == []
+    assert parse("").reboot_command == "/sbin/reboot -nf"  # heartbeat's cl_reboot
+    config = parse("reboot_command /usr/local/sbin/self-fence --now now\n")
+    assert config.reboot_command == "/usr/local/sbin/self-fence --now now"
+    assert parse(render(config)) == config
     said = unsupported(parse("state_dir /srv/vigil\nmetrics_address 127.0.0.1:9694\n"))
     assert [p.split(" ", 1)[0] for p in said] == ["state_dir"]
 
