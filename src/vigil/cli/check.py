@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from vigil.cluster.loader import CheckReport, ConfigPaths, HostFacts, check
@@ -35,6 +38,9 @@ def register(subparsers: Any) -> None:
                         help="check as this node (default: this machine, `uname -n`)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not list ignored directives (notes)")
+    parser.add_argument("--no-fence-monitor", action="store_true",
+                        help="do not ask vigil.cf's fence agents `monitor` (they are asked "
+                             "when checking as this machine)")
     parser.set_defaults(handler=cmd_check)
 
 
@@ -62,8 +68,20 @@ def print_report(report: CheckReport, host: str, quiet: bool = False,
     print(f"vigil check: {summary} (checked {report.config.paths.ha_dir} as {host})", file=out)
 
 
+#: how long `vigil check` waits for a fence agent's monitor
+FENCE_MONITOR_TIMEOUT = 30.0
+
+
+def _ask_fence_agent(agent: str, params: Mapping[str, str]) -> str | None:
+    from vigil.ha.fencing import fence_monitor
+
+    return asyncio.run(fence_monitor(agent, params, FENCE_MONITOR_TIMEOUT))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     facts = HostFacts.this_host(args.host)
+    if facts.interfaces is not None and not args.no_fence_monitor:  # checking this machine
+        facts = dataclasses.replace(facts, fence_monitor=_ask_fence_agent)
     report = check(ConfigPaths(args.dir, args.drbd_conf), facts)
     print_report(report, facts.hostname, args.quiet)
     return report.exit_code

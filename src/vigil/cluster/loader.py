@@ -33,7 +33,7 @@ import os
 import pwd
 import socket
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vigil.agents.factory import builtin_argument_problem
@@ -122,6 +122,9 @@ class HostFacts:
     local_addresses: frozenset[str] | None = None
     user_exists: Callable[[str], bool] = _user_exists
     executable: Callable[[str], bool] = lambda p: os.path.isfile(p) and os.access(p, os.X_OK)
+    #: asks a fence agent `action=monitor` (agent, parameters -> None or what failed);
+    #: None: not asked (checking for another host, or the caller cannot run agents)
+    fence_monitor: Callable[[str, Mapping[str, str]], str | None] | None = None
 
     @classmethod
     def this_host(cls, hostname: str | None = None) -> HostFacts:
@@ -244,7 +247,7 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
             parsed_ext = extension_mod.analyze(_read_text(paths.vigil_cf), paths.vigil_cf)
             out.extend(parsed_ext.diagnostics)
             extension = parsed_ext.model
-            out.extend(_check_extension(extension, resources))
+            out.extend(_check_extension(extension, resources, facts))
             if extension.notify_command and not facts.executable(extension.notify_command):
                 out.append(Diagnostic(Severity.ERROR, Location(paths.vigil_cf),
                                       f"notify_command {extension.notify_command}: not an "
@@ -415,7 +418,8 @@ def _check_resources(resources: haresources_mod.HaResources,
 
 
 def _check_extension(extension: extension_mod.ExtensionConfig,
-                     resources: haresources_mod.HaResources) -> list[Diagnostic]:
+                     resources: haresources_mod.HaResources,
+                     facts: HostFacts | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     names = {r.name for r in resources.resources}
     labels = {r.label for r in resources.resources}
@@ -435,6 +439,13 @@ def _check_extension(extension: extension_mod.ExtensionConfig,
                            f"fence {device.node}: fence agent {device.agent} not found (looked "
                            "in /usr/sbin, /sbin, /usr/local/sbin and PATH; Debian: apt-get "
                            "install fence-agents)"))
+        elif facts is not None and facts.fence_monitor is not None:
+            problem = facts.fence_monitor(device.agent, dict(device.params))
+            if problem is not None:
+                out.append(_at(device.location, extension.path, Severity.ERROR,
+                               f"fence {device.node}: {problem}: this node could not fence "
+                               f"{device.node}, and a takeover from it would wait for a fence "
+                               "that cannot succeed"))
     return out
 
 

@@ -36,7 +36,7 @@ from vigil.errors import ConfigError, EnvironmentProblem, VigilError
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
-from vigil.ha.fencing import fence_off
+from vigil.ha.fencing import fence_monitor, fence_off
 from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
 from vigil.ha.identity import (
     DEFAULT_STATE_DIR,
@@ -228,6 +228,8 @@ class HeartbeatDaemon:
                       reason="authkeys selects crc, which authenticates nothing: any host on "
                       "a heartbeat segment can forge this cluster's packets (a forged "
                       "shutdone moves groups without fencing); use sha1 with a secret")
+            if settings.fence_agents:
+                self._spawn(self._ask_fence_agents())
             if settings.respawn:
                 self.supervisor = Supervisor(list(settings.respawn), dict(settings.env),
                                              on_failfast=self.reboot.reboot)
@@ -350,6 +352,17 @@ class HeartbeatDaemon:
 
     def _spawn_action(self, action: object) -> None:
         self._spawn(self._act(action))
+
+    async def _ask_fence_agents(self) -> None:
+        """At start, as `vigil check` does: a fence device that does not answer `monitor`
+        is said now, not found out when a node must be fenced."""
+        for node, agent, params in self.settings.fence_agents:
+            problem = await fence_monitor(agent, dict(params), self.settings.fence_timeout)
+            if problem is None:
+                event(log, "fence.monitor", node=node, agent=agent, ok=True)
+            else:
+                event(log, "fence.monitor", logging.ERROR, node=node, agent=agent, ok=False,
+                      detail=problem, consequence=f"fencing {node} would fail")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

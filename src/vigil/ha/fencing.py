@@ -57,3 +57,16 @@ async def fence_off(agent: str, params: Mapping[str, str], timeout: float) -> Fe
         return FenceOutcome(False, f"{agent} said off, but action=status does not confirm it "
                             f"({said}; 2 means off)")
     return FenceOutcome(True, f"{agent}: off, and status confirms it")
+
+
+async def fence_monitor(agent: str, params: Mapping[str, str], timeout: float) -> str | None:
+    """None when the agent answers `action=monitor` (its device is reachable), else why not:
+    a fence device that cannot be reached would only be found out when a node must die."""
+    result = await run_agent(agent, "monitor", params, timeout)
+    if result is None:
+        return f"fence agent {agent} not found"
+    if result.ok:
+        return None
+    why = "timed out" if result.timed_out else f"exit {result.returncode}"
+    said = result.output.strip().splitlines()
+    return f"{agent} action=monitor failed ({why})" + (f": {said[-1][:200]}" if said else "")

@@ -279,6 +279,11 @@ def test_a_dead_peer_is_fenced_by_a_fence_agent_before_the_takeover(hb, device):
     for name in ("server5", "server6"):
         hb.start(name, configure=False)
     hb.wait_holders({"server5"}, 20)
+    # at start each node asks its fence device `monitor`, as `vigil check` does (both
+    # of fence_dummy's devices answer it: the failing one fails only to power off)
+    asked = "fence.monitor node=server5.example.com agent=fence_dummy ok=True"
+    wait_until(lambda: asked in hb.daemons["server6"].output(), 20,
+               lambda: f"server6 logs '{asked}'\n" + hb.logs())
     hb.lab.crash("server5")
     server6 = hb.lab.host("server6")
     if device == "file":

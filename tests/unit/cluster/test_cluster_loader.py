@@ -287,3 +287,36 @@ def test_heartbeat_rc_d_hooks_a_user_added_are_named_and_notify_command_checked(
     report = loader.check(ConfigPaths(str(d)), HostFacts("server5.example.com"))
     assert not [e for e in report.errors if "notify_command" in e.message]
     assert any(f"notify_command {program} runs" in w.message for w in report.warnings)
+
+
+def test_a_fence_agent_that_does_not_answer_monitor_is_an_error_at_its_section(tmp_path):
+    import asyncio
+    import dataclasses
+
+    from vigil.ha.fencing import fence_monitor
+
+    d = seed_dir(tmp_path, "lvs")
+    agent = tmp_path / "fence_lab"
+    agent.write_text(f"#!/bin/sh\ncat > {tmp_path}/asked\n"
+                     f"grep -q reachable=yes {tmp_path}/asked && exit 0\n"
+                     "echo 'Failed: Unable to connect to the device' >&2\nexit 1\n")
+    agent.chmod(0o755)
+
+    def check(reachable: str, ask: bool = True):
+        (d / "vigil.cf").write_text(f"# fencing\nfence server6.example.com\n    agent {agent}\n"
+                                    f"    reachable {reachable}\n")
+        facts = HostFacts("server5.example.com")
+        if ask:
+            facts = dataclasses.replace(facts, fence_monitor=lambda a, p: asyncio.run(
+                fence_monitor(a, p, 10)))
+        return [e for e in loader.check(ConfigPaths(str(d)), facts).errors
+                if e.location.path.endswith("vigil.cf")]
+
+    [error] = check("no")
+    assert error.location.line == 2
+    assert "action=monitor failed (exit 1): Failed: Unable to connect" in error.message
+    assert "action=monitor\n" in (tmp_path / "asked").read_text()
+    assert check("yes") == []
+    (tmp_path / "asked").unlink()
+    assert check("no", ask=False) == []  # another host's check: the agent is not run
+    assert not (tmp_path / "asked").exists()
