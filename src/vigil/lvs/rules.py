@@ -13,6 +13,7 @@ the caller passes them in, so this module stays pure.
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import shlex
 from collections.abc import Callable, Iterable, Sequence
@@ -104,19 +105,14 @@ def service_words(key: ServiceKey, name: Namer = numeric_name) -> str:
     return f"{flag} {name(key.address, key.port, key.protocol)}"
 
 
-def _full_mask(service: VirtualService) -> bool:
-    mask = service.netmask
-    return mask is None or mask in ("255.255.255.255", "32" if service.key.family == 4
-                                    else "128")
-
-
 def service_line(service: VirtualService, name: Namer = numeric_name) -> str:
     """`-A ... -s SCHED [-p T [-M MASK]] [-o] [-b FLAGS]`: ipvsadm's order, then -o and -b,
-    which ipvsadm 1.31 leaves out (vigil writes them so that a restore loses nothing)."""
+    which ipvsadm 1.31 leaves out (vigil writes them so that a restore loses nothing; -M
+    too whenever a mask was given, where ipvsadm leaves out the full one)."""
     line = f"-A {service_words(service.key, name)} -s {service.scheduler}"
     if service.persistent is not None:
         line += f" -p {service.persistent}"
-        if not _full_mask(service):
+        if service.netmask is not None:
             line += f" -M {service.netmask}"
     if service.ops:
         line += " -o"
@@ -203,7 +199,9 @@ def add_rule_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
     parser.add_argument("-y", "--l-threshold", dest="lower", type=int, default=0)
 
 
+@functools.lru_cache(maxsize=1)
 def _rule_parser() -> _Parser:
+    """One parser for every line (argparse keeps no state between parse_args calls)."""
     parser = _Parser(prog="ipvsadm", add_help=False, allow_abbrev=False)
     add_rule_options(parser)
     return parser
@@ -371,15 +369,34 @@ def _words(line: str) -> list[str]:
 
 def plan(rules: Iterable[Rule], table: Table) -> list[tuple[int, Operation]]:
     """Rules -> operations on `table` (a -C becomes a deletion of every service then held),
-    each with its line; a rule that does not fit raises `RuleError` with its line."""
+    each with its line; a rule that does not fit raises `RuleError` with its line.
+    Applied in runs between -C's, not line by line: a long input stays linear."""
     operations: list[tuple[int, Operation]] = []
+    run: list[tuple[int, Operation]] = []
     for rule in rules:
-        command = rule.command
-        steps: list[Operation] = (
-            [DeleteService(s.key) for s in table] if isinstance(command, Clear) else [command])
+        if isinstance(rule.command, Clear):
+            table = _apply_located(table, run)
+            operations += run
+            run = [(rule.line, DeleteService(s.key)) for s in table]
+        else:
+            run.append((rule.line, rule.command))
+    _apply_located(table, run)
+    return operations + run
+
+
+def _apply_located(table: Table, steps: list[tuple[int, Operation]]) -> Table:
+    """`steps` applied to `table`; when one does not fit, the first such is found by
+    bisection and its line named."""
+    try:
+        return apply_operations(table, [op for _, op in steps])
+    except OperationError as first:
+        failure = first
+    fits, fails = 0, len(steps)  # the shortest failing prefix lies in (fits, fails]
+    while fails - fits > 1:
+        middle = (fits + fails) // 2
         try:
-            table = apply_operations(table, steps)
+            apply_operations(table, [op for _, op in steps[:middle]])
+            fits = middle
         except OperationError as exc:
-            raise RuleError(str(exc), rule.line) from None
-        operations.extend((rule.line, step) for step in steps)
-    return operations
+            fails, failure = middle, exc
+    raise RuleError(str(failure), steps[fails - 1][0]) from None
