@@ -285,3 +285,44 @@ def test_a_backend_without_counters_connections_or_timeouts_says_so(run_dir):
             assert done.code == 1 and what in done.err, (words, done)
             assert done.out == ""
     with_director(MemoryBackend(), scenario)
+
+
+def test_tcpfin_ends_a_half_closed_connection(run_dir):
+    async def scenario(director):
+        stay = asyncio.Event()
+
+        async def half_closing(reader, writer):  # answers, then keeps its side open
+            writer.write(await reader.readline())
+            await writer.drain()
+            await reader.read()
+            await stay.wait()
+            writer.close()
+        server = await asyncio.start_server(half_closing, "127.0.0.2", 0)
+        port = server.sockets[0].getsockname()[1]
+        vport = free_port()
+        rules = f"-A -t {VIP}:{vport} -s rr\n-a -t {VIP}:{vport} -r 127.0.0.2:{port} -m\n"
+        assert (await lvs("-R", stdin=rules.encode())).code == 0
+        assert (await lvs("--set", "0", "1", "0")).code == 0  # tcp stays as it was
+        reader, writer = await asyncio.open_connection(VIP, vport)
+        writer.write(b"bye\n")
+        assert await _read_line(reader) == "bye"
+        listing = (await lvs("-L", "-c", "-n")).lines
+        assert [row.split()[2] for row in listing[2:]] == ["ESTABLISHED"]
+        writer.write_eof()
+
+        async def states() -> list[str]:
+            return [row.split()[2] for row in (await lvs("-L", "-c", "-n")).lines[2:]]
+
+        async def fin_wait() -> bool:
+            return await states() == ["FIN_WAIT"]
+
+        async def gone() -> bool:
+            return await states() == []
+        await until(fin_wait, timeout=5)
+        await until(gone, timeout=5)  # idle half-closed longer than tcpfin: ended
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(reader.read(100), 5) == b""
+        stay.set()
+        writer.close()
+        server.close()
+    with_director(userspace(), scenario)
