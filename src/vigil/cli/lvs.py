@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from vigil.control.server import MAX_REQUEST
 from vigil.director import codec, control, daemon
 from vigil.errors import UsageError, VigilError
 from vigil.lvs import rules
@@ -328,7 +329,13 @@ def restore(args: argparse.Namespace) -> int:
         steps = rules.plan(parsed, table)
     except rules.RuleError as exc:
         raise VigilError(f"restore: {exc}; nothing applied") from None
-    _send_edit(instance, [op for _, op in steps])
+    payload = _edit_request([op for _, op in steps])
+    size = len(json.dumps(payload)) + 1
+    if size > MAX_REQUEST:
+        raise VigilError(f"restore: {len(parsed)} rules make one request of {size // 1024} KiB; "
+                         f"a director takes at most {MAX_REQUEST // 1024} KiB at once: "
+                         "split the input; nothing applied")
+    control.request(instance, payload)
     return 0
 
 
@@ -381,10 +388,9 @@ def _target_instance(asked: str | None) -> str:
     return daemon.MANUAL_INSTANCE
 
 
-def _send_edit(instance: str, operations: list[Operation]) -> None:
-    payload = {"command": "edit", "operations": [codec.operation_to_json(op)
-                                                 for op in operations]}
-    control.request(instance, payload)
+def _edit_request(operations: list[Operation]) -> dict[str, Any]:
+    return {"command": "edit",
+            "operations": [codec.operation_to_json(op) for op in operations]}
 
 
 def edit(args: argparse.Namespace) -> int:
@@ -393,5 +399,5 @@ def edit(args: argparse.Namespace) -> int:
     if clear:
         answer = control.request(instance, {"command": "status"})
         operations = [DeleteService(codec.key_from_json(s["key"])) for s in answer["table"]]
-    _send_edit(instance, operations)
+    control.request(instance, _edit_request(operations))
     return 0

@@ -326,3 +326,13 @@ def test_tcpfin_ends_a_half_closed_connection(run_dir):
         writer.close()
         server.close()
     with_director(userspace(), scenario)
+
+
+def test_a_restore_larger_than_one_request_is_refused_whole(run_dir):
+    async def scenario(director):
+        before = (await lvs("-S", "-n")).out
+        rules = "".join(f"-A -t 127.0.{n // 250}.{n % 250 + 1}:80 -s rr\n" for n in range(2000))
+        done = await lvs("-R", stdin=rules.encode())
+        assert done.code == 1 and "split the input; nothing applied" in done.err
+        assert (await lvs("-S", "-n")).out == before
+    with_director(MemoryBackend(), scenario)
