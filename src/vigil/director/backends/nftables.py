@@ -433,11 +433,19 @@ class NftablesBackend(Backend):
                 vlog.event(log, "nftables.sample_failed", logging.WARNING, error=exc)
                 continue
             self._samples = [*self._samples[-1:], sample]
+            self._forget_zeros(sample)
+
+    def _forget_zeros(self, sample: _Sample) -> None:
+        """A counter gone from the kernel takes its -Z baseline with it: made anew, it
+        counts from 0 by itself."""
+        for name in [n for n in self._zeroed if n not in sample.counters]:
+            del self._zeroed[name]
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         if self._plan is None:
             return {}
         now = await self._sample()
+        self._forget_zeros(now)
         previous = self._samples[-1] if self._samples else None
         conntrack = await asyncio.to_thread(_nat_connections, self._plan)
         result: dict[ServiceKey, ServiceStats] = {}
