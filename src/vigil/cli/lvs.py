@@ -250,9 +250,19 @@ def _figures(stats: dict[str, Any] | None, rate: bool, exact: bool, real: bool =
 
 def list_connections(args: argparse.Namespace) -> int:
     """ipvsadm -L -c: what each director's data path tracks, or why it cannot say."""
-    entries = []
+    entries, untracked, services = [], [], 0
     for name in _instances(args.instance):
-        entries += control.request(name, {"command": "connections"})["connections"]
+        answer = control.request(name, {"command": "connections"})
+        entries += answer["connections"]
+        untracked += [codec.key_from_json(k) for k in answer.get("untracked", [])]
+        services += answer.get("services", 0)
+    if untracked and len(untracked) == services:
+        raise VigilError("no connection state to list: the data path keeps none for "
+                         f"{', '.join(k.label for k in untracked)} (direct routing, tunnels "
+                         "and fwmark services through nftables; see docs/dataplane.md)")
+    for key in untracked:
+        print(f"vigil: {key.label}: not listed, its data path keeps no connection state",
+              file=sys.stderr)
     entries.sort(key=lambda c: (c["virtual"], c["source"]))
     if args.json:
         print(json.dumps(entries, indent=2))

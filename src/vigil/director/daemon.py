@@ -545,7 +545,9 @@ class Director:
             return {"ok": True}
         if command == "connections":
             return {"ok": True, "connections": [codec.connection_to_json(c) for c in
-                                                await self.backend.connections()]}
+                                                await self.backend.connections()],
+                    "services": len(await self.backend.read()),
+                    "untracked": [codec.key_to_json(k) for k in await self.backend.untracked()]}
         if command == "timeouts":
             return {"ok": True, "timeouts": vars(await self.backend.timeouts())}
         if command == "set-timeouts":

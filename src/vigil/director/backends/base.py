@@ -150,6 +150,10 @@ class Backend(abc.ABC):
         """ipvsadm -L -c: the connections the data path tracks now."""
         raise BackendError(f"the {self.name} backend cannot list connections")
 
+    async def untracked(self) -> list[ServiceKey]:
+        """Services whose connections the data path keeps no state for (-L -c says so)."""
+        return []
+
     async def timeouts(self) -> Timeouts:
         """ipvsadm -L --timeout."""
         raise BackendError(f"the {self.name} backend has no connection timeouts to show")

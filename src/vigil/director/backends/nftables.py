@@ -516,6 +516,15 @@ class NftablesBackend(Backend):
                         self._zeroed[name] = now.counters[name]
         self._samples = []
 
+    async def untracked(self) -> list[ServiceKey]:
+        """Services with a real server that is not NAT, and fwmark services: the director
+        sees one direction of their connections and keeps no state for them."""
+        if self._plan is None:
+            return []
+        return [s.key for s in self._plan.services
+                if not s.key.address or any(r.real.forward is not Forward.MASQ
+                                            for r in s.reals if not r.retired)]
+
     async def connections(self) -> list[Connection]:
         """NAT connections, from conntrack; direct routing keeps no per-connection state
         (the director sees one direction only), so those are not listed."""
