@@ -29,7 +29,7 @@ from vigil.lvs.operations import DeleteService, Operation
 from vigil.lvs.table import Forward, Protocol
 
 HEADER = "IP Virtual Server version 1.2.1 (size=4096)"
-#: the longest timeout --set takes, in seconds (ipvsadm's limit)
+#: the longest timeout --set takes, in seconds
 MAX_TIMEOUT = daemon.MAX_TIMEOUT
 
 

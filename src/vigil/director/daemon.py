@@ -66,7 +66,7 @@ MANUAL_INSTANCE = "lvs"
 POLL_INTERVAL = 1.0
 #: Changes arriving within this window are applied as one transaction.
 SYNC_BATCH = 0.005
-#: The longest connection timeout --set takes, in seconds (ipvsadm: 31 days).
+#: The longest connection timeout --set takes, in seconds (31 days).
 MAX_TIMEOUT = 31 * 24 * 3600
 #: How long fallbackcommand and callback may run.
 COMMAND_TIMEOUT = 30.0

@@ -15,8 +15,9 @@ estimates are kept as IPVS does. fwmark services need the kernel.
 Clients are strangers: the proxy holds at most as many descriptors as the
 process may open minus a reserve for the health checks, the control socket
 and the logs (a flood of connections must not blind the checks); TCP
-connections idle for IPVS's established timeout and UDP flows idle for its
-udp timeout are closed; a datagram from a new source (spoofable) opens a
+connections idle for IPVS's established timeout, half-closed ones idle for its
+tcpfin timeout and UDP flows idle for its udp timeout are closed (`vigil lvs
+--set` changes the three); a datagram from a new source (spoofable) opens a
 session only while descriptors and pending opens allow.
 """
 
