@@ -52,6 +52,8 @@ COMMANDS = ("add_service", "edit_service", "delete_service", "add_server", "edit
 MAX_LINE = 4096
 #: a restore input longer than this is refused (it is read whole, checked whole)
 MAX_INPUT = 16 << 20
+#: IPVS's scheduler names are shorter than this (IP_VS_SCHEDNAME_MAXLEN)
+SCHED_NAME_MAX = 16
 #: persistence timeouts and firewall marks are 32-bit in IPVS
 U32 = 2**32 - 1
 
@@ -294,8 +296,12 @@ def command_of(args: argparse.Namespace, ports: PortLookup = numeric_ports) -> C
 def _command(verb: str, args: argparse.Namespace, ports: PortLookup) -> Command:
     key = _service_key(args, ports)
     if verb in ("add_service", "edit_service"):
+        scheduler = args.scheduler or "wlc"
+        if not (scheduler.isascii() and scheduler.isalnum() and scheduler.islower()
+                and len(scheduler) < SCHED_NAME_MAX):
+            raise RuleError(f"bad scheduler name {scheduler!r}")
         service = VirtualService(
-            key, scheduler=args.scheduler or "wlc", persistent=args.persistent,
+            key, scheduler=scheduler, persistent=args.persistent,
             netmask=_netmask(args.netmask, key.family), ops=args.ops,
             sched_flags=_sched_flags(args.sched_flags))
         if service.persistent is not None and not 0 <= service.persistent <= U32:

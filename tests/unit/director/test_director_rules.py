@@ -81,6 +81,7 @@ def test_a_bad_line_is_named_by_its_number():
                           ("-A -t 198.51.100.10:80 -M 255.0.255.0", "bad netmask"),
                           ("-A -f 1 -6 -p 1 -M 255.255.255.0", "bad netmask"),
                           ("ipvsadm", "no command"),
+                          ("-A -t 198.51.100.10:80 -s 'w lc'", "bad scheduler name"),
                           ("-A -t 198.51.100.10:80 \x07", "control character")):
         with pytest.raises(rules.RuleError, match=problem) as caught:
             rules.parse_rules("\n" + line)
