@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vigil.director.backends.base import ServiceStats
+from vigil.director.backends.base import Connection, ServiceStats
 from vigil.lvs.operations import (
     AddReal,
     AddService,
@@ -110,3 +110,9 @@ def stats_to_json(stats: dict[ServiceKey, ServiceStats]) -> list[dict[str, Any]]
                        "rates": dict(rs.rates.__dict__)} for rk, rs in service.reals.items()],
         })
     return out
+
+
+def connection_to_json(connection: Connection) -> dict[str, Any]:
+    return {"protocol": connection.protocol, "expire": connection.expire,
+            "state": connection.state, "source": list(connection.source),
+            "virtual": list(connection.virtual), "destination": list(connection.destination)}

@@ -27,7 +27,7 @@ from vigil.clock import MonotonicClock
 from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
-from vigil.director.backends.base import Backend, BackendError
+from vigil.director.backends.base import Backend, BackendError, Timeouts
 from vigil.director.checkers.base import CheckResult
 from vigil.director.engine import CheckEngine, CheckTarget, targets_for
 from vigil.director.health import (
@@ -66,6 +66,8 @@ MANUAL_INSTANCE = "lvs"
 POLL_INTERVAL = 1.0
 #: Changes arriving within this window are applied as one transaction.
 SYNC_BATCH = 0.005
+#: The longest connection timeout --set takes, in seconds (31 days).
+MAX_TIMEOUT = 31 * 24 * 3600
 #: How long fallbackcommand and callback may run.
 COMMAND_TIMEOUT = 30.0
 
@@ -489,11 +491,30 @@ class Director:
             updated = apply_operations(base, manual_ops)
         except OperationError as exc:
             raise VigilError(str(exc)) from None
+        before = (self.manual, self.unmanaged)
         self.unmanaged = Table()
         self.manual = updated
+        try:
+            await self.sync()
+        except BackendError:
+            # all or nothing: the backend kept its table, so the hand-kept one stays too
+            self.manual, self.unmanaged = before
+            raise
         self._save_manual()
-        await self.sync()
         return "; ".join(n for n in notes if n) or f"{len(operations)} change(s) applied"
+
+    # -- ipvsadm -Z, -L -c, --timeout, --set -----------------------------------------------
+    async def zero(self, key: ServiceKey | None) -> None:
+        if key is not None and (await self.backend.read()).service(key) is None:
+            raise VigilError(f"{key} does not exist")
+        await self.backend.zero(None if key is None else {key})
+
+    async def set_timeouts(self, values: list[Any]) -> Timeouts:
+        if len(values) != 3 or not all(type(v) is int and 0 <= v <= MAX_TIMEOUT
+                                       for v in values):
+            raise VigilError(f"timeouts are three whole seconds 0..{MAX_TIMEOUT} "
+                             "(tcp tcpfin udp; 0 keeps one)")
+        return await self.backend.set_timeouts(Timeouts(*values))
 
     # -- control socket ------------------------------------------------------------------
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -518,6 +539,20 @@ class Director:
             return {"ok": True, "message": await self.edit(operations)}
         if command == "reload":
             return {"ok": await self.reload("control")}
+        if command == "zero":
+            key = request.get("key")
+            await self.zero(None if key is None else codec.key_from_json(key))
+            return {"ok": True}
+        if command == "connections":
+            return {"ok": True, "connections": [codec.connection_to_json(c) for c in
+                                                await self.backend.connections()],
+                    "services": len(await self.backend.read()),
+                    "untracked": [codec.key_to_json(k) for k in await self.backend.untracked()]}
+        if command == "timeouts":
+            return {"ok": True, "timeouts": vars(await self.backend.timeouts())}
+        if command == "set-timeouts":
+            return {"ok": True, "timeouts": vars(await self.set_timeouts(
+                list(request.get("timeouts", []))))}
         if command in ("activate", "deactivate"):
             await self.set_active(command == "activate", bool(request.get("resident")))
             return {"ok": True, "role": self.role.value}

@@ -114,6 +114,43 @@ def _config_entries() -> dict[str, Callable[[random.Random], None]]:
     }
 
 
+#: what `vigil lvs -S` writes, every kind of option in it (the seed's file has few)
+SAVED_RULES = """-A -t 198.51.100.100:80 -s wlc -p 600 -M 255.255.255.0
+-a -t 198.51.100.100:80 -r 198.51.100.1:8080 -m -w 3 -x 100 -y 50
+-a -t 198.51.100.100:80 -r 198.51.100.2:80 -g -w 1
+-A -u [2001:db8::100]:53 -s sh -o -b sh-fallback,sh-port
+-a -u [2001:db8::100]:53 -r [2001:db8::1]:53 -i -w 0
+-A -f 7 -6 -s mh -p 300 -M 64
+-E -t 198.51.100.100:80 -s rr
+-e -t 198.51.100.100:80 -r 198.51.100.2:80 -g -w 5
+-d -t 198.51.100.100:80 -r 198.51.100.2:80
+-D -f 7 -6
+-C
+"""
+
+
+def _rules_entry() -> Callable[[random.Random], None]:
+    """`vigil lvs -R` input: the seed's ipvsadm lines and a saved table, damaged, as bytes
+    through the decoding, the parser and the check against a table."""
+    from vigil.lvs import rules
+    from vigil.lvs.table import Table
+
+    texts = [_seed("ipvsadm.sh"), SAVED_RULES]
+
+    def ports(name: str, protocol: str) -> int | None:
+        return {"http": 80, "domain": 53}.get(name)
+
+    def one(rng: random.Random) -> None:
+        text = mutate_text(rng, rng.choice(texts))
+        data = text.encode("utf-8", "surrogatepass") if rng.random() < 0.7 else \
+            mutate_bytes(rng, text.encode("utf-8", "replace"))
+        try:
+            rules.plan(rules.parse_rules(rules.decode(data), ports), Table())
+        except rules.RuleError as exc:
+            assert exc.line >= 0 and str(exc)
+    return one
+
+
 def _engine_for(state: dict[str, Any], config: Any, uuid: bytes) -> Any:
     """The engine a heartbeat entry point feeds: a fresh one every 500 inputs, so damage
     that piles up in one engine's state is found too, without one input's effect
@@ -298,7 +335,8 @@ def entry_points() -> dict[str, Callable[[random.Random], None]]:
     """Every fuzzed entry point, by name (add new decoders here)."""
     return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
             "heartbeat compressed packet -> engine": _compressed_entry(),
-            "replication frame -> admission": _replication_entry()}
+            "replication frame -> admission": _replication_entry(),
+            "ipvsadm rules -> restore plan": _rules_entry()}
 
 
 @dataclass

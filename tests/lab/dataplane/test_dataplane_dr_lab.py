@@ -232,3 +232,36 @@ def test_checks_leave_from_the_directors_own_address_when_the_kernel_prefers_a_v
         assert {fetch(seed_lab) for _ in range(8)} == {"rs1", "rs2"}
     finally:
         vigil(server5, "director", "stop", check=False)
+
+
+def test_zeroed_counters_count_again_from_zero_and_active_connections_stay(dr_lab):
+    """vigil lvs -Z on the nftables backend: --stats starts again from 0; the ActiveConn
+    estimate (SYNs minus FINs, from the same kernel counters) is not a counter and stays;
+    direct routing keeps no connection state, so -L -c says it has none to list."""
+    lab, server5, _ = dr_lab
+
+    def stats() -> list[list[str]]:
+        lines = vigil(server5, "lvs", "-L", "-n", "--stats", "--exact").stdout.splitlines()
+        return [line.split() for line in lines[3:]]
+
+    def active() -> int:
+        lines = vigil(server5, "lvs", "-L", "-n").stdout.splitlines()
+        return sum(int(line.split()[4]) for line in lines[3:] if line.startswith("  ->"))
+
+    held = connection_to(lab, server5, "rs1")
+    try:
+        for _ in range(4):
+            fetch(lab)
+        assert int(stats()[0][2]) >= 5 and int(stats()[0][3]) > 0
+        before = active()
+        assert before >= 1
+        vigil(server5, "lvs", "-Z")
+        assert all(row[-5:] == ["0"] * 5 for row in stats())
+        assert active() == before
+        fetch(lab)
+        assert int(stats()[0][2]) == 1
+        done = vigil(server5, "lvs", "-L", "-c", "-n", check=False)
+        assert done.returncode == 1 and "no connection state to list" in done.stderr
+        assert f"tcp:{VIP}:80" in done.stderr and done.stdout == ""
+    finally:
+        held.close()

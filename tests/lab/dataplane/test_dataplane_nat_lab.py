@@ -147,3 +147,41 @@ def test_quiesced_nat_server_keeps_its_connections(nat_lab):
     assert {fetch(lab, VIP).split()[0] for _ in range(10)} == {"rs1"}
     assert long_lived.get() == f"rs2 {CLIENT}"
     long_lived.close()
+
+
+def _conns(server5, service: str) -> int:
+    lines = vigil(server5, "lvs", "list", "-n", "--stats", "--exact").stdout.splitlines()
+    return next(int(line.split()[2]) for line in lines if line.split()[1:2] == [service])
+
+
+def test_nat_connections_listed_counters_zeroed_and_timeouts_refused(nat_lab):
+    """vigil lvs -L -c lists conntrack's NAT entries; -Z zeroes one service's counters;
+    --set is refused (conntrack's timeouts are the whole host's, not the director's)."""
+    lab, server5 = nat_lab
+    fetch(lab, VIP6)
+    held = HttpConnection(lab.host("client"), VIP)
+    try:
+        name = held.get().split()[0]
+        real = {"rs1": RS1, "rs2": RS2}[name]
+        done = vigil(server5, "lvs", "-L", "-c", "-n")
+        assert done.stderr == ""  # every service is NAT: nothing left out
+        rows = done.stdout.splitlines()
+        assert rows[0] == "IPVS connection entries"
+        mine = [row.split() for row in rows[2:]
+                if row.split()[3:4] == [f"{CLIENT}:{held.local_port}"]]
+        assert [row[:1] + row[2:] for row in mine] == [
+            ["TCP", "ESTABLISHED", f"{CLIENT}:{held.local_port}", f"{VIP}:80", f"{real}:8080"]]
+
+        v6_before = _conns(server5, f"[{VIP6}]:80")
+        assert _conns(server5, f"{VIP}:80") > 0 and v6_before > 0
+        vigil(server5, "lvs", "-Z", "-t", f"{VIP}:80")
+        assert _conns(server5, f"{VIP}:80") == 0
+        assert _conns(server5, f"[{VIP6}]:80") == v6_before  # only the service named
+        assert active_connections(server5, f"{real}:8080") == 1  # -Z leaves ActiveConn
+        fetch(lab, VIP)
+        assert _conns(server5, f"{VIP}:80") == 1
+    finally:
+        held.close()
+    for words in (["--set", "600", "0", "0"], ["-L", "--timeout"]):
+        done = vigil(server5, "lvs", *words, check=False)
+        assert done.returncode == 1 and "nftables backend" in done.stderr, done

@@ -106,3 +106,29 @@ def test_a_failed_operation_undoes_the_ones_before_it():
         assert await backend.read() == desired
 
     asyncio.run(scenario())
+
+
+def test_the_kernel_s_connection_table_reads_as_ipvsadm_lists_it():
+    from vigil.director.backends.ipvs import parse_connections
+
+    def v4(address: str) -> int:
+        return int.from_bytes(socket.inet_aton(address), "big")
+
+    def v6(address: str) -> str:  # the kernel's %pI6: every group, four digits
+        return socket.inet_pton(socket.AF_INET6, address).hex(":", 2)
+
+    # the kernel's own formats (net/netfilter/ipvs/ip_vs_conn.c, ip_vs_conn_seq_show)
+    text = ("Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
+            + "%-3s %08X %04X %08X %04X %08X %04X %-11s %7u\n" % (  # noqa: UP031 - as printk
+                "TCP", v4("203.0.113.10"), 51230, v4("198.51.100.100"), 80,
+                v4("198.51.100.1"), 8080, "ESTABLISHED", 899)
+            + "%-3s %s %04X %s %04X %s %04X %-11s %7u\n" % (  # noqa: UP031 - as printk
+                "UDP", v6("2001:db8::a"), 5353, v6("2001:db8::100"), 53, v6("2001:db8::1"), 53,
+                "UDP", 42)
+            + "TCP 00000000 garbage\n")
+    assert [(c.protocol, c.expire, c.state, c.source, c.virtual, c.destination)
+            for c in parse_connections(text)] == [
+        ("TCP", 899.0, "ESTABLISHED", ("203.0.113.10", 51230), ("198.51.100.100", 80),
+         ("198.51.100.1", 8080)),
+        ("UDP", 42.0, "UDP", ("2001:db8::a", 5353), ("2001:db8::100", 53),
+         ("2001:db8::1", 53))]

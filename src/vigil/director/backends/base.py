@@ -22,8 +22,8 @@ not). The registry and `choose()` are in the package (`vigil.director.backends`)
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, fields
 
 from vigil.errors import VigilError
 from vigil.lvs.operations import Operation, OperationError, apply_operations
@@ -91,6 +91,33 @@ class ServiceStats:
     reals: dict[RealKey, RealStats] = field(default_factory=dict)
 
 
+def clear(numbers: Counters | Rates) -> None:
+    """Zero in place: open connections hold references to their counters."""
+    for item in fields(numbers):
+        setattr(numbers, item.name, type(getattr(numbers, item.name))())
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection the data path tracks, as `ipvsadm -L -c` lists it."""
+
+    protocol: str  # "TCP", "UDP"
+    expire: float  # seconds until it is forgotten if nothing more passes
+    state: str  # IPVS's names: ESTABLISHED, FIN_WAIT, UDP, ...
+    source: tuple[str, int]
+    virtual: tuple[str, int]
+    destination: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """`ipvsadm --set tcp tcpfin udp`: idle seconds before a connection is forgotten."""
+
+    tcp: int
+    tcpfin: int
+    udp: int
+
+
 class Backend(abc.ABC):
     """Holds a `Table` and makes traffic follow it."""
 
@@ -114,6 +141,27 @@ class Backend(abc.ABC):
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         return {}
+
+    async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        """ipvsadm -Z: counters and rates of `keys` (None: every service) start again at 0."""
+        raise BackendError(f"the {self.name} backend cannot zero counters")
+
+    async def connections(self) -> list[Connection]:
+        """ipvsadm -L -c: the connections the data path tracks now."""
+        raise BackendError(f"the {self.name} backend cannot list connections")
+
+    async def untracked(self) -> list[ServiceKey]:
+        """Services whose connections the data path keeps no state for (-L -c says so)."""
+        return []
+
+    async def timeouts(self) -> Timeouts:
+        """ipvsadm -L --timeout."""
+        raise BackendError(f"the {self.name} backend has no connection timeouts to show")
+
+    async def set_timeouts(self, wanted: Timeouts) -> Timeouts:
+        """ipvsadm --set (0 keeps a value); returns what holds now. A backend that
+        cannot honour them refuses: a timeout accepted must be one that works."""
+        raise BackendError(f"the {self.name} backend cannot set connection timeouts")
 
     async def set_active(self, active: bool) -> None:  # noqa: B027 - optional hook
         """Become the active director, or a warm standby (False).

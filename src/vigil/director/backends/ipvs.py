@@ -29,6 +29,7 @@ from vigil import log as vlog
 from vigil.director.backends.base import (
     Backend,
     BackendError,
+    Connection,
     Counters,
     Rates,
     RealStats,
@@ -187,6 +188,46 @@ def _stats(attrs: dict[str, Any]) -> tuple[Counters, Rates]:
                   out_pps=values.get("outpps", 0), in_bps=values.get("inbps", 0),
                   out_bps=values.get("outbps", 0))
     return counters, rates
+
+
+#: the kernel's connection table, which ipvsadm -L -c reads too
+CONN_PROC_FILE = "/proc/net/ip_vs_conn"
+
+
+def _proc_address(text: str) -> str:
+    """An address as /proc/net/ip_vs_conn prints it: 8 hex digits, or IPv6 in full."""
+    if ":" in text:
+        return str(ipaddress.IPv6Address(text))
+    if len(text) != 8:
+        raise ValueError(f"not an address: {text!r}")
+    return str(ipaddress.IPv4Address(int(text, 16)))
+
+
+def parse_connections(text: str) -> list[Connection]:
+    """/proc/net/ip_vs_conn's lines (after its title) as connections; a line that does
+    not read as one is left out, as ipvsadm leaves it out."""
+    found = []
+    for line in text.splitlines()[1:]:
+        words = line.split()
+        if len(words) < 9:
+            continue
+        protocol, caddr, cport, vaddr, vport, daddr, dport, state, expires = words[:9]
+        try:
+            found.append(Connection(
+                protocol, float(int(expires)), state,
+                (_proc_address(caddr), int(cport, 16)), (_proc_address(vaddr), int(vport, 16)),
+                (_proc_address(daddr), int(dport, 16))))
+        except ValueError:
+            continue
+    return found
+
+
+def _read_connections() -> list[Connection]:
+    try:
+        with open(CONN_PROC_FILE, encoding="ascii", errors="replace") as handle:
+            return parse_connections(handle.read())
+    except OSError as exc:
+        raise BackendError(f"cannot read {CONN_PROC_FILE}: {exc.strerror}") from exc
 
 
 def _open_ipvs() -> Any:
@@ -366,9 +407,13 @@ class IpvsBackend(Backend):
                                          dest=dest(before, key.family))
         raise BackendError(f"unknown operation {op!r}")  # pragma: no cover
 
-    # -- counters ------------------------------------------------------------------------
+    # -- counters and connections --------------------------------------------------------
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         return await self._call(self._read_stats)
+
+    async def connections(self) -> list[Connection]:
+        """The kernel's own connection table, as ipvsadm -L -c reads it."""
+        return await asyncio.to_thread(_read_connections)
 
     def _read_stats(self) -> dict[ServiceKey, ServiceStats]:
         result: dict[ServiceKey, ServiceStats] = {}

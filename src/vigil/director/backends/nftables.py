@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +54,7 @@ from vigil.dataplane.ruleset import (
 from vigil.director.backends.base import (
     Backend,
     BackendError,
+    Connection,
     Counters,
     Rates,
     RealStats,
@@ -81,6 +82,9 @@ LEARN_TIMEOUT = 5.0
 ARPHRD_ETHER = 1
 RTN_LOCAL = 2
 ESTABLISHED = 3  # conntrack's TCP state (IPVS counts these as ActiveConn)
+#: conntrack's TCP states by number, in IPVS's words where IPVS has the state
+TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
+              "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT")
 
 
 def read_environment(addresses: Sequence[str]) -> Environment:
@@ -186,6 +190,8 @@ class NftablesBackend(Backend):
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._samples: list[_Sample] = []
+        #: counter name -> (packets, bytes) at the last ipvsadm -Z: shown as zero
+        self._zeroed: dict[str, tuple[int, int]] = {}
         self._env: Environment | None = None
         self.commits = 0  # transactions sent (tests and status read it)
 
@@ -427,11 +433,19 @@ class NftablesBackend(Backend):
                 vlog.event(log, "nftables.sample_failed", logging.WARNING, error=exc)
                 continue
             self._samples = [*self._samples[-1:], sample]
+            self._forget_zeros(sample)
+
+    def _forget_zeros(self, sample: _Sample) -> None:
+        """A counter gone from the kernel takes its -Z baseline with it: made anew, it
+        counts from 0 by itself."""
+        for name in [n for n in self._zeroed if n not in sample.counters]:
+            del self._zeroed[name]
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
         if self._plan is None:
             return {}
         now = await self._sample()
+        self._forget_zeros(now)
         previous = self._samples[-1] if self._samples else None
         conntrack = await asyncio.to_thread(_nat_connections, self._plan)
         result: dict[ServiceKey, ServiceStats] = {}
@@ -456,6 +470,13 @@ class NftablesBackend(Backend):
         def value(name: str, sample: _Sample | None) -> tuple[int, int]:
             return sample.counters.get(name, (0, 0)) if sample is not None else (0, 0)
 
+        def since_zero(name: str) -> tuple[int, int]:
+            packets, octets = value(name, now)
+            base = self._zeroed.get(name, (0, 0))
+            if base[0] > packets or base[1] > octets:
+                return packets, octets  # the counter was made anew since
+            return packets - base[0], octets - base[1]
+
         if real.real.forward is Forward.MASQ:
             conns_name, in_name = nat_counter(service, token), None
             active, inactive = conntrack.get((service.token, token), (0, 0))
@@ -464,18 +485,52 @@ class NftablesBackend(Backend):
             opened = value(conns_name, now)[0]
             closed = value(fin_counter(service, token), now)[0]
             active, inactive = max(0, opened - closed), 0
-        conns = value(conns_name, now)[0]
-        packets, octets = value(in_name, now) if in_name else (0, 0)
+        conns = since_zero(conns_name)[0]
+        packets, octets = since_zero(in_name) if in_name else (0, 0)
         counters = Counters(conns=conns, in_packets=packets, in_bytes=octets)
         rates = Rates()
         if previous is not None and now.at > previous.at:
             seconds = now.at - previous.at
-            rates.cps = (conns - value(conns_name, previous)[0]) / seconds
+            rates.cps = (value(conns_name, now)[0] - value(conns_name, previous)[0]) / seconds
             if in_name:
-                before = value(in_name, previous)
-                rates.in_pps = (packets - before[0]) / seconds
-                rates.in_bps = (octets - before[1]) / seconds
+                before, after = value(in_name, previous), value(in_name, now)
+                rates.in_pps = (after[0] - before[0]) / seconds
+                rates.in_bps = (after[1] - before[1]) / seconds
         return counters, rates, active, inactive
+
+    # -- ipvsadm -Z and -L -c --------------------------------------------------------------
+    async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        """The kernel's counters stay (they also count ActiveConn for direct routing): what
+        they hold now becomes the zero that --stats counts from; rates start afresh."""
+        if self._plan is None:
+            return
+        now = await self._sample()
+        for service in self._plan.services:
+            if keys is not None and service.key not in keys:
+                continue
+            for real in service.reals:
+                token = real.token
+                for name in (nat_counter(service, token), syn_counter(service, token),
+                             in_counter(service, token)):
+                    if name in now.counters:
+                        self._zeroed[name] = now.counters[name]
+        self._samples = []
+
+    async def untracked(self) -> list[ServiceKey]:
+        """Services with a real server that is not NAT, and fwmark services: the director
+        sees one direction of their connections and keeps no state for them."""
+        if self._plan is None:
+            return []
+        return [s.key for s in self._plan.services
+                if not s.key.address or any(r.real.forward is not Forward.MASQ
+                                            for r in s.reals if not r.retired)]
+
+    async def connections(self) -> list[Connection]:
+        """NAT connections, from conntrack; direct routing keeps no per-connection state
+        (the director sees one direction only), so those are not listed."""
+        if self._plan is None:
+            return []
+        return await asyncio.to_thread(_nat_connection_list, self._plan)
 
 
 def _nat_connections(plan: Plan) -> dict[tuple[str, str], tuple[int, int]]:
@@ -522,3 +577,54 @@ def _nat_connections(plan: Plan) -> dict[tuple[str, str], tuple[int, int]]:
         vlog.event(log, "nftables.conntrack_failed", logging.WARNING, error=exc)
         return {}
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _nat_connection_list(plan: Plan) -> list[Connection]:
+    """The conntrack entries of NAT services' connections, in ipvsadm -L -c's terms."""
+    import ipaddress
+    import socket
+
+    wanted: dict[tuple[int, str, int, str, int], str] = {}
+    families = set()
+    for service in plan.services:
+        key = service.key
+        if not key.address:
+            continue
+        number = socket.IPPROTO_UDP if key.protocol.value == "udp" else socket.IPPROTO_TCP
+        for real in service.reals:
+            if real.real.forward is Forward.MASQ and not real.retired:
+                port = real.real.port or key.port
+                wanted[(number, key.address, key.port, real.real.address, port)] = \
+                    key.protocol.value.upper()
+                families.add(socket.AF_INET6 if key.family == 6 else socket.AF_INET)
+    if not wanted:
+        return []
+    from pyroute2 import Conntrack
+
+    def text(address: object) -> str:
+        return str(ipaddress.ip_address(str(address)))
+
+    found = []
+    try:
+        for family in sorted(families):
+            with Conntrack(nfgen_family=family) as ct:
+                for entry in ct.dump_entries():
+                    orig, reply = entry.tuple_orig, entry.tuple_reply
+                    if orig.daddr is None or reply.saddr is None:
+                        continue
+                    where = (orig.proto, text(orig.daddr), orig.dport, text(reply.saddr),
+                             reply.sport)
+                    protocol = wanted.get(where)
+                    if protocol is None:
+                        continue
+                    info = entry.protoinfo
+                    state = "UDP"
+                    if info is not None and info.state is not None:
+                        state = TCP_STATES[info.state] if info.state < len(TCP_STATES) \
+                            else "NONE"
+                    found.append(Connection(protocol, float(entry.timeout or 0), state,
+                                            (text(orig.saddr), orig.sport), where[1:3],
+                                            where[3:5]))
+    except (OSError, AttributeError, ValueError) as exc:
+        raise BackendError(f"cannot read conntrack: {exc}") from exc
+    return found

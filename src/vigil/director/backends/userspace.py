@@ -15,8 +15,9 @@ estimates are kept as IPVS does. fwmark services need the kernel.
 Clients are strangers: the proxy holds at most as many descriptors as the
 process may open minus a reserve for the health checks, the control socket
 and the logs (a flood of connections must not blind the checks); TCP
-connections idle for IPVS's established timeout and UDP flows idle for its
-udp timeout are closed; a datagram from a new source (spoofable) opens a
+connections idle for IPVS's established timeout, half-closed ones idle for its
+tcpfin timeout and UDP flows idle for its udp timeout are closed (`vigil lvs
+--set` changes the three); a datagram from a new source (spoofable) opens a
 session only while descriptors and pending opens allow.
 """
 
@@ -29,16 +30,19 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 
 from vigil.director.backends.base import (
     Backend,
     BackendError,
+    Connection,
     Counters,
     Rates,
     RealStats,
     ServiceStats,
+    Timeouts,
+    clear,
     planned_table,
 )
 from vigil.lvs.operations import (
@@ -70,6 +74,8 @@ UDP_IDLE = 300.0
 ESTIMATE_EVERY = 2.0
 #: Idle TCP connections end after this long (IPVS's tcp established timeout).
 TCP_IDLE = 900.0
+#: Idle half-closed TCP connections end after this long (IPVS's tcpfin timeout).
+TCP_FIN_IDLE = 120.0
 #: Descriptors kept free for checks, the control socket, logs and netlink.
 FD_RESERVE = 256
 #: UDP sessions being opened at once (each new source address opens one).
@@ -88,6 +94,8 @@ class ProxyLimits:
     max_descriptors: int
     tcp_idle: float = TCP_IDLE
     udp_idle: float = UDP_IDLE
+    #: a connection one side has closed (a FIN seen)
+    tcp_fin_idle: float = TCP_FIN_IDLE
     #: how often idle connections and flows are looked for
     sweep_every: float = 1.0
 
@@ -260,6 +268,9 @@ class _Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.upstream: _Upstream | None = None
         self.real: RealRuntime | None = None
+        self.real_key: RealKey | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.local: tuple[str, int] = ("", 0)
         self.pending: list[bytes] = []
         self.eof = False
         self.upstream_eof = False
@@ -280,6 +291,7 @@ class _Client(asyncio.Protocol):
         transport.pause_reading()
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
+        self.peer, self.local = (peer[0], peer[1]), (local[0], local[1])
         flow = Flow(peer[0], peer[1], local[0], local[1])
         self.backend.loop.create_task(self._connect(flow))
 
@@ -310,6 +322,7 @@ class _Client(asyncio.Protocol):
                 transport.get_extra_info("socket").setsockopt(
                     socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.upstream = upstream
+            self.real_key = RealKey(real.address, port)
             self.real = runtime.reals.get(key) or runtime.reals.setdefault(key, RealRuntime())
             self.real.load.active += 1
             self.counters = (self.real.counters, runtime.counters)
@@ -369,6 +382,11 @@ class _Client(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self.close()
+
+    @property
+    def half_closed(self) -> bool:
+        """One side has sent its FIN: IPVS's FIN_WAIT, with its own timeout."""
+        return self.eof or self.upstream_eof
 
     def close(self) -> None:
         if self.closed:
@@ -451,6 +469,7 @@ class _UdpSession(asyncio.DatagramProtocol):
     def __init__(self, service: _UdpService, client, key: RealKey):
         self.service = service
         self.client = client
+        self.key = key
         self.runtime = service.runtime
         self.real = self.runtime.reals.setdefault(key, RealRuntime())
         self.transport: asyncio.DatagramTransport | None = None
@@ -535,14 +554,66 @@ class UserspaceBackend(Backend):
     async def _expire(self) -> None:
         """Idle TCP connections and UDP flows end (IPVS's timeouts)."""
         assert self.limits is not None
-        limits = self.limits
         while True:
-            await asyncio.sleep(limits.sweep_every)
+            await asyncio.sleep(self.limits.sweep_every)
+            limits = self.limits  # --set may have changed them
             now = time.monotonic()
-            for client in [c for c in self.clients if now - c.last_active > limits.tcp_idle]:
+            for client in [c for c in self.clients
+                           if now - c.last_active > self._idle_limit(c)]:
                 client.abort()
             for udp in self._udp.values():
                 udp.sweep(now, limits.udp_idle)
+
+    def _idle_limit(self, client: _Client) -> float:
+        assert self.limits is not None
+        return self.limits.tcp_fin_idle if client.half_closed else self.limits.tcp_idle
+
+    # -- ipvsadm -Z, -L -c, --set ----------------------------------------------------------
+    async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        for key, runtime in self.runtimes.items():
+            if keys is not None and key not in keys:
+                continue
+            for numbers in (runtime.counters, runtime.last, runtime.rates):
+                clear(numbers)
+            for real in runtime.reals.values():
+                for numbers in (real.counters, real.last, real.rates):
+                    clear(numbers)
+
+    async def connections(self) -> list[Connection]:
+        now = time.monotonic()
+        found = []
+        for client in self.clients:
+            if client.real_key is None or client.closed:
+                continue  # no real server chosen yet
+            found.append(Connection(
+                "TCP", max(0.0, self._idle_limit(client) - (now - client.last_active)),
+                "FIN_WAIT" if client.half_closed else "ESTABLISHED", client.peer,
+                client.local, (client.real_key.address, client.real_key.port)))
+        assert self.limits is not None
+        for key, udp in self._udp.items():
+            for source, session in udp.sessions.items():
+                real = udp.runtime.service.real(session.key)
+                port = (real.port if real else 0) or key.port
+                found.append(Connection(
+                    "UDP", max(0.0, self.limits.udp_idle - (now - session.used)), "UDP",
+                    (source[0], source[1]), (key.address, key.port),
+                    (session.key.address, port)))
+        return found
+
+    async def timeouts(self) -> Timeouts:
+        assert self.limits is not None
+        limits = self.limits
+        return Timeouts(round(limits.tcp_idle), round(limits.tcp_fin_idle),
+                        round(limits.udp_idle))
+
+    async def set_timeouts(self, wanted: Timeouts) -> Timeouts:
+        assert self.limits is not None
+        limits = self.limits
+        self.limits = replace(
+            limits, tcp_idle=wanted.tcp or limits.tcp_idle,
+            tcp_fin_idle=wanted.tcpfin or limits.tcp_fin_idle,
+            udp_idle=wanted.udp or limits.udp_idle)
+        return await self.timeouts()
 
     async def read(self) -> Table:
         return self.table
