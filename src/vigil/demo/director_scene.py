@@ -3,7 +3,7 @@
 server5 and server6 carry the tutorial's `ha.cf`, `authkeys`, `haresources.lvs`
 (`IPaddr::VIP/24/eth0 ldirectord httpd`) and `ldirectord.cf`, unchanged. The
 `ldirectord` resource is vigil's director (the kernel nftables data plane: this
-kernel has no IPVS); `httpd` is vigil's `contrib/init.d/httpd` (Debian's nginx
+kernel has no IPVS); `httpd` is vigil's `init.d/httpd` (Debian's nginx
 under RHEL's name) and serves the director's own page, which is also the
 `fallback=127.0.0.1:80 gate` the ldirectord.cf names. rs1 and rs2 run the
 tutorial's `realserver.sh` and nginx.
@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vigil.data import init_script
 from vigil.demo.scene import SceneResult
 from vigil.demo.timeline import Timeline
 from vigil.kernel.nftables import Nftables
@@ -53,8 +54,6 @@ DIRECTORS = ("server5", "server6")
 #: The director's control socket for /etc/ha.d/ldirectord.cf, and its log (ldirectord.cf's).
 DIRECTOR_SOCKET = "/run/vigil/director.ldirectord.cf.sock"
 DIRECTOR_LOG = "/var/log/ldirectord.log"
-#: vigil's own init script for `httpd`, shipped in the source tree.
-CONTRIB = Path(__file__).resolve().parents[3] / "contrib"
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
@@ -290,7 +289,7 @@ def configure_director(host: Host, secret: str) -> None:
     host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
     host.write_file("/etc/ha.d/haresources", lab_file("haresources.lvs"))
     host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
-    host.write_file("/etc/init.d/httpd", (CONTRIB / "init.d" / "httpd").read_text(), mode=0o755)
+    host.write_file("/etc/init.d/httpd", init_script("httpd"), mode=0o755)
     host.write_file("/var/www/html/index.html",
                     f"{host.name}: the director's own httpd (fallback page)\n")
 
@@ -385,7 +384,7 @@ class DirectorScene:
         timeline.note(AUTHKEYS_NOTE)
         show(timeline, lab_file("haresources.lvs"), "haresources: ")
         timeline.note("ldirectord = vigil's director (built-in agent; kernel nftables data path,"
-                      " this kernel has no IPVS); httpd = /etc/init.d/httpd from vigil's contrib/"
+                      " this kernel has no IPVS); httpd = /etc/init.d/httpd from vigil's init.d/"
                       " (Debian's nginx under RHEL's name)")
         for name in ("rs1", "rs2"):
             configure_real_server(lab.host(name))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pymysql
 
-import vigil
+from vigil.data import init_script
 from vigil.demo.scene import SceneResult
 from vigil.demo.timeline import Timeline
 from vigil.lab import Lab, LabProcess
@@ -37,8 +37,8 @@ TITLE = "heartbeat pair: the VIP and MariaDB on server5/server6"
 NODES = ("server5", "server6")
 VIGIL = str(Path(sys.executable).parent / "vigil")
 
-#: The LSB script the tutorial's `mysqld` resource names (the project's contrib/init.d).
-MYSQLD_SCRIPT = Path(vigil.__file__).resolve().parents[2] / "contrib" / "init.d" / "mysqld"
+#: The LSB script the tutorial's `mysqld` resource names (vigil's own, package data).
+MYSQLD_SCRIPT = init_script("mysqld")
 
 #: What a sysadmin adds to Debian's MariaDB so that clients reach it through the VIP
 #: (Debian binds to 127.0.0.1 only; name resolution would wait on a DNS the lab lacks).
@@ -241,9 +241,6 @@ def configure(lab: Lab, timeline: Timeline, result: SceneResult,
 
     `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings).
     """
-    if not result.expect(MYSQLD_SCRIPT.exists(),
-                         f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
-        return False
     secret = new_secret()
     for name in NODES:
         host = lab.host(name)
@@ -251,7 +248,7 @@ def configure(lab: Lab, timeline: Timeline, result: SceneResult,
         host.write_file("/etc/ha.d/authkeys", demo_file("authkeys", secret), mode=0o600)
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.mysqld"))
         host.write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
-        host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT.read_text(), mode=0o755)
+        host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT, mode=0o755)
         host.write_file(MARIADB_CNF, MARIADB_CNF_TEXT)
         boot = host.run(["mariadbd", "--bootstrap", "--user=mysql", "--datadir=/var/lib/mysql",
                          "--log-error=/var/log/mysql-bootstrap.err"],
@@ -271,7 +268,7 @@ def configure(lab: Lab, timeline: Timeline, result: SceneResult,
     timeline.event("vigil's own setting, /etc/ha.d/vigil.cf: "
                    + VIGIL_CF_TEXT.strip().replace("\n   ", ";"))
     timeline.note("(LSB scripts are checked every 15 s by default; 1 s keeps the scene short)")
-    timeline.event("resource mysqld = /etc/init.d/mysqld (contrib/init.d/mysqld: mariadbd "
+    timeline.event("resource mysqld = /etc/init.d/mysqld (vigil's init.d/mysqld: mariadbd "
                    "without mysqld_safe)")
     timeline.event(f"MariaDB: {MARIADB_CNF} = bind-address 0.0.0.0, skip-name-resolve "
                    "(Debian listens on 127.0.0.1 only)")

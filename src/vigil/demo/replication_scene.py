@@ -216,9 +216,6 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
 
     `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings).
     """
-    if not result.expect(MYSQLD_SCRIPT.exists(),
-                         f"{MYSQLD_SCRIPT} is missing (run the demo from a source checkout)"):
-        return False
     secret = new_secret()
     tutorial_res = lab_file("drbd-mysqldata.res")
     res = demo_file("drbd-mysqldata.res", secret).replace("/dev/vdb", BACKING)
@@ -229,7 +226,7 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
         host.write_file("/etc/ha.d/haresources", lab_file("haresources.drbd-mysql"))
         host.write_file(f"/etc/drbd.d/{RESOURCE}.res", res)
         host.write_file(MARIADB_CNF, MARIADB_CNF_TEXT)
-        host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT.read_text(), mode=0o755)
+        host.write_file("/etc/init.d/mysqld", MYSQLD_SCRIPT, mode=0o755)
     timeline.event("server5, server6: /etc/ha.d/ha.cf, authkeys, haresources "
                    "(the tutorial's haresources.drbd-mysql) written unchanged but for the key:")
     timeline.note("  " + lab_file("haresources.drbd-mysql").strip())
@@ -243,7 +240,7 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
                    + ", ".join(MARIADB_CNF_TEXT.splitlines()[1:]))
     timeline.note("  (Debian listens on 127.0.0.1 only; the redo log is sized for the small "
                   "lab disk)")
-    timeline.event("resource mysqld = /etc/init.d/mysqld (contrib/init.d/mysqld: mariadbd "
+    timeline.event("resource mysqld = /etc/init.d/mysqld (vigil's init.d/mysqld: mariadbd "
                    "without mysqld_safe)")
     return True
 

@@ -6,10 +6,10 @@ import signal
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
+from vigil.data import init_script
 from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
@@ -157,7 +157,7 @@ def test_failed_stop_blocks_release(pair_lab):
 #: The seed's `mysqld` resource on Debian: the project's LSB script for MariaDB
 #: (Debian's /etc/init.d/mariadb runs mysqld_safe, which restarts a killed server by
 #: itself and would hide what vigil's monitor does).
-MYSQLD = (Path(__file__).resolve().parents[3] / "contrib" / "init.d" / "mysqld").read_text()
+MYSQLD = init_script("mysqld")
 
 
 def test_killed_database_comes_back_then_repeated_failure_fails_the_group(pair_lab):
