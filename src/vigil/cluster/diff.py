@@ -73,7 +73,8 @@ class Change:
 
 def _show(value: Any) -> str:
     if isinstance(value, float):
-        return format_time(value) + "s"
+        text = format_time(value)
+        return text if text.endswith("ms") else text + "s"
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (tuple, list, frozenset, set)):

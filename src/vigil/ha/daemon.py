@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil import __version__
+from vigil.cluster.diff import ConfigDiff, Effect, diff
 from vigil.errors import ConfigError, EnvironmentProblem, VigilError
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
@@ -155,6 +156,7 @@ class HeartbeatDaemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._monitors: dict[int, asyncio.Task[None]] = {}
         self._stopped = asyncio.Event()
+        self._reloading = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.control: Any = None
         self._marks: dict[str, tuple[int, int]] = {}
@@ -514,6 +516,11 @@ class HeartbeatDaemon:
         await self.reload()
 
     async def reload(self) -> dict[str, Any]:
+        """One reload at a time: each compares against what the previous one applied."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         assert self.engine is not None and self.beat is not None
         engine, beat = self.engine, self.beat
         try:
@@ -523,6 +530,11 @@ class HeartbeatDaemon:
         except (ConfigError, VigilError) as exc:
             event(log, "config.reload_failed", logging.ERROR, error=str(exc))
             return {"ok": False, "error": str(exc)}
+        changes = self._changes(new)
+        if changes is not None and changes.empty:
+            event(log, "config.unchanged", detail="the files say what runs already: "
+                                                  "nothing applied")
+            return {"ok": True, "reason": "configuration unchanged: nothing applied"}
 
         def apply() -> dict[str, Any]:
             out = engine.reconfigure(new.node_config(), beat.loop.time())  # type: ignore
@@ -551,7 +563,20 @@ class HeartbeatDaemon:
                     event(log, "config.restart_needed", logging.WARNING, setting=what,
                           detail="applied at the next start of vigil heartbeat")
             self.settings = new
+            if changes is not None:
+                answer["changes"] = [str(change) for change in changes.changes]
         return answer
+
+    def _changes(self, new: HeartbeatSettings) -> ConfigDiff | None:
+        """What the reload changes, file by file, each logged (None: nothing to compare)."""
+        old_source, new_source = self.settings.source, new.source
+        if old_source is None or new_source is None:
+            return None
+        changes = diff(old_source, new_source)
+        for change in changes.changes:
+            event(log, "config.changed", logging.WARNING if change.effect is Effect.RESTART
+                  else logging.INFO, section=change.section, change=str(change))
+        return changes
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.engine is not None and self.beat is not None

@@ -336,10 +336,22 @@ def test_sighup_applies_a_changed_ha_cf_without_moving_groups(hb):
     wait_until(lambda: hb.peer("server6")["deadtime"] == 2.0, 10,
                "server6 using server5's new advertised deadtime")
     wait_until(lambda: hb.status("server5")["timings"]["keepalive"] == 0.2, 10, "reloaded")
-    assert "config.reloaded" in hb.daemons["server5"].output()
+    said = hb.daemons["server5"].output()
+    assert "config.reloaded" in said
+    # each change is logged, and only the changes
+    assert 'config.changed section=ha.cf change="ha.cf: deadtime changed from 1s to 2s"' in said
+    assert 'ha.cf: keepalive changed from 100ms to 200ms' in said
+    assert all("section=ha.cf" in line for line in said.splitlines()
+               if "config.changed" in line), said
     assert hb.holders() == {"server5"}
-    assert "stopping group" not in hb.daemons["server5"].output()
+    assert "stopping group" not in said
     assert hb.client_answer() == "server5"
+    # the same files again: nothing to apply, and nothing is
+    before = len(hb.daemons["server5"].output())
+    hb.daemons["server5"].signal(signal.SIGHUP)
+    wait_until(lambda: "config.unchanged" in hb.daemons["server5"].output()[before:], 10,
+               "the second reload found nothing to apply")
+    assert "config.reloaded" not in hb.daemons["server5"].output()[before:]
 
 
 @pytest.mark.parametrize("media", [

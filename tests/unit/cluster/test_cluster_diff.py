@@ -97,3 +97,9 @@ def test_drbd_options_hosts_and_secrets():
         "restart)",
     ]
     assert diff(cluster(), cluster(drbd_text=base)).summary()[0] == "drbd: configuration added"
+
+
+def test_times_below_a_second_are_shown_in_milliseconds_once():
+    new = cluster(hacf_text=HACF.replace("keepalive 2", "keepalive 200ms"))
+    assert diff(cluster(hacf_text=HACF.replace("keepalive 2", "keepalive 1500ms")),
+                new).summary() == ["ha.cf: keepalive changed from 1500ms to 200ms"]
