@@ -59,6 +59,8 @@ RESYNC_CHUNK_BLOCKS = 64  # 256 KiB per resync message
 VERIFY_WINDOW = 8
 APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the resync
 BIG_WRITE = 64 * 1024
+#: beyond ping-timeout, how long a promotion waits for the pinger to judge its probe
+PROBE_GRACE = 1.0
 
 
 class LinkLost(Exception):
@@ -84,6 +86,8 @@ class Session:
         #: closed by this node to handshake again (forced promotion, invalidate): the peer
         #: is not lost, so nothing is fenced
         self.rehandshake = False
+        #: the link's liveness timer, once the handshake is done
+        self.ping: PingTimer | None = None
 
     @property
     def closed(self) -> bool:
@@ -302,7 +306,9 @@ class Node:
         if self.role is Role.PRIMARY:
             return "already primary"
         if self.peer_role is Role.PRIMARY and not self.cfg.allow_two_primaries:
-            raise StateChangeRefused("the peer is primary (allow-two-primaries is off)")
+            await self._probe_primary_peer()
+            if self.peer_role is Role.PRIMARY:
+                raise StateChangeRefused("the peer is primary (allow-two-primaries is off)")
         if self.repl is Repl.SYNC_TARGET and not force:
             raise StateChangeRefused("resync in progress: this node is the sync target")
         disk = self.disk
@@ -679,7 +685,7 @@ class Node:
                 await asyncio.wait_for(session.drain(), 2)
             raise LinkLost(self.last_reason)
         self.discard_my_data = False
-        ping = PingTimer(self.cfg.link, self.clock.now())
+        ping = session.ping = PingTimer(self.cfg.link, self.clock.now())
         if sync in (Sync.NONE, Sync.BOTH_FRESH):
             self._set_repl(Repl.ESTABLISHED, sync.value)
             self._in_sync_with_peer(sync)
@@ -1077,6 +1083,33 @@ class Node:
                 session.close()
                 return
             await asyncio.sleep(max(0.01, min(0.5, deadline - now)))
+
+    async def _probe_primary_peer(self) -> None:
+        """Before refusing a promotion because the peer is primary, ask whether it lives.
+
+        A primary that lost power leaves an idle link that looks connected until
+        ping-int passes (10 s by default), and heartbeat's takeover would fail on
+        it. A ping now gets an answer within ping-timeout from a live peer; no
+        answer drops the link (the pinger declares the peer dead) and the
+        promotion goes on.
+        """
+        session = self.session
+        if session is None or session.ping is None:
+            return
+        now = self.clock.now()
+        if session.ping.probe(now):
+            event(log, "volume.peer_probe", resource=self.cfg.name,
+                  reason="promotion asked while the peer is primary")
+            session.send(wire.Ack(wire.T.PING, 0))
+        deadline = now + self.cfg.link.ping_timeout + PROBE_GRACE
+        while session.ping.probing and self.session is session and self.clock.now() < deadline:
+            await asyncio.sleep(0.02)
+        if session.closed and self.session is session:  # the link is being torn down
+            await self._session_gone(session, deadline)
+
+    async def _session_gone(self, session: Session, deadline: float) -> None:
+        while self.session is session and self.clock.now() < deadline:
+            await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ losing the link
     def _session_ended(self, session: Session) -> None:

@@ -68,6 +68,23 @@ class PingTimer:
         self._last_heard = now
         self._ping_sent = None
 
+    @property
+    def probing(self) -> bool:
+        """A ping is out and unanswered."""
+        return self._ping_sent is not None
+
+    def probe(self, now: float) -> bool:
+        """Ask now, without waiting for ping-int (a promotion must know whether its primary
+        peer still lives: an idle link can hide a dead peer for ping-int).
+
+        True when a ping must be sent; False when the peer spoke within ping-timeout
+        (it lives) or a ping is already out.
+        """
+        if self._ping_sent is not None or now - self._last_heard < self.settings.ping_timeout:
+            return False
+        self._ping_sent = now
+        return True
+
     def check(self, now: float, oldest_unacked: float | None = None) -> tuple[Liveness, float]:
         """What to do now, and when to check again."""
         s = self.settings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vigil.replication import loopdev
@@ -85,3 +87,36 @@ def test_crash_of_a_host_with_the_device_mounted_ends_every_process(volume_pair)
     wait_until(lambda: not loopdev.is_ours(identity), 15,
                f"the kernel to detach {identity.name} once nothing has it open")
     pair.lab.boot("server5")
+
+
+def test_promoting_after_the_primary_lost_power_asks_the_peer_instead_of_waiting_ping_int(
+        volume_pair):
+    """The primary's host loses power: its idle link still looks connected on the
+    secondary until ping-int (10 s). A promotion probes the peer now: no answer within
+    ping-timeout drops the link and the promotion goes on, as heartbeat's takeover
+    (drbddisk, a few seconds after deadtime) needs."""
+    pair = volume_pair
+    pair.start_pair()
+    pair.write_blocks("server5", [7], b"before-crash")
+    pair.wait_synced()
+    assert pair.status("server6")["peer_role"] == "Primary"
+    pair.lab.crash("server5")
+    assert pair.status("server6")["connection"] == "Connected"  # the link looks alive
+    started = time.monotonic()
+    done = pair.vigil("server6", "primary", pair.name, check=False)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert took < 5, f"the promotion took {took:.1f} s (ping-int is 10 s)"
+    status = pair.status("server6")
+    assert status["role"] == "Primary" and status["connection"] != "Connected"
+    assert pair.read_block("server6", 7).startswith(b"before-crash-7-")
+
+
+def test_promoting_while_the_primary_lives_is_still_refused(volume_pair):
+    pair = volume_pair
+    pair.start_pair()
+    done = pair.vigil("server6", "primary", pair.name, check=False)
+    assert done.returncode != 0
+    assert "the peer is primary" in done.stdout + done.stderr
+    status = pair.status("server6")
+    assert status["role"] == "Secondary" and status["connection"] == "Connected"

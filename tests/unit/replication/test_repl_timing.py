@@ -159,3 +159,21 @@ def test_call_pri_lost_after_sb_marks_the_losing_primary():
     policies = Policies("discard-least-changes", "call-pri-lost-after-sb")
     verdict = resolve(policies, sb("a", True, 1), sb("b", False, 9), i_win_ties=True)
     assert verdict.outcome is Outcome.DISCARD_MINE and verdict.call_pri_lost
+
+
+def test_a_probe_asks_at_once_and_a_silent_peer_is_dead_after_ping_timeout():
+    s = LinkSettings(ping_int=10, ping_timeout=0.5)
+    ping = PingTimer(s, 0.0)
+    assert not ping.probe(0.3)  # it spoke 0.3 s ago: alive, nothing to ask
+    assert ping.probe(2.0) and ping.probing  # idle 2 s: ask now, not at ping-int
+    assert not ping.probe(2.1)  # already asked
+    assert ping.check(2.4) == (Liveness.OK, 2.5)
+    assert ping.check(2.5)[0] is Liveness.DEAD
+
+
+def test_a_probe_answered_is_over():
+    ping = PingTimer(LinkSettings(ping_int=10, ping_timeout=0.5), 0.0)
+    assert ping.probe(3.0)
+    ping.heard(3.1)
+    assert not ping.probing
+    assert ping.check(3.2) == (Liveness.OK, 13.1)
