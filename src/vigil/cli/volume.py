@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from vigil.cli import volume_boot
+from vigil.cli.progress import SyncProgress, human_bytes
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import parse_address
 from vigil.replication import config as volume_config
@@ -272,11 +273,14 @@ def _down(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
 
 def _wait_sync(cfg: volume_config.VolumeConfig, timeout: float) -> int:
     deadline = time.monotonic() + timeout
+    progress = SyncProgress(sys.stdout, sys.stdout.isatty())
     while True:
         status = _ask(cfg, "status")["status"]
         if (status["connection"] == "Connected" and status["replication"] == "Established"
                 and status["disk"] == "UpToDate" and status["peer_disk"] == "UpToDate"):
+            progress.finish(cfg.name, "in sync")
             return 0
+        progress.update(cfg.name, status.get("sync"))
         if time.monotonic() > deadline:
             raise VigilError(f"{cfg.name}: not in sync after {timeout:g} s: "
                              f"{status['connection']} {status['replication']} "
@@ -284,12 +288,7 @@ def _wait_sync(cfg: volume_config.VolumeConfig, timeout: float) -> int:
         time.sleep(0.05)
 
 
-def _bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1024
-    return str(value)
+_bytes = human_bytes
 
 
 def format_status(s: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from vigil.cli.progress import human_bytes
 from vigil.testing.wait import wait_until
 
 pytestmark = pytest.mark.lab
@@ -81,3 +82,22 @@ def test_protocols_a_and_b_replicate(volume_pair, protocol):
     pair.wait_status("server6", lambda s: s["stats"]["nr"] >= before + (8 << 20), 10,
                      "data received")
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+
+
+def test_wait_sync_shows_the_initial_syncs_progress(volume_pair):
+    """Into a pipe, wait-sync prints plain progress lines (percent, rate, time left)."""
+    pair = volume_pair
+    for host in ("server5", "server6"):
+        pair.configure(host)
+        pair.create(host, "128M")
+        pair.up(host)
+    pair.wait_status("server5", lambda s: s["connection"] == "Connected", 30, "connected")
+    pair.vigil("server5", "primary", "--force", pair.name)
+    said = pair.vigil("server5", "wait-sync", pair.name, "--timeout", "120",
+                      timeout=130).stdout.splitlines()
+    assert said[-1] == f"{pair.name}: in sync", said
+    progress = [line for line in said[:-1] if "% (" in line]
+    assert progress, said
+    size = human_bytes(pair.status("server5")["size"])
+    assert all(f" of {size}) " in line and "/s, " in line for line in progress), said
+    assert "\r" not in "".join(said)
