@@ -105,14 +105,21 @@ class PidFile:
             if read_pid(self.path) == os.getpid():
                 self.path.unlink()
 
-    def wait_gone(self, pid: int, timeout: float) -> bool:
-        """Wait until the daemon `pid` has exited; False when it still runs at `timeout`."""
+    def wait_gone(self, pid: int, timeout: float, reaped: bool = False) -> bool:
+        """Wait until the daemon `pid` has exited; False when it still runs at `timeout`.
+
+        `reaped`: also until it has left the process table, so that `kill -0` fails
+        once this returns (a detached daemon's reaper is init); without it an exited
+        child of a caller that never reaps it counts as gone.
+        """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not process_runs(pid, self.words):
-                return True
+        while True:
+            gone = not process_runs(pid, self.words)
+            if gone and reaped:
+                gone = not Path(f"/proc/{pid}").exists()
+            if gone or time.monotonic() >= deadline:
+                return gone
             time.sleep(POLL)
-        return not process_runs(pid, self.words)
 
 
 def on_signals(loop: asyncio.AbstractEventLoop, signums: Iterable[signal.Signals],

@@ -142,6 +142,16 @@ def test_wait_gone_sees_the_daemon_exit(tmp_path, daemon):
     assert pids.wait_gone(daemon.pid, 10)
 
 
+def test_wait_gone_reaped_waits_for_the_process_table(tmp_path, daemon):
+    pids = _file(tmp_path, daemon.pid)
+    daemon.kill()
+    os.waitid(os.P_PID, daemon.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+    assert pids.wait_gone(daemon.pid, 0.1)
+    assert not pids.wait_gone(daemon.pid, 0.1, reaped=True)
+    daemon.wait()
+    assert pids.wait_gone(daemon.pid, 0.1, reaped=True)
+
+
 def test_every_word_must_be_in_the_command_line(daemon):
     assert runtime.process_runs(daemon.pid, (WORD, "python"))
     assert not runtime.process_runs(daemon.pid, (WORD, "director"))

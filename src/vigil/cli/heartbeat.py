@@ -85,7 +85,7 @@ def _stop(pidfile: str, timeout: float = 600.0) -> int:
         print("vigil heartbeat is not running")
         return 0
     os.kill(pid, signal.SIGTERM)
-    if _pid_file(pidfile).wait_gone(pid, timeout):
+    if _pid_file(pidfile).wait_gone(pid, timeout, reaped=True):
         print(f"vigil heartbeat (pid {pid}) stopped: groups handed to the peer")
         return 0
     raise VigilError(f"vigil heartbeat (pid {pid}) did not stop within {timeout:g}s")
