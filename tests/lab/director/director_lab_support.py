@@ -10,9 +10,9 @@ import time
 
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
-from vigil.testing import wait_until
+from vigil.testing import director_pair, wait_until
 
-VIP = "198.51.100.100"
+VIP = director_pair.VIP
 PYTHON = sys.executable
 
 
@@ -55,19 +55,8 @@ def port_open(host: Host, address: str, port: int) -> bool:
 
 
 def http_get(lab: Lab, address: str = VIP, port: int = 80, timeout: float = 5.0) -> str:
-    """The body of GET / through `address` from the client (raises on failure)."""
-    sock = lab.host("client").connect(address, port, timeout=timeout)
-    try:
-        sock.sendall(b"GET / HTTP/1.0\r\nHost: www\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    finally:
-        sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise OSError(f"bad answer {head[:40]!r}")
-    return body.decode().strip()
+    """The body of GET / through `address` from the client (raises OSError)."""
+    return director_pair.http_get(lab.host("client"), timeout, address, port)
 
 
 def vigil(host: Host, *args: str, check: bool = True, timeout: float = 60.0):
