@@ -3,11 +3,10 @@ the director started in server5 and its status read over its control socket."""
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
 import time
 
+from vigil.control.client import exchange
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
 from vigil.testing import director_pair, wait_until
@@ -65,18 +64,7 @@ def vigil(host: Host, *args: str, check: bool = True, timeout: float = 60.0):
 
 def control(host: Host, request: dict, instance: str = "ldirectord.cf") -> dict:
     """Ask the director in `host` over its control socket."""
-    path = host.path(f"/run/vigil/director.{instance}.sock")
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+    return exchange(host.path(f"/run/vigil/director.{instance}.sock"), request, timeout=10)
 
 
 def weights(host: Host, port: int = 80, instance: str = "ldirectord.cf") -> dict[str, int]:
