@@ -106,20 +106,27 @@ class PidFile:
                 self.path.unlink()
 
     def wait_gone(self, pid: int, timeout: float, reaped: bool = False) -> bool:
-        """Wait until the daemon `pid` has exited; False when it still runs at `timeout`.
+        """Wait until the daemon `pid` has exited (see `wait_gone`)."""
+        return wait_gone(pid, self.words, timeout, reaped)
 
-        `reaped`: also until it has left the process table, so that `kill -0` fails
-        once this returns (a detached daemon's reaper is init); without it an exited
-        child of a caller that never reaps it counts as gone.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            gone = not process_runs(pid, self.words)
-            if gone and reaped:
-                gone = not Path(f"/proc/{pid}").exists()
-            if gone or time.monotonic() >= deadline:
-                return gone
-            time.sleep(POLL)
+
+def wait_gone(pid: int, words: Iterable[str], timeout: float, reaped: bool = False) -> bool:
+    """Wait until `pid` no longer runs a program naming `words`; False when it still
+    does at `timeout`.
+
+    `reaped`: also until it has left the process table, so that `kill -0` fails
+    once this returns (a detached daemon's reaper is init); without it an exited
+    child of a caller that never reaps it counts as gone.
+    """
+    words = tuple(words)
+    deadline = time.monotonic() + timeout
+    while True:
+        gone = not process_runs(pid, words)
+        if gone and reaped:
+            gone = not Path(f"/proc/{pid}").exists()
+        if gone or time.monotonic() >= deadline:
+            return gone
+        time.sleep(POLL)
 
 
 def on_signals(loop: asyncio.AbstractEventLoop, signums: Iterable[signal.Signals],

@@ -24,7 +24,7 @@ from vigil.replication import control
 from vigil.replication.blockstore import create_md
 from vigil.replication.daemon import cleanup_stale, log_path, read_state
 from vigil.replication.states import NotConfigured
-from vigil.runtime import spawn_detached
+from vigil.runtime import spawn_detached, wait_gone
 
 VERBS = {
     "create-md": "write fresh metadata on the backing disk (internal or external)",
@@ -256,13 +256,8 @@ def _down(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
         print(f"{cfg.name}: not running" + (f" (cleaned up: {', '.join(done)})" if done else ""))
         return 0
     pid = state.get("pid") if state else None
-    deadline = time.monotonic() + 30
-    while pid and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    if pid:
+        wait_gone(pid, ("vigil",), 30, reaped=True)
     cleanup_stale(cfg)
     print(f"{cfg.name}: down")
     return 0
