@@ -100,7 +100,7 @@ class Ldirectord(Agent):
         instance = self._instance()
         current = daemon.read_state(instance)
         if current.role is Role.ACTIVE:
-            pid = daemon.read_pid(daemon.Paths(instance).pid)
+            pid = daemon.pid_file(instance).running_pid()
             return AgentResult(OcfStatus.SUCCESS, f"vigil director {instance} is running "
                                f"with pid {pid}")
         if current.role is Role.STANDBY:

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import MetricsAddress, parse_address
+from vigil.runtime import spawn_detached
 
 ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status",
            "standby", "shutdown")
@@ -160,10 +160,7 @@ def _role_action(config_path: Path | None, action: str, args: argparse.Namespace
 
 
 def _running_pid(instance: str) -> int | None:
-    pid = daemon.read_pid(daemon.Paths(instance).pid)
-    if pid is not None and daemon.pid_alive(pid, instance):
-        return pid
-    return None
+    return daemon.pid_file(instance).running_pid()
 
 
 def start(config_path: Path | None, args: argparse.Namespace, standby: bool = False) -> int:
@@ -194,9 +191,7 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
     argv = [sys.executable, "-m", "vigil.director.child", backend_class.name, logfile or "",
             str(config_path) if config_path else "", str(metrics) if metrics else "",
             "standby" if standby else "active"]
-    with open(startup_log, "wb") as out:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                 start_new_session=True, close_fds=True)
+    child = spawn_detached(argv, startup_log)
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -227,12 +222,9 @@ def stop(instance: str) -> int:
         print(f"vigil director {instance} is not running")
         return 0
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WAIT
-    while time.monotonic() < deadline:
-        if not daemon.pid_alive(pid, instance):
-            print(f"vigil director {instance} stopped")
-            return 0
-        time.sleep(0.05)
+    if daemon.pid_file(instance).wait_gone(pid, STOP_WAIT):
+        print(f"vigil director {instance} stopped")
+        return 0
     raise VigilError(f"director {instance} (pid {pid}) did not stop within {STOP_WAIT:g} s")
 
 

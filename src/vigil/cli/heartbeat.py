@@ -7,12 +7,12 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from vigil.control import DEFAULT_SOCKET
 from vigil.errors import EnvironmentProblem, VigilError
+from vigil.runtime import PidFile, detach
 
 DEFAULT_PIDFILE = "/run/vigil/heartbeat.pid"
 
@@ -53,10 +53,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=cmd_heartbeat)
 
 
-def _running_pid(pidfile: str) -> int | None:
-    from vigil.ha.daemon import PidFile
+def _pid_file(path: str) -> PidFile:
+    return PidFile(path, name="vigil heartbeat")
 
-    return PidFile(pidfile).running_pid()
+
+def _running_pid(pidfile: str) -> int | None:
+    return _pid_file(pidfile).running_pid()
 
 
 def cmd_heartbeat(args: argparse.Namespace) -> int:
@@ -83,12 +85,9 @@ def _stop(pidfile: str, timeout: float = 600.0) -> int:
         print("vigil heartbeat is not running")
         return 0
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
-            print(f"vigil heartbeat (pid {pid}) stopped: groups handed to the peer")
-            return 0
-        time.sleep(0.05)
+    if _pid_file(pidfile).wait_gone(pid, timeout, reaped=True):
+        print(f"vigil heartbeat (pid {pid}) stopped: groups handed to the peer")
+        return 0
     raise VigilError(f"vigil heartbeat (pid {pid}) did not stop within {timeout:g}s")
 
 
@@ -106,55 +105,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _detach(args: argparse.Namespace, settings: Any) -> int:
-    """Fork into the background; the parent returns once the daemon is up (or failed)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(write_end)
-        message = b""
-        while chunk := os.read(read_end, 4096):
-            message += chunk
-        os.close(read_end)
-        os.waitpid(pid, 0)
-        text = message.decode(errors="replace").strip()
-        if text.startswith("ready"):
-            print(f"vigil heartbeat started ({text.split(' ', 1)[1]})")
-            return 0
-        raise VigilError(text.removeprefix("error: ") or "the daemon exited during start-up")
-    # first child: a new session, then the daemon as its child (never a session leader)
-    os.close(read_end)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-    os.chdir("/")
-
-    def ready() -> None:
-        os.write(write_end, f"ready pid {os.getpid()}\n".encode())
-        os.close(write_end)
-
-    try:
-        code = _serve(args, settings, ready=ready)
-    except VigilError as exc:
-        with _suppress_oserror():
-            os.write(write_end, f"error: {exc}\n".encode())
-        os._exit(exc.exit_code)
-    except BaseException as exc:
-        with _suppress_oserror():
-            os.write(write_end, f"error: internal error: {exc!r}\n".encode())
-        os._exit(70)
-    os._exit(code)
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
+    """Fork into the background; return once the daemon is up (or failed)."""
+    pid = detach(lambda ready: _serve(args, settings, ready=ready))
+    print(f"vigil heartbeat started (pid {pid})")
+    return 0
 
 
 #: where a detached daemon logs when syslog is unreachable and ha.cf names no file
@@ -162,7 +116,7 @@ FALLBACK_LOG = "/var/log/vigil/heartbeat.log"
 
 
 def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
-    from vigil.ha.daemon import HeartbeatDaemon, PidFile, apply_realtime
+    from vigil.ha.daemon import HeartbeatDaemon, apply_realtime
     from vigil.ha.drivers import make_driver
     from vigil.log import plan_logging, setup_logging, stop_logging
 
@@ -171,7 +125,7 @@ def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
     setup_logging(logfile=plan.logfile, debug=settings.debug > 0,
                   stream=plan.stream, debugfile=plan.debugfile, facility=plan.facility,
                   ident="vigil-heartbeat", fallback_file=FALLBACK_LOG)
-    pidfile = PidFile(args.pidfile)
+    pidfile = _pid_file(args.pidfile)
     pidfile.acquire()
     try:
         realtime = {"requested": False} if args.no_realtime else apply_realtime(settings)

@@ -80,20 +80,20 @@ CPUSchedulingResetOnFork=yes
 WantedBy=multi-user.target
 """
 
-DIRECTOR = """\
-# vigil director for /etc/ha.d/%i (ldirectord.cf's job) when heartbeat does not run it
-# (in a heartbeat pair, haresources' ldirectord::%i starts and stops it instead, or
-# flips vigil-director-standby@%i between active and standby).
-[Unit]
-Description=vigil director for %i (ldirectord compatible)
+def _director_unit(comment: str, description: str, ordering: str, conflicts: str,
+                   role: str) -> str:
+    """One director unit; the active and the warm standby one differ only in these."""
+    return f"""\
+{comment}[Unit]
+Description=vigil director for %i{description} (ldirectord compatible)
 Documentation=man:ldirectord(8)
 After=network-online.target
 Wants=network-online.target
-Conflicts=ldirectord.service
+{ordering}Conflicts=ldirectord.service{conflicts}
 
 [Service]
 Type=simple
-ExecStart={vigil} director --foreground %i start
+ExecStart={{vigil}} director --foreground %i {role}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=2s
@@ -104,32 +104,21 @@ RuntimeDirectoryPreserve=yes
 WantedBy=multi-user.target
 """
 
-DIRECTOR_STANDBY = """\
-# vigil director for /etc/ha.d/%i as a warm standby, on both nodes of a heartbeat pair:
-# it runs the checks and keeps the table from boot on, forwarding nothing that is not
-# addressed to this host; haresources' ldirectord::%i only makes it active (start) or a
-# standby again (stop), so a takeover costs the VIP's announcement alone. Its status
-# says stopped while it stands by. Not together with vigil-director@%i.
-[Unit]
-Description=vigil director for %i, warm standby (ldirectord compatible)
-Documentation=man:ldirectord(8)
-After=network-online.target
-Wants=network-online.target
-Before=vigil-heartbeat.service
-Conflicts=ldirectord.service vigil-director@%i.service
 
-[Service]
-Type=simple
-ExecStart={vigil} director --foreground %i standby
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=2s
-RuntimeDirectory=vigil
-RuntimeDirectoryPreserve=yes
+DIRECTOR = _director_unit(
+    "# vigil director for /etc/ha.d/%i (ldirectord.cf's job) when heartbeat does not run it\n"
+    "# (in a heartbeat pair, haresources' ldirectord::%i starts and stops it instead, or\n"
+    "# flips vigil-director-standby@%i between active and standby).\n",
+    "", "", "", "start")
 
-[Install]
-WantedBy=multi-user.target
-"""
+DIRECTOR_STANDBY = _director_unit(
+    "# vigil director for /etc/ha.d/%i as a warm standby, on both nodes of a heartbeat pair:\n"
+    "# it runs the checks and keeps the table from boot on, forwarding nothing that is not\n"
+    "# addressed to this host; haresources' ldirectord::%i only makes it active (start) or a\n"
+    "# standby again (stop), so a takeover costs the VIP's announcement alone. Its status\n"
+    "# says stopped while it stands by. Not together with vigil-director@%i.\n",
+    ", warm standby", "Before=vigil-heartbeat.service\n", " vigil-director@%i.service",
+    "standby")
 
 UNITS = {"vigil-volumes.service": VOLUMES, "vigil-heartbeat.service": HEARTBEAT,
          "vigil-director@.service": DIRECTOR,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from vigil.replication import control
 from vigil.replication.blockstore import create_md
 from vigil.replication.daemon import cleanup_stale, log_path, read_state
 from vigil.replication.states import NotConfigured
+from vigil.runtime import spawn_detached, wait_gone
 
 VERBS = {
     "create-md": "write fresh metadata on the backing disk (internal or external)",
@@ -231,9 +231,7 @@ def _up(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
         # said now, naming its source, rather than by a daemon that exits
         parse_address(metrics, "--metrics-address (or VIGIL_VOLUME_METRICS_ADDRESS)")
         argv += ["--metrics-address", metrics]
-    with open(logfile, "ab") as out:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                   start_new_session=True, close_fds=True)
+    process = spawn_detached(argv, logfile, append=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -259,13 +257,8 @@ def _down(cfg: volume_config.VolumeConfig, args: argparse.Namespace) -> int:
         print(f"{cfg.name}: not running" + (f" (cleaned up: {', '.join(done)})" if done else ""))
         return 0
     pid = state.get("pid") if state else None
-    deadline = time.monotonic() + 30
-    while pid and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    if pid:
+        wait_gone(pid, ("vigil",), 30, reaped=True)
     cleanup_stale(cfg)
     print(f"{cfg.name}: down")
     return 0

@@ -44,7 +44,6 @@ from typing import Any
 
 from vigil.config.base import (
     NO_JSON,
-    SECRET,
     Diagnostics,
     FrozenMap,
     Keyword,
@@ -54,7 +53,13 @@ from vigil.config.base import (
     keyword_table,
     physical_lines,
 )
-from vigil.config.checktypes import CheckType
+from vigil.config.checktypes import (
+    CHECK_INTERVAL,
+    CHECK_TIMEOUT,
+    NEGOTIATE_TIMEOUT,
+    CheckKeys,
+    CheckType,
+)
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.errors import Location
 
@@ -124,8 +129,9 @@ class Fallback:
 
 
 @dataclass(frozen=True)
-class VirtualService:
-    """One `virtual=`/`virtual6=` section with every inherited value filled in."""
+class _VirtualAddress:
+    """Where a virtual service listens: first in `VirtualService`'s fields (and so in
+    its JSON), ahead of the check keys it shares with the director."""
 
     family: int
     protocol: str  # tcp | udp | fwm
@@ -134,29 +140,22 @@ class VirtualService:
     fwmark: int | None = None
     reals: tuple[RealServer, ...] = ()
     fallback: Fallback | None = None
-    checktype: CheckType = CheckType.NEGOTIATE
-    connect_count: int = 0  # for checktype=N (COMBINED)
-    service: str = "none"
-    checkcommand: str = "/bin/true"
-    checkport: int | None = None
-    request: str = "/"
-    receive: str = ""
-    httpmethod: str = "GET"
-    virtualhost: str | None = None
-    login: str = ""
-    passwd: str = field(default="", metadata=SECRET)
-    database: str = ""
-    secret: str = field(default="", metadata=SECRET)
+
+
+@dataclass(frozen=True)
+class VirtualService(CheckKeys, _VirtualAddress):
+    """One `virtual=`/`virtual6=` section with every inherited value filled in."""
+
     scheduler: str = "wrr"
     persistent: int | None = None
     netmask: str | None = None
     schedflags: str | None = None
     ops: bool = False
-    checktimeout: int = 5
-    negotiatetimeout: int = 30
+    checktimeout: int = CHECK_TIMEOUT
+    negotiatetimeout: int = NEGOTIATE_TIMEOUT
     checkcount: int = 1
     failurecount: int = 1
-    checkinterval: int = 10
+    checkinterval: int = CHECK_INTERVAL
     quiescent: bool = False
     cleanstop: bool = True
     fallbackcommand: str | None = None
@@ -197,7 +196,7 @@ class LdirectordConfig:
     virtuals: tuple[VirtualService, ...] = ()
     checktimeout: int | None = None  # as written; each virtual holds the effective value
     negotiatetimeout: int | None = None
-    checkinterval: int = 10
+    checkinterval: int = CHECK_INTERVAL
     checkcount: int = 1
     failurecount: int = 1
     autoreload: bool = False
@@ -246,7 +245,7 @@ KEYWORDS = keyword_table(
     Keyword("timeout", "refused: replaced by checktimeout and negotiatetimeout",
             status=KeywordStatus.UNSUPPORTED,
             reason="deprecated in favour of checktimeout and negotiatetimeout"),
-    Keyword("checkinterval", "seconds between check rounds", default=10),
+    Keyword("checkinterval", "seconds between check rounds", default=CHECK_INTERVAL),
     Keyword("checkcount", "deprecated: attempts per ping check", default=1,
             status=KeywordStatus.DEPRECATED, reason="use failurecount"),
     Keyword("failurecount", "consecutive failures before a real server is taken out", default=1),
@@ -814,7 +813,7 @@ class _Reader:
             virtuals=tuple(virtuals),
             checktimeout=g.get("checktimeout"),
             negotiatetimeout=g.get("negotiatetimeout"),
-            checkinterval=g.get("checkinterval", 10),
+            checkinterval=g.get("checkinterval", CHECK_INTERVAL),
             checkcount=g.get("checkcount", 1),
             failurecount=g.get("failurecount", 1),
             autoreload=g.get("autoreload", False),
@@ -886,10 +885,11 @@ class _Reader:
         if d.service_explicit and service == "ftp" and not login:
             login = "anonymous"
         checktimeout = (v.get("checktimeout") or v.get("negotiatetimeout")
-                        or g.get("checktimeout") or g.get("negotiatetimeout") or 5)
+                        or g.get("checktimeout") or g.get("negotiatetimeout") or CHECK_TIMEOUT)
         negotiatetimeout = (v.get("negotiatetimeout") or v.get("checktimeout")
-                            or g.get("negotiatetimeout") or g.get("checktimeout") or 30)
-        checkinterval = g.get("checkinterval", 10)
+                            or g.get("negotiatetimeout") or g.get("checktimeout")
+                            or NEGOTIATE_TIMEOUT)
+        checkinterval = g.get("checkinterval", CHECK_INTERVAL)
         if g.get("fork", False) and "checkinterval" in v:
             checkinterval = v["checkinterval"]
         if v.get("ops") and protocol != "udp":

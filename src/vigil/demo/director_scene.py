@@ -37,9 +37,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vigil.control.client import exchange
 from vigil.data import init_script
 from vigil.demo.scene import SceneResult
 from vigil.demo.timeline import Timeline
+from vigil.errors import VigilError
 from vigil.kernel.nftables import Nftables
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
@@ -179,20 +181,9 @@ def director_status(host: Host) -> dict[str, Any] | None:
     """The running director's status over its control socket (None: no director)."""
     if not host.is_up():
         return None
-    path = host.path(DIRECTOR_SOCKET)
     try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(str(path))
-            sock.sendall(b'{"command": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        answer = json.loads(data)
-    except (OSError, ValueError):
+        answer = exchange(host.path(DIRECTOR_SOCKET), {"command": "status"}, timeout=5)
+    except (VigilError, OSError):
         return None
     return answer if answer.get("ok", True) else None
 

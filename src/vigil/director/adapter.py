@@ -105,8 +105,8 @@ def _service(virtual: cf.VirtualService, resolver: Resolver) -> ServiceConfig:
         fallback = RealServer(address[0], fb.port or key.port, weight=1,
                               forward=Forward(fb.forwarding.value))
     check = CheckSpec(
-        checktype=virtual.checktype.value,
-        connects=virtual.connect_count,
+        checktype=virtual.checktype,
+        connect_count=virtual.connect_count,
         service=virtual.service,
         checkport=virtual.checkport,
         request=_path(virtual.request) or "/",

@@ -54,6 +54,7 @@ from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealKey, ServiceKey, Table
 from vigil.metrics import MetricsAddress, MetricsServer
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
+from vigil.runtime import STOP_SIGNALS, PidFile, on_signals
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.director")
@@ -131,8 +132,7 @@ class Director:
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(signum, self._stop.set)
+        on_signals(loop, (*STOP_SIGNALS, signal.SIGQUIT), lambda _signum: self._stop.set())
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         self._write_state()
         if self.config_path is not None:
@@ -559,18 +559,17 @@ class Director:
         raise VigilError(f"unknown command {command!r}")
 
 
-def write_pid_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{os.getpid()}\n")
-    tmp.replace(path)
+def pid_file(instance: str) -> PidFile:
+    """The pid file of `instance`'s director: it counts while a vigil director holds it
+    (`vigil.director.child` names both words), not a later process with the number."""
+    return PidFile(Paths(instance).pid, ("vigil", "director"), f"vigil director {instance}")
 
 
 def read_state(instance: str) -> Current:
     """The node's director for `instance`: its role as its state file says, if it runs."""
     paths = Paths(instance)
-    pid = read_pid(paths.pid)
-    if pid is None or not pid_alive(pid, instance):
+    pid = pid_file(instance).running_pid()
+    if pid is None:
         return Current()
     try:
         state = json.loads(paths.state.read_text())
@@ -581,23 +580,6 @@ def read_state(instance: str) -> Current:
     # running, but no role written by this process (an older vigil): as before, a
     # running director is the active one
     return Current(Role.ACTIVE)
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid: int, instance: str) -> bool:
-    """The PID runs and is a vigil director (not a later process with the same number)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    words = [w.decode(errors="replace") for w in cmdline]
-    return any("vigil" in w for w in words) and any("director" in w for w in words)
 
 
 def event_loop_runner():
@@ -630,18 +612,16 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
                metrics_address: MetricsAddress | None = None, standby: bool = False) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
-    paths = Paths(instance_name(config_path))
+    pids = pid_file(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     logfile, facility = split_log_target(logfile)
     vlog.setup_logging(logfile, debug=debug, stream=stream or not (logfile or facility),
                        facility=facility, ident="vigil-director", fallback_file=FALLBACK_LOG)
-    write_pid_file(paths.pid)
+    pids.write()
     try:
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
                                      standby=standby).run())
     finally:
-        with contextlib.suppress(OSError):
-            if read_pid(paths.pid) == os.getpid():
-                paths.pid.unlink()
+        pids.release()
         vlog.stop_logging()
     return 0

@@ -368,7 +368,7 @@ class CheckEngine:
         negotiate = spec.checktype == "negotiate"
         checktype = spec.checktype
         if checktype == "combined":
-            negotiate = self._connects.get(ident, 0) >= spec.connects
+            negotiate = self._connects.get(ident, 0) >= spec.connect_count
             checktype = "negotiate" if negotiate else "connect"
         check = checker_for(checktype, spec.service)
         request = target.request(negotiate, self.sources.source_for(target.real.real.address))
@@ -383,8 +383,8 @@ class CheckEngine:
                 break
         if spec.checktype == "combined":
             if negotiate:
-                self._connects[ident] = 0 if result.ok else spec.connects
+                self._connects[ident] = 0 if result.ok else spec.connect_count
             else:
                 self._connects[ident] = (self._connects.get(ident, 0) + 1 if result.ok
-                                         else spec.connects)
+                                         else spec.connect_count)
         return result

@@ -10,31 +10,26 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 
-from vigil.config.checktypes import CheckType
+from vigil.config.checktypes import (
+    CHECK_INTERVAL,
+    CHECK_TIMEOUT,
+    NEGOTIATE_TIMEOUT,
+    CheckKeys,
+    CheckType,
+)
 from vigil.lvs.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
 
 EMAIL_STATUSES = frozenset({"starting", "running", "stopping", "reloading"})
 
 
 @dataclass(frozen=True)
-class CheckSpec:
-    """How a real server of one service is checked (ldirectord's per-virtual keys)."""
+class CheckSpec(CheckKeys):
+    """How a real server of one service is checked: ldirectord.cf's per-virtual check
+    keys (`CheckKeys`, shared with the parser's model) and what the director adds."""
 
-    checktype: str = "negotiate"
-    connects: int = 0  # checktype=N: N connect checks between negotiate checks
-    service: str = "none"
-    checkport: int | None = None
-    request: str = "/"
-    receive: str = ""
-    httpmethod: str = "GET"
-    virtualhost: str | None = None
-    login: str = ""
-    passwd: str = ""
-    database: str = ""
-    secret: str = ""
-    checkcommand: str = "/bin/true"
-    checktimeout: float = 5.0
-    negotiatetimeout: float = 30.0
+    # the file's whole seconds as floats (tests and the policy use fractions)
+    checktimeout: float = float(CHECK_TIMEOUT)
+    negotiatetimeout: float = float(NEGOTIATE_TIMEOUT)
     checkcount: int = 1  # attempts per check (ldirectord: ping only)
     #: Accepted HTTP status codes as inclusive ranges (ldirectord: any 2xx).
     status_codes: tuple[tuple[int, int], ...] = ((200, 299),)
@@ -45,6 +40,8 @@ class CheckSpec:
     def __post_init__(self) -> None:
         if self.checktype not in CheckType.__members__.values():
             raise ValueError(f"unknown checktype {self.checktype!r}")
+        # a type given as a string (tests, hand-built configs) compares and hashes the same
+        object.__setattr__(self, "checktype", CheckType(self.checktype))
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class ServiceConfig:
     service: VirtualService  # key, scheduler, persistence; its reals are ignored
     reals: tuple[RealSpec, ...] = ()
     check: CheckSpec = field(default_factory=CheckSpec)
-    checkinterval: float = 10.0
+    checkinterval: float = float(CHECK_INTERVAL)
     failurecount: int = 1
     rise: int = 1  # vigil: passes needed to come up (ldirectord: 1)
     quiescent: bool = False

@@ -55,6 +55,7 @@ from vigil.log import event
 from vigil.membership.transports import interface_info
 from vigil.metrics import MetricsServer, parse_address
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
+from vigil.runtime import STOP_SIGNALS, on_signals
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.heartbeat")
@@ -95,38 +96,6 @@ def apply_realtime(settings: HeartbeatSettings) -> dict[str, object]:
     else:
         report["memory"] = "locked"
     return report
-
-
-class PidFile:
-    """A pid file that refuses to start a second daemon."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def running_pid(self) -> int | None:
-        try:
-            pid = int(self.path.read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if b"vigil" in cmdline and pid != os.getpid() else None
-
-    def acquire(self) -> None:
-        other = self.running_pid()
-        if other is not None:
-            raise EnvironmentProblem(f"vigil heartbeat already runs (pid {other}, {self.path})")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(f"{os.getpid()}\n")
-        temporary.replace(self.path)
-
-    def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            if int(self.path.read_text().split()[0]) == os.getpid():
-                self.path.unlink()
 
 
 class HeartbeatDaemon:
@@ -218,8 +187,7 @@ class HeartbeatDaemon:
                     parse_address(settings.metrics_address, "vigil.cf metrics_address"),
                     self.metrics.registry)
                 self.metrics_server.start()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, self._shutdown_signal, signum)
+            on_signals(loop, STOP_SIGNALS, self._shutdown_signal)
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
             loop.add_signal_handler(signal.SIGUSR1, self._debug_signal, 1)
             loop.add_signal_handler(signal.SIGUSR2, self._debug_signal, -1)

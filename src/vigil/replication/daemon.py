@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from vigil.replication.fuse_frontend import VolumeFS
 from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
 from vigil.replication.states import Role
+from vigil.runtime import STOP_SIGNALS, on_signals
 
 log = logging.getLogger("vigil.volume")
 
@@ -272,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def runner() -> None:
         aio = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            aio.add_signal_handler(signum, daemon.stop_event.set)
+        on_signals(aio, STOP_SIGNALS, lambda _signum: daemon.stop_event.set())
         await daemon.run()
 
     try:

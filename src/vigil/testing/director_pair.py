@@ -61,9 +61,13 @@ def log_time(text: str, *needles: str) -> float | None:
     return None
 
 
-def http_get(client: Host, timeout: float) -> str:
-    """GET / through the VIP on a new connection: the body (raises OSError)."""
-    sock = client.connect(VIP, 80, timeout=timeout)
+def http_get(client: Host, timeout: float, address: str = VIP, port: int = 80) -> str:
+    """GET / through the VIP (or `address`) on a new connection: the body (raises OSError).
+
+    A short `timeout` bounds the connect (a dead path shows at once); the answer may
+    take at least half a second.
+    """
+    sock = client.connect(address, port, timeout=timeout)
     try:
         sock.settimeout(max(timeout, 0.5))
         sock.sendall(b"GET / HTTP/1.1\r\nHost: www\r\nConnection: close\r\n\r\n")

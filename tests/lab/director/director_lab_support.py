@@ -3,16 +3,15 @@ the director started in server5 and its status read over its control socket."""
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
 import time
 
+from vigil.control.client import exchange
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
-from vigil.testing import wait_until
+from vigil.testing import director_pair, wait_until
 
-VIP = "198.51.100.100"
+VIP = director_pair.VIP
 PYTHON = sys.executable
 
 
@@ -55,19 +54,8 @@ def port_open(host: Host, address: str, port: int) -> bool:
 
 
 def http_get(lab: Lab, address: str = VIP, port: int = 80, timeout: float = 5.0) -> str:
-    """The body of GET / through `address` from the client (raises on failure)."""
-    sock = lab.host("client").connect(address, port, timeout=timeout)
-    try:
-        sock.sendall(b"GET / HTTP/1.0\r\nHost: www\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    finally:
-        sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise OSError(f"bad answer {head[:40]!r}")
-    return body.decode().strip()
+    """The body of GET / through `address` from the client (raises OSError)."""
+    return director_pair.http_get(lab.host("client"), timeout, address, port)
 
 
 def vigil(host: Host, *args: str, check: bool = True, timeout: float = 60.0):
@@ -76,18 +64,7 @@ def vigil(host: Host, *args: str, check: bool = True, timeout: float = 60.0):
 
 def control(host: Host, request: dict, instance: str = "ldirectord.cf") -> dict:
     """Ask the director in `host` over its control socket."""
-    path = host.path(f"/run/vigil/director.{instance}.sock")
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+    return exchange(host.path(f"/run/vigil/director.{instance}.sock"), request, timeout=10)
 
 
 def weights(host: Host, port: int = 80, instance: str = "ldirectord.cf") -> dict[str, int]:

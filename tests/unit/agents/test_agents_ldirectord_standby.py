@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from vigil import runtime
 from vigil.agents.base import OcfStatus
 from vigil.agents.ldirectord import Ldirectord
 from vigil.agents.options import AgentOptions
@@ -20,7 +21,7 @@ CONFIG = "checktimeout=1\ncheckinterval=1\nvirtual=127.0.0.1:8080\n\treal=127.0.
 def test_the_resource_flips_a_warm_standby_without_running_a_program(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "RUN_DIR", tmp_path / "run")
     monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(daemon, "pid_alive", lambda pid, instance: True)
+    monkeypatch.setattr(runtime, "process_runs", lambda pid, words: True)
     (tmp_path / "run").mkdir()
     cf = tmp_path / "ldirectord.cf"
     cf.write_text(CONFIG)
@@ -30,7 +31,7 @@ def test_the_resource_flips_a_warm_standby_without_running_a_program(tmp_path, m
     async def scenario():
         backend = MemoryBackend()
         director = daemon.Director(cf, backend, standby=True)
-        daemon.write_pid_file(director.paths.pid)
+        daemon.pid_file(director.paths.instance).write()
         task = asyncio.create_task(director.run())
         async with asyncio.timeout(10):
             while not director.paths.socket.exists():

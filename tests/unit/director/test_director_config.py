@@ -57,7 +57,7 @@ def test_real_overrides_thresholds_and_port_rules():
     assert (one.real.port, one.request, one.receive) == (8080, "/.healthz", "ok")
     assert (one.real.lower, one.real.upper) == (10, 100)
     assert two.real.port == 80  # only NAT may change the port
-    assert (web.check.checktype, web.check.connects) == ("combined", 3)
+    assert (web.check.checktype, web.check.connect_count) == ("combined", 3)
     assert fwm.key == ServiceKey.fwm(7) and fwm.reals[0].real.port == 0
 
 
