@@ -43,6 +43,8 @@ VERBS = {
     "invalidate": "discard this node's data: full resync from the peer",
     "outdate": "mark this node's data outdated (what a fence-peer handler asks for)",
     "resume-io": "let writes flow again after fencing resource-and-stonith froze them",
+    "pause-sync": "pause the running resync (on either node) until resume-sync",
+    "resume-sync": "let a resync paused here go on",
     "wait-sync": "wait until connected and in sync (for scripts and tests)",
     "wait-connect": "at boot: wait until connected, or for the startup section's timeout",
     "become-primary": "at boot: promote if the startup section's become-primary-on names "
@@ -110,6 +112,7 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 #: verbs that take `all` (drbdadm's: every resource of the configuration)
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
                        "status", "role", "cstate", "dstate", "wait-sync", "outdate", "resume-io",
+                       "pause-sync", "resume-sync",
                        "become-primary"})
 
 
@@ -307,6 +310,8 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"    verify:{state} {verify.get('done_blocks', 0)}/"
                      f"{verify.get('total_blocks', 0)} blocks, out-of-sync "
                      f"{verify.get('out_of_sync', 0)} blocks")
+    if s.get("sync_paused"):
+        lines.append(f"    resync-suspended:{s['sync_paused']}")
     if s.get("split_brain"):
         lines.append(f"    split-brain: {s['split_brain']}")
     fence = s.get("last_fence")

@@ -174,6 +174,7 @@ def _out_of_sync(message: wire.Message, view: View) -> Handling:
 def _state(message: wire.Message, view: View) -> Handling:
     assert isinstance(message, wire.Control)
     messages.state(message.fields)
+    messages.sync_paused(message.fields)
     return Handling.PEER_STATE
 
 

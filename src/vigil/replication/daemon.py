@@ -238,6 +238,10 @@ class Daemon:
             return {"message": node.outdate()}
         if verb == "resume-io":
             return {"message": node.resume_io()}
+        if verb == "pause-sync":
+            return {"message": node.pause_sync()}
+        if verb == "resume-sync":
+            return {"message": node.resume_sync()}
         if verb == "down":
             if node.role is Role.PRIMARY:
                 aio = asyncio.get_running_loop()

@@ -113,6 +113,12 @@ def state(fields: dict[str, Any]) -> tuple[Role | None, Disk | None, str | None]
     return role(fields, "STATE"), disk(fields, "STATE", required=False), verify
 
 
+def sync_paused(fields: dict[str, Any]) -> bool | None:
+    """STATE's `sync_paused`: the peer's pause-sync flag (None: not said)."""
+    value: bool | None = _field(fields, "sync_paused", bool, "STATE", required=False)
+    return value
+
+
 def rs_done(fields: dict[str, Any]) -> list[int]:
     return generations(fields.get("generations"), "RS_DONE")
 

@@ -61,6 +61,8 @@ APP_IO_WINDOW = 0.5  # application I/O seen within this many seconds slows the r
 BIG_WRITE = 64 * 1024
 #: beyond ping-timeout, how long a promotion waits for the pinger to judge its probe
 PROBE_GRACE = 1.0
+#: how often a paused resync looks whether it may go on
+PAUSED_SYNC_POLL = 0.05
 
 
 class LinkLost(Exception):
@@ -160,6 +162,10 @@ class Node:
         #: connections made in this life: a fence outcome from an older one is moot
         self._connections = 0
         self.last_fence: dict[str, Any] | None = None
+        #: drbdadm pause-sync: this node's flag (kept until resume-sync) and the peer's
+        #: (said in its STATE; forgotten with the link); a resync moves while neither is set
+        self.sync_paused_here = False
+        self.sync_paused_peer = False
         self._stopping = False
         self.last_app_io = -1e9
         self.split_brain: str = ""
@@ -457,6 +463,9 @@ class Node:
             "split_brain": self.split_brain,
             # DRBD's "suspended:fencing": writes wait (None while they flow)
             "io_suspended": self.io_frozen_reason,
+            # DRBD's resync-suspended: "user" (pause-sync here), "peer", or None
+            "sync_paused": self.sync_paused if self._sync and not self._sync.get("finished")
+            else None,
             # the last fence-peer handler's exit code and what it meant (None: none ran)
             "last_fence": self.last_fence,
             "reason": self.last_reason,
@@ -760,6 +769,8 @@ class Node:
         event(log, "volume.resync_start", resource=self.cfg.name, direction=sync.name,
               blocks=self.bitmap.count, bytes=self.bitmap.bytes_marked)
         self._run_handler("before-resync-target" if sync.is_target else "before-resync-source")
+        if self.sync_paused_here:  # paused before the link broke: still paused
+            self._tell_pause()
         if sync.is_target:
             self._write_sb(self.sb.with_flag(MdFlag.SYNC_TARGET))
             self.uptodate = False
@@ -782,6 +793,9 @@ class Node:
             if self.bitmap.count == 0 and not in_flight:
                 break
             now = self.clock.now()
+            if self.sync_paused is not None:
+                await asyncio.sleep(PAUSED_SYNC_POLL)
+                continue
             app_io = now - self.last_app_io < APP_IO_WINDOW
             budget = pacer.allowance(now, sum(in_flight.values()), app_io)
             sent = 0
@@ -1054,6 +1068,11 @@ class Node:
 
     def _peer_state(self, fields: dict[str, Any]) -> None:
         role, disk, verify = messages.state(fields)
+        paused = messages.sync_paused(fields)
+        if paused is not None and paused != self.sync_paused_peer:
+            self.sync_paused_peer = paused
+            event(log, "volume.sync_paused" if paused else "volume.sync_resumed",
+                  resource=self.cfg.name, by="peer")
         if role is not None:
             self.peer_role = role
         if disk is not None:
@@ -1062,6 +1081,41 @@ class Node:
             self._set_repl(Repl.VERIFY_T, "peer started verify")
             self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
                             "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
+
+    @property
+    def sync_paused(self) -> str | None:
+        """Why the resync waits (DRBD's resync-suspended:user or :peer), None if it may go."""
+        if self.sync_paused_here:
+            return "user"
+        if self.sync_paused_peer:
+            return "peer"
+        return None
+
+    def pause_sync(self) -> str:
+        """drbdadm pause-sync: the running resync waits until resume-sync."""
+        if self.repl not in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET):
+            raise StateChangeRefused("no resync is running")
+        if self.sync_paused_here:
+            return "resync already paused here"
+        self.sync_paused_here = True
+        self._tell_pause()
+        event(log, "volume.sync_paused", resource=self.cfg.name, by="user")
+        return "resync paused"
+
+    def resume_sync(self) -> str:
+        """drbdadm resume-sync: drop this node's pause flag."""
+        if not self.sync_paused_here:
+            raise StateChangeRefused("the resync was not paused here")
+        self.sync_paused_here = False
+        self._tell_pause()
+        event(log, "volume.sync_resumed", resource=self.cfg.name, by="user")
+        return "resync resumed" if not self.sync_paused_peer else \
+            "resumed here; the peer still pauses it"
+
+    def _tell_pause(self) -> None:
+        if self.session is not None:
+            self.session.send(wire.Control(wire.T.STATE,
+                                           {"sync_paused": self.sync_paused_here}))
 
     def _send_state(self) -> None:
         if self.session is not None:
@@ -1129,6 +1183,7 @@ class Node:
             self._set_repl(Repl.OFF, "link lost")
         self.peer_role = Role.UNKNOWN
         self.peer_disk = Disk.UNKNOWN
+        self.sync_paused_peer = False
         if not was_connected:
             if self.conn is Conn.CONNECTED:
                 self._set_conn(Conn.CONNECTING, "handshake failed")

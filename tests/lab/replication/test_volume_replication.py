@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -101,3 +102,40 @@ def test_wait_sync_shows_the_initial_syncs_progress(volume_pair):
     size = human_bytes(pair.status("server5")["size"])
     assert all(f" of {size}) " in line and "/s, " in line for line in progress), said
     assert "\r" not in "".join(said)
+
+
+def test_pause_sync_on_the_target_holds_the_resync_until_resume_sync(volume_pair):
+    """drbdadm's pause-sync on either node stops the resync (resync-suspended:user there,
+    :peer on the other); resume-sync lets it finish."""
+    pair = volume_pair
+    for host in ("server5", "server6"):
+        pair.configure(host, disk="c-plan-ahead 0; resync-rate 4M;")
+        pair.create(host, "64M")
+        pair.up(host)
+    pair.wait_status("server5", lambda s: s["connection"] == "Connected", 30, "connected")
+    refused = pair.vigil("server6", "pause-sync", pair.name, check=False)
+    assert refused.returncode != 0 and "no resync is running" in refused.stderr
+    pair.vigil("server5", "primary", "--force", pair.name)
+    pair.wait_status("server5", lambda s: s["replication"] == "SyncSource"
+                     and s["sync"]["percent"] > 0, 20, "the initial sync under way")
+    assert "resync paused" in pair.vigil("server6", "pause-sync", pair.name).stdout
+    assert pair.status("server6")["sync_paused"] == "user"
+    pair.wait_status("server5", lambda s: s["sync_paused"] == "peer", 10,
+                     "the source told of the target's pause")
+    left: list[int] = []
+
+    def settled() -> bool:  # what was in flight at the pause has landed
+        left.append(pair.status("server5")["sync"]["left_bytes"])
+        return len(left) >= 3 and left[-1] == left[-2] == left[-3]
+
+    wait_until(settled, 15, lambda: f"the resync to stand still (left: {left[-5:]})")
+    time.sleep(1.0)  # a negative: at 4 MB/s a running resync moves 4 MB in this second
+    held = pair.status("server5")
+    assert held["sync"]["left_bytes"] == left[-1] > 0
+    assert "resync-suspended:peer" in pair.vigil("server5", "status", pair.name).stdout
+    assert "resync resumed" in pair.vigil("server6", "resume-sync", pair.name).stdout
+    pair.wait_synced(timeout=60)
+    for host in ("server5", "server6"):
+        assert pair.status(host)["sync_paused"] is None
+    again = pair.vigil("server6", "resume-sync", pair.name, check=False)
+    assert again.returncode != 0 and "not paused here" in again.stderr
