@@ -41,6 +41,7 @@ VERBS = {
     "dstate": "the disk states (local/peer)",
     "verify": "online verify: compare checksums block by block, mark differences",
     "invalidate": "discard this node's data: full resync from the peer",
+    "invalidate-remote": "discard the peer's data: full resync from this node to it",
     "outdate": "mark this node's data outdated (what a fence-peer handler asks for)",
     "resume-io": "let writes flow again after fencing resource-and-stonith froze them",
     "pause-sync": "pause the running resync (on either node) until resume-sync",

@@ -175,6 +175,7 @@ def _state(message: wire.Message, view: View) -> Handling:
     assert isinstance(message, wire.Control)
     messages.state(message.fields)
     messages.sync_paused(message.fields)
+    messages.invalidate_asked(message.fields)
     return Handling.PEER_STATE
 
 

@@ -238,6 +238,8 @@ class Daemon:
             return {"message": node.outdate()}
         if verb == "resume-io":
             return {"message": node.resume_io()}
+        if verb == "invalidate-remote":
+            return {"message": node.invalidate_remote()}
         if verb == "pause-sync":
             return {"message": node.pause_sync()}
         if verb == "resume-sync":

@@ -119,6 +119,11 @@ def sync_paused(fields: dict[str, Any]) -> bool | None:
     return value
 
 
+def invalidate_asked(fields: dict[str, Any]) -> bool:
+    """STATE's `invalidate`: the peer ran invalidate-remote (this node's data is to go)."""
+    return bool(_field(fields, "invalidate", bool, "STATE", required=False))
+
+
 def rs_done(fields: dict[str, Any]) -> list[int]:
     return generations(fields.get("generations"), "RS_DONE")
 

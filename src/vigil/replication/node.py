@@ -433,6 +433,19 @@ class Node:
             self.session.close()
         return "invalidated: full resync from the peer"
 
+    def invalidate_remote(self) -> str:
+        """drbdadm invalidate-remote: the peer's data is thrown away and rewritten from here."""
+        if self.session is None or self.repl is not Repl.ESTABLISHED:
+            raise StateChangeRefused("not connected and in sync: nothing to rewrite the peer "
+                                     "from")
+        if self.disk is not Disk.UP_TO_DATE:
+            raise StateChangeRefused(f"this node's data is {self.disk.value}, not UpToDate")
+        if self.peer_role is Role.PRIMARY:
+            raise StateChangeRefused("cannot invalidate a primary peer")
+        self.session.send(wire.Control(wire.T.STATE, {"invalidate": True}))
+        event(log, "volume.invalidate_remote", resource=self.cfg.name)
+        return "the peer invalidates its data: full resync to it"
+
     async def start_verify(self) -> str:
         session = self.session
         if session is None or self.repl is not Repl.ESTABLISHED:
@@ -1068,6 +1081,8 @@ class Node:
 
     def _peer_state(self, fields: dict[str, Any]) -> None:
         role, disk, verify = messages.state(fields)
+        if messages.invalidate_asked(fields):
+            self._invalidate_for_peer()
         paused = messages.sync_paused(fields)
         if paused is not None and paused != self.sync_paused_peer:
             self.sync_paused_peer = paused
@@ -1081,6 +1096,15 @@ class Node:
             self._set_repl(Repl.VERIFY_T, "peer started verify")
             self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
                             "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
+
+    def _invalidate_for_peer(self) -> None:
+        """The peer ran invalidate-remote: as `invalidate` here, unless this node is
+        primary (a primary is never a sync target) or already syncing."""
+        if self.role is Role.PRIMARY or self.repl is not Repl.ESTABLISHED:
+            event(log, "volume.invalidate_refused", logging.WARNING, resource=self.cfg.name,
+                  reason=f"asked by the peer while {self.role.value} and {self.repl.value}")
+            return
+        self._spawn(self.invalidate())
 
     @property
     def sync_paused(self) -> str | None:

@@ -139,3 +139,23 @@ def test_pause_sync_on_the_target_holds_the_resync_until_resume_sync(volume_pair
         assert pair.status(host)["sync_paused"] is None
     again = pair.vigil("server6", "resume-sync", pair.name, check=False)
     assert again.returncode != 0 and "not paused here" in again.stderr
+
+
+def test_invalidate_remote_rewrites_the_peers_data_from_here(volume_pair):
+    pair = volume_pair
+    pair.start_pair()
+    size = pair.status("server5")["size"]
+    pair.write_blocks("server5", [3, 200], b"good")
+    with open(pair.host("server6").path(pair.backing), "r+b") as backing:  # rot behind DRBD
+        backing.seek(200 * BLOCK)
+        backing.write(b"rotten" * 100)
+    assert pair.data_digest("server5", size) != pair.data_digest("server6", size)
+    refused = pair.vigil("server6", "invalidate-remote", pair.name, check=False)
+    assert refused.returncode != 0 and "cannot invalidate a primary peer" in refused.stderr
+    said = pair.vigil("server5", "invalidate-remote", pair.name).stdout
+    assert "full resync to it" in said
+    pair.wait_status("server6", lambda s: s["stats"]["resync_blocks"] >= size // BLOCK, 60,
+                     "server6 rewritten block by block")
+    pair.wait_synced()
+    assert pair.data_digest("server5", size) == pair.data_digest("server6", size)
+    assert pair.read_block("server6", 200).startswith(b"good-200-")

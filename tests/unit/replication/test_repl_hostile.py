@@ -46,6 +46,10 @@ def test_state_and_rs_done_fields_are_checked():
     for bad in ({"role": "King"}, {"disk": 5}, {"verify": ["start"]}):
         with pytest.raises(ProtocolError):
             messages.state(bad)
+    assert messages.invalidate_asked({"invalidate": True})
+    assert not messages.invalidate_asked({})
+    with pytest.raises(ProtocolError):
+        messages.invalidate_asked({"invalidate": "please"})
     assert messages.sync_paused({"sync_paused": True}) is True
     assert messages.sync_paused({"role": "Primary"}) is None
     for value in ("yes", 1, None, [True]):
