@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -765,3 +766,82 @@ def test_a_dead_failfast_program_reboots_the_node(hb):
     said = marker.read_text()
     assert said.startswith("server6") and "failfast program" in said and "code 3" in said
     assert hb.daemons["server6"].wait(10)
+
+
+#: a fence agent (fence-agents' protocol: key=value on stdin) whose device is the lab's
+#: power switch: it asks the test to pull a host's plug and reads back the power state
+LAB_FENCE_AGENT = """#!/bin/sh
+action=; plug=
+while IFS='=' read -r key value; do
+    case "$key" in action) action=$value ;; plug) plug=$value ;; esac
+done
+dir={switch}
+case "$action" in
+    off) echo off > "$dir/$plug.request"
+         i=0; while [ "$(cat "$dir/$plug.state" 2>/dev/null)" != off ]; do
+             i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done; exit 0 ;;
+    status) [ "$(cat "$dir/$plug.state" 2>/dev/null)" = off ] && exit 2; exit 0 ;;
+    monitor) [ -d "$dir" ] && exit 0; exit 1 ;;
+esac
+exit 1
+"""
+
+
+class LabPowerSwitch:
+    """The lab's power switch as a fence device: a thread pulls a host's plug when the
+    fence agent asks (a file in the lab directory) and says the host is off."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.directory = lab.directory / "power-switch"
+        self.directory.mkdir()
+        self.pulled: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> LabPowerSwitch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _serve(self) -> None:
+        while not self._stop.wait(0.02):
+            for request in self.directory.glob("*.request"):
+                host = request.name.removesuffix(".request")
+                request.unlink()
+                self.lab.crash(host)
+                self.pulled.append(host)
+                (self.directory / f"{host}.state").write_text("off\n")
+
+
+def test_a_fence_agent_powers_off_a_peer_that_only_looked_dead(hb):
+    """The holder's daemon stalls past deadtime while its kernel still answers for the VIP:
+    without fencing the standby's duplicate probe rightly refuses the address and nothing
+    moves. With a fence agent the standby powers the holder off first, then takes over."""
+    switch = LabPowerSwitch(hb.lab)
+    agent = LAB_FENCE_AGENT.format(switch=switch.directory)
+    for name, peer in (("server5", "server6"), ("server6", "server5")):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/usr/local/sbin/fence_lab", agent, mode=0o755)
+        host.write_file("/etc/ha.d/vigil.cf", f"fence {peer}.example.com\n"
+                        "    agent /usr/local/sbin/fence_lab\n"
+                        f"    plug {peer}\n")  # the duplicate probe stays on (the default)
+    with switch:
+        for name in ("server5", "server6"):
+            hb.responder(name)
+        for name in ("server5", "server6"):
+            hb.start(name, configure=False)
+        hb.wait_holders({"server5"}, 20)
+        hb.daemons["server5"].signal(signal.SIGSTOP)
+        hb.wait_client("server6", timeout=30)
+    assert switch.pulled == ["server5"]
+    assert not hb.lab.host("server5").is_up()
+    said = hb.daemons["server6"].output()
+    assert "fence.result node=server5.example.com agent=/usr/local/sbin/fence_lab " \
+           "fenced=True" in said, said
+    assert said.index("fenced=True") < said.index("address.added")
+    assert hb.holders() == {"server6"}
