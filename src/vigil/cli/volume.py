@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from vigil.cli import volume_boot
@@ -48,6 +49,9 @@ VERBS = {
     "resume-sync": "let a resync paused here go on",
     "wait-sync": "wait until connected and in sync (for scripts and tests)",
     "wait-connect": "at boot: wait until connected, or for the startup section's timeout",
+    "adjust": "run what the resource file now says: handlers, fencing, policies, timers and "
+              "rates at once; protocol, secret and the like by reconnecting; refused (name it) "
+              "for what needs down and up",
     "become-primary": "at boot: promote if the startup section's become-primary-on names "
                       "this node",
     "resize": "grow to a larger backing disk (not implemented yet)",
@@ -113,7 +117,7 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 #: verbs that take `all` (drbdadm's: every resource of the configuration)
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
                        "status", "role", "cstate", "dstate", "wait-sync", "outdate", "resume-io",
-                       "pause-sync", "resume-sync",
+                       "pause-sync", "resume-sync", "adjust",
                        "become-primary"})
 
 
@@ -178,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
         extra["force"] = args.force
     if verb == "connect":
         extra["discard_my_data"] = args.discard_my_data
+    if verb == "adjust":  # the daemon reads the same file, as this command found it
+        path = getattr(args, "sub_config", None) or args.config
+        extra["config"] = str(Path(path).resolve()) if path else None
     answer = _ask(cfg, verb, **extra)
     if answer.get("message"):
         print(f"{cfg.name}: {answer['message']}")

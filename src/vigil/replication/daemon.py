@@ -238,6 +238,17 @@ class Daemon:
             return {"message": node.outdate()}
         if verb == "resume-io":
             return {"message": node.resume_io()}
+        if verb == "adjust":
+            config = request.get("config")
+            if config is not None and not isinstance(config, str):
+                raise UsageError("adjust: 'config' must be a path")
+            wanted = await asyncio.to_thread(load, self.cfg.name, config)
+            message = node.adjust(wanted)
+            self.cfg = node.cfg
+            for warning in wanted.warnings:
+                event(log, "config.warning", logging.WARNING, resource=wanted.name,
+                      problem=warning)
+            return {"message": message}
         if verb == "invalidate-remote":
             return {"message": node.invalidate_remote()}
         if verb == "pause-sync":

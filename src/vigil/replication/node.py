@@ -26,6 +26,7 @@ from vigil.clock import Clock, MonotonicClock
 from vigil.log import event
 from vigil.replication import auth, messages, wire
 from vigil.replication.activity_log import ActivityLog, AlChange
+from vigil.replication.adjust import plan as adjust_plan
 from vigil.replication.admission import DIGEST_BYTES, VERIFY_CHUNK_BLOCKS, Handling, View, admit
 from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
@@ -446,6 +447,29 @@ class Node:
         event(log, "volume.invalidate_remote", resource=self.cfg.name)
         return "the peer invalidates its data: full resync to it"
 
+    def adjust(self, wanted: VolumeConfig) -> str:
+        """drbdadm adjust: run what the resource file now says (see `adjust.plan`)."""
+        changes = adjust_plan(self.cfg, wanted)
+        if changes.restart:
+            raise StateChangeRefused("only down and up can change "
+                                     + "; ".join(changes.restart))
+        self.cfg = wanted
+        for change in (*changes.live, *changes.reconnect):
+            event(log, "volume.adjusted", resource=self.cfg.name, change=change)
+        said = "; ".join((*changes.live, *changes.reconnect))
+        if changes.reconnect and self.session is not None:
+            self.session.rehandshake = True  # the handshake negotiates these again
+            self.session.close()
+            return f"adjusted, reconnecting: {said}"
+        # the file says connected: a StandAlone node connects, as drbdadm adjust does
+        # (a peer that refused the old parameters while it was adjusted, a disconnect)
+        connecting = self.conn is Conn.STANDALONE
+        if connecting:
+            self.connect(False)
+        if changes.empty:
+            return "no changes, connecting" if connecting else "no changes"
+        return f"adjusted{', connecting' if connecting else ''}: {said}"
+
     async def start_verify(self) -> str:
         session = self.session
         if session is None or self.repl is not Repl.ESTABLISHED:
@@ -518,6 +542,7 @@ class Node:
                                         refused=self._refused)
         self._spawn(self._metadata_flusher())
         while not self._stopping:
+            timer.settings = self.cfg.link  # `adjust` may have changed connect-int
             if not self.want_connection:
                 self._wake.clear()
                 await self._wake.wait()

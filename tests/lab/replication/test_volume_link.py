@@ -267,3 +267,42 @@ def test_promoting_a_consistent_disk_asks_fence_peer_first(volume_pair, handler,
         assert done.returncode != 0
         assert "fence-peer did not outdate the peer" in done.stderr
         assert status["role"] == "Secondary"
+
+
+def test_adjust_runs_what_the_changed_resource_file_says(volume_pair):
+    """Fencing and a handler at once; the protocol by reconnecting; the disk refused."""
+    pair = volume_pair
+    marker = pair.lab.directory / "fenced-after-adjust"
+    for host in ("server5", "server6"):
+        pair.host(host).write_file("/etc/vigil-test/fence-peer",
+                                   f"#!/bin/sh\ntouch {marker}\nexit 4\n", mode=0o755)
+    pair.start_pair()
+    assert pair.vigil("server5", "adjust", pair.name).stdout.strip() == \
+        f"{pair.name}: no changes"
+    for host in ("server5", "server6"):
+        pair.configure(host, protocol="A", disk="fencing resource-only;",
+                       handlers="fence-peer /etc/vigil-test/fence-peer;")
+    said = pair.vigil("server5", "adjust", pair.name).stdout
+    assert "reconnecting" in said and "fencing: 'dont-care' -> 'resource-only'" in said
+    assert "protocol: 'C' -> 'A'" in said
+    # server6 still spoke protocol C when server5 came back with A: both refused the
+    # link (StandAlone); adjusting server6, then server5 again, connects them
+    pair.vigil("server6", "adjust", pair.name)
+    pair.vigil("server5", "adjust", pair.name)
+    status = pair.wait_status("server5", lambda s: s["connection"] == "Connected"
+                              and s["protocol"] == "A", 30, "reconnected with protocol A")
+    assert status["role"] == "Primary"
+    pair.lab.partition("server5", "server6")  # the adjusted fencing is what runs now
+    pair.wait_status("server5", lambda s: s["peer_disk"] == "Outdated", 20,
+                     "fence-peer outdated the peer")
+    assert marker.exists()
+    pair.configure("server5", protocol="A", disk="fencing resource-only;",
+                   handlers="fence-peer /etc/vigil-test/fence-peer;",
+                   text=None)
+    text = pair.host("server5").read_file(f"/etc/drbd.d/{pair.name}.res")
+    pair.host("server5").write_file(f"/etc/drbd.d/{pair.name}.res",
+                                    text.replace(pair.backing, pair.backing + ".new", 1))
+    refused = pair.vigil("server5", "adjust", pair.name, check=False)
+    assert refused.returncode != 0
+    assert "only down and up can change local.disk" in refused.stderr
+    assert pair.status("server5")["role"] == "Primary"
