@@ -28,6 +28,7 @@ from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
 from vigil.director.backends.base import Backend, BackendError, Timeouts
+from vigil.director.changes import describe as describe_changes
 from vigil.director.checkers.base import CheckResult
 from vigil.director.engine import CheckEngine, CheckTarget, targets_for
 from vigil.director.health import (
@@ -347,6 +348,13 @@ class Director:
         except VigilError as exc:
             vlog.event(log, "config.rejected", logging.ERROR, why=why, error=exc)
             return False
+        changes = describe_changes(self.config, config)
+        for change in changes:
+            vlog.event(log, "config.changed", why=why, change=change)
+        if not changes:
+            vlog.event(log, "config.unchanged", why=why,
+                       detail="the file says what runs already: nothing applied")
+            return True
         self.policy.phase = "reloading"
         self.config = config
         self.handle(self.policy.configure(config, self.clock.now()))
@@ -355,7 +363,7 @@ class Director:
         self.policy.phase = "running"
         self._dirty.set()
         vlog.event(log, "config.reloaded", why=why, services=len(config.services),
-                   checks=len(self.engine.targets))
+                   checks=len(self.engine.targets), changes=len(changes))
         return True
 
     def _file_stamp(self) -> tuple[float, str] | None:
@@ -388,7 +396,7 @@ class Director:
         self._stamp = stamp
         if not changed:
             return
-        vlog.event(log, "config.changed", path=self.config_path,
+        vlog.event(log, "config.file_changed", path=self.config_path,
                    action="reload" if self.config.autoreload else "ignored")
         callback = self.config.callback
         if self.config.autoreload:
