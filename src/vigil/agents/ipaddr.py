@@ -11,7 +11,6 @@ it. Status comes from the kernel's address list, never from a state file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -132,9 +131,8 @@ class IPaddr(Agent):
         return await bounded(run(), timeout, f"{self.label} hand-off")
 
     async def settle(self) -> None:
-        if self._burst is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._burst
+        if self._burst is not None:  # its end, not its outcome; a cancel of ours goes on
+            await asyncio.wait([self._burst])
 
     # -- implementation ---------------------------------------------------------------------
     async def _start(self) -> AgentResult:

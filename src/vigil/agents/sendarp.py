@@ -7,7 +7,6 @@ interface. Start sends the burst; status is the pseudo state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 
 from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus, bounded
@@ -72,6 +71,5 @@ class SendArp(Agent):
         return AgentResult(OcfStatus.NOT_RUNNING, "stopped")
 
     async def settle(self) -> None:
-        if self._burst is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._burst
+        if self._burst is not None:  # its end, not its outcome; a cancel of ours goes on
+            await asyncio.wait([self._burst])

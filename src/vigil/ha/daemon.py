@@ -57,6 +57,7 @@ from vigil.metrics import MetricsServer, parse_address
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.runtime import STOP_SIGNALS, on_signals
 from vigil.subprocesses import run_program
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.heartbeat")
 #: how long a group start or stop may take before it counts as failed
@@ -402,9 +403,8 @@ class HeartbeatDaemon:
     async def _unmonitor(self, group: Group) -> None:
         task = self._monitors.pop(group.index, None)
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            with contextlib.suppress(Exception):  # the monitor's own failure: it is over
+                await cancel_and_wait([task])
 
     async def _watch(self, group: Group) -> None:
         assert isinstance(self.driver, MonitoringDriver)
