@@ -78,7 +78,7 @@ def page_data(status: Mapping[str, Any], resources: Mapping[str, Sequence[str]],
 
 
 def render_json(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True).encode()
+    return json.dumps(data).encode()
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -158,25 +158,25 @@ header{background:#1d2330;color:#fff;padding:12px 20px}
 header h1{font-size:18px;margin:0}
 header p{margin:4px 0 0;color:#c9cfdb}
 #updated.stale{color:#ffb4a8;font-weight:bold}
-main{display:grid;grid-template-columns:1fr 1fr;gap:16px;padding:16px 20px}
+main{display:grid;grid-template-columns:minmax(0,1fr);gap:14px;padding:14px 20px;max-width:1400px}
 section{background:#fff;border-radius:6px;padding:10px 14px;box-shadow:0 1px 2px #0002}
-section.wide{grid-column:1/3}
 h2{font-size:15px;margin:4px 0 8px}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e3e6ec;vertical-align:top}
+th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e3e6ec;vertical-align:top;
+overflow-wrap:break-word}
 td ul{margin:0;padding-left:16px}
 .link{display:inline-block;margin:0 6px 2px 0;padding:0 6px;border-radius:3px;background:#e3e6ec}
 .s-up,.s-active{color:#0a6b2f}.link.s-up{background:#d5f2de}
 .s-dead{color:#b3261e}.link.s-dead{background:#fbd9d5}
 tr.s-dead td.status,tr.s-dead td.name{font-weight:bold}
 td.holder{font-weight:bold}
-#events{margin:0;padding-left:0;list-style:none;max-height:420px;overflow:auto}
+#events{margin:0;padding-left:0;list-style:none;max-height:60vh;overflow:auto}
 #events li{padding:2px 0;border-bottom:1px solid #eef0f4}
 #events time{color:#5b6475;font-family:monospace}
 #events .event{font-weight:bold}
 #events li[data-event="peer.dead"] .event,#events li[data-event$="_failed"] .event{color:#b3261e}
 .fields{color:#3b4354;font-family:monospace;font-size:12px}
-.note{color:#5b6475}
+.note{color:#5b6475;overflow-wrap:anywhere}
 """
 
 #: the page's script: asks status.json every POLL_MS and redraws from it with text only
@@ -217,7 +217,7 @@ SCRIPT = """
       el("td", {"class": "type"}, n.type), el("td", {"class": "status"}, n.status),
       el("td", {"class": "heard"}, n.self ? "" : ago(n.last_heard_ago)),
       el("td", {"class": "links"}, ...(n.links || []).map((l) => el("span",
-        {"class": "link s-" + l.status, "data-link": l.name}, l.name + " " + l.status)))))));
+        {"class": "link s-" + l.status, "data-link": l.name}, l.name + " " + l.status))))));
     $("groups").replaceChildren(...d.groups.map((g) => el("tr", {"data-group": g.key},
       el("td", {"class": "key"}, g.key),
       el("td", {"class": "holder"}, g.holder.length ? g.holder.join(" and ") : "nobody"),
@@ -273,9 +273,9 @@ def render_html(data: Mapping[str, Any]) -> str:
 <section><h2>Groups</h2><table><thead><tr><th>group</th><th>runs on</th><th>home</th>
 <th>state</th><th>resources</th></tr></thead><tbody id="groups">{groups}</tbody></table>
 </section>
-<section class="wide"><h2>Last events (newest first, UTC)</h2><ol id="events">{events}</ol>
+<section><h2>Last events (newest first, UTC)</h2><ol id="events">{events}</ol>
 </section>
-<section class="wide"><p class="note">{_e(data.get("not_here"))}
+<section><p class="note">{_e(data.get("not_here"))}
 vigil {_e(daemon.get("version"))}, pid {_e(daemon.get("pid"))}; read-only:
 <a href="status.json">status.json</a>, <a href="metrics">metrics</a>.</p></section>
 </main>
