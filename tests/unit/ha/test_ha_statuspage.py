@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+
+import pytest
 
 from vigil.ha.engine import NodeConfig, NodeEngine
 from vigil.ha.groups import groups_from_lines
@@ -12,6 +17,7 @@ from vigil.ha.statuspage import NOT_HERE, page_data, render_html, render_json
 from vigil.ha.timeline import Timeline
 from vigil.membership.auth import AuthKeys
 from vigil.membership.liveness import Timings
+from vigil.testing.browser import PROGRAM, QUIET
 
 HOSTILE = "<script>alert('x')</script>"
 GROUPS = groups_from_lines([("n1", [HOSTILE, "IPaddr::198.51.100.100"]),
@@ -156,3 +162,25 @@ def test_the_timeline_keeps_the_last_events_of_interest_with_safe_fields_only():
     assert events[1]["fields"] == {"section": "vigil.cf", "what": "fence_command changed"}
     events[0]["fields"]["target"] = "changed by a reader"
     assert timeline.events()[0]["fields"]["target"] == "g"
+
+
+@pytest.mark.skipif(shutil.which(PROGRAM) is None or os.geteuid() != 0 or not shutil.which(
+    "unshare"), reason="needs Debian's chromium and root (an empty network namespace)")
+def test_the_script_runs_in_chromium_and_hostile_names_stay_text(tmp_path):
+    """The page as a browser makes it, in a network namespace with nothing in it: the
+    script runs (its first poll, with no daemon to answer, marks the page stale) and
+    draws no element out of a name."""
+    page = tmp_path / "status.html"
+    page.write_text(render_html(data()))
+    profile = tmp_path / "profile"
+    done = subprocess.run(
+        ["unshare", "--net", PROGRAM, "--headless=new", "--no-sandbox",
+         f"--user-data-dir={profile}", *QUIET, "--virtual-time-budget=3000", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+             "TMPDIR": str(tmp_path)})
+    dom = done.stdout
+    assert '<p id="updated" class="stale">the daemon does not answer' in dom, done.stderr[-2000:]
+    assert dom.count("<script") == 1 and "<img" not in dom
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;" in dom
