@@ -3,11 +3,13 @@
 Chromium runs headless inside the lab's client host (it reaches only the lab)
 and loads server6's page from server6's lan address; server5 crashes and the
 page, polling status.json, shows the group on server6 and server5's death in
-its timeline. The screenshot is kept in artifacts/ beside this file.
+its timeline. The screenshot is kept in artifacts/ beside this file (and one of
+the page as it was when the test failed, if it does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -28,6 +30,7 @@ SHOWN = """((GROUP) => {
   const row = document.querySelector(`#groups tr[data-group="${CSS.escape(GROUP)}"]`);
   return {
     holder: row ? row.querySelector("td.holder").textContent : null,
+    state: row ? row.querySelector("td.state").textContent : null,
     nodes: Object.fromEntries([...document.querySelectorAll("#nodes tr")].map(
       (tr) => [tr.dataset.node, tr.querySelector("td.status").textContent])),
     events: [...document.querySelectorAll("#events li")].map(
@@ -55,35 +58,47 @@ def test_the_page_follows_a_failover_live(hb):
 
     with Chromium(hb.lab.host("client")) as browser:
         tab = browser.open(url)
-        # set once: a reload of the page would forget it
-        tab.evaluate("window.vigilFirstLoad = 'kept'")
+        try:
+            # set once: a reload of the page would forget it
+            tab.evaluate("window.vigilFirstLoad = 'kept'")
 
-        def shown() -> dict:
-            return tab.evaluate(SHOWN)
+            def shown() -> dict:
+                return tab.evaluate(SHOWN)
 
-        wait_until(lambda: shown()["holder"] == S5 and shown()["nodes"].get(S5) == "active", 15,
-                   lambda: f"the page showing {GROUP} on server5\n{json.dumps(shown())}")
-        assert shown()["nodes"][S6] == "active"
-        assert tab.evaluate("document.title") == f"vigil: {S6}"
+            wait_until(lambda: shown()["holder"] == S5 and shown()["nodes"].get(S5) == "active", 15,
+                       lambda: f"the page showing {GROUP} on server5\n{json.dumps(shown())}")
+            assert shown()["nodes"][S6] == "active"
+            assert tab.evaluate("document.title") == f"vigil: {S6}"
 
-        hb.lab.crash("server5")
-        wait_until(lambda: shown()["holder"] == S6, 20,
-                   lambda: f"the page showing {GROUP} on server6\n{json.dumps(shown())}\n"
-                   + hb.logs())
-        wait_until(lambda: any(name == "peer.dead" and f"node={S5}" in fields
-                               for name, fields in shown()["events"]), 10,
-                   lambda: f"a peer.dead event for server5 on the page\n{json.dumps(shown())}")
-        page = wait_until(lambda: (s := shown())["nodes"].get(S5) == "dead" and s, 10,
-                          lambda: f"server5 dead on the page\n{json.dumps(shown())}")
-        assert page["marker"] == "kept", "the page was reloaded"
-        assert not page["stale"] and page["updated"].startswith("live"), page["updated"]
-        names = [name for name, _ in page["events"]]
-        assert "group.started" in names
-        assert names.index("group.started") < names.index("peer.dead")  # newest first
-        secret = hb.lab.host("server6").path("/etc/ha.d/authkeys").read_text().split()[-1]
-        assert secret not in tab.evaluate("document.documentElement.outerHTML")
+            hb.lab.crash("server5")
+            wait_until(lambda: shown()["holder"] == S6, 20,
+                       lambda: f"the page showing {GROUP} on server6\n{json.dumps(shown())}\n"
+                       + hb.logs())
+            wait_until(lambda: any(name == "peer.dead" and f"node={S5}" in fields
+                                   for name, fields in shown()["events"]), 10,
+                       lambda: f"a peer.dead event for server5 on the page\n{json.dumps(shown())}")
+            # the holder column names a node from the start of the takeover on
+            page = wait_until(
+                lambda: ((s := shown())["nodes"].get(S5) == "dead"
+                         and s["state"].startswith("here held")
+                         and any(name == "group.started" for name, _ in s["events"]) and s),
+                10, lambda: f"server5 dead, the group held and started on the page\n"
+                f"{json.dumps(shown())}")
+            assert page["marker"] == "kept", "the page was reloaded"
+            assert not page["stale"] and page["updated"].startswith("live"), page["updated"]
+            names = [name for name, _ in page["events"]]
+            assert names.index("group.started") < names.index("peer.dead")  # newest first
+            secret = hb.lab.host("server6").path("/etc/ha.d/authkeys").read_text().split()[-1]
+            assert secret not in tab.evaluate("document.documentElement.outerHTML")
+        except BaseException:
+            # what the page showed when the test failed, for whoever reads the failure
+            with contextlib.suppress(Exception):  # never hiding the failure itself
+                ARTIFACTS.mkdir(exist_ok=True)
+                (ARTIFACTS / "status-page-failed.png").write_bytes(tab.screenshot())
+            raise
         png = tab.screenshot()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "status-page.png").write_bytes(png)
+    (ARTIFACTS / "status-page-failed.png").unlink(missing_ok=True)  # an earlier run's
     hb.wait_client("server6")
