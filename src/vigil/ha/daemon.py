@@ -51,6 +51,8 @@ from vigil.ha.notify import Notifier
 from vigil.ha.respawn import Supervisor
 from vigil.ha.selfreboot import SelfReboot
 from vigil.ha.settings import HeartbeatSettings, read_settings
+from vigil.ha.statuspage import page_data, render_html, render_json
+from vigil.ha.timeline import Timeline
 from vigil.log import event
 from vigil.membership.transports import interface_info
 from vigil.metrics import MetricsServer, parse_address
@@ -135,6 +137,8 @@ class HeartbeatDaemon:
         self.debug_level = settings.debug
         self.metrics: HeartbeatMetrics | None = None
         self.metrics_server: MetricsServer | None = None
+        #: the last events of interest, for the status page
+        self.timeline = Timeline()
 
     # -- life --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -177,7 +181,7 @@ class HeartbeatDaemon:
                                     self._exit_from_beat,
                                     priority=int(priority) + 1 if priority is not None else None,
                                     on_marks=self._marks_from_beat,
-                                    on_event=self._event_from_beat if self.notifier else None,
+                                    on_event=self._event_from_beat,
                                     on_output=self._output_from_beat if self.metrics else None)
         try:
             self.beat.start(infos)
@@ -186,7 +190,9 @@ class HeartbeatDaemon:
             if self.metrics is not None and settings.metrics_address is not None:
                 self.metrics_server = MetricsServer(
                     parse_address(settings.metrics_address, "vigil.cf metrics_address"),
-                    self.metrics.registry)
+                    self.metrics.registry, pages={
+                        "/": self._status_page, "/status": self._status_page,
+                        "/status.json": self._status_json})
                 self.metrics_server.start()
             on_signals(loop, STOP_SIGNALS, self._shutdown_signal)
             loop.add_signal_handler(signal.SIGHUP, self._reload_signal)
@@ -194,6 +200,7 @@ class HeartbeatDaemon:
             loop.add_signal_handler(signal.SIGUSR2, self._debug_signal, -1)
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(),
                   media=len(settings.media), realtime=self.realtime.get("scheduler", "off"))
+            self.timeline.offer("heartbeat.ready", {"version": __version__})
             if not settings.keys.signer.method.needs_key:
                 event(log, "auth.insecure", logging.WARNING, method="crc",
                       reason="authkeys selects crc, which authenticates nothing: any host on "
@@ -258,9 +265,12 @@ class HeartbeatDaemon:
             self._loop.call_soon_threadsafe(self._spawn_action, action)
 
     def _event_from_beat(self, name: str, fields: dict[str, object]) -> None:
-        """Called in the heartbeat thread: the notify program runs from the main loop."""
-        assert self._loop is not None and self.notifier is not None
-        self._loop.call_soon_threadsafe(self.notifier.submit, name, fields)
+        """Called in the heartbeat thread: the timeline keeps it (cheap), the notify
+        program runs from the main loop."""
+        self.timeline.offer(name, fields)
+        if self.notifier is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self.notifier.submit, name, fields)
 
     def _marks_from_beat(self, marks: dict[str, tuple[int, int]]) -> None:
         """Called in the heartbeat thread: what each peer sent last goes to disk (off it)."""
@@ -302,6 +312,17 @@ class HeartbeatDaemon:
             raise VigilError("the heartbeat thread is not running")
         status = beat.call(self._status_now, timeout=SNAPSHOT_TIMEOUT)
         return self._with_daemon(status)
+
+    def _page_data(self) -> dict[str, Any]:
+        """Called in a page request's thread: what the status page shows."""
+        resources = {group.key: group.resources for group in self.settings.groups}
+        return page_data(self._metrics_snapshot(), resources, self.timeline.events())
+
+    def _status_page(self) -> tuple[str, bytes]:
+        return "text/html; charset=utf-8", render_html(self._page_data()).encode()
+
+    def _status_json(self) -> tuple[str, bytes]:
+        return "application/json", render_json(self._page_data())
 
     def _status_now(self) -> dict[str, Any]:
         """In the heartbeat thread: the engine's status and the media counters."""
@@ -376,6 +397,7 @@ class HeartbeatDaemon:
         if self.metrics is not None:
             self.metrics.action_done(action, ok, self._loop.time())
         event(log, "action.done", logging.INFO if ok else logging.ERROR, **done)
+        self.timeline.offer("action.done", done)
         if self.notifier is not None:
             self.notifier.submit("action.done", done)
         engine, beat = self.engine, self.beat
@@ -431,6 +453,8 @@ class HeartbeatDaemon:
             outcome = await fence_off(agent, dict(params), settings.fence_timeout)
             event(log, "fence.result", logging.INFO if outcome.fenced else logging.ERROR,
                   node=node, agent=agent, fenced=outcome.fenced, detail=outcome.reason)
+            self.timeline.offer("fence.result", {"node": node, "agent": agent,
+                                                 "fenced": outcome.fenced})
             if outcome.fenced:
                 return True
         commands: list[list[str]] = []
@@ -445,6 +469,9 @@ class HeartbeatDaemon:
                   node=node, command=argv[0] if argv[0] != "sh" else argv[2],
                   returncode=result.returncode, timed_out=result.timed_out,
                   output=result.output.strip()[-200:])
+            self.timeline.offer("fence.result", {"node": node, "fenced": result.ok,
+                                                 "returncode": result.returncode,
+                                                 "timed_out": result.timed_out})
             if result.ok:
                 return True
         return False
@@ -497,6 +524,7 @@ class HeartbeatDaemon:
             infos = await self._interface_infos(new)
         except (ConfigError, VigilError) as exc:
             event(log, "config.reload_failed", logging.ERROR, error=str(exc))
+            self.timeline.offer("config.reload_failed", {})
             return {"ok": False, "error": str(exc)}
         changes = self._changes(new)
         if changes is not None and changes.empty:
@@ -530,6 +558,7 @@ class HeartbeatDaemon:
                 if old_value != new_value:
                     event(log, "config.restart_needed", logging.WARNING, setting=what,
                           detail="applied at the next start of vigil heartbeat")
+                    self.timeline.offer("config.restart_needed", {"setting": what})
             self.settings = new
             if changes is not None:
                 answer["changes"] = [str(change) for change in changes.changes]
@@ -544,6 +573,9 @@ class HeartbeatDaemon:
         for change in changes.changes:
             event(log, "config.changed", logging.WARNING if change.effect is Effect.RESTART
                   else logging.INFO, section=change.section, change=str(change))
+            # the page says what changed, never the values (a fence password may be one)
+            self.timeline.offer("config.changed", {"section": change.section,
+                                                   "what": f"{change.key} {change.kind}"})
         return changes
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:

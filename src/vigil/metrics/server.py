@@ -2,21 +2,27 @@
 
 prometheus-client's threading WSGI server answers each scrape in its own
 daemon thread, so a slow or stuck scrape never holds the daemon's event loop
-or heartbeat thread. A `SnapshotCollector` asks the daemon for the status
-snapshot it already keeps (the one `vigil status --json` shows) at scrape
-time, with a timeout, and turns it into metric families: no second set of
-books.
+or heartbeat thread. A daemon may serve read-only pages beside `/metrics` on
+the same address (`pages`: path -> a function returning the content type and
+body); they are answered from the same threads.
+
+A `SnapshotCollector` asks the daemon for the status snapshot it already
+keeps (the one `vigil status --json` shows) at scrape time, with a timeout,
+and turns it into metric families: no second set of books.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -29,6 +35,8 @@ log = logging.getLogger("vigil.metrics")
 SNAPSHOT_TIMEOUT = 2.0
 
 Builder = Callable[[dict[str, Any]], Iterable[Metric]]
+#: a page served beside /metrics: () -> (content type, body)
+Page = Callable[[], tuple[str, bytes]]
 
 
 class SnapshotCollector(Collector):
@@ -61,23 +69,71 @@ class SnapshotCollector(Collector):
                                 value=time.monotonic() - started)
 
 
-class MetricsServer:
-    """`/metrics` for one registry on one address, served by daemon threads."""
+class _Threading(ThreadingMixIn, WSGIServer):
+    """One daemon thread per request; a stuck client holds only its own thread."""
 
-    def __init__(self, address: MetricsAddress, registry: CollectorRegistry):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged: a scrape every few seconds would drown the log."""
+
+
+class MetricsServer:
+    """`/metrics` for one registry on one address, served by daemon threads, and the
+    read-only `pages` beside it."""
+
+    def __init__(self, address: MetricsAddress, registry: CollectorRegistry,
+                 pages: Mapping[str, Page] | None = None):
         self.address = address
         self.registry = registry
+        self.pages = dict(pages or {})
+        self._metrics = make_wsgi_app(registry)
         self._httpd: Any = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         try:
-            self._httpd, self._thread = start_http_server(
-                self.address.port, self.address.host, registry=self.registry)
+            family, *_, sockaddr = socket.getaddrinfo(
+                self.address.host, self.address.port, type=socket.SOCK_STREAM,
+                flags=socket.AI_PASSIVE)[0]
+            server = type("_Server", (_Threading,), {"address_family": family})
+            self._httpd = make_server(str(sockaddr[0]), self.address.port, self._app,
+                                      server, handler_class=_Quiet)
         except OSError as exc:
             raise EnvironmentProblem(f"metrics: cannot listen on {self.address}: "
                                      f"{exc.strerror or exc}") from None
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        name="vigil-metrics", daemon=True)
+        self._thread.start()
         event(log, "metrics.listening", address=str(self.address), port=self.port)
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        page = self.pages.get(environ.get("PATH_INFO") or "/")
+        if page is None:
+            return self._metrics(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"),
+                                                      ("Content-Type", "text/plain")])
+            return [b"read-only\n"]
+        try:
+            content_type, body = page()
+        except Exception as exc:  # a page must answer, never raise into the server
+            event(log, "metrics.page_failed", logging.WARNING,
+                  path=environ.get("PATH_INFO"), error=repr(exc))
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"),
+                                                       ("Cache-Control", "no-store")])
+            return [b"the daemon did not answer\n"]
+        start_response("200 OK", [
+            ("Content-Type", content_type), ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+            # the page is self-contained: nothing but itself and its own address
+            ("Content-Security-Policy", "default-src 'none'; connect-src 'self'; "
+             "img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+            ("Referrer-Policy", "no-referrer")])
+        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
     @property
     def port(self) -> int:
@@ -100,4 +156,4 @@ def exposition(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode()
 
 
-__all__ = ["SNAPSHOT_TIMEOUT", "MetricsServer", "SnapshotCollector", "exposition"]
+__all__ = ["SNAPSHOT_TIMEOUT", "MetricsServer", "Page", "SnapshotCollector", "exposition"]

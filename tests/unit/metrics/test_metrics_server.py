@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -101,3 +102,35 @@ def test_a_busy_port_is_one_clear_error():
             second.start()
     finally:
         first.close()
+
+
+def test_pages_are_served_beside_metrics_read_only():
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(lambda: {"name": "c", "value": 2}, build, "demo_up", "Up"))
+
+    def broken():
+        raise TimeoutError("the daemon is busy")
+    server = MetricsServer(MetricsAddress("127.0.0.1", 0), registry, pages={
+        "/": lambda: ("text/html; charset=utf-8", b"<p>page</p>"),
+        "/status.json": lambda: ("application/json", b'{"ok": true}'),
+        "/broken": broken})
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        with urllib.request.urlopen(base + "/", timeout=5) as answer:
+            assert answer.read() == b"<p>page</p>"
+            assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert answer.headers["Cache-Control"] == "no-store"
+            assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+        with urllib.request.urlopen(base + "/status.json", timeout=5) as answer:
+            assert answer.read() == b'{"ok": true}'
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+            assert 'demo_value{name="c"} 2.0' in answer.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(base + "/", data=b"x"), timeout=5)
+        assert refused.value.code == 405
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(base + "/broken", timeout=5)
+        assert failed.value.code == 503
+    finally:
+        server.close()
