@@ -89,6 +89,14 @@ class Agent(abc.ABC):
         """A deeper health check than status; agents without one fall back to status."""
         return await self.status(timeout)
 
+    async def unready(self, timeout: float) -> str | None:
+        """Why the resource could not start here now (None: it could, or nobody can tell).
+
+        Asked of a group that does not run here, so that its peer keeps it instead of
+        handing it back for a start that must fail (a replicated disk still syncing).
+        """
+        return None
+
     async def announce(self, timeout: float) -> AgentResult:
         """Re-announce a held resource to the network; most agents have nothing to say."""
         return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "nothing to announce")

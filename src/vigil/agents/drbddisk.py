@@ -19,8 +19,14 @@ from pathlib import Path
 from vigil.agents.base import Agent, AgentConfigError, AgentResult, OcfStatus
 from vigil.agents.options import AgentOptions, DrbdBackend
 from vigil.agents.script import run_agent_program
+from vigil.control.client import exchange
+from vigil.errors import VigilError
 
 PROC_DRBD = Path("/proc/drbd")
+#: where `vigil volume` daemons listen (VolumeConfig.run_dir: /run/vigil/volume/NAME)
+VOLUME_RUN_DIR = Path("/run/vigil/volume")
+#: local disk states a promotion refuses (without --force)
+NOT_PROMOTABLE = frozenset({"Inconsistent", "Outdated"})
 
 
 class DrbdDisk(Agent):
@@ -74,6 +80,34 @@ class DrbdDisk(Agent):
 
     async def stop(self, timeout: float) -> AgentResult:
         return await self._retry("secondary", self.options.drbd_stop_tries, timeout)
+
+    async def unready(self, timeout: float) -> str | None:
+        """A disk that is Inconsistent (a resync target) or Outdated cannot be promoted:
+        the group cannot start here until the resync is done."""
+        if self.resource == "all":
+            return None
+        if self.backend is DrbdBackend.DRBDADM:
+            program = await run_agent_program(self._argv("dstate"), timeout, self.label,
+                                              "dstate")
+            said = program.output.strip().splitlines()[-1] if program.ok and \
+                program.output.strip() else ""
+            local = said.split("/")[0].strip()
+        else:
+            local = await asyncio.to_thread(self._vigil_disk, timeout)
+        if local in NOT_PROMOTABLE:
+            return f"{self.resource}: disk {local} (the resync has not finished)"
+        return None
+
+    def _vigil_disk(self, timeout: float) -> str:
+        """The local disk state from vigil volume's control socket ("" if it does not say)."""
+        try:
+            answer = exchange(VOLUME_RUN_DIR / self.resource / "control.sock",
+                              {"verb": "status"}, timeout)
+        except VigilError:
+            return ""
+        status = answer.get("status")
+        disk = status.get("disk") if isinstance(status, dict) else None
+        return disk if isinstance(disk, str) else ""
 
     async def status(self, timeout: float) -> AgentResult:
         if self.resource == "all":

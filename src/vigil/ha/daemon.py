@@ -51,6 +51,7 @@ from vigil.ha.notify import Notifier
 from vigil.ha.respawn import Supervisor
 from vigil.ha.selfreboot import SelfReboot
 from vigil.ha.settings import HeartbeatSettings, read_settings
+from vigil.ha.state import Hold
 from vigil.ha.statuspage import page_data, render_html, render_json
 from vigil.ha.timeline import Timeline
 from vigil.log import event
@@ -62,6 +63,9 @@ from vigil.subprocesses import run_program
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger("vigil.heartbeat")
+
+#: how often a group that does not run here is asked whether it could start here
+READINESS_INTERVAL = 1.0
 #: how long a group start or stop may take before it counts as failed
 ACTION_TIMEOUT = 300.0
 MCL_CURRENT, MCL_FUTURE = 1, 2
@@ -171,6 +175,10 @@ class HeartbeatDaemon:
             if held:
                 engine.adopt(group.index)  # the heartbeat thread does not run yet
                 self._monitor(group)
+            else:  # said before the peer hears us: it must not fail back into a start
+                await self._check_readiness(group, lambda why, g=group: [
+                    event(log, "ha.decision", reason=d.reason)
+                    for d in engine.core.readiness(g.index, why)])
         # netlink (pyroute2) is synchronous: interface facts come from a worker thread
         infos = await self._interface_infos(settings)
         priority = self.realtime.get("priority")
@@ -208,6 +216,7 @@ class HeartbeatDaemon:
                       "shutdone moves groups without fencing); use sha1 with a secret")
             if settings.fence_agents:
                 self._spawn(self._ask_fence_agents())
+            self._spawn(self._readiness())
             if settings.respawn:
                 self.supervisor = Supervisor(list(settings.respawn), dict(settings.env),
                                              on_failfast=self.reboot.reboot)
@@ -444,6 +453,37 @@ class HeartbeatDaemon:
         assert engine is not None and beat is not None
         beat.post(lambda: beat.handle(
             engine.group_failed(group.index, reason, beat.loop.time())))  # type: ignore
+
+    async def _readiness(self) -> None:
+        """Every second, ask whether each group that does not run here could start here
+        (a replicated disk still syncing cannot be promoted): the engine tells the peer,
+        which keeps such a group rather than fail it back into a start that must fail."""
+        unready = getattr(self.driver, "unready", None)
+        engine, beat = self.engine, self.beat
+        if unready is None or engine is None or beat is None:
+            return
+        while not self._stopped.is_set():
+            await asyncio.sleep(READINESS_INTERVAL)
+            holds = await beat.ask(lambda: list(engine.core.hold))
+            for group in self.settings.groups:
+                if holds[group.index] not in (Hold.RELEASED, Hold.UNREADY):
+                    continue
+                await self._check_readiness(group, lambda why, g=group: beat.post(
+                    lambda: beat.handle(engine.group_readiness(g.index, why,
+                                                               beat.loop.time()))))
+
+    async def _check_readiness(self, group: Group, tell: Callable[[str | None], object]) -> None:
+        """Ask the driver whether `group` could start here and tell the engine (via `tell`)."""
+        unready = getattr(self.driver, "unready", None)
+        if unready is None:
+            return
+        try:
+            why = await unready(group)
+        except Exception as exc:  # cannot tell: the start decides, as before
+            event(log, "group.readiness_unknown", logging.WARNING, group=group.key,
+                  error=f"{type(exc).__name__}: {exc}")
+            why = None
+        tell(why)
 
     async def _fence(self, node: str) -> bool:
         settings = self.settings

@@ -68,6 +68,7 @@ class Cause(enum.StrEnum):
     FAILED_ON_PEER = "failed on peer"
     PEER_REACHES_MORE = "peer reaches more ping nodes"
     AUTO_FAILBACK = "auto_failback: home node is back"
+    NOT_READY_HERE = "not startable here yet"
     HOLDING = "holding"
     PEER_RUNS_IT = "peer runs it"
     BOTH_IN_TRANSITION = "both in transition"
@@ -82,7 +83,7 @@ AUTO_FAILBACK = ("on", "off", "legacy")
 FAILBACK_REASONS = frozenset({Cause.PEER_DEAD, Cause.PEER_NEVER_HEARD, Cause.ALONE, Cause.ADOPTED,
                               Cause.NEGOTIATION_TIMEOUT, Cause.PEER_SHUT_DOWN,
                               Cause.PEER_LEAVING})
-FREE = (Hold.RELEASED, Hold.FAILED)
+FREE = (Hold.RELEASED, Hold.FAILED, Hold.UNREADY)
 #: Hand-overs that need no agreement from the peer (it is already running the group,
 #: or we are leaving): every other voluntary stop asks the peer's permission first
 #: when the peer needs it (heartbeat's standby exchange): `decide` is told which
@@ -432,6 +433,23 @@ class FailoverCore:
                              "confirm it", "critical")]
         return []
 
+    def readiness(self, index: int, unready: str | None) -> list[Decision]:
+        """Whether a group not running here could start here now (None) or why not.
+
+        Only a released group changes: a home node whose replicated disk still
+        syncs says so, and its peer keeps the group instead of failing back into
+        a start that cannot succeed yet.
+        """
+        state = self.hold[index]
+        group = self.groups[index]
+        if unready is not None and state is Hold.RELEASED:
+            self._set(index, "unready")
+            return [Decision((), f"group {group} cannot start here yet: {unready}")]
+        if unready is None and state is Hold.UNREADY:
+            self._set(index, "ready")
+            return [Decision((), f"group {group} can start here again")]
+        return []
+
     def group_failed(self, index: int, reason: str, now: float) -> list[Decision]:
         """Monitoring gave up on a running group: stop it here so that the peer takes it."""
         group = self.groups[index]
@@ -535,7 +553,7 @@ class FailoverCore:
                 return "peer", Cause.PEER_REACHES_MORE
             if self.settings.failback and not self.home_is_me(group) and \
                     self.why[index] in FAILBACK_REASONS and peer.phase == "ready" and \
-                    not self._peer_worse_reach():
+                    theirs is not Hold.UNREADY and not self._peer_worse_reach():
                 return "peer", Cause.AUTO_FAILBACK
             return "me", self.why[index] or Cause.HOLDING
         if theirs.may_run and not mine.may_run:
@@ -543,6 +561,8 @@ class FailoverCore:
         if mine.may_run and theirs.may_run:
             return None, Cause.BOTH_IN_TRANSITION
         # nobody runs it
+        if (mine is Hold.UNREADY) != (theirs is Hold.UNREADY):
+            return ("peer" if mine is Hold.UNREADY else "me"), Cause.NOT_READY_HERE
         if self.settings.ping_configured and self.my_ping is not None and \
                 peer.ping is not None and self.my_ping != peer.ping:
             return ("me" if self.my_ping > peer.ping else "peer"), Cause.BETTER_PING_REACH

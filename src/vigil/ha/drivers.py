@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vigil.ha.drivers")
 
+#: how long one resource may take to say whether it could start here
+UNREADY_TIMEOUT = 2.0
+
 
 class AgentsGroupDriver:
     """`GroupDriver` over `vigil.agents.group.Group` (the resource-agents layer)."""
@@ -90,6 +93,15 @@ class AgentsGroupDriver:
         if result.blocked and result.policy is StopFailurePolicy.REBOOT \
                 and self.on_reboot is not None:
             await self.on_reboot(result.reason)
+
+    async def unready(self, group: Group) -> str | None:
+        """Why the group could not start here now, or None (see `Agent.unready`)."""
+        runtime = self.runtime(group)
+        for agent in runtime.agents:
+            why = await agent.unready(UNREADY_TIMEOUT)
+            if why is not None:
+                return why
+        return None
 
     async def held(self, group: Group) -> bool:
         from vigil.agents.group import Holding

@@ -355,6 +355,15 @@ class NodeEngine:
         self._settle(now, out)
         return out
 
+    def group_readiness(self, index: int, unready: str | None, now: float) -> Output:
+        """Whether a group not running here could start here (None), or why not."""
+        out = Output()
+        decisions = self.core.readiness(index, unready)
+        if decisions:
+            self._decisions(decisions, out)
+            self._settle(now, out)
+        return out
+
     def group_failed(self, index: int, reason: str, now: float) -> Output:
         """Resource monitoring gave up on a group running here."""
         out = Output()

@@ -26,11 +26,14 @@ class Hold(enum.Enum):
     CLEANING = "C"  # a start failed; stopping what was started
     FAILED = "F"  # a start failed and was cleaned up: not running, not retried at once
     STUCK = "X"  # a stop failed: it may still run here; never taken by the peer silently
+    #: not running, and not startable here yet (its replicated disk is still syncing):
+    #: the peer keeps it rather than hand it back for a start that would fail
+    UNREADY = "U"
 
     @property
     def may_run(self) -> bool:
         """Whether the group may be (partly) active on the node in this state."""
-        return self not in (Hold.RELEASED, Hold.FAILED)
+        return self not in (Hold.RELEASED, Hold.FAILED, Hold.UNREADY)
 
     @property
     def busy(self) -> bool:
@@ -39,7 +42,8 @@ class Hold(enum.Enum):
 
 
 HOLD_TRANSITIONS: dict[Hold, dict[str, Hold]] = {
-    Hold.RELEASED: {"start": Hold.STARTING, "adopt": Hold.HELD},
+    Hold.RELEASED: {"start": Hold.STARTING, "adopt": Hold.HELD, "unready": Hold.UNREADY},
+    Hold.UNREADY: {"ready": Hold.RELEASED, "start": Hold.STARTING, "adopt": Hold.HELD},
     Hold.STARTING: {"started": Hold.HELD, "start_failed": Hold.CLEANING},
     Hold.HELD: {"stop": Hold.STOPPING},
     Hold.STOPPING: {"stopped": Hold.RELEASED, "stopped_after_failure": Hold.FAILED,

@@ -30,6 +30,8 @@ REPLICATION_PORT = 7789
 #: A node's own firewall table that cuts the replication link (`cut-replication`).
 CUT_TABLE = "vigil_torture_cut"
 START_DEADLINE = 120.0
+#: how long a booting node's volumes unit waits for its peer (wfc-timeout)
+WFC_TIMEOUT = 15
 
 
 class ReplicatedSetup(HeartbeatSetup):
@@ -65,8 +67,12 @@ class ReplicatedSetup(HeartbeatSetup):
         self.committer.start()
 
     def after_boot(self, node: str) -> None:
-        """The volumes unit (`vigil volume up`), then vigil heartbeat."""
-        scene.volume(self.lab.host(node), "up", scene.RESOURCE, check=False)
+        """The volumes unit (`vigil volume up`, `wait-connect`), then vigil heartbeat."""
+        host = self.lab.host(node)
+        scene.volume(host, "up", scene.RESOURCE, check=False)
+        scene.volume(host, "wait-connect", "--wfc-timeout", str(WFC_TIMEOUT),
+                     "--degr-wfc-timeout", str(WFC_TIMEOUT), "--outdated-wfc-timeout",
+                     str(WFC_TIMEOUT), scene.RESOURCE, check=False)
         self._start_daemon(node)
 
     def other_fault(self, fault: Fault, target: str) -> None:

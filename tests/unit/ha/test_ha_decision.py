@@ -211,6 +211,45 @@ def test_auto_failback_on_sends_the_group_home_giver_first(mode):
     assert any("auto_failback" in r for r in pair.reasons("n1"))
 
 
+def test_failback_waits_until_the_home_node_could_start_the_group():
+    """The home node's replicated disk still syncs: it says the group cannot start there
+    yet (U), the survivor keeps it; once in sync (R) the group goes home."""
+    pair = started_pair(auto_failback="on")
+    pair.kill("n2")
+    pair.settle()
+    pair.connected["n2"] = True
+    pair.n2.hold = [Hold.RELEASED, Hold.RELEASED]  # it restarted
+    decisions = pair.n2.readiness(1, "r0: disk Inconsistent (the resync has not finished)")
+    assert "cannot start here yet: r0: disk Inconsistent" in decisions[0].reason
+    pair.settle(20)
+    assert pair.holds() == {"n1": "HH", "n2": "RU"}
+    assert not [a for who, a in pair.actions[-20:] if who == "n1" and isinstance(a, StopGroup)]
+    assert pair.n2.readiness(1, "still syncing") == []  # said once
+    assert "can start here again" in pair.n2.readiness(1, None)[0].reason
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    assert any("auto_failback" in r for r in pair.reasons("n1"))
+
+
+def test_readiness_changes_only_a_released_group():
+    pair = started_pair()
+    assert pair.holds()["n2"] == "RH"
+    assert pair.n2.readiness(1, "syncing") == []  # it runs there: nothing to say
+    assert pair.n2.readiness(0, None) == []
+    pair.n2.readiness(0, "syncing")
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "UH"}  # n1 keeps its own group
+
+
+def test_nobody_running_a_group_it_goes_where_it_can_start():
+    pair = Pair()
+    pair.n1.readiness(0, "r0: disk Outdated")
+    pair.comm_up()
+    pair.settle()
+    assert pair.holds() == {"n1": "UR", "n2": "HH"}
+    assert any("not startable here yet" in r for r in pair.reasons("n2"))
+
+
 def test_auto_failback_off_leaves_the_group_where_it_is():
     pair = started_pair(auto_failback="off")
     pair.kill("n2")
