@@ -9,11 +9,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.cluster.loader import CheckReport, ConfigPaths, HostFacts, check
 from vigil.config.base import Diagnostic, Severity
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "check",
         help="validate ha.cf, authkeys, haresources, ldirectord.cf, DRBD files and vigil.cf",

@@ -7,12 +7,13 @@ import json
 import sys
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.cli.check import print_report
 from vigil.cluster.loader import ConfigPaths, HostFacts, check
 from vigil.config.base import to_jsonable
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "config",
         help="show the resolved configuration (every default filled in)",

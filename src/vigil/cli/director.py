@@ -16,8 +16,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
@@ -34,7 +34,7 @@ STANDBY_WORDS = "is not running as the active director: a warm standby"
 STOP_WAIT = 15.0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "director",
         help="the load-balancing director (ldirectord's job): checks, table, data path",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.control import DEFAULT_SOCKET
 from vigil.errors import EnvironmentProblem, VigilError
 from vigil.runtime import PidFile, detach
@@ -17,7 +18,7 @@ from vigil.runtime import PidFile, detach
 DEFAULT_PIDFILE = "/run/vigil/heartbeat.pid"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "heartbeat",
         help="run the cluster daemon: membership, failover of haresources groups",

@@ -9,12 +9,13 @@ import sys
 import time
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.errors import UsageError
 from vigil.lab import Lab, existing_labs, sweep, topology_named
 from vigil.lab.topology import TOPOLOGIES
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "lab",
         help="virtual hosts on this machine (network namespaces) for demos and tests",

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.control.server import MAX_REQUEST
 from vigil.director import codec, control, daemon
 from vigil.errors import UsageError, VigilError
@@ -33,7 +34,7 @@ HEADER = "IP Virtual Server version 1.2.1 (size=4096)"
 MAX_TIMEOUT = daemon.MAX_TIMEOUT
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "lvs",
         help="the LVS table: list it like ipvsadm -L -n, edit it like ipvsadm",

@@ -7,8 +7,8 @@ direction the groups move.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.control import DEFAULT_SOCKET
 
 #: command -> (help, description)
@@ -28,7 +28,7 @@ VERBS = {
 }
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     for verb, (summary, description) in VERBS.items():
         parser = subparsers.add_parser(verb, help=summary, description=description)
         parser.add_argument("which", nargs="?", default="all",

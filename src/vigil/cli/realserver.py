@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.realserver import RealServer
 
 #: LSB status codes: 0 running, 3 not running.
 LSB_NOT_RUNNING = 3
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "realserver",
         help="set up an LVS-DR real server: VIP on lo, ARP kept quiet (realserver.sh)",

@@ -19,10 +19,11 @@ from vigil.agents.factory import parse_resource
 from vigil.agents.group import Group, GroupResult, Holding
 from vigil.agents.monitor import AdminMarks, Decision, GroupMonitor, Verdict
 from vigil.agents.options import AgentOptions, AgentPaths, StopFailurePolicy
+from vigil.cli import Subparsers
 from vigil.errors import UsageError, VigilError
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "resource",
         help="start, stop, check or watch a resource group or a single resource",

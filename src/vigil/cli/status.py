@@ -6,10 +6,11 @@ import argparse
 import json
 from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.control import DEFAULT_SOCKET
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show the cluster as the heartbeat daemon sees it",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
+from vigil.cli import Subparsers
 from vigil.errors import UsageError
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "torture",
         help="run a tutorial setup in a lab under random faults from a seed, and judge it",

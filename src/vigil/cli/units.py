@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+
+from vigil.cli import Subparsers
 
 VOLUMES = """\
 # vigil volumes: the replicated volumes of /etc/drbd.conf, up before heartbeat, as DRBD's
@@ -135,7 +136,7 @@ def render(vigil: str | None = None) -> dict[str, str]:
     return {name: text.replace("{vigil}", command) for name, text in UNITS.items()}
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "units", help="write systemd units for vigil's daemons",
         description="Write vigil-volumes.service (volumes up at boot and their peers "

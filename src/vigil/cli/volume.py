@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vigil.cli import volume_boot
+from vigil.cli import Subparsers, volume_boot
 from vigil.cli.progress import SyncProgress, human_bytes
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import parse_address
@@ -58,7 +58,7 @@ VERBS = {
 }
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "volume",
         help="replicated volumes: DRBD's job (drbdadm's verbs)",
