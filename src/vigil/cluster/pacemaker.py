@@ -353,7 +353,8 @@ def _drbd_clone(resource: str, nodes: Sequence[str], hosts: tuple[str, ...] | No
 def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
               node_addresses: Mapping[str, Sequence[str]] | None = None) -> Export:
     """Translate `config`; `nodes` overrides ha.cf's `node` list (adds nodes for Pacemaker);
-    `node_addresses` gives each node's addresses (resolved names), to place ucast peers."""
+    `node_addresses` gives each node's addresses (resolved names), to place ucast peers;
+    the DRBD configuration's `address` lines count as their node's addresses too."""
     hacf = config.hacf
     st = _State(hacf.path)
     cluster_nodes = tuple(n.lower() for n in nodes) or hacf.nodes
@@ -484,7 +485,15 @@ def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
         nodes=cluster_nodes, primitives=tuple(primitives), groups=tuple(groups),
         clones=tuple(clones), locations=tuple(locations), colocations=tuple(colocations),
         orders=tuple(orders), properties=tuple(properties), rsc_defaults=tuple(rsc_defaults))
-    corosync = corosync_conf(hacf, cluster_nodes, node_addresses or {}, st)
+    known: dict[str, list[str]] = {n: list((node_addresses or {}).get(n, ()))
+                                   for n in cluster_nodes}
+    if config.drbd is not None:  # a DRBD replication address is an address of its node too
+        for res in config.drbd.resources:
+            for host in res.hosts:
+                for name in host.names:
+                    if host.address is not None and name.lower() in known:
+                        known[name.lower()].append(host.address.host)
+    corosync = corosync_conf(hacf, cluster_nodes, known, st)
     return Export(pcmk, corosync, tuple(st.problems))
 
 
