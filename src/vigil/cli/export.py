@@ -152,7 +152,11 @@ def cmd_export_pacemaker(args: argparse.Namespace, names: Resolver | None = None
     export = pacemaker.translate(
         config, nodes,
         node_addresses(nodes or config.hacf.nodes, names or SystemResolver()))
+    order: dict[str, int] = {}
     for problem in export.problems:
+        order.setdefault(problem.location.path, len(order))
+    for problem in sorted(export.problems, key=lambda p: (order[p.location.path],
+                                                          p.location.line)):
         print(problem.format(), file=sys.stderr)
     render = pacemaker.render_cib if args.format == "cib" else pacemaker.render_crmsh
     text = render(export.pacemaker)
