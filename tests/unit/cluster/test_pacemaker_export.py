@@ -404,3 +404,51 @@ def test_command_prints_the_cib_and_fails_on_a_broken_haresources(tmp_path, caps
     (d / "haresources").write_text(f"{S5} MailTo\n")
     assert cmd_export_pacemaker(args, StaticResolver({})) == 1
     assert f"{d}/haresources:1:" in capsys.readouterr().err
+
+
+def configuration_shape(cib: str) -> dict[str, object]:
+    """What a CIB configures, ids and agents (not the ids of nvpairs and ops)."""
+    conf = ET.fromstring(cib).find("configuration")
+    assert conf is not None
+    return {
+        "primitives": sorted((p.get("id"), p.get("class"), p.get("provider"), p.get("type"),
+                              tuple(sorted((n.get("name"), n.get("value")) for n in
+                                           p.iter("nvpair"))))
+                             for p in conf.iter("primitive")),
+        "groups": sorted((g.get("id"), tuple(p.get("id") for p in g.findall("primitive")))
+                         for g in conf.iter("group")),
+        "clones": sorted(c.get("id") for c in conf.iter("clone")),
+        "constraints": sorted((c.tag, c.get("id"), c.get("rsc"), c.get("score"))
+                              for c in conf.iter() if c.tag.startswith("rsc_")),
+        "properties": sorted((n.get("name"), n.get("value"))
+                             for n in conf.find("crm_config").iter("nvpair")),
+        "defaults": sorted((n.get("name"), n.get("value"))
+                           for n in conf.find("rsc_defaults").iter("nvpair")),
+        "nodes": sorted(n.get("uname") for n in conf.iter("node")),
+    }
+
+
+@needs_crm_verify
+@pytest.mark.skipif(shutil.which("crm") is None, reason="no crmsh here")
+@pytest.mark.parametrize(("variant", "uses_drbd"), SETUPS)
+def test_crmsh_text_loads_as_the_same_cib(tmp_path, variant, uses_drbd):
+    d = seed_dir(tmp_path, variant, vigil_cf=FENCED)
+    result = export(d, drbd_conf(tmp_path) if uses_drbd else NO_DRBD)
+    crm = tmp_path / "crm.txt"
+    crm.write_text(pacemaker.render_crmsh(result.pacemaker))
+    target = tmp_path / "loaded.xml"
+    target.write_text(f'<cib validate-with="{pacemaker.CIB_SCHEMA}" admin_epoch="0" epoch="0" '
+                      'num_updates="0"><configuration><crm_config/><nodes/><resources/>'
+                      '<constraints/></configuration><status/></cib>\n')
+    # crmsh edits a CIB file (CIB_file) as it would the live one; -F: commit although the
+    # init scripts the groups name are not on this machine
+    home = tmp_path / "home"
+    home.mkdir()
+    run = subprocess.run(["crm", "-F", "-D", "plain", "configure", "load", "update", str(crm)],
+                         env={"CIB_file": str(target), "HOME": str(home),
+                              "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    loaded = configuration_shape(target.read_text())
+    assert loaded["groups"] and loaded["constraints"]
+    assert loaded == configuration_shape(pacemaker.render_cib(result.pacemaker))
