@@ -58,17 +58,14 @@ HOME_SCORE = 100
 STICKY = "INFINITY"
 #: the ocf:pacemaker:ping attribute the location rules read
 PING_ATTRIBUTE = "pingd"
+#: where ocf:heartbeat:ldirectord finds a config named without a directory
+LDIRECTORD_DIR = "/etc/ha.d"
 #: the CIB schema written (Pacemaker 2.1: Promoted/Unpromoted role names)
 CIB_SCHEMA = "pacemaker-3.7"
 
 
 # ---------------------------------------------------------------------------
 # Model
-
-
-class Paths(Protocol):
-    @property
-    def ha_dir(self) -> str: ...
 
 
 class ClusterConfigLike(Protocol):
@@ -82,8 +79,6 @@ class ClusterConfigLike(Protocol):
     def extension(self) -> extension_mod.ExtensionConfig: ...
     @property
     def drbd(self) -> drbd_mod.DrbdConfig | None: ...
-    @property
-    def paths(self) -> Paths: ...
 
 
 @dataclass(frozen=True)
@@ -237,7 +232,7 @@ def _monitor(interval: str = "10s", timeout: str = "20s") -> tuple[Op, ...]:
     return (Op("monitor", interval, timeout),)
 
 
-def _resource(ref: ResourceRef, ha_dir: str, st: _State) -> Primitive | None:
+def _resource(ref: ResourceRef, st: _State) -> Primitive | None:
     """The primitive for one haresources resource (drbddisk is handled by the caller)."""
     name, args, where = ref.name, ref.args, ref.location
     if name in ("IPaddr", "IPaddr2"):
@@ -274,7 +269,8 @@ def _resource(ref: ResourceRef, ha_dir: str, st: _State) -> Primitive | None:
                          "heartbeat", tuple(params), _monitor("20s", "40s"), ref.label)
     if name == "ldirectord":
         config = args[0] if args else "ldirectord.cf"
-        path = config if config.startswith("/") else f"{ha_dir.rstrip('/')}/{config}"
+        # where the nodes keep it (ldirectord's own directory), whatever directory was read
+        path = config if config.startswith("/") else f"{LDIRECTORD_DIR}/{config}"
         return Primitive(st.ids.take("ldirectord" if not args else f"ldirectord_{config}"),
                          "ocf", "ldirectord", "heartbeat", (("configfile", path),),
                          _monitor("20s", "10s"), ref.label)
@@ -375,7 +371,7 @@ def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
     primitives: list[Primitive] = []
     properties: list[tuple[str, str]] = []
     rsc_defaults: list[tuple[str, str]] = []
-    ha_dir = config.paths.ha_dir
+    drbd_clones: dict[str, Clone] = {}
 
     for group in config.haresources.groups:
         members: list[Primitive] = []
@@ -386,16 +382,21 @@ def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
                     if config.drbd is not None and name not in drbd_hosts:
                         st.warn(ref.location, f"{ref.label}: DRBD resource {name} is not in the "
                                 "DRBD configuration read; the clone runs on every node")
-                    clone, bans = _drbd_clone(name, cluster_nodes, drbd_hosts.get(name), st)
-                    group_clones.append(clone)
-                    locations.extend(bans)
+                    if name in drbd_clones:  # a second group on the same volume
+                        group_clones.append(drbd_clones[name])
+                    else:
+                        clone, bans = _drbd_clone(name, cluster_nodes, drbd_hosts.get(name), st)
+                        drbd_clones[name] = clone
+                        clones.append(clone)
+                        group_clones.append(clone)
+                        locations.extend(bans)
                     if members:
                         before = ", ".join(m.source for m in members)
                         st.warn(ref.location, f"{ref.label}: {before} "
                                 "started before it in heartbeat; in Pacemaker the whole group "
                                 "starts after the promotion")
                 continue
-            primitive = _resource(ref, ha_dir, st)
+            primitive = _resource(ref, st)
             if primitive is not None:
                 members.append(primitive)
         if not members and not group_clones:
@@ -404,11 +405,9 @@ def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
         if not members:
             st.warn(group.location, f"group {group.key}: only DRBD; the clone is exported "
                     "without a group")
-            clones.extend(group_clones)
             continue
         gid = st.ids.take("grp_" + members[0].id)
         groups.append(Group(gid, tuple(members), group.node))
-        clones.extend(group_clones)
         for clone in group_clones:
             colocations.append(Colocation(st.ids.take(f"col_{gid}_on_{clone.id}"), gid,
                                           clone.id, "Promoted"))

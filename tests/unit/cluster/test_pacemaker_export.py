@@ -131,12 +131,24 @@ def test_drbd_clone_stays_on_the_hosts_drbd_names(tmp_path):
         (drbd.id, "server7", "-INFINITY")]
 
 
+def test_two_groups_on_one_volume_share_its_clone(tmp_path):
+    d = seed_dir(tmp_path, "drbd-mysql")
+    (d / "haresources").write_text(
+        f"{S5} drbddisk::mysqldata Filesystem::/dev/drbd1::/var/lib/mysql::ext4 mysqld\n"
+        f"{S5} 172.25.254.101 drbddisk::mysqldata httpd\n")
+    pcmk = export(d, drbd_conf(tmp_path)).pacemaker
+    [drbd] = [c for c in pcmk.clones if c.primitive.type == "drbd"]
+    assert sorted(c.rsc for c in pcmk.colocations) == sorted(g.id for g in pcmk.groups)
+    assert {c.with_rsc for c in pcmk.colocations} == {drbd.id}
+
+
 def test_lvs_runs_ldirectord_with_its_config_file(tmp_path):
     d = seed_dir(tmp_path, "lvs")
     [group] = export(d).pacemaker.groups
     assert [m.agent for m in group.members] == [
         "ocf:heartbeat:IPaddr2", "ocf:heartbeat:ldirectord", "lsb:httpd"]
-    assert group.members[1].params == (("configfile", f"{d}/ldirectord.cf"),)
+    # where the nodes keep it, whichever copy was exported
+    assert group.members[1].params == (("configfile", "/etc/ha.d/ldirectord.cf"),)
 
 
 def test_auto_failback_off_is_infinite_stickiness(tmp_path):
