@@ -148,6 +148,10 @@ def cmd_export_pacemaker(args: argparse.Namespace, names: Resolver | None = None
     for d in diagnostics:
         if d.severity is not Severity.NOTE:
             print(d.format().splitlines()[0], file=sys.stderr)
+    paths = config.paths
+    if any(d.severity is Severity.ERROR and d.location.path in (paths.hacf, paths.haresources)
+           and d.message.startswith("cannot read") for d in diagnostics):
+        return 1  # nothing to translate
     nodes = tuple(n.strip().lower() for n in (args.nodes or "").split(",") if n.strip())
     export = pacemaker.translate(
         config, nodes,

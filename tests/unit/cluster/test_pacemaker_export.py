@@ -464,3 +464,12 @@ def test_crmsh_text_loads_as_the_same_cib(tmp_path, variant, uses_drbd):
     loaded = configuration_shape(target.read_text())
     assert loaded["groups"] and loaded["constraints"]
     assert loaded == configuration_shape(pacemaker.render_cib(result.pacemaker))
+
+
+def test_command_without_haresources_writes_nothing(tmp_path, capsys):
+    d = seed_dir(tmp_path, "mysqld")
+    (d / "haresources").unlink()
+    out = tmp_path / "out"
+    assert main(["export", "pacemaker", "--dir", str(d), "-o", str(out)]) == 1
+    assert not out.exists()
+    assert f"{d}/haresources: error: cannot read" in capsys.readouterr().err
