@@ -29,6 +29,7 @@ COMMANDS = [
     "vigil.cli.resource",
     "vigil.cli.volume",
     "vigil.cli.units",
+    "vigil.cli.export",
 ]
 
 DESCRIPTION = """\
