@@ -318,12 +318,15 @@ class NodeEngine:
     def woke(self, due: float, now: float) -> Output:
         """The shell's timer, due at `due`, ran (or was found pending) at `now`.
 
-        Running later than a keepalive means the process did not run (stopped,
-        starved, suspended): that time is not the peers' silence (Liveness.excuse).
+        Running later than half a deadtime (and than a keepalive) means the process
+        did not run (stopped, starved, suspended): that time is not the peers' silence
+        (Liveness.excuse). Shorter delays are scheduling jitter, counted as heartbeat
+        counts them, so tight timers keep their detection time.
         """
         out = Output()
         late = now - due
-        if late > self.config.timings.keepalive:
+        timings = self.config.timings
+        if late > max(timings.keepalive, timings.deadtime / 2):
             self.liveness.excuse(late, now)
             out.log("heartbeat.stalled", "warning", seconds=round(late, 3),
                     action="silence while this process did not run is not counted")

@@ -400,6 +400,7 @@ def test_a_timer_that_runs_late_by_more_than_keepalive_is_a_stall_not_silence():
     node.receive(from_heartbeat(Status(env=None, status="active", deadtime_ms=500,
                                        protocol=1), seq=1), "eth0", 0.05)
     assert node.woke(due=0.1, now=0.15).logs == []  # on time: nothing excused
+    assert node.woke(due=0.1, now=0.3).logs == []  # jitter under half a deadtime: counted
     out = node.woke(due=0.1, now=2.1)  # stopped for 2 s
     assert [line.event for line in out.logs] == ["heartbeat.stalled"]
     assert node.liveness.node("n2").alive
