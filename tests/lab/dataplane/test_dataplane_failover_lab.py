@@ -140,7 +140,14 @@ def test_a_long_lived_connection_survives_the_active_director_crashing(seed_lab,
         wait_until(lambda: "nftables.settled" in log(server6, "/var/log/ldirectord.log"), 15,
                    "server6 settled")
     assert [c.get() for c in connections.values()] == ["rs1", "rs2"]
-    assert {fetch(seed_lab) for _ in range(8)} == {"rs1", "rs2"}  # and new ones too
+    # and new ones too, once server6's director has checked both real servers up: one
+    # from a source port its table sends to each (ephemeral ports could all land on one)
+    wait_until(lambda: weights(server6) == {RS1: 1, RS2: 1}, 30,
+               lambda: f"both real servers up on server6 ({weights(server6)})")
+    fresh = {name: next(p for p in range(47300, 47600) if predicted(server6, CLIENT, p) == name)
+             for name in ("rs1", "rs2")}
+    assert {name: fetch(seed_lab, source_port=port) for name, port in fresh.items()} == \
+        {"rs1": "rs1", "rs2": "rs2"}
     for connection in connections.values():
         connection.close()
 
