@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -535,7 +535,6 @@ class NftablesBackend(Backend):
 
 def _nat_connections(plan: Plan) -> dict[tuple[str, str], tuple[int, int]]:
     """(service, real) -> (established, other) NAT connections, from conntrack."""
-    import ipaddress
     import socket
 
     wanted: dict[tuple[str, int, str, int], tuple[str, str]] = {}
@@ -552,36 +551,45 @@ def _nat_connections(plan: Plan) -> dict[tuple[str, str], tuple[int, int]]:
                 families.add(socket.AF_INET6 if key.family == 6 else socket.AF_INET)
     if not wanted:
         return {}
-    from pyroute2 import Conntrack
-
-    def text(address: object) -> str:
-        return str(ipaddress.ip_address(str(address)))
-
     counts: dict[tuple[str, str], list[int]] = {}
     try:
-        for family in sorted(families):
-            with Conntrack(nfgen_family=family) as ct:
-                for entry in ct.dump_entries():
-                    orig, reply = entry.tuple_orig, entry.tuple_reply
-                    if orig.daddr is None or reply.saddr is None:
-                        continue
-                    found = wanted.get((text(orig.daddr), orig.dport,
-                                        text(reply.saddr), reply.sport))
-                    if found is None:
-                        continue
-                    info = entry.protoinfo
-                    state = info.state if info is not None else None
-                    slot = counts.setdefault(found, [0, 0])
-                    slot[0 if state in (None, ESTABLISHED) else 1] += 1
+        for entry, where in _conntrack_walk(families):
+            found = wanted.get(where[1:])
+            if found is None:
+                continue
+            info = entry.protoinfo
+            state = info.state if info is not None else None
+            slot = counts.setdefault(found, [0, 0])
+            slot[0 if state in (None, ESTABLISHED) else 1] += 1
     except (OSError, AttributeError, ValueError) as exc:
         vlog.event(log, "nftables.conntrack_failed", logging.WARNING, error=exc)
         return {}
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
+def _text(address: object) -> str:
+    import ipaddress
+
+    return str(ipaddress.ip_address(str(address)))
+
+
+def _conntrack_walk(families: set[int]) -> Iterator[tuple[Any, tuple[Any, str, Any, str, Any]]]:
+    """Every conntrack entry of these families with its (protocol, VIP, VIP port, real
+    address, real port); pyroute2's errors reach the caller."""
+    from pyroute2 import Conntrack
+
+    for family in sorted(families):
+        with Conntrack(nfgen_family=family) as ct:
+            for entry in ct.dump_entries():
+                orig, reply = entry.tuple_orig, entry.tuple_reply
+                if orig.daddr is None or reply.saddr is None:
+                    continue
+                yield entry, (orig.proto, _text(orig.daddr), orig.dport, _text(reply.saddr),
+                              reply.sport)
+
+
 def _nat_connection_list(plan: Plan) -> list[Connection]:
     """The conntrack entries of NAT services' connections, in ipvsadm -L -c's terms."""
-    import ipaddress
     import socket
 
     wanted: dict[tuple[int, str, int, str, int], str] = {}
@@ -599,32 +607,19 @@ def _nat_connection_list(plan: Plan) -> list[Connection]:
                 families.add(socket.AF_INET6 if key.family == 6 else socket.AF_INET)
     if not wanted:
         return []
-    from pyroute2 import Conntrack
-
-    def text(address: object) -> str:
-        return str(ipaddress.ip_address(str(address)))
-
     found = []
     try:
-        for family in sorted(families):
-            with Conntrack(nfgen_family=family) as ct:
-                for entry in ct.dump_entries():
-                    orig, reply = entry.tuple_orig, entry.tuple_reply
-                    if orig.daddr is None or reply.saddr is None:
-                        continue
-                    where = (orig.proto, text(orig.daddr), orig.dport, text(reply.saddr),
-                             reply.sport)
-                    protocol = wanted.get(where)
-                    if protocol is None:
-                        continue
-                    info = entry.protoinfo
-                    state = "UDP"
-                    if info is not None and info.state is not None:
-                        state = TCP_STATES[info.state] if info.state < len(TCP_STATES) \
-                            else "NONE"
-                    found.append(Connection(protocol, float(entry.timeout or 0), state,
-                                            (text(orig.saddr), orig.sport), where[1:3],
-                                            where[3:5]))
+        for entry, where in _conntrack_walk(families):
+            protocol = wanted.get(where)
+            if protocol is None:
+                continue
+            info = entry.protoinfo
+            state = "UDP"
+            if info is not None and info.state is not None:
+                state = TCP_STATES[info.state] if info.state < len(TCP_STATES) else "NONE"
+            orig = entry.tuple_orig
+            found.append(Connection(protocol, float(entry.timeout or 0), state,
+                                    (_text(orig.saddr), orig.sport), where[1:3], where[3:5]))
     except (OSError, AttributeError, ValueError) as exc:
         raise BackendError(f"cannot read conntrack: {exc}") from exc
     return found
