@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import socket
 import statistics
 import struct
@@ -292,6 +293,9 @@ def host_failure(lab: Lab, tool: Tool, timeout: float) -> dict[str, object]:
         took = probe.first("server6", t0) - t0  # type: ignore[operator]
     finally:
         probe.stop()
+    if TRACE and tool.name == "vigil":
+        print(f"--- vigil on server6, failover {took:.3f} s:\n"
+              + timeline(tool.processes["server6"]), file=sys.stderr, flush=True)
     if took > 5.0:  # an outlier: what the standby decided, for whoever reads the run
         for name, process in getattr(tool, "processes", {}).items():
             lines = [ln for ln in process.output().splitlines()
@@ -299,6 +303,25 @@ def host_failure(lab: Lab, tool: Tool, timeout: float) -> dict[str, object]:
             print(f"--- {tool.name} on {name}, slow failover ({took:.2f} s):\n"
                   + "\n".join(lines[-40:]), file=sys.stderr, flush=True)
     return {"failover": took}
+
+
+#: --trace: print the standby's log from its `peer.dead` on, as milliseconds after it
+TRACE = False
+
+
+def timeline(process: LabProcess) -> str:
+    """The standby's log lines from the peer's death on, each stamped with ms since it."""
+    stamped = []
+    for line in process.output().splitlines():
+        match = re.match(r"\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d),(\d{3}) (.*)", line)
+        if match:
+            h, m, s, ms, rest = match.groups()
+            stamped.append(((int(h) * 60 + int(m)) * 60 + int(s) + int(ms) / 1000, rest))
+    start = next((t for t, rest in stamped if "peer.dead" in rest), None)
+    if start is None:
+        return "(no peer.dead line)"
+    return "\n".join(f"{1000 * (t - start):7.1f} ms  {rest[:160]}"
+                     for t, rest in stamped if t >= start)[:6000]
 
 
 def partition_heal(lab: Lab, tool: Tool, timeout: float) -> dict[str, object]:
@@ -405,7 +428,11 @@ def main() -> int:
                         help="vigil's vigil.cf: as shipped (duplicate probe on) or no-probe")
     parser.add_argument("--vigil-driver", default="agents", choices=["agents", "test"],
                         help="vigil's group driver (test: its own minimal IPaddr agent)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print vigil's standby log after each host failure, in ms")
     args = parser.parse_args()
+    global TRACE
+    TRACE = args.trace
     Vigil.driver = args.vigil_driver
     Vigil.vigil_cf = VIGIL_CFS[args.vigil_cf]
     tools = args.tools.split(",")
