@@ -310,14 +310,15 @@ TRACE = False
 
 
 def timeline(process: LabProcess) -> str:
-    """The standby's log lines from the peer's death on, each stamped with ms since it."""
+    """The standby's log lines from the peer's last death on, stamped with ms since it."""
     stamped = []
     for line in process.output().splitlines():
         match = re.match(r"\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d),(\d{3}) (.*)", line)
         if match:
             h, m, s, ms, rest = match.groups()
             stamped.append(((int(h) * 60 + int(m)) * 60 + int(s) + int(ms) / 1000, rest))
-    start = next((t for t, rest in stamped if "peer.dead" in rest), None)
+    # the last one: tight timers can call the peer dead for a moment during bring-up
+    start = next((t for t, rest in reversed(stamped) if "peer.dead" in rest), None)
     if start is None:
         return "(no peer.dead line)"
     return "\n".join(f"{1000 * (t - start):7.1f} ms  {rest[:160]}"
