@@ -138,17 +138,21 @@ class IPaddr(Agent):
     async def _start(self) -> AgentResult:
         spec = self.spec
         async with interfaces.netlink() as ipr:
-            held = await interfaces.holders(ipr, spec.ip)
+            # each kernel table read once: this runs on the takeover's critical path
+            nics = await interfaces.links(ipr)
+            known_addresses = await interfaces.addresses(ipr, nics)
+            held = [a for a in known_addresses if interfaces.same_ip(a.ip, spec.ip)]
             if held:
                 await self._announce(ipr, held[0].ifname)
                 return AgentResult(SUCCESS, f"{spec.ip} already held on {held[0].ifname}")
-            known_routes = await interfaces.routes(ipr)
+            family = interfaces.AF_INET6 if spec.version == 6 else interfaces.AF_INET
+            known_routes = await interfaces.routes(ipr, nics, families=(family,))
             try:
                 place = interfaces.find_interface(spec.ip, known_routes, spec.nic,
                                                   spec.prefixlen, spec.broadcast)
             except interfaces.NoInterface as exc:
                 return AgentResult(OcfStatus.ERR_GENERIC, str(exc))
-            nic = await interfaces.link_by_name(ipr, place.ifname)
+            nic = next((n for n in nics if n.name == place.ifname), None)
             if nic is None:
                 return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {place.ifname}")
             if self.options.duplicate_probe and not self.options.force_address:
@@ -187,7 +191,7 @@ class IPaddr(Agent):
                         OcfStatus.ERR_GENERIC,
                         f"{spec.ip} is already in use on {place.ifname} by {holder}: refusing "
                         "to add it (force_address overrides)")
-            label = await self._label(ipr, place.ifname)
+            label = self._label(place.ifname, known_addresses)
             extra: dict[str, Any] = {}
             if place.broadcast:
                 extra["broadcast"] = place.broadcast
@@ -210,11 +214,11 @@ class IPaddr(Agent):
         where = f"{place.ifname} ({label})" if label else place.ifname
         return AgentResult(SUCCESS, f"{spec.ip}/{place.prefixlen} added on {where}")
 
-    async def _label(self, ipr: Any, ifname: str) -> str | None:
+    def _label(self, ifname: str, known: list[interfaces.Address]) -> str | None:
         given = self.spec.full_label()
         if given or self.spec.version == 6 or not self.automatic_label:
             return given
-        used = {a.label for a in await interfaces.addresses(ipr) if a.label}
+        used = {a.label for a in known if a.label}
         return interfaces.free_label(ifname, used)
 
     async def _announce(self, ipr: Any, ifname: str, mac: str | None = None) -> None:

@@ -139,8 +139,10 @@ async def links(ipr: Any) -> list[Link]:
     return found
 
 
-async def addresses(ipr: Any) -> list[Address]:
-    names = {link.index: link.name for link in await links(ipr)}
+async def addresses(ipr: Any, known_links: list[Link] | None = None) -> list[Address]:
+    """Every interface address; `known_links` (a links() just read) saves a dump."""
+    names = {link.index: link.name
+             for link in (known_links if known_links is not None else await links(ipr))}
     found = []
     for msg in await _collect(ipr.get_addr()):
         ip = msg.get("IFA_ADDRESS")
@@ -154,10 +156,13 @@ async def addresses(ipr: Any) -> list[Address]:
     return found
 
 
-async def routes(ipr: Any) -> list[Route]:
-    names = {link.index: link.name for link in await links(ipr)}
+async def routes(ipr: Any, known_links: list[Link] | None = None,
+                 families: tuple[int, ...] = (AF_INET, AF_INET6)) -> list[Route]:
+    """The routes of `families`; `known_links` (a links() just read) saves a dump."""
+    names = {link.index: link.name
+             for link in (known_links if known_links is not None else await links(ipr))}
     found = []
-    for family in (AF_INET, AF_INET6):
+    for family in families:
         for msg in await _collect(ipr.route("dump", family=family)):
             dst = msg.get("RTA_DST") or ("0.0.0.0" if family == AF_INET else "::")
             oif = msg.get("RTA_OIF")
