@@ -34,6 +34,7 @@ from typing import Any
 from vigil import __version__
 from vigil.cluster.diff import ConfigDiff, Effect, diff
 from vigil.errors import ConfigError, EnvironmentProblem, VigilError
+from vigil.ha import localdaemons
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
@@ -325,7 +326,8 @@ class HeartbeatDaemon:
     def _page_data(self) -> dict[str, Any]:
         """Called in a page request's thread: what the status page shows."""
         resources = {group.key: group.resources for group in self.settings.groups}
-        return page_data(self._metrics_snapshot(), resources, self.timeline.events())
+        return page_data(self._metrics_snapshot(), resources, self.timeline.events(),
+                         lvs=localdaemons.directors(), volumes=localdaemons.volumes())
 
     def _status_page(self) -> tuple[str, bytes]:
         return "text/html; charset=utf-8", render_html(self._page_data()).encode()

@@ -3,7 +3,9 @@
 `page_data` picks what the page shows out of the daemon's status (the dict
 `vigil status --json` prints), the resources of each group and the timeline's
 events: only named fields are copied, so nothing the status may grow later
-(and no secret) reaches the page unless it is added here. `render_json` and
+(and no secret) reaches the page unless it is added here. The load balancer and the
+volumes come from the node's own `vigil director` and `vigil volume` daemons
+(`localdaemons`), asked when the page is drawn. `render_json` and
 `render_html` turn that into the two answers; the page is one self-contained
 document (inline style and script, nothing fetched from elsewhere) that asks
 `status.json` again every second and redraws itself from it without a reload.
@@ -25,9 +27,9 @@ from vigil.config.base import mask_secrets
 
 #: how often the page asks for status.json again (ms)
 POLL_MS = 1000
-#: what the heartbeat daemon does not see; said on the page rather than left out silently
-NOT_HERE = ("The LVS table and the volumes' sync state are not seen by the heartbeat "
-            "daemon: vigil director and vigil volume serve their own /metrics.")
+#: what the page says when this node runs no director or no volume
+NO_DIRECTOR = "no vigil director runs on this node"
+NO_VOLUME = "no vigil volume runs on this node"
 
 _NODE_FIELDS = ("name", "type", "status", "self", "last_heard_ago", "generation", "vigil",
                 "deadtime")
@@ -41,9 +43,12 @@ def _pick(source: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
 
 
 def page_data(status: Mapping[str, Any], resources: Mapping[str, Sequence[str]],
-              events: Sequence[Mapping[str, Any]], now: float | None = None) -> dict[str, Any]:
+              events: Sequence[Mapping[str, Any]], now: float | None = None,
+              lvs: Sequence[Mapping[str, Any]] = (),
+              volumes: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """What the page shows: named fields of `status`, each group's resources (secrets
-    masked), the timeline's events, and when this was taken (`generated`)."""
+    masked), the timeline's events, the node's directors and volumes (already picked
+    by `localdaemons`), and when this was taken (`generated`)."""
     nodes = []
     for node in status.get("nodes", []):
         entry = _pick(node, _NODE_FIELDS)
@@ -70,9 +75,8 @@ def page_data(status: Mapping[str, Any], resources: Mapping[str, Sequence[str]],
         "groups": groups,
         "events": [{"id": e.get("id"), "at": e.get("at"), "event": e.get("event"),
                     "fields": dict(e.get("fields", {}))} for e in events],
-        "lvs": None,
-        "volumes": None,
-        "not_here": NOT_HERE,
+        "lvs": [dict(d) for d in lvs],
+        "volumes": [dict(v) for v in volumes],
         "generated": round(time.time() if now is None else now, 3),
     }
 
@@ -145,6 +149,63 @@ def _group_row(group: Mapping[str, Any]) -> str:
             f'<td class="resources"><ul>{resources}</ul></td></tr>')
 
 
+def _real_row(real: Mapping[str, Any]) -> str:
+    weight = real.get("weight")
+    return (f'<tr data-real="{_e(real.get("real"))}" class="c-{_e(real.get("state"))}">'
+            f'<td class="real">{_e(real.get("real"))}</td>'
+            f'<td class="weight">{_e("-" if weight is None else weight)}</td>'
+            f'<td class="forward">{_e(real.get("forward"))}</td>'
+            f'<td class="check">{_e(real.get("state"))}</td>'
+            f'<td class="message">{_e(real.get("message"))}</td></tr>')
+
+
+def _director_block(view: Mapping[str, Any]) -> str:
+    head = (f'<h3 data-director="{_e(view.get("instance"))}">director {_e(view.get("instance"))}'
+            + (f' ({_e(view.get("role"))}, {_e(view.get("backend"))} backend)'
+               if not view.get("error") else f": {_e(view.get('error'))}") + "</h3>")
+    blocks = []
+    for service in view.get("services", []):
+        rows = "".join(_real_row(r) for r in service.get("reals", []))
+        blocks.append(
+            f'<table data-service="{_e(service.get("service"))}"><caption>'
+            f'{_e(service.get("service"))} {_e(service.get("scheduler"))}</caption>'
+            '<thead><tr><th>real server</th><th>weight</th><th>forward</th><th>check</th>'
+            f'<th>said</th></tr></thead><tbody>{rows}</tbody></table>')
+    return head + "".join(blocks)
+
+
+def _sync_text(sync: Mapping[str, Any] | None) -> str:
+    if not sync:
+        return ""
+    text = f"{sync.get('percent') or 0:.1f}%"
+    if sync.get("rate"):
+        text += f" at {float(sync['rate']) / 1048576:.1f} MiB/s"
+    if sync.get("eta") is not None:
+        text += f", {float(sync['eta']):.0f}s left"
+    return text
+
+
+def _volume_row(volume: Mapping[str, Any]) -> str:
+    if volume.get("error"):
+        return (f'<tr data-volume="{_e(volume.get("name"))}"><td class="name">'
+                f'{_e(volume.get("name"))}</td><td colspan="5">{_e(volume.get("error"))}</td></tr>')
+    roles = f"{volume.get('role')}/{volume.get('peer_role')}"
+    disks = f"{volume.get('disk')}/{volume.get('peer_disk')}"
+    state = str(volume.get("connection"))
+    if volume.get("replication") and volume.get("replication") != "Off":
+        state += f" {volume.get('replication')}"
+    if volume.get("split_brain"):
+        state += ", split brain"
+    if volume.get("io_suspended"):
+        state += f", I/O suspended ({volume.get('io_suspended')})"
+    out_of_sync = volume.get("out_of_sync")
+    return (f'<tr data-volume="{_e(volume.get("name"))}"><td class="name">{_e(volume.get("name"))}'
+            f'</td><td class="roles">{_e(roles)}</td><td class="disks">{_e(disks)}</td>'
+            f'<td class="connection">{_e(state)}</td>'
+            f'<td class="oos">{_e("" if out_of_sync is None else int(out_of_sync))}</td>'
+            f'<td class="sync">{_e(_sync_text(volume.get("sync")))}</td></tr>')
+
+
 def _event_item(entry: Mapping[str, Any]) -> str:
     return (f'<li data-event="{_e(entry.get("event"))}">'
             f'<time>{_e(_clock(entry.get("at")))}</time> '
@@ -177,6 +238,10 @@ td.holder{font-weight:bold}
 #events li[data-event="peer.dead"] .event,#events li[data-event$="_failed"] .event{color:#b3261e}
 .fields{color:#3b4354;font-family:monospace;font-size:12px}
 .note{color:#5b6475;overflow-wrap:anywhere}
+caption{text-align:left;font-weight:bold;padding:6px 0 2px}
+h3{font-size:14px;margin:8px 0 2px}
+tr.c-down td.check,tr.c-failed td.check{color:#b3261e;font-weight:bold}
+tr.c-up td.check{color:#0a6b2f}
 """
 
 #: the page's script: asks status.json every POLL_MS and redraws from it with text only
@@ -207,6 +272,40 @@ SCRIPT = """
       parts.push("keepalive " + d.timings.keepalive + "s, deadtime " + d.timings.deadtime + "s");
     return parts.join(" \\u00b7 ");
   }
+  function syncText(s) {
+    if (!s) return "";
+    let t = (s.percent || 0).toFixed(1) + "%";
+    if (s.rate) t += " at " + (s.rate / 1048576).toFixed(1) + " MiB/s";
+    if (s.eta != null) t += ", " + s.eta.toFixed(0) + "s left";
+    return t;
+  }
+  function director(v) {
+    const head = el("h3", {"data-director": v.instance}, "director " + v.instance +
+      (v.error ? ": " + v.error : " (" + v.role + ", " + v.backend + " backend)"));
+    return [head, ...(v.services || []).map((s) => el("table", {"data-service": s.service},
+      el("caption", {}, s.service + " " + s.scheduler),
+      el("thead", {}, el("tr", {}, ...["real server", "weight", "forward", "check", "said"]
+        .map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...s.reals.map((r) => el("tr", {"data-real": r.real, "class": "c-" + r.state},
+        el("td", {"class": "real"}, r.real),
+        el("td", {"class": "weight"}, r.weight == null ? "-" : r.weight),
+        el("td", {"class": "forward"}, r.forward), el("td", {"class": "check"}, r.state),
+        el("td", {"class": "message"}, r.message))))))];
+  }
+  function volume(v) {
+    if (v.error) return el("tr", {"data-volume": v.name}, el("td", {"class": "name"}, v.name),
+      el("td", {"colspan": 5}, v.error));
+    let state = v.connection;
+    if (v.replication && v.replication !== "Off") state += " " + v.replication;
+    if (v.split_brain) state += ", split brain";
+    if (v.io_suspended) state += ", I/O suspended (" + v.io_suspended + ")";
+    return el("tr", {"data-volume": v.name}, el("td", {"class": "name"}, v.name),
+      el("td", {"class": "roles"}, v.role + "/" + v.peer_role),
+      el("td", {"class": "disks"}, v.disk + "/" + v.peer_disk),
+      el("td", {"class": "connection"}, state),
+      el("td", {"class": "oos"}, v.out_of_sync == null ? "" : Math.round(v.out_of_sync)),
+      el("td", {"class": "sync"}, syncText(v.sync)));
+  }
   function draw(d) {
     $("node").textContent = d.node;
     document.title = "vigil: " + d.node;
@@ -223,6 +322,10 @@ SCRIPT = """
       el("td", {"class": "holder"}, g.holder.length ? g.holder.join(" and ") : "nobody"),
       el("td", {"class": "home"}, g.home), el("td", {"class": "state"}, state(g)),
       el("td", {"class": "resources"}, el("ul", {}, ...g.resources.map((r) => el("li", {}, r)))))));
+    $("lvs").replaceChildren(...(d.lvs.length ? d.lvs.flatMap(director)
+      : [el("p", {"class": "note"}, NO_DIRECTOR)]));
+    $("volumes").replaceChildren(...d.volumes.map(volume));
+    $("no-volume").textContent = d.volumes.length ? "" : NO_VOLUME;
     $("events").replaceChildren(...d.events.slice().reverse().map((e) => el("li",
       {"data-event": e.event}, el("time", {}, clock(e.at)), " ",
       el("span", {"class": "event"}, e.event), " ",
@@ -257,7 +360,13 @@ def render_html(data: Mapping[str, Any]) -> str:
     groups = "".join(_group_row(g) for g in data.get("groups", []))
     events = "".join(_event_item(e) for e in reversed(data.get("events", [])))
     daemon = data.get("daemon", {})
-    script = SCRIPT.replace("POLL_MS", str(POLL_MS))
+    script = (SCRIPT.replace("POLL_MS", str(POLL_MS))
+              .replace("NO_DIRECTOR", json.dumps(NO_DIRECTOR))
+              .replace("NO_VOLUME", json.dumps(NO_VOLUME)))
+    lvs = ("".join(_director_block(v) for v in data.get("lvs", []))
+           or f'<p class="note">{_e(NO_DIRECTOR)}</p>')
+    volumes = "".join(_volume_row(v) for v in data.get("volumes", []))
+    no_volume = "" if data.get("volumes") else NO_VOLUME
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -273,9 +382,14 @@ def render_html(data: Mapping[str, Any]) -> str:
 <section><h2>Groups</h2><table><thead><tr><th>group</th><th>runs on</th><th>home</th>
 <th>state</th><th>resources</th></tr></thead><tbody id="groups">{groups}</tbody></table>
 </section>
+<section><h2>Load balancer</h2><div id="lvs">{lvs}</div></section>
+<section><h2>Volumes</h2><table><thead><tr><th>volume</th><th>roles (here/peer)</th>
+<th>disks (here/peer)</th><th>connection</th><th>out of sync (bytes)</th><th>sync</th></tr>
+</thead><tbody id="volumes">{volumes}</tbody></table>
+<p class="note" id="no-volume">{_e(no_volume)}</p></section>
 <section><h2>Last events (newest first, UTC)</h2><ol id="events">{events}</ol>
 </section>
-<section><p class="note">{_e(data.get("not_here"))}
+<section><p class="note">
 vigil {_e(daemon.get("version"))}, pid {_e(daemon.get("pid"))}; read-only:
 <a href="status.json">status.json</a>, <a href="metrics">metrics</a>.</p></section>
 </main>
@@ -284,4 +398,4 @@ vigil {_e(daemon.get("version"))}, pid {_e(daemon.get("pid"))}; read-only:
 """
 
 
-__all__ = ["NOT_HERE", "POLL_MS", "page_data", "render_html", "render_json"]
+__all__ = ["NO_DIRECTOR", "NO_VOLUME", "POLL_MS", "page_data", "render_html", "render_json"]

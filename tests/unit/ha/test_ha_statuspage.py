@@ -13,7 +13,7 @@ import pytest
 
 from vigil.ha.engine import NodeConfig, NodeEngine
 from vigil.ha.groups import groups_from_lines
-from vigil.ha.statuspage import NOT_HERE, page_data, render_html, render_json
+from vigil.ha.statuspage import NO_DIRECTOR, NO_VOLUME, page_data, render_html, render_json
 from vigil.ha.timeline import Timeline
 from vigil.membership.auth import AuthKeys
 from vigil.membership.liveness import Timings
@@ -79,7 +79,7 @@ def test_the_page_shows_nodes_links_groups_resources_and_where_they_run():
     assert groups == [HOSTILE, GROUPS[1].key]  # attribute values read back exactly
     text = "".join(parsed.text)
     assert "IPaddr::198.51.100.100" in text and "nobody" in text and "n1 (this node)" in text
-    assert NOT_HERE in text
+    assert NO_DIRECTOR in text and NO_VOLUME in text
     assert 'id="events"' in page and "status.json" in page
 
 
@@ -128,7 +128,7 @@ def test_the_json_is_the_page_data_with_events_oldest_first():
         ("peer.dead", 100.0), ("group.started", 101.0)]
     assert answer["events"][0]["fields"] == {"node": "n2", "silent": "1.2s", "deadtime": "1s"}
     assert answer["daemon"] == {"version": "9.9", "pid": 42, "driver": "test"}
-    assert answer["lvs"] is None and answer["volumes"] is None
+    assert answer["lvs"] == [] and answer["volumes"] == []
     assert answer["generated"] == 3600.0
     # the page lists them newest first
     page = render_html(answer)
@@ -184,3 +184,36 @@ def test_the_script_runs_in_chromium_and_hostile_names_stay_text(tmp_path):
     assert '<p id="updated" class="stale">the daemon does not answer' in dom, done.stderr[-2000:]
     assert dom.count("<script") == 1 and "<img" not in dom
     assert "&lt;script&gt;alert('x')&lt;/script&gt;" in dom
+
+
+LVS = [{"instance": "ldirectord", "role": "active", "backend": "nftables", "services": [
+    {"service": "TCP 198.51.100.100:80", "scheduler": "wlc", "reals": [
+        {"real": "198.51.100.21:80", "weight": 1, "forward": "gate", "state": "up",
+         "message": "OK"},
+        {"real": "198.51.100.22:80", "weight": 0, "forward": "gate", "state": "down",
+         "message": HOSTILE}]}]},
+    {"instance": HOSTILE, "error": "does not answer: " + HOSTILE}]
+VOLUMES = [{"name": "r0", "role": "Primary", "peer_role": "Secondary", "connection": "Connected",
+            "replication": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",
+            "io_suspended": "", "sync_paused": "", "out_of_sync": 1048576.0,
+            "split_brain": False, "sync": {"percent": 50.0, "rate": 2097152.0, "eta": 0.5,
+                                           "left_bytes": 1048576.0}},
+           {"name": HOSTILE, "error": HOSTILE}]
+
+
+def test_the_page_shows_the_directors_table_and_the_volumes_sync():
+    shown = page_data(engine_status(), resources(), [], now=3600.0, lvs=LVS, volumes=VOLUMES)
+    page = render_html(shown)
+    parser = Collect()
+    parser.feed(page)
+    text = " ".join(parser.text)
+    assert "director ldirectord (active, nftables backend)" in text
+    rows = {a.get("data-real"): a.get("class") for tag, a in parser.tags if tag == "tr"
+            and "data-real" in a}
+    assert rows == {"198.51.100.21:80": "c-up", "198.51.100.22:80": "c-down"}
+    assert "Primary/Secondary" in text and "UpToDate/Inconsistent" in text
+    assert "Connected SyncSource" in text and "50.0% at 2.0 MiB/s, 0s left" in text
+    assert f'<p class="note">{NO_DIRECTOR}</p>' not in page
+    assert '<p class="note" id="no-volume"></p>' in page
+    assert HOSTILE not in page
+    assert json.loads(render_json(shown))["lvs"] == LVS
