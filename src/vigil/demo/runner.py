@@ -12,11 +12,14 @@ import io
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from vigil.demo import director_scene, heartbeat_scene, replication_scene, topology_scene
 from vigil.demo.scene import Scene, SceneResult, summary_table
 from vigil.demo.timeline import Timeline
+from vigil.demo.waiting import Waiting, status_line
 from vigil.lab import Lab, seed_topology
 
 #: The scenes in the order the tutorial builds its setups.
@@ -92,16 +95,27 @@ def play(title: str, scene: Scene, timeline: Timeline, keep: bool) -> tuple[Scen
     return result, lab.run_id
 
 
-def print_in_order(playing: list[Playing]) -> None:
-    """Each scene's timeline in turn: the current one as it happens, later ones caught up."""
-    for scene in playing:
+def print_in_order(playing: list[Playing], clock: Callable[[], float] = time.monotonic,
+                   out: TextIO | None = None) -> None:
+    """Each scene's timeline in turn: the current one as it happens, later ones caught up;
+    while the current one is quiet, which scene runs and for how long (`waiting`)."""
+    out = out if out is not None else sys.stdout
+    started = clock()
+    status = Waiting(out, is_tty=out.isatty(), last_printed=started)
+    for index, scene in enumerate(playing, 1):
         while True:
             finished = scene.done.wait(PRINT_INTERVAL)
-            sys.stdout.write(scene.text.take())
-            sys.stdout.flush()
+            now = clock()
+            status.printed(scene.text.take(), now)
             if finished:
-                sys.stdout.write(scene.text.take())
+                status.printed(scene.text.take(), now)
                 break
+            alongside = sum(1 for other in playing[index:] if not other.done.is_set())
+            status.quiet(status_line(index, len(playing), scene.title, now - started,
+                                     alongside), now)
+            out.flush()
+    status.done()
+    out.flush()
 
 
 def run(keep: bool = False, only: list[str] | None = None, one_by_one: bool = False) -> int:
