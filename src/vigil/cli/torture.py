@@ -18,8 +18,10 @@ def register(subparsers: Subparsers) -> None:
         "replays the same faults); check the invariants after every fault and at the end, "
         "print a timeline and a summary table. Exit status 1 if an invariant was violated.",
     )
-    parser.add_argument("--setup", default="heartbeat", choices=["heartbeat", "replicated"],
-                        help="which tutorial setup to run (default: heartbeat)")
+    parser.add_argument("--setup", default="heartbeat",
+                        choices=["heartbeat", "replicated", "director"],
+                        help="which tutorial setup to run (default: heartbeat; director: the "
+                        "LVS-DR pair, whose service fault kills a real server's nginx)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="how long to inject faults (default: 5)")
     parser.add_argument("--seconds", type=float, default=None,

@@ -18,13 +18,15 @@ from typing import TextIO
 from vigil.lab import Lab, seed_topology
 from vigil.torture import report
 from vigil.torture.checks import SETTLE_BOUND, STABLE, Outcome, judge, settled_at
+from vigil.torture.director_setup import DirectorSetup
 from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed
 from vigil.torture.replicated_setup import ReplicatedSetup
 from vigil.torture.schedule import Fault, FaultKind, faults
 
 #: Setups the campaign can run, by name.
 SETUPS: dict[str, Callable[[Lab], HeartbeatSetup]] = {"heartbeat": HeartbeatSetup,
-                                                      "replicated": ReplicatedSetup}
+                                                      "replicated": ReplicatedSetup,
+                                                      "director": DirectorSetup}
 #: How long the first start may take (two MariaDB datadirs prepared, daemons, initdead).
 START_DEADLINE = 120.0
 #: A fault is not begun unless this much of the budget is left (it may take this long).

@@ -33,7 +33,7 @@ class Role(StrEnum):
     STANDBY = "standby"
 
 
-SETUPS = ("heartbeat", "replicated")
+SETUPS = ("heartbeat", "replicated", "director")
 
 #: Which faults each setup gets.
 KINDS: dict[str, tuple[FaultKind, ...]] = {
@@ -42,6 +42,9 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                    FaultKind.CUT_REPLICATION),
+    # the service fault kills a real server's nginx (the director's check must see it)
+    "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
+                 FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL),
 }
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
@@ -67,7 +70,8 @@ class Fault:
         what = {
             FaultKind.POWER_OFF: "power off the {role} node, boot it after {hold}",
             FaultKind.KILL_DAEMON: "kill -9 vigil on the {role} node, restart it after {hold}",
-            FaultKind.KILL_SERVICE: "kill -9 the service on the {role} node",
+            FaultKind.KILL_SERVICE: "kill -9 the service (mariadbd on the {role} node; "
+                                    "director setup: a real server's nginx)",
             FaultKind.CUT_MEDIUM: "cut the {role} node's hb medium for {hold}",
             FaultKind.PARTITION: "partition the nodes on every medium for {hold}",
             FaultKind.LOSS: "drop {percent}% of the {role} node's frames for {hold}",

@@ -73,3 +73,14 @@ def test_kinds_restrict_the_plan():
 def test_unknown_kinds_are_a_clear_error(text):
     with pytest.raises(ValueError, match="unknown fault kind"):
         parse_kinds("heartbeat", text)
+
+
+def test_the_director_setup_gets_every_kind_once_first_and_a_real_server_fault():
+    from vigil.torture.schedule import KINDS, SETUPS, Timing, plan
+
+    assert "director" in SETUPS
+    timing = Timing(keepalive=0.5, deadtime=3.0)
+    first = plan(1, "director", timing, len(KINDS["director"]))
+    assert sorted(f.kind for f in first) == sorted(KINDS["director"])
+    assert plan(1, "director", timing, 20) == plan(1, "director", timing, 20)  # replayable
+    assert "real server's nginx" in next(f for f in first if f.kind == "kill-service").describe()
