@@ -180,6 +180,13 @@ class HeartbeatSetup:
             self.lab.link_down(target, "hb")
             time.sleep(hold)
             self.lab.link_up(target, "hb")
+        elif kind is FaultKind.FLAP:
+            end = time.monotonic() + hold
+            while time.monotonic() < end:
+                self.lab.link_down(target, "hb")
+                time.sleep(min(fault.period, max(0.0, end - time.monotonic())))
+                self.lab.link_up(target, "hb")
+                time.sleep(min(fault.period, max(0.0, end - time.monotonic())))
         elif kind is FaultKind.PARTITION:
             self.lab.partition(target, other)
             time.sleep(hold)

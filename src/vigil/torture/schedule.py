@@ -26,6 +26,7 @@ class FaultKind(StrEnum):
     LOSS = "loss"  # `percent` % of the node's frames on every medium dropped for `hold`
     STALL = "stall"  # SIGSTOP of vigil's daemon for `hold` s, then SIGCONT
     CUT_REPLICATION = "cut-replication"  # the replication link cut while writes run
+    FLAP = "flap"  # the node's hb medium down and up every `period` s for `hold`
 
 
 class Role(StrEnum):
@@ -37,14 +38,17 @@ SETUPS = ("heartbeat", "replicated", "director")
 
 #: Which faults each setup gets.
 KINDS: dict[str, tuple[FaultKind, ...]] = {
+    # new kinds go last: `--kinds` with the older ones replays a seed as it was before
     "heartbeat": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
-                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL),
+                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
+                  FaultKind.FLAP),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                   FaultKind.CUT_REPLICATION),
+                   FaultKind.CUT_REPLICATION, FaultKind.FLAP),
     # the service fault kills a real server's nginx (the director's check must see it)
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
-                 FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL),
+                 FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
+                 FaultKind.FLAP),
 }
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
@@ -65,6 +69,8 @@ class Fault:
     calm: float
     #: loss faults: the percentage of frames dropped
     percent: int = 0
+    #: flap faults: seconds down, then as long up, over and over while the fault holds
+    period: float = 0.0
 
     def describe(self) -> str:
         what = {
@@ -77,9 +83,11 @@ class Fault:
             FaultKind.LOSS: "drop {percent}% of the {role} node's frames for {hold}",
             FaultKind.STALL: "SIGSTOP vigil on the {role} node for {hold}",
             FaultKind.CUT_REPLICATION: "cut the replication link for {hold} while writes run",
+            FaultKind.FLAP: "flap the {role} node's hb medium ({period} down, {period} up) "
+                            "for {hold}",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
-                           percent=self.percent)
+                           percent=self.percent, period=f"{self.period:.1f} s")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,8 +147,11 @@ def faults(seed: int, setup: str, timing: Timing,
         role = _FIXED_ROLE.get(kind) or rng.choice((Role.ACTIVE, Role.ACTIVE, Role.STANDBY))
         hold = round(_hold(rng, kind, timing), 2)
         percent = rng.choice((20, 40, 60, 80)) if kind is FaultKind.LOSS else 0
+        # around deadtime: a flapping medium that never, sometimes or always dies
+        period = (round(rng.choice((0.2, 0.5, 1.2)) * timing.deadtime, 2)
+                  if kind is FaultKind.FLAP else 0.0)
         calm = round(rng.uniform(1.0, 3.0), 2)
-        yield Fault(index, kind, role, hold, calm, percent)
+        yield Fault(index, kind, role, hold, calm, percent, period)
         index += 1
 
 

@@ -1,7 +1,8 @@
 """A short fault campaign on the tutorial's heartbeat pair, as `vigil torture` runs it.
 
 Seed 1's first round injects every kind of fault once (power-off and boot, kill -9
-of vigil and of MariaDB, a cut medium, a partition, frame loss, a stalled daemon);
+of vigil and of MariaDB, a cut medium, a partition, frame loss, a stalled daemon, a
+flapping medium);
 the checker must find no violated invariant, and nothing of the lab may be left.
 """
 

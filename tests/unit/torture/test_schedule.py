@@ -84,3 +84,26 @@ def test_the_director_setup_gets_every_kind_once_first_and_a_real_server_fault()
     assert sorted(f.kind for f in first) == sorted(KINDS["director"])
     assert plan(1, "director", timing, 20) == plan(1, "director", timing, 20)  # replayable
     assert "real server's nginx" in next(f for f in first if f.kind == "kill-service").describe()
+
+
+def test_a_new_kind_leaves_older_seeds_replayable_with_kinds():
+    """Seed 2 of the heartbeat setup as docs/reliability.md recorded it, before `flap`
+    existed: `--kinds` with the seven older kinds gives the same faults."""
+    from vigil.torture.schedule import KINDS, FaultKind, Timing, plan
+
+    older = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.FLAP)
+    faults = plan(2, "heartbeat", Timing(keepalive=0.5, deadtime=3.0), 10, older)
+    assert [f.kind.value for f in faults] == [
+        "stall", "kill-daemon", "kill-service", "cut-medium", "loss", "power-off", "partition",
+        "cut-medium", "partition", "cut-medium"]
+
+
+def test_a_flap_fault_flaps_around_deadtime():
+    from vigil.torture.schedule import FaultKind, Timing, plan
+
+    timing = Timing(keepalive=0.5, deadtime=3.0)
+    flaps = [f for f in plan(4, "heartbeat", timing, 200) if f.kind is FaultKind.FLAP]
+    assert flaps and {f.period for f in flaps} <= {0.6, 1.5, 3.6}
+    assert all(f.period == 0.0 for f in plan(4, "heartbeat", timing, 200)
+               if f.kind is not FaultKind.FLAP)
+    assert "0.6 s down, 0.6 s up" in next(f for f in flaps if f.period == 0.6).describe()
