@@ -11,7 +11,7 @@ import pytest
 from vigil.cluster import ocf
 from vigil.cluster.ocf import Ocf, VolumeView
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIMS = ROOT / "contrib" / "ocf" / "vigil"
 DTD_DIR = Path("/usr/share/resource-agents")
 
