@@ -7,12 +7,14 @@ the map from what `vigil director|realserver|volume` answer to OCF exit codes,
 and the promotion score a volume's state earns. `vigil.cli.ocf` runs the
 commands and does the I/O.
 
-Promotion scores follow ocf:linbit:drbd's `adjust_master_score` defaults
-(0 10 1000 10000) and its reasoning, with one difference: a Consistent disk
-(one DRBD cannot vouch for) gets 5, above "no score", so that after a
-cluster-wide crash someone may be promoted; an Outdated or Inconsistent disk
-gets none, because `vigil volume primary` refuses it (exit 11) and a score
-would only make Pacemaker try a promotion that fails.
+Promotion scores follow ocf:linbit:drbd's reasoning and its default scores for
+UpToDate data (10000, and 1000 while the peer's disk is unknown), with two
+differences, both because `vigil volume primary` refuses to promote an
+Outdated or Inconsistent disk (exit 11), even next to an UpToDate peer: such a
+node gets no score (DRBD gives 10 to a node whose peer is UpToDate), as a score
+would only make Pacemaker try a promotion that fails; and a Consistent disk
+gets 5 (DRBD: 0), the lowest positive score, so that after a cluster-wide crash
+someone may be promoted.
 """
 
 from __future__ import annotations
@@ -88,7 +90,6 @@ def from_action(code: int) -> Ocf:
 # -- the volume: role and promotion score -------------------------------------------------
 
 #: ocf:linbit:drbd's adjust_master_score defaults, by name
-SCORE_ONLY_REMOTE = 10
 SCORE_LOCAL_OK = 1000
 SCORE_AS_GOOD_AS_IT_GETS = 10000
 #: a Consistent disk: promote only when nothing better exists (see the module's text)
@@ -147,11 +148,11 @@ def promotion_score(view: VolumeView | None) -> int | Keep | None:
             return SCORE_AS_GOOD_AS_IT_GETS
         # good data, but the peer's is unknown: it may be newer
         return SCORE_LOCAL_OK
-    if view.peer_disk == UP_TO_DATE and view.connection == "Connected":
-        return SCORE_ONLY_REMOTE  # reads would be served by the peer
     if view.disk == CONSISTENT:
         return SCORE_ONLY_CONSISTENT
-    return None  # Outdated, Inconsistent, Diskless, Failed: no useful data here
+    # Outdated, Inconsistent (even next to an UpToDate peer: `vigil volume primary`
+    # refuses both), Diskless: no promotion here
+    return None
 
 
 # -- metadata -----------------------------------------------------------------------------
@@ -244,8 +245,8 @@ VOLUME = AgentSpec(
     "`down`, promote `primary`, demote `secondary`, monitor reads `status` and answers "
     "8 (running promoted) on the Primary. monitor, start and notify set this node's "
     "promotion score with crm_attribute -p: 10000 for UpToDate data (1000 while the "
-    "peer's disk is unknown), 10 when only the peer's disk is UpToDate, 5 for a "
-    "Consistent disk, none for Outdated, Inconsistent or Diskless. Configure it as a "
+    "peer's disk is unknown), 5 for a Consistent disk, none for Outdated, "
+    "Inconsistent or Diskless. Configure it as a "
     "promotable clone with clone-max=2, notify=true.",
     (
         Parameter("volume", "the resource's name",

@@ -49,8 +49,10 @@ def test_monitor_is_running_master_on_the_primary():
     (view(), 10000),  # Secondary, both UpToDate
     (view(peer_disk="Inconsistent"), 10000),  # resyncing from here
     (view(peer_disk="DUnknown", connection="Connecting"), 1000),  # the peer may be newer
-    (view(disk="Inconsistent", peer_disk="UpToDate"), 10),  # reads served by the peer
-    (view(disk="Inconsistent", peer_disk="UpToDate", connection="Connecting"), None),
+    # vigil volume primary refuses an Inconsistent or Outdated disk, even next to an
+    # UpToDate peer (ocf:linbit:drbd gives 10 there): no score
+    (view(disk="Inconsistent", peer_disk="UpToDate"), None),
+    (view(disk="Outdated", peer_disk="UpToDate"), None),
     (view(disk="Consistent", peer_disk="DUnknown", connection="StandAlone"), 5),
     (view(disk="Outdated", peer_disk="DUnknown", connection="StandAlone"), None),
     (view(disk="Inconsistent", peer_disk="DUnknown"), None),
