@@ -44,6 +44,9 @@ EXPECTED = [
     "./usr/share/doc/vigil/examples/tutorial/ldirectord.cf",
     "./usr/share/doc/vigil/examples/grafana/vigil.json",
     "./usr/share/doc/vigil/examples/init.d/vigil-realserver",
+    "./usr/lib/ocf/resource.d/vigil/director",
+    "./usr/lib/ocf/resource.d/vigil/realserver",
+    "./usr/lib/ocf/resource.d/vigil/volume",
 ]
 
 
@@ -65,6 +68,10 @@ def test_the_deb_carries_the_cli_units_manual_and_examples(built):
     deb = built / f"vigil_{vigil.__version__}_all.deb"
     names = {line.split()[-1] for line in dpkg_deb("-c", deb).splitlines()}
     assert [name for name in EXPECTED if name not in names] == []
+    # Pacemaker runs the OCF agents: they must stay executable
+    modes = {line.split()[-1]: line.split()[0] for line in dpkg_deb("-c", deb).splitlines()}
+    assert {modes[f"./usr/lib/ocf/resource.d/vigil/{a}"] for a in ("director", "volume")} \
+        == {"-rwxr-xr-x"}
     # /etc/ha.d stays the sysadmin's: the examples are docs, nothing is a conffile
     assert not [name for name in names if name.startswith("./etc/")]
 

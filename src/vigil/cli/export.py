@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Translate ha.cf, haresources, vigil.cf and the DRBD files into a Pacemaker "
             "configuration and a corosync.conf (knet). Each haresources line becomes a group; "
-            "drbddisk a promotable ocf:linbit:drbd clone; ping nodes an ocf:pacemaker:ping "
+            "drbddisk a promotable ocf:vigil:volume clone (--volume-agent linbit: "
+            "ocf:linbit:drbd), ldirectord ocf:vigil:director; ping nodes an ocf:pacemaker:ping "
             "clone; vigil.cf fence sections stonith resources. What cannot be translated is "
             "listed on stderr as FILE:LINE: warning: MESSAGE. Exit status: 0 exported "
             "(warnings allowed), 1 a file could not be read or parsed, or a resource could "
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
                       help="heartbeat's configuration directory (default: /etc/ha.d)")
     pcmk.add_argument("--drbd-conf", default=drbd_mod.DEFAULT_PATH, metavar="FILE",
                       help="DRBD's top configuration file (default: /etc/drbd.conf)")
+    pcmk.add_argument("--volume-agent", choices=("vigil", "linbit"), default="vigil",
+                      help="drbddisk's clone: vigil (ocf:vigil:volume, the default) or linbit "
+                           "(ocf:linbit:drbd, for nodes that run DRBD's kernel module)")
     pcmk.add_argument("--nodes", metavar="A,B,C",
                       help="the cluster's nodes (default: ha.cf's node lines); more than "
                            "two is what Pacemaker is for")
@@ -155,7 +159,8 @@ def cmd_export_pacemaker(args: argparse.Namespace, names: Resolver | None = None
     nodes = tuple(n.strip().lower() for n in (args.nodes or "").split(",") if n.strip())
     export = pacemaker.translate(
         config, nodes,
-        node_addresses(nodes or config.hacf.nodes, names or SystemResolver()))
+        node_addresses(nodes or config.hacf.nodes, names or SystemResolver()),
+        volume_agent=getattr(args, "volume_agent", "vigil"))
     order: dict[str, int] = {}
     for problem in export.problems:
         order.setdefault(problem.location.path, len(order))

@@ -30,6 +30,7 @@ COMMANDS = [
     "vigil.cli.volume",
     "vigil.cli.units",
     "vigil.cli.export",
+    "vigil.cli.ocf",
 ]
 
 DESCRIPTION = """\

@@ -12,12 +12,13 @@ What maps to what (docs/scale-out.md has the table):
 * every haresources line is a Pacemaker group, its resources in order;
   ``IPaddr``/``IPaddr2`` (and the bare address shorthand) become
   ocf:heartbeat:IPaddr2, ``Filesystem`` ocf:heartbeat:Filesystem,
-  ``ldirectord`` ocf:heartbeat:ldirectord, ``MailTo`` ocf:heartbeat:MailTo,
+  ``ldirectord`` ocf:vigil:director, ``MailTo`` ocf:heartbeat:MailTo,
   ``Delay`` ocf:heartbeat:Delay, ``IPsrcaddr`` ocf:heartbeat:IPsrcaddr,
   ``ocf:``/``systemd:``/``lsb:`` resources themselves, any other name an
   init script (lsb:NAME);
 * ``drbddisk::R`` leaves the group: it becomes a promotable clone of
-  ocf:linbit:drbd, the group is colocated with its Promoted instance and
+  ocf:vigil:volume (``volume_agent="linbit"``: ocf:linbit:drbd, for nodes
+  that run DRBD's kernel module), the group is colocated with its Promoted instance and
   starts after the promotion;
 * ``auto_failback on`` is resource-stickiness 0 and a location preference of
   `HOME_SCORE` for the home node; ``off`` is stickiness `STICKY` (INFINITY);
@@ -58,8 +59,11 @@ HOME_SCORE = 100
 STICKY = "INFINITY"
 #: the ocf:pacemaker:ping attribute the location rules read
 PING_ATTRIBUTE = "pingd"
-#: where ocf:heartbeat:ldirectord finds a config named without a directory
+#: where ldirectord (and vigil director) find a config named without a directory
 LDIRECTORD_DIR = "/etc/ha.d"
+#: drbddisk's promotable agent, by backend: (provider, type, the parameter naming R)
+VOLUME_AGENTS = {"vigil": ("vigil", "volume", "volume"),
+                 "linbit": ("linbit", "drbd", "drbd_resource")}
 #: the CIB schema written (Pacemaker 2.1: Promoted/Unpromoted role names)
 CIB_SCHEMA = "pacemaker-3.7"
 
@@ -272,7 +276,7 @@ def _resource(ref: ResourceRef, st: _State) -> Primitive | None:
         # where the nodes keep it (ldirectord's own directory), whatever directory was read
         path = config if config.startswith("/") else f"{LDIRECTORD_DIR}/{config}"
         return Primitive(st.ids.take("ldirectord" if not args else f"ldirectord_{config}"),
-                         "ocf", "ldirectord", "heartbeat", (("configfile", path),),
+                         "ocf", "director", "vigil", (("configfile", path),),
                          _monitor("20s", "10s"), ref.label)
     if name == "MailTo":
         if not args:
@@ -332,9 +336,10 @@ class _Inputs:
 
 
 def _drbd_clone(resource: str, nodes: Sequence[str], hosts: tuple[str, ...] | None,
-                st: _State) -> tuple[Clone, list[LocationPreference]]:
+                st: _State, volume_agent: str) -> tuple[Clone, list[LocationPreference]]:
+    provider, kind, parameter = VOLUME_AGENTS[volume_agent]
     primitive = Primitive(
-        st.ids.take(f"drbd_{resource}"), "ocf", "drbd", "linbit", (("drbd_resource", resource),),
+        st.ids.take(f"drbd_{resource}"), "ocf", kind, provider, ((parameter, resource),),
         (Op("monitor", "29s", "20s", "Promoted"), Op("monitor", "31s", "20s", "Unpromoted")),
         f"drbddisk::{resource}")
     on = [n for n in nodes if hosts is None or n in hosts]
@@ -347,10 +352,14 @@ def _drbd_clone(resource: str, nodes: Sequence[str], hosts: tuple[str, ...] | No
 
 
 def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
-              node_addresses: Mapping[str, Sequence[str]] | None = None) -> Export:
+              node_addresses: Mapping[str, Sequence[str]] | None = None,
+              volume_agent: str = "vigil") -> Export:
     """Translate `config`; `nodes` overrides ha.cf's `node` list (adds nodes for Pacemaker);
     `node_addresses` gives each node's addresses (resolved names), to place ucast peers;
-    the DRBD configuration's `address` lines count as their node's addresses too."""
+    the DRBD configuration's `address` lines count as their node's addresses too;
+    `volume_agent` picks drbddisk's clone agent (a key of `VOLUME_AGENTS`)."""
+    if volume_agent not in VOLUME_AGENTS:
+        raise ValueError(f"unknown volume agent {volume_agent!r}")
     hacf = config.hacf
     st = _State(hacf.path)
     cluster_nodes = tuple(n.lower() for n in nodes) or hacf.nodes
@@ -385,7 +394,8 @@ def translate(config: ClusterConfigLike, nodes: Sequence[str] = (),
                     if name in drbd_clones:  # a second group on the same volume
                         group_clones.append(drbd_clones[name])
                     else:
-                        clone, bans = _drbd_clone(name, cluster_nodes, drbd_hosts.get(name), st)
+                        clone, bans = _drbd_clone(name, cluster_nodes, drbd_hosts.get(name), st,
+                                                  volume_agent)
                         drbd_clones[name] = clone
                         clones.append(clone)
                         group_clones.append(clone)

@@ -108,9 +108,9 @@ def test_drbd_mysql_promotes_the_volume_before_the_group(tmp_path):
         "ocf:heartbeat:IPaddr2", "ocf:heartbeat:Filesystem", "lsb:mysqld"]
     assert group.members[1].params == (("device", "/dev/drbd1"), ("directory", "/var/lib/mysql"),
                                        ("fstype", "ext4"))
-    drbd = next(c for c in pcmk.clones if c.primitive.type == "drbd")
-    assert drbd.primitive.agent == "ocf:linbit:drbd"
-    assert drbd.primitive.params == (("drbd_resource", "mysqldata"),)
+    drbd = next(c for c in pcmk.clones if c.primitive.type == "volume")
+    assert drbd.primitive.agent == "ocf:vigil:volume"
+    assert drbd.primitive.params == (("volume", "mysqldata"),)
     assert ("promotable", "true") in drbd.meta and ("clone-max", "2") in drbd.meta
     assert pcmk.colocations == (pacemaker.Colocation(
         f"col_{group.id}_on_{drbd.id}", group.id, drbd.id, "Promoted"),)
@@ -121,10 +121,23 @@ def test_drbd_mysql_promotes_the_volume_before_the_group(tmp_path):
     assert moved.location.line == 1 and moved.location.path.endswith("haresources")
 
 
+def test_nodes_with_drbds_kernel_module_get_linbits_agent(tmp_path, capsys):
+    d = seed_dir(tmp_path, "drbd-mysql")
+    config, _ = read_config(ConfigPaths(str(d), drbd_conf(tmp_path)))
+    pcmk = pacemaker.translate(config, volume_agent="linbit").pacemaker
+    [drbd] = [c for c in pcmk.clones if c.primitive.type == "drbd"]
+    assert drbd.primitive.agent == "ocf:linbit:drbd"
+    assert drbd.primitive.params == (("drbd_resource", "mysqldata"),)
+    out = tmp_path / "out"
+    assert main(["export", "pacemaker", "--dir", str(d), "--drbd-conf", drbd_conf(tmp_path),
+                 "--volume-agent", "linbit", "--format", "crmsh", "-o", str(out)]) == 0
+    assert "primitive drbd_mysqldata ocf:linbit:drbd" in (out / "crm.txt").read_text()
+
+
 def test_drbd_clone_stays_on_the_hosts_drbd_names(tmp_path):
     d = seed_dir(tmp_path, "drbd-mysql")
     result = export(d, drbd_conf(tmp_path), nodes=(S5, S6, "server7"))
-    drbd = next(c for c in result.pacemaker.clones if c.primitive.type == "drbd")
+    drbd = next(c for c in result.pacemaker.clones if c.primitive.type == "volume")
     assert ("clone-max", "2") in drbd.meta
     assert [(x.rsc, x.node, x.score) for x in result.pacemaker.locations
             if isinstance(x, pacemaker.LocationPreference) and x.rsc == drbd.id] == [
@@ -137,7 +150,7 @@ def test_two_groups_on_one_volume_share_its_clone(tmp_path):
         f"{S5} drbddisk::mysqldata Filesystem::/dev/drbd1::/var/lib/mysql::ext4 mysqld\n"
         f"{S5} 172.25.254.101 drbddisk::mysqldata httpd\n")
     pcmk = export(d, drbd_conf(tmp_path)).pacemaker
-    [drbd] = [c for c in pcmk.clones if c.primitive.type == "drbd"]
+    [drbd] = [c for c in pcmk.clones if c.primitive.type == "volume"]
     assert sorted(c.rsc for c in pcmk.colocations) == sorted(g.id for g in pcmk.groups)
     assert {c.with_rsc for c in pcmk.colocations} == {drbd.id}
 
@@ -146,7 +159,7 @@ def test_lvs_runs_ldirectord_with_its_config_file(tmp_path):
     d = seed_dir(tmp_path, "lvs")
     [group] = export(d).pacemaker.groups
     assert [m.agent for m in group.members] == [
-        "ocf:heartbeat:IPaddr2", "ocf:heartbeat:ldirectord", "lsb:httpd"]
+        "ocf:heartbeat:IPaddr2", "ocf:vigil:director", "lsb:httpd"]
     # where the nodes keep it, whichever copy was exported
     assert group.members[1].params == (("configfile", "/etc/ha.d/ldirectord.cf"),)
 
@@ -314,7 +327,7 @@ def started_cluster(tmp_path: Path, variant: str, uses_drbd: bool, vigil_cf: str
     result = export(d, drbd_conf(tmp_path) if uses_drbd else NO_DRBD,
                     nodes if nodes != (S5, S6) else ())
     attributes = {"pingd": "1000"}
-    if uses_drbd:  # ocf:linbit:drbd's promotion score, as it sets it on an UpToDate disk
+    if uses_drbd:  # ocf:vigil:volume's promotion score, as it sets it on an UpToDate disk
         attributes["master-drbd_mysqldata"] = "10000"
     fresh = tmp_path / "fresh.xml"
     fresh.write_text(with_status(pacemaker.render_cib(result.pacemaker), nodes, attributes))
@@ -401,7 +414,7 @@ def test_command_writes_both_files(tmp_path, capsys):
                  "--format", "crmsh", "-o", str(out)])
     assert code == 0
     crm = (out / "crm.txt").read_text()
-    assert "primitive drbd_mysqldata ocf:linbit:drbd" in crm
+    assert "primitive drbd_mysqldata ocf:vigil:volume" in crm
     assert "two_node: 1" in (out / "corosync.conf").read_text()
     err = capsys.readouterr().err
     assert f"{d}/haresources:1:52: warning: drbddisk::mysqldata:" in err
