@@ -168,6 +168,8 @@ class NodeEngine:
         self.generation = generation
         self.wall_offset = wall_offset
         self.codec = PacketCodec(config.keys, config.compressor)
+        #: a key of authkeys authenticates nothing (crc): anyone can make a packet pass
+        self.forgeable = any(not key.method.needs_key for key in config.keys.keys.values())
         self.rng = rng or random.Random()
         self.rules = ReceiveRules(self.me, config.max_rexmit_delay, self.rng)
         self.history = TransmitHistory(config.max_rexmit_delay)
@@ -277,10 +279,12 @@ class NodeEngine:
                          link, now, out)
             return out
         wall = now + self.wall_offset
-        if message.env.hg > wall + MAX_GENERATION_AHEAD:
+        if self.forgeable and message.env.hg > max(wall, self.generation) + MAX_GENERATION_AHEAD:
             # generations count daemon starts from the wall clock of the first one: one
             # beyond next year is forged (with crc anyone can), and believing it would make
-            # every real packet of that node look like a replay
+            # every real packet of that node look like a replay. Only where a key forges:
+            # with HMAC keys such a packet comes from the node itself, and refusing it
+            # because this node's clock is set far back would make a live peer look dead
             self._reject("implausible", f"packet from {source} with generation "
                          f"{message.env.hg:x}, beyond any clock", link, now, out, "warning")
             return out

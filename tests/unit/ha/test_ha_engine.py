@@ -260,16 +260,34 @@ def test_a_node_name_in_another_case_is_the_same_node_and_never_stops_the_engine
     assert node.status(now)["counters"]["accepted"] == 3
 
 
-def test_a_generation_beyond_any_clock_is_refused_and_the_real_peer_still_heard():
-    node = engine()  # its wall clock: 1.8e9 s
+CRC_KEYS = AuthKeys.from_pairs(1, {1: ("crc", "")})
+
+
+def test_a_generation_beyond_any_clock_is_refused_where_crc_lets_anyone_forge():
+    node = engine(keys=CRC_KEYS)  # its wall clock: 1.8e9 s
     node.start(0.0)
-    forged = PacketCodec(KEYS).pack(Status(env=Envelope(src="n2", hg=2**31 - 1, ts=1, seq=1),
-                                           status="active"))
+    codec = PacketCodec(CRC_KEYS)
+    forged = codec.pack(Status(env=Envelope(src="n2", hg=2**31 - 1, ts=1, seq=1),
+                               status="active"))
     node.receive(forged, "eth0", 0.0)
     assert node.status(0.0)["rejected"]["implausible"] == 1
-    real = from_heartbeat(Status(env=None, status="active"), seq=1)
+    real = codec.pack(Status(env=Envelope(src="n2", hg=5, ts=1, seq=1), status="active"))
     node.receive(real, "eth0", 0.01)  # not taken for a replay of the forged generation
     assert node.status(0.02)["counters"]["accepted"] == 1
+
+
+def test_with_hmac_keys_a_peer_ahead_of_this_nodes_clock_is_heard():
+    """This node's clock set far back (a dead RTC battery, before NTP): the peer's
+    generation (its first start's wall clock) looks years ahead, but only a key holder
+    can have sent it: refusing it would make a live peer look dead."""
+    node = engine()
+    node.wall_offset = 0.0  # the clock reads 1970; the generation file says 7
+    node.start(0.0)
+    ahead = PacketCodec(KEYS).pack(Status(env=Envelope(src="n2", hg=1_800_000_000, ts=1, seq=1),
+                                          status="active"))
+    node.receive(ahead, "eth0", 0.0)
+    assert node.status(0.0)["rejected"].get("implausible", 0) == 0
+    assert node.status(0.0)["counters"]["accepted"] == 1
 
 
 # -- replays across a restart of the receiving node --------------------------------------------
