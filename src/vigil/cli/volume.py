@@ -2,11 +2,13 @@
 
 Exit codes follow drbdadm/drbdsetup where scripts look at them (the drbddisk
 agent does): 0 success; 10 the resource is not up here (or not defined for
-this host); 11 the state change was refused (promotion of an outdated or
-inconsistent disk, demotion of a mounted device, a peer that is primary);
+this host), or a request drbdsetup refuses as a configuration error
+(new-current-uuid while connected, attach); 11 the state change was
+refused (promotion of an outdated or inconsistent disk, demotion of a
+mounted device, a peer that is primary);
 1 any other failure; 2 a bad command line; 3 the machine lacks something;
-20 a verb vigil does not support (detach). `-d`/`--dry-run` before the verb says
-what it would do and does nothing (exit 0).
+20 a verb vigil does not support (detach). `-d`/`--dry-run` (before or after
+the verb) says what it would do and does nothing (exit 0).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ VERBS = {
     "new-current-uuid": "start a new data generation; --clear-bitmap on two connected "
                         "fresh disks: both UpToDate without the initial sync",
     "detach": "not supported: vigil has no diskless mode (exit 20)",
-    "attach": "not supported: the disk is attached by up and stays until down",
+    "attach": "the disk is attached by up and stays until down: always exit 10 "
+              "(attached already)",
     "resize": "grow to a larger backing disk (not implemented yet)",
 }
 
