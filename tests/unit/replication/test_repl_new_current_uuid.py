@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 import pytest
 
 from vigil.cli import volume as volume_cli  # imported before the tests fake uname
@@ -118,3 +121,124 @@ def test_new_verbs_when_not_up_exit_10(seed_res, capsys):
     for argv in (["new-current-uuid", "mysqldata"], ["new-current-uuid", "--clear-bitmap", "all"],
                  ["detach", "mysqldata"], ["attach", "all"]):
         assert main(["volume", "-c", str(seed_res), *argv]) == 10, argv
+
+
+# ---------------------------------------------------------------- the node, without a network
+class FakeSession:
+    """What `Node` uses of an established session: the peer's PARAMS and `send`."""
+
+    def __init__(self, peer_generations: list[int]):
+        self.peer = {"generations": peer_generations}
+        self.sent: list = []
+        self.closed = False
+
+    def send(self, message) -> None:
+        self.sent.append(message)
+
+
+@pytest.fixture
+def make_node(tmp_path):
+    from vigil.replication.blockstore import BackingStore, MetadataStore, create_md
+    from vigil.replication.node import Node
+
+    opened = []
+
+    def make(name: str = "a") -> Node:
+        disk = tmp_path / f"{name}.img"
+        disk.write_bytes(b"")
+        os.truncate(disk, 16 << 20)
+        text = lab_file("drbd-mysqldata.res").replace("/dev/vdb", str(disk))
+        (tmp_path / f"{name}.conf").write_text(text)
+        cfg = config.load("mysqldata", tmp_path / f"{name}.conf", "server5.example.com")
+        create_md(str(disk))
+        backing = BackingStore(str(disk))
+        md = MetadataStore.open(backing, "internal")
+        opened.append((backing, md))
+        ids = iter(range(0x100, 0x200))
+        return Node(cfg, backing, md, hostname="server5.example.com",
+                    fresh_id=lambda: next(ids))
+
+    yield make
+    for backing, md in opened:
+        md.close()
+        backing.close()
+
+
+def connected(node, peer_generations: list[int]):
+    from vigil.replication.states import Conn, Repl
+    session = FakeSession(peer_generations)
+    node.session = session
+    node.conn, node.repl = Conn.CONNECTED, Repl.ESTABLISHED
+    return session
+
+
+def test_node_skips_the_initial_sync_and_tells_the_peer(make_node):
+    from vigil.replication.states import Disk
+    node = make_node()
+    session = connected(node, [0, 0, 0, 0])
+    assert node.disk is Disk.INCONSISTENT
+    assert "initial sync skipped" in node.new_current_uuid(clear_bitmap=True)
+    assert node.disk is Disk.UP_TO_DATE and node.peer_disk is Disk.UP_TO_DATE
+    assert node.sb.generations == Generations(0x100, 0, (0, 0))
+    assert node.md.read_superblock().generations.current == 0x100  # on disk too
+    (message,) = session.sent
+    assert message.fields["skip_initial_sync"] == 0x100
+    assert message.fields["disk"] == "UpToDate"
+
+
+def test_node_refuses_while_connected_with_exit_10(make_node):
+    from vigil.replication.states import Repl, SetupRefused
+    node = make_node()
+    session = connected(node, [0, 0, 0, 0])
+    with pytest.raises(SetupRefused) as refused:
+        node.new_current_uuid(clear_bitmap=False)
+    assert refused.value.exit_code == 10
+    connected(node, [9, 0, 0, 0])  # the peer has data
+    with pytest.raises(SetupRefused):
+        node.new_current_uuid(clear_bitmap=True)
+    node.repl = Repl.VERIFY_S
+    with pytest.raises(SetupRefused):
+        node.new_current_uuid(clear_bitmap=True)
+    assert node.sb.generations == Generations() and not session.sent
+
+
+def test_node_disconnected_rotates_and_clears_only_when_asked(make_node):
+    from vigil.replication.metadata import MdFlag
+    from vigil.replication.states import Disk
+    node = make_node()
+    node._write_sb(replace(node.sb.with_flag(MdFlag.CONSISTENT),
+                           generations=Generations(0xA, 0xB, (0xC, 0))))
+    node.bitmap.set_range(0, 3)
+    node.new_current_uuid()
+    assert node.sb.generations == Generations(0x100, 0xA, (0xB, 0xC))
+    assert node.bitmap.count == 3 and node.disk is Disk.CONSISTENT
+    node.new_current_uuid(clear_bitmap=True)
+    assert node.sb.generations == Generations(0x101, 0x100, (0xA, 0xB))
+    assert node.bitmap.count == 0 and node.md.read_bitmap().count == 0
+    assert node.disk is Disk.CONSISTENT
+
+
+def test_node_takes_the_peers_generation_only_when_fresh(make_node):
+    from vigil.replication.states import Disk, Repl, Role
+    fresh = make_node("fresh")
+    session = connected(fresh, [0, 0, 0, 0])
+    fresh._peer_state({"skip_initial_sync": 0x77, "role": "Secondary", "disk": "UpToDate"})
+    assert fresh.sb.generations.current == 0x77 and fresh.disk is Disk.UP_TO_DATE
+    assert fresh.peer_disk is Disk.UP_TO_DATE
+    assert session.sent[-1].fields == {"role": "Secondary", "disk": "UpToDate"}
+
+    # with data of its own, as primary, or while syncing: refused, the truth said back
+    for setup in ("data", "primary", "syncing"):
+        node = make_node(setup)
+        session = connected(node, [0, 0, 0, 0])
+        if setup == "data":
+            node.sb = replace(node.sb, generations=Generations(5, 0, (0, 0)))
+        elif setup == "primary":
+            node.role = Role.PRIMARY
+        else:
+            node.repl = Repl.SYNC_TARGET
+        before = node.sb.generations
+        node._peer_state({"skip_initial_sync": 0x77})
+        assert node.sb.generations == before, setup
+        assert node.disk is Disk.INCONSISTENT, setup
+        assert session.sent[-1].fields["disk"] == "Inconsistent", setup
