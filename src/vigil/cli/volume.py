@@ -70,6 +70,26 @@ VERBS = {
 UNSUPPORTED = 20
 
 
+def backend_options_after_verb(argv: list[str]) -> list[str]:
+    """drbdadm 8.4's `-- OPTIONS VERB NAME` (`vigil volume -- --clear-bitmap
+    new-current-uuid r0`, as DRBD's user guide writes it): the options after `--`
+    go after the verb, where vigil's parser reads them. Other command lines are
+    returned as they are."""
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is None or argv[command] != "volume":
+        return argv
+    start = command + 1
+    if "--" not in argv[start:]:
+        return argv
+    dashes = argv.index("--", start)
+    if any(a in VERBS for a in argv[start:dashes]):
+        return argv  # `--` after the verb: argparse's own meaning
+    verb = next((i for i in range(dashes + 1, len(argv)) if argv[i] in VERBS), None)
+    if verb is None:
+        return argv
+    return [*argv[:dashes], argv[verb], *argv[dashes + 1:verb], *argv[verb + 1:]]
+
+
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "volume",

@@ -242,3 +242,26 @@ def test_node_takes_the_peers_generation_only_when_fresh(make_node):
         assert node.sb.generations == before, setup
         assert node.disk is Disk.INCONSISTENT, setup
         assert session.sent[-1].fields["disk"] == "Inconsistent", setup
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    (["volume", "--", "--clear-bitmap", "new-current-uuid", "r0"],
+     ["volume", "new-current-uuid", "--clear-bitmap", "r0"]),
+    (["volume", "-c", "x.conf", "--", "--force", "primary", "all"],
+     ["volume", "-c", "x.conf", "primary", "--force", "all"]),
+    (["--debug", "volume", "-d", "--", "--clear-bitmap", "new-current-uuid", "r0"],
+     ["--debug", "volume", "-d", "new-current-uuid", "--clear-bitmap", "r0"]),
+    (["volume", "status", "--", "r0"], ["volume", "status", "--", "r0"]),
+    (["volume", "--", "r0"], ["volume", "--", "r0"]),
+    (["heartbeat", "--", "volume", "--", "--x", "up"], ["heartbeat", "--", "volume", "--",
+                                                          "--x", "up"]),
+])
+def test_drbdadm_backend_options_before_the_verb(argv, wanted):
+    assert volume_cli.backend_options_after_verb(argv) == wanted
+
+
+def test_drbdadm_84_syntax_reaches_the_verb(seed_res, capsys):
+    argv = ["volume", "-c", str(seed_res), "-d", "--", "--clear-bitmap", "new-current-uuid",
+            "mysqldata"]
+    assert main(argv) == 0
+    assert "new-current-uuid --clear-bitmap" in capsys.readouterr().out
