@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from vigil import COMPATIBILITY, __version__
+from vigil.cli.volume import backend_options_after_verb
 from vigil.errors import VigilError
 
 #: Subcommand modules, in the order `vigil --help` lists them. Each has
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(backend_options_after_verb(
+        list(sys.argv[1:] if argv is None else argv)))
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

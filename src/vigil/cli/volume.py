@@ -2,9 +2,13 @@
 
 Exit codes follow drbdadm/drbdsetup where scripts look at them (the drbddisk
 agent does): 0 success; 10 the resource is not up here (or not defined for
-this host); 11 the state change was refused (promotion of an outdated or
-inconsistent disk, demotion of a mounted device, a peer that is primary);
-1 any other failure; 2 a bad command line; 3 the machine lacks something.
+this host), or a request drbdsetup refuses as a configuration error
+(new-current-uuid while connected, attach); 11 the state change was
+refused (promotion of an outdated or inconsistent disk, demotion of a
+mounted device, a peer that is primary);
+1 any other failure; 2 a bad command line; 3 the machine lacks something;
+20 a verb vigil does not support (detach). `-d`/`--dry-run` (before or after
+the verb) says what it would do and does nothing (exit 0).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vigil.cli import Subparsers, volume_boot
+from vigil.cli import Subparsers, volume_boot, volume_dryrun
 from vigil.cli.progress import SyncProgress, human_bytes
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import parse_address
@@ -25,7 +29,7 @@ from vigil.replication import config as volume_config
 from vigil.replication import control
 from vigil.replication.blockstore import create_md
 from vigil.replication.daemon import cleanup_stale, log_path, read_state
-from vigil.replication.states import NotConfigured
+from vigil.replication.states import NotConfigured, SetupRefused
 from vigil.runtime import spawn_detached, wait_gone
 
 VERBS = {
@@ -54,8 +58,36 @@ VERBS = {
               "for what needs down and up",
     "become-primary": "at boot: promote if the startup section's become-primary-on names "
                       "this node",
+    "new-current-uuid": "start a new data generation; --clear-bitmap on two connected "
+                        "fresh disks: both UpToDate without the initial sync",
+    "detach": "not supported: vigil has no diskless mode (exit 20)",
+    "attach": "the disk is attached by up and stays until down: always exit 10 "
+              "(attached already)",
     "resize": "grow to a larger backing disk (not implemented yet)",
 }
+
+#: exit code of a verb vigil does not support (drbdadm's E_EXEC_ERROR)
+UNSUPPORTED = 20
+
+
+def backend_options_after_verb(argv: list[str]) -> list[str]:
+    """drbdadm 8.4's `-- OPTIONS VERB NAME` (`vigil volume -- --clear-bitmap
+    new-current-uuid r0`, as DRBD's user guide writes it): the options after `--`
+    go after the verb, where vigil's parser reads them. Other command lines are
+    returned as they are."""
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is None or argv[command] != "volume":
+        return argv
+    start = command + 1
+    if "--" not in argv[start:]:
+        return argv
+    dashes = argv.index("--", start)
+    if any(a in VERBS for a in argv[start:dashes]):
+        return argv  # `--` after the verb: argparse's own meaning
+    verb = next((i for i in range(dashes + 1, len(argv)) if argv[i] in VERBS), None)
+    if verb is None:
+        return argv
+    return [*argv[:dashes], argv[verb], *argv[dashes + 1:verb], *argv[verb + 1:]]
 
 
 def register(subparsers: Subparsers) -> None:
@@ -69,17 +101,25 @@ def register(subparsers: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-c", "--config", help="DRBD configuration (default /etc/drbd.conf)")
+    parser.add_argument("-d", "--dry-run", action="store_true",
+                        help="say what the verb would do, do nothing (drbdadm -d)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, text in VERBS.items():
         sub = verbs.add_parser(verb, help=text, description=text)
         sub.add_argument("resource")
         sub.add_argument("-c", "--config", dest="sub_config", help=argparse.SUPPRESS)
+        sub.add_argument("-d", "--dry-run", dest="sub_dry_run", action="store_true",
+                         help=argparse.SUPPRESS)
         if verb == "primary":
             sub.add_argument("--force", action="store_true")
         if verb == "create-md":
             sub.add_argument("--force", action="store_true", help="overwrite metadata")
         if verb == "connect":
             sub.add_argument("--discard-my-data", action="store_true")
+        if verb == "new-current-uuid":
+            sub.add_argument("--clear-bitmap", action="store_true",
+                             help="also empty the bitmap; connected, with both disks fresh: "
+                                  "skip the initial sync")
         if verb == "status":
             sub.add_argument("--json", action="store_true")
         if verb == "up":
@@ -118,13 +158,17 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
                        "status", "role", "cstate", "dstate", "wait-sync", "outdate", "resume-io",
                        "pause-sync", "resume-sync", "adjust",
-                       "become-primary"})
+                       "become-primary", "new-current-uuid", "detach", "attach"})
+
+
+def _dry_run(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "dry_run", False) or getattr(args, "sub_dry_run", False))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.verb == "wait-connect":
+    if args.verb == "wait-connect" and not _dry_run(args):
         return _wait_connect(args)
-    if args.resource == "all" and args.verb in ALL_VERBS:
+    if args.resource == "all" and (args.verb in ALL_VERBS or _dry_run(args)):
         path = getattr(args, "sub_config", None) or args.config
         code = 0
         for name in volume_config.resource_names(path):
@@ -136,6 +180,16 @@ def run(args: argparse.Namespace) -> int:
         return code
     cfg = _config(args)
     verb = args.verb
+    if _dry_run(args):
+        path = getattr(args, "sub_config", None) or args.config
+        for line in volume_dryrun.plan(
+                verb, cfg, force=bool(getattr(args, "force", False)),
+                standalone=bool(getattr(args, "standalone", False)),
+                discard_my_data=bool(getattr(args, "discard_my_data", False)),
+                clear_bitmap=bool(getattr(args, "clear_bitmap", False)),
+                config_path=os.path.abspath(path) if path else None):
+            print(line)
+        return 0
     if verb == "create-md":
         sb = create_md(cfg.local.disk, cfg.local.meta_disk, cfg.local.meta_index,
                        cfg.al_extents, force=args.force)
@@ -149,6 +203,15 @@ def run(args: argparse.Namespace) -> int:
     if verb == "resize":
         raise VigilError(f"{cfg.name}: resize is not implemented yet (grow the backing disk "
                          "on both nodes, then create-md and a full sync)")
+    if verb in ("detach", "attach"):
+        _ask(cfg, "status")  # not up here: 10, as drbdsetup's unknown minor
+        if verb == "attach":  # drbdsetup's ERR_DISK_CONFIGURED
+            raise SetupRefused(f"{cfg.name}: the disk is attached already (vigil attaches it "
+                               "at up and keeps it until down)")
+        error = VigilError(f"{cfg.name}: detach is not supported: vigil has no diskless "
+                           "mode (use down, which stops the whole resource on this node)")
+        error.exit_code = UNSUPPORTED
+        raise error
     if verb == "status":
         status = _ask(cfg, "status")["status"]
         print(json.dumps(status, indent=1) if args.json else format_status(status))
@@ -182,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
         extra["force"] = args.force
     if verb == "connect":
         extra["discard_my_data"] = args.discard_my_data
+    if verb == "new-current-uuid":
+        extra["clear_bitmap"] = args.clear_bitmap
     if verb == "adjust":  # the daemon reads the same file, as this command found it
         path = getattr(args, "sub_config", None) or args.config
         extra["config"] = str(Path(path).resolve()) if path else None

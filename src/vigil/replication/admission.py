@@ -176,6 +176,7 @@ def _state(message: wire.Message, view: View) -> Handling:
     messages.state(message.fields)
     messages.sync_paused(message.fields)
     messages.invalidate_asked(message.fields)
+    messages.skip_initial_sync(message.fields)
     return Handling.PEER_STATE
 
 

@@ -251,6 +251,8 @@ class Daemon:
             return {"message": message}
         if verb == "invalidate-remote":
             return {"message": node.invalidate_remote()}
+        if verb == "new-current-uuid":
+            return {"message": node.new_current_uuid(bool(request.get("clear_bitmap")))}
         if verb == "pause-sync":
             return {"message": node.pause_sync()}
         if verb == "resume-sync":

@@ -31,6 +31,15 @@ class Generations:
             return replace(self, current=fresh)
         return replace(self, current=fresh, bitmap=self.current)
 
+    def new_current_uuid(self, fresh: int) -> Generations:
+        """drbdadm new-current-uuid: the bitmap generation (if any) moves into history,
+        the current one becomes the bitmap generation, `fresh` the current one (DRBD's
+        `drbd_uuid_set(UI_BITMAP, 0)` then `drbd_uuid_new_current`)."""
+        if fresh == 0:
+            raise ValueError("a generation identifier is never 0")
+        history = (self.bitmap, self.history[0]) if self.bitmap else self.history
+        return Generations(fresh, self.current, history)
+
     def after_resync_as_source(self) -> Generations:
         """The peer has caught up: the bitmap generation becomes history."""
         if self.bitmap == 0:
@@ -54,6 +63,40 @@ class Generations:
 
     def __str__(self) -> str:
         return ":".join(f"{g:016X}" for g in self.to_list())
+
+
+@dataclass(frozen=True)
+class NewCurrentPlan:
+    """What `new-current-uuid` may do on a node (`plan_new_current`)."""
+
+    #: both nodes fresh and connected: both become UpToDate without a sync
+    skip_initial_sync: bool = False
+    #: why it is refused ("" when allowed); drbdsetup's ERR_CONNECTED (exit 10)
+    refusal: str = ""
+
+
+def plan_new_current(connected: bool, established: bool, mine: Generations,
+                     peer: Generations | None, clear_bitmap: bool) -> NewCurrentPlan:
+    """DRBD 8.4's `drbd_adm_new_c_uuid`: on a disconnected node always allowed; on a
+    connected one only as "skip initial sync" (`--clear-bitmap`, this node's metadata
+    just created). vigil also asks that the peer's is (what DRBD leaves to the peer)
+    and that no resync or verify runs."""
+    if not connected:
+        return NewCurrentPlan()
+    fresh_here = mine.current == 0
+    fresh_there = peer is not None and peer.current == 0
+    if clear_bitmap and established and fresh_here and fresh_there:
+        return NewCurrentPlan(skip_initial_sync=True)
+    if not clear_bitmap:
+        why = "connected: disconnect first (or, on two fresh disks, use --clear-bitmap)"
+    elif not fresh_here:
+        why = ("connected and this node already has a data generation: --clear-bitmap "
+               "skips only the initial sync of fresh metadata (disconnect first)")
+    elif not fresh_there:
+        why = "connected and the peer already has a data generation: disconnect first"
+    else:
+        why = "connected but not established (a resync or verify runs): wait or disconnect"
+    return NewCurrentPlan(refusal=why)
 
 
 class Sync(enum.Enum):

@@ -124,6 +124,15 @@ def invalidate_asked(fields: dict[str, Any]) -> bool:
     return bool(_field(fields, "invalidate", bool, "STATE", required=False))
 
 
+def skip_initial_sync(fields: dict[str, Any]) -> int | None:
+    """STATE's `skip_initial_sync`: the peer ran `new-current-uuid --clear-bitmap` on two
+    fresh disks and names its new current generation (None: not said; never 0)."""
+    value = _count(fields, "skip_initial_sync", "STATE", required=False)
+    if value == 0:
+        raise ProtocolError("STATE: 'skip_initial_sync' names no generation")
+    return value
+
+
 def rs_done(fields: dict[str, Any]) -> list[int]:
     return generations(fields.get("generations"), "RS_DONE")
 

@@ -33,7 +33,7 @@ from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
 from vigil.replication.fencing import FenceOutcome, WriteFreeze, fence_outcome
-from vigil.replication.generations import Generations, Sync
+from vigil.replication.generations import Generations, Sync, plan_new_current
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
 from vigil.replication.handshake import Facts, Rules, decide
 from vigil.replication.link import LinkClosed, PeerProtocol, connect, listen
@@ -46,6 +46,7 @@ from vigil.replication.states import (
     Disk,
     Repl,
     Role,
+    SetupRefused,
     StateChangeRefused,
     check,
 )
@@ -446,6 +447,69 @@ class Node:
         self.session.send(wire.Control(wire.T.STATE, {"invalidate": True}))
         event(log, "volume.invalidate_remote", resource=self.cfg.name)
         return "the peer invalidates its data: full resync to it"
+
+    def new_current_uuid(self, clear_bitmap: bool = False) -> str:
+        """drbdadm new-current-uuid [--clear-bitmap], as DRBD 8.4 (`plan_new_current`).
+
+        Disconnected: a new current generation (the old one becomes the bitmap
+        generation), and with --clear-bitmap an empty bitmap; disk states stay.
+        Connected to a peer with both sides' metadata fresh, --clear-bitmap skips the
+        initial sync: both nodes take the new generation and become UpToDate.
+        """
+        session = self.session
+        peer = None
+        if session is not None and "generations" in session.peer:
+            peer = Generations.from_list(session.peer["generations"])
+        plan = plan_new_current(session is not None, self.repl is Repl.ESTABLISHED,
+                                self.sb.generations, peer, clear_bitmap)
+        if plan.refusal:
+            raise SetupRefused(plan.refusal)
+        generations = self.sb.generations.new_current_uuid(self._fresh_id())
+        if clear_bitmap:
+            self.bitmap.clear_all()
+            self.md.write_bitmap(self.bitmap, everything=True)
+        if plan.skip_initial_sync:
+            assert session is not None
+            generations = replace(generations, bitmap=0)
+            self._write_sb(replace(self.sb, generations=generations,
+                                   flags=(self.sb.flags | MdFlag.CONSISTENT)
+                                   & ~(MdFlag.OUTDATED | MdFlag.SYNC_TARGET)))
+            self.uptodate = True
+            self.peer_disk = Disk.UP_TO_DATE
+            session.send(wire.Control(wire.T.STATE, {
+                "skip_initial_sync": generations.current, "role": self.role.value,
+                "disk": self.disk.value}))
+            event(log, "volume.new_current_uuid", resource=self.cfg.name,
+                  generations=str(generations), skip_initial_sync=True)
+            return (f"new current generation {generations.current:016X}: initial sync "
+                    "skipped, both UpToDate")
+        self._write_sb(replace(self.sb, generations=generations))
+        event(log, "volume.new_current_uuid", resource=self.cfg.name,
+              generations=str(generations), clear_bitmap=clear_bitmap)
+        return (f"new current generation {generations.current:016X}"
+                + (", bitmap cleared" if clear_bitmap else ""))
+
+    def _skip_initial_sync_for_peer(self, generation: int) -> None:
+        """The peer ran new-current-uuid --clear-bitmap: take its generation and be
+        UpToDate, if this node's metadata is fresh too (as DRBD's receive_uuids)."""
+        if (self.session is None or self.repl is not Repl.ESTABLISHED
+                or self.role is Role.PRIMARY or self.sb.generations.current != 0):
+            event(log, "volume.skip_initial_sync_refused", logging.WARNING,
+                  resource=self.cfg.name, reason=f"asked by the peer while {self.role.value}, "
+                  f"{self.repl.value}, generations {self.sb.generations}")
+            self._send_state()  # the peer learns this disk's real state
+            return
+        self.bitmap.clear_all()
+        self.md.write_bitmap(self.bitmap, everything=True)
+        generations = Generations(generation, 0, self.sb.generations.history)
+        self._write_sb(replace(self.sb, generations=generations,
+                               flags=(self.sb.flags | MdFlag.CONSISTENT)
+                               & ~(MdFlag.OUTDATED | MdFlag.SYNC_TARGET)))
+        self.uptodate = True
+        self.peer_disk = Disk.UP_TO_DATE
+        event(log, "volume.new_current_uuid", resource=self.cfg.name,
+              generations=str(generations), skip_initial_sync=True, by="peer")
+        self._send_state()
 
     def adjust(self, wanted: VolumeConfig) -> str:
         """drbdadm adjust: run what the resource file now says (see `adjust.plan`)."""
@@ -1108,6 +1172,9 @@ class Node:
         role, disk, verify = messages.state(fields)
         if messages.invalidate_asked(fields):
             self._invalidate_for_peer()
+        skip = messages.skip_initial_sync(fields)
+        if skip is not None:
+            self._skip_initial_sync_for_peer(skip)
         paused = messages.sync_paused(fields)
         if paused is not None and paused != self.sync_paused_peer:
             self.sync_paused_peer = paused

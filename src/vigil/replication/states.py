@@ -77,6 +77,12 @@ class StateChangeRefused(VigilError):
     exit_code = 11
 
 
+class SetupRefused(VigilError):
+    """drbdsetup's configuration errors (ERR_CONNECTED, ERR_NO_DISK, ...): exit code 10."""
+
+    exit_code = 10
+
+
 class NotConfigured(VigilError):
     """The resource is not up on this node (drbdsetup's exit code 10)."""
 

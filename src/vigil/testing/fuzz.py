@@ -286,6 +286,8 @@ def _replication_entry() -> Callable[[random.Random], None]:
                                      "primary": True, "dirty": 0, "size": 1 << 26,
                                      "protocol": "C"}).encode(),
         wire.Control(wire.T.STATE, {"role": "Primary", "disk": "UpToDate"}).encode(),
+        wire.Control(wire.T.STATE, {"skip_initial_sync": 0x1234, "role": "Secondary",
+                                    "disk": "UpToDate"}).encode(),
         wire.Control(wire.T.RS_DONE, {"generations": [1, 2, 3, 4]}).encode(),
         wire.bitmap_message(b"\0" * 256).encode(),
         wire.Data(wire.T.DATA, 1, 4096, b"x" * 64).encode(),
@@ -302,7 +304,8 @@ def _replication_entry() -> Callable[[random.Random], None]:
         wire.T.HELLO: lambda m: (messages.hello_resource(m.fields),  # type: ignore[attr-defined]
                                  messages.challenge(m.fields)),  # type: ignore[attr-defined]
         wire.T.PARAMS: lambda m: messages.params(m.fields),  # type: ignore[attr-defined]
-        wire.T.STATE: lambda m: messages.state(m.fields),  # type: ignore[attr-defined]
+        wire.T.STATE: lambda m: (messages.state(m.fields),  # type: ignore[attr-defined]
+                                 messages.skip_initial_sync(m.fields)),  # type: ignore[attr-defined]
         wire.T.RS_DONE: lambda m: messages.rs_done(m.fields),  # type: ignore[attr-defined]
         wire.T.BITMAP: lambda m: wire.bitmap_of(m, 256),  # type: ignore[arg-type]
     }

@@ -55,6 +55,11 @@ def test_state_and_rs_done_fields_are_checked():
     for value in ("yes", 1, None, [True]):
         with pytest.raises(ProtocolError):
             messages.sync_paused({"sync_paused": value})
+    assert messages.skip_initial_sync({"skip_initial_sync": 7}) == 7
+    assert messages.skip_initial_sync({"role": "Primary"}) is None
+    for value in (0, -1, 2**64, True, "7", 7.0, None, [7]):
+        with pytest.raises(ProtocolError):  # never 0, never a bool, 64 bits at most
+            messages.skip_initial_sync({"skip_initial_sync": value})
     with pytest.raises(ProtocolError):
         messages.rs_done({})
     with pytest.raises(ProtocolError):
