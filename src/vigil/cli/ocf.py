@@ -121,6 +121,11 @@ class AgentRun:
         if done.stdout.strip():
             sys.stdout.write(done.stdout)
 
+    def acted(self, done: subprocess.CompletedProcess[str]) -> Ocf:
+        """An action's vigil command relayed, its exit code as OCF's."""
+        self.relay(done)
+        return ocf.from_action(done.returncode)
+
 
 def _timeout(environ: Mapping[str, str]) -> float:
     text = environ.get("OCF_RESKEY_CRM_meta_timeout", "")
@@ -169,9 +174,7 @@ class Director(AgentRun):
         return Ocf.SUCCESS if self.monitor(quiet=True) is Ocf.SUCCESS else Ocf.ERR_GENERIC
 
     def stop(self) -> Ocf:
-        done = self._director("stop")
-        self.relay(done)
-        return ocf.from_action(done.returncode)
+        return self.acted(self._director("stop"))
 
     def monitor(self, quiet: bool = False) -> Ocf:
         done = self._director("status")
@@ -205,14 +208,10 @@ class RealServer(AgentRun):
         return self.vigil(*argv)
 
     def start(self) -> Ocf:
-        done = self._realserver("start")
-        self.relay(done)
-        return ocf.from_action(done.returncode)
+        return self.acted(self._realserver("start"))
 
     def stop(self) -> Ocf:
-        done = self._realserver("stop")
-        self.relay(done)
-        return ocf.from_action(done.returncode)
+        return self.acted(self._realserver("stop"))
 
     def monitor(self) -> Ocf:
         done = self._realserver("status")
@@ -282,9 +281,7 @@ class Volume(AgentRun):
         return ocf.volume_monitor(view)
 
     def _verb(self, verb: str) -> Ocf:
-        done = self.vigil(*self._argv(verb))
-        self.relay(done)
-        return ocf.from_action(done.returncode)
+        return self.acted(self.vigil(*self._argv(verb)))
 
     def start(self) -> Ocf:
         result = self._verb("up")

@@ -193,6 +193,10 @@ class AgentSpec:
 
 
 _PLAIN_ACTIONS = (Action("meta-data", 5), Action("validate-all", 20))
+#: every agent's `vigil` parameter: the shim runs this command
+VIGIL_PARAMETER = Parameter("vigil", "the command that runs vigil",
+                            "The vigil executable (a command line: it is split at spaces).",
+                            default="vigil")
 
 DIRECTOR = AgentSpec(
     "director",
@@ -209,9 +213,7 @@ DIRECTOR = AgentSpec(
         Parameter("backend", "data path",
                   "auto (ipvs, else nftables, else userspace), ipvs, nftables or userspace.",
                   default="auto"),
-        Parameter("vigil", "the command that runs vigil",
-                  "The vigil executable (a command line: it is split at spaces).",
-                  default="vigil"),
+        VIGIL_PARAMETER,
     ),
     (Action("start", 30), Action("stop", 30), Action("monitor", 20, interval=10),
      *_PLAIN_ACTIONS),
@@ -230,9 +232,7 @@ REALSERVER = AgentSpec(
         Parameter("dev", "interfaces for the ARP settings",
                   "Set arp_ignore and arp_announce on these interfaces only (separated by "
                   "spaces); empty: every interface but lo.", default=""),
-        Parameter("vigil", "the command that runs vigil",
-                  "The vigil executable (a command line: it is split at spaces).",
-                  default="vigil"),
+        VIGIL_PARAMETER,
     ),
     (Action("start", 20), Action("stop", 20), Action("monitor", 20, interval=10),
      *_PLAIN_ACTIONS),
@@ -255,9 +255,7 @@ VOLUME = AgentSpec(
         Parameter("config", "the DRBD configuration",
                   "The configuration file; empty: /etc/drbd.conf and the files it includes.",
                   default=""),
-        Parameter("vigil", "the command that runs vigil",
-                  "The vigil executable (a command line: it is split at spaces).",
-                  default="vigil"),
+        VIGIL_PARAMETER,
     ),
     (Action("start", 60), Action("stop", 60), Action("promote", 60), Action("demote", 60),
      Action("notify", 30), Action("monitor", 20, interval=20, role="Unpromoted"),
