@@ -10,7 +10,7 @@ gone) is not listed at all. `director_view` and `volume_view` are pure.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,34 +90,34 @@ def volume_view(name: str, status: object) -> dict[str, Any]:
     return view
 
 
-def directors(run_dir: Path | None = None, timeout: float = ASK_TIMEOUT) -> list[dict[str, Any]]:
-    """Every director on this node that has a control socket."""
-    where = run_dir if run_dir is not None else director_daemon.RUN_DIR
+def _ask_each(sockets: list[tuple[str, Path]], message: dict[str, Any], timeout: float,
+              name_field: str,
+              view: Callable[[str, dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (name, socket) asked `message`: its view, a line saying why it does not
+    answer, or nothing for a stale socket (the daemon is gone)."""
     views = []
-    for path in sorted(where.glob("director.*.sock"))[:MAX_DAEMONS]:
-        instance = path.name[len("director."):-len(".sock")]
+    for name, path in sockets[:MAX_DAEMONS]:
         try:
-            answer = exchange(path, {"command": "status"}, timeout)
+            answer = exchange(path, message, timeout)
         except NoDaemon:
             continue
         except (VigilError, OSError) as exc:
-            views.append({"instance": instance, "error": f"does not answer: {exc}"})
+            views.append({name_field: name, "error": f"does not answer: {exc}"})
             continue
-        views.append(director_view(instance, answer))
+        views.append(view(name, answer))
     return views
+
+
+def directors(run_dir: Path | None = None, timeout: float = ASK_TIMEOUT) -> list[dict[str, Any]]:
+    """Every director on this node that has a control socket."""
+    where = run_dir if run_dir is not None else director_daemon.RUN_DIR
+    sockets = [(path.name[len("director."):-len(".sock")], path)
+               for path in sorted(where.glob("director.*.sock"))]
+    return _ask_each(sockets, {"command": "status"}, timeout, "instance", director_view)
 
 
 def volumes(run_dir: Path = VOLUME_RUN_DIR, timeout: float = ASK_TIMEOUT) -> list[dict[str, Any]]:
     """Every volume on this node that has a control socket."""
-    views = []
-    for path in sorted(run_dir.glob("*/control.sock"))[:MAX_DAEMONS]:
-        name = path.parent.name
-        try:
-            answer = exchange(path, {"verb": "status"}, timeout)
-        except NoDaemon:
-            continue
-        except (VigilError, OSError) as exc:
-            views.append({"name": name, "error": f"does not answer: {exc}"})
-            continue
-        views.append(volume_view(name, answer.get("status")))
-    return views
+    sockets = [(path.parent.name, path) for path in sorted(run_dir.glob("*/control.sock"))]
+    return _ask_each(sockets, {"verb": "status"}, timeout, "name",
+                     lambda name, answer: volume_view(name, answer.get("status")))
