@@ -25,6 +25,8 @@ import itertools
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +169,18 @@ class Tab:
         """The page as it is drawn now, as PNG."""
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
         return base64.b64decode(data)
+
+    @contextlib.contextmanager
+    def screenshot_on_failure(self, path: Path) -> Iterator[None]:
+        """What the page showed when the block failed, saved at `path` for whoever reads
+        the failure; a screenshot that cannot be taken never hides the failure itself."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(self.screenshot())
+            raise
 
 
 __all__ = ["PROGRAM", "BrowserError", "Chromium", "Tab", "available"]

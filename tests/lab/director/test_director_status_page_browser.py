@@ -10,7 +10,6 @@ active with the same real servers. The screenshot is kept in artifacts/.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def test_the_page_shows_the_director_taking_over_with_the_group(seed_lab):
     url = f"http://{seed_lab.host('server6').address('lan')}:{PORT}/"
     with Chromium(seed_lab.host("client")) as browser:
         tab = browser.open(url)
-        try:
+        with tab.screenshot_on_failure(ARTIFACTS / "director-status-page-failed.png"):
             tab.evaluate("window.vigilFirstLoad = 'kept'")
 
             def shown() -> dict:
@@ -67,11 +66,6 @@ def test_the_page_shows_the_director_taking_over_with_the_group(seed_lab):
             assert page["marker"] == "kept", "the page was reloaded"
             assert {r: page["reals"][r][0] for r in rs} == {r: "1" for r in rs}
             assert VIP in tab.evaluate("document.getElementById('lvs').textContent")
-        except BaseException:
-            with contextlib.suppress(Exception):  # never hiding the failure itself
-                ARTIFACTS.mkdir(exist_ok=True)
-                (ARTIFACTS / "director-status-page-failed.png").write_bytes(tab.screenshot())
-            raise
         png = tab.screenshot()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     ARTIFACTS.mkdir(exist_ok=True)

@@ -9,7 +9,6 @@ the page as it was when the test failed, if it does).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def test_the_page_follows_a_failover_live(hb):
 
     with Chromium(hb.lab.host("client")) as browser:
         tab = browser.open(url)
-        try:
+        with tab.screenshot_on_failure(ARTIFACTS / "status-page-failed.png"):
             # set once: a reload of the page would forget it
             tab.evaluate("window.vigilFirstLoad = 'kept'")
 
@@ -90,12 +89,6 @@ def test_the_page_follows_a_failover_live(hb):
             assert names.index("group.started") < names.index("peer.dead")  # newest first
             secret = hb.lab.host("server6").path("/etc/ha.d/authkeys").read_text().split()[-1]
             assert secret not in tab.evaluate("document.documentElement.outerHTML")
-        except BaseException:
-            # what the page showed when the test failed, for whoever reads the failure
-            with contextlib.suppress(Exception):  # never hiding the failure itself
-                ARTIFACTS.mkdir(exist_ok=True)
-                (ARTIFACTS / "status-page-failed.png").write_bytes(tab.screenshot())
-            raise
         png = tab.screenshot()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     ARTIFACTS.mkdir(exist_ok=True)
