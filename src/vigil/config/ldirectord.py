@@ -53,12 +53,14 @@ from vigil.config.base import (
     keyword_table,
     physical_lines,
 )
-from vigil.config.checktypes import (
+from vigil.config.ldirectord_keys import (
     CHECK_INTERVAL,
     CHECK_TIMEOUT,
+    EMAIL_STATES,
     NEGOTIATE_TIMEOUT,
     CheckKeys,
     CheckType,
+    ServiceKeys,
 )
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.errors import Location
@@ -83,7 +85,6 @@ SERVICES: FrozenMap[str, int | None] = FrozenMap({
 })
 _PORT_TO_SERVICE = {port: name for name, port in SERVICES.items() if port is not None}
 
-EMAIL_STATES = ("starting", "running", "stopping", "reloading")
 
 
 def service_for_port(port: int | None) -> str:
@@ -143,29 +144,17 @@ class _VirtualAddress:
 
 
 @dataclass(frozen=True)
-class VirtualService(CheckKeys, _VirtualAddress):
-    """One `virtual=`/`virtual6=` section with every inherited value filled in."""
+class VirtualService(ServiceKeys, CheckKeys, _VirtualAddress):
+    """One `virtual=`/`virtual6=` section with every inherited value filled in
+    (the file's seconds are whole: the timeouts, checkinterval and emailalertfreq
+    it holds are ints)."""
 
     scheduler: str = "wrr"
     persistent: int | None = None
     netmask: str | None = None
     schedflags: str | None = None
     ops: bool = False
-    checktimeout: int = CHECK_TIMEOUT
-    negotiatetimeout: int = NEGOTIATE_TIMEOUT
-    checkcount: int = 1
-    failurecount: int = 1
-    checkinterval: int = CHECK_INTERVAL
-    quiescent: bool = False
-    cleanstop: bool = True
-    fallbackcommand: str | None = None
-    emailalert: str | None = None
-    emailalertfreq: int = 0
-    emailalertstatus: frozenset[str] = frozenset(EMAIL_STATES)
-    smtp: str | None = None
-    monitorfile: str | None = None
-    servicename: str | None = None
-    comment: str | None = None
+    emailalert: str | None = None  # as written: comma-separated addresses
     load: str | None = None
     location: Location | None = field(default=None, compare=False, repr=False, metadata=NO_JSON)
 

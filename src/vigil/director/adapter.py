@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vigil.config import ldirectord as cf
+from vigil.config.ldirectord_keys import CheckKeys, ServiceKeys, keys_of
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.director.settings import CheckSpec, DirectorConfig, RealSpec, ServiceConfig
 from vigil.errors import ConfigError, Location
@@ -104,24 +105,9 @@ def _service(virtual: cf.VirtualService, resolver: Resolver) -> ServiceConfig:
             raise cf.ResolutionError(f"fallback server {fb.address} does not resolve")
         fallback = RealServer(address[0], fb.port or key.port, weight=1,
                               forward=Forward(fb.forwarding.value))
-    check = CheckSpec(
-        checktype=virtual.checktype,
-        connect_count=virtual.connect_count,
-        service=virtual.service,
-        checkport=virtual.checkport,
-        request=_path(virtual.request) or "/",
-        receive=virtual.receive,
-        httpmethod=virtual.httpmethod.upper(),
-        virtualhost=virtual.virtualhost,
-        login=virtual.login,
-        passwd=virtual.passwd,
-        database=virtual.database,
-        secret=virtual.secret,
-        checkcommand=virtual.checkcommand,
-        checktimeout=float(virtual.checktimeout),
-        negotiatetimeout=float(virtual.negotiatetimeout),
-        checkcount=virtual.checkcount,
-    )
+    check = CheckSpec(**{**keys_of(virtual, CheckKeys),
+                         "request": _path(virtual.request) or "/",
+                         "httpmethod": virtual.httpmethod.upper()})
     flags = tuple(f for f in (virtual.schedflags or "").replace(",", " ").split() if f)
     emails = tuple(a.strip() for a in (virtual.emailalert or "").split(",") if a.strip())
     return ServiceConfig(
@@ -129,17 +115,7 @@ def _service(virtual: cf.VirtualService, resolver: Resolver) -> ServiceConfig:
                                netmask=virtual.netmask, sched_flags=flags, ops=virtual.ops),
         reals=tuple(reals),
         check=check,
-        checkinterval=float(virtual.checkinterval),
-        failurecount=virtual.failurecount,
-        quiescent=virtual.quiescent,
         fallback=fallback,
-        fallbackcommand=virtual.fallbackcommand,
-        cleanstop=virtual.cleanstop,
         emailalert=emails,
-        emailalertfreq=float(virtual.emailalertfreq),
-        emailalertstatus=frozenset(virtual.emailalertstatus),
-        smtp=virtual.smtp,
-        monitorfile=virtual.monitorfile,
-        servicename=virtual.servicename,
-        comment=virtual.comment,
+        **keys_of(virtual, ServiceKeys),
     )

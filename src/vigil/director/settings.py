@@ -10,16 +10,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 
-from vigil.config.checktypes import (
-    CHECK_INTERVAL,
-    CHECK_TIMEOUT,
-    NEGOTIATE_TIMEOUT,
-    CheckKeys,
-    CheckType,
-)
+from vigil.config.ldirectord_keys import CheckKeys, CheckType, ServiceKeys
 from vigil.lvs.table import Protocol, RealKey, RealServer, ServiceKey, VirtualService
-
-EMAIL_STATUSES = frozenset({"starting", "running", "stopping", "reloading"})
 
 
 @dataclass(frozen=True)
@@ -27,10 +19,6 @@ class CheckSpec(CheckKeys):
     """How a real server of one service is checked: ldirectord.cf's per-virtual check
     keys (`CheckKeys`, shared with the parser's model) and what the director adds."""
 
-    # the file's whole seconds as floats (tests and the policy use fractions)
-    checktimeout: float = float(CHECK_TIMEOUT)
-    negotiatetimeout: float = float(NEGOTIATE_TIMEOUT)
-    checkcount: int = 1  # attempts per check (ldirectord: ping only)
     #: Accepted HTTP status codes as inclusive ranges (ldirectord: any 2xx).
     status_codes: tuple[tuple[int, int], ...] = ((200, 299),)
     #: Verify the server's TLS certificate (ldirectord never does; checks go by IP).
@@ -58,26 +46,16 @@ class RealSpec:
 
 
 @dataclass(frozen=True)
-class ServiceConfig:
-    """One `virtual=` section."""
+class ServiceConfig(ServiceKeys):
+    """One `virtual=` section: its policy keys (`ServiceKeys`, shared with the
+    parser's model), its table entry, real servers and check."""
 
     service: VirtualService  # key, scheduler, persistence; its reals are ignored
     reals: tuple[RealSpec, ...] = ()
     check: CheckSpec = field(default_factory=CheckSpec)
-    checkinterval: float = float(CHECK_INTERVAL)
-    failurecount: int = 1
     rise: int = 1  # vigil: passes needed to come up (ldirectord: 1)
-    quiescent: bool = False
     fallback: RealServer | None = None
-    fallbackcommand: str | None = None
-    cleanstop: bool = True
-    emailalert: tuple[str, ...] = ()
-    emailalertfreq: float = 0.0
-    emailalertstatus: frozenset[str] = EMAIL_STATUSES
-    smtp: str | None = None
-    monitorfile: str | None = None
-    servicename: str | None = None
-    comment: str | None = None
+    emailalert: tuple[str, ...] = ()  # the file's comma-separated list, split
 
     @property
     def key(self) -> ServiceKey:
