@@ -292,7 +292,8 @@ class NodeEngine:
             self.uuids[source] = message.env.srcuuid
         classified = self.rules.classify(message, now)
         if classified.verdict is Verdict.DROP:
-            level = "warning" if "replay" in classified.reason else "debug"
+            suspect = classified.dropped is not None and classified.dropped.suspect
+            level = "warning" if suspect else "debug"
             self._reject("dropped", classified.reason, link, now, out, level)
             return out
         if classified.verdict is Verdict.DUPLICATE:

@@ -47,6 +47,20 @@ class Verdict(enum.Enum):
     DROP = "drop"  # replay, stale or not for us: ignore, count
 
 
+class DropCause(enum.StrEnum):
+    """Why a packet was dropped; each is also the name of its counter."""
+
+    REPLAYED = "replayed"  # an older generation, or a number this generation used already
+    STALE = "stale"  # an old number outside the window of recent ones: replay or stale
+    NOT_FOR_US = "not_for_us"  # addressed to another node
+    BAD_SEQ = "bad_seq"  # a sequenced message without a valid number
+
+    @property
+    def suspect(self) -> bool:
+        """A drop that a replaying attacker would cause (worth a warning)."""
+        return self in (DropCause.REPLAYED, DropCause.STALE)
+
+
 class Event(enum.Enum):
     RESTART = "restart"  # the sender's generation went up
     PARTITION_HEALED = "partition_healed"  # a node we thought dead speaks in the same generation
@@ -62,6 +76,8 @@ class Classified:
     ack: int | None = None
     #: Missing numbers this packet revealed (for the log).
     lost: tuple[int, int] | None = None
+    #: Set when the verdict is DROP.
+    dropped: DropCause | None = None
 
 
 @dataclass
@@ -120,11 +136,11 @@ class ReceiveRules:
             return self._unsequenced(message, sender)
         seq, generation = message.env.seq, message.env.hg
         if seq is None or seq <= 0:
-            return self._drop("bad_seq", f"{message.type} from {sender} has no valid seq")
+            return self._drop(DropCause.BAD_SEQ, f"{message.type} from {sender} has no valid seq")
         track = self.track(sender)
         events: list[Event] = []
         if generation < track.generation:
-            return self._drop("replayed", f"{message.type} from {sender}: generation "
+            return self._drop(DropCause.REPLAYED, f"{message.type} from {sender}: generation "
                               f"{generation:x} < {track.generation:x} (replay?)")
         if generation > track.generation:
             if track.generation > 0 and not track.restored:
@@ -137,7 +153,7 @@ class ReceiveRules:
         elif track.resync:
             newest = max(track.last_seq or 0, track.status_seq)
             if seq <= newest:
-                return self._drop("replayed", f"{message.type} from {sender}: seq {seq:x} "
+                return self._drop(DropCause.REPLAYED, f"{message.type} from {sender}: seq {seq:x} "
                                   f"not newer than {newest:x} after it went silent")
             if track.restored:
                 events.append(Event.FIRST_CONTACT)
@@ -180,7 +196,7 @@ class ReceiveRules:
             # The same packet over a slower medium, after a newer one over a faster one.
             self.counters["duplicate"] += 1
             return Classified(Verdict.DUPLICATE, "duplicate (out of order)", tuple(events))
-        return self._drop("stale", f"{message.type} from {sender}: old seq {seq:x} "
+        return self._drop(DropCause.STALE, f"{message.type} from {sender}: old seq {seq:x} "
                           f"(last {track.last_seq:x}): replay or stale")
 
     def _accept(self, track: SenderTrack, message: HeartbeatMessage, seq: int, now: float,
@@ -193,9 +209,9 @@ class ReceiveRules:
             track.status_seq = max(track.status_seq, seq)
         dest = getattr(message, "dest", None)
         if dest not in (None, self.me):
-            self.counters["not_for_us"] += 1
+            self.counters[DropCause.NOT_FOR_US] += 1
             return Classified(Verdict.DROP, f"addressed to {dest}", tuple(events),
-                              self._ack_due(track))
+                              self._ack_due(track), dropped=DropCause.NOT_FOR_US)
         self.counters["accepted"] += 1
         return Classified(Verdict.ACCEPT, reason, tuple(events), self._ack_due(track))
 
@@ -210,8 +226,7 @@ class ReceiveRules:
     def _unsequenced(self, message: HeartbeatMessage, sender: str) -> Classified:
         dest = getattr(message, "dest", None)
         if dest not in (None, self.me):
-            self.counters["not_for_us"] += 1
-            return Classified(Verdict.DROP, f"{message.type} addressed to {dest}")
+            return self._drop(DropCause.NOT_FOR_US, f"{message.type} addressed to {dest}")
         if isinstance(message, NakRexmit):
             track = self.tracks.get(sender)
             if track is not None and track.missing.pop(message.firstseq, None) is not None:
@@ -219,9 +234,9 @@ class ReceiveRules:
         self.counters["accepted"] += 1
         return Classified(Verdict.ACCEPT, "unsequenced")
 
-    def _drop(self, counter: str, reason: str) -> Classified:
-        self.counters[counter] += 1
-        return Classified(Verdict.DROP, reason)
+    def _drop(self, cause: DropCause, reason: str) -> Classified:
+        self.counters[cause] += 1
+        return Classified(Verdict.DROP, reason, dropped=cause)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def restore(self, sender: str, generation: int, seq: int) -> None:

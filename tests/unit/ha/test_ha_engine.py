@@ -136,6 +136,23 @@ def test_forged_corrupt_foreign_and_replayed_packets_are_counted_and_ignored():
     assert status["rejected"]["replayed"] == 1
 
 
+def test_a_replay_is_logged_as_a_warning_and_a_packet_for_another_node_quietly():
+    def rejected(*packets: bytes):
+        node = engine()
+        node.start(0.0)
+        outs = [node.receive(packet, "eth0", 0.01 * i) for i, packet in enumerate(packets)]
+        return [line for line in outs[-1].logs if line.event == "packet.rejected"]
+
+    newer = from_heartbeat(Status(env=None, status="active"), seq=5, hg=9)
+    older = from_heartbeat(Status(env=None, status="active"), seq=6, hg=8)
+    elsewhere = PacketCodec(KEYS).pack(messages.NakRexmit(env=Envelope(src="n2", hg=9, ts=1),
+                                                          firstseq=1, dest="n7"))
+    [replayed] = rejected(newer, older)
+    [not_ours] = rejected(elsewhere)
+    assert (replayed.level, replayed.fields["kind"]) == ("warning", "dropped")
+    assert (not_ours.level, not_ours.fields["kind"]) == ("debug", "dropped")
+
+
 def test_reload_applies_timings_and_keys_but_refuses_new_groups():
     node = engine()
     node.start(0.0)
