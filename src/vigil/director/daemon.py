@@ -52,6 +52,7 @@ from vigil.lvs.operations import (
     service_key,
 )
 from vigil.lvs.reconcile import reconcile
+from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState
 from vigil.lvs.table import RealKey, ServiceKey, Table
 from vigil.metrics import MetricsAddress, MetricsServer
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
@@ -105,8 +106,10 @@ class Director:
 
     def __init__(self, config_path: Path | None, backend: Backend,
                  concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
-                 standby: bool = False):
+                 standby: bool = False, sync: SyncDaemon | None = None):
         self.config_path = config_path
+        #: the IPVS connection sync daemon to run: master while active, backup on standby
+        self.sync_daemon = sync
         #: started as a warm standby: it stays when it is deactivated
         self.resident = standby
         self.gate = SideEffectGate(active=not standby)
@@ -142,6 +145,7 @@ class Director:
         self._load_manual()
         await self.backend.start()
         await self.backend.set_active(self.gate.active)
+        await self._follow_role_with_sync()
         actual = await self.backend.read()
         managed = {s.key for s in self.config.services} | {s.key for s in self.manual}
         self.unmanaged = Table.of(s for s in actual if s.key not in managed)
@@ -224,6 +228,7 @@ class Director:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_sync()
         await self.backend.close()
         with contextlib.suppress(OSError):
             self.paths.state.unlink()
@@ -453,9 +458,38 @@ class Director:
         await self.backend.set_active(active)
         for command in self.gate.set_active(active):
             self._spawn(self._run_command(command.argv, "fallbackcommand"))
+        await self._follow_role_with_sync()
         self._write_state()
         vlog.event(log, f"director.{self.role.value}", config=self.config_path or "-",
                    resident=self.resident)
+
+    async def _follow_role_with_sync(self) -> None:
+        """The configured sync daemon in the role's state: master sends this director's
+        connections, backup receives its peer's. The other state is stopped first (the
+        kernel runs one of each); a failure is logged and forwarding goes on."""
+        if self.sync_daemon is None:
+            return
+        wanted = SyncDaemon(**{**vars(self.sync_daemon), "state": SyncState.MASTER
+                               if self.gate.active else SyncState.BACKUP})
+        try:
+            running = await self.backend.sync_daemons()
+            for daemon in running:
+                if daemon.state is not wanted.state:
+                    await self.backend.stop_sync_daemon(daemon.state)
+            if not any(daemon.state is wanted.state for daemon in running):
+                await self.backend.start_sync_daemon(wanted)
+        except BackendError as exc:
+            vlog.event(log, "director.sync_daemon_failed", logging.ERROR,
+                       daemon=wanted.describe(), error=exc)
+
+    async def _stop_sync(self) -> None:
+        if self.sync_daemon is None:
+            return
+        try:
+            for daemon in await self.backend.sync_daemons():
+                await self.backend.stop_sync_daemon(daemon.state)
+        except BackendError as exc:
+            vlog.event(log, "director.sync_daemon_failed", logging.ERROR, error=exc)
 
     def _write_state(self) -> None:
         current = Current(self.role, self.resident)
@@ -561,6 +595,22 @@ class Director:
         if command == "set-timeouts":
             return {"ok": True, "timeouts": vars(await self.set_timeouts(
                 list(request.get("timeouts", []))))}
+        if command == "sync-daemons":
+            return {"ok": True, "daemons": [d.to_json() for d in
+                                            await self.backend.sync_daemons()]}
+        if command == "start-sync-daemon":
+            try:
+                daemon = SyncDaemon.from_json(request.get("daemon"))
+            except SyncDaemonError as exc:
+                raise VigilError(str(exc)) from None
+            await self.backend.start_sync_daemon(daemon)
+            return {"ok": True}
+        if command == "stop-sync-daemon":
+            state = request.get("state")
+            if not isinstance(state, str) or state not in {s.value for s in SyncState}:
+                raise VigilError("stop-sync-daemon takes master or backup")
+            await self.backend.stop_sync_daemon(SyncState(state))
+            return {"ok": True}
         if command in ("activate", "deactivate"):
             await self.set_active(command == "activate", bool(request.get("resident")))
             return {"ok": True, "role": self.role.value}
@@ -618,7 +668,8 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
-               metrics_address: MetricsAddress | None = None, standby: bool = False) -> int:
+               metrics_address: MetricsAddress | None = None, standby: bool = False,
+               sync: SyncDaemon | None = None) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     pids = pid_file(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -628,7 +679,7 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
     pids.write()
     try:
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
-                                     standby=standby).run())
+                                     standby=standby, sync=sync).run())
     finally:
         pids.release()
         vlog.stop_logging()

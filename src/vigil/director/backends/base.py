@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 
 from vigil.errors import VigilError
 from vigil.lvs.operations import Operation, OperationError, apply_operations
+from vigil.lvs.syncdaemon import SyncDaemon, SyncState
 from vigil.lvs.table import RealKey, ServiceKey, Table
 
 
@@ -162,6 +163,20 @@ class Backend(abc.ABC):
         """ipvsadm --set (0 keeps a value); returns what holds now. A backend that
         cannot honour them refuses: a timeout accepted must be one that works."""
         raise BackendError(f"the {self.name} backend cannot set connection timeouts")
+
+    async def sync_daemons(self) -> list[SyncDaemon]:
+        """ipvsadm -L --daemon: the connection sync daemons running (none without IPVS)."""
+        return []
+
+    async def start_sync_daemon(self, daemon: SyncDaemon) -> None:
+        """ipvsadm --start-daemon: keep a peer director's connections in step."""
+        raise BackendError(f"the {self.name} backend has no connection sync daemon "
+                           "(it is IPVS's)")
+
+    async def stop_sync_daemon(self, state: SyncState) -> None:
+        """ipvsadm --stop-daemon."""
+        raise BackendError(f"the {self.name} backend has no connection sync daemon "
+                           "(it is IPVS's)")
 
     async def set_active(self, active: bool) -> None:  # noqa: B027 - optional hook
         """Become the active director, or a warm standby (False).

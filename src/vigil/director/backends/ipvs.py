@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ipaddress
 import logging
 import os
@@ -46,6 +47,7 @@ from vigil.lvs.operations import (
     Operation,
     apply_operations,
 )
+from vigil.lvs.syncdaemon import SyncDaemon, SyncState, decode
 from vigil.lvs.table import (
     Forward,
     Protocol,
@@ -71,6 +73,8 @@ SCHED_FLAG_NAMES = {
 GENERIC_FLAG_NAMES = ("flag-1", "flag-2", "flag-3")
 PROTOCOL_NUMBER = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROTO_UDP}
 ENOENT = 2
+#: the daemon commands of IPVS's generic netlink family (include/uapi/linux/ip_vs.h)
+IPVS_CMD_NEW_DAEMON, IPVS_CMD_DEL_DAEMON, IPVS_CMD_GET_DAEMON = 9, 10, 11
 
 
 def _flag_names(scheduler: str) -> tuple[str, str, str]:
@@ -244,6 +248,50 @@ def _open_ipvs() -> Any:
     return IPVS()
 
 
+@functools.cache
+def _daemon_message() -> Any:
+    """IPVS's generic netlink message with IPVS_CMD_ATTR_DAEMON spelled out (pyroute2's
+    own message leaves it raw); only for the daemon commands."""
+    from pyroute2.netlink import genlmsg, nla
+
+    class daemon_message(genlmsg):  # type: ignore[misc]
+        prefix = "IPVS_CMD_ATTR_"
+        nla_map = (
+            ("IPVS_CMD_ATTR_UNSPEC", "none"),
+            ("IPVS_CMD_ATTR_SERVICE", "hex"),
+            ("IPVS_CMD_ATTR_DEST", "hex"),
+            ("IPVS_CMD_ATTR_DAEMON", "daemon"),
+        )
+
+        class daemon(nla):  # type: ignore[misc]
+            prefix = "IPVS_DAEMON_ATTR_"
+            nla_map = (
+                ("IPVS_DAEMON_ATTR_UNSPEC", "none"),
+                ("IPVS_DAEMON_ATTR_STATE", "uint32"),
+                ("IPVS_DAEMON_ATTR_MCAST_IFN", "asciiz"),
+                ("IPVS_DAEMON_ATTR_SYNC_ID", "uint32"),
+                ("IPVS_DAEMON_ATTR_SYNC_MAXLEN", "uint16"),
+                ("IPVS_DAEMON_ATTR_MCAST_GROUP", "ip4addr"),
+                ("IPVS_DAEMON_ATTR_MCAST_GROUP6", "ip6addr"),
+                ("IPVS_DAEMON_ATTR_MCAST_PORT", "uint16"),
+                ("IPVS_DAEMON_ATTR_MCAST_TTL", "uint8"),
+            )
+
+    return daemon_message
+
+
+def _raw_attribute(value: Any) -> bytes:
+    """pyroute2 hands an attribute it has no type for as "0a:0b:..." text."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value.replace(":", ""))
+        except ValueError:
+            raise BackendError("IPVS answered with a damaged sync daemon") from None
+    raise BackendError("IPVS answered with a damaged sync daemon")
+
+
 class IpvsBackend(Backend):
     name = "ipvs"
 
@@ -406,6 +454,54 @@ class IpvsBackend(Backend):
                 return lambda: ipvs.dest("add", service=svc(service),
                                          dest=dest(before, key.family))
         raise BackendError(f"unknown operation {op!r}")  # pragma: no cover
+
+    # -- the connection sync daemon -------------------------------------------------------
+    def _daemon_request(self, command: int, attrs: list[tuple[str, Any]], flags: int) -> Any:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        message = _daemon_message()()
+        message["cmd"] = command
+        message["version"] = 1
+        message["attrs"] = attrs
+        core = self._ipvs.asyncore
+        try:
+            return list(self._ipvs._run_with_cleanup(core._do_request, message, flags))
+        except NetlinkError as exc:
+            raise BackendError(f"IPVS refused: {os.strerror(exc.code)}") from None
+
+    def _list_daemons(self) -> list[SyncDaemon]:
+        from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+
+        daemons = []
+        for answer in self._daemon_request(IPVS_CMD_GET_DAEMON, [], NLM_F_REQUEST | NLM_F_DUMP):
+            raw = answer.get_attr("IPVS_CMD_ATTR_DAEMON")
+            if raw is None:
+                continue
+            try:
+                daemons.append(decode(_raw_attribute(raw)))
+            except ValueError as exc:
+                raise BackendError(f"IPVS answered with a damaged sync daemon: {exc}") from None
+        return daemons
+
+    async def sync_daemons(self) -> list[SyncDaemon]:
+        return await self._call(self._list_daemons)
+
+    async def start_sync_daemon(self, daemon: SyncDaemon) -> None:
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+
+        attrs = [("IPVS_CMD_ATTR_DAEMON", {"attrs": daemon.attributes()})]
+        await self._call(self._daemon_request, IPVS_CMD_NEW_DAEMON, attrs,
+                         NLM_F_REQUEST | NLM_F_ACK)
+        vlog.event(log, "ipvs.sync_daemon_started", daemon=daemon.describe())
+
+    async def stop_sync_daemon(self, state: SyncState) -> None:
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+
+        attrs = [("IPVS_CMD_ATTR_DAEMON",
+                  {"attrs": [("IPVS_DAEMON_ATTR_STATE", state.kernel)]})]
+        await self._call(self._daemon_request, IPVS_CMD_DEL_DAEMON, attrs,
+                         NLM_F_REQUEST | NLM_F_ACK)
+        vlog.event(log, "ipvs.sync_daemon_stopped", state=str(state))
 
     # -- counters and connections --------------------------------------------------------
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
