@@ -10,6 +10,7 @@ fixed budget of each (tests/unit/test_fuzz.py); `scripts/fuzz` runs longer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 import struct
 import traceback
@@ -334,12 +335,35 @@ def _replication_entry() -> Callable[[random.Random], None]:
     return one
 
 
+def _sync_daemon_entry() -> Callable[[random.Random], None]:
+    """The kernel's sync daemon attributes (ipvsadm -L --daemon) and the control
+    request that starts one, damaged."""
+    from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, decode
+
+    answer = bytes.fromhex("080001000200000007000200657468300800030009000000"
+                           "06000400dc05000006000700902200000500080001000000"
+                           "08000500e0000051")
+    request = SyncDaemon(SyncState.MASTER, "eth0", 9, 1472, "239.1.2.3", 8848, 1).to_json()
+
+    def one(rng: random.Random) -> None:
+        with contextlib.suppress(ValueError):
+            decode(mutate_bytes(rng, answer))
+        damaged = dict(request)
+        for _ in range(rng.randint(1, 3)):
+            name = rng.choice([*damaged, "other"])
+            damaged[name] = rng.choice([*NASTY, None, True, -1, 2**40, 3.5, [], {}])
+        with contextlib.suppress(SyncDaemonError):
+            SyncDaemon.from_json(damaged)
+    return one
+
+
 def entry_points() -> dict[str, Callable[[random.Random], None]]:
     """Every fuzzed entry point, by name (add new decoders here)."""
     return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
             "heartbeat compressed packet -> engine": _compressed_entry(),
             "replication frame -> admission": _replication_entry(),
-            "ipvsadm rules -> restore plan": _rules_entry()}
+            "ipvsadm rules -> restore plan": _rules_entry(),
+            "IPVS sync daemon attributes and requests": _sync_daemon_entry()}
 
 
 @dataclass
