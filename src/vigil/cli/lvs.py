@@ -8,6 +8,9 @@ the seed's ipvsadm script does; without a running director the first edit
 starts one for it. `-S` prints the table as ipvsadm rules, `-R` applies such
 rules from stdin (checked whole first: all or nothing), `-Z` zeroes counters,
 `--set TCP TCPFIN UDP` sets connection timeouts where the data path has them.
+`--start-daemon master|backup --mcast-interface IF [--syncid N]` and
+`--stop-daemon` run IPVS's connection sync daemon (IPVS backend only),
+`-L --daemon` lists it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from vigil.director import codec, control, daemon
 from vigil.errors import UsageError, VigilError
 from vigil.lvs import rules
 from vigil.lvs.operations import DeleteService, Operation
+from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState
 from vigil.lvs.table import Forward, Protocol
 
 HEADER = "IP Virtual Server version 1.2.1 (size=4096)"
@@ -49,7 +53,10 @@ def register(subparsers: Subparsers) -> None:
               "[-x N] [-y N]\n"
               "       vigil lvs -d -t|-u|-f SERVICE -r RIP[:PORT]\n"
               "       vigil lvs -C | -S [-n] | -R < RULES | -Z [-t|-u|-f SERVICE]\n"
-              "       vigil lvs --set TCP TCPFIN UDP",
+              "       vigil lvs --set TCP TCPFIN UDP\n"
+              "       vigil lvs --start-daemon master|backup --mcast-interface IF [--syncid N] "
+              "[--sync-maxlen N] [--mcast-group A] [--mcast-port P] [--mcast-ttl T]\n"
+              "       vigil lvs --stop-daemon master|backup | -L --daemon",
     )
     parser.add_argument("verb", nargs="?", choices=["list"], help="list the table")
     add_list_options(parser)
@@ -68,12 +75,30 @@ def add_table_commands(parser: argparse.ArgumentParser) -> None:
                        help="zero the counters of one service (-t/-u/-f) or of all")
     group.add_argument("--set", nargs=3, type=int, metavar=("TCP", "TCPFIN", "UDP"),
                        help="connection timeouts in seconds (0 keeps one)")
+    sync = parser.add_argument_group("IPVS's connection sync daemon (IPVS backend only)")
+    sync.add_argument("--start-daemon", choices=[s.value for s in SyncState],
+                      help="start the sync daemon: master sends this director's connections, "
+                           "backup receives a peer's")
+    sync.add_argument("--stop-daemon", choices=[s.value for s in SyncState],
+                      help="stop the sync daemon")
+    sync.add_argument("--mcast-interface", metavar="IF",
+                      help="the interface the sync messages go out and come in on")
+    sync.add_argument("--syncid", type=int, default=0, metavar="N",
+                      help="0..255: directors of one pair share it (0: every id)")
+    sync.add_argument("--sync-maxlen", type=int, metavar="N",
+                      help="largest sync message payload (default: from the MTU)")
+    sync.add_argument("--mcast-group", metavar="ADDRESS",
+                      help="multicast group (default 224.0.0.81 or ff02::8000:81)")
+    sync.add_argument("--mcast-port", type=int, metavar="PORT", help="default 8848")
+    sync.add_argument("--mcast-ttl", type=int, metavar="TTL", help="default 1")
+    parser.add_argument("--daemon", action="store_true",
+                        help="with -L: the sync daemons running (as ipvsadm -L --daemon)")
 
 
 def main(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "list": list_table, "edit": edit, "save": save, "restore": restore, "zero": zero,
-        "set": set_timeouts}
+        "set": set_timeouts, "start_daemon": start_daemon, "stop_daemon": stop_daemon}
     return handlers[_verb(args)](args)
 
 
@@ -84,12 +109,14 @@ def _verb(args: argparse.Namespace) -> str:
         chosen.append("list")
     if any(getattr(args, name) for name in rules.COMMANDS):
         chosen.append("edit")
-    chosen += [name for name in ("save", "restore", "zero") if getattr(args, name)]
+    chosen += [name for name in ("save", "restore", "zero", "start_daemon", "stop_daemon")
+               if getattr(args, name)]
     if args.set is not None:
         chosen.append("set")
     if len(chosen) > 1:
         names = {"list": "list", "edit": "an edit", "save": "-S", "restore": "-R",
-                 "zero": "-Z", "set": "--set"}
+                 "zero": "-Z", "set": "--set", "start_daemon": "--start-daemon",
+                 "stop_daemon": "--stop-daemon"}
         raise UsageError(f"{' and '.join(names[c] for c in chosen)} exclude each other")
     return chosen[0] if chosen else "list"
 
@@ -145,9 +172,11 @@ def collect(instance: str | None, sort: bool = True) -> list[dict[str, Any]]:
 def list_table(args: argparse.Namespace) -> int:
     if args.sort and args.nosort:
         raise UsageError("--sort and --nosort exclude each other")
-    if args.connection or args.timeout:
-        if args.connection and args.timeout:
-            raise UsageError("-c and --timeout exclude each other")
+    if args.connection or args.timeout or args.daemon:
+        if args.connection + args.timeout + args.daemon > 1:
+            raise UsageError("-c, --timeout and --daemon exclude each other")
+        if args.daemon:
+            return list_daemons(args)
         return list_connections(args) if args.connection else list_timeouts(args)
     if args.stats and args.rate:
         raise UsageError("--stats and --rate exclude each other")
@@ -301,6 +330,38 @@ def set_timeouts(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid timeout value: each is 0..{MAX_TIMEOUT} seconds")
     control.request(_one_instance(args.instance),
                     {"command": "set-timeouts", "timeouts": list(args.set)})
+    return 0
+
+
+# -- the connection sync daemon --------------------------------------------------------------
+def start_daemon(args: argparse.Namespace) -> int:
+    """ipvsadm --start-daemon: checked here first, then started by the director's backend."""
+    if not args.mcast_interface:
+        raise UsageError("--start-daemon needs --mcast-interface")
+    try:
+        daemon = SyncDaemon(SyncState(args.start_daemon), args.mcast_interface, args.syncid,
+                            args.sync_maxlen, args.mcast_group, args.mcast_port, args.mcast_ttl)
+    except SyncDaemonError as exc:
+        raise UsageError(str(exc)) from None
+    control.request(_one_instance(args.instance),
+                    {"command": "start-sync-daemon", "daemon": daemon.to_json()})
+    return 0
+
+
+def stop_daemon(args: argparse.Namespace) -> int:
+    control.request(_one_instance(args.instance),
+                    {"command": "stop-sync-daemon", "state": args.stop_daemon})
+    return 0
+
+
+def list_daemons(args: argparse.Namespace) -> int:
+    answer = control.request(_one_instance(args.instance), {"command": "sync-daemons"})
+    for data in answer["daemons"]:
+        try:
+            print(SyncDaemon.from_json(data).describe())
+        except SyncDaemonError as exc:
+            raise VigilError(f"the director answered with a damaged sync daemon: {exc}") \
+                from None
     return 0
 
 
