@@ -92,8 +92,16 @@ lvs() {{  # lvs NODE ARGS...: vigil lvs in that director's namespace and run dir
   VIGIL_RUN_DIR=/run/vigil-$n VIGIL_STATE_DIR=/run/vigil-$n/state \\
     ip netns exec $n {vigil} lvs "$@"
 }}
+# each director's hand-kept table, its daemon started here: Python in the emulated
+# guest starts slowly, so wait for it rather than let the first edit start it
 for n in a b; do
   mkdir -p /run/vigil-$n/state
+  VIGIL_RUN_DIR=/run/vigil-$n VIGIL_STATE_DIR=/run/vigil-$n/state \
+    ip netns exec $n {vigil} director --no-config -d --backend ipvs start \
+    > director-$n.out 2>&1 &
+done
+for n in a b; do
+  wait_for 180 lvs $n -L -n
   lvs $n -A -t 198.51.100.100:7000 -s rr
   lvs $n -a -t 198.51.100.100:7000 -r 198.51.100.1:7000 -g
 done
@@ -115,6 +123,17 @@ ip -n client neigh flush 198.51.100.100
 touch /xfer/moved
 wait $client || true
 echo "=== client"; cat client.out
+# the kernel folds its per-CPU counters every 2 s: wait until b's show the flow's packets
+in_packets() {{ ip netns exec b ipvsadm -Ln --stats | awk '$1 == "TCP" {{ print $4 }}'; }}
+counted() {{ [ "$(in_packets)" != 0 ]; }}
+wait_for 30 counted
+echo "=== stats before -Z"; ip netns exec b ipvsadm -Ln --stats
+lvs b -Z
+echo "=== stats after -Z"; ip netns exec b ipvsadm -Ln --stats
+echo "=== timeouts"; lvs b -L --timeout
+lvs b --set 1000 0 200
+ip netns exec b ipvsadm -L --timeout
+lvs b -L --timeout
 echo "=== stop"; lvs a --stop-daemon master; lvs a -L --daemon; echo "(none left)"
 echo "=== refused"; lvs a --start-daemon master --mcast-interface 'eth0;x' 2>&1 || echo "exit $?"
 echo "=== end"
@@ -158,6 +177,20 @@ def test_an_established_connection_survives_the_vip_moving_to_the_backup(guest_r
     assert without_expiry(section(guest_run, "vigil lvs -L -c on b")) == without_expiry(synced)
     echoes = section(guest_run, "client")
     assert echoes == [f"echo before{i}" for i in range(8)] + [f"echo after{i}" for i in range(3)]
+
+
+def test_zero_and_timeouts_act_on_the_kernels_table(guest_run):
+    def in_packets(lines: list[str]) -> str:
+        """The service's InPkts (its Conns stay 0: the backup made no connection, it
+        was given one by the sync)."""
+        [row] = [line for line in lines if line.startswith("TCP ")]
+        return row.split()[3]
+
+    assert int(in_packets(section(guest_run, "stats before -Z"))) >= 3  # the flow after the move
+    assert in_packets(section(guest_run, "stats after -Z")) == "0"
+    default, kernel, vigil = section(guest_run, "timeouts")
+    assert default == "Timeout (tcp tcpfin udp): 900 120 300"  # IPVS's defaults
+    assert kernel == vigil == "Timeout (tcp tcpfin udp): 1000 120 200"  # 0 keeps tcpfin
 
 
 def test_stopping_leaves_no_daemon_and_a_bad_interface_is_refused_before_the_kernel(guest_run):

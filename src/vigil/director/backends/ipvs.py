@@ -23,7 +23,8 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from vigil import log as vlog
@@ -35,6 +36,7 @@ from vigil.director.backends.base import (
     Rates,
     RealStats,
     ServiceStats,
+    Timeouts,
     planned_table,
 )
 from vigil.lvs.operations import (
@@ -75,6 +77,7 @@ PROTOCOL_NUMBER = {Protocol.TCP: socket.IPPROTO_TCP, Protocol.UDP: socket.IPPROT
 ENOENT = 2
 #: the daemon commands of IPVS's generic netlink family (include/uapi/linux/ip_vs.h)
 IPVS_CMD_NEW_DAEMON, IPVS_CMD_DEL_DAEMON, IPVS_CMD_GET_DAEMON = 9, 10, 11
+IPVS_CMD_SET_CONFIG, IPVS_CMD_GET_CONFIG, IPVS_CMD_ZERO = 12, 13, 16
 
 
 def _flag_names(scheduler: str) -> tuple[str, str, str]:
@@ -250,8 +253,8 @@ def _open_ipvs() -> Any:
 
 @functools.cache
 def _daemon_message() -> Any:
-    """IPVS's generic netlink message with IPVS_CMD_ATTR_DAEMON spelled out (pyroute2's
-    own message leaves it raw); only for the daemon commands."""
+    """IPVS's generic netlink message with IPVS_CMD_ATTR_DAEMON and the timeouts spelled
+    out (pyroute2's own message leaves them raw); for the daemon and config commands."""
     from pyroute2.netlink import genlmsg, nla
 
     class daemon_message(genlmsg):  # type: ignore[misc]
@@ -261,6 +264,9 @@ def _daemon_message() -> Any:
             ("IPVS_CMD_ATTR_SERVICE", "hex"),
             ("IPVS_CMD_ATTR_DEST", "hex"),
             ("IPVS_CMD_ATTR_DAEMON", "daemon"),
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP", "uint32"),
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", "uint32"),
+            ("IPVS_CMD_ATTR_TIMEOUT_UDP", "uint32"),
         )
 
         class daemon(nla):  # type: ignore[misc]
@@ -278,6 +284,15 @@ def _daemon_message() -> Any:
             )
 
     return daemon_message
+
+
+def _u32_attribute(value: Any) -> int:
+    """A u32 attribute of pyroute2's own message, which hands it over as hex text."""
+    raw = _raw_attribute(value)
+    if len(raw) != 4:
+        raise BackendError("IPVS answered with a damaged timeout")
+    number: int = int.from_bytes(raw, sys.byteorder)
+    return number
 
 
 def _raw_attribute(value: Any) -> bytes:
@@ -455,11 +470,12 @@ class IpvsBackend(Backend):
                                          dest=dest(before, key.family))
         raise BackendError(f"unknown operation {op!r}")  # pragma: no cover
 
-    # -- the connection sync daemon -------------------------------------------------------
-    def _daemon_request(self, command: int, attrs: list[tuple[str, Any]], flags: int) -> Any:
+    # -- the connection sync daemon, -Z, --timeout, --set ---------------------------------
+    def _daemon_request(self, command: int, attrs: list[tuple[str, Any]], flags: int,
+                        message: Any = None) -> Any:
         from pyroute2.netlink.exceptions import NetlinkError
 
-        message = _daemon_message()()
+        message = message if message is not None else _daemon_message()()
         message["cmd"] = command
         message["version"] = 1
         message["attrs"] = attrs
@@ -468,6 +484,54 @@ class IpvsBackend(Backend):
             return list(self._ipvs._run_with_cleanup(core._do_request, message, flags))
         except NetlinkError as exc:
             raise BackendError(f"IPVS refused: {os.strerror(exc.code)}") from None
+
+    def _zero(self, services: list[VirtualService] | None) -> None:
+        from pyroute2 import IPVSService
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+        from pyroute2.netlink.generic.ipvs import ipvsmsg
+
+        flags = NLM_F_REQUEST | NLM_F_ACK
+        if services is None:
+            self._daemon_request(IPVS_CMD_ZERO, [], flags)
+            return
+        for service in services:
+            key = IPVSService(**service_attrs(service)).dump_key()
+            self._daemon_request(IPVS_CMD_ZERO, [("IPVS_CMD_ATTR_SERVICE", key)], flags,
+                                 message=ipvsmsg())
+
+    async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        """ipvsadm -Z: the kernel's counters and rate estimates of the services, or all."""
+        services = None
+        if keys is not None:
+            services = [s for s in (self._table.service(k) for k in keys) if s is not None]
+        await self._call(self._zero, services)
+
+    def _read_timeouts(self) -> Timeouts:
+        from pyroute2.netlink import NLM_F_REQUEST
+
+        for answer in self._daemon_request(IPVS_CMD_GET_CONFIG, [], NLM_F_REQUEST):
+            values = [answer.get_attr(f"IPVS_CMD_ATTR_TIMEOUT_{name}")
+                      for name in ("TCP", "TCP_FIN", "UDP")]
+            if all(v is not None for v in values):
+                break
+        else:
+            raise BackendError("IPVS answered without its timeouts")
+        return Timeouts(*(v if isinstance(v, int) else _u32_attribute(v) for v in values))
+
+    async def timeouts(self) -> Timeouts:
+        """ipvsadm -L --timeout: the kernel's idle timeouts of TCP, TCP after FIN, UDP."""
+        return await self._call(self._read_timeouts)
+
+    async def set_timeouts(self, wanted: Timeouts) -> Timeouts:
+        """ipvsadm --set: 0 keeps a value (the kernel's rule); what holds afterwards."""
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+
+        attrs = [("IPVS_CMD_ATTR_TIMEOUT_TCP", wanted.tcp),
+                 ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", wanted.tcpfin),
+                 ("IPVS_CMD_ATTR_TIMEOUT_UDP", wanted.udp)]
+        await self._call(self._daemon_request, IPVS_CMD_SET_CONFIG, attrs,
+                         NLM_F_REQUEST | NLM_F_ACK)
+        return await self.timeouts()
 
     def _list_daemons(self) -> list[SyncDaemon]:
         from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
