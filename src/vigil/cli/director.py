@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 from vigil.cli import Subparsers
+from vigil.config import extension
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
 from vigil.errors import UsageError, VigilError
+from vigil.lvs.syncdaemon import SyncDaemonError, parse_setting
 from vigil.metrics import MetricsAddress, parse_address
 from vigil.runtime import spawn_detached
 
@@ -61,6 +63,11 @@ def register(subparsers: Subparsers) -> None:
                         metavar="HOST:PORT",
                         help="serve Prometheus /metrics there (PORT alone: on loopback); "
                              "VIGIL_DIRECTOR_METRICS_ADDRESS sets the default; off by default")
+    parser.add_argument("--lvs-sync-daemon", metavar="'IF [id N] ...'",
+                        help="run IPVS's connection sync daemon (ipvs backend): master while "
+                             "active, backup on standby; keepalived's words: INTERFACE [id N] "
+                             "[maxlen N] [port P] [ttl T] [group ADDRESS], or off; default: "
+                             "lvs_sync_daemon in /etc/ha.d/vigil.cf")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
     parser.add_argument("--json", action="store_true", help="status as JSON")
@@ -178,10 +185,12 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
 
     backend_class = choose(args.backend)
     metrics = _metrics_address(args)
+    sync_text = _sync_daemon_setting(args)
+    sync = parse_setting(sync_text) if sync_text else None
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
-                                 metrics_address=metrics, standby=standby)
+                                 metrics_address=metrics, standby=standby, sync=sync)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -190,7 +199,7 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
     startup_log = daemon.RUN_DIR / f"director.{instance}.out"
     argv = [sys.executable, "-m", "vigil.director.child", backend_class.name, logfile or "",
             str(config_path) if config_path else "", str(metrics) if metrics else "",
-            "standby" if standby else "active"]
+            "standby" if standby else "active", sync_text or ""]
     child = spawn_detached(argv, startup_log)
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
@@ -206,6 +215,28 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
         except VigilError:
             time.sleep(0.05)
     raise VigilError(f"director {instance} did not answer within {START_WAIT:g} s")
+
+
+def _sync_daemon_setting(args: argparse.Namespace) -> str | None:
+    """--lvs-sync-daemon, else vigil.cf's lvs_sync_daemon (a vigil.cf that does not parse
+    is an error naming its line); None: no sync daemon."""
+    text = getattr(args, "lvs_sync_daemon", None)
+    if text is None:
+        path = Path(extension.DEFAULT_PATH)
+        if not path.exists():
+            return None
+        try:
+            content = path.read_text()
+        except OSError as exc:
+            raise VigilError(f"{path}: cannot read: {exc.strerror}") from None
+        text = extension.parse(content, str(path)).lvs_sync_daemon
+    if text is None or text.strip() == "off":
+        return None
+    try:
+        parse_setting(text)
+    except SyncDaemonError as exc:
+        raise UsageError(f"--lvs-sync-daemon: {exc}") from None
+    return " ".join(text.split())
 
 
 def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:

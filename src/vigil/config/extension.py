@@ -63,8 +63,22 @@ from vigil.config.base import (
 )
 from vigil.config.haresources import ResourceRef, parse_resource
 from vigil.errors import Location
+from vigil.lvs.syncdaemon import SyncDaemonError, parse_setting
 
 DEFAULT_PATH = "/etc/ha.d/vigil.cf"
+
+
+class SyncDaemonValue(ValueParser[str]):
+    """keepalived's `lvs_sync_daemon` words (less the VRRP instance), checked whole."""
+
+    expects = "INTERFACE [id N] [maxlen N] [port P] [ttl T] [group ADDRESS], or off"
+
+    def __call__(self, text: str) -> str:
+        try:
+            parse_setting(text)
+        except SyncDaemonError as exc:
+            raise ValueProblem(str(exc).removeprefix("lvs_sync_daemon: ")) from None
+        return " ".join(text.split())
 
 
 class AddressValue(ValueParser[str]):
@@ -161,6 +175,8 @@ class ExtensionConfig:
     smtp_port: int = 25
     mail_from: str | None = None
     state_dir: str = "/var/lib/vigil"
+    #: IPVS's connection sync daemon for `vigil director` (its words; None: off)
+    lvs_sync_daemon: str | None = None
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
@@ -247,12 +263,17 @@ KEYWORDS = keyword_table(
     Keyword("smtp_port", "MailTo: its port", IntValue(1, 65535, "port"), 25),
     Keyword("mail_from", "MailTo: the sender", StrValue("an address"), "root@`uname -n`"),
     Keyword("state_dir", "where vigil keeps its state", PathValue(), "/var/lib/vigil"),
+    Keyword("lvs_sync_daemon", "IPVS's connection sync daemon, run by `vigil director` on "
+            "its ipvs backend (keepalived's words, less the VRRP instance): INTERFACE [id N] "
+            "[maxlen N] [port P] [ttl T] [group ADDRESS]; master while the director is "
+            "active, backup while it is a warm standby, so established connections survive "
+            "a director failover", SyncDaemonValue(), "off"),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
             StrValue("a resource")),
 )
 
-_WHOLE_LINE = frozenset({"fence_command", "reboot_command"})
+_WHOLE_LINE = frozenset({"fence_command", "reboot_command", "lvs_sync_daemon"})
 
 
 def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
@@ -341,7 +362,7 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
                 continue
             value_text = words[1].text
         assert kw.parser is not None
-        if name == "metrics_address" and value_text == "off":
+        if name in ("metrics_address", "lvs_sync_daemon") and value_text == "off":
             value: Any = None
         else:
             try:
@@ -396,7 +417,8 @@ def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
 _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
-                "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command")
+                "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
+                "lvs_sync_daemon")
 
 
 def _render_value(value: Any) -> str:

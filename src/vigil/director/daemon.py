@@ -145,6 +145,13 @@ class Director:
         self._load_manual()
         await self.backend.start()
         await self.backend.set_active(self.gate.active)
+        if self.sync_daemon is not None and not self.backend.has_sync_daemon:
+            vlog.event(log, "director.sync_daemon_ignored", logging.WARNING,
+                       daemon=self.sync_daemon.describe(), backend=self.backend.name,
+                       reason="only IPVS has a connection sync daemon (the nftables "
+                              "backend's direct routing needs none: every director's slot "
+                              "table sends a flow to the same server)")
+            self.sync_daemon = None
         await self._follow_role_with_sync()
         actual = await self.backend.read()
         managed = {s.key for s in self.config.services} | {s.key for s in self.manual}

@@ -142,6 +142,43 @@ class SyncDaemon:
         return attrs
 
 
+#: the words of `lvs_sync_daemon` after the interface (keepalived's), each with a value
+SETTING_WORDS = {"id": "syncid", "maxlen": "maxlen", "port": "port", "ttl": "ttl",
+                 "group": "group"}
+
+
+def parse_setting(text: str) -> SyncDaemon:
+    """vigil.cf's `lvs_sync_daemon IF [id N] [maxlen N] [port P] [ttl T] [group A]`, as
+    keepalived writes it (less its VRRP instance: the director's role decides). The
+    state is MASTER here; the director runs it as BACKUP while it is a standby."""
+    words = text.split()
+    if not words:
+        raise SyncDaemonError("lvs_sync_daemon needs the multicast interface")
+    interface, rest = words[0], words[1:]
+    values: dict[str, int | str] = {}
+    for at in range(0, len(rest), 2):
+        word = rest[at]
+        name = SETTING_WORDS.get(word)
+        if name is None:
+            vrrp = " (vigil has no VRRP instance: the director's role decides)" \
+                if at == 0 else ""
+            raise SyncDaemonError(f"lvs_sync_daemon: unknown word {word!r} (expected "
+                                  f"{', '.join(SETTING_WORDS)}){vrrp}")
+        if at + 1 >= len(rest):
+            raise SyncDaemonError(f"lvs_sync_daemon: {word!r} needs a value")
+        if name in values:
+            raise SyncDaemonError(f"lvs_sync_daemon: {word} given twice")
+        value = rest[at + 1]
+        if name == "group":
+            values[name] = value
+        elif value.isdigit() and len(value) <= 6:
+            values[name] = int(value)
+        else:
+            raise SyncDaemonError(f"lvs_sync_daemon: {word} takes a whole number, "
+                                  f"not {value!r}")
+    return SyncDaemon(SyncState.MASTER, interface, **values)  # type: ignore[arg-type]
+
+
 def _bounded(name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise SyncDaemonError(f"{name} must be a whole number from {low} to {high}, "

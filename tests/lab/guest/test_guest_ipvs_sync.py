@@ -1,9 +1,11 @@
 """IPVS's connection sync daemon driven by vigil, in a QEMU guest with Debian's kernel:
-two directors (network namespaces of one guest) with the same direct-routing table,
-`vigil lvs --start-daemon master` on the one holding the VIP and `backup` on the other.
-A long-lived TCP connection through the VIP must go on after the VIP moves: the
-backup's kernel holds the connection (synced), so it forwards the established flow's
-next packets to the same real server instead of answering them with a reset."""
+two directors (network namespaces of one guest) with the same ldirectord.cf (direct
+routing) and `--lvs-sync-daemon "eth0 id 9"`: the active one runs the master, the
+warm standby the backup. A long-lived TCP connection through the VIP must go on
+after the failover (standby started, active stopped, VIP moved): the new active
+director's kernel holds the connection (synced), so it forwards the flow's next
+packets to the same real server instead of answering them with a reset. The same
+boot checks ipvsadm's daemon verbs, -Z and --set through `vigil lvs`."""
 
 from __future__ import annotations
 
@@ -64,6 +66,14 @@ PY
 cat > client.py <<'PY'
 {client}
 PY
+cat > lvs.cf <<'CF'
+checktimeout=2
+checkinterval=1
+virtual=198.51.100.100:7000
+	real=198.51.100.1:7000 gate
+	scheduler=rr
+	checktype=connect
+CF
 wait_for() {{  # wait_for SECONDS COMMAND...: until COMMAND succeeds
   local deadline=$(( $(date +%s) + $1 )); shift
   until "$@" >/dev/null 2>&1; do
@@ -87,26 +97,22 @@ ip -n client addr add 198.51.100.50/24 dev eth0
 ip netns exec rs sysctl -q -w net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 ip -n rs addr add 198.51.100.100/32 dev lo
 ip netns exec rs /usr/bin/python3 echo.py &
-lvs() {{  # lvs NODE ARGS...: vigil lvs in that director's namespace and run directory
+on() {{  # on NODE vigil ARGS...: in that director's namespace and run directory
   local n=$1; shift
-  VIGIL_RUN_DIR=/run/vigil-$n VIGIL_STATE_DIR=/run/vigil-$n/state \\
-    ip netns exec $n {vigil} lvs "$@"
+  VIGIL_RUN_DIR=/run/vigil-$n VIGIL_STATE_DIR=/run/vigil-$n/state ip netns exec $n "$@"
 }}
-# each director's hand-kept table, its daemon started here: Python in the emulated
-# guest starts slowly, so wait for it rather than let the first edit start it
+lvs() {{ local n=$1; shift; on $n {vigil} lvs "$@"; }}
+director() {{ local n=$1; shift; on $n {vigil} director -f /xfer/lvs.cf "$@"; }}
+daemons() {{ lvs $1 -L --daemon | grep -q "^$2 sync daemon"; }}
+# both directors warm standbys with lvs_sync_daemon's words; Python in the emulated
+# guest starts slowly, so they run in the foreground here and are waited for
 for n in a b; do
   mkdir -p /run/vigil-$n/state
-  VIGIL_RUN_DIR=/run/vigil-$n VIGIL_STATE_DIR=/run/vigil-$n/state \
-    ip netns exec $n {vigil} director --no-config -d --backend ipvs start \
-    > director-$n.out 2>&1 &
+  director $n -d --backend ipvs --lvs-sync-daemon "eth0 id 9" standby > director-$n.out 2>&1 &
 done
-for n in a b; do
-  wait_for 180 lvs $n -L -n
-  lvs $n -A -t 198.51.100.100:7000 -s rr
-  lvs $n -a -t 198.51.100.100:7000 -r 198.51.100.1:7000 -g
-done
-lvs a --start-daemon master --mcast-interface eth0 --syncid 9
-lvs b --start-daemon backup --mcast-interface eth0 --syncid 9
+for n in a b; do wait_for 180 daemons $n backup; done
+director a start
+wait_for 60 daemons a master
 echo "=== daemons a"; lvs a -L --daemon
 echo "=== daemons b"; lvs b -L --daemon
 ip -n a addr add 198.51.100.100/32 dev eth0
@@ -117,12 +123,16 @@ synced() {{ ip netns exec b ipvsadm -Lnc | grep -q '198.51.100.50:.*198.51.100.1
 wait_for 60 synced
 echo "=== b before the move"; ip netns exec b ipvsadm -Lnc
 echo "=== vigil lvs -L -c on b"; lvs b -L -c -n
+# the failover as heartbeat runs it: b's director started, a's stopped, the VIP moved
+director b start
+director a stop
 ip -n a addr del 198.51.100.100/32 dev eth0
 ip -n b addr add 198.51.100.100/32 dev eth0
 ip -n client neigh flush 198.51.100.100
 touch /xfer/moved
 wait $client || true
 echo "=== client"; cat client.out
+echo "=== daemons after the failover"; lvs a -L --daemon; lvs b -L --daemon
 # the kernel folds its per-CPU counters every 2 s: wait until b's show the flow's packets
 in_packets() {{ ip netns exec b ipvsadm -Ln --stats | awk '$1 == "TCP" {{ print $4 }}'; }}
 counted() {{ [ "$(in_packets)" != 0 ]; }}
@@ -134,8 +144,13 @@ echo "=== timeouts"; lvs b -L --timeout
 lvs b --set 1000 0 200
 ip netns exec b ipvsadm -L --timeout
 lvs b -L --timeout
-echo "=== stop"; lvs a --stop-daemon master; lvs a -L --daemon; echo "(none left)"
-echo "=== refused"; lvs a --start-daemon master --mcast-interface 'eth0;x' 2>&1 || echo "exit $?"
+echo "=== by hand"; lvs b --stop-daemon master; lvs b -L --daemon; echo "(none left)"
+lvs b --start-daemon backup --mcast-interface eth0 --syncid 3 --mcast-ttl 2
+lvs b -L --daemon
+echo "=== refused"; lvs b --start-daemon master --mcast-interface 'eth0;x' 2>&1 || echo "exit $?"
+echo "=== shutdown"
+director a shutdown; director b shutdown
+ip netns exec a ipvsadm -L --daemon; ip netns exec b ipvsadm -L --daemon; echo "(none left)"
 echo "=== end"
 """
 
@@ -158,7 +173,7 @@ def guest_run():
     return result.output
 
 
-def test_vigil_starts_the_kernels_sync_daemons_as_ipvsadm_lists_them(guest_run):
+def test_the_active_director_runs_the_master_and_the_standby_the_backup(guest_run):
     [master] = section(guest_run, "daemons a")
     [backup] = section(guest_run, "daemons b")
     assert master.startswith("master sync daemon (mcast=eth0, syncid=9, ")
@@ -166,9 +181,10 @@ def test_vigil_starts_the_kernels_sync_daemons_as_ipvsadm_lists_them(guest_run):
     assert "group=224.0.0.81" in master and "port=8848" in master
 
 
-def test_an_established_connection_survives_the_vip_moving_to_the_backup(guest_run):
+def test_an_established_connection_survives_the_director_failover(guest_run):
     synced = section(guest_run, "b before the move")
     assert any("ESTABLISHED" in line and "198.51.100.1:7000" in line for line in synced)
+
     # vigil's own listing of the kernel's table says the same, in ipvsadm's columns
     # (but the expiry, which ticks between the two listings)
     def without_expiry(lines: list[str]) -> list[list[str]]:
@@ -177,6 +193,11 @@ def test_an_established_connection_survives_the_vip_moving_to_the_backup(guest_r
     assert without_expiry(section(guest_run, "vigil lvs -L -c on b")) == without_expiry(synced)
     echoes = section(guest_run, "client")
     assert echoes == [f"echo before{i}" for i in range(8)] + [f"echo after{i}" for i in range(3)]
+
+
+def test_the_roles_swap_the_daemons(guest_run):
+    after = section(guest_run, "daemons after the failover")
+    assert [line.split()[0] for line in after] == ["backup", "master"]  # a, then b
 
 
 def test_zero_and_timeouts_act_on_the_kernels_table(guest_run):
@@ -193,7 +214,14 @@ def test_zero_and_timeouts_act_on_the_kernels_table(guest_run):
     assert kernel == vigil == "Timeout (tcp tcpfin udp): 1000 120 200"  # 0 keeps tcpfin
 
 
-def test_stopping_leaves_no_daemon_and_a_bad_interface_is_refused_before_the_kernel(guest_run):
-    assert section(guest_run, "stop") == ["(none left)"]
+def test_by_hand_as_ipvsadm_and_a_bad_interface_refused_before_the_kernel(guest_run):
+    none, started = section(guest_run, "by hand")
+    assert none == "(none left)"
+    assert started.startswith("backup sync daemon (mcast=eth0, syncid=3, ")
+    assert started.endswith("ttl=2)")
     refused = section(guest_run, "refused")
     assert "bad multicast interface" in " ".join(refused) and refused[-1].startswith("exit ")
+
+
+def test_a_director_shutting_down_stops_its_daemons(guest_run):
+    assert section(guest_run, "shutdown") == ["(none left)"]

@@ -9,10 +9,11 @@ import socket
 
 import pytest
 
+from vigil.config import extension
 from vigil.director import daemon
 from vigil.director.backends.ipvs import _daemon_message
 from vigil.director.backends.memory import MemoryBackend
-from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, decode
+from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, decode, parse_setting
 from vigil.lvs.table import ServiceKey
 
 #: what Debian's 6.1 kernel answered to GET_DAEMON for `backup, lo, syncid 5` (its
@@ -148,3 +149,59 @@ def test_the_control_socket_starts_and_stops_a_daemon_and_refuses_damaged_reques
         assert json.dumps(await director._answer({"command": "sync-daemons"}))
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("text", "daemon"), [
+    ("eth1", SyncDaemon(SyncState.MASTER, "eth1")),
+    ("eth1 id 9", SyncDaemon(SyncState.MASTER, "eth1", 9)),
+    ("bond0  id 5 maxlen 1472 port 9000 ttl 2 group 239.1.2.3",
+     SyncDaemon(SyncState.MASTER, "bond0", 5, 1472, "239.1.2.3", 9000, 2)),
+])
+def test_lvs_sync_daemon_takes_keepaliveds_words(text, daemon):
+    assert parse_setting(text) == daemon
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "needs the multicast interface"),
+    ("eth1 id", "'id' needs a value"),
+    ("eth1 VI_1 id 5", "unknown word 'VI_1'"),
+    ("eth1 id 5 id 6", "id given twice"),
+    ("eth1 id five", "takes a whole number"),
+    ("eth1 id 9999999999", "takes a whole number"),
+    ("eth1 ttl 300", "mcast-ttl must be"),
+])
+def test_lvs_sync_daemon_with_wrong_words_is_refused(text, problem):
+    with pytest.raises(SyncDaemonError, match=problem):
+        parse_setting(text)
+
+
+def test_vigil_cf_names_the_line_of_a_bad_lvs_sync_daemon():
+    parsed = extension.analyze("lvs_sync_daemon eth1 id 5\n", "/etc/ha.d/vigil.cf")
+    assert parsed.ok and parsed.model.lvs_sync_daemon == "eth1 id 5"
+    assert extension.parse(extension.render(parsed.model)) == parsed.model
+    assert extension.parse("lvs_sync_daemon off\n").lvs_sync_daemon is None
+    [error] = extension.analyze("\nlvs_sync_daemon eth1 id 300\n", "/etc/ha.d/vigil.cf").errors
+    assert (error.location.line, error.message) == (
+        2, "lvs_sync_daemon: syncid must be a whole number from 0 to 255, not 300")
+
+
+class NoSyncBackend(MemoryBackend):
+    name = "nosync"
+    has_sync_daemon = False
+
+
+def test_a_backend_without_a_sync_daemon_ignores_the_setting_and_says_so(run_dir, caplog):
+    async def scenario():
+        backend = NoSyncBackend()
+        director = daemon.Director(None, backend, sync=SyncDaemon(SyncState.MASTER, "eth1"))
+        task = asyncio.create_task(director.run())
+        async with asyncio.timeout(10):
+            while not director.paths.socket.exists():
+                await asyncio.sleep(0.02)
+        director._stop.set()
+        await task
+        return backend
+
+    backend = asyncio.run(scenario())
+    assert backend.daemons == {}  # nothing asked of it
+    assert "director.sync_daemon_ignored" in caplog.text and "nosync" in caplog.text

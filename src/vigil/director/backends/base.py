@@ -123,6 +123,8 @@ class Backend(abc.ABC):
     """Holds a `Table` and makes traffic follow it."""
 
     name: str = ""
+    #: runs IPVS's connection sync daemon (lvs_sync_daemon); others need or have none
+    has_sync_daemon: bool = False
 
     @classmethod
     def available(cls) -> str | None:

@@ -309,6 +309,7 @@ def _raw_attribute(value: Any) -> bytes:
 
 class IpvsBackend(Backend):
     name = "ipvs"
+    has_sync_daemon = True
 
     @classmethod
     def available(cls) -> str | None:

@@ -12,6 +12,7 @@ from vigil.lvs.table import Table
 
 class MemoryBackend(Backend):
     name = "memory"
+    has_sync_daemon = True
 
     def __init__(self, table: Table | None = None):
         self.table = table or Table()
