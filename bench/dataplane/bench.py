@@ -232,7 +232,9 @@ def report(results: dict[str, dict[str, list[float]]], seconds: float, reps: int
                   f"{statistics.median(ratios):16.2f} "
                   f"{min(ratios):6.2f}-{max(ratios):.2f}")
         haproxy_rates = rows["HAProxy TCP"]
-        for name in ("vigil DR (nftables)", "vigil NAT (nftables)"):
+        for name in ("vigil DR (nftables)", "vigil NAT (nftables)", "vigil userspace"):
+            if name not in rows:
+                continue
             times = [r / h for r, h in zip(rows[name], haproxy_rates, strict=True)]
             print(f"  {name} / HAProxy: {statistics.median(times):.2f}x")
 
@@ -242,17 +244,21 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--json", help="write the raw rates here")
+    parser.add_argument("--paths", choices=("all", "proxies"), default="all",
+                        help="proxies: only direct, HAProxy and the userspace proxy")
     args = parser.parse_args()
+    paths = PATHS if args.paths == "all" else {
+        name: PATHS[name] for name in ("direct rs1", "HAProxy TCP", "vigil userspace")}
     results: dict[str, dict[str, list[float]]] = {"keep-alive": {}, "new connection": {}}
     with Lab(topology()) as lab:
         haproxy = set_up(lab)
-        names = list(PATHS)
+        names = list(paths)
         try:
             for rep in range(args.reps):
                 order = names[rep % len(names):] + names[:rep % len(names)]
                 for mode, close in (("keep-alive", False), ("new connection", True)):
                     for name in order:
-                        rate = wrk(lab, PATHS[name], args.seconds, close)
+                        rate = wrk(lab, paths[name], args.seconds, close)
                         results[mode].setdefault(name, []).append(rate)
                         print(f"rep {rep + 1} {mode:15} {name:22} {rate:10.0f} req/s",
                               flush=True)
@@ -260,7 +266,7 @@ def main() -> int:
             server5 = lab.host("server5")
             run(server5, "director", "stop", check=False)
             run(server5, "director", "proxy.cf", "stop", check=False)
-    ordered = {mode: {name: rows[name] for name in PATHS} for mode, rows in results.items()}
+    ordered = {mode: {name: rows[name] for name in paths} for mode, rows in results.items()}
     report(ordered, args.seconds, args.reps, haproxy)
     if args.json:
         Path(args.json).write_text(json.dumps(ordered, indent=1))

@@ -218,7 +218,14 @@ class ServiceRuntime:
 
 
 class _Upstream(asyncio.Protocol):
-    """The director's connection to a real server."""
+    """The director's connection to a real server.
+
+    Established connections do no Python work per chunk beyond the write and
+    two additions to the connection's own counters: the service's and real
+    server's counters and the idle clock follow in `_Client.flush`, which the
+    sweeper, the rate estimator and every reader of the counters call."""
+
+    __slots__ = ("client", "transport")
 
     def __init__(self, client: _Client):
         self.client = client
@@ -229,10 +236,8 @@ class _Upstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
-        client.last_active = time.monotonic()
-        for counters in client.counters:
-            counters.out_packets += 1
-            counters.out_bytes += len(data)
+        client.out_packets += 1
+        client.out_bytes += len(data)
         if client.transport is not None:
             client.transport.write(data)
 
@@ -262,11 +267,18 @@ class _Upstream(asyncio.Protocol):
 class _Client(asyncio.Protocol):
     """A client's connection to the virtual service."""
 
+    __slots__ = ("backend", "closed", "counters", "eof", "holds", "in_bytes", "in_packets",
+                 "last_active", "local", "out_bytes", "out_packets", "peer",
+                 "pending", "real", "real_key", "runtime", "transport", "up",
+                 "upstream", "upstream_eof")
+
     def __init__(self, backend: UserspaceBackend, runtime: ServiceRuntime):
         self.backend = backend
         self.runtime = runtime
         self.transport: asyncio.Transport | None = None
         self.upstream: _Upstream | None = None
+        #: the real server's transport once connected (the hot path reads only this)
+        self.up: asyncio.Transport | None = None
         self.real: RealRuntime | None = None
         self.real_key: RealKey | None = None
         self.peer: tuple[str, int] = ("", 0)
@@ -276,9 +288,25 @@ class _Client(asyncio.Protocol):
         self.upstream_eof = False
         self.closed = False
         self.counters: tuple[Counters, ...] = ()
-        self.early_packets = self.early_bytes = 0  # before a real server was chosen
+        #: not yet added to `counters` (see `flush`)
+        self.in_packets = self.in_bytes = self.out_packets = self.out_bytes = 0
         self.last_active = time.monotonic()
         self.holds = 0  # descriptors counted against the proxy's limit
+
+    def flush(self, now: float) -> None:
+        """Add what passed since the last flush to the counters; activity restarts the
+        idle clock (so idle times are exact to the sweep period)."""
+        if not (self.in_packets or self.out_packets):
+            return
+        self.last_active = now
+        if not self.counters:
+            return  # no real server yet: counted once one is chosen
+        for counters in self.counters:
+            counters.in_packets += self.in_packets
+            counters.in_bytes += self.in_bytes
+            counters.out_packets += self.out_packets
+            counters.out_bytes += self.out_bytes
+        self.in_packets = self.in_bytes = self.out_packets = self.out_bytes = 0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -318,9 +346,7 @@ class _Client(asyncio.Protocol):
             if self.closed:
                 transport.close()
                 return
-            with contextlib.suppress(OSError):
-                transport.get_extra_info("socket").setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # (asyncio and uvloop both set TCP_NODELAY on TCP transports)
             self.upstream = upstream
             self.real_key = RealKey(real.address, port)
             self.real = runtime.reals.get(key) or runtime.reals.setdefault(key, RealRuntime())
@@ -328,11 +354,10 @@ class _Client(asyncio.Protocol):
             self.counters = (self.real.counters, runtime.counters)
             for counters in self.counters:
                 counters.conns += 1
-                counters.in_packets += self.early_packets
-                counters.in_bytes += self.early_bytes
             for chunk in self.pending:
                 transport.write(chunk)
             self.pending.clear()
+            self.up = transport
             if self.eof and transport.can_write_eof():
                 transport.write_eof()
             if self.transport is not None:
@@ -341,17 +366,11 @@ class _Client(asyncio.Protocol):
         self.abort()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
-        if self.counters:
-            for counters in self.counters:
-                counters.in_packets += 1
-                counters.in_bytes += len(data)
-        else:
-            self.early_packets += 1
-            self.early_bytes += len(data)
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.write(data)
+        self.in_packets += 1
+        self.in_bytes += len(data)
+        up = self.up
+        if up is not None:
+            up.write(data)
         else:
             self.pending.append(data)
 
@@ -360,19 +379,18 @@ class _Client(asyncio.Protocol):
         if self.upstream_eof:  # both directions are done
             self.close()
             return False
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None \
-                and upstream.transport.can_write_eof():
-            upstream.transport.write_eof()
+        up = self.up
+        if up is not None and up.can_write_eof():
+            up.write_eof()
         return True
 
     def pause_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.pause_reading()
+        if self.up is not None:
+            self.up.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.resume_reading()
+        if self.up is not None:
+            self.up.resume_reading()
 
     def connection_lost(self, exc) -> None:
         self.transport = None
@@ -392,10 +410,12 @@ class _Client(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.flush(time.monotonic())
         if self.transport is not None:
             self.transport.close()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()
+        if self.up is not None:
+            self.up.close()
+            self.up = None
         if self.real is not None:
             self.real.load.active -= 1
         self.backend.give(self.holds)
@@ -551,13 +571,20 @@ class UserspaceBackend(Backend):
     def give(self, count: int) -> None:
         self.descriptors = max(0, self.descriptors - count)
 
+    def flush(self) -> float:
+        """Bring every connection's counts into the counters; the time it did that."""
+        now = time.monotonic()
+        for client in self.clients:
+            client.flush(now)
+        return now
+
     async def _expire(self) -> None:
         """Idle TCP connections and UDP flows end (IPVS's timeouts)."""
         assert self.limits is not None
         while True:
             await asyncio.sleep(self.limits.sweep_every)
             limits = self.limits  # --set may have changed them
-            now = time.monotonic()
+            now = self.flush()
             for client in [c for c in self.clients
                            if now - c.last_active > self._idle_limit(c)]:
                 client.abort()
@@ -570,6 +597,7 @@ class UserspaceBackend(Backend):
 
     # -- ipvsadm -Z, -L -c, --set ----------------------------------------------------------
     async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        self.flush()
         for key, runtime in self.runtimes.items():
             if keys is not None and key not in keys:
                 continue
@@ -580,7 +608,7 @@ class UserspaceBackend(Backend):
                     clear(numbers)
 
     async def connections(self) -> list[Connection]:
-        now = time.monotonic()
+        now = self.flush()
         found = []
         for client in self.clients:
             if client.real_key is None or client.closed:
@@ -702,13 +730,14 @@ class UserspaceBackend(Backend):
         last = time.monotonic()
         while True:
             await asyncio.sleep(ESTIMATE_EVERY)
-            now = time.monotonic()
+            now = self.flush()
             for runtime in self.runtimes.values():
                 runtime.estimate(now - last)
                 runtime.sweep(now)
             last = now
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
+        self.flush()
         result: dict[ServiceKey, ServiceStats] = {}
         for key, runtime in self.runtimes.items():
             service_stats = ServiceStats(Counters(**runtime.counters.__dict__),
