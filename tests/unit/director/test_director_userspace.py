@@ -18,6 +18,13 @@ from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 
+@pytest.fixture(autouse=True)
+def one_process(monkeypatch):
+    """Scheduling, limits and counters of one process, checked exactly; the worker
+    processes have their own tests (test_director_proxy_workers.py)."""
+    monkeypatch.setenv("VIGIL_PROXY_WORKERS", "1")
+
+
 def free_port(kind=socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -45,6 +45,19 @@ from vigil.director.backends.base import (
     clear,
     planned_table,
 )
+from vigil.director.backends.proxy_workers import (
+    RESPAWN_DELAY,
+    Worker,
+    WorkerError,
+    add_stats,
+    connection_from_json,
+    default_workers,
+    keys_to_json,
+    shared,
+    stats_from_json,
+    tables_to_json,
+    without_activity,
+)
 from vigil.lvs.operations import (
     AddService,
     DeleteService,
@@ -528,8 +541,20 @@ class _UdpSession(asyncio.DatagramProtocol):
 class UserspaceBackend(Backend):
     name = "userspace"
 
-    def __init__(self, limits: ProxyLimits | None = None) -> None:
+    def __init__(self, limits: ProxyLimits | None = None, workers: int | None = None,
+                 reuse_port: bool = False) -> None:
+        """`workers`: processes serving the shared services, this one included
+        (default: `default_workers()`); `reuse_port`: this process is a worker."""
         self.table = Table()
+        self.processes = workers if workers is not None else default_workers()
+        self.reuse_port = reuse_port or self.processes > 1
+        self.workers: list[Worker] = []
+        self._watchers: list[asyncio.Task[None]] = []
+        self._closing = False
+        #: how many workers died (each was replaced)
+        self.worker_deaths = 0
+        #: the counters of workers that died, as last read
+        self.retired: dict[ServiceKey, ServiceStats] = {}
         self.runtimes: dict[ServiceKey, ServiceRuntime] = {}
         self._udp: dict[ServiceKey, _UdpService] = {}
         self._maintenance: asyncio.Task[None] | None = None
@@ -552,6 +577,75 @@ class UserspaceBackend(Backend):
         loop = asyncio.get_running_loop()
         self._maintenance = loop.create_task(self._keep())
         self._expiry = loop.create_task(self._expire())
+        try:
+            for index in range(1, self.processes):
+                worker = Worker(index)
+                self.workers.append(worker)
+                await worker.spawn()
+                await self._prime(worker)
+                log.info("proxy.worker_started worker=%d pid=%s", index, worker.pid)
+        except (OSError, WorkerError) as exc:
+            await self.close()
+            raise BackendError(f"cannot start the proxy's worker processes: {exc}") from exc
+        self._watchers = [loop.create_task(self._watch(w)) for w in self.workers]
+
+    # -- worker processes ------------------------------------------------------------------
+    async def _prime(self, worker: Worker) -> None:
+        """Bring a new worker to this process's timeouts and table."""
+        assert self.limits is not None
+        timeouts = await self.timeouts()
+        await worker.ask({"op": "timeouts",
+                          "timeouts": [timeouts.tcp, timeouts.tcpfin, timeouts.udp]})
+        await worker.ask({"op": "table", "table": tables_to_json(self.table)})
+        worker.ready = True
+
+    async def _watch(self, worker: Worker) -> None:
+        """Notice a worker's exit at once, keep its counters, start another."""
+        while not self._closing:
+            process = worker.process
+            if process is not None:
+                status = await process.wait()
+                if self._closing:
+                    return
+                self.worker_deaths += 1
+                log.error("proxy.worker_died worker=%d pid=%d status=%d (replacing it)",
+                          worker.index, process.pid, status)
+                died = without_activity(worker.last_stats)
+                add_stats(self.retired, died, died.keys())
+                worker.hang_up()
+                worker.process = None
+            await asyncio.sleep(RESPAWN_DELAY)
+            try:
+                await worker.spawn()
+                await self._prime(worker)
+                log.info("proxy.worker_started worker=%d pid=%s", worker.index, worker.pid)
+            except (OSError, WorkerError) as exc:
+                log.error("proxy.worker_start_failed worker=%d error=%s", worker.index, exc)
+                self._replace(worker)
+
+    def _replace(self, worker: Worker) -> None:
+        """A worker that cannot follow the table: kill it (its watcher starts another)."""
+        if worker.process is not None and worker.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+
+    async def _ask_workers(self, request: dict) -> list:
+        """Every live worker's answer (None for one that could not answer: it is replaced)."""
+        answers = await asyncio.gather(*(w.ask(request) for w in self.workers),
+                                       return_exceptions=True)
+        out = []
+        for worker, answer in zip(self.workers, answers, strict=True):
+            if isinstance(answer, WorkerError):
+                if not self._closing and worker.process is not None:
+                    log.error("proxy.worker_failed worker=%d request=%s error=%s",
+                              worker.index, request.get("op"), answer)
+                    self._replace(worker)
+                out.append(None)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                out.append(answer)
+        return out
 
     # -- the descriptor budget -------------------------------------------------------------
     def take(self, count: int, kind: str) -> bool:
@@ -598,6 +692,10 @@ class UserspaceBackend(Backend):
     # -- ipvsadm -Z, -L -c, --set ----------------------------------------------------------
     async def zero(self, keys: Collection[ServiceKey] | None) -> None:
         self.flush()
+        await self._ask_workers({"op": "zero", "keys": keys_to_json(keys)})
+        for key in list(self.retired):
+            if keys is None or key in keys:
+                del self.retired[key]
         for key, runtime in self.runtimes.items():
             if keys is not None and key not in keys:
                 continue
@@ -626,6 +724,8 @@ class UserspaceBackend(Backend):
                     "UDP", max(0.0, self.limits.udp_idle - (now - session.used)), "UDP",
                     (source[0], source[1]), (key.address, key.port),
                     (session.key.address, port)))
+        for answer in await self._ask_workers({"op": "connections"}):
+            found.extend(connection_from_json(c) for c in answer or ())
         return found
 
     async def timeouts(self) -> Timeouts:
@@ -641,7 +741,9 @@ class UserspaceBackend(Backend):
             limits, tcp_idle=wanted.tcp or limits.tcp_idle,
             tcp_fin_idle=wanted.tcpfin or limits.tcp_fin_idle,
             udp_idle=wanted.udp or limits.udp_idle)
-        return await self.timeouts()
+        now = await self.timeouts()
+        await self._ask_workers({"op": "timeouts", "timeouts": [now.tcp, now.tcpfin, now.udp]})
+        return now
 
     async def read(self) -> Table:
         return self.table
@@ -661,7 +763,7 @@ class UserspaceBackend(Backend):
         opened: dict[ServiceKey, socket.socket] = {}
         try:
             for service in added:
-                opened[service.key] = self._bind(service.key)
+                opened[service.key] = self._bind(service.key, self.reuse_port and shared(service))
         except OSError as exc:
             for sock in opened.values():
                 sock.close()
@@ -679,13 +781,17 @@ class UserspaceBackend(Backend):
             if runtime is not None and runtime.service != service:
                 runtime.update(service)
         self.table = result
+        # Every worker follows before apply returns (one that cannot is replaced).
+        await self._ask_workers({"op": "table", "table": tables_to_json(result)})
 
-    def _bind(self, key: ServiceKey) -> socket.socket:
+    def _bind(self, key: ServiceKey, reuse_port: bool = False) -> socket.socket:
         family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
         kind = socket.SOCK_DGRAM if key.protocol is Protocol.UDP else socket.SOCK_STREAM
         sock = socket.socket(family, kind)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # the worker processes' listeners join this one
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP if family == socket.AF_INET
                                 else socket.IPPROTO_IPV6, IP_FREEBIND, 1)
@@ -748,9 +854,18 @@ class UserspaceBackend(Backend):
                     active=rt.load.active, inactive=rt.load.inactive,
                     counters=Counters(**rt.counters.__dict__), rates=Rates(**rt.rates.__dict__))
             result[key] = service_stats
+        for worker, answer in zip(self.workers,
+                                  await self._ask_workers({"op": "stats"}), strict=True):
+            if answer is not None:
+                worker.last_stats = stats_from_json(answer)
+            add_stats(result, worker.last_stats, result.keys())
+        add_stats(result, self.retired, result.keys())
         return result
 
     async def close(self) -> None:
+        self._closing = True
+        await cancel_and_wait(self._watchers)
+        await asyncio.gather(*(w.stop() for w in self.workers))
         await cancel_and_wait([self._maintenance, self._expiry])
         for key in list(self.runtimes):
             self._close_service(key)
