@@ -109,8 +109,10 @@ class ProxyLimits:
     udp_idle: float = UDP_IDLE
     #: a connection one side has closed (a FIN seen)
     tcp_fin_idle: float = TCP_FIN_IDLE
-    #: how often idle connections and flows are looked for
+    #: how often idle connections and flows (and slow connects) are looked for
     sweep_every: float = 1.0
+    #: a connect to a real server slower than this (found by the sweep) tries the next
+    connect_timeout: float = CONNECT_TIMEOUT
 
     @classmethod
     def from_system(cls, reserve: int = FD_RESERVE) -> ProxyLimits:
@@ -280,7 +282,8 @@ class _Upstream(asyncio.Protocol):
 class _Client(asyncio.Protocol):
     """A client's connection to the virtual service."""
 
-    __slots__ = ("backend", "closed", "counters", "eof", "holds", "in_bytes", "in_packets",
+    __slots__ = ("backend", "closed", "connect_expired", "connect_started", "connecting",
+                 "counters", "eof", "holds", "in_bytes", "in_packets",
                  "last_active", "local", "out_bytes", "out_packets", "peer",
                  "pending", "real", "real_key", "runtime", "transport", "up",
                  "upstream", "upstream_eof")
@@ -305,6 +308,10 @@ class _Client(asyncio.Protocol):
         self.in_packets = self.in_bytes = self.out_packets = self.out_bytes = 0
         self.last_active = time.monotonic()
         self.holds = 0  # descriptors counted against the proxy's limit
+        #: the task connecting to a real server, since when, and whether the sweep ended it
+        self.connecting: asyncio.Task[None] | None = None
+        self.connect_started = 0.0
+        self.connect_expired = False
 
     def flush(self, now: float) -> None:
         """Add what passed since the last flush to the counters; activity restarts the
@@ -334,12 +341,13 @@ class _Client(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self.peer, self.local = (peer[0], peer[1]), (local[0], local[1])
         flow = Flow(peer[0], peer[1], local[0], local[1])
-        self.backend.loop.create_task(self._connect(flow))
+        self.connecting = self.backend.loop.create_task(self._connect(flow))
 
     async def _connect(self, flow: Flow) -> None:
         runtime = self.runtime
         tried: set[RealKey] = set()
         loop = self.backend.loop
+        connecting = self.backend.connecting
         for _ in range(CONNECT_ATTEMPTS):
             key = runtime.pick(flow, tried)
             if key is None:
@@ -349,13 +357,27 @@ class _Client(asyncio.Protocol):
                 break
             tried.add(key)
             port = real.port or runtime.service.key.port
+            # No timer per connect (asyncio.timeout costs ~50 us a connection): the
+            # sweep cancels a connect older than limits.connect_timeout.
+            self.connect_started = time.monotonic()
+            connecting.add(self)
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    transport, upstream = await loop.create_connection(
-                        lambda: _Upstream(self), real.address, port)
-            except (OSError, TimeoutError) as exc:
+                transport, upstream = await loop.create_connection(
+                    lambda: _Upstream(self), real.address, port)
+            except OSError as exc:
                 log.debug("proxy.connect_failed real=%s error=%s", key, exc)
                 continue
+            except asyncio.CancelledError:
+                if not self.connect_expired:
+                    raise
+                self.connect_expired = False
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                log.debug("proxy.connect_failed real=%s error=timed out", key)
+                continue
+            finally:
+                connecting.discard(self)
             if self.closed:
                 transport.close()
                 return
@@ -563,6 +585,8 @@ class UserspaceBackend(Backend):
         #: descriptors held for clients, against `limits.max_descriptors`
         self.descriptors = 0
         self.clients: set[_Client] = set()
+        #: clients waiting for a real server to accept
+        self.connecting: set[_Client] = set()
         #: what was refused for want of descriptors, by kind
         self.refused: dict[str, int] = {}
         self._limit_logged = -LIMIT_LOG_EVERY
@@ -682,6 +706,11 @@ class UserspaceBackend(Backend):
             for client in [c for c in self.clients
                            if now - c.last_active > self._idle_limit(c)]:
                 client.abort()
+            for client in [c for c in self.connecting
+                           if now - c.connect_started > limits.connect_timeout]:
+                if client.connecting is not None:
+                    client.connect_expired = True
+                    client.connecting.cancel()
             for udp in self._udp.values():
                 udp.sweep(now, limits.udp_idle)
 
