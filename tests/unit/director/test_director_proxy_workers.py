@@ -62,13 +62,17 @@ def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
-def test_default_is_one_process_per_cpu_and_the_variable_overrides_it(monkeypatch):
+def test_default_is_one_process_and_the_variable_asks_for_more(monkeypatch):
     monkeypatch.delenv("VIGIL_PROXY_WORKERS", raising=False)
-    assert default_workers() == max(1, min(8, os.cpu_count() or 1))
+    assert default_workers() == 1
     monkeypatch.setenv("VIGIL_PROXY_WORKERS", "3")
     assert default_workers() == 3
+    monkeypatch.setenv("VIGIL_PROXY_WORKERS", "cpus")
+    assert default_workers() == min(64, os.cpu_count() or 1)
     monkeypatch.setenv("VIGIL_PROXY_WORKERS", "many")
-    assert default_workers() == max(1, min(8, os.cpu_count() or 1))
+    assert default_workers() == 1
+    monkeypatch.setenv("VIGIL_PROXY_WORKERS", "1000")
+    assert default_workers() == 64
 
 
 def test_every_worker_follows_each_table_change_and_counters_are_summed():

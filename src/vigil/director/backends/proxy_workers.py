@@ -58,20 +58,25 @@ ANSWER_TIMEOUT = 10.0
 STOP_TIMEOUT = 3.0
 #: A worker that died is replaced after this pause (no busy loop if it dies at once).
 RESPAWN_DELAY = 0.5
+#: At most this many processes serve (VIGIL_PROXY_WORKERS).
+MAX_WORKERS = 64
 #: Longest JSON line either side accepts.
 LINE_LIMIT = 64 << 20
 
 
 def default_workers() -> int:
-    """VIGIL_PROXY_WORKERS, else one process per CPU (at most 8): the director's process
-    counts as one, so 1 means no worker."""
-    wanted = os.environ.get("VIGIL_PROXY_WORKERS", "")
-    if wanted.strip():
+    """VIGIL_PROXY_WORKERS (the director's process counts as one; 1 means no worker,
+    "cpus" one process per CPU), else 1: one process schedules exactly as IPVS does
+    (round robin alternates over all connections), several each on their own."""
+    wanted = os.environ.get("VIGIL_PROXY_WORKERS", "").strip()
+    if wanted == "cpus":
+        return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    if wanted:
         try:
-            return max(1, min(64, int(wanted)))
+            return max(1, min(MAX_WORKERS, int(wanted)))
         except ValueError:
-            log.warning("proxy.workers_invalid value=%r (want a number)", wanted)
-    return max(1, min(8, os.cpu_count() or 1))
+            log.warning("proxy.workers_invalid value=%r (want a number or cpus)", wanted)
+    return 1
 
 
 def shared(service: VirtualService) -> bool:

@@ -12,6 +12,10 @@ Persistence (`-p`, `-M`) keeps a client network on its real server while it
 has connections and for the timeout after. Counters and 2-second rate
 estimates are kept as IPVS does. fwmark services need the kernel.
 
+Worker processes (`proxy_workers`, one per CPU by default) serve the TCP
+services without persistence too, on listeners joined by SO_REUSEPORT; this
+process hands them every table change and sums their counters.
+
 Clients are strangers: the proxy holds at most as many descriptors as the
 process may open minus a reserve for the health checks, the control socket
 and the logs (a flood of connections must not blind the checks); TCP
