@@ -99,6 +99,8 @@ FD_RESERVE = 256
 MAX_PENDING_OPENS = 256
 #: Datagrams kept for a session still being opened.
 MAX_EARLY_DATAGRAMS = 8
+#: The flow a scheduler that does not look at addresses is given.
+ANY_FLOW = Flow("", 0, "", 0)
 #: A refused connection or datagram is logged at most this often.
 LIMIT_LOG_EVERY = 10.0
 
@@ -286,9 +288,9 @@ class _Upstream(asyncio.Protocol):
 class _Client(asyncio.Protocol):
     """A client's connection to the virtual service."""
 
-    __slots__ = ("backend", "closed", "connect_expired", "connect_started", "connecting",
-                 "counters", "eof", "holds", "in_bytes", "in_packets",
-                 "last_active", "local", "out_bytes", "out_packets", "peer",
+    __slots__ = ("addresses", "backend", "closed", "connect_expired", "connect_started",
+                 "connecting", "counters", "eof", "holds", "in_bytes",
+                 "in_packets", "last_active", "out_bytes", "out_packets",
                  "pending", "real", "real_key", "runtime", "transport", "up",
                  "upstream", "upstream_eof")
 
@@ -301,8 +303,8 @@ class _Client(asyncio.Protocol):
         self.up: asyncio.Transport | None = None
         self.real: RealRuntime | None = None
         self.real_key: RealKey | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.local: tuple[str, int] = ("", 0)
+        #: (client, virtual service) addresses, asked of the kernel only when needed
+        self.addresses: tuple[tuple[str, int], tuple[str, int]] | None = None
         self.pending: list[bytes] = []
         self.eof = False
         self.upstream_eof = False
@@ -341,11 +343,23 @@ class _Client(asyncio.Protocol):
         self.holds = 2
         self.backend.clients.add(self)
         transport.pause_reading()
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.peer, self.local = (peer[0], peer[1]), (local[0], local[1])
-        flow = Flow(peer[0], peer[1], local[0], local[1])
+        runtime = self.runtime
+        if runtime.scheduler.hashing or runtime.service.persistent is not None:
+            (src, sport), (dst, dport) = self.ends()
+            flow = Flow(src, sport, dst, dport)
+        else:  # rr, wrr, lc, ...: the addresses play no part (two system calls saved)
+            flow = ANY_FLOW
         self.connecting = self.backend.loop.create_task(self._connect(flow))
+
+    def ends(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        """The client's address and the virtual service's, as the kernel says."""
+        if self.addresses is None:
+            peer = local = ("", 0)
+            if self.transport is not None:
+                peer = self.transport.get_extra_info("peername") or peer
+                local = self.transport.get_extra_info("sockname") or local
+            self.addresses = (peer[0], peer[1]), (local[0], local[1])
+        return self.addresses
 
     async def _connect(self, flow: Flow) -> None:
         runtime = self.runtime
@@ -746,8 +760,8 @@ class UserspaceBackend(Backend):
                 continue  # no real server chosen yet
             found.append(Connection(
                 "TCP", max(0.0, self._idle_limit(client) - (now - client.last_active)),
-                "FIN_WAIT" if client.half_closed else "ESTABLISHED", client.peer,
-                client.local, (client.real_key.address, client.real_key.port)))
+                "FIN_WAIT" if client.half_closed else "ESTABLISHED", *client.ends(),
+                (client.real_key.address, client.real_key.port)))
         assert self.limits is not None
         for key, udp in self._udp.items():
             for source, session in udp.sessions.items():
