@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 
+import pytest
+
 from vigil.director.backends.proxy_workers import default_workers, shared_table
 from vigil.director.backends.userspace import UserspaceBackend
 from vigil.director.codec import table_from_json
@@ -167,7 +169,8 @@ def test_a_worker_whose_director_is_gone_exits():
     asyncio.run(scenario())
 
 
-def test_bytes_both_ways_and_a_half_close_pass_through_every_process():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bytes_both_ways_and_a_half_close_pass_through_every_process(workers):
     """A client sends 1 MiB and shuts its side down; the server reads to the end,
     answers with 2 MiB and closes: whichever process took the connection, the
     bytes arrive whole and each end sees the other's FIN."""
@@ -183,9 +186,24 @@ def test_bytes_both_ways_and_a_half_close_pass_through_every_process():
         real = await asyncio.start_server(server_side, "127.0.0.2", 0)
         port = real.sockets[0].getsockname()[1]
         vport = free_port()
-        backend = UserspaceBackend(workers=2)
+        backend = UserspaceBackend(workers=workers)
         await backend.start()
         await apply(backend, Table.of([service(vport, [RealServer("127.0.0.2", port)])]))
+        key = ServiceKey.tcp("127.0.0.1", vport)
+        # an open connection's bytes show while it is open, not only at its end
+        held_reader, held_writer = await asyncio.open_connection("127.0.0.1", vport)
+        held_writer.write(b"z" * 1000)
+        await held_writer.drain()
+
+        async def held_counted():
+            return (await backend.stats())[key].counters.in_bytes == 1000
+
+        async with asyncio.timeout(10):
+            while not await held_counted():
+                await asyncio.sleep(0.02)
+        held_writer.write_eof()
+        assert int.from_bytes((await held_reader.read())[:8], "big") == 1000
+        held_writer.close()
         for _ in range(6):  # over both processes (the kernel hashes each connection)
             reader, writer = await asyncio.open_connection("127.0.0.1", vport)
             writer.write(b"y" * (1 << 20))
@@ -195,14 +213,13 @@ def test_bytes_both_ways_and_a_half_close_pass_through_every_process():
             assert int.from_bytes(answer[:8], "big") == 1 << 20
             assert answer[8:] == b"x" * (2 << 20)
             writer.close()
-        key = ServiceKey.tcp("127.0.0.1", vport)
 
         async def counted():
             stats = (await backend.stats())[key]
             return stats.counters.in_bytes, stats.counters.out_bytes, stats.counters.conns
 
         async with asyncio.timeout(10):
-            while await counted() != (6 << 20, 6 * ((2 << 20) + 8), 6):
+            while await counted() != ((6 << 20) + 1000, 7 * ((2 << 20) + 8), 7):
                 await asyncio.sleep(0.02)
         await backend.close()
         real.close()
