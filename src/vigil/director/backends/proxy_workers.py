@@ -187,9 +187,13 @@ class Worker:
                 raise WorkerError(f"worker {self.index} (pid {self.pid}): {exc}") from exc
             if not line:
                 raise WorkerError(f"worker {self.index} (pid {self.pid}) has gone")
-            answer = json.loads(line)
-            if not answer.get("ok"):
-                raise WorkerError(f"worker {self.index} (pid {self.pid}): {answer.get('error')}")
+            try:
+                answer = json.loads(line)
+            except ValueError as exc:
+                raise WorkerError(f"worker {self.index} (pid {self.pid}): bad answer") from exc
+            if not isinstance(answer, dict) or not answer.get("ok"):
+                error = answer.get("error") if isinstance(answer, dict) else answer
+                raise WorkerError(f"worker {self.index} (pid {self.pid}): {error}")
             return answer.get("value")
 
     def hang_up(self) -> None:

@@ -12,8 +12,8 @@ Persistence (`-p`, `-M`) keeps a client network on its real server while it
 has connections and for the timeout after. Counters and 2-second rate
 estimates are kept as IPVS does. fwmark services need the kernel.
 
-Worker processes (`proxy_workers`, one per CPU by default) serve the TCP
-services without persistence too, on listeners joined by SO_REUSEPORT; this
+Worker processes (`proxy_workers`, none by default: VIGIL_PROXY_WORKERS) serve
+the TCP services without persistence too, on listeners joined by SO_REUSEPORT; this
 process hands them every table change and sums their counters.
 
 Clients are strangers: the proxy holds at most as many descriptors as the
@@ -347,7 +347,7 @@ class _Client(asyncio.Protocol):
         if runtime.scheduler.hashing or runtime.service.persistent is not None:
             (src, sport), (dst, dport) = self.ends()
             flow = Flow(src, sport, dst, dport)
-        else:  # rr, wrr, lc, ...: the addresses play no part (two system calls saved)
+        else:  # rr, wrr, lc, ...: the addresses play no part (not even asked for)
             flow = ANY_FLOW
         self.connecting = self.backend.loop.create_task(self._connect(flow))
 
