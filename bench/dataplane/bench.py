@@ -7,7 +7,8 @@ keep-alive and a new connection per request. Each repetition runs every path
 once, in a rotated order; we print the median req/s of each path and the
 median of its per-repetition ratios to the direct run of the same repetition.
 
-    server5  eth0 198.51.100.5   DR VIP .100 (vigil, nftables), HAProxy .101, userspace .102,
+    server5  eth0 198.51.100.5   DR VIP .100 (vigil, nftables), HAProxy .101, userspace .102
+                                 (default: one process), .104 (one process per CPU),
                                  .103 the study's stateless ruleset (a), for reference
              eth1 203.0.113.5    NAT VIP 203.0.113.100 (vigil, nftables)
     rs1/rs2  198.51.100.1/.2     nginx (1 worker each); VIP .100 on lo; default via .5
@@ -40,6 +41,8 @@ from vigil.testing import vigil_command, wait_until
 
 DR_VIP, HAPROXY_VIP, PROXY_VIP, NAT_VIP = ("198.51.100.100", "198.51.100.101",
                                            "198.51.100.102", "203.0.113.100")
+#: the userspace proxy again, with one process per CPU (VIGIL_PROXY_WORKERS=cpus)
+WORKERS_VIP = "198.51.100.104"
 #: The study's stateless ruleset (a): the cheapest netdev direct routing there is,
 #: for reference (no affinity across changes, MACs written into the rule).
 REFERENCE_VIP = "198.51.100.103"
@@ -72,6 +75,8 @@ virtual={PROXY_VIP}:80
 \tscheduler=rr
 \tchecktype=connect
 """
+
+WORKERS_CF = PROXY_CF.replace(PROXY_VIP, WORKERS_VIP).replace("proxy.log", "workers.log")
 
 HAPROXY_CFG = f"""\
 global
@@ -183,7 +188,7 @@ def set_up(lab: Lab) -> str:
         run(host, "realserver", "start", "--vip", DR_VIP)
         run(host, "realserver", "start", "--vip", REFERENCE_VIP)
         host.run(["ip", "route", "add", "default", "via", "198.51.100.5"])
-    for address in (DR_VIP, HAPROXY_VIP, PROXY_VIP, REFERENCE_VIP):
+    for address in (DR_VIP, HAPROXY_VIP, PROXY_VIP, REFERENCE_VIP, WORKERS_VIP):
         lab.add_address("server5", "eth0", f"{address}/24")
     lab.add_address("server5", "eth1", f"{NAT_VIP}/24")
     server5.sysctl("net.ipv4.ip_forward", 1)
@@ -195,11 +200,16 @@ def set_up(lab: Lab) -> str:
     run(server5, "director", "--backend", "nftables", "start")
     server5.write_file("/etc/ha.d/proxy.cf", PROXY_CF)
     run(server5, "director", "--backend", "userspace", "proxy.cf", "start")
+    server5.write_file("/etc/ha.d/workers.cf", WORKERS_CF)
+    run(server5, "director", "--backend", "userspace", "workers.cf", "start",
+        env={"VIGIL_PROXY_WORKERS": "cpus"})
     up = {RS1: 1, RS2: 1}
     wait_until(lambda: table_weights(server5, "ldirectord.cf") == {DR_VIP: up, NAT_VIP: up},
                20, "kernel director ready")
     wait_until(lambda: table_weights(server5, "proxy.cf") == {PROXY_VIP: up}, 20,
                "userspace director ready")
+    wait_until(lambda: table_weights(server5, "workers.cf") == {WORKERS_VIP: up}, 20,
+               "userspace director with workers ready")
     wait_until(lambda: "nftables.settled" in server5.read_file("/var/log/ldirectord.log"),
                20, "kernel data path settled")
     load_reference(lab)
@@ -215,6 +225,7 @@ PATHS = {
     "vigil NAT (nftables)": f"http://{NAT_VIP}/",
     "HAProxy TCP": f"http://{HAPROXY_VIP}/",
     "vigil userspace": f"http://{PROXY_VIP}/",
+    "userspace, per CPU": f"http://{WORKERS_VIP}/",
     "reference (a)": f"http://{REFERENCE_VIP}/",
 }
 
@@ -232,7 +243,10 @@ def report(results: dict[str, dict[str, list[float]]], seconds: float, reps: int
                   f"{statistics.median(ratios):16.2f} "
                   f"{min(ratios):6.2f}-{max(ratios):.2f}")
         haproxy_rates = rows["HAProxy TCP"]
-        for name in ("vigil DR (nftables)", "vigil NAT (nftables)"):
+        for name in ("vigil DR (nftables)", "vigil NAT (nftables)", "vigil userspace",
+                     "userspace, per CPU"):
+            if name not in rows:
+                continue
             times = [r / h for r, h in zip(rows[name], haproxy_rates, strict=True)]
             print(f"  {name} / HAProxy: {statistics.median(times):.2f}x")
 
@@ -242,17 +256,22 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--json", help="write the raw rates here")
+    parser.add_argument("--paths", choices=("all", "proxies"), default="all",
+                        help="proxies: only direct, HAProxy and the userspace proxy (both)")
     args = parser.parse_args()
+    paths = PATHS if args.paths == "all" else {
+        name: PATHS[name] for name in ("direct rs1", "HAProxy TCP", "vigil userspace",
+                                       "userspace, per CPU")}
     results: dict[str, dict[str, list[float]]] = {"keep-alive": {}, "new connection": {}}
     with Lab(topology()) as lab:
         haproxy = set_up(lab)
-        names = list(PATHS)
+        names = list(paths)
         try:
             for rep in range(args.reps):
                 order = names[rep % len(names):] + names[:rep % len(names)]
                 for mode, close in (("keep-alive", False), ("new connection", True)):
                     for name in order:
-                        rate = wrk(lab, PATHS[name], args.seconds, close)
+                        rate = wrk(lab, paths[name], args.seconds, close)
                         results[mode].setdefault(name, []).append(rate)
                         print(f"rep {rep + 1} {mode:15} {name:22} {rate:10.0f} req/s",
                               flush=True)
@@ -260,7 +279,8 @@ def main() -> int:
             server5 = lab.host("server5")
             run(server5, "director", "stop", check=False)
             run(server5, "director", "proxy.cf", "stop", check=False)
-    ordered = {mode: {name: rows[name] for name in PATHS} for mode, rows in results.items()}
+            run(server5, "director", "workers.cf", "stop", check=False)
+    ordered = {mode: {name: rows[name] for name in paths} for mode, rows in results.items()}
     report(ordered, args.seconds, args.reps, haproxy)
     if args.json:
         Path(args.json).write_text(json.dumps(ordered, indent=1))

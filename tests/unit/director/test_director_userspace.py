@@ -18,6 +18,13 @@ from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
 
 
+@pytest.fixture(autouse=True)
+def one_process(monkeypatch):
+    """Scheduling, limits and counters of one process, checked exactly; the worker
+    processes have their own tests (test_director_proxy_workers.py)."""
+    monkeypatch.setenv("VIGIL_PROXY_WORKERS", "1")
+
+
 def free_port(kind=socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -334,3 +341,37 @@ def test_memory_backend_and_choice():
     expected = "nftables" if NftablesBackend.available() is None else "userspace"
     assert choose("auto").name in (expected, "ipvs")
     assert choose("memory").name == "memory"
+
+
+def test_a_connect_the_real_server_never_answers_is_given_up_for_the_next_server():
+    async def scenario():
+        # A listener that never accepts, its queue full: the kernel drops further SYNs.
+        black = socket.socket()
+        black.bind(("127.0.0.2", 0))
+        black.listen(0)
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(black.getsockname())
+            fillers.append(filler)
+        good, port = await named_server("rs1")
+        vport = free_port()
+        backend = UserspaceBackend(ProxyLimits(max_descriptors=100, sweep_every=0.05,
+                                               connect_timeout=0.3))
+        await backend.start()
+        reals = [RealServer("127.0.0.2", black.getsockname()[1]), RealServer("127.0.0.2", port)]
+        await apply(backend, Table.of([service(vport, reals)]))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # round robin: one of the two goes to the silent server first, then to rs1
+        assert [await ask(vport, "a"), await ask(vport, "b")] == ["rs1:a", "rs1:b"]
+        assert loop.time() - started >= 0.3  # one waited for its connect to time out
+        assert not backend.connecting
+        await backend.close()
+        good.close()
+        black.close()
+        for filler in fillers:
+            filler.close()
+
+    asyncio.run(scenario())

@@ -12,6 +12,10 @@ Persistence (`-p`, `-M`) keeps a client network on its real server while it
 has connections and for the timeout after. Counters and 2-second rate
 estimates are kept as IPVS does. fwmark services need the kernel.
 
+Worker processes (`proxy_workers`, none by default: VIGIL_PROXY_WORKERS) serve
+the TCP services without persistence too, on listeners joined by SO_REUSEPORT; this
+process hands them every table change and sums their counters.
+
 Clients are strangers: the proxy holds at most as many descriptors as the
 process may open minus a reserve for the health checks, the control socket
 and the logs (a flood of connections must not blind the checks); TCP
@@ -44,6 +48,19 @@ from vigil.director.backends.base import (
     Timeouts,
     clear,
     planned_table,
+)
+from vigil.director.backends.proxy_workers import (
+    RESPAWN_DELAY,
+    Worker,
+    WorkerError,
+    add_stats,
+    connection_from_json,
+    default_workers,
+    keys_to_json,
+    shared,
+    stats_from_json,
+    tables_to_json,
+    without_activity,
 )
 from vigil.lvs.operations import (
     AddService,
@@ -82,6 +99,8 @@ FD_RESERVE = 256
 MAX_PENDING_OPENS = 256
 #: Datagrams kept for a session still being opened.
 MAX_EARLY_DATAGRAMS = 8
+#: The flow a scheduler that does not look at addresses is given.
+ANY_FLOW = Flow("", 0, "", 0)
 #: A refused connection or datagram is logged at most this often.
 LIMIT_LOG_EVERY = 10.0
 
@@ -96,8 +115,10 @@ class ProxyLimits:
     udp_idle: float = UDP_IDLE
     #: a connection one side has closed (a FIN seen)
     tcp_fin_idle: float = TCP_FIN_IDLE
-    #: how often idle connections and flows are looked for
+    #: how often idle connections and flows (and slow connects) are looked for
     sweep_every: float = 1.0
+    #: a connect to a real server slower than this (found by the sweep) tries the next
+    connect_timeout: float = CONNECT_TIMEOUT
 
     @classmethod
     def from_system(cls, reserve: int = FD_RESERVE) -> ProxyLimits:
@@ -218,7 +239,14 @@ class ServiceRuntime:
 
 
 class _Upstream(asyncio.Protocol):
-    """The director's connection to a real server."""
+    """The director's connection to a real server.
+
+    Established connections do no Python work per chunk beyond the write and
+    two additions to the connection's own counters: the service's and real
+    server's counters and the idle clock follow in `_Client.flush`, which the
+    sweeper, the rate estimator and every reader of the counters call."""
+
+    __slots__ = ("client", "transport")
 
     def __init__(self, client: _Client):
         self.client = client
@@ -229,10 +257,8 @@ class _Upstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
-        client.last_active = time.monotonic()
-        for counters in client.counters:
-            counters.out_packets += 1
-            counters.out_bytes += len(data)
+        client.out_packets += 1
+        client.out_bytes += len(data)
         if client.transport is not None:
             client.transport.write(data)
 
@@ -262,23 +288,51 @@ class _Upstream(asyncio.Protocol):
 class _Client(asyncio.Protocol):
     """A client's connection to the virtual service."""
 
+    __slots__ = ("addresses", "backend", "closed", "connect_expired", "connect_started",
+                 "connecting", "counters", "eof", "holds", "in_bytes",
+                 "in_packets", "last_active", "out_bytes", "out_packets",
+                 "pending", "real", "real_key", "runtime", "transport", "up",
+                 "upstream", "upstream_eof")
+
     def __init__(self, backend: UserspaceBackend, runtime: ServiceRuntime):
         self.backend = backend
         self.runtime = runtime
         self.transport: asyncio.Transport | None = None
         self.upstream: _Upstream | None = None
+        #: the real server's transport once connected (the hot path reads only this)
+        self.up: asyncio.Transport | None = None
         self.real: RealRuntime | None = None
         self.real_key: RealKey | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.local: tuple[str, int] = ("", 0)
+        #: (client, virtual service) addresses, asked of the kernel only when needed
+        self.addresses: tuple[tuple[str, int], tuple[str, int]] | None = None
         self.pending: list[bytes] = []
         self.eof = False
         self.upstream_eof = False
         self.closed = False
         self.counters: tuple[Counters, ...] = ()
-        self.early_packets = self.early_bytes = 0  # before a real server was chosen
+        #: not yet added to `counters` (see `flush`)
+        self.in_packets = self.in_bytes = self.out_packets = self.out_bytes = 0
         self.last_active = time.monotonic()
         self.holds = 0  # descriptors counted against the proxy's limit
+        #: the task connecting to a real server, since when, and whether the sweep ended it
+        self.connecting: asyncio.Task[None] | None = None
+        self.connect_started = 0.0
+        self.connect_expired = False
+
+    def flush(self, now: float) -> None:
+        """Add what passed since the last flush to the counters; activity restarts the
+        idle clock (so idle times are exact to the sweep period)."""
+        if not (self.in_packets or self.out_packets):
+            return
+        self.last_active = now
+        if not self.counters:
+            return  # no real server yet: counted once one is chosen
+        for counters in self.counters:
+            counters.in_packets += self.in_packets
+            counters.in_bytes += self.in_bytes
+            counters.out_packets += self.out_packets
+            counters.out_bytes += self.out_bytes
+        self.in_packets = self.in_bytes = self.out_packets = self.out_bytes = 0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -289,16 +343,29 @@ class _Client(asyncio.Protocol):
         self.holds = 2
         self.backend.clients.add(self)
         transport.pause_reading()
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.peer, self.local = (peer[0], peer[1]), (local[0], local[1])
-        flow = Flow(peer[0], peer[1], local[0], local[1])
-        self.backend.loop.create_task(self._connect(flow))
+        runtime = self.runtime
+        if runtime.scheduler.hashing or runtime.service.persistent is not None:
+            (src, sport), (dst, dport) = self.ends()
+            flow = Flow(src, sport, dst, dport)
+        else:  # rr, wrr, lc, ...: the addresses play no part (not even asked for)
+            flow = ANY_FLOW
+        self.connecting = self.backend.loop.create_task(self._connect(flow))
+
+    def ends(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        """The client's address and the virtual service's, as the kernel says."""
+        if self.addresses is None:
+            peer = local = ("", 0)
+            if self.transport is not None:
+                peer = self.transport.get_extra_info("peername") or peer
+                local = self.transport.get_extra_info("sockname") or local
+            self.addresses = (peer[0], peer[1]), (local[0], local[1])
+        return self.addresses
 
     async def _connect(self, flow: Flow) -> None:
         runtime = self.runtime
         tried: set[RealKey] = set()
         loop = self.backend.loop
+        connecting = self.backend.connecting
         for _ in range(CONNECT_ATTEMPTS):
             key = runtime.pick(flow, tried)
             if key is None:
@@ -308,19 +375,31 @@ class _Client(asyncio.Protocol):
                 break
             tried.add(key)
             port = real.port or runtime.service.key.port
+            # No timer per connect (asyncio.timeout costs ~50 us a connection): the
+            # sweep cancels a connect older than limits.connect_timeout.
+            self.connect_started = time.monotonic()
+            connecting.add(self)
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    transport, upstream = await loop.create_connection(
-                        lambda: _Upstream(self), real.address, port)
-            except (OSError, TimeoutError) as exc:
+                transport, upstream = await loop.create_connection(
+                    lambda: _Upstream(self), real.address, port)
+            except OSError as exc:
                 log.debug("proxy.connect_failed real=%s error=%s", key, exc)
                 continue
+            except asyncio.CancelledError:
+                if not self.connect_expired:
+                    raise
+                self.connect_expired = False
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                log.debug("proxy.connect_failed real=%s error=timed out", key)
+                continue
+            finally:
+                connecting.discard(self)
             if self.closed:
                 transport.close()
                 return
-            with contextlib.suppress(OSError):
-                transport.get_extra_info("socket").setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # (asyncio and uvloop both set TCP_NODELAY on TCP transports)
             self.upstream = upstream
             self.real_key = RealKey(real.address, port)
             self.real = runtime.reals.get(key) or runtime.reals.setdefault(key, RealRuntime())
@@ -328,11 +407,10 @@ class _Client(asyncio.Protocol):
             self.counters = (self.real.counters, runtime.counters)
             for counters in self.counters:
                 counters.conns += 1
-                counters.in_packets += self.early_packets
-                counters.in_bytes += self.early_bytes
             for chunk in self.pending:
                 transport.write(chunk)
             self.pending.clear()
+            self.up = transport
             if self.eof and transport.can_write_eof():
                 transport.write_eof()
             if self.transport is not None:
@@ -341,17 +419,11 @@ class _Client(asyncio.Protocol):
         self.abort()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
-        if self.counters:
-            for counters in self.counters:
-                counters.in_packets += 1
-                counters.in_bytes += len(data)
-        else:
-            self.early_packets += 1
-            self.early_bytes += len(data)
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.write(data)
+        self.in_packets += 1
+        self.in_bytes += len(data)
+        up = self.up
+        if up is not None:
+            up.write(data)
         else:
             self.pending.append(data)
 
@@ -360,19 +432,18 @@ class _Client(asyncio.Protocol):
         if self.upstream_eof:  # both directions are done
             self.close()
             return False
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None \
-                and upstream.transport.can_write_eof():
-            upstream.transport.write_eof()
+        up = self.up
+        if up is not None and up.can_write_eof():
+            up.write_eof()
         return True
 
     def pause_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.pause_reading()
+        if self.up is not None:
+            self.up.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.resume_reading()
+        if self.up is not None:
+            self.up.resume_reading()
 
     def connection_lost(self, exc) -> None:
         self.transport = None
@@ -392,10 +463,12 @@ class _Client(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.flush(time.monotonic())
         if self.transport is not None:
             self.transport.close()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()
+        if self.up is not None:
+            self.up.close()
+            self.up = None
         if self.real is not None:
             self.real.load.active -= 1
         self.backend.give(self.holds)
@@ -508,8 +581,20 @@ class _UdpSession(asyncio.DatagramProtocol):
 class UserspaceBackend(Backend):
     name = "userspace"
 
-    def __init__(self, limits: ProxyLimits | None = None) -> None:
+    def __init__(self, limits: ProxyLimits | None = None, workers: int | None = None,
+                 reuse_port: bool = False) -> None:
+        """`workers`: processes serving the shared services, this one included
+        (default: `default_workers()`); `reuse_port`: this process is a worker."""
         self.table = Table()
+        self.processes = workers if workers is not None else default_workers()
+        self.reuse_port = reuse_port or self.processes > 1
+        self.workers: list[Worker] = []
+        self._watchers: list[asyncio.Task[None]] = []
+        self._closing = False
+        #: how many workers died (each was replaced)
+        self.worker_deaths = 0
+        #: the counters of workers that died, as last read
+        self.retired: dict[ServiceKey, ServiceStats] = {}
         self.runtimes: dict[ServiceKey, ServiceRuntime] = {}
         self._udp: dict[ServiceKey, _UdpService] = {}
         self._maintenance: asyncio.Task[None] | None = None
@@ -518,6 +603,8 @@ class UserspaceBackend(Backend):
         #: descriptors held for clients, against `limits.max_descriptors`
         self.descriptors = 0
         self.clients: set[_Client] = set()
+        #: clients waiting for a real server to accept
+        self.connecting: set[_Client] = set()
         #: what was refused for want of descriptors, by kind
         self.refused: dict[str, int] = {}
         self._limit_logged = -LIMIT_LOG_EVERY
@@ -532,6 +619,75 @@ class UserspaceBackend(Backend):
         loop = asyncio.get_running_loop()
         self._maintenance = loop.create_task(self._keep())
         self._expiry = loop.create_task(self._expire())
+        try:
+            for index in range(1, self.processes):
+                worker = Worker(index)
+                self.workers.append(worker)
+                await worker.spawn()
+                await self._prime(worker)
+                log.info("proxy.worker_started worker=%d pid=%s", index, worker.pid)
+        except (OSError, WorkerError) as exc:
+            await self.close()
+            raise BackendError(f"cannot start the proxy's worker processes: {exc}") from exc
+        self._watchers = [loop.create_task(self._watch(w)) for w in self.workers]
+
+    # -- worker processes ------------------------------------------------------------------
+    async def _prime(self, worker: Worker) -> None:
+        """Bring a new worker to this process's timeouts and table."""
+        assert self.limits is not None
+        timeouts = await self.timeouts()
+        await worker.ask({"op": "timeouts",
+                          "timeouts": [timeouts.tcp, timeouts.tcpfin, timeouts.udp]})
+        await worker.ask({"op": "table", "table": tables_to_json(self.table)})
+        worker.ready = True
+
+    async def _watch(self, worker: Worker) -> None:
+        """Notice a worker's exit at once, keep its counters, start another."""
+        while not self._closing:
+            process = worker.process
+            if process is not None:
+                status = await process.wait()
+                if self._closing:
+                    return
+                self.worker_deaths += 1
+                log.error("proxy.worker_died worker=%d pid=%d status=%d (replacing it)",
+                          worker.index, process.pid, status)
+                died = without_activity(worker.last_stats)
+                add_stats(self.retired, died, died.keys())
+                worker.hang_up()
+                worker.process = None
+            await asyncio.sleep(RESPAWN_DELAY)
+            try:
+                await worker.spawn()
+                await self._prime(worker)
+                log.info("proxy.worker_started worker=%d pid=%s", worker.index, worker.pid)
+            except (OSError, WorkerError) as exc:
+                log.error("proxy.worker_start_failed worker=%d error=%s", worker.index, exc)
+                self._replace(worker)
+
+    def _replace(self, worker: Worker) -> None:
+        """A worker that cannot follow the table: kill it (its watcher starts another)."""
+        if worker.process is not None and worker.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+
+    async def _ask_workers(self, request: dict) -> list:
+        """Every live worker's answer (None for one that could not answer: it is replaced)."""
+        answers = await asyncio.gather(*(w.ask(request) for w in self.workers),
+                                       return_exceptions=True)
+        out = []
+        for worker, answer in zip(self.workers, answers, strict=True):
+            if isinstance(answer, WorkerError):
+                if not self._closing and worker.process is not None:
+                    log.error("proxy.worker_failed worker=%d request=%s error=%s",
+                              worker.index, request.get("op"), answer)
+                    self._replace(worker)
+                out.append(None)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                out.append(answer)
+        return out
 
     # -- the descriptor budget -------------------------------------------------------------
     def take(self, count: int, kind: str) -> bool:
@@ -551,16 +707,28 @@ class UserspaceBackend(Backend):
     def give(self, count: int) -> None:
         self.descriptors = max(0, self.descriptors - count)
 
+    def flush(self) -> float:
+        """Bring every connection's counts into the counters; the time it did that."""
+        now = time.monotonic()
+        for client in self.clients:
+            client.flush(now)
+        return now
+
     async def _expire(self) -> None:
         """Idle TCP connections and UDP flows end (IPVS's timeouts)."""
         assert self.limits is not None
         while True:
             await asyncio.sleep(self.limits.sweep_every)
             limits = self.limits  # --set may have changed them
-            now = time.monotonic()
+            now = self.flush()
             for client in [c for c in self.clients
                            if now - c.last_active > self._idle_limit(c)]:
                 client.abort()
+            for client in [c for c in self.connecting
+                           if now - c.connect_started > limits.connect_timeout]:
+                if client.connecting is not None:
+                    client.connect_expired = True
+                    client.connecting.cancel()
             for udp in self._udp.values():
                 udp.sweep(now, limits.udp_idle)
 
@@ -570,6 +738,11 @@ class UserspaceBackend(Backend):
 
     # -- ipvsadm -Z, -L -c, --set ----------------------------------------------------------
     async def zero(self, keys: Collection[ServiceKey] | None) -> None:
+        self.flush()
+        await self._ask_workers({"op": "zero", "keys": keys_to_json(keys)})
+        for key in list(self.retired):
+            if keys is None or key in keys:
+                del self.retired[key]
         for key, runtime in self.runtimes.items():
             if keys is not None and key not in keys:
                 continue
@@ -580,15 +753,15 @@ class UserspaceBackend(Backend):
                     clear(numbers)
 
     async def connections(self) -> list[Connection]:
-        now = time.monotonic()
+        now = self.flush()
         found = []
         for client in self.clients:
             if client.real_key is None or client.closed:
                 continue  # no real server chosen yet
             found.append(Connection(
                 "TCP", max(0.0, self._idle_limit(client) - (now - client.last_active)),
-                "FIN_WAIT" if client.half_closed else "ESTABLISHED", client.peer,
-                client.local, (client.real_key.address, client.real_key.port)))
+                "FIN_WAIT" if client.half_closed else "ESTABLISHED", *client.ends(),
+                (client.real_key.address, client.real_key.port)))
         assert self.limits is not None
         for key, udp in self._udp.items():
             for source, session in udp.sessions.items():
@@ -598,6 +771,8 @@ class UserspaceBackend(Backend):
                     "UDP", max(0.0, self.limits.udp_idle - (now - session.used)), "UDP",
                     (source[0], source[1]), (key.address, key.port),
                     (session.key.address, port)))
+        for answer in await self._ask_workers({"op": "connections"}):
+            found.extend(connection_from_json(c) for c in answer or ())
         return found
 
     async def timeouts(self) -> Timeouts:
@@ -613,7 +788,9 @@ class UserspaceBackend(Backend):
             limits, tcp_idle=wanted.tcp or limits.tcp_idle,
             tcp_fin_idle=wanted.tcpfin or limits.tcp_fin_idle,
             udp_idle=wanted.udp or limits.udp_idle)
-        return await self.timeouts()
+        now = await self.timeouts()
+        await self._ask_workers({"op": "timeouts", "timeouts": [now.tcp, now.tcpfin, now.udp]})
+        return now
 
     async def read(self) -> Table:
         return self.table
@@ -633,7 +810,7 @@ class UserspaceBackend(Backend):
         opened: dict[ServiceKey, socket.socket] = {}
         try:
             for service in added:
-                opened[service.key] = self._bind(service.key)
+                opened[service.key] = self._bind(service.key, self.reuse_port and shared(service))
         except OSError as exc:
             for sock in opened.values():
                 sock.close()
@@ -651,13 +828,17 @@ class UserspaceBackend(Backend):
             if runtime is not None and runtime.service != service:
                 runtime.update(service)
         self.table = result
+        # Every worker follows before apply returns (one that cannot is replaced).
+        await self._ask_workers({"op": "table", "table": tables_to_json(result)})
 
-    def _bind(self, key: ServiceKey) -> socket.socket:
+    def _bind(self, key: ServiceKey, reuse_port: bool = False) -> socket.socket:
         family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
         kind = socket.SOCK_DGRAM if key.protocol is Protocol.UDP else socket.SOCK_STREAM
         sock = socket.socket(family, kind)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # the worker processes' listeners join this one
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP if family == socket.AF_INET
                                 else socket.IPPROTO_IPV6, IP_FREEBIND, 1)
@@ -702,13 +883,14 @@ class UserspaceBackend(Backend):
         last = time.monotonic()
         while True:
             await asyncio.sleep(ESTIMATE_EVERY)
-            now = time.monotonic()
+            now = self.flush()
             for runtime in self.runtimes.values():
                 runtime.estimate(now - last)
                 runtime.sweep(now)
             last = now
 
     async def stats(self) -> dict[ServiceKey, ServiceStats]:
+        self.flush()
         result: dict[ServiceKey, ServiceStats] = {}
         for key, runtime in self.runtimes.items():
             service_stats = ServiceStats(Counters(**runtime.counters.__dict__),
@@ -719,9 +901,18 @@ class UserspaceBackend(Backend):
                     active=rt.load.active, inactive=rt.load.inactive,
                     counters=Counters(**rt.counters.__dict__), rates=Rates(**rt.rates.__dict__))
             result[key] = service_stats
+        for worker, answer in zip(self.workers,
+                                  await self._ask_workers({"op": "stats"}), strict=True):
+            if answer is not None:
+                worker.last_stats = stats_from_json(answer)
+            add_stats(result, worker.last_stats, result.keys())
+        add_stats(result, self.retired, result.keys())
         return result
 
     async def close(self) -> None:
+        self._closing = True
+        await cancel_and_wait(self._watchers)
+        await asyncio.gather(*(w.stop() for w in self.workers))
         await cancel_and_wait([self._maintenance, self._expiry])
         for key in list(self.runtimes):
             self._close_service(key)
