@@ -45,6 +45,8 @@ ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C.UT
 
 pytestmark = [
     pytest.mark.slow,
+    # cold: the deb builds and the root from the mirror (about 2.5 min on a loaded machine)
+    pytest.mark.timeout(600),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot, namespaces)"),
     pytest.mark.skipif(shutil.which("mmdebstrap") is None or
                        shutil.which("dpkg-buildpackage") is None,
