@@ -99,9 +99,9 @@ def test_the_units_name_usr_bin_vigil_and_nothing_starts_on_install(unpacked):
 def test_the_packaged_program_checks_the_packaged_examples(unpacked, tmp_path):
     """/usr/bin/vigil from the package, on its own examples and init script.
 
-    Debian 12's python3-* libraries are older than vigil needs (debian/control),
-    so the packaged code runs here on this venv's pinned ones, from the package's
-    own directory and nowhere near the checkout.
+    The packaged code runs here on this venv's pinned libraries, from the package's
+    own directory and nowhere near the checkout (test_deb_install.py runs it on
+    Debian 12's own, installed by apt in a clean root).
     """
     site = unpacked / "usr/lib/python3/dist-packages"
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -656,8 +657,18 @@ def event_loop_runner():
         except ImportError:
             pass
         else:
-            return uvloop.run
+            return getattr(uvloop, "run", None) or _uvloop_run(uvloop.new_event_loop)
     return asyncio.run
+
+
+def _uvloop_run(new_event_loop: Callable[[], asyncio.AbstractEventLoop]):
+    """`uvloop.run` for uvloop < 0.18 (Debian 12's 0.17): what it does on Python 3.11."""
+
+    def run(main):
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(main)
+
+    return run
 
 
 #: a log target "syslog:FACILITY" (ldirectord's logfile="local0") instead of a file

@@ -5,13 +5,29 @@ Each daemon keeps its own collector in its own package (`vigil.ha.metrics`,
 serves them, so it sits below all three.
 """
 
-from prometheus_client import disable_created_metrics
+from types import ModuleType
+
+import prometheus_client
 
 from vigil.metrics.address import LOOPBACK, MetricsAddress, parse_address
 from vigil.metrics.server import MetricsServer, SnapshotCollector, exposition
 
-# `_created` series double every counter and no dashboard here reads them
-disable_created_metrics()
+
+def disable_created_series(client: ModuleType = prometheus_client) -> None:
+    """`_created` series double every counter and no dashboard here reads them.
+
+    prometheus-client 0.17 added `disable_created_metrics()`; Debian 12's 0.16 has
+    the same module-level switch it sets (otherwise only read from the environment
+    at import), so that one is set directly there.
+    """
+    disable = getattr(client, "disable_created_metrics", None)
+    if disable is not None:
+        disable()
+    else:
+        client.metrics._use_created = False
+
+
+disable_created_series()
 
 __all__ = ["LOOPBACK", "MetricsAddress", "MetricsServer", "SnapshotCollector", "exposition",
            "parse_address"]

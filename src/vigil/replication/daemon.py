@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pyfuse3
-import pyfuse3.asyncio as pyfuse3_asyncio
+
+try:
+    import pyfuse3.asyncio as pyfuse3_asyncio
+except ModuleNotFoundError:  # pyfuse3 < 3.3 (Debian 12's 3.2.1) ships it as a module of its own
+    import pyfuse3_asyncio  # type: ignore[no-redef]
 
 from vigil.errors import UsageError, VigilError
 from vigil.log import event, setup_logging

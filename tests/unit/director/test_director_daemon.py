@@ -140,3 +140,24 @@ def test_an_ldirectord_logfile_without_a_slash_is_a_syslog_facility():
     assert split_log_target(f"{SYSLOG_PREFIX}local0") == (None, "local0")
     assert split_log_target("/var/log/ldirectord.log") == ("/var/log/ldirectord.log", None)
     assert split_log_target(None) == (None, None) and split_log_target("") == (None, None)
+
+
+def test_the_uvloop_runner_without_uvloop_run(monkeypatch):
+    """uvloop < 0.18 (Debian 12's 0.17) has no uvloop.run: its loop factory runs the daemon."""
+    import sys
+    import types
+
+    made = []
+
+    def new_event_loop():
+        made.append(asyncio.new_event_loop())
+        return made[-1]
+
+    monkeypatch.delenv("VIGIL_EVENT_LOOP", raising=False)
+    monkeypatch.setitem(sys.modules, "uvloop", types.SimpleNamespace(new_event_loop=new_event_loop))
+
+    async def main():
+        return asyncio.get_running_loop()
+
+    assert daemon.event_loop_runner()(main()) is made[0]
+    assert made[0].is_closed()

@@ -134,3 +134,26 @@ def test_pages_are_served_beside_metrics_read_only():
         assert failed.value.code == 503
     finally:
         server.close()
+
+
+def test_created_series_are_off_with_prometheus_client_before_0_17():
+    """Debian 12's prometheus-client 0.16 has no disable_created_metrics(), only the switch."""
+    import types
+
+    from prometheus_client import Counter
+
+    from vigil.metrics import disable_created_series
+
+    old = types.SimpleNamespace(metrics=types.SimpleNamespace(_use_created=True))
+    disable_created_series(old)  # type: ignore[arg-type]
+    assert old.metrics._use_created is False
+
+    called = []
+    disable_created_series(types.SimpleNamespace(  # type: ignore[arg-type]
+        disable_created_metrics=lambda: called.append(True)))
+    assert called == [True]
+
+    registry = CollectorRegistry()
+    Counter("vigil_test_total", "a counter", registry=registry).inc()
+    text = exposition(registry)
+    assert "vigil_test_total 1.0" in text and "_created" not in text
