@@ -131,13 +131,18 @@ class Takeover:
         return self.served - self.detected
 
 
-def configure(lab: Lab) -> None:
+def configure_real_servers(lab: Lab) -> None:
+    """rs1 and rs2: the tutorial's realserver.sh and nginx answering its own name."""
     for name in ("rs1", "rs2"):
         host = lab.host(name)
         host.write_file("/etc/ha.d/realserver.sh", lab_file("realserver.sh"), mode=0o755)
         host.run(["/etc/ha.d/realserver.sh", "start"])
         host.write_file("/var/www/html/index.html", f"{name}\n")
         host.run(["/etc/init.d/nginx", "start"])
+
+
+def configure(lab: Lab) -> None:
+    configure_real_servers(lab)
     for name in DIRECTORS:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", HA_CF)
