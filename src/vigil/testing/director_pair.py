@@ -120,6 +120,7 @@ class Takeover:
     was served again, and what the directors' logs say."""
 
     warm: bool
+    crashed: float | None = None
     detected: float | None = None
     served: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -129,6 +130,13 @@ class Takeover:
         if self.detected is None or self.served is None:
             return None
         return self.served - self.detected
+
+    @property
+    def recovery(self) -> float | None:
+        """From the crash to the first answer (detection included)."""
+        if self.crashed is None or self.served is None:
+            return None
+        return self.served - self.crashed
 
 
 def configure_real_servers(lab: Lab) -> None:
@@ -192,7 +200,7 @@ def crash_and_time(lab: Lab, daemons: dict[str, LabProcess], warm: bool,
     result = Takeover(warm)
     prober = Prober(lab.host("client"))
     prober.start()  # before the crash: pulling a host's plug takes a second or two
-    crashed = time.time()
+    crashed = result.crashed = time.time()
     try:
         lab.crash("server5")
         output = daemons["server6"]

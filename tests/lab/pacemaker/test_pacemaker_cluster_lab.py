@@ -42,6 +42,7 @@ def cluster(lab_factory):
 
 def test_group_runs_on_one_node_and_a_crash_moves_it(cluster):
     holder = cluster.wait_for_group(START_TIMEOUT)
+    assert holder == "server5"  # haresources' home node: the exported location score
     assert cluster.holders() == [holder]
     survivor, seconds = crash_and_time(cluster, holder, MOVE_TIMEOUT)
     print(f"pacemaker: {holder} crashed; the client served through the VIP on {survivor}"
