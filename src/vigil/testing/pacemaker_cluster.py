@@ -80,19 +80,26 @@ def pacemaker_env() -> dict[str, str]:
     }
 
 
-def export(directory: Path, nodes: tuple[str, ...]) -> tuple[str, str]:
-    """`vigil export pacemaker` of the tutorial's LVS setup: (cib.xml, corosync.conf)."""
+def export(directory: Path, nodes: tuple[str, ...], haresources: str = "haresources.lvs",
+           drbd_res: str | None = None) -> tuple[str, str]:
+    """`vigil export pacemaker` of one of the tutorial's setups (its haresources file, and
+    the DRBD resource file when it has one): (cib.xml, corosync.conf)."""
     hacf = "".join(f"{line.split()[0]} {TIMINGS[line.split()[0]]}\n"
                    if line.split() and line.split()[0] in TIMINGS else line + "\n"
                    for line in lab_file("ha.cf").splitlines())
     ha_d = directory / "ha.d"
     ha_d.mkdir(parents=True, exist_ok=True)
     (ha_d / "ha.cf").write_text(hacf)
-    (ha_d / "haresources").write_text(lab_file("haresources.lvs"))
+    (ha_d / "haresources").write_text(lab_file(haresources))
     (ha_d / "ldirectord.cf").write_text(lab_file("ldirectord.cf"))
+    drbd_conf = "/nonexistent/drbd.conf"
+    if drbd_res is not None:
+        (directory / "resource.res").write_text(drbd_res)
+        drbd_conf = str(directory / "drbd.conf")
+        Path(drbd_conf).write_text(f'include "{directory / "resource.res"}";\n')
     out = directory / "export"
     done = subprocess.run([sys.executable, "-m", "vigil", "export", "pacemaker", "--dir",
-                           str(ha_d), "--drbd-conf", "/nonexistent/drbd.conf", "--nodes",
+                           str(ha_d), "--drbd-conf", drbd_conf, "--nodes",
                            ",".join(nodes), "-o", str(out)],
                           check=False, capture_output=True, text=True)
     if done.returncode != 0:
@@ -124,6 +131,9 @@ def with_log_file(corosync_conf: str) -> str:
 class PacemakerCluster:
     lab: Lab
     nodes: tuple[str, ...] = NODES
+    #: the tutorial's setup to export, and the text of its DRBD resource file if it has one
+    haresources: str = "haresources.lvs"
+    drbd_res: str | None = None
     corosync: dict[str, LabProcess] = field(default_factory=dict)
     pacemakerd: dict[str, LabProcess] = field(default_factory=dict)
 
@@ -134,7 +144,8 @@ class PacemakerCluster:
     def configure(self) -> None:
         configure_real_servers(self.lab)
         with tempfile.TemporaryDirectory(prefix="vigil-pcmk-") as tmp:
-            cib, corosync_conf = export(Path(tmp), tuple(self.hostname(n) for n in self.nodes))
+            cib, corosync_conf = export(Path(tmp), tuple(self.hostname(n) for n in self.nodes),
+                                        self.haresources, self.drbd_res)
         cib = with_properties(cib, **{"dc-deadtime": DC_DEADTIME})
         corosync_conf = with_log_file(corosync_conf)
         authkey = os.urandom(256)

@@ -7,6 +7,7 @@ tutorial's LVS setup (`IPaddr::VIP/24/eth0 ldirectord httpd`, ldirectord.cf, a
 ping node). rs1 and rs2 are the LVS-DR real servers; the client asks through
 the VIP. Observed from outside: which host's eth0 has the VIP, and whose
 answer comes back through it.
+test_pacemaker_mysql_lab.py runs the replicated MySQL setup on the same cluster.
 """
 
 from __future__ import annotations
@@ -68,3 +69,4 @@ def test_a_node_cut_off_from_the_others_stops_its_resources(cluster):
     # the VIP did not leave for want of the ping node: the cut-off node still reaches it
     ping = lab.host(holder).run(["ping", "-c1", "-W1", "198.51.100.250"], check=False)
     assert ping.returncode == 0, ping.stdout
+
