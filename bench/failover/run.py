@@ -16,6 +16,13 @@ VIP group with the same timings, interleaved run by run:
   rs1 and rs2 behind it); the active director crashes -> time from server6's
   "peer dead" line to the client's first HTTP answer through the VIP, with the
   director started cold by the resource and with a warm standby, run by run.
+* cluster-crash: the same LVS group in the three-node lab
+  (`vigil.testing.pacemaker_cluster`: the seed's hosts and server7), run by
+  vigil heartbeat on the server5/server6 pair and by a real Corosync 3 +
+  Pacemaker cluster on server5/server6/server7 configured by `vigil export
+  pacemaker` (same 1 s dead time: deadtime 1, token 1000 ms); the node
+  holding the group crashes -> time from the crash to the client's first HTTP
+  answer through the VIP (detection included), run by run.
 
 Run as root, with your lab prefix:
   VIGIL_LAB_PREFIX=vh VIGIL_LAB_ROOT=/tmp/vigil-lab-vh .venv/bin/python bench/failover/run.py \\
@@ -39,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil.lab import Lab, LabProcess, pair_topology, seed_topology
-from vigil.testing import director_pair, wait_until
+from vigil.testing import director_pair, pacemaker_cluster, wait_until
 from vigil.testing.responder import NAME_RESPONDER
 
 VIP = "198.51.100.100"
@@ -379,6 +386,25 @@ def director_crash(mode: str) -> dict[str, object]:
     return {"failover": takeover.seconds, "notes": takeover.notes}
 
 
+CLUSTER_MODES = ("vigil-heartbeat", "pacemaker")
+
+
+def cluster_crash(mode: str) -> dict[str, object]:
+    with Lab(pacemaker_cluster.topology()) as lab:
+        if mode == "vigil-heartbeat":
+            takeover = director_pair.measure(lab, warm=False)
+            return {"recovery": takeover.recovery, "failover": takeover.seconds,
+                    "notes": takeover.notes}
+        cluster = pacemaker_cluster.PacemakerCluster(lab)
+        try:
+            cluster.start()
+            holder = cluster.wait_for_group(90.0)
+            survivor, seconds = pacemaker_cluster.crash_and_time(cluster, holder, 60.0)
+        finally:
+            cluster.stop()
+        return {"recovery": seconds, "crashed": holder, "took_over": survivor}
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def median(values: list[float]) -> float | None:
@@ -391,8 +417,10 @@ def report(results: dict, tools: list[str]) -> str:
         scenario, setting = key.split("/")
         lines.append(f"\n== {scenario}, setting {setting} ==")
         metric = {"host-failure": "failover", "partition-heal": "outage",
-                  "soak": "spurious_failovers", "director-crash": "failover"}[scenario]
-        names = list(DIRECTOR_MODES) if scenario == "director-crash" else tools
+                  "soak": "spurious_failovers", "director-crash": "failover",
+                  "cluster-crash": "recovery"}[scenario]
+        names = (list(DIRECTOR_MODES) if scenario == "director-crash"
+                 else list(CLUSTER_MODES) if scenario == "cluster-crash" else tools)
         medians = {}
         for tool in names:
             values = [r[metric] for r in runs.get(tool, []) if metric in r]
@@ -411,6 +439,9 @@ def report(results: dict, tools: list[str]) -> str:
         for tool in names:
             if tool != "vigil" and base is not None and medians.get(tool):
                 lines.append(f"vigil / {tool}: {base / medians[tool]:.3f}")
+        vhb, pcmk = medians.get("vigil-heartbeat"), medians.get("pacemaker")
+        if vhb and pcmk:
+            lines.append(f"vigil heartbeat / pacemaker: {vhb / pcmk:.3f}")
         cold, warm = medians.get("vigil-cold"), medians.get("vigil-warm")
         if cold and warm:
             lines.append(f"warm / cold: {warm / cold:.3f}")
@@ -439,13 +470,15 @@ def main() -> int:
     tools = args.tools.split(",")
     results: dict[str, dict[str, list[dict]]] = {}
     for scenario in args.scenarios.split(","):
-        if scenario == "director-crash":
-            key = "director-crash/seed-lab"
-            results[key] = {m: [] for m in DIRECTOR_MODES}
+        if scenario in ("director-crash", "cluster-crash"):
+            director = scenario == "director-crash"
+            key = "director-crash/seed-lab" if director else "cluster-crash/trio-lab"
+            modes = DIRECTOR_MODES if director else CLUSTER_MODES
+            results[key] = {m: [] for m in modes}
             for run in range(args.runs):
-                for mode in DIRECTOR_MODES:  # interleaved: cold, warm, cold, warm ...
+                for mode in modes:  # interleaved: one run of each in turn
                     try:
-                        outcome = director_crash(mode)
+                        outcome = director_crash(mode) if director else cluster_crash(mode)
                     except Exception as exc:
                         traceback.print_exc()
                         outcome = {"error": str(exc).splitlines()[0]}

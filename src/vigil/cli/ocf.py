@@ -21,7 +21,7 @@ from pathlib import Path
 from vigil.cli import Subparsers
 from vigil.cluster import ocf
 from vigil.cluster.ocf import Ocf
-from vigil.errors import VigilError
+from vigil.errors import UsageError, VigilError
 
 #: how long an action may take when Pacemaker does not say (OCF_RESKEY_CRM_meta_timeout)
 DEFAULT_TIMEOUT = 60.0
@@ -235,6 +235,11 @@ class Volume(AgentRun):
             volume_config.load(self.params["volume"], config)
         except OSError as exc:
             self.say(f"cannot read the DRBD configuration: {exc}")
+            return Ocf.ERR_INSTALLED
+        except UsageError as exc:
+            # the resource is not defined here, or not for this host (a cluster node that
+            # has no disk for it): nothing of it can run here, a probe says not running
+            self.say(str(exc))
             return Ocf.ERR_INSTALLED
         except VigilError as exc:
             self.say(str(exc))

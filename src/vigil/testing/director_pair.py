@@ -120,6 +120,7 @@ class Takeover:
     was served again, and what the directors' logs say."""
 
     warm: bool
+    crashed: float | None = None
     detected: float | None = None
     served: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -130,14 +131,26 @@ class Takeover:
             return None
         return self.served - self.detected
 
+    @property
+    def recovery(self) -> float | None:
+        """From the crash to the first answer (detection included)."""
+        if self.crashed is None or self.served is None:
+            return None
+        return self.served - self.crashed
 
-def configure(lab: Lab) -> None:
+
+def configure_real_servers(lab: Lab) -> None:
+    """rs1 and rs2: the tutorial's realserver.sh and nginx answering its own name."""
     for name in ("rs1", "rs2"):
         host = lab.host(name)
         host.write_file("/etc/ha.d/realserver.sh", lab_file("realserver.sh"), mode=0o755)
         host.run(["/etc/ha.d/realserver.sh", "start"])
         host.write_file("/var/www/html/index.html", f"{name}\n")
         host.run(["/etc/init.d/nginx", "start"])
+
+
+def configure(lab: Lab) -> None:
+    configure_real_servers(lab)
     for name in DIRECTORS:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", HA_CF)
@@ -187,7 +200,7 @@ def crash_and_time(lab: Lab, daemons: dict[str, LabProcess], warm: bool,
     result = Takeover(warm)
     prober = Prober(lab.host("client"))
     prober.start()  # before the crash: pulling a host's plug takes a second or two
-    crashed = time.time()
+    crashed = result.crashed = time.time()
     try:
         lab.crash("server5")
         output = daemons["server6"]

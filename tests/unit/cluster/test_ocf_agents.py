@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -129,3 +130,32 @@ def test_shim_without_vigil_says_not_installed_and_stop_succeeds(tmp_path):
     assert run("start").returncode == Ocf.ERR_INSTALLED
     assert run("monitor").returncode == Ocf.NOT_RUNNING
     assert run("stop").returncode == Ocf.SUCCESS
+
+
+def test_volume_not_for_this_node_is_not_running_and_stops(tmp_path):
+    """A cluster node without the resource in its DRBD files, or without an `on` section for
+    itself (the third node of a cluster whose volume has two disks): a probe says not
+    running and a stop succeeds; only a configuration that does not parse is an error."""
+    res = (
+        "resource r0 {\n"
+        "  on elsewhere-a { device /dev/drbd1; disk /dev/vdb; address 203.0.113.201:7789;"
+        " meta-disk internal; }\n"
+        "  on elsewhere-b { device /dev/drbd1; disk /dev/vdb; address 203.0.113.202:7789;"
+        " meta-disk internal; }\n"
+        "}\n"
+    )
+    (tmp_path / "other.res").write_text(res)
+    (tmp_path / "broken.res").write_text("resource r0 {\n  on {\n")
+
+    def run(action: str, volume: str, conf: str) -> int:
+        env = {"OCF_RESKEY_volume": volume, "OCF_RESKEY_config": str(tmp_path / conf),
+               "PATH": "/usr/bin:/bin"}
+        return subprocess.run([sys.executable, "-m", "vigil", "ocf", "volume", action],
+                              env=env, capture_output=True, check=False).returncode
+
+    for volume in ("r0", "absent"):  # no `on` section for this host; no such resource
+        assert run("monitor", volume, "other.res") == Ocf.NOT_RUNNING
+        assert run("stop", volume, "other.res") == Ocf.SUCCESS
+        assert run("validate-all", volume, "other.res") == Ocf.ERR_INSTALLED
+        assert run("start", volume, "other.res") == Ocf.ERR_INSTALLED
+    assert run("validate-all", "r0", "broken.res") == Ocf.ERR_CONFIGURED
