@@ -18,15 +18,17 @@ import time
 from pathlib import Path
 
 from vigil.cli import Subparsers
+from vigil.config import extension
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
+from vigil.director.speaker import SPEAKERS, speaker_for
 from vigil.errors import UsageError, VigilError
 from vigil.metrics import MetricsAddress, parse_address
 from vigil.runtime import spawn_detached
 
 ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status",
-           "standby", "shutdown")
+           "standby", "shutdown", "drain", "undrain")
 START_WAIT = 15.0
 #: heartbeat 3.0.6 reads a status's words before its exit code: "not ... running" is
 #: stopped, and wins over "running" or "OK" anywhere (a check's "200 OK" below)
@@ -44,10 +46,13 @@ def register(subparsers: Subparsers) -> None:
             "up in /etc/ha.d and /etc/ha.d/conf, or a path (default ldirectord.cf). "
             "`standby` runs a warm standby (checks and table, forwarding nothing that is "
             "not addressed to this host); `start` activates it, `stop` makes it a standby "
-            "again, `status` reports it stopped; `shutdown` ends it."
+            "again, `status` reports it stopped; `shutdown` ends it. With --announce, the "
+            "director tells a BGP speaker which VIPs it serves (active-active directors "
+            "behind an ECMP router); `drain` withdraws them while it keeps forwarding, "
+            "`undrain` announces them again."
         ),
         usage="vigil director [-f CONFIG] [options] [CONFIG] "
-              "start|stop|restart|reload|status|standby|shutdown",
+              "start|stop|restart|reload|status|standby|shutdown|drain|undrain",
     )
     parser.add_argument("-f", "--config", help="the ldirectord.cf to run")
     parser.add_argument("--no-config", action="store_true",
@@ -61,6 +66,17 @@ def register(subparsers: Subparsers) -> None:
                         metavar="HOST:PORT",
                         help="serve Prometheus /metrics there (PORT alone: on loopback); "
                              "VIGIL_DIRECTOR_METRICS_ADDRESS sets the default; off by default")
+    parser.add_argument("--announce", choices=SPEAKERS, default=None,
+                        help="announce the VIPs this director serves through a BGP speaker: "
+                             "exabgp (run as ExaBGP's API process, with -d: commands on "
+                             "stdout); default: director_announce in vigil.cf, else off")
+    parser.add_argument("--announce-holddown", type=float, default=None, metavar="SECONDS",
+                        help="a VIP withdrawn for want of a healthy real server comes back "
+                             "only this long after (default: announce_holddown in "
+                             "vigil.cf, else 0)")
+    parser.add_argument("--vigil-cf", default=extension.DEFAULT_PATH, metavar="PATH",
+                        help=f"vigil.cf for the announce settings (default: "
+                             f"{extension.DEFAULT_PATH}, if it exists)")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
     parser.add_argument("--json", action="store_true", help="status as JSON")
@@ -129,6 +145,8 @@ def _run(config_path: Path | None, action: str, args: argparse.Namespace) -> int
         return _role_action(config_path, action, args)
     if action in ("reload", "force-reload"):
         return reload(instance)
+    if action in ("drain", "undrain"):
+        return drain(instance, action == "drain")
     if action in ("restart", "try-restart"):
         if action == "try-restart" and _running_pid(instance) is None:
             return 0
@@ -178,10 +196,16 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
 
     backend_class = choose(args.backend)
     metrics = _metrics_address(args)
+    announce, holddown = _announce_settings(args)
+    if announce != "off" and not foreground:
+        raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
+                         "in the foreground: add -d (and start it from the speaker's "
+                         "configuration)")
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
-                                 metrics_address=metrics, standby=standby)
+                                 metrics_address=metrics, standby=standby,
+                                 speaker=speaker_for(announce), holddown=holddown)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -214,6 +238,35 @@ def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
     if not text or text == "off":
         return None
     return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
+
+
+def _announce_settings(args: argparse.Namespace) -> tuple[str, float]:
+    """--announce and --announce-holddown, else vigil.cf's director_announce and
+    announce_holddown (a vigil.cf that does not parse is an error, with its line)."""
+    announce, holddown = getattr(args, "announce", None), getattr(args, "announce_holddown", None)
+    path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
+    if (announce is None or holddown is None) and path.exists():
+        config = extension.parse(path.read_text(), str(path))
+        announce = config.director_announce if announce is None else announce
+        holddown = config.announce_holddown if holddown is None else holddown
+    if holddown is not None and not 0 <= holddown <= 86400:
+        raise UsageError("--announce-holddown takes 0 to 86400 seconds")
+    return announce or "off", holddown or 0.0
+
+
+def drain(instance: str, on: bool) -> int:
+    """Withdraw (or announce again) this director's VIPs; forwarding goes on."""
+    if _running_pid(instance) is None:
+        print(f"vigil director {instance} is not running", file=sys.stderr)
+        return 7
+    answer = control.request(instance, {"command": "drain" if on else "undrain"},
+                             timeout=STOP_WAIT)
+    if answer.get("announce") is None:
+        print(f"vigil director {instance} announces nothing (no --announce)")
+        return 0
+    print(f"vigil director {instance} " + ("is draining: its VIPs are withdrawn" if on
+                                           else "announces its VIPs again"))
+    return 0
 
 
 def stop(instance: str) -> int:
@@ -266,4 +319,11 @@ def status(instance: str, config_path: Path | None, as_json: bool) -> int:
         extra = " maintenance" if row["maintenance"] else ""
         print(f"  {row['service']} -> {row['real']}: {row['state']}{extra}"
               + (f" ({row['message']})" if row["message"] else ""))
+    announce = answer.get("announce")
+    if announce:
+        print(f"  announcing through {announce['speaker']}"
+              + (" (draining)" if announce["draining"] else "") + ":")
+        for row in announce["vips"]:
+            word = "announced" if row["announced"] else "withdrawn"
+            print(f"    {row['prefix']}: {word} ({row['cause']})")
     return code

@@ -161,6 +161,8 @@ class ExtensionConfig:
     smtp_port: int = 25
     mail_from: str | None = None
     state_dir: str = "/var/lib/vigil"
+    director_announce: str = "off"
+    announce_holddown: float = 0.0
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
@@ -247,6 +249,11 @@ KEYWORDS = keyword_table(
     Keyword("smtp_port", "MailTo: its port", IntValue(1, 65535, "port"), 25),
     Keyword("mail_from", "MailTo: the sender", StrValue("an address"), "root@`uname -n`"),
     Keyword("state_dir", "where vigil keeps its state", PathValue(), "/var/lib/vigil"),
+    Keyword("director_announce", "active-active directors: the BGP speaker `vigil director` "
+            "tells which VIPs it announces: off, or exabgp (the director runs as ExaBGP's "
+            "API process)", ChoiceValue("off", "exabgp"), "off"),
+    Keyword("announce_holddown", "active-active directors: a VIP withdrawn because no real "
+            "server was up is announced again only this long after", TimeValue(0), 0.0),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
             StrValue("a resource")),
@@ -396,7 +403,8 @@ def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
 _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "takeover_delay",
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
-                "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command")
+                "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
+                "director_announce", "announce_holddown")
 
 
 def _render_value(value: Any) -> str:

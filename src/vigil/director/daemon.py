@@ -27,6 +27,7 @@ from vigil.clock import MonotonicClock
 from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
+from vigil.director.announce import AnnouncePolicy, Cause, Change, Inputs, reals_up
 from vigil.director.backends.base import Backend, BackendError, Timeouts
 from vigil.director.changes import describe as describe_changes
 from vigil.director.checkers.base import CheckResult
@@ -38,11 +39,13 @@ from vigil.director.health import (
     RunFallbackCommand,
     SendAlert,
     SoftFailure,
+    State,
     Transition,
 )
 from vigil.director.metrics import DirectorMetrics
 from vigil.director.role import Current, Role, SideEffectGate
 from vigil.director.settings import DirectorConfig
+from vigil.director.speaker import Speaker
 from vigil.errors import VigilError
 from vigil.lvs.operations import (
     DeleteReal,
@@ -105,7 +108,8 @@ class Director:
 
     def __init__(self, config_path: Path | None, backend: Backend,
                  concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
-                 standby: bool = False):
+                 standby: bool = False, speaker: Speaker | None = None,
+                 holddown: float = 0.0):
         self.config_path = config_path
         #: started as a warm standby: it stays when it is deactivated
         self.resident = standby
@@ -129,6 +133,10 @@ class Director:
         self.metrics_address = metrics_address
         self.metrics: DirectorMetrics | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: the BGP speaker told which VIPs this director announces (--announce)
+        self.speaker = speaker
+        self.announcer = AnnouncePolicy(holddown)
+        self.draining = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -140,6 +148,8 @@ class Director:
             self.config = load_config(self.config_path)
             self._stamp = self._file_stamp()
         self._load_manual()
+        if self.speaker is not None:
+            await self.speaker.start()
         await self.backend.start()
         await self.backend.set_active(self.gate.active)
         actual = await self.backend.read()
@@ -151,6 +161,7 @@ class Director:
         await self.sync()
         self.engine.set_targets(targets_for(self.config.services))
         self._write_state()
+        self.announce()  # a table without checks (checktype=on) is settled at once
         vlog.event(log, "director.started", config=self.config_path or "-",
                    backend=self.backend.name, services=len(self.config.services),
                    checks=len(self.engine.targets), role=self.role.value)
@@ -202,7 +213,9 @@ class Director:
         while not self._stop.is_set():
             stop = asyncio.ensure_future(self._stop.wait())
             reload = asyncio.ensure_future(self._reload.wait())
-            deadline = self.policy.next_deadline()
+            deadlines = [d for d in (self.policy.next_deadline(),
+                                     self.announcer.next_deadline()) if d is not None]
+            deadline = min(deadlines) if deadlines else None
             timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
             await asyncio.wait({stop, reload}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -212,9 +225,12 @@ class Director:
                 self._reload.clear()
                 await self.reload("SIGHUP")
             self.handle(self.policy.tick(self.clock.now()))
+            self.announce()
 
     async def _shutdown(self) -> None:
         self.policy.phase = "stopping"
+        # withdraw first: the routers stop sending before the table goes
+        self._tell(self.announcer.withdraw_all(Cause.STOPPING))
         final = self.policy.stop_table()
         final = Table.of([*final, *self.manual, *self.unmanaged])
         try:
@@ -225,6 +241,8 @@ class Director:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.backend.close()
+        if self.speaker is not None:
+            await self.speaker.close()
         with contextlib.suppress(OSError):
             self.paths.state.unlink()
         vlog.event(log, "director.stopped", config=self.config_path or "-")
@@ -279,6 +297,7 @@ class Director:
         if self.policy.phase == "starting" and self.engine.checks_run >= len(self.engine.targets):
             self.policy.phase = "running"
             self.backend.settled()
+            self.announce()
 
     def handle(self, decision: Decision) -> None:
         if not decision.actions and not decision.reason:
@@ -305,6 +324,49 @@ class Director:
             vlog.event(log, "director.decision", reason=decision.reason)
         if changed:
             self._dirty.set()
+            self.announce()
+
+    # -- announcements to the routers (active-active) -------------------------------------
+    def announce_inputs(self) -> Inputs:
+        """What the announcement decision reads: reals up per VIP, role and phase."""
+        services = []
+        for key, health in self.policy.services.items():
+            counted = health.config.check.checktype != "off"
+            services.append((key.address, [
+                counted and real.state is State.UP and not real.maintenance
+                and not real.removed_by_hand for real in health.reals.values()]))
+        return Inputs(reals_up=reals_up(services),
+                      settled=self.policy.phase in ("running", "reloading")
+                      or (self.policy.phase == "starting" and not self.engine.targets),
+                      active=self.gate.active, draining=self.draining,
+                      stopping=self.policy.phase == "stopping")
+
+    def announce(self) -> None:
+        """Bring the speaker's announcements in line with the director's state."""
+        if self.speaker is None:
+            return
+        self._tell(self.announcer.update(self.announce_inputs(), self.clock.now()))
+
+    def _tell(self, changes: list[Change]) -> None:
+        if self.speaker is None or not changes:
+            return
+        for change in changes:
+            vlog.event(log, "announce.announced" if change.announce else "announce.withdrawn",
+                       prefix=change.prefix, cause=str(change.cause))
+        self.speaker.send(changes)
+
+    def set_draining(self, on: bool) -> None:
+        if on != self.draining:
+            self.draining = on
+            vlog.event(log, "director.draining" if on else "director.undrained",
+                       config=self.config_path or "-")
+        self.announce()
+
+    def announce_status(self) -> dict[str, Any] | None:
+        if self.speaker is None:
+            return None
+        return {"speaker": self.speaker.name, "draining": self.draining,
+                "holddown": self.announcer.holddown, "vips": self.announcer.snapshot()}
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -362,6 +424,7 @@ class Director:
         await self._resolve_names()
         self.policy.phase = "running"
         self._dirty.set()
+        self.announce()
         vlog.event(log, "config.reloaded", why=why, services=len(config.services),
                    checks=len(self.engine.targets), changes=len(changes))
         return True
@@ -454,6 +517,7 @@ class Director:
         for command in self.gate.set_active(active):
             self._spawn(self._run_command(command.argv, "fallbackcommand"))
         self._write_state()
+        self.announce()
         vlog.event(log, f"director.{self.role.value}", config=self.config_path or "-",
                    resident=self.resident)
 
@@ -541,6 +605,7 @@ class Director:
                 "table": codec.table_to_json(await self.backend.read()),
                 "stats": codec.stats_to_json(await self.backend.stats()),
                 "health": self.policy.snapshot(),
+                "announce": self.announce_status(),
             }
         if command == "edit":
             operations = [codec.operation_from_json(op) for op in request.get("operations", [])]
@@ -561,6 +626,9 @@ class Director:
         if command == "set-timeouts":
             return {"ok": True, "timeouts": vars(await self.set_timeouts(
                 list(request.get("timeouts", []))))}
+        if command in ("drain", "undrain"):
+            self.set_draining(command == "drain")
+            return {"ok": True, "announce": self.announce_status()}
         if command in ("activate", "deactivate"):
             await self.set_active(command == "activate", bool(request.get("resident")))
             return {"ok": True, "role": self.role.value}
@@ -618,7 +686,8 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
-               metrics_address: MetricsAddress | None = None, standby: bool = False) -> int:
+               metrics_address: MetricsAddress | None = None, standby: bool = False,
+               speaker: Speaker | None = None, holddown: float = 0.0) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     pids = pid_file(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -628,7 +697,8 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
     pids.write()
     try:
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
-                                     standby=standby).run())
+                                     standby=standby, speaker=speaker,
+                                     holddown=holddown).run())
     finally:
         pids.release()
         vlog.stop_logging()

@@ -105,3 +105,16 @@ def test_reals_up_sums_services_on_one_address_and_skips_firewall_marks():
     counts = reals_up([(VIP, [True, False]), (VIP, [True]), (VIP6, [False]), ("", [True])])
     assert counts == {VIP: 2, VIP6: 0}
     assert Change(f"{VIP}/32", True, Cause.SERVING).address == VIP
+
+
+def test_vigil_cf_announce_settings_and_their_errors():
+    from vigil.config import extension
+
+    config = extension.parse("director_announce exabgp\nannounce_holddown 1500ms\n")
+    assert (config.director_announce, config.announce_holddown) == ("exabgp", 1.5)
+    assert extension.parse("").director_announce == "off"
+    parsed = extension.analyze("\ndirector_announce bgp\n", "/etc/ha.d/vigil.cf")
+    assert not parsed.ok
+    [problem] = parsed.diagnostics
+    assert (problem.location.path, problem.location.line) == ("/etc/ha.d/vigil.cf", 2)
+    assert "'bgp'" in problem.message and "exabgp" in problem.message

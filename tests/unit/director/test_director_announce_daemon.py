@@ -1,0 +1,102 @@
+"""The director's loop telling ExaBGP what it announces: ExaBGP 4.2's text commands
+on a pipe as the real server comes and goes, on drain and on stop."""
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from vigil.director import daemon
+from vigil.director.announce import Cause, Change
+from vigil.director.backends.memory import MemoryBackend
+from vigil.director.speaker import ExaBGPSpeaker, exabgp_line
+
+CONFIG = """\
+checktimeout=1
+checkinterval=1
+virtual=127.0.0.1:8080
+\treal=127.0.0.2:{port} masq
+\tscheduler=mh
+\tchecktype=connect
+"""
+PREFIX = "127.0.0.1/32"
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path / "run")
+    monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
+    (tmp_path / "run").mkdir()
+    return tmp_path
+
+
+def test_exabgp_lines():
+    assert exabgp_line(Change("198.51.100.100/32", True, Cause.SERVING)) == (
+        "announce route 198.51.100.100/32 next-hop self\n")
+    assert exabgp_line(Change("2001:db8::1/128", False, Cause.DRAINING)) == (
+        "withdraw route 2001:db8::1/128 next-hop self\n")
+
+
+def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
+    async def scenario():
+        real = socket.socket()
+        real.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        real.bind(("127.0.0.2", 0))
+        real.listen(16)
+        port = real.getsockname()[1]
+        cf = run_dir / "ldirectord.cf"
+        cf.write_text(CONFIG.format(port=port))
+        commands_r, commands_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        os.set_blocking(commands_r, False)
+        speaker = ExaBGPSpeaker(out_fd=commands_w, in_fd=answers_r)
+        director = daemon.Director(cf, MemoryBackend(), speaker=speaker)
+        task = asyncio.create_task(director.run())
+        seen: list[str] = []
+
+        async def line(expected: str) -> None:
+            async with asyncio.timeout(10):
+                while expected not in seen:
+                    try:
+                        seen.extend(os.read(commands_r, 4096).decode().splitlines())
+                    except BlockingIOError:
+                        await asyncio.sleep(0.02)
+
+        try:
+            await line(f"announce route {PREFIX} next-hop self")
+            assert director.announce_status()["vips"] == [
+                {"vip": "127.0.0.1", "prefix": PREFIX, "announced": True, "cause": "serving"}]
+            os.write(answers_w, b"done\nerror\n")
+            async with asyncio.timeout(5):
+                while speaker.errors < 1:
+                    await asyncio.sleep(0.02)
+            real.close()  # the only real server goes away: withdraw
+            await line(f"withdraw route {PREFIX} next-hop self")
+            assert director.announce_status()["vips"][0]["cause"] == "no-healthy-real"
+            real = socket.socket()
+            real.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            real.bind(("127.0.0.2", port))
+            real.listen(16)
+            seen.clear()
+            await line(f"announce route {PREFIX} next-hop self")
+            seen.clear()
+            director.set_draining(True)
+            await line(f"withdraw route {PREFIX} next-hop self")
+            assert director.announce_status()["vips"][0]["cause"] == "draining"
+            seen.clear()
+            director.set_draining(False)
+            await line(f"announce route {PREFIX} next-hop self")
+            seen.clear()
+            director._stop.set()
+            await asyncio.wait_for(task, 10)
+            await line(f"withdraw route {PREFIX} next-hop self")
+            assert director.announcer.snapshot()[0]["cause"] == "stopping"
+        finally:
+            director._stop.set()
+            await asyncio.wait_for(task, 10)
+            real.close()
+            for fd in (commands_r, commands_w, answers_r, answers_w):
+                os.close(fd)
+
+    asyncio.run(scenario())
