@@ -1,0 +1,102 @@
+"""Active-active directors behind an ECMP router: three directors in DR mode (nftables)
+announce the VIP with ExaBGP (`vigil director -d --announce exabgp`) to a BIRD 2 router
+that installs one nexthop per announcing director; the client beyond the router is
+served through the VIP, every director sends a flow to the same real server, and a
+stopped director's nexthop goes while established connections and new ones go on.
+BGP timers are short (hold 3 s, keepalive 1 s: `vigil.lab.router`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
+from dataplane_lab_support import HttpConnection, fetch, predicted, table, vigil
+from director_lab_support import control, nginx
+
+from vigil.lab.router import nexthops, start_router, start_speaker
+from vigil.lab.seed import lab_file
+from vigil.lab.topology import ecmp_topology
+from vigil.testing import vigil_command, wait_until
+
+pytestmark = pytest.mark.lab
+
+VIP = "198.51.100.100"
+ROUTER = "198.51.100.250"
+CLIENT = "203.0.113.10"
+DIRECTORS = {"dir1": "198.51.100.5", "dir2": "198.51.100.6", "dir3": "198.51.100.7"}
+PORTS = range(41000, 41024)
+
+
+def announced(lab) -> list[str]:
+    return nexthops(lab.host("router"), f"{VIP}/32")
+
+
+def announce_state(director) -> list[dict]:
+    return control(director, {"command": "status"})["announce"]["vips"]
+
+
+def packets_in(director) -> int:
+    """Packets for VIP:80 the director's data path has forwarded so far."""
+    stats = control(director, {"command": "status"})["stats"]
+    return sum(service["counters"]["in_packets"] for service in stats
+               if service["key"]["address"] == VIP)
+
+
+def test_three_directors_share_the_vip_through_ecmp(lab_factory):
+    lab = lab_factory(ecmp_topology(3))
+    router = lab.host("router")
+    for name in ("rs1", "rs2"):
+        host = lab.host(name)
+        host.run(["ip", "route", "add", "default", "via", ROUTER])
+        nginx(host, name, listen="80", extra="keepalive_timeout 600s;")
+        vigil(host, "realserver", "start", "--vip", VIP)
+    lab.host("client").run(["ip", "route", "add", "default", "via", "203.0.113.250"])
+    bird = start_router(router, list(DIRECTORS.values()))
+    for name in DIRECTORS:
+        director = lab.host(name)
+        # the VIP is local on every director, answered on no link (the router routes it)
+        director.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
+                      "net.ipv4.conf.all.arp_announce=2"])
+        director.run(["ip", "addr", "add", f"{VIP}/32", "dev", "lo"])
+        director.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
+        start_speaker(director, ROUTER,
+                      vigil_command("director", "-d", "--announce", "exabgp",
+                                    "--backend", "nftables", "start"))
+
+    # one nexthop per director once each has checked its real servers
+    wait_until(lambda: announced(lab) == sorted(DIRECTORS.values()), 45,
+               "three nexthops for the VIP on the router", interval=0.2)
+    assert bird.alive()
+    for name in DIRECTORS:
+        assert announce_state(lab.host(name)) == [
+            {"vip": VIP, "prefix": f"{VIP}/32", "announced": True, "cause": "serving"}]
+
+    # every director holds the same table and sends a flow to the same real server,
+    # and that is the server that answers the client through the router
+    tables = {name: table(lab.host(name)) for name in DIRECTORS}
+    assert tables["dir1"] == tables["dir2"] == tables["dir3"]
+    before = {name: packets_in(lab.host(name)) for name in DIRECTORS}
+    answers = [fetch(lab, VIP, source_port=port) for port in PORTS]
+    assert set(answers) == {"rs1", "rs2"}
+    # the router spread the flows over every director
+    assert all(packets_in(lab.host(name)) > before[name] for name in DIRECTORS), before
+    for name in DIRECTORS:
+        assert [predicted(lab.host(name), CLIENT, port) for port in PORTS] == answers, name
+
+    # long-lived connections, then dir2 stops: its nexthop goes, flows the router moves
+    # meet the same real server on another director, and new connections are served
+    client = lab.host("client")
+    carried = packets_in(lab.host("dir2"))
+    connections = [HttpConnection(client, VIP, source_port=port + 100) for port in PORTS]
+    first = [c.get() for c in connections]
+    assert packets_in(lab.host("dir2")) > carried  # some of them went through dir2
+    vigil(lab.host("dir2"), "director", "stop")
+    wait_until(lambda: announced(lab) == [DIRECTORS["dir1"], DIRECTORS["dir3"]], 15,
+               "dir2's nexthop withdrawn", interval=0.1)
+    assert [c.get() for c in connections] == first
+    for connection in connections:
+        connection.close()
+    assert [fetch(lab, VIP, source_port=port) for port in PORTS] == answers
