@@ -196,7 +196,7 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
 
     backend_class = choose(args.backend)
     metrics = _metrics_address(args)
-    announce, holddown = _announce_settings(args)
+    announce, holddown, conntrack_sync = _announce_settings(args)
     if announce != "off" and not foreground:
         raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
                          "in the foreground: add -d (and start it from the speaker's "
@@ -205,7 +205,8 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
                                  metrics_address=metrics, standby=standby,
-                                 speaker=speaker_for(announce), holddown=holddown)
+                                 speaker=speaker_for(announce), holddown=holddown,
+                                 conntrack_sync=conntrack_sync)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -240,18 +241,31 @@ def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
     return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
 
 
-def _announce_settings(args: argparse.Namespace) -> tuple[str, float]:
+def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool]:
     """--announce and --announce-holddown, else vigil.cf's director_announce and
-    announce_holddown (a vigil.cf that does not parse is an error, with its line)."""
+    announce_holddown (a vigil.cf that does not parse is an error, with its line); and
+    whether conntrackd_conf names a conntrackd configuration with a Sync section."""
     announce, holddown = getattr(args, "announce", None), getattr(args, "announce_holddown", None)
     path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
-    if (announce is None or holddown is None) and path.exists():
+    sync = False
+    if path.exists():
         config = extension.parse(path.read_text(), str(path))
         announce = config.director_announce if announce is None else announce
         holddown = config.announce_holddown if holddown is None else holddown
+        sync = config.conntrackd_conf is not None and _has_sync(Path(config.conntrackd_conf))
     if holddown is not None and not 0 <= holddown <= 86400:
         raise UsageError("--announce-holddown takes 0 to 86400 seconds")
-    return announce or "off", holddown or 0.0
+    return announce or "off", holddown or 0.0, sync
+
+
+def _has_sync(path: Path) -> bool:
+    """conntrackd.conf has a `Sync {` section (outside comments)."""
+    try:
+        text = path.read_text(errors="replace")[:1 << 20]
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].split()[:2] in (["Sync", "{"], ["Sync{"])
+               for line in text.splitlines())
 
 
 def drain(instance: str, on: bool) -> int:

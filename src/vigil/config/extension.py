@@ -163,6 +163,7 @@ class ExtensionConfig:
     state_dir: str = "/var/lib/vigil"
     director_announce: str = "off"
     announce_holddown: float = 0.0
+    conntrackd_conf: str | None = None
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
@@ -252,6 +253,9 @@ KEYWORDS = keyword_table(
     Keyword("director_announce", "active-active directors: the BGP speaker `vigil director` "
             "tells which VIPs it announces: off, or exabgp (the director runs as ExaBGP's "
             "API process)", ChoiceValue("off", "exabgp"), "off"),
+    Keyword("conntrackd_conf", "active-active directors: conntrackd's configuration; when "
+            "it exists with a Sync section, NAT services may be announced (vigil starts "
+            "no conntrackd)", PathValue(), None),
     Keyword("announce_holddown", "active-active directors: a VIP withdrawn because no real "
             "server was up is announced again only this long after", TimeValue(0), 0.0),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
@@ -404,7 +408,7 @@ _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "take
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
                 "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
-                "director_announce", "announce_holddown")
+                "director_announce", "announce_holddown", "conntrackd_conf")
 
 
 def _render_value(value: Any) -> str:

@@ -146,6 +146,15 @@ class AnnouncePolicy:
                  "cause": str(vip.cause)} for address, vip in sorted(self._vips.items())]
 
 
+def nat_problems(services: Iterable[tuple[str, Iterable[tuple[str, str]]]]) -> list[str]:
+    """Why NAT cannot run active-active: one line per (service, masq real server), from
+    (service label, (real label, forwarding method) per real) per service. A reply must
+    come back through the director that translated it, and directors that share no
+    connection tracking cannot undo each other's translations."""
+    return [f"{service} -> {real} uses NAT (masq)"
+            for service, reals in services for real, forward in reals if forward == "masq"]
+
+
 def reals_up(services: Iterable[tuple[str, Iterable[bool]]]) -> dict[str, int]:
     """{VIP address: real servers up} from (address, up flags per real) per service;
     services without an address (firewall marks) cannot be announced and are skipped."""

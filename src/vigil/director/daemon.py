@@ -27,7 +27,14 @@ from vigil.clock import MonotonicClock
 from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
-from vigil.director.announce import AnnouncePolicy, Cause, Change, Inputs, reals_up
+from vigil.director.announce import (
+    AnnouncePolicy,
+    Cause,
+    Change,
+    Inputs,
+    nat_problems,
+    reals_up,
+)
 from vigil.director.backends.base import Backend, BackendError, Timeouts
 from vigil.director.changes import describe as describe_changes
 from vigil.director.checkers.base import CheckResult
@@ -109,7 +116,7 @@ class Director:
     def __init__(self, config_path: Path | None, backend: Backend,
                  concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
                  standby: bool = False, speaker: Speaker | None = None,
-                 holddown: float = 0.0):
+                 holddown: float = 0.0, conntrack_sync: bool = False):
         self.config_path = config_path
         #: started as a warm standby: it stays when it is deactivated
         self.resident = standby
@@ -137,6 +144,8 @@ class Director:
         self.speaker = speaker
         self.announcer = AnnouncePolicy(holddown)
         self.draining = False
+        #: conntrackd synchronises the directors' connection tracking: NAT may announce
+        self.conntrack_sync = conntrack_sync
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -145,7 +154,7 @@ class Director:
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         self._write_state()
         if self.config_path is not None:
-            self.config = load_config(self.config_path)
+            self.config = self.refuse_unsafe(load_config(self.config_path))
             self._stamp = self._file_stamp()
         self._load_manual()
         if self.speaker is not None:
@@ -341,6 +350,23 @@ class Director:
                       active=self.gate.active, draining=self.draining,
                       stopping=self.policy.phase == "stopping")
 
+    def refuse_unsafe(self, config: DirectorConfig) -> DirectorConfig:
+        """Active-active directors and NAT: refused unless conntrack is synchronised."""
+        if self.speaker is None or self.conntrack_sync:
+            return config
+        problems = nat_problems(
+            (s.key.label, [(str(r.key), r.real.forward.value) for r in s.reals])
+            for s in config.services)
+        if problems:
+            raise VigilError(
+                f"{self.config_path}: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + ": active-active directors (--announce) share no connection tracking, "
+                "so a reply may come back through a director that did not translate it; "
+                "use gate or ipip, or synchronise conntrack with conntrackd and name its "
+                "configuration in vigil.cf (conntrackd_conf)")
+        return config
+
     def announce(self) -> None:
         """Bring the speaker's announcements in line with the director's state."""
         if self.speaker is None:
@@ -406,7 +432,7 @@ class Director:
         if self.config_path is None:
             return False
         try:
-            config = load_config(self.config_path)
+            config = self.refuse_unsafe(load_config(self.config_path))
         except VigilError as exc:
             vlog.event(log, "config.rejected", logging.ERROR, why=why, error=exc)
             return False
@@ -687,7 +713,8 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
                metrics_address: MetricsAddress | None = None, standby: bool = False,
-               speaker: Speaker | None = None, holddown: float = 0.0) -> int:
+               speaker: Speaker | None = None, holddown: float = 0.0,
+               conntrack_sync: bool = False) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     pids = pid_file(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -698,7 +725,8 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
     try:
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
                                      standby=standby, speaker=speaker,
-                                     holddown=holddown).run())
+                                     holddown=holddown,
+                                     conntrack_sync=conntrack_sync).run())
     finally:
         pids.release()
         vlog.stop_logging()

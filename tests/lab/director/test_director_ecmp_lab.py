@@ -14,9 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
 from dataplane_lab_support import HttpConnection, fetch, predicted, table, vigil
-from director_lab_support import control, nginx
+from director_lab_support import control, nginx, timed_wait
 
-from vigil.lab.router import nexthops, start_router, start_speaker
+from vigil.lab.router import HOLD, nexthops, start_router, start_speaker
 from vigil.lab.seed import lab_file
 from vigil.lab.topology import ecmp_topology
 from vigil.testing import vigil_command, wait_until
@@ -93,10 +93,18 @@ def test_three_directors_share_the_vip_through_ecmp(lab_factory):
     connections = [HttpConnection(client, VIP, source_port=port + 100) for port in PORTS]
     first = [c.get() for c in connections]
     assert packets_in(lab.host("dir2")) > carried  # some of them went through dir2
-    vigil(lab.host("dir2"), "director", "stop")
-    wait_until(lambda: announced(lab) == [DIRECTORS["dir1"], DIRECTORS["dir3"]], 15,
-               "dir2's nexthop withdrawn", interval=0.1)
+    vigil(lab.host("dir2"), "director", "stop")  # withdraws, then clears its table
+    took = timed_wait(lambda: announced(lab) == [DIRECTORS["dir1"], DIRECTORS["dir3"]], 15,
+                      "dir2's nexthop withdrawn")
+    print(f"clean stop: nexthop gone {took:.2f} s after `vigil director stop` returned")
     assert [c.get() for c in connections] == first
     for connection in connections:
         connection.close()
+    assert [fetch(lab, VIP, source_port=port) for port in PORTS] == answers
+
+    # dir3 falls silent (its link cut): the router drops it when the hold time runs out
+    lab.link_down("dir3")
+    took = timed_wait(lambda: announced(lab) == [DIRECTORS["dir1"]], HOLD + 5,
+                      "dir3's nexthop gone after the hold time")
+    print(f"silent director: nexthop gone {took:.2f} s after its link was cut (hold {HOLD} s)")
     assert [fetch(lab, VIP, source_port=port) for port in PORTS] == answers

@@ -107,6 +107,14 @@ def test_reals_up_sums_services_on_one_address_and_skips_firewall_marks():
     assert Change(f"{VIP}/32", True, Cause.SERVING).address == VIP
 
 
+def test_nat_problems_name_every_masq_real_server():
+    from vigil.director.announce import nat_problems
+
+    assert nat_problems([("tcp:VIP:80", [("rs1:80", "gate"), ("rs2:80", "masq")]),
+                         ("udp:VIP:53", [("rs3:53", "ipip")])]) == [
+        "tcp:VIP:80 -> rs2:80 uses NAT (masq)"]
+
+
 def test_vigil_cf_announce_settings_and_their_errors():
     from vigil.config import extension
 

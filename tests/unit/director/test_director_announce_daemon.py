@@ -7,10 +7,13 @@ import socket
 
 import pytest
 
+from vigil.cli import director as director_cli
 from vigil.director import daemon
+from vigil.director.adapter import load_config
 from vigil.director.announce import Cause, Change
 from vigil.director.backends.memory import MemoryBackend
 from vigil.director.speaker import ExaBGPSpeaker, exabgp_line
+from vigil.errors import VigilError
 
 CONFIG = """\
 checktimeout=1
@@ -29,6 +32,28 @@ def run_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
     (tmp_path / "run").mkdir()
     return tmp_path
+
+
+def test_nat_is_refused_active_active_without_conntrack_sync(run_dir):
+    cf = run_dir / "ldirectord.cf"
+    cf.write_text(CONFIG.format(port=8081))
+    director = daemon.Director(cf, MemoryBackend(), speaker=ExaBGPSpeaker(out_fd=-1, in_fd=-1))
+    with pytest.raises(VigilError, match=r"ldirectord.cf: tcp:127.0.0.1:8080 -> "
+                       r"127.0.0.2:8081 uses NAT \(masq\).*conntrackd_conf"):
+        asyncio.run(director.run())
+    assert not director.backend.transactions  # refused before any table was applied
+    # without --announce, NAT runs as before
+    assert daemon.Director(cf, MemoryBackend()).refuse_unsafe(
+        load_config(cf)).services[0].reals[0].real.forward.value == "masq"
+
+
+def test_conntrackd_sync_section(tmp_path):
+    conf = tmp_path / "conntrackd.conf"
+    conf.write_text("# Sync {\nGeneral {\n}\n")
+    assert not director_cli._has_sync(conf)
+    conf.write_text("Sync {\n  Mode FTFW {\n  }\n}\n")
+    assert director_cli._has_sync(conf)
+    assert not director_cli._has_sync(tmp_path / "missing.conf")
 
 
 def test_exabgp_lines():
@@ -51,7 +76,8 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
         answers_r, answers_w = os.pipe()
         os.set_blocking(commands_r, False)
         speaker = ExaBGPSpeaker(out_fd=commands_w, in_fd=answers_r)
-        director = daemon.Director(cf, MemoryBackend(), speaker=speaker)
+        # masq: the memory backend forwards nothing; NAT needs conntrack_sync to announce
+        director = daemon.Director(cf, MemoryBackend(), speaker=speaker, conntrack_sync=True)
         task = asyncio.create_task(director.run())
         seen: list[str] = []
 
