@@ -216,7 +216,8 @@ class Director:
         return {"config": str(self.config_path) if self.config_path else None,
                 "backend": self.backend.name, "phase": self.policy.phase,
                 "active": self.gate.active, "syncs": self.syncs, "table": await self.backend.read(),
-                "stats": await self.backend.stats(), "health": self.policy.snapshot()}
+                "stats": await self.backend.stats(), "health": self.policy.snapshot(),
+                "announce": self.announce_status()}
 
     async def _main_loop(self) -> None:
         while not self._stop.is_set():

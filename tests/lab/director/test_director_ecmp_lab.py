@@ -2,7 +2,8 @@
 announce the VIP with ExaBGP (`vigil director -d --announce exabgp`) to a BIRD 2 router
 that installs one nexthop per announcing director; the client beyond the router is
 served through the VIP, every director sends a flow to the same real server, and a
-stopped director's nexthop goes while established connections and new ones go on.
+drained or stopped director's nexthop goes while established connections and new ones
+go on, and a silent one's goes when the hold time runs out.
 BGP timers are short (hold 3 s, keepalive 1 s: `vigil.lab.router`)."""
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ def test_three_directors_share_the_vip_through_ecmp(lab_factory):
     assert all(packets_in(lab.host(name)) > before[name] for name in DIRECTORS), before
     for name in DIRECTORS:
         assert [predicted(lab.host(name), CLIENT, port) for port in PORTS] == answers, name
+
+    # drain takes dir1 out of the router's route and brings it back; status says so
+    vigil(lab.host("dir1"), "director", "drain")
+    wait_until(lambda: announced(lab) == [DIRECTORS["dir2"], DIRECTORS["dir3"]], 15,
+               "dir1's nexthop withdrawn by drain", interval=0.1)
+    status = vigil(lab.host("dir1"), "director", "status", check=False).stdout
+    assert f"{VIP}/32: withdrawn (draining)" in status, status
+    assert [fetch(lab, VIP, source_port=port) for port in PORTS] == answers
+    vigil(lab.host("dir1"), "director", "undrain")
+    wait_until(lambda: announced(lab) == sorted(DIRECTORS.values()), 15,
+               "dir1's nexthop back after undrain", interval=0.1)
+    status = vigil(lab.host("dir1"), "director", "status", check=False).stdout
+    assert f"{VIP}/32: announced (serving)" in status, status
 
     # long-lived connections, then dir2 stops: its nexthop goes, flows the router moves
     # meet the same real server on another director, and new connections are served
