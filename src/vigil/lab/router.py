@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vigil.kernel.netlink import iproute
 from vigil.lab.host import Host, LabProcess
+from vigil.lab.lab import Lab
 
 ROUTER_AS = 65000
 DIRECTOR_AS = 65001
@@ -90,7 +91,7 @@ def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD) -> La
     """Forwarding with an L4 multipath hash, and BIRD in the foreground."""
     router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
                 "net.ipv4.fib_multipath_hash_policy=1"])
-    router_id = router.spec.ports[0].addresses[0].split("/")[0]
+    router_id = _first_address(router, "lan")
     router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold))
     router.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
     return router.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
@@ -99,9 +100,35 @@ def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD) -> La
 def start_speaker(director: Host, router: str, director_argv: Sequence[str],
                   hold: int = HOLD) -> LabProcess:
     """ExaBGP on a director, running `director_argv` as its API process."""
-    local = director.spec.ports[0].addresses[0].split("/")[0]
+    local = _first_address(director, "lan")
     director.write_file(EXABGP_CONF, exabgp_config(local, router, director_argv, hold))
     return director.spawn(["exabgp", EXABGP_CONF], name="exabgp", env=exabgp_env())
+
+
+def _first_address(host: Host, segment: str) -> str:
+    return host.spec.port(segment).addresses[0].split("/")[0]
+
+
+def prepare(lab: Lab, vip: str) -> LabProcess:
+    """The `ecmp` topology's network: default routes through the router (real servers
+    answer the client straight through it, as DR wants), the VIP on `lo` of every
+    director and of no link (arp_ignore/arp_announce: the router routes it, nobody
+    answers ARP for it), and BIRD on the router with a session to every director.
+    The directors' ExaBGP and `vigil director` are the caller's (`start_speaker`)."""
+    router = lab.host("router")
+    lan_gateway, wan_gateway = _first_address(router, "lan"), _first_address(router, "wan")
+    directors = [h for h in lab.hosts.values() if h.name.startswith("dir")]
+    for host in lab.hosts.values():
+        if host is router:
+            continue
+        segment = "wan" if any(p.segment == "wan" for p in host.spec.ports) else "lan"
+        host.run(["ip", "route", "replace", "default", "via",
+                  wan_gateway if segment == "wan" else lan_gateway])
+    for director in directors:
+        director.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
+                      "net.ipv4.conf.all.arp_announce=2"])
+        director.run(["ip", "addr", "replace", f"{vip}/32", "dev", "lo"])
+    return start_router(router, [_first_address(d, "lan") for d in directors])
 
 
 def nexthops(host: Host, prefix: str) -> list[str]:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
 from dataplane_lab_support import HttpConnection, fetch, predicted, table, vigil
 from director_lab_support import control, nginx, timed_wait
 
-from vigil.lab.router import HOLD, nexthops, start_router, start_speaker
+from vigil.lab.router import HOLD, nexthops, prepare, start_speaker
 from vigil.lab.seed import lab_file
 from vigil.lab.topology import ecmp_topology
 from vigil.testing import vigil_command, wait_until
@@ -48,20 +48,13 @@ def packets_in(director) -> int:
 
 def test_three_directors_share_the_vip_through_ecmp(lab_factory):
     lab = lab_factory(ecmp_topology(3))
-    router = lab.host("router")
+    bird = prepare(lab, VIP)
     for name in ("rs1", "rs2"):
         host = lab.host(name)
-        host.run(["ip", "route", "add", "default", "via", ROUTER])
         nginx(host, name, listen="80", extra="keepalive_timeout 600s;")
         vigil(host, "realserver", "start", "--vip", VIP)
-    lab.host("client").run(["ip", "route", "add", "default", "via", "203.0.113.250"])
-    bird = start_router(router, list(DIRECTORS.values()))
     for name in DIRECTORS:
         director = lab.host(name)
-        # the VIP is local on every director, answered on no link (the router routes it)
-        director.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
-                      "net.ipv4.conf.all.arp_announce=2"])
-        director.run(["ip", "addr", "add", f"{VIP}/32", "dev", "lo"])
         director.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
         start_speaker(director, ROUTER,
                       vigil_command("director", "-d", "--announce", "exabgp",
