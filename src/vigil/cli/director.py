@@ -34,6 +34,8 @@ START_WAIT = 15.0
 #: stopped, and wins over "running" or "OK" anywhere (a check's "200 OK" below)
 STANDBY_WORDS = "is not running as the active director: a warm standby"
 STOP_WAIT = 15.0
+#: the longest --announce-linger: a stop must end within STOP_WAIT
+LINGER_MAX = 10.0
 
 
 def register(subparsers: Subparsers) -> None:
@@ -74,6 +76,10 @@ def register(subparsers: Subparsers) -> None:
                         help="a VIP withdrawn for want of a healthy real server comes back "
                              "only this long after (default: announce_holddown in "
                              "vigil.cf, else 0)")
+    parser.add_argument("--announce-linger", type=float, default=None, metavar="SECONDS",
+                        help="on stop, keep forwarding this long after the withdrawals, "
+                             "while the routers move the flows away (default: "
+                             "announce_linger in vigil.cf, else 0)")
     parser.add_argument("--vigil-cf", default=extension.DEFAULT_PATH, metavar="PATH",
                         help=f"vigil.cf for the announce settings (default: "
                              f"{extension.DEFAULT_PATH}, if it exists)")
@@ -196,7 +202,7 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
 
     backend_class = choose(args.backend)
     metrics = _metrics_address(args)
-    announce, holddown, conntrack_sync = _announce_settings(args)
+    announce, holddown, conntrack_sync, linger = _announce_settings(args)
     if announce != "off" and not foreground:
         raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
                          "in the foreground: add -d (and start it from the speaker's "
@@ -206,7 +212,7 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
                                  metrics_address=metrics, standby=standby,
                                  speaker=speaker_for(announce), holddown=holddown,
-                                 conntrack_sync=conntrack_sync)
+                                 conntrack_sync=conntrack_sync, linger=linger)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -241,21 +247,28 @@ def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
     return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
 
 
-def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool]:
-    """--announce and --announce-holddown, else vigil.cf's director_announce and
-    announce_holddown (a vigil.cf that does not parse is an error, with its line); and
-    whether conntrackd_conf names a conntrackd configuration with a Sync section."""
-    announce, holddown = getattr(args, "announce", None), getattr(args, "announce_holddown", None)
+def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, float]:
+    """--announce, --announce-holddown and --announce-linger, else vigil.cf's
+    director_announce, announce_holddown and announce_linger (a vigil.cf that does not
+    parse is an error, with its line); and whether conntrackd_conf names a conntrackd
+    configuration with a Sync section."""
+    announce = getattr(args, "announce", None)
+    holddown = getattr(args, "announce_holddown", None)
+    linger = getattr(args, "announce_linger", None)
     path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
     sync = False
     if path.exists():
         config = extension.parse(path.read_text(), str(path))
         announce = config.director_announce if announce is None else announce
         holddown = config.announce_holddown if holddown is None else holddown
+        linger = config.announce_linger if linger is None else linger
         sync = config.conntrackd_conf is not None and _has_sync(Path(config.conntrackd_conf))
     if holddown is not None and not 0 <= holddown <= 86400:
-        raise UsageError("--announce-holddown takes 0 to 86400 seconds")
-    return announce or "off", holddown or 0.0, sync
+        raise UsageError("--announce-holddown (announce_holddown) takes 0 to 86400 seconds")
+    if linger is not None and not 0 <= linger <= LINGER_MAX:
+        raise UsageError(f"--announce-linger (announce_linger) takes 0 to {LINGER_MAX:g} "
+                         "seconds")
+    return announce or "off", holddown or 0.0, sync, linger or 0.0
 
 
 def _has_sync(path: Path) -> bool:

@@ -67,6 +67,21 @@ from vigil.errors import Location
 DEFAULT_PATH = "/etc/ha.d/vigil.cf"
 
 
+class ShortTimeValue(TimeValue):
+    """A time from 0 up to `maximum` seconds."""
+
+    def __init__(self, maximum: float):
+        super().__init__(0)
+        self.maximum = maximum
+        self.expects = f"a time of at most {format_time(maximum)}s"
+
+    def __call__(self, text: str) -> float:
+        value = super().__call__(text)
+        if value > self.maximum:
+            raise ValueProblem(f"time {text!r} must be at most {format_time(self.maximum)}s")
+        return value
+
+
 class AddressValue(ValueParser[str]):
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6), a bare ``PORT`` (loopback), or ``off``."""
 
@@ -164,6 +179,7 @@ class ExtensionConfig:
     director_announce: str = "off"
     announce_holddown: float = 0.0
     conntrackd_conf: str | None = None
+    announce_linger: float = 0.0
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
@@ -253,11 +269,15 @@ KEYWORDS = keyword_table(
     Keyword("director_announce", "active-active directors: the BGP speaker `vigil director` "
             "tells which VIPs it announces: off, or exabgp (the director runs as ExaBGP's "
             "API process)", ChoiceValue("off", "exabgp"), "off"),
+    Keyword("announce_linger", "active-active directors: on stop, keep forwarding this long "
+            "after the withdrawals, while the routers move the flows away (at most 10 s)",
+            ShortTimeValue(10.0), 0.0),
     Keyword("conntrackd_conf", "active-active directors: conntrackd's configuration; when "
             "it exists with a Sync section, NAT services may be announced (vigil starts "
             "no conntrackd)", PathValue(), None),
     Keyword("announce_holddown", "active-active directors: a VIP withdrawn because no real "
-            "server was up is announced again only this long after", TimeValue(0), 0.0),
+            "server was up is announced again only this long after", ShortTimeValue(86400.0),
+            0.0),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
             StrValue("a resource")),
@@ -408,7 +428,8 @@ _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "take
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
                 "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
-                "director_announce", "announce_holddown", "conntrackd_conf")
+                "director_announce", "announce_holddown", "conntrackd_conf",
+                "announce_linger")
 
 
 def _render_value(value: Any) -> str:

@@ -116,7 +116,8 @@ class Director:
     def __init__(self, config_path: Path | None, backend: Backend,
                  concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
                  standby: bool = False, speaker: Speaker | None = None,
-                 holddown: float = 0.0, conntrack_sync: bool = False):
+                 holddown: float = 0.0, conntrack_sync: bool = False,
+                 linger: float = 0.0):
         self.config_path = config_path
         #: started as a warm standby: it stays when it is deactivated
         self.resident = standby
@@ -146,6 +147,8 @@ class Director:
         self.draining = False
         #: conntrackd synchronises the directors' connection tracking: NAT may announce
         self.conntrack_sync = conntrack_sync
+        #: how long a stopping director forwards after its withdrawals (routers converge)
+        self.linger = linger
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -240,7 +243,11 @@ class Director:
     async def _shutdown(self) -> None:
         self.policy.phase = "stopping"
         # withdraw first: the routers stop sending before the table goes
-        self._tell(self.announcer.withdraw_all(Cause.STOPPING))
+        withdrawn = self.announcer.withdraw_all(Cause.STOPPING)
+        self._tell(withdrawn)
+        if withdrawn and self.linger > 0:
+            vlog.event(log, "announce.linger", seconds=self.linger)
+            await asyncio.sleep(self.linger)
         final = self.policy.stop_table()
         final = Table.of([*final, *self.manual, *self.unmanaged])
         try:
@@ -715,7 +722,7 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
                metrics_address: MetricsAddress | None = None, standby: bool = False,
                speaker: Speaker | None = None, holddown: float = 0.0,
-               conntrack_sync: bool = False) -> int:
+               conntrack_sync: bool = False, linger: float = 0.0) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     pids = pid_file(instance_name(config_path))
     RUN_DIR.mkdir(parents=True, exist_ok=True)
@@ -727,7 +734,8 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
                                      standby=standby, speaker=speaker,
                                      holddown=holddown,
-                                     conntrack_sync=conntrack_sync).run())
+                                     conntrack_sync=conntrack_sync,
+                                     linger=linger).run())
     finally:
         pids.release()
         vlog.stop_logging()

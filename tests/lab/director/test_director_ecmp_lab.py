@@ -58,7 +58,8 @@ def test_three_directors_share_the_vip_through_ecmp(lab_factory):
         director.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
         start_speaker(director, ROUTER,
                       vigil_command("director", "-d", "--announce", "exabgp",
-                                    "--backend", "nftables", "start"))
+                                    "--announce-linger", "1", "--backend", "nftables",
+                                    "start"))
 
     # one nexthop per director once each has checked its real servers
     wait_until(lambda: announced(lab) == sorted(DIRECTORS.values()), 45,
@@ -100,10 +101,14 @@ def test_three_directors_share_the_vip_through_ecmp(lab_factory):
     connections = [HttpConnection(client, VIP, source_port=port + 100) for port in PORTS]
     first = [c.get() for c in connections]
     assert packets_in(lab.host("dir2")) > carried  # some of them went through dir2
-    vigil(lab.host("dir2"), "director", "stop")  # withdraws, then clears its table
-    took = timed_wait(lambda: announced(lab) == [DIRECTORS["dir1"], DIRECTORS["dir3"]], 15,
-                      "dir2's nexthop withdrawn")
-    print(f"clean stop: nexthop gone {took:.2f} s after `vigil director stop` returned")
+    # the stop withdraws, forwards for another second (--announce-linger), then clears
+    # the table
+    vigil(lab.host("dir2"), "director", "stop")
+    wait_until(lambda: announced(lab) == [DIRECTORS["dir1"], DIRECTORS["dir3"]], 15,
+               "dir2's nexthop withdrawn", interval=0.1)
+    log = lab.host("dir2").read_file("/var/log/ldirectord.log")
+    assert log.index("announce.withdrawn") < log.index("announce.linger") < log.rindex(
+        "table.applied"), log[-1500:]
     assert [c.get() for c in connections] == first
     for connection in connections:
         connection.close()

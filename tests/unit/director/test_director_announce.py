@@ -126,3 +126,5 @@ def test_vigil_cf_announce_settings_and_their_errors():
     [problem] = parsed.diagnostics
     assert (problem.location.path, problem.location.line) == ("/etc/ha.d/vigil.cf", 2)
     assert "'bgp'" in problem.message and "exabgp" in problem.message
+    [problem] = extension.analyze("announce_linger 11\n", "/etc/ha.d/vigil.cf").diagnostics
+    assert problem.location.line == 1 and "at most 10s" in problem.message

@@ -75,9 +75,23 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
         commands_r, commands_w = os.pipe()
         answers_r, answers_w = os.pipe()
         os.set_blocking(commands_r, False)
-        speaker = ExaBGPSpeaker(out_fd=commands_w, in_fd=answers_r)
         # masq: the memory backend forwards nothing; NAT needs conntrack_sync to announce
-        director = daemon.Director(cf, MemoryBackend(), speaker=speaker, conntrack_sync=True)
+        moments: list[tuple[str, float]] = []
+
+        class TimedBackend(MemoryBackend):
+            async def apply(self, operations, desired):
+                moments.append(("apply", asyncio.get_running_loop().time()))
+                await super().apply(operations, desired)
+
+        class TimedSpeaker(ExaBGPSpeaker):
+            def send(self, changes):
+                moments.append(("send", asyncio.get_running_loop().time()))
+                super().send(changes)
+
+        speaker = TimedSpeaker(out_fd=commands_w, in_fd=answers_r)
+        backend = TimedBackend()
+        director = daemon.Director(cf, backend, speaker=speaker, conntrack_sync=True,
+                                   linger=2.0)
         task = asyncio.create_task(director.run())
         seen: list[str] = []
 
@@ -114,9 +128,14 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
             director.set_draining(False)
             await line(f"announce route {PREFIX} next-hop self")
             seen.clear()
+            moments.clear()
             director._stop.set()
             await asyncio.wait_for(task, 10)
             await line(f"withdraw route {PREFIX} next-hop self")
+            # the withdrawal first, the table cleared (cleanstop) only after the linger
+            assert [what for what, _ in moments] == ["send", "apply"]
+            assert moments[1][1] - moments[0][1] >= 2.0
+            assert len(backend.table) == 0
             assert director.announcer.snapshot()[0]["cause"] == "stopping"
         finally:
             director._stop.set()
