@@ -3,7 +3,6 @@ on a pipe as the real server comes and goes, on drain and on stop."""
 
 import asyncio
 import os
-import socket
 
 import pytest
 
@@ -16,7 +15,7 @@ from vigil.director.speaker import ExaBGPSpeaker, exabgp_line
 from vigil.errors import VigilError
 
 CONFIG = """\
-checktimeout=1
+checktimeout=5
 checkinterval=1
 virtual=127.0.0.1:8080
 \treal=127.0.0.2:{port} masq
@@ -32,6 +31,14 @@ def run_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
     (tmp_path / "run").mkdir()
     return tmp_path
+
+
+async def serve(port: int = 0) -> asyncio.Server:
+    """A real server on 127.0.0.2 that accepts every check's connection and closes it."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.2", port, reuse_address=True)
 
 
 def test_nat_is_refused_active_active_without_conntrack_sync(run_dir):
@@ -65,11 +72,8 @@ def test_exabgp_lines():
 
 def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
     async def scenario():
-        real = socket.socket()
-        real.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        real.bind(("127.0.0.2", 0))
-        real.listen(16)
-        port = real.getsockname()[1]
+        real = await serve()
+        port = real.sockets[0].getsockname()[1]
         cf = run_dir / "ldirectord.cf"
         cf.write_text(CONFIG.format(port=port))
         commands_r, commands_w = os.pipe()
@@ -112,12 +116,10 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
                 while speaker.errors < 1:
                     await asyncio.sleep(0.02)
             real.close()  # the only real server goes away: withdraw
+            await real.wait_closed()
             await line(f"withdraw route {PREFIX} next-hop self")
             assert director.announce_status()["vips"][0]["cause"] == "no-healthy-real"
-            real = socket.socket()
-            real.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            real.bind(("127.0.0.2", port))
-            real.listen(16)
+            real = await serve(port)
             seen.clear()
             await line(f"announce route {PREFIX} next-hop self")
             seen.clear()
@@ -141,6 +143,7 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
             director._stop.set()
             await asyncio.wait_for(task, 10)
             real.close()
+            await real.wait_closed()
             for fd in (commands_r, commands_w, answers_r, answers_w):
                 os.close(fd)
 
