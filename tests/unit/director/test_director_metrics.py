@@ -29,7 +29,9 @@ def snapshot(weight_rs2: int = 1, state_rs2: str = "up") -> dict:
                "message": "refused", "fallback_active": False}]
     return {"config": "/etc/ha.d/ldirectord.cf", "backend": "nftables", "phase": "running",
             "active": True,
-            "syncs": 4, "table": table, "stats": stats, "health": health}
+            "syncs": 4, "table": table, "stats": stats, "health": health,
+            "announce": {"speaker": "exabgp", "draining": False, "holddown": 0.0, "vips": [
+                {"vip": VIP, "prefix": f"{VIP}/32", "announced": True, "cause": "serving"}]}}
 
 
 def scrape(data: dict) -> str:
@@ -94,7 +96,7 @@ def test_a_warm_standby_says_so():
 
 
 def test_announcements_show_only_with_a_speaker():
-    assert "vigil_director_vip_announced" not in scrape(snapshot())
+    assert "vigil_director_vip_announced" not in scrape({**snapshot(), "announce": None})
     announce = {"speaker": "exabgp", "draining": True, "holddown": 0.0, "vips": [
         {"vip": VIP, "prefix": f"{VIP}/32", "announced": False, "cause": "draining"},
         {"vip": "2001:db8::1", "prefix": "2001:db8::1/128", "announced": True,
