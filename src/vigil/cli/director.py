@@ -262,7 +262,7 @@ def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, floa
         announce = config.director_announce if announce is None else announce
         holddown = config.announce_holddown if holddown is None else holddown
         linger = config.announce_linger if linger is None else linger
-        sync = config.conntrackd_conf is not None and _has_sync(Path(config.conntrackd_conf))
+        sync = extension.conntrackd_syncs(config.conntrackd_conf)
     if holddown is not None and not 0 <= holddown <= 86400:
         raise UsageError("--announce-holddown (announce_holddown) takes 0 to 86400 seconds")
     if linger is not None and not 0 <= linger <= LINGER_MAX:
@@ -270,15 +270,6 @@ def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, floa
                          "seconds")
     return announce or "off", holddown or 0.0, sync, linger or 0.0
 
-
-def _has_sync(path: Path) -> bool:
-    """conntrackd.conf has a `Sync {` section (outside comments)."""
-    try:
-        text = path.read_text(errors="replace")[:1 << 20]
-    except OSError:
-        return False
-    return any(line.split("#", 1)[0].split()[:2] in (["Sync", "{"], ["Sync{"])
-               for line in text.splitlines())
 
 
 def drain(instance: str, on: bool) -> int:

@@ -419,6 +419,20 @@ def _build(values: dict[str, Any], sections: dict[tuple[str, str],
 _FENCE_PARAM = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def conntrackd_syncs(path: str | None) -> bool:
+    """Whether `path` (conntrackd_conf) is a conntrackd configuration with a `Sync {`
+    section outside comments (read up to 1 MiB; a missing file: no)."""
+    if path is None:
+        return False
+    try:
+        with open(path, errors="replace") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].split()[:2] in (["Sync", "{"], ["Sync{"])
+               for line in text.splitlines())
+
+
 def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
     """Parse vigil.cf or raise `ConfigErrors` naming every mistake."""
     return analyze(text, path).unwrap()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vigil.cli import director as director_cli
+from vigil.config.extension import conntrackd_syncs
 from vigil.director import daemon
 from vigil.director.adapter import load_config
 from vigil.director.announce import Cause, Change
@@ -57,10 +57,11 @@ def test_nat_is_refused_active_active_without_conntrack_sync(run_dir):
 def test_conntrackd_sync_section(tmp_path):
     conf = tmp_path / "conntrackd.conf"
     conf.write_text("# Sync {\nGeneral {\n}\n")
-    assert not director_cli._has_sync(conf)
+    assert not conntrackd_syncs(str(conf))
     conf.write_text("Sync {\n  Mode FTFW {\n  }\n}\n")
-    assert director_cli._has_sync(conf)
-    assert not director_cli._has_sync(tmp_path / "missing.conf")
+    assert conntrackd_syncs(str(conf))
+    assert not conntrackd_syncs(str(tmp_path / "missing.conf"))
+    assert not conntrackd_syncs(None)
 
 
 def test_exabgp_lines():
