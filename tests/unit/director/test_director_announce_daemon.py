@@ -149,3 +149,30 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
                 os.close(fd)
 
     asyncio.run(scenario())
+
+
+def test_announce_settings_come_from_the_options_then_vigil_cf(tmp_path):
+    import argparse
+
+    from vigil.cli import director as director_cli
+    from vigil.errors import UsageError
+
+    cf = tmp_path / "vigil.cf"
+
+    def settings(**options):
+        values = {"announce": None, "announce_holddown": None, "announce_linger": None,
+                  "vigil_cf": str(cf), **options}
+        return director_cli._announce_settings(argparse.Namespace(**values))
+
+    assert settings() == ("off", 0.0, False, 0.0)  # no vigil.cf
+    cf.write_text("director_announce exabgp\nannounce_holddown 4\nannounce_linger 1\n")
+    assert settings() == ("exabgp", 4.0, False, 1.0)
+    assert settings(announce="off", announce_linger=2.5) == ("off", 4.0, False, 2.5)
+    with pytest.raises(UsageError, match="announce_linger"):
+        settings(announce_linger=11.0)
+    # a detached director has no ExaBGP on its standard output
+    args = argparse.Namespace(announce="exabgp", announce_holddown=None, announce_linger=None,
+                              vigil_cf=str(cf), foreground=False, backend="userspace",
+                              metrics_address=None)
+    with pytest.raises(UsageError, match="add -d"):
+        director_cli.start(None, args)
