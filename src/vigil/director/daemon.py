@@ -607,6 +607,7 @@ class Director:
             self.manual, self.unmanaged = before
             raise
         self._save_manual()
+        self.announce()  # a real server removed by hand may have been the VIP's last
         return "; ".join(n for n in notes if n) or f"{len(operations)} change(s) applied"
 
     # -- ipvsadm -Z, -L -c, --timeout, --set -----------------------------------------------
