@@ -101,19 +101,25 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
         seen: list[str] = []
 
         async def line(expected: str) -> None:
-            async with asyncio.timeout(10):
-                while expected not in seen:
-                    try:
-                        seen.extend(os.read(commands_r, 4096).decode().splitlines())
-                    except BlockingIOError:
-                        await asyncio.sleep(0.02)
+            try:
+                async with asyncio.timeout(15):
+                    while expected not in seen:
+                        try:
+                            seen.extend(os.read(commands_r, 4096).decode().splitlines())
+                        except BlockingIOError:
+                            await asyncio.sleep(0.02)
+            except TimeoutError:
+                raise AssertionError(
+                    f"no {expected!r} within 15 s; read {seen}; announce "
+                    f"{director.announce_status()}; health {director.policy.snapshot()}; "
+                    f"moments {moments}") from None
 
         try:
             await line(f"announce route {PREFIX} next-hop self")
             assert director.announce_status()["vips"] == [
                 {"vip": "127.0.0.1", "prefix": PREFIX, "announced": True, "cause": "serving"}]
             os.write(answers_w, b"done\nerror\n")
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(15):
                 while speaker.errors < 1:
                     await asyncio.sleep(0.02)
             real.close()  # the only real server goes away: withdraw
@@ -136,8 +142,8 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
             await asyncio.wait_for(task, 10)
             await line(f"withdraw route {PREFIX} next-hop self")
             # the withdrawal first, the table cleared (cleanstop) only after the linger
-            assert [what for what, _ in moments] == ["send", "apply"]
-            assert moments[1][1] - moments[0][1] >= 2.0
+            assert [what for what, _ in moments] == ["send", "apply"], moments
+            assert moments[1][1] - moments[0][1] >= 2.0, moments
             assert len(backend.table) == 0
             assert director.announcer.snapshot()[0]["cause"] == "stopping"
         finally:
