@@ -95,25 +95,32 @@ class ExaBGPSpeaker:
         reader = asyncio.StreamReader(limit=MAX_ANSWER)
         try:
             with open(self._in_fd, "rb", buffering=0, closefd=False) as pipe:
-                await loop.connect_read_pipe(
+                transport, _ = await loop.connect_read_pipe(
                     lambda: asyncio.StreamReaderProtocol(reader), pipe)
-                while True:
-                    try:
-                        line = await reader.readline()
-                    except (ValueError, asyncio.LimitOverrunError):
-                        self.errors += 1
-                        continue
-                    if not line:
-                        break
-                    answer = line.decode(errors="replace").strip()
-                    if answer.startswith("error"):
-                        self.errors += 1
-                        vlog.event(log, "announce.refused", logging.WARNING,
-                                   speaker=self.name, answer=answer[:200])
+                try:
+                    await self._read_lines(reader)
+                finally:
+                    transport.close()
         except (OSError, ValueError) as exc:
             vlog.event(log, "announce.no_answers", logging.DEBUG, error=exc)
             return
         vlog.event(log, "announce.speaker_closed", logging.WARNING, speaker=self.name)
+
+    async def _read_lines(self, reader: asyncio.StreamReader) -> None:
+        """ExaBGP's answers until it closes the pipe; refusals are counted and logged."""
+        while True:
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                self.errors += 1  # a line longer than MAX_ANSWER: skipped
+                continue
+            if not line:
+                return
+            answer = line.decode(errors="replace").strip()
+            if answer.startswith("error"):
+                self.errors += 1
+                vlog.event(log, "announce.refused", logging.WARNING,
+                           speaker=self.name, answer=answer[:200])
 
     async def close(self) -> None:
         if self._reader is not None:

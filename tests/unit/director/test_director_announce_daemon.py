@@ -182,3 +182,23 @@ def test_announce_settings_come_from_the_options_then_vigil_cf(tmp_path):
                               metrics_address=None)
     with pytest.raises(UsageError, match="add -d"):
         director_cli.start(None, args)
+
+
+def test_exabgp_answers_are_bounded_and_the_pipe_closing_ends_the_reader():
+    async def scenario():
+        commands_r, commands_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        speaker = ExaBGPSpeaker(out_fd=commands_w, in_fd=answers_r)
+        await speaker.start()
+        os.write(answers_w, b"x" * 20000 + b"\ndone\n\xff\xfe garbage\nerror bad\n")
+        os.close(answers_w)  # ExaBGP went away
+        async with asyncio.timeout(15):
+            await speaker._reader
+        assert speaker.errors == 2  # the over-long line and the refusal
+        speaker.send([Change("198.51.100.100/32", True, Cause.SERVING)])
+        assert os.read(commands_r, 4096) == b"announce route 198.51.100.100/32 next-hop self\n"
+        await speaker.close()
+        for fd in (commands_r, commands_w, answers_r):
+            os.close(fd)
+
+    asyncio.run(scenario())
