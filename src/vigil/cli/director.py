@@ -22,18 +22,21 @@ from vigil.config import extension
 from vigil.director import control, daemon
 from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
+from vigil.director.speaker import SPEAKERS, speaker_for
 from vigil.errors import UsageError, VigilError
 from vigil.lvs.syncdaemon import SyncDaemonError, parse_setting
 from vigil.metrics import MetricsAddress, parse_address
 from vigil.runtime import spawn_detached
 
 ACTIONS = ("start", "stop", "restart", "try-restart", "reload", "force-reload", "status",
-           "standby", "shutdown")
+           "standby", "shutdown", "drain", "undrain")
 START_WAIT = 15.0
 #: heartbeat 3.0.6 reads a status's words before its exit code: "not ... running" is
 #: stopped, and wins over "running" or "OK" anywhere (a check's "200 OK" below)
 STANDBY_WORDS = "is not running as the active director: a warm standby"
 STOP_WAIT = 15.0
+#: the longest --announce-linger: a stop must end within STOP_WAIT
+LINGER_MAX = 10.0
 
 
 def register(subparsers: Subparsers) -> None:
@@ -46,10 +49,13 @@ def register(subparsers: Subparsers) -> None:
             "up in /etc/ha.d and /etc/ha.d/conf, or a path (default ldirectord.cf). "
             "`standby` runs a warm standby (checks and table, forwarding nothing that is "
             "not addressed to this host); `start` activates it, `stop` makes it a standby "
-            "again, `status` reports it stopped; `shutdown` ends it."
+            "again, `status` reports it stopped; `shutdown` ends it. With --announce, the "
+            "director tells a BGP speaker which VIPs it serves (active-active directors "
+            "behind an ECMP router); `drain` withdraws them while it keeps forwarding, "
+            "`undrain` announces them again."
         ),
         usage="vigil director [-f CONFIG] [options] [CONFIG] "
-              "start|stop|restart|reload|status|standby|shutdown",
+              "start|stop|restart|reload|status|standby|shutdown|drain|undrain",
     )
     parser.add_argument("-f", "--config", help="the ldirectord.cf to run")
     parser.add_argument("--no-config", action="store_true",
@@ -67,7 +73,22 @@ def register(subparsers: Subparsers) -> None:
                         help="run IPVS's connection sync daemon (ipvs backend): master while "
                              "active, backup on standby; keepalived's words: INTERFACE [id N] "
                              "[maxlen N] [port P] [ttl T] [group ADDRESS], or off; default: "
-                             "lvs_sync_daemon in /etc/ha.d/vigil.cf")
+                             "lvs_sync_daemon in vigil.cf")
+    parser.add_argument("--announce", choices=SPEAKERS, default=None,
+                        help="announce the VIPs this director serves through a BGP speaker: "
+                             "exabgp (run as ExaBGP's API process, with -d: commands on "
+                             "stdout); default: director_announce in vigil.cf, else off")
+    parser.add_argument("--announce-holddown", type=float, default=None, metavar="SECONDS",
+                        help="a VIP withdrawn for want of a healthy real server comes back "
+                             "only this long after (default: announce_holddown in "
+                             "vigil.cf, else 0)")
+    parser.add_argument("--announce-linger", type=float, default=None, metavar="SECONDS",
+                        help="on stop, keep forwarding this long after the withdrawals, "
+                             "while the routers move the flows away (default: "
+                             "announce_linger in vigil.cf, else 0)")
+    parser.add_argument("--vigil-cf", default=extension.DEFAULT_PATH, metavar="PATH",
+                        help=f"vigil.cf for the announce settings (default: "
+                             f"{extension.DEFAULT_PATH}, if it exists)")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
     parser.add_argument("--json", action="store_true", help="status as JSON")
@@ -136,6 +157,8 @@ def _run(config_path: Path | None, action: str, args: argparse.Namespace) -> int
         return _role_action(config_path, action, args)
     if action in ("reload", "force-reload"):
         return reload(instance)
+    if action in ("drain", "undrain"):
+        return drain(instance, action == "drain")
     if action in ("restart", "try-restart"):
         if action == "try-restart" and _running_pid(instance) is None:
             return 0
@@ -187,10 +210,17 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
     metrics = _metrics_address(args)
     sync_text = _sync_daemon_setting(args)
     sync = parse_setting(sync_text) if sync_text else None
+    announce, holddown, conntrack_sync, linger = _announce_settings(args)
+    if announce != "off" and not foreground:
+        raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
+                         "in the foreground: add -d (and start it from the speaker's "
+                         "configuration)")
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),
-                                 metrics_address=metrics, standby=standby, sync=sync)
+                                 metrics_address=metrics, standby=standby,
+                                 speaker=speaker_for(announce), holddown=holddown,
+                                 conntrack_sync=conntrack_sync, linger=linger, sync=sync)
     pid = _running_pid(instance)
     if pid is not None:
         print(f"vigil director {instance} is already running with pid {pid}")
@@ -222,7 +252,7 @@ def _sync_daemon_setting(args: argparse.Namespace) -> str | None:
     is an error naming its line); None: no sync daemon."""
     text = getattr(args, "lvs_sync_daemon", None)
     if text is None:
-        path = Path(extension.DEFAULT_PATH)
+        path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
         if not path.exists():
             return None
         try:
@@ -245,6 +275,46 @@ def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
     if not text or text == "off":
         return None
     return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
+
+
+def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, float]:
+    """--announce, --announce-holddown and --announce-linger, else vigil.cf's
+    director_announce, announce_holddown and announce_linger (a vigil.cf that does not
+    parse is an error, with its line); and whether conntrackd_conf names a conntrackd
+    configuration with a Sync section."""
+    announce = getattr(args, "announce", None)
+    holddown = getattr(args, "announce_holddown", None)
+    linger = getattr(args, "announce_linger", None)
+    path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
+    sync = False
+    if path.exists():
+        config = extension.parse(path.read_text(), str(path))
+        announce = config.director_announce if announce is None else announce
+        holddown = config.announce_holddown if holddown is None else holddown
+        linger = config.announce_linger if linger is None else linger
+        sync = extension.conntrackd_syncs(config.conntrackd_conf)
+    if holddown is not None and not 0 <= holddown <= 86400:
+        raise UsageError("--announce-holddown (announce_holddown) takes 0 to 86400 seconds")
+    if linger is not None and not 0 <= linger <= LINGER_MAX:
+        raise UsageError(f"--announce-linger (announce_linger) takes 0 to {LINGER_MAX:g} "
+                         "seconds")
+    return announce or "off", holddown or 0.0, sync, linger or 0.0
+
+
+
+def drain(instance: str, on: bool) -> int:
+    """Withdraw (or announce again) this director's VIPs; forwarding goes on."""
+    if _running_pid(instance) is None:
+        print(f"vigil director {instance} is not running", file=sys.stderr)
+        return 7
+    answer = control.request(instance, {"command": "drain" if on else "undrain"},
+                             timeout=STOP_WAIT)
+    if answer.get("announce") is None:
+        print(f"vigil director {instance} announces nothing (no --announce)")
+        return 0
+    print(f"vigil director {instance} " + ("is draining: its VIPs are withdrawn" if on
+                                           else "announces its VIPs again"))
+    return 0
 
 
 def stop(instance: str) -> int:
@@ -297,4 +367,11 @@ def status(instance: str, config_path: Path | None, as_json: bool) -> int:
         extra = " maintenance" if row["maintenance"] else ""
         print(f"  {row['service']} -> {row['real']}: {row['state']}{extra}"
               + (f" ({row['message']})" if row["message"] else ""))
+    announce = answer.get("announce")
+    if announce:
+        print(f"  announcing through {announce['speaker']}"
+              + (" (draining)" if announce["draining"] else "") + ":")
+        for row in announce["vips"]:
+            word = "announced" if row["announced"] else "withdrawn"
+            print(f"    {row['prefix']}: {word} ({row['cause']})")
     return code

@@ -69,6 +69,14 @@ def _pick_lab(run_id: str | None) -> Lab:
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     lab = Lab(topology_named(args.topology), detached=True).up()
+    if lab.topology.name == "ecmp":
+        from vigil.lab import router
+
+        try:
+            router.prepare(lab, lab.topology.addresses["vip"])
+        except BaseException:
+            lab.down()
+            raise
     elapsed = time.monotonic() - started
     print(f"lab {lab.run_id} is up ({lab.topology.name}, {len(lab.hosts)} hosts, {elapsed:.2f} s)")
     _print_lab(lab)

@@ -278,6 +278,7 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
             continue
         out.extend(parsed_ld.diagnostics)
         out.extend(_check_ldirectord(parsed_ld.model, facts))
+        out.extend(_check_announce(parsed_ld.model, extension))
         ldirectord[name] = parsed_ld.model
         # `execute=OTHER` starts one more ldirectord instance for OTHER
         pending.extend((other, Location(found), found, f"execute={other}")
@@ -507,6 +508,22 @@ def _check_ldirectord(config: ldirectord_mod.LdirectordConfig,
         out.append(Diagnostic(Severity.WARNING, Location(config.path),
                               f"maintenance directory {config.maintenancedir} does not exist"))
     return out
+
+
+def _check_announce(config: ldirectord_mod.LdirectordConfig,
+                    extension: extension_mod.ExtensionConfig) -> list[Diagnostic]:
+    """director_announce with NAT real servers: refused at start unless conntrackd syncs."""
+    if extension.director_announce == "off" or extension_mod.conntrackd_syncs(
+            extension.conntrackd_conf):
+        return []
+    return [_at(real.location, config.path, Severity.ERROR,
+                f"virtual service {vs.ident}: real server {real.address} uses NAT (masq), "
+                f"which active-active directors (director_announce {extension.director_announce}"
+                f" in {extension.path}) cannot share without conntrack synchronisation: use "
+                "gate or ipip, or name conntrackd's configuration (with a Sync section) in "
+                "conntrackd_conf")
+            for vs in config.virtuals for real in vs.reals
+            if real.forwarding is ldirectord_mod.Forwarding.MASQ]
 
 
 def _check_drbd(drbd: drbd_mod.DrbdConfig, refs: Iterable[haresources_mod.ResourceRef],

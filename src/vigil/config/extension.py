@@ -81,6 +81,21 @@ class SyncDaemonValue(ValueParser[str]):
         return " ".join(text.split())
 
 
+class ShortTimeValue(TimeValue):
+    """A time from 0 up to `maximum` seconds."""
+
+    def __init__(self, maximum: float):
+        super().__init__(0)
+        self.maximum = maximum
+        self.expects = f"a time of at most {format_time(maximum)}s"
+
+    def __call__(self, text: str) -> float:
+        value = super().__call__(text)
+        if value > self.maximum:
+            raise ValueProblem(f"time {text!r} must be at most {format_time(self.maximum)}s")
+        return value
+
+
 class AddressValue(ValueParser[str]):
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6), a bare ``PORT`` (loopback), or ``off``."""
 
@@ -177,6 +192,10 @@ class ExtensionConfig:
     state_dir: str = "/var/lib/vigil"
     #: IPVS's connection sync daemon for `vigil director` (its words; None: off)
     lvs_sync_daemon: str | None = None
+    director_announce: str = "off"
+    announce_holddown: float = 0.0
+    conntrackd_conf: str | None = None
+    announce_linger: float = 0.0
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
     #: `fence NODE` sections, by node name (lower case)
@@ -268,6 +287,18 @@ KEYWORDS = keyword_table(
             "[maxlen N] [port P] [ttl T] [group ADDRESS]; master while the director is "
             "active, backup while it is a warm standby, so established connections survive "
             "a director failover", SyncDaemonValue(), "off"),
+    Keyword("director_announce", "active-active directors: the BGP speaker `vigil director` "
+            "tells which VIPs it announces: off, or exabgp (the director runs as ExaBGP's "
+            "API process)", ChoiceValue("off", "exabgp"), "off"),
+    Keyword("announce_linger", "active-active directors: on stop, keep forwarding this long "
+            "after the withdrawals, while the routers move the flows away (at most 10 s)",
+            ShortTimeValue(10.0), 0.0),
+    Keyword("conntrackd_conf", "active-active directors: conntrackd's configuration; when "
+            "it exists with a Sync section, NAT services may be announced (vigil starts "
+            "no conntrackd)", PathValue(), None),
+    Keyword("announce_holddown", "active-active directors: a VIP withdrawn because no real "
+            "server was up is announced again only this long after", ShortTimeValue(86400.0),
+            0.0),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
             StrValue("a resource")),
@@ -409,6 +440,20 @@ def _build(values: dict[str, Any], sections: dict[tuple[str, str],
 _FENCE_PARAM = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def conntrackd_syncs(path: str | None) -> bool:
+    """Whether `path` (conntrackd_conf) is a conntrackd configuration with a `Sync {`
+    section outside comments (read up to 1 MiB; a missing file: no)."""
+    if path is None:
+        return False
+    try:
+        with open(path, errors="replace") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].split()[:2] in (["Sync", "{"], ["Sync{"])
+               for line in text.splitlines())
+
+
 def parse(text: str, path: str = DEFAULT_PATH) -> ExtensionConfig:
     """Parse vigil.cf or raise `ConfigErrors` naming every mistake."""
     return analyze(text, path).unwrap()
@@ -418,7 +463,8 @@ _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "take
                 "control_socket", "notify_command", "metrics_address", "garp_count",
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
                 "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
-                "lvs_sync_daemon")
+                "lvs_sync_daemon", "director_announce", "announce_holddown",
+                "conntrackd_conf", "announce_linger")
 
 
 def _render_value(value: Any) -> str:

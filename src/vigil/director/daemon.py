@@ -28,6 +28,14 @@ from vigil.clock import MonotonicClock
 from vigil.control.server import ControlServer
 from vigil.director import alerts, codec
 from vigil.director.adapter import load_config
+from vigil.director.announce import (
+    AnnouncePolicy,
+    Cause,
+    Change,
+    Inputs,
+    nat_problems,
+    reals_up,
+)
 from vigil.director.backends.base import Backend, BackendError, Timeouts
 from vigil.director.changes import describe as describe_changes
 from vigil.director.checkers.base import CheckResult
@@ -39,11 +47,13 @@ from vigil.director.health import (
     RunFallbackCommand,
     SendAlert,
     SoftFailure,
+    State,
     Transition,
 )
 from vigil.director.metrics import DirectorMetrics
 from vigil.director.role import Current, Role, SideEffectGate
 from vigil.director.settings import DirectorConfig
+from vigil.director.speaker import Speaker
 from vigil.errors import VigilError
 from vigil.lvs.operations import (
     DeleteReal,
@@ -107,7 +117,9 @@ class Director:
 
     def __init__(self, config_path: Path | None, backend: Backend,
                  concurrency: int = 1000, metrics_address: MetricsAddress | None = None,
-                 standby: bool = False, sync: SyncDaemon | None = None):
+                 standby: bool = False, speaker: Speaker | None = None,
+                 holddown: float = 0.0, conntrack_sync: bool = False,
+                 linger: float = 0.0, sync: SyncDaemon | None = None):
         self.config_path = config_path
         #: the IPVS connection sync daemon to run: master while active, backup on standby
         self.sync_daemon = sync
@@ -133,6 +145,14 @@ class Director:
         self.metrics_address = metrics_address
         self.metrics: DirectorMetrics | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: the BGP speaker told which VIPs this director announces (--announce)
+        self.speaker = speaker
+        self.announcer = AnnouncePolicy(holddown)
+        self.draining = False
+        #: conntrackd synchronises the directors' connection tracking: NAT may announce
+        self.conntrack_sync = conntrack_sync
+        #: how long a stopping director forwards after its withdrawals (routers converge)
+        self.linger = linger
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -141,9 +161,11 @@ class Director:
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         self._write_state()
         if self.config_path is not None:
-            self.config = load_config(self.config_path)
+            self.config = self.refuse_unsafe(load_config(self.config_path))
             self._stamp = self._file_stamp()
         self._load_manual()
+        if self.speaker is not None:
+            await self.speaker.start()
         await self.backend.start()
         await self.backend.set_active(self.gate.active)
         if self.sync_daemon is not None and not self.backend.has_sync_daemon:
@@ -163,6 +185,7 @@ class Director:
         await self.sync()
         self.engine.set_targets(targets_for(self.config.services))
         self._write_state()
+        self.announce()  # a table without checks (checktype=on) is settled at once
         vlog.event(log, "director.started", config=self.config_path or "-",
                    backend=self.backend.name, services=len(self.config.services),
                    checks=len(self.engine.targets), role=self.role.value)
@@ -208,13 +231,16 @@ class Director:
         return {"config": str(self.config_path) if self.config_path else None,
                 "backend": self.backend.name, "phase": self.policy.phase,
                 "active": self.gate.active, "syncs": self.syncs, "table": await self.backend.read(),
-                "stats": await self.backend.stats(), "health": self.policy.snapshot()}
+                "stats": await self.backend.stats(), "health": self.policy.snapshot(),
+                "announce": self.announce_status()}
 
     async def _main_loop(self) -> None:
         while not self._stop.is_set():
             stop = asyncio.ensure_future(self._stop.wait())
             reload = asyncio.ensure_future(self._reload.wait())
-            deadline = self.policy.next_deadline()
+            deadlines = [d for d in (self.policy.next_deadline(),
+                                     self.announcer.next_deadline()) if d is not None]
+            deadline = min(deadlines) if deadlines else None
             timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
             await asyncio.wait({stop, reload}, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -224,9 +250,16 @@ class Director:
                 self._reload.clear()
                 await self.reload("SIGHUP")
             self.handle(self.policy.tick(self.clock.now()))
+            self.announce()
 
     async def _shutdown(self) -> None:
         self.policy.phase = "stopping"
+        # withdraw first: the routers stop sending before the table goes
+        withdrawn = self.announcer.withdraw_all(Cause.STOPPING)
+        self._tell(withdrawn)
+        if withdrawn and self.linger > 0:
+            vlog.event(log, "announce.linger", seconds=self.linger)
+            await asyncio.sleep(self.linger)
         final = self.policy.stop_table()
         final = Table.of([*final, *self.manual, *self.unmanaged])
         try:
@@ -238,6 +271,8 @@ class Director:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stop_sync()
         await self.backend.close()
+        if self.speaker is not None:
+            await self.speaker.close()
         with contextlib.suppress(OSError):
             self.paths.state.unlink()
         vlog.event(log, "director.stopped", config=self.config_path or "-")
@@ -292,6 +327,7 @@ class Director:
         if self.policy.phase == "starting" and self.engine.checks_run >= len(self.engine.targets):
             self.policy.phase = "running"
             self.backend.settled()
+            self.announce()
 
     def handle(self, decision: Decision) -> None:
         if not decision.actions and not decision.reason:
@@ -318,6 +354,66 @@ class Director:
             vlog.event(log, "director.decision", reason=decision.reason)
         if changed:
             self._dirty.set()
+            self.announce()
+
+    # -- announcements to the routers (active-active) -------------------------------------
+    def announce_inputs(self) -> Inputs:
+        """What the announcement decision reads: reals up per VIP, role and phase."""
+        services = []
+        for key, health in self.policy.services.items():
+            counted = health.config.check.checktype != "off"
+            services.append((key.address, [
+                counted and real.state is State.UP and not real.maintenance
+                and not real.removed_by_hand for real in health.reals.values()]))
+        return Inputs(reals_up=reals_up(services),
+                      settled=self.policy.phase in ("running", "reloading")
+                      or (self.policy.phase == "starting" and not self.engine.targets),
+                      active=self.gate.active, draining=self.draining,
+                      stopping=self.policy.phase == "stopping")
+
+    def refuse_unsafe(self, config: DirectorConfig) -> DirectorConfig:
+        """Active-active directors and NAT: refused unless conntrack is synchronised."""
+        if self.speaker is None or self.conntrack_sync:
+            return config
+        problems = nat_problems(
+            (s.key.label, [(str(r.key), r.real.forward.value) for r in s.reals])
+            for s in config.services)
+        if problems:
+            raise VigilError(
+                f"{self.config_path}: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + ": active-active directors (--announce) share no connection tracking, "
+                "so a reply may come back through a director that did not translate it; "
+                "use gate or ipip, or synchronise conntrack with conntrackd and name its "
+                "configuration in vigil.cf (conntrackd_conf)")
+        return config
+
+    def announce(self) -> None:
+        """Bring the speaker's announcements in line with the director's state."""
+        if self.speaker is None:
+            return
+        self._tell(self.announcer.update(self.announce_inputs(), self.clock.now()))
+
+    def _tell(self, changes: list[Change]) -> None:
+        if self.speaker is None or not changes:
+            return
+        for change in changes:
+            vlog.event(log, "announce.announced" if change.announce else "announce.withdrawn",
+                       prefix=change.prefix, cause=str(change.cause))
+        self.speaker.send(changes)
+
+    def set_draining(self, on: bool) -> None:
+        if on != self.draining:
+            self.draining = on
+            vlog.event(log, "director.draining" if on else "director.undrained",
+                       config=self.config_path or "-")
+        self.announce()
+
+    def announce_status(self) -> dict[str, Any] | None:
+        if self.speaker is None:
+            return None
+        return {"speaker": self.speaker.name, "draining": self.draining,
+                "holddown": self.announcer.holddown, "vips": self.announcer.snapshot()}
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -357,7 +453,7 @@ class Director:
         if self.config_path is None:
             return False
         try:
-            config = load_config(self.config_path)
+            config = self.refuse_unsafe(load_config(self.config_path))
         except VigilError as exc:
             vlog.event(log, "config.rejected", logging.ERROR, why=why, error=exc)
             return False
@@ -375,6 +471,7 @@ class Director:
         await self._resolve_names()
         self.policy.phase = "running"
         self._dirty.set()
+        self.announce()
         vlog.event(log, "config.reloaded", why=why, services=len(config.services),
                    checks=len(self.engine.targets), changes=len(changes))
         return True
@@ -468,6 +565,7 @@ class Director:
             self._spawn(self._run_command(command.argv, "fallbackcommand"))
         await self._follow_role_with_sync()
         self._write_state()
+        self.announce()
         vlog.event(log, f"director.{self.role.value}", config=self.config_path or "-",
                    resident=self.resident)
 
@@ -551,6 +649,7 @@ class Director:
             self.manual, self.unmanaged = before
             raise
         self._save_manual()
+        self.announce()  # a real server removed by hand may have been the VIP's last
         return "; ".join(n for n in notes if n) or f"{len(operations)} change(s) applied"
 
     # -- ipvsadm -Z, -L -c, --timeout, --set -----------------------------------------------
@@ -583,6 +682,7 @@ class Director:
                 "table": codec.table_to_json(await self.backend.read()),
                 "stats": codec.stats_to_json(await self.backend.stats()),
                 "health": self.policy.snapshot(),
+                "announce": self.announce_status(),
             }
         if command == "edit":
             operations = [codec.operation_from_json(op) for op in request.get("operations", [])]
@@ -619,6 +719,9 @@ class Director:
                 raise VigilError("stop-sync-daemon takes master or backup")
             await self.backend.stop_sync_daemon(SyncState(state))
             return {"ok": True}
+        if command in ("drain", "undrain"):
+            self.set_draining(command == "drain")
+            return {"ok": True, "announce": self.announce_status()}
         if command in ("activate", "deactivate"):
             await self.set_active(command == "activate", bool(request.get("resident")))
             return {"ok": True, "role": self.role.value}
@@ -687,6 +790,8 @@ def split_log_target(target: str | None) -> tuple[str | None, str | None]:
 def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
                debug: bool = False, stream: bool = True,
                metrics_address: MetricsAddress | None = None, standby: bool = False,
+               speaker: Speaker | None = None, holddown: float = 0.0,
+               conntrack_sync: bool = False, linger: float = 0.0,
                sync: SyncDaemon | None = None) -> int:
     """Run in the foreground until SIGTERM (the daemonizing is the CLI's job)."""
     pids = pid_file(instance_name(config_path))
@@ -697,7 +802,10 @@ def run_daemon(config_path: Path | None, backend: Backend, logfile: str | None,
     pids.write()
     try:
         event_loop_runner()(Director(config_path, backend, metrics_address=metrics_address,
-                                     standby=standby, sync=sync).run())
+                                     standby=standby, speaker=speaker,
+                                     holddown=holddown,
+                                     conntrack_sync=conntrack_sync,
+                                     linger=linger, sync=sync).run())
     finally:
         pids.release()
         vlog.stop_logging()

@@ -67,6 +67,19 @@ def build_director(snapshot: dict[str, Any]) -> Iterator[Metric]:
     info.add_metric([str(snapshot.get("config") or ""), str(snapshot.get("backend", "")),
                      str(snapshot.get("phase", ""))], 1)
     yield info
+    announce = snapshot.get("announce")
+    if announce:
+        vips = GaugeMetricFamily(
+            "vigil_director_vip_announced",
+            "1 while the director announces the VIP to its routers (--announce); the cause "
+            "says why it is announced (serving) or withdrawn", labels=["vip", "speaker", "cause"])
+        for row in announce["vips"]:
+            vips.add_metric([str(row["prefix"]), str(announce["speaker"]), str(row["cause"])],
+                            1 if row["announced"] else 0)
+        yield vips
+        yield GaugeMetricFamily("vigil_director_draining",
+                                "1 while the director is drained (`vigil director drain`)",
+                                value=1 if announce["draining"] else 0)
     if "active" in snapshot:
         yield GaugeMetricFamily("vigil_director_active",
                                 "1: the active director; 0: a warm standby (same checks and "

@@ -151,9 +151,61 @@ def pair_topology() -> Topology:
     )
 
 
+#: The far side of the ECMP lab's router, where its client lives.
+WAN_NETWORK = ipaddress.ip_network("203.0.113.0/24")
+WAN_NETWORK6 = ipaddress.ip_network("2001:db8:0:3::/64")
+#: The router's last octet on both segments of the ECMP lab.
+ROUTER_OCTET = 250
+
+
+def _port(segment: str, ifname: str, octet: int, networks, segment_index: int,
+          host_index: int) -> Port:
+    v4, v6 = networks
+    return Port(segment=segment, ifname=ifname,
+                addresses=(f"{v4.network_address + octet}/{v4.prefixlen}",
+                           f"{v6.network_address + octet}/{v6.prefixlen}"),
+                mac=mac_for(segment_index, host_index))
+
+
+def ecmp_topology(directors: int = 3) -> Topology:
+    """Active-active directors: a router (BIRD 2, `vigil.lab.router`) in front of N
+    directors in DR mode that announce the VIP with BGP, two real servers behind them,
+    and a client on the router's far side."""
+    lan = (LAB_NETWORK, LAB_NETWORK6)
+    wan = (WAN_NETWORK, WAN_NETWORK6)
+    plan: list[tuple[str, int, tuple[str, ...], str]] = [
+        ("router", ROUTER_OCTET, ("lan", "wan"), "router (BIRD 2, ECMP over the directors)"),
+        *[(f"dir{i}", 4 + i, ("lan",), "director (announces the VIP with BGP)")
+          for i in range(1, directors + 1)],
+        ("rs1", 1, ("lan",), "real server (nginx)"),
+        ("rs2", 2, ("lan",), "real server (nginx)"),
+        ("client", 10, ("wan",), "client beyond the router"),
+    ]
+    hosts = []
+    for index, (name, octet, segments, role) in enumerate(plan, start=1):
+        ports = [_port(segment, f"eth{i}", octet, lan if segment == "lan" else wan,
+                       0 if segment == "lan" else 1, index)
+                 for i, segment in enumerate(segments)]
+        hosts.append(HostSpec(name=name, hostname=f"{name}.example.com", ports=tuple(ports),
+                              role=role))
+    return Topology(
+        name="ecmp",
+        segments=("lan", "wan"),
+        hosts=tuple(hosts),
+        addresses={"vip": str(LAB_NETWORK.network_address + 100),
+                   "router": str(LAB_NETWORK.network_address + ROUTER_OCTET),
+                   "router-wan": str(WAN_NETWORK.network_address + ROUTER_OCTET)},
+        description=(
+            f"{directors} directors on 'lan' (198.51.100.5-) with rs1 and rs2, a router on "
+            "'lan' and 'wan' (203.0.113.0/24) and the client on 'wan'"
+        ),
+    )
+
+
 TOPOLOGIES: dict[str, Callable[[], Topology]] = {
     "seed": seed_topology,
     "pair": pair_topology,
+    "ecmp": ecmp_topology,
 }
 
 

@@ -84,6 +84,10 @@ def _config_entry(name: str, analyze: Callable[[str, str], object],
 #: vigil.cf has no copy in the seed: every kind of line it holds
 VIGIL_CF = """restart_limit 2
 fence_command /usr/local/sbin/fence-peer %n
+director_announce exabgp
+announce_holddown 5
+announce_linger 500ms
+conntrackd_conf /etc/conntrackd/conntrackd.conf
 garp_refresh 30
 duplicate_probe on
 agent mysqld

@@ -320,3 +320,22 @@ def test_a_fence_agent_that_does_not_answer_monitor_is_an_error_at_its_section(t
     (tmp_path / "asked").unlink()
     assert check("no", ask=False) == []  # another host's check: the agent is not run
     assert not (tmp_path / "asked").exists()
+
+
+def test_nat_with_director_announce_is_an_error_at_the_real_servers_line(tmp_path):
+    d = seed_dir(tmp_path, "lvs")
+    (d / "web.cf").write_text("virtual=10.0.0.80:80\n\treal=10.0.0.1:80 gate\n"
+                              "\treal=10.0.0.2:80 masq\n")
+    (d / "haresources").write_text("server5.example.com 10.0.0.80 ldirectord::web.cf\n")
+    facts = HostFacts("server5.example.com", resolver=ResourceResolver(
+        builtins=frozenset({"IPaddr", "ldirectord"})))
+    paths = ConfigPaths(str(d), str(tmp_path / "none"))
+    assert loader.check(paths, facts).errors == ()  # NAT without announcing: fine
+    (d / "vigil.cf").write_text("director_announce exabgp\n")
+    [error] = loader.check(paths, facts).errors
+    assert (Path(error.location.path).name, error.location.line) == ("web.cf", 3)
+    assert "10.0.0.2 uses NAT (masq)" in error.message and "conntrackd_conf" in error.message
+    conntrackd = tmp_path / "conntrackd.conf"
+    conntrackd.write_text("Sync {\n  Mode FTFW {\n  }\n}\n")
+    (d / "vigil.cf").write_text(f"director_announce exabgp\nconntrackd_conf {conntrackd}\n")
+    assert loader.check(paths, facts).errors == ()

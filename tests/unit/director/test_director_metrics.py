@@ -29,7 +29,9 @@ def snapshot(weight_rs2: int = 1, state_rs2: str = "up") -> dict:
                "message": "refused", "fallback_active": False}]
     return {"config": "/etc/ha.d/ldirectord.cf", "backend": "nftables", "phase": "running",
             "active": True,
-            "syncs": 4, "table": table, "stats": stats, "health": health}
+            "syncs": 4, "table": table, "stats": stats, "health": health,
+            "announce": {"speaker": "exabgp", "draining": False, "holddown": 0.0, "vips": [
+                {"vip": VIP, "prefix": f"{VIP}/32", "announced": True, "cause": "serving"}]}}
 
 
 def scrape(data: dict) -> str:
@@ -91,3 +93,17 @@ def test_checks_are_counted_and_timed():
 def test_a_warm_standby_says_so():
     assert "vigil_director_active 0.0" in scrape({**snapshot(), "active": False})
     assert "vigil_director_active 1.0" in scrape({**snapshot(), "active": True})
+
+
+def test_announcements_show_only_with_a_speaker():
+    assert "vigil_director_vip_announced" not in scrape({**snapshot(), "announce": None})
+    announce = {"speaker": "exabgp", "draining": True, "holddown": 0.0, "vips": [
+        {"vip": VIP, "prefix": f"{VIP}/32", "announced": False, "cause": "draining"},
+        {"vip": "2001:db8::1", "prefix": "2001:db8::1/128", "announced": True,
+         "cause": "serving"}]}
+    text = scrape({**snapshot(), "announce": announce})
+    assert ('vigil_director_vip_announced{cause="draining",speaker="exabgp",'
+            'vip="198.51.100.100/32"} 0.0') in text
+    assert ('vigil_director_vip_announced{cause="serving",speaker="exabgp",'
+            'vip="2001:db8::1/128"} 1.0') in text
+    assert "vigil_director_draining 1.0" in text
