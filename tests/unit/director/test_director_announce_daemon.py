@@ -25,14 +25,6 @@ virtual=127.0.0.1:8080
 PREFIX = "127.0.0.1/32"
 
 
-@pytest.fixture
-def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path / "run")
-    monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
-    (tmp_path / "run").mkdir()
-    return tmp_path
-
-
 async def serve(port: int = 0) -> asyncio.Server:
     """A real server on 127.0.0.2 that accepts every check's connection and closes it."""
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -82,14 +82,6 @@ virtual=127.0.0.1:8080
 """
 
 
-@pytest.fixture
-def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path / "run")
-    monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
-    (tmp_path / "run").mkdir()
-    return tmp_path
-
-
 def test_a_standby_keeps_its_table_warm_and_flips_role_without_touching_it(run_dir):
     async def scenario():
         server = socket.socket()

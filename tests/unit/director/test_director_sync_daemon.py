@@ -94,14 +94,6 @@ virtual=127.0.0.1:8080
 """
 
 
-@pytest.fixture
-def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon, "RUN_DIR", tmp_path / "run")
-    monkeypatch.setattr(daemon, "STATE_DIR", tmp_path / "state")
-    (tmp_path / "run").mkdir()
-    return tmp_path
-
-
 def test_the_sync_daemon_is_backup_on_standby_master_when_active_and_gone_at_stop(run_dir):
     async def scenario():
         server = socket.socket()
