@@ -82,7 +82,7 @@ def map_seed_address(address: str) -> str:
     return str(LAB_NETWORK.network_address + offset)
 
 
-def _lan_port(host_octet: int, host_index: int) -> Port:
+def lan_port(host_octet: int, host_index: int) -> Port:
     return Port(
         segment="lan",
         ifname="eth0",
@@ -94,7 +94,7 @@ def _lan_port(host_octet: int, host_index: int) -> Port:
     )
 
 
-def _hb_port(host_octet: int, host_index: int) -> Port:
+def hb_port(host_octet: int, host_index: int) -> Port:
     return Port(
         segment="hb",
         ifname="eth1",
@@ -119,9 +119,9 @@ def seed_topology() -> Topology:
     ]
     hosts = []
     for index, (name, hostname, octet, on_hb, role) in enumerate(plan, start=1):
-        ports = [_lan_port(octet, index)]
+        ports = [lan_port(octet, index)]
         if on_hb:
-            ports.append(_hb_port(octet, index))
+            ports.append(hb_port(octet, index))
         hosts.append(HostSpec(name=name, hostname=hostname, ports=tuple(ports), role=role))
     return Topology(
         name="seed",

@@ -40,7 +40,7 @@ from vigil.data import init_script
 from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
 from vigil.lab.seed import lab_file
-from vigil.lab.topology import HostSpec, Topology, _hb_port, _lan_port, seed_topology
+from vigil.lab.topology import HostSpec, Topology, hb_port, lan_port, seed_topology
 from vigil.testing.director_pair import Prober, configure_real_servers, http_get
 from vigil.testing.wait import wait_until
 
@@ -60,7 +60,7 @@ DC_DEADTIME = "2s"
 def topology() -> Topology:
     """The seed's hosts and a third director, server7 (198.51.100.7, 203.0.113.7)."""
     seed = seed_topology()
-    server7 = HostSpec("server7", "server7.example.com", (_lan_port(7, 7), _hb_port(7, 7)),
+    server7 = HostSpec("server7", "server7.example.com", (lan_port(7, 7), hb_port(7, 7)),
                        "director / cluster node")
     return Topology(
         name="trio",
