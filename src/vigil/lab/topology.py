@@ -83,6 +83,7 @@ def map_seed_address(address: str) -> str:
 
 
 def lan_port(host_octet: int, host_index: int) -> Port:
+    """A seed host's eth0 on the LAN, its address and MAC derived from its number."""
     return Port(
         segment="lan",
         ifname="eth0",
@@ -95,6 +96,7 @@ def lan_port(host_octet: int, host_index: int) -> Port:
 
 
 def hb_port(host_octet: int, host_index: int) -> Port:
+    """A seed host's eth1 on the heartbeat segment, likewise."""
     return Port(
         segment="hb",
         ifname="eth1",
