@@ -164,10 +164,8 @@ class HeartbeatSetup:
             self.lab.boot(target)
             self.after_boot(target)
         elif kind is FaultKind.KILL_DAEMON:
-            daemon = self.pair.daemons[target]
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(daemon.pid, signal.SIGKILL)
-            gone = poll(lambda: not daemon.alive(), DEATH_DEADLINE)
+            self.signal_daemon(target, signal.SIGKILL)
+            gone = poll(lambda: not self.daemon_alive(target), DEATH_DEADLINE)
             note = (f"the killed daemon was gone after {time.monotonic() - injected:.2f} s"
                     if gone else f"the killed daemon still existed after {DEATH_DEADLINE:g} s")
             time.sleep(hold)
@@ -197,8 +195,7 @@ class HeartbeatSetup:
             self.lab.lossless()
         elif kind is FaultKind.STALL:
             self.stopped.add(target)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pair.daemons[target].pid, signal.SIGSTOP)
+            self.signal_daemon(target, signal.SIGSTOP)
             time.sleep(hold)
             self._resume(target)
         else:
@@ -209,9 +206,16 @@ class HeartbeatSetup:
         raise SetupFailed(f"the {self.name} setup has no fault {fault.kind.value}")
 
     def _resume(self, node: str) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pair.daemons[node].pid, signal.SIGCONT)
+        self.signal_daemon(node, signal.SIGCONT)
         self.stopped.discard(node)
+
+    def signal_daemon(self, node: str, signum: int) -> None:
+        """Send `signum` to the node's heartbeat daemon (vigil's: one process)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pair.daemons[node].pid, signum)
+
+    def daemon_alive(self, node: str) -> bool:
+        return self.pair.daemons[node].alive()
 
     def finish(self) -> None:
         """The end of the workload, with the setup still up (nothing to count here)."""

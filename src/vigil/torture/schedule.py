@@ -34,7 +34,7 @@ class Role(StrEnum):
     STANDBY = "standby"
 
 
-SETUPS = ("heartbeat", "replicated", "director")
+SETUPS = ("heartbeat", "replicated", "director", "mixed")
 
 #: Which faults each setup gets.
 KINDS: dict[str, tuple[FaultKind, ...]] = {
@@ -49,6 +49,10 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                  FaultKind.FLAP),
+    # heartbeat 3.0.6 on one node, vigil on the other: the faults both daemons must ride
+    # out alike (heartbeat v1 watches no service, so no kill-service)
+    "mixed": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
+              FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
 }
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
@@ -75,13 +79,14 @@ class Fault:
     def describe(self) -> str:
         what = {
             FaultKind.POWER_OFF: "power off the {role} node, boot it after {hold}",
-            FaultKind.KILL_DAEMON: "kill -9 vigil on the {role} node, restart it after {hold}",
+            FaultKind.KILL_DAEMON: "kill -9 the {role} node's heartbeat daemon, restart it "
+                                   "after {hold}",
             FaultKind.KILL_SERVICE: "kill -9 the service (mariadbd on the {role} node; "
                                     "director setup: a real server's nginx)",
             FaultKind.CUT_MEDIUM: "cut the {role} node's hb medium for {hold}",
             FaultKind.PARTITION: "partition the nodes on every medium for {hold}",
             FaultKind.LOSS: "drop {percent}% of the {role} node's frames for {hold}",
-            FaultKind.STALL: "SIGSTOP vigil on the {role} node for {hold}",
+            FaultKind.STALL: "SIGSTOP the {role} node's heartbeat daemon for {hold}",
             FaultKind.CUT_REPLICATION: "cut the replication link for {hold} while writes run",
             FaultKind.FLAP: "flap the {role} node's hb medium ({period} down, {period} up) "
                             "for {hold}",

@@ -51,8 +51,8 @@ def test_the_heartbeat_setup_never_cuts_replication():
 
 
 def test_an_unknown_setup_is_a_clear_error():
-    with pytest.raises(ValueError, match="no fault kinds for setup 'mixed'"):
-        next(faults(1, "mixed", TIMING))
+    with pytest.raises(ValueError, match="no fault kinds for setup 'nosuch'"):
+        next(faults(1, "nosuch", TIMING))
 
 
 def test_a_fault_describes_itself():
@@ -107,3 +107,18 @@ def test_a_flap_fault_flaps_around_deadtime():
     assert all(f.period == 0.0 for f in plan(4, "heartbeat", timing, 200)
                if f.kind is not FaultKind.FLAP)
     assert "0.6 s down, 0.6 s up" in next(f for f in flaps if f.period == 0.6).describe()
+
+
+def test_the_mixed_setup_gets_the_faults_both_daemons_must_ride_out():
+    from vigil.torture.mixed_setup import heartbeat_ha_cf
+    from vigil.torture.schedule import KINDS, SETUPS, plan
+
+    assert "mixed" in SETUPS
+    # heartbeat v1 watches no service: a killed MariaDB on its node stays dead
+    assert FaultKind.KILL_SERVICE not in KINDS["mixed"]
+    first = plan(1, "mixed", TIMING, len(KINDS["mixed"]))
+    assert sorted(f.kind for f in first) == sorted(KINDS["mixed"])
+    text = heartbeat_ha_cf()
+    assert text.startswith("logfile /var/log/ha-log\n")
+    assert "/usr/libexec/heartbeat/ipfail" in text and "/usr/lib64/" not in text
+    assert "keepalive 500ms" in text and "ucast eth1 203.0.113.6" in text
