@@ -27,6 +27,7 @@ class FaultKind(StrEnum):
     STALL = "stall"  # SIGSTOP of vigil's daemon for `hold` s, then SIGCONT
     CUT_REPLICATION = "cut-replication"  # the replication link cut while writes run
     FLAP = "flap"  # the node's hb medium down and up every `period` s for `hold`
+    STOP_FAILS = "stop-fails"  # the service's stop fails while the node is asked to stand by
 
 
 class Role(StrEnum):
@@ -41,7 +42,7 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     # new kinds go last: `--kinds` with the older ones replays a seed as it was before
     "heartbeat": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                   FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                  FaultKind.FLAP),
+                  FaultKind.FLAP, FaultKind.STOP_FAILS),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                    FaultKind.CUT_REPLICATION, FaultKind.FLAP),
@@ -50,14 +51,15 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                  FaultKind.FLAP),
     # heartbeat 3.0.6 on one node, vigil on the other: the faults both daemons must ride
-    # out alike (heartbeat v1 watches no service, so no kill-service)
+    # out alike (heartbeat v1 watches no service, so no kill-service; no stop-fails: with
+    # vigil as its peer, heartbeat ignores hb_standby, "Other side is in flux")
     "mixed": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
               FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
 }
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
 _FIXED_ROLE = {FaultKind.PARTITION: Role.ACTIVE, FaultKind.CUT_REPLICATION: Role.ACTIVE,
-               FaultKind.KILL_SERVICE: Role.ACTIVE}
+               FaultKind.KILL_SERVICE: Role.ACTIVE, FaultKind.STOP_FAILS: Role.ACTIVE}
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Fault:
             FaultKind.CUT_REPLICATION: "cut the replication link for {hold} while writes run",
             FaultKind.FLAP: "flap the {role} node's hb medium ({period} down, {period} up) "
                             "for {hold}",
+            FaultKind.STOP_FAILS: "make the service's stop fail on the {role} node and ask "
+                                  "it to stand by; repair it once the node has reacted",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s")
@@ -109,7 +113,7 @@ class Timing:
 def _hold(rng: random.Random, kind: FaultKind, timing: Timing) -> float:
     """Hold times straddle deadtime where that decides the outcome (stall, cut, partition)."""
     dead = timing.deadtime
-    if kind is FaultKind.KILL_SERVICE:
+    if kind in (FaultKind.KILL_SERVICE, FaultKind.STOP_FAILS):  # held until a reaction
         return 0.0
     if kind is FaultKind.KILL_DAEMON:  # systemd's RestartSec: well inside deadtime, or not
         return rng.choice((0.5, 1.0, 2.0, dead * 0.6))

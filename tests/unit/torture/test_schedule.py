@@ -91,7 +91,8 @@ def test_a_new_kind_leaves_older_seeds_replayable_with_kinds():
     existed: `--kinds` with the seven older kinds gives the same faults."""
     from vigil.torture.schedule import KINDS, FaultKind, Timing, plan
 
-    older = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.FLAP)
+    older = tuple(k for k in KINDS["heartbeat"]
+                  if k not in (FaultKind.FLAP, FaultKind.STOP_FAILS))
     faults = plan(2, "heartbeat", Timing(keepalive=0.5, deadtime=3.0), 10, older)
     assert [f.kind.value for f in faults] == [
         "stall", "kill-daemon", "kill-service", "cut-medium", "loss", "power-off", "partition",
@@ -122,3 +123,13 @@ def test_the_mixed_setup_gets_the_faults_both_daemons_must_ride_out():
     assert text.startswith("logfile /var/log/ha-log\n")
     assert "/usr/libexec/heartbeat/ipfail" in text and "/usr/lib64/" not in text
     assert "keepalive 500ms" in text and "ucast eth1 203.0.113.6" in text
+
+
+def test_stop_fails_comes_last_and_targets_the_active_node():
+    from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, plan
+
+    assert KINDS["heartbeat"][-1] is FaultKind.STOP_FAILS
+    faults = [f for f in plan(3, "heartbeat", Timing(0.5, 3.0), 100)
+              if f.kind is FaultKind.STOP_FAILS]
+    assert faults and all(f.role is Role.ACTIVE and f.hold == 0.0 for f in faults)
+    assert "stop fail" in faults[0].describe()
