@@ -19,9 +19,10 @@ def register(subparsers: Subparsers) -> None:
         "print a timeline and a summary table. Exit status 1 if an invariant was violated.",
     )
     parser.add_argument("--setup", default="heartbeat",
-                        choices=["heartbeat", "replicated", "director"],
+                        choices=["heartbeat", "replicated", "director", "mixed"],
                         help="which tutorial setup to run (default: heartbeat; director: the "
-                        "LVS-DR pair, whose service fault kills a real server's nginx)")
+                        "LVS-DR pair, whose service fault kills a real server's nginx; mixed: "
+                        "the heartbeat pair with Debian's heartbeat 3.0.6 on server5)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="how long to inject faults (default: 5)")
     parser.add_argument("--seconds", type=float, default=None,
@@ -31,8 +32,9 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--seed", type=int, default=1, help="the schedule's seed (default: 1)")
     parser.add_argument("--kinds", default=None, metavar="KIND,...",
                         help="inject only these kinds of fault (power-off, kill-daemon, "
-                        "kill-service, cut-medium, partition, loss, stall, flap; replicated: "
-                        "cut-replication)")
+                        "kill-service, cut-medium, partition, loss, stall, flap; heartbeat: "
+                        "stop-fails; replicated: cut-replication; mixed: no kill-service, "
+                        "loss)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write the campaign's record as JSON to FILE")
     parser.set_defaults(handler=cmd_torture)

@@ -76,6 +76,7 @@ class Cause(enum.StrEnum):
     HOME_NODE = "home node"
     ITS_HOME_NODE = "its home node"
     ADOPTED = "adopted"
+    PEER_LEFT_IT_STUCK = "the peer left it stuck (its stop failed there)"
 
 
 AUTO_FAILBACK = ("on", "off", "legacy")
@@ -341,7 +342,9 @@ class FailoverCore:
     def peer_gone(self, now: float) -> list[Decision]:
         """shutdone: the peer released everything and is leaving."""
         self.peer.gone = True
-        self.peer.states = [Hold.RELEASED] * len(self.groups)
+        # a group whose stop failed there may still run there: it stays the peer's
+        self.peer.states = [Hold.STUCK if s is Hold.STUCK else Hold.RELEASED
+                            for s in self.peer.states]
         self.peer.phase = "leaving"
         return [Decision((), f"peer {self.peer.name} shut down and released its groups"),
                 *self.announce_held(f"peer {self.peer.name} released its groups")]
@@ -513,6 +516,8 @@ class FailoverCore:
         if self.alone:
             return "me", Cause.ALONE
         peer = self.peer
+        if peer.states[index] is Hold.STUCK and (peer.gone or peer.phase == "leaving"):
+            return None, Cause.PEER_LEFT_IT_STUCK  # never started here while it may run there
         if not peer.alive or peer.gone:
             if peer.gone:
                 return "me", Cause.PEER_SHUT_DOWN

@@ -161,8 +161,8 @@ def dual_windows(samples: Sequence[Sample]) -> list[tuple[float, float]]:
 
 def may_move(fault: Fault, timing: Timing) -> bool:
     """Whether the group may rightly leave its node during `fault`."""
-    if fault.kind in (FaultKind.PARTITION, FaultKind.LOSS):
-        return True
+    if fault.kind in (FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STOP_FAILS):
+        return True  # stop-fails: the node was asked to stand by
     if fault.role is not Role.ACTIVE:
         return False
     if fault.kind is FaultKind.POWER_OFF:

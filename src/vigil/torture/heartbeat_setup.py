@@ -33,6 +33,17 @@ TIMING = Timing(keepalive=0.5, deadtime=3.0)
 DEATH_DEADLINE = 10.0
 #: How often the observer reads both nodes' interfaces.
 SAMPLE_EVERY = 0.1
+#: The service's resource script (haresources' `mysqld`), which stop-fails breaks.
+SERVICE_SCRIPT = "/etc/init.d/mysqld"
+#: What stop-fails puts in its place: every action but stop goes to the real script.
+FAILING_STOP = """#!/bin/sh
+# vigil torture, stop-fails: this service will not stop
+if [ "$1" = stop ]; then echo "mysqld: stop refused (a service that fails to stop)"; exit 1; fi
+exec /bin/sh {real} "$@"
+"""
+#: How long the node may take to give up on the stop (heartbeat and vigil both try 10
+#: times, a second apart, after the first attempt) and react.
+STOP_FAILURE_DEADLINE = 40.0
 
 
 class SetupFailed(VigilError):
@@ -96,6 +107,8 @@ class HeartbeatSetup:
         self.client = heartbeat_scene.Client(lab, self.pair.vip)
         self.observer = Observer(self.pair)
         self.stopped: set[str] = set()
+        #: what the faults found wrong beyond the checker's invariants, for the end
+        self.findings: list[str] = []
 
     # -- life ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -164,10 +177,8 @@ class HeartbeatSetup:
             self.lab.boot(target)
             self.after_boot(target)
         elif kind is FaultKind.KILL_DAEMON:
-            daemon = self.pair.daemons[target]
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(daemon.pid, signal.SIGKILL)
-            gone = poll(lambda: not daemon.alive(), DEATH_DEADLINE)
+            self.signal_daemon(target, signal.SIGKILL)
+            gone = poll(lambda: not self.daemon_alive(target), DEATH_DEADLINE)
             note = (f"the killed daemon was gone after {time.monotonic() - injected:.2f} s"
                     if gone else f"the killed daemon still existed after {DEATH_DEADLINE:g} s")
             time.sleep(hold)
@@ -197,21 +208,119 @@ class HeartbeatSetup:
             self.lab.lossless()
         elif kind is FaultKind.STALL:
             self.stopped.add(target)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pair.daemons[target].pid, signal.SIGSTOP)
+            self.signal_daemon(target, signal.SIGSTOP)
             time.sleep(hold)
             self._resume(target)
+        elif kind is FaultKind.STOP_FAILS:
+            note = self._stop_fails(target, other)
         else:
             self.other_fault(fault, target)
         return Injected(fault, target, injected, time.monotonic(), before, note)
+
+    def _stop_fails(self, target: str, other: str) -> str:
+        """Break the service's stop on `target`, ask it to stand by, watch, repair.
+
+        While the node fights its service, MariaDB must never run on both nodes
+        (a finding for the end if it does). Once the node has reacted (given up
+        on the stop), the script is repaired and the node brought back as its
+        operator would: booted if it went down, restarted if its daemon went.
+        """
+        host = self.lab.host(target)
+        real = SERVICE_SCRIPT + ".real"
+        host.write_file(real, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)
+        host.write_file(SERVICE_SCRIPT, FAILING_STOP.format(real=real), mode=0o755)
+        mark = self.stop_failure_mark(target)
+        self.ask_standby(target)
+        asked = time.monotonic()
+        both = 0.0
+        last = asked
+        reacted: float | None = None
+        while time.monotonic() - asked < STOP_FAILURE_DEADLINE:
+            now = time.monotonic()
+            up = [n for n in (target, other) if self.lab.host(n).is_up()]
+            if len(up) == 2 and all(heartbeat_scene.pids_of(self.lab, n, "mariadbd")
+                                    for n in up):
+                both += now - last
+            last = now
+            if reacted is None and self.stop_failure_seen(target, mark):
+                reacted = now
+            if reacted is not None and now - reacted >= self.timing.deadtime + 2.0:
+                break  # and what the peer does about it in the next deadtime
+            time.sleep(0.2)
+        if both > 0:
+            self.findings.append(f"stop-fails on {target}: MariaDB ran on both nodes for "
+                                 f"{both:.1f} s")
+        note = (f"{self.stop_failure_words(target)} {reacted - asked:.1f} s after the standby "
+                "request" if reacted is not None else
+                f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s")
+        if not host.is_up():
+            self.lab.boot(target)
+            host.write_file(SERVICE_SCRIPT, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)
+            self.after_boot(target)
+            return note + "; booted"
+        host.write_file(SERVICE_SCRIPT, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)
+        return note + "; " + self.after_stop_failure(target)
+
+    # -- what a node does about a stop that fails ------------------------------------------------
+    def ask_standby(self, node: str) -> None:
+        self.lab.host(node).run([heartbeat_scene.VIGIL, "standby"], check=False, timeout=30)
+
+    def stop_failure_mark(self, node: str) -> int:
+        return len(self.pair.daemons[node].output())
+
+    def stop_failure_seen(self, node: str, mark: int) -> bool:
+        """vigil's default (`failed_stop block`): the group stays marked as held here."""
+        return "group.stop_failed" in self.pair.daemons[node].output()[mark:]
+
+    def stop_failure_words(self, node: str) -> str:
+        return "the group blocked on the failed stop (failed_stop block)"
+
+    def after_stop_failure(self, node: str) -> str:
+        """The operator repaired the script and restarts vigil (`systemctl restart`:
+        SIGTERM, then a start), which must not let the peer start the service while
+        it still runs here."""
+        self.signal_daemon(node, signal.SIGTERM)
+        gone = poll(lambda: not self.daemon_alive(node), DEATH_DEADLINE)
+        both = self._watch_both(node, self.timing.deadtime + 2.0)
+        if not gone:
+            self.signal_daemon(node, signal.SIGKILL)
+            poll(lambda: not self.daemon_alive(node), DEATH_DEADLINE)
+        self._start_daemon(node)
+        if both:
+            self.findings.append(f"stop-fails on {node}: MariaDB ran on both nodes for "
+                                 f"{both:.1f} s after vigil was restarted")
+        return "the script repaired; vigil restarted" + ("" if gone else
+                                                         " (SIGTERM ignored: killed)")
+
+    def _watch_both(self, node: str, seconds: float) -> float:
+        """For `seconds`: how long MariaDB ran on both nodes at once."""
+        other = next(n for n in NODES if n != node)
+        end = time.monotonic() + seconds
+        both, last = 0.0, time.monotonic()
+        while time.monotonic() < end:
+            now = time.monotonic()
+            up = [n for n in (node, other) if self.lab.host(n).is_up()]
+            if len(up) == 2 and all(heartbeat_scene.pids_of(self.lab, n, "mariadbd")
+                                    for n in up):
+                both += now - last
+            last = now
+            time.sleep(0.2)
+        return both
 
     def other_fault(self, fault: Fault, target: str) -> None:
         raise SetupFailed(f"the {self.name} setup has no fault {fault.kind.value}")
 
     def _resume(self, node: str) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pair.daemons[node].pid, signal.SIGCONT)
+        self.signal_daemon(node, signal.SIGCONT)
         self.stopped.discard(node)
+
+    def signal_daemon(self, node: str, signum: int) -> None:
+        """Send `signum` to the node's heartbeat daemon (vigil's: one process)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pair.daemons[node].pid, signum)
+
+    def daemon_alive(self, node: str) -> bool:
+        return self.pair.daemons[node].alive()
 
     def finish(self) -> None:
         """The end of the workload, with the setup still up (nothing to count here)."""
@@ -221,5 +330,5 @@ class HeartbeatSetup:
         return None
 
     def final_checks(self) -> list[str]:
-        """Setup-specific end checks (none beyond the campaign's own here)."""
-        return []
+        """What the faults found wrong (stop-fails: the service on both nodes)."""
+        return list(self.findings)

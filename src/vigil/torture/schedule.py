@@ -27,6 +27,7 @@ class FaultKind(StrEnum):
     STALL = "stall"  # SIGSTOP of vigil's daemon for `hold` s, then SIGCONT
     CUT_REPLICATION = "cut-replication"  # the replication link cut while writes run
     FLAP = "flap"  # the node's hb medium down and up every `period` s for `hold`
+    STOP_FAILS = "stop-fails"  # the service's stop fails while the node is asked to stand by
 
 
 class Role(StrEnum):
@@ -34,14 +35,14 @@ class Role(StrEnum):
     STANDBY = "standby"
 
 
-SETUPS = ("heartbeat", "replicated", "director")
+SETUPS = ("heartbeat", "replicated", "director", "mixed")
 
 #: Which faults each setup gets.
 KINDS: dict[str, tuple[FaultKind, ...]] = {
     # new kinds go last: `--kinds` with the older ones replays a seed as it was before
     "heartbeat": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                   FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                  FaultKind.FLAP),
+                  FaultKind.FLAP, FaultKind.STOP_FAILS),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                    FaultKind.CUT_REPLICATION, FaultKind.FLAP),
@@ -49,11 +50,16 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                  FaultKind.FLAP),
+    # heartbeat 3.0.6 on one node, vigil on the other: the faults both daemons must ride
+    # out alike (heartbeat v1 watches no service, so no kill-service; no stop-fails: with
+    # vigil as its peer, heartbeat ignores hb_standby, "Other side is in flux")
+    "mixed": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
+              FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
 }
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
 _FIXED_ROLE = {FaultKind.PARTITION: Role.ACTIVE, FaultKind.CUT_REPLICATION: Role.ACTIVE,
-               FaultKind.KILL_SERVICE: Role.ACTIVE}
+               FaultKind.KILL_SERVICE: Role.ACTIVE, FaultKind.STOP_FAILS: Role.ACTIVE}
 
 
 @dataclass(frozen=True)
@@ -75,16 +81,19 @@ class Fault:
     def describe(self) -> str:
         what = {
             FaultKind.POWER_OFF: "power off the {role} node, boot it after {hold}",
-            FaultKind.KILL_DAEMON: "kill -9 vigil on the {role} node, restart it after {hold}",
+            FaultKind.KILL_DAEMON: "kill -9 the {role} node's heartbeat daemon, restart it "
+                                   "after {hold}",
             FaultKind.KILL_SERVICE: "kill -9 the service (mariadbd on the {role} node; "
                                     "director setup: a real server's nginx)",
             FaultKind.CUT_MEDIUM: "cut the {role} node's hb medium for {hold}",
             FaultKind.PARTITION: "partition the nodes on every medium for {hold}",
             FaultKind.LOSS: "drop {percent}% of the {role} node's frames for {hold}",
-            FaultKind.STALL: "SIGSTOP vigil on the {role} node for {hold}",
+            FaultKind.STALL: "SIGSTOP the {role} node's heartbeat daemon for {hold}",
             FaultKind.CUT_REPLICATION: "cut the replication link for {hold} while writes run",
             FaultKind.FLAP: "flap the {role} node's hb medium ({period} down, {period} up) "
                             "for {hold}",
+            FaultKind.STOP_FAILS: "make the service's stop fail on the {role} node and ask "
+                                  "it to stand by; repair it once the node has reacted",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s")
@@ -104,7 +113,7 @@ class Timing:
 def _hold(rng: random.Random, kind: FaultKind, timing: Timing) -> float:
     """Hold times straddle deadtime where that decides the outcome (stall, cut, partition)."""
     dead = timing.deadtime
-    if kind is FaultKind.KILL_SERVICE:
+    if kind in (FaultKind.KILL_SERVICE, FaultKind.STOP_FAILS):  # held until a reaction
         return 0.0
     if kind is FaultKind.KILL_DAEMON:  # systemd's RestartSec: well inside deadtime, or not
         return rng.choice((0.5, 1.0, 2.0, dead * 0.6))

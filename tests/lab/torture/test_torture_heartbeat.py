@@ -2,7 +2,7 @@
 
 Seed 1's first round injects every kind of fault once (power-off and boot, kill -9
 of vigil and of MariaDB, a cut medium, a partition, frame loss, a stalled daemon, a
-flapping medium);
+flapping medium, a service whose stop fails);
 the checker must find no violated invariant, and nothing of the lab may be left.
 """
 

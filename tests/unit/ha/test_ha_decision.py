@@ -632,3 +632,25 @@ def test_garp_refresh_is_a_core_deadline_while_groups_are_held():
     [decision] = core.decide(10.5)
     assert decision.actions == (Announce(G1),) and decision.level == "debug"
     assert core.refresh_at == 20.5
+
+
+def test_a_peer_leaving_with_a_stuck_group_does_not_have_it_started_here():
+    """Found by `vigil torture --setup heartbeat --kinds stop-fails`: n1's stop failed and
+    its group is stuck there (it may still run); n1's daemon is then restarted (SIGTERM):
+    it leaves with the group still running. n2 must not start it, neither while n1 is
+    leaving nor after its shutdone (only the duplicate-address probe refused it)."""
+    pair = started_pair()
+    pair.stop_ok["n1"] = False
+    pair.n1.standby("local", pair.now)
+    pair.settle(20)
+    assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    pair.record("n1", pair.n1.shutdown(pair.now))
+    pair.settle()
+    assert pair.n1.phase is Phase.DONE and pair.holds()["n2"] == "RH"
+    assert any("still stuck" in r for r in pair.reasons("n1"))
+    pair.connected["n1"] = False
+    pair.record("n2", pair.n2.peer_gone(pair.now))
+    pair.settle()
+    assert pair.holds()["n2"] == "RH"
+    assert not any(isinstance(a, StartGroup) and a.group == G1
+                   for who, a in pair.actions if who == "n2")

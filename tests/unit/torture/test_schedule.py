@@ -51,8 +51,8 @@ def test_the_heartbeat_setup_never_cuts_replication():
 
 
 def test_an_unknown_setup_is_a_clear_error():
-    with pytest.raises(ValueError, match="no fault kinds for setup 'mixed'"):
-        next(faults(1, "mixed", TIMING))
+    with pytest.raises(ValueError, match="no fault kinds for setup 'nosuch'"):
+        next(faults(1, "nosuch", TIMING))
 
 
 def test_a_fault_describes_itself():
@@ -91,7 +91,8 @@ def test_a_new_kind_leaves_older_seeds_replayable_with_kinds():
     existed: `--kinds` with the seven older kinds gives the same faults."""
     from vigil.torture.schedule import KINDS, FaultKind, Timing, plan
 
-    older = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.FLAP)
+    older = tuple(k for k in KINDS["heartbeat"]
+                  if k not in (FaultKind.FLAP, FaultKind.STOP_FAILS))
     faults = plan(2, "heartbeat", Timing(keepalive=0.5, deadtime=3.0), 10, older)
     assert [f.kind.value for f in faults] == [
         "stall", "kill-daemon", "kill-service", "cut-medium", "loss", "power-off", "partition",
@@ -107,3 +108,28 @@ def test_a_flap_fault_flaps_around_deadtime():
     assert all(f.period == 0.0 for f in plan(4, "heartbeat", timing, 200)
                if f.kind is not FaultKind.FLAP)
     assert "0.6 s down, 0.6 s up" in next(f for f in flaps if f.period == 0.6).describe()
+
+
+def test_the_mixed_setup_gets_the_faults_both_daemons_must_ride_out():
+    from vigil.torture.mixed_setup import heartbeat_ha_cf
+    from vigil.torture.schedule import KINDS, SETUPS, plan
+
+    assert "mixed" in SETUPS
+    # heartbeat v1 watches no service: a killed MariaDB on its node stays dead
+    assert FaultKind.KILL_SERVICE not in KINDS["mixed"]
+    first = plan(1, "mixed", TIMING, len(KINDS["mixed"]))
+    assert sorted(f.kind for f in first) == sorted(KINDS["mixed"])
+    text = heartbeat_ha_cf()
+    assert text.startswith("logfile /var/log/ha-log\n")
+    assert "/usr/libexec/heartbeat/ipfail" in text and "/usr/lib64/" not in text
+    assert "keepalive 500ms" in text and "ucast eth1 203.0.113.6" in text
+
+
+def test_stop_fails_comes_last_and_targets_the_active_node():
+    from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, plan
+
+    assert KINDS["heartbeat"][-1] is FaultKind.STOP_FAILS
+    faults = [f for f in plan(3, "heartbeat", Timing(0.5, 3.0), 100)
+              if f.kind is FaultKind.STOP_FAILS]
+    assert faults and all(f.role is Role.ACTIVE and f.hold == 0.0 for f in faults)
+    assert "stop fail" in faults[0].describe()
