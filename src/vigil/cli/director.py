@@ -24,7 +24,7 @@ from vigil.director.adapter import find_config, load_config
 from vigil.director.role import Step, lsb_status, step_for
 from vigil.director.speaker import SPEAKERS, speaker_for
 from vigil.errors import UsageError, VigilError
-from vigil.lvs.syncdaemon import SyncDaemonError, parse_setting
+from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, parse_setting
 from vigil.metrics import MetricsAddress, parse_address
 from vigil.runtime import spawn_detached
 
@@ -87,7 +87,7 @@ def register(subparsers: Subparsers) -> None:
                              "while the routers move the flows away (default: "
                              "announce_linger in vigil.cf, else 0)")
     parser.add_argument("--vigil-cf", default=extension.DEFAULT_PATH, metavar="PATH",
-                        help=f"vigil.cf for the announce settings (default: "
+                        help=f"vigil.cf for the announce and lvs_sync_daemon settings (default: "
                              f"{extension.DEFAULT_PATH}, if it exists)")
     parser.add_argument("-d", "--foreground", action="store_true",
                         help="stay in the foreground and log to stderr")
@@ -208,9 +208,9 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
 
     backend_class = choose(args.backend)
     metrics = _metrics_address(args)
-    sync_text = _sync_daemon_setting(args)
-    sync = parse_setting(sync_text) if sync_text else None
-    announce, holddown, conntrack_sync, linger = _announce_settings(args)
+    vigil_cf = _vigil_cf(args)
+    sync_text, sync = _sync_daemon_setting(args, vigil_cf)
+    announce, holddown, conntrack_sync, linger = _announce_settings(args, vigil_cf)
     if announce != "off" and not foreground:
         raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
                          "in the foreground: add -d (and start it from the speaker's "
@@ -247,26 +247,33 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
     raise VigilError(f"director {instance} did not answer within {START_WAIT:g} s")
 
 
-def _sync_daemon_setting(args: argparse.Namespace) -> str | None:
-    """--lvs-sync-daemon, else vigil.cf's lvs_sync_daemon (a vigil.cf that does not parse
-    is an error naming its line); None: no sync daemon."""
-    text = getattr(args, "lvs_sync_daemon", None)
-    if text is None:
-        path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
-        if not path.exists():
-            return None
-        try:
-            content = path.read_text()
-        except OSError as exc:
-            raise VigilError(f"{path}: cannot read: {exc.strerror}") from None
-        text = extension.parse(content, str(path)).lvs_sync_daemon
-    if text is None or text.strip() == "off":
+def _vigil_cf(args: argparse.Namespace) -> extension.ExtensionConfig | None:
+    """--vigil-cf (default /etc/ha.d/vigil.cf) read once, if it exists; one that does not
+    parse is an error naming its line."""
+    path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
+    if not path.exists():
         return None
     try:
-        parse_setting(text)
+        content = path.read_text()
+    except OSError as exc:
+        raise VigilError(f"{path}: cannot read: {exc.strerror}") from None
+    return extension.parse(content, str(path))
+
+
+def _sync_daemon_setting(args: argparse.Namespace, vigil_cf: extension.ExtensionConfig | None
+                         ) -> tuple[str | None, SyncDaemon | None]:
+    """--lvs-sync-daemon, else vigil.cf's lvs_sync_daemon: its words (for the detached
+    daemon's argv) and what they say; (None, None): no sync daemon."""
+    text = getattr(args, "lvs_sync_daemon", None)
+    if text is None and vigil_cf is not None:
+        text = vigil_cf.lvs_sync_daemon
+    if text is None or text.strip() == "off":
+        return None, None
+    try:
+        sync = parse_setting(text)
     except SyncDaemonError as exc:
         raise UsageError(f"--lvs-sync-daemon: {exc}") from None
-    return " ".join(text.split())
+    return " ".join(text.split()), sync
 
 
 def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
@@ -277,7 +284,8 @@ def _metrics_address(args: argparse.Namespace) -> MetricsAddress | None:
     return parse_address(text, "--metrics-address (or VIGIL_DIRECTOR_METRICS_ADDRESS)")
 
 
-def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, float]:
+def _announce_settings(args: argparse.Namespace, vigil_cf: extension.ExtensionConfig | None
+                       ) -> tuple[str, float, bool, float]:
     """--announce, --announce-holddown and --announce-linger, else vigil.cf's
     director_announce, announce_holddown and announce_linger (a vigil.cf that does not
     parse is an error, with its line); and whether conntrackd_conf names a conntrackd
@@ -285,21 +293,18 @@ def _announce_settings(args: argparse.Namespace) -> tuple[str, float, bool, floa
     announce = getattr(args, "announce", None)
     holddown = getattr(args, "announce_holddown", None)
     linger = getattr(args, "announce_linger", None)
-    path = Path(getattr(args, "vigil_cf", None) or extension.DEFAULT_PATH)
     sync = False
-    if path.exists():
-        config = extension.parse(path.read_text(), str(path))
-        announce = config.director_announce if announce is None else announce
-        holddown = config.announce_holddown if holddown is None else holddown
-        linger = config.announce_linger if linger is None else linger
-        sync = extension.conntrackd_syncs(config.conntrackd_conf)
+    if vigil_cf is not None:
+        announce = vigil_cf.director_announce if announce is None else announce
+        holddown = vigil_cf.announce_holddown if holddown is None else holddown
+        linger = vigil_cf.announce_linger if linger is None else linger
+        sync = extension.conntrackd_syncs(vigil_cf.conntrackd_conf)
     if holddown is not None and not 0 <= holddown <= 86400:
         raise UsageError("--announce-holddown (announce_holddown) takes 0 to 86400 seconds")
     if linger is not None and not 0 <= linger <= LINGER_MAX:
         raise UsageError(f"--announce-linger (announce_linger) takes 0 to {LINGER_MAX:g} "
                          "seconds")
     return announce or "off", holddown or 0.0, sync, linger or 0.0
-
 
 
 def drain(instance: str, on: bool) -> int:

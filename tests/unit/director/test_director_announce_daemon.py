@@ -160,7 +160,8 @@ def test_announce_settings_come_from_the_options_then_vigil_cf(tmp_path):
     def settings(**options):
         values = {"announce": None, "announce_holddown": None, "announce_linger": None,
                   "vigil_cf": str(cf), **options}
-        return director_cli._announce_settings(argparse.Namespace(**values))
+        args = argparse.Namespace(**values)
+        return director_cli._announce_settings(args, director_cli._vigil_cf(args))
 
     assert settings() == ("off", 0.0, False, 0.0)  # no vigil.cf
     cf.write_text("director_announce exabgp\nannounce_holddown 4\nannounce_linger 1\n")
