@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ from vigil.lvs.operations import (
     service_key,
 )
 from vigil.lvs.reconcile import reconcile
-from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState
+from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, state_from_json
 from vigil.lvs.table import RealKey, ServiceKey, Table
 from vigil.metrics import MetricsAddress, MetricsServer
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
@@ -575,8 +575,8 @@ class Director:
         kernel runs one of each); a failure is logged and forwarding goes on."""
         if self.sync_daemon is None:
             return
-        wanted = SyncDaemon(**{**vars(self.sync_daemon), "state": SyncState.MASTER
-                               if self.gate.active else SyncState.BACKUP})
+        wanted = replace(self.sync_daemon, state=SyncState.MASTER
+                                     if self.gate.active else SyncState.BACKUP)
         try:
             running = await self.backend.sync_daemons()
             for daemon in running:
@@ -714,10 +714,11 @@ class Director:
             await self.backend.start_sync_daemon(daemon)
             return {"ok": True}
         if command == "stop-sync-daemon":
-            state = request.get("state")
-            if not isinstance(state, str) or state not in {s.value for s in SyncState}:
-                raise VigilError("stop-sync-daemon takes master or backup")
-            await self.backend.stop_sync_daemon(SyncState(state))
+            try:
+                state = state_from_json(request.get("state"))
+            except SyncDaemonError as exc:
+                raise VigilError(str(exc)) from None
+            await self.backend.stop_sync_daemon(state)
             return {"ok": True}
         if command in ("drain", "undrain"):
             self.set_draining(command == "drain")

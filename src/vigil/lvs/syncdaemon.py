@@ -52,6 +52,13 @@ class SyncDaemonError(ValueError):
     """Settings the kernel would refuse, said before it is asked."""
 
 
+def state_from_json(value: object) -> SyncState:
+    """A state named in a control request: master or backup, nothing else."""
+    if not isinstance(value, str) or value not in {s.value for s in SyncState}:
+        raise SyncDaemonError(f"sync daemon state must be master or backup, not {value!r}")
+    return SyncState(value)
+
+
 @dataclass(frozen=True)
 class SyncDaemon:
     """One sync daemon as ipvsadm --start-daemon takes it; None leaves the kernel's default
@@ -104,9 +111,7 @@ class SyncDaemon:
         """From a control request: only the named fields, each of its type."""
         if not isinstance(data, dict):
             raise SyncDaemonError("a sync daemon is an object")
-        state = data.get("state")
-        if not isinstance(state, str) or state not in {s.value for s in SyncState}:
-            raise SyncDaemonError(f"sync daemon state must be master or backup, not {state!r}")
+        state = state_from_json(data.get("state"))
         interface = data.get("interface")
         if not isinstance(interface, str):
             raise SyncDaemonError("a sync daemon needs its multicast interface")
@@ -119,7 +124,7 @@ class SyncDaemon:
         group = data.get("group")
         if group is not None and not isinstance(group, str):
             raise SyncDaemonError("sync daemon group must be an address")
-        return cls(SyncState(state), interface, numbers["syncid"] or 0, numbers["maxlen"],
+        return cls(state, interface, numbers["syncid"] or 0, numbers["maxlen"],
                    group, numbers["port"], numbers["ttl"])
 
     def attributes(self) -> list[tuple[str, Any]]:

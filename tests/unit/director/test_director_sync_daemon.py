@@ -11,7 +11,7 @@ import pytest
 
 from vigil.config import extension
 from vigil.director import daemon
-from vigil.director.backends.ipvs import _daemon_message
+from vigil.director.backends.ipvs import _command_message
 from vigil.director.backends.memory import MemoryBackend
 from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, decode, parse_setting
 from vigil.lvs.table import ServiceKey
@@ -37,7 +37,7 @@ def test_the_kernels_answer_decodes_to_the_daemon_it_runs():
     SyncDaemon(SyncState.MASTER, "eth0", 0, group="ff02::8000:81"),
 ])
 def test_what_vigil_sends_the_kernel_decodes_back_the_same(daemon):
-    nested = _daemon_message().daemon()
+    nested = _command_message().daemon()
     nested["attrs"] = daemon.attributes()
     nested.encode()
     payload = bytes(nested.data[4:nested["header"]["length"]])

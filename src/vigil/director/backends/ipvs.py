@@ -252,12 +252,12 @@ def _open_ipvs() -> Any:
 
 
 @functools.cache
-def _daemon_message() -> Any:
+def _command_message() -> Any:
     """IPVS's generic netlink message with IPVS_CMD_ATTR_DAEMON and the timeouts spelled
     out (pyroute2's own message leaves them raw); for the daemon and config commands."""
     from pyroute2.netlink import genlmsg, nla
 
-    class daemon_message(genlmsg):  # type: ignore[misc]
+    class command_message(genlmsg):  # type: ignore[misc]
         prefix = "IPVS_CMD_ATTR_"
         nla_map = (
             ("IPVS_CMD_ATTR_UNSPEC", "none"),
@@ -283,7 +283,7 @@ def _daemon_message() -> Any:
                 ("IPVS_DAEMON_ATTR_MCAST_TTL", "uint8"),
             )
 
-    return daemon_message
+    return command_message
 
 
 def _u32_attribute(value: Any) -> int:
@@ -472,11 +472,11 @@ class IpvsBackend(Backend):
         raise BackendError(f"unknown operation {op!r}")  # pragma: no cover
 
     # -- the connection sync daemon, -Z, --timeout, --set ---------------------------------
-    def _daemon_request(self, command: int, attrs: list[tuple[str, Any]], flags: int,
+    def _request(self, command: int, attrs: list[tuple[str, Any]], flags: int,
                         message: Any = None) -> Any:
         from pyroute2.netlink.exceptions import NetlinkError
 
-        message = message if message is not None else _daemon_message()()
+        message = message if message is not None else _command_message()()
         message["cmd"] = command
         message["version"] = 1
         message["attrs"] = attrs
@@ -493,11 +493,11 @@ class IpvsBackend(Backend):
 
         flags = NLM_F_REQUEST | NLM_F_ACK
         if services is None:
-            self._daemon_request(IPVS_CMD_ZERO, [], flags)
+            self._request(IPVS_CMD_ZERO, [], flags)
             return
         for service in services:
             key = IPVSService(**service_attrs(service)).dump_key()
-            self._daemon_request(IPVS_CMD_ZERO, [("IPVS_CMD_ATTR_SERVICE", key)], flags,
+            self._request(IPVS_CMD_ZERO, [("IPVS_CMD_ATTR_SERVICE", key)], flags,
                                  message=ipvsmsg())
 
     async def zero(self, keys: Collection[ServiceKey] | None) -> None:
@@ -510,7 +510,7 @@ class IpvsBackend(Backend):
     def _read_timeouts(self) -> Timeouts:
         from pyroute2.netlink import NLM_F_REQUEST
 
-        for answer in self._daemon_request(IPVS_CMD_GET_CONFIG, [], NLM_F_REQUEST):
+        for answer in self._request(IPVS_CMD_GET_CONFIG, [], NLM_F_REQUEST):
             values = [answer.get_attr(f"IPVS_CMD_ATTR_TIMEOUT_{name}")
                       for name in ("TCP", "TCP_FIN", "UDP")]
             if all(v is not None for v in values):
@@ -530,7 +530,7 @@ class IpvsBackend(Backend):
         attrs = [("IPVS_CMD_ATTR_TIMEOUT_TCP", wanted.tcp),
                  ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", wanted.tcpfin),
                  ("IPVS_CMD_ATTR_TIMEOUT_UDP", wanted.udp)]
-        await self._call(self._daemon_request, IPVS_CMD_SET_CONFIG, attrs,
+        await self._call(self._request, IPVS_CMD_SET_CONFIG, attrs,
                          NLM_F_REQUEST | NLM_F_ACK)
         return await self.timeouts()
 
@@ -538,7 +538,7 @@ class IpvsBackend(Backend):
         from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
 
         daemons = []
-        for answer in self._daemon_request(IPVS_CMD_GET_DAEMON, [], NLM_F_REQUEST | NLM_F_DUMP):
+        for answer in self._request(IPVS_CMD_GET_DAEMON, [], NLM_F_REQUEST | NLM_F_DUMP):
             raw = answer.get_attr("IPVS_CMD_ATTR_DAEMON")
             if raw is None:
                 continue
@@ -555,7 +555,7 @@ class IpvsBackend(Backend):
         from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 
         attrs = [("IPVS_CMD_ATTR_DAEMON", {"attrs": daemon.attributes()})]
-        await self._call(self._daemon_request, IPVS_CMD_NEW_DAEMON, attrs,
+        await self._call(self._request, IPVS_CMD_NEW_DAEMON, attrs,
                          NLM_F_REQUEST | NLM_F_ACK)
         vlog.event(log, "ipvs.sync_daemon_started", daemon=daemon.describe())
 
@@ -564,7 +564,7 @@ class IpvsBackend(Backend):
 
         attrs = [("IPVS_CMD_ATTR_DAEMON",
                   {"attrs": [("IPVS_DAEMON_ATTR_STATE", state.kernel)]})]
-        await self._call(self._daemon_request, IPVS_CMD_DEL_DAEMON, attrs,
+        await self._call(self._request, IPVS_CMD_DEL_DAEMON, attrs,
                          NLM_F_REQUEST | NLM_F_ACK)
         vlog.event(log, "ipvs.sync_daemon_stopped", state=str(state))
 
