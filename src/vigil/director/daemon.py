@@ -575,8 +575,8 @@ class Director:
         kernel runs one of each); a failure is logged and forwarding goes on."""
         if self.sync_daemon is None:
             return
-        wanted = replace(self.sync_daemon, state=SyncState.MASTER
-                                     if self.gate.active else SyncState.BACKUP)
+        state = SyncState.MASTER if self.gate.active else SyncState.BACKUP
+        wanted = replace(self.sync_daemon, state=state)
         try:
             running = await self.backend.sync_daemons()
             for daemon in running:
