@@ -16,6 +16,7 @@ import fcntl
 import gzip
 import io
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -255,6 +256,15 @@ def _reveal_tmp() -> str:
     tmp = Path("/tmp").resolve()
     needed = (Path(sys.prefix).resolve(), Path(__file__).resolve())
     return "umount /tmp\n" if any(tmp in path.parents for path in needed) else ""
+
+
+def section(output: str, name: str) -> list[str]:
+    """The lines a guest script printed after its `=== NAME` marker, up to the next one
+    (the guest tests print each observation under such a marker)."""
+    match = re.search(rf"^=== {re.escape(name)}\n(.*?)(?=^=== |\Z)", output, re.M | re.S)
+    if match is None:
+        raise AssertionError(f"no section {name!r} in:\n{output[-3000:]}")
+    return match.group(1).rstrip("\n").splitlines()
 
 
 def run_in_guest(

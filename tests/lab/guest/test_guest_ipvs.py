@@ -11,14 +11,13 @@ One boot for both (a boot costs about ten seconds of CPU here)."""
 
 from __future__ import annotations
 
-import re
 import sys
 import textwrap
 
 import pytest
 
 from vigil.lab.seed import lab_file
-from vigil.testing.guest import guest_unavailable_reason, run_in_guest
+from vigil.testing.guest import guest_unavailable_reason, run_in_guest, section
 
 # the guest run (emulated: ldirectord alone takes a minute) has its own 600 s limit
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
@@ -138,12 +137,6 @@ echo "=== nat vigil stats"; {vigil} lvs list -n --stats
 kill $director; wait $director || true
 echo "=== end"
 """
-
-
-def section(output: str, name: str) -> list[str]:
-    match = re.search(rf"^=== {re.escape(name)}\n(.*?)(?=^=== |\Z)", output, re.M | re.S)
-    assert match, f"no section {name!r} in:\n{output[-3000:]}"
-    return match.group(1).rstrip("\n").splitlines()
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ boot checks ipvsadm's daemon verbs, -Z and --set through `vigil lvs`."""
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
 
-from vigil.testing.guest import guest_unavailable_reason, run_in_guest
+from vigil.testing.guest import guest_unavailable_reason, run_in_guest, section
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
 
@@ -157,12 +156,6 @@ director a shutdown > /dev/null; director b shutdown > /dev/null
 ip netns exec a ipvsadm -L --daemon; ip netns exec b ipvsadm -L --daemon; echo "(none left)"
 echo "=== end"
 """
-
-
-def section(output: str, name: str) -> list[str]:
-    match = re.search(rf"^=== {re.escape(name)}\n(.*?)(?=^=== |\Z)", output, re.M | re.S)
-    assert match, f"no section {name!r} in:\n{output[-3000:]}"
-    return match.group(1).rstrip("\n").splitlines()
 
 
 @pytest.fixture(scope="module")
