@@ -88,6 +88,7 @@ director_announce exabgp
 announce_holddown 5
 announce_linger 500ms
 conntrackd_conf /etc/conntrackd/conntrackd.conf
+lvs_sync_daemon eth1 id 9 maxlen 1472 ttl 1 group 224.0.0.81
 garp_refresh 30
 duplicate_probe on
 agent mysqld
