@@ -59,3 +59,34 @@ def test_lab_up_as_non_root_refuses_clearly_and_leaves_nothing(tmp_path):
     namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert not [name for name in namespaces if name.startswith(prefix)]
     assert not (tmp_path / "labs").exists()
+
+
+def test_every_command_word_is_registered_by_the_module_the_table_names():
+    """The table main.py loads one command from must say what the modules register."""
+    import argparse
+    import importlib
+
+    from vigil.cli.main import COMMANDS
+
+    for module_name in set(COMMANDS.values()):
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module_name).register(subparsers)
+        registered = set(subparsers.choices)
+        assert registered == {word for word, name in COMMANDS.items() if name == module_name}
+
+
+def test_one_command_imports_its_own_module_and_not_the_others():
+    probe = ("import sys, vigil.cli.main as m\n"
+             "try:\n    m.main(['lvs', '--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(n for n in sys.modules if n.startswith('vigil.cli.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    loaded = done.stdout.splitlines()[-1]
+    assert "'vigil.cli.lvs'" in loaded
+    assert "'vigil.cli.volume'" not in loaded and "'vigil.cli.heartbeat'" not in loaded
+
+
+def test_drbdadms_options_before_the_verb_still_reach_the_volume_command():
+    done = run("volume", "--", "--clear-bitmap", "new-current-uuid", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "usage: vigil volume" in done.stdout

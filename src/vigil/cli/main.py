@@ -10,29 +10,32 @@ import traceback
 from collections.abc import Sequence
 
 from vigil import COMPATIBILITY, __version__
-from vigil.cli.volume import backend_options_after_verb
 from vigil.errors import VigilError
 
-#: Subcommand modules, in the order `vigil --help` lists them. Each has
-#: `register(subparsers)`, which adds its parser and sets `handler`.
-COMMANDS = [
-    "vigil.cli.heartbeat",
-    "vigil.cli.status",
-    "vigil.cli.move",
-    "vigil.cli.check",
-    "vigil.cli.config",
-    "vigil.cli.demo",
-    "vigil.cli.torture",
-    "vigil.cli.director",
-    "vigil.cli.lvs",
-    "vigil.cli.lab",
-    "vigil.cli.realserver",
-    "vigil.cli.resource",
-    "vigil.cli.volume",
-    "vigil.cli.units",
-    "vigil.cli.export",
-    "vigil.cli.ocf",
-]
+#: Command word -> the module that registers it, in the order `vigil --help`
+#: lists them. Each module has `register(subparsers)`, which adds its parsers and
+#: sets `handler`. A command line naming one command imports that module alone:
+#: scripts and agents call vigil often, and the volume command's imports (FUSE,
+#: trio) would otherwise slow every `vigil lvs` and `vigil status`.
+COMMANDS = {
+    "heartbeat": "vigil.cli.heartbeat",
+    "status": "vigil.cli.status",
+    "standby": "vigil.cli.move",
+    "takeover": "vigil.cli.move",
+    "check": "vigil.cli.check",
+    "config": "vigil.cli.config",
+    "demo": "vigil.cli.demo",
+    "torture": "vigil.cli.torture",
+    "director": "vigil.cli.director",
+    "lvs": "vigil.cli.lvs",
+    "lab": "vigil.cli.lab",
+    "realserver": "vigil.cli.realserver",
+    "resource": "vigil.cli.resource",
+    "volume": "vigil.cli.volume",
+    "units": "vigil.cli.units",
+    "export": "vigil.cli.export",
+    "ocf": "vigil.cli.ocf",
+}
 
 DESCRIPTION = """\
 vigil keeps services up on a pair of Linux machines, the way Heartbeat, DRBD
@@ -51,7 +54,14 @@ def version_text() -> str:
     return f"vigil {__version__}\nspeaks: {speaks}\npython {sys.version.split()[0]}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command a command line names (the first word that is not an option:
+    vigil's own options take no value), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (for a known `command`) one holding that command alone."""
     parser = argparse.ArgumentParser(
         prog="vigil",
         description=DESCRIPTION,
@@ -63,15 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show a traceback when vigil itself fails"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for module_name in COMMANDS:
+    every_module = list(dict.fromkeys(COMMANDS.values()))
+    for module_name in [COMMANDS[command]] if command in COMMANDS else every_module:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(backend_options_after_verb(
-        list(sys.argv[1:] if argv is None else argv)))
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = command_word(words)
+    parser = build_parser(command)
+    if command == "volume":
+        from vigil.cli.volume import backend_options_after_verb
+
+        words = backend_options_after_verb(words)
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -274,7 +274,9 @@ def test_a_dead_peer_is_fenced_by_a_fence_agent_before_the_takeover(hb, device):
         host.write_file("/run/power-" + peer, "on")
         host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\n"
                         f"fence {peer}.example.com\n    agent fence_dummy\n"
-                        f"    type {device}\n    status_file /run/power-{peer}\n")
+                        f"    type {device}\n    status_file /run/power-{peer}\n"
+                        # how long the agent waits for the power to go off (20 s unset)
+                        "    power_timeout 2\n")
     for name in ("server5", "server6"):
         hb.responder(name)
     for name in ("server5", "server6"):

@@ -50,5 +50,6 @@ def test_debians_fence_dummy_is_driven_through_its_protocol(tmp_path):
     outcome = asyncio.run(fence_off("fence_dummy", params, 30))
     assert outcome.fenced, outcome
     assert status.read_text().strip() == "off"
-    failing = asyncio.run(fence_off("fence_dummy", {"type": "fail"}, 30))
+    # the agent waits power_timeout (20 s by default) for a power-off that never comes
+    failing = asyncio.run(fence_off("fence_dummy", {"type": "fail", "power_timeout": "2"}, 30))
     assert not failing.fenced
