@@ -323,8 +323,12 @@ def start(pair: Pair) -> bool:
         if not pair.start_heartbeat(name):
             return False
     timeline.event("vigil heartbeat -f started on server5 and server6 (as systemd's unit runs it)")
+    # the group's start ends once Debian's init script has seen mariadbd answer: a
+    # client started before that would count the database's own start as failures
     started = poll(lambda: pair.holders() == ["server5"]
-                   and bool(pids_of(lab, "server5", "mariadbd")), START_DEADLINE)
+                   and bool(pids_of(lab, "server5", "mariadbd"))
+                   and pair.log_time("server5", "group.started", 0.0) is not None,
+                   START_DEADLINE)
     if not result.expect(started, f"server5 did not take its group (VIP on {pair.holders()})"):
         return False
     timeline.event(f"server5 holds {pair.vip} and runs MariaDB (home node); server6 stands by")
