@@ -21,3 +21,33 @@ def test_fuse_mounts_are_the_anonymous_fuse_devices():
 
 def test_no_fuse_mounts():
     assert _fuse_mounts("22 1 252:1 / / rw shared:1 - ext4 /dev/vda1 rw\n") == set()
+
+
+def test_a_mount_namespace_inode_given_to_a_newer_host_does_not_make_its_processes_victims():
+    """The kernel reuses a dead namespace's inode number: a host booting in another lab
+    while this one's host is waited for may get it. Only processes older than the
+    power-off are the dead host's."""
+    import os
+    import subprocess
+    import time
+
+    from vigil.kernel import namespaces
+    from vigil.lab.lab import Plug
+
+    before = namespaces.clock_ticks_now() - 10
+    newer = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                              "sleep", "60"])
+    try:
+        inode, deadline = None, time.monotonic() + 10
+        while inode is None and time.monotonic() < deadline:  # until unshare made it
+            ns = os.stat(f"/proc/{newer.pid}/ns/mnt").st_ino
+            if ns != os.stat("/proc/self/ns/mnt").st_ino:
+                inode = ns
+            time.sleep(0.01)
+        assert inode is not None
+        assert Plug(inode, [], before).older_in_mount_namespace() == []
+        after = namespaces.clock_ticks_now() + 1
+        assert Plug(inode, [], after).older_in_mount_namespace() == [newer.pid]
+    finally:
+        newer.kill()
+        newer.wait()

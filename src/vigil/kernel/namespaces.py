@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def process_start_time(pid: int) -> int | None:
     # The command name is in parentheses and may hold spaces; fields follow the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[19])
+
+
+def clock_ticks_now() -> int:
+    """Now, in the clock of `process_start_time` (ticks since boot, suspend included)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
 
 
 def innermost_pid(pid: int) -> int | None:

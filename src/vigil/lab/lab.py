@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -103,6 +103,26 @@ def _check_environment() -> None:
         raise EnvironmentProblem(
             f"vigil lab needs {', '.join(missing)} (packages util-linux, nftables, procps)"
         )
+
+
+@dataclass(frozen=True)
+class Plug:
+    """A powered-off host's remains to wait for: its mount namespace (by inode), its
+    FUSE connections, and when its init was killed (clock ticks since boot)."""
+
+    mnt_inode: int | None
+    fuse: list[int]
+    pulled_at: int
+
+    def older_in_mount_namespace(self) -> list[int]:
+        """Processes in the host's mount namespace that started before its init was
+        killed. Once that namespace is gone the kernel may give its inode number to a
+        new one (another lab's host booting meanwhile), whose processes are not ours."""
+        if self.mnt_inode is None:
+            return []
+        return [pid for pid in namespaces.pids_in_namespace("mnt", self.mnt_inode)
+                if (started := namespaces.process_start_time(pid)) is not None
+                and started <= self.pulled_at]
 
 
 class Lab:
@@ -493,8 +513,8 @@ class Lab:
             with contextlib.suppress(Exception):
                 self._set_ports(host, None, "down")
         plugs = [(host, self._pull_plug(host)) for host in hosts]
-        for host, (mnt_inode, fuse) in plugs:
-            self._wait_dead(host, mnt_inode, fuse)
+        for host, plug in plugs:
+            self._wait_dead(host, plug)
         self.save()
 
     def boot(self, name: str) -> None:
@@ -507,9 +527,9 @@ class Lab:
         self.save()
 
     def _power_off(self, host: Host) -> None:
-        self._wait_dead(host, *self._pull_plug(host))
+        self._wait_dead(host, self._pull_plug(host))
 
-    def _pull_plug(self, host: Host) -> tuple[int | None, list[int]]:
+    def _pull_plug(self, host: Host) -> Plug:
         """Kill the host's init; returns what `_wait_dead` needs (mount ns, FUSE connections).
 
         Separate from the wait, so that a lab going down pulls every plug first:
@@ -525,16 +545,17 @@ class Lab:
             # The host's init: the kernel ends its whole PID namespace with it, at once.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(host.holder_pid, signal.SIGKILL)
-        return mnt_inode, fuse
+        return Plug(mnt_inode, fuse, namespaces.clock_ticks_now())
 
-    def _wait_dead(self, host: Host, mnt_inode: int | None, fuse: list[int]) -> None:
+    def _wait_dead(self, host: Host, plug: Plug) -> None:
         """Wait until nothing of the host runs, then remove its ports and namespace."""
         deadline = time.monotonic() + 10
         abort_at = time.monotonic() + FUSE_ABORT_AFTER
+        fuse = plug.fuse
         while True:
             victims = set(host.pids())
-            if mnt_inode is not None:
-                victims.update(namespaces.pids_in_namespace("mnt", mnt_inode))
+            if plug.mnt_inode is not None:
+                victims.update(plug.older_in_mount_namespace())
             victims.discard(os.getpid())
             # A zombie runs nothing and holds nothing but its number. The host's init
             # stays one for seconds while the kernel finishes its namespaces; it is
@@ -622,7 +643,7 @@ class Lab:
         """Stop everything, remove every namespace and file. Safe to call twice."""
         self._stop_all(self.processes, grace=2.0)
         errors = []
-        plugs: dict[str, tuple[int | None, list[int]]] = {}
+        plugs: dict[str, Plug] = {}
         for host in self.hosts.values():
             try:
                 plugs[host.name] = self._pull_plug(host)
@@ -630,7 +651,7 @@ class Lab:
                 errors.append(str(exc))
         for host in self.hosts.values():
             try:
-                self._wait_dead(host, *plugs.get(host.name, (None, [])))
+                self._wait_dead(host, plugs.get(host.name, Plug(None, [], 0)))
             except Exception as exc:
                 errors.append(str(exc))
         delete_named_netns(self.switch_netns)
