@@ -299,12 +299,25 @@ def _hmac_alg(values: list[str]) -> str:
     return name.lower()
 
 
-#: options vigil parses but does not do: said at their line, never silently dropped
-NOT_DONE = {
-    "data-integrity-alg": "not implemented: replicated blocks carry no digest of their own "
-                          "(the link relies on TCP's checksum)",
-    "csums-alg": "not implemented: a resync sends every out-of-sync block, identical or not",
+#: the digests verify-alg, csums-alg and data-integrity-alg may name, as the kernel's
+#: crypto API names them in DRBD's files -> hashlib's name ("crc32": zlib's CRC-32, which
+#: vigil also computes for crc32c: only the two vigil nodes compare the digests)
+DIGEST_ALGORITHMS = {
+    "crc32c": "crc32", "crc32": "crc32", "md5": "md5", "sha1": "sha1", "sha224": "sha224",
+    "sha256": "sha256", "sha384": "sha384", "sha512": "sha512", "sha3-256": "sha3_256",
+    "sha3-512": "sha3_512", "blake2b-512": "blake2b", "blake2s-256": "blake2s",
 }
+
+
+def _digest_alg(values: list[str]) -> str:
+    name = _one(values, "this option")
+    if name.lower() not in DIGEST_ALGORITHMS:
+        raise _Bad(f"{name!r} is not supported (use one of {', '.join(DIGEST_ALGORITHMS)})")
+    return name.lower()
+
+
+#: options vigil parses but does not do: said at their line, never silently dropped
+NOT_DONE: dict[str, str] = {}
 
 
 #: options vigil does only with some values: (name, the value vigil does, what happens)
@@ -396,7 +409,7 @@ NET_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("rr-conflict", "resync direction against the current roles",
                _enum("disconnect", "call-pri-lost", "violently", "retry-connect",
                      "auto-discard"), "disconnect"),
-    OptionSpec("data-integrity-alg", "digest of every replicated block", _text, None),
+    OptionSpec("data-integrity-alg", "digest of every replicated block", _digest_alg, None),
     OptionSpec("tcp-cork", "let the kernel cork TCP", _flag, True, _render_flag),
     OptionSpec("on-congestion", "what to do when the send buffer fills",
                _enum("block", "pull-ahead", "disconnect"), "block"),
@@ -404,8 +417,8 @@ NET_OPTIONS: tuple[OptionSpec, ...] = (
                _size(SECTOR, 0, 10 << 30), 0, _render_bytes),
     OptionSpec("congestion-extents", "activity-log extents that count as congestion",
                _int(67, 65534), 1237),
-    OptionSpec("csums-alg", "digest used to skip identical blocks in resync", _text, None),
-    OptionSpec("verify-alg", "digest of online verify", _text, None),
+    OptionSpec("csums-alg", "digest used to skip identical blocks in resync", _digest_alg, None),
+    OptionSpec("verify-alg", "digest of online verify", _digest_alg, None),
     OptionSpec("use-rle", "run-length encode the bitmap exchange", _flag, False, _render_flag),
     OptionSpec("socket-check-timeout", "wait for a new connection to settle (tenths; 0: "
                "ping-timeout)", _tenths(0, 300), 0.0, _render_tenths),

@@ -20,9 +20,9 @@ from vigil.replication.geometry import BLOCK_SIZE
 from vigil.replication.states import Repl, Role
 from vigil.replication.wire import ProtocolError
 
-#: Bytes of one block's digest in a verify request.
-DIGEST_BYTES = 16
-#: Blocks one verify request may ask about: the requester sends at most this many,
+#: Bytes of one block's digest in a verify or csums request.
+DIGEST_BYTES = wire.DIGEST_BYTES
+#: Blocks one verify or csums request may ask about: the requester sends at most this many,
 #: and the answer is computed on the event loop, so a larger one is refused.
 VERIFY_CHUNK_BLOCKS = 256
 #: Flushes the peer may have outstanding here at once (each one occupies a worker thread).
@@ -44,6 +44,8 @@ class Handling(enum.Enum):
     VERIFY_BLOCKS = "compare digests with this node's blocks and answer"
     VERIFY_ANSWER = "record the peer's verdict on blocks this node asked about"
     VERIFY_DONE = "the verify source finished"
+    CSUM_BLOCKS = "compare the sync source's digests with this node's blocks and answer"
+    CSUM_ANSWER = "send the blocks the sync target's digests say differ"
     MARK_OUT_OF_SYNC = "record a range as out of sync"
     PEER_STATE = "the peer's role, disk or verify state changed"
     GOODBYE = "the peer disconnects"
@@ -63,6 +65,8 @@ class View:
     resync_in_flight: Container[int] = frozenset()
     #: FLUSH requests from the peer this node is still working on
     peer_flushes: int = 0
+    #: first blocks of the csums requests this node sent and the target has not answered
+    csums_in_flight: Container[int] = frozenset()
 
 
 def admit(message: wire.Message, view: View) -> Handling:
@@ -165,6 +169,31 @@ def _ov_done(message: wire.Message, view: View) -> Handling:
     return Handling.VERIFY_DONE
 
 
+def _csum_request(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.Verify)
+    messages.within(message.offset, message.count * BLOCK_SIZE, view.size, "CSUM_REQUEST")
+    if view.repl is not Repl.SYNC_TARGET:
+        raise ProtocolError(f"CSUM_REQUEST while {view.repl.value}, not SyncTarget")
+    if not 0 < message.count <= VERIFY_CHUNK_BLOCKS:
+        raise ProtocolError(f"CSUM_REQUEST: {message.count} blocks, more than "
+                            f"{VERIFY_CHUNK_BLOCKS} or none")
+    if message.offset % BLOCK_SIZE or len(message.payload) != message.count * DIGEST_BYTES:
+        raise ProtocolError("CSUM_REQUEST: digests do not match its block count")
+    return Handling.CSUM_BLOCKS
+
+
+def _csum_reply(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.Verify)
+    messages.within(message.offset, message.count * BLOCK_SIZE, view.size, "CSUM_REPLY")
+    if view.repl is not Repl.SYNC_SOURCE:
+        raise ProtocolError(f"CSUM_REPLY while {view.repl.value}, not SyncSource")
+    if message.offset % BLOCK_SIZE or message.offset // BLOCK_SIZE not in view.csums_in_flight:
+        raise ProtocolError(f"CSUM_REPLY at {message.offset}: no digests were sent there")
+    if len(message.payload) != (message.count + 7) // 8:
+        raise ProtocolError("CSUM_REPLY: the mask does not match its block count")
+    return Handling.CSUM_ANSWER
+
+
 def _out_of_sync(message: wire.Message, view: View) -> Handling:
     assert isinstance(message, wire.Range)
     messages.within(message.offset, message.length, view.size, "OUT_OF_SYNC")
@@ -197,6 +226,8 @@ _RULES = {
     wire.T.OV_REQUEST: _ov_request,
     wire.T.OV_REPLY: _ov_reply,
     wire.T.OV_DONE: _ov_done,
+    wire.T.CSUM_REQUEST: _csum_request,
+    wire.T.CSUM_REPLY: _csum_reply,
     wire.T.OUT_OF_SYNC: _out_of_sync,
     wire.T.STATE: _state,
     wire.T.BYE: _bye,

@@ -52,6 +52,10 @@ class VolumeConfig:
     cram_hmac_alg: str = "sha1"
     allow_two_primaries: bool = False
     verify_alg: str = "sha256"
+    #: csums-alg: a resync compares block digests first and sends only the differing blocks
+    csums_alg: str = ""
+    #: data-integrity-alg: every replicated block carries its digest, checked on arrival
+    integrity_alg: str = ""
     policies: Policies = field(default_factory=Policies)
     link: LinkSettings = field(default_factory=LinkSettings)
     rate: RateSettings = field(default_factory=RateSettings)
@@ -119,6 +123,8 @@ def from_resource(resource: drbd.Resource, hostname: str) -> VolumeConfig:
         cram_hmac_alg=net.cram_hmac_alg or "sha1",
         allow_two_primaries=net.allow_two_primaries,
         verify_alg=net.verify_alg or "sha256",
+        csums_alg=net.csums_alg or "",
+        integrity_alg=net.data_integrity_alg or "",
         policies=Policies(net.after_sb_0pri, net.after_sb_1pri, net.after_sb_2pri),
         link=LinkSettings(connect_int=net.connect_int, ping_int=net.ping_int,
                           ping_timeout=net.ping_timeout, timeout=net.timeout,

@@ -13,6 +13,8 @@ from vigil.replication.states import Disk, Role
 from vigil.replication.wire import ProtocolError
 
 UINT64 = (1 << 64) - 1
+#: PARAMS' digest names (empty: not set), which must be the same on both nodes
+ALGORITHM_FIELDS = ("verify_alg", "csums_alg", "integrity_alg")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -83,6 +85,10 @@ def params(fields: dict[str, Any]) -> dict[str, Any]:
     host = _field(fields, "host", str, what, required=False)
     if host is not None and len(host) > 255:
         raise ProtocolError(f"{what}: host name too long")
+    for name in ALGORITHM_FIELDS:
+        alg = _field(fields, name, str, what, required=False)
+        if alg is not None and len(alg) > 32:
+            raise ProtocolError(f"{what}: {name!r} too long")
     disk(fields, what, required=False)
     return fields
 

@@ -32,7 +32,11 @@ COUNTERS = (
     ("al", "vigil_volume_activity_log_writes", "Activity log updates (DRBD al)"),
     ("bm", "vigil_volume_bitmap_writes", "Bitmap updates written to the metadata (DRBD bm)"),
     ("writes", "vigil_volume_writes", "Write requests from the device's users"),
-    ("resync_blocks", "vigil_volume_resync_blocks", "4 KiB blocks copied by resyncs"),
+    ("resync_blocks", "vigil_volume_resync_blocks", "4 KiB blocks brought in sync by resyncs"),
+    ("resync_same_blocks", "vigil_volume_resync_same_blocks",
+     "Resync blocks csums-alg found the same on both nodes (not sent)"),
+    ("integrity_failures", "vigil_volume_integrity_failures",
+     "Replicated blocks that failed the data-integrity-alg check"),
     ("split_brains", "vigil_volume_split_brains", "Split brains detected at a connect"),
     ("verifies", "vigil_volume_verifies", "Online verifies finished on this node"),
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import secrets
@@ -32,6 +31,7 @@ from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
+from vigil.replication.digests import digester
 from vigil.replication.fencing import FenceOutcome, WriteFreeze, fence_outcome
 from vigil.replication.generations import Generations, Sync, plan_new_current
 from vigil.replication.geometry import BLOCK_SIZE, BLOCKS_PER_EXTENT, extents_of
@@ -102,10 +102,7 @@ class Session:
 
     def send_data(self, message: wire.Data) -> None:
         if len(message.payload) >= BIG_WRITE:
-            head = wire.HEADER.pack(wire.MAGIC, message.type, message.flags(),
-                                    16 + len(message.payload))
-            self.link.write(head + message.seq.to_bytes(8, "big")
-                            + message.offset.to_bytes(8, "big"))
+            self.link.write(message.head())
             self.link.write(message.payload)
         else:
             self.link.write(message.encode())
@@ -177,7 +174,8 @@ class Node:
         #: time they took, in microseconds), split_brains, verifies (finished here)
         self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "writes": 0,
                       "resync_blocks": 0, "resync_messages": 0, "acked_writes": 0,
-                      "ack_wait_us": 0, "split_brains": 0, "verifies": 0}
+                      "ack_wait_us": 0, "split_brains": 0, "verifies": 0,
+                      "resync_same_blocks": 0, "integrity_failures": 0}
         self._sync: dict[str, Any] = {}
         self._verify: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -254,7 +252,8 @@ class Node:
                 future = asyncio.get_running_loop().create_future()
                 session.waiting[transfer.seq] = (future, progress)
                 session.sent_at[transfer.seq] = self.clock.now()
-                session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data))
+                session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data,
+                                            digest=self._integrity_digest(data)))
                 progress.queued = True
                 self.stats["ns"] += len(data)
             else:
@@ -720,6 +719,9 @@ class Node:
             "protocol": self.cfg.protocol.value,
             "two_primaries": self.cfg.allow_two_primaries,
             "host": self.hostname,
+            "verify_alg": self.cfg.verify_alg,
+            "csums_alg": self.cfg.csums_alg,
+            "integrity_alg": self.cfg.integrity_alg,
         }
 
     async def _expect(self, session: Session, kind: wire.T) -> wire.Message:
@@ -776,6 +778,13 @@ class Node:
             self.want_connection = False
             raise LinkLost(f"protocol mismatch: {peer.get('protocol')} on the peer, "
                            f"{self.cfg.protocol.value} here")
+        different = self._different_algorithms(peer)
+        if different:
+            self.want_connection = False  # as DRBD: StandAlone until the files agree
+            self.last_reason = f"{different}: refusing to connect"
+            event(log, "volume.refused", resource=self.cfg.name, reason=self.last_reason,
+                  level=logging.ERROR)
+            raise LinkLost(self.last_reason)
         self.session = session
         self._connections += 1
         self._set_conn(Conn.CONNECTED, f"connected to {peer.get('host')}")
@@ -804,6 +813,42 @@ class Node:
             await self._start_resync(session, sync)
         self._spawn(self._pinger(session, ping))
         await self._receive(session, ping)
+
+    def _different_algorithms(self, peer: dict[str, Any]) -> str:
+        """The digest settings both nodes must share and do not ('' when they agree).
+
+        A peer that does not say its verify-alg predates the field and uses the default.
+        """
+        mine = {"verify_alg": self.cfg.verify_alg, "csums_alg": self.cfg.csums_alg,
+                "integrity_alg": self.cfg.integrity_alg}
+        said = {"verify_alg": "verify-alg", "csums_alg": "csums-alg",
+                "integrity_alg": "data-integrity-alg"}
+        for name in messages.ALGORITHM_FIELDS:
+            theirs = peer.get(name, "sha256" if name == "verify_alg" else "")
+            if theirs != mine[name]:
+                return (f"different {said[name]} settings: {theirs or '(none)'!r} on the "
+                        f"peer, {mine[name] or '(none)'!r} here")
+        return ""
+
+    def _integrity_digest(self, data: bytes | bytearray | memoryview) -> bytes:
+        """data-integrity-alg's digest of a replicated block (b'' when it is not set)."""
+        alg = self.cfg.integrity_alg
+        return digester(alg)(data) if alg else b""
+
+    def _check_integrity(self, message: wire.Data) -> None:
+        """A replicated block that does not match its digest ends the connection, as in
+        DRBD: the sender keeps the block marked out of sync and resyncs it on reconnect."""
+        alg = self.cfg.integrity_alg
+        if not alg or (message.digest and digester(alg)(message.payload) == message.digest):
+            return
+        self.stats["integrity_failures"] += 1
+        event(log, "volume.integrity_failed", resource=self.cfg.name, alg=alg,
+              kind=message.type.name, offset=message.offset, bytes=len(message.payload),
+              level=logging.ERROR)
+        raise LinkLost(f"data-integrity-alg {alg}: {message.type.name} of "
+                       f"{len(message.payload)} bytes at {message.offset} "
+                       + ("does not match its digest" if message.digest else "carries no digest")
+                       + ": the link corrupts data")
 
     def _decide(self, peer: dict[str, Any]) -> Sync | None:
         """The handshake verdict (`handshake.decide`), applied; None to drop the link."""
@@ -887,9 +932,13 @@ class Node:
         pacer = ResyncPacer(self.cfg.rate, self.clock.now())
         in_flight: dict[int, int] = {}
         sending = Bitmap(self.bitmap.blocks)
+        #: csums-alg: first block -> blocks of each digest request the target has not answered
+        csums_asked: dict[int, int] = {}
+        csums = self.cfg.csums_alg
         self._sync["in_flight"] = in_flight
         self._sync["sending"] = sending
         self._sync["pacer"] = pacer
+        self._sync["csums_in_flight"] = csums_asked
         cursor = 0
         while not session.closed and self.repl is Repl.SYNC_SOURCE:
             if self.bitmap.count == 0 and not in_flight:
@@ -916,10 +965,15 @@ class Node:
                     stop += 1
                 cursor = stop
                 offset, length = start * BLOCK_SIZE, (stop - start) * BLOCK_SIZE
-                data = self.backing.read(offset, length)
                 in_flight[start] = length
                 sending.set_range(start, stop)
-                session.send_data(wire.Data(wire.T.RS_DATA, 0, offset, data))
+                if csums:  # digests first: the target says which blocks differ
+                    csums_asked[start] = stop - start
+                    session.send(wire.Verify(wire.T.CSUM_REQUEST, offset, stop - start,
+                                             b"".join(self._digests(offset, stop - start,
+                                                                    csums))))
+                else:
+                    self._send_resync_data(session, offset, length)
                 sent += length
                 self.stats["resync_messages"] += 1
             pacer.consume(sent)
@@ -941,11 +995,67 @@ class Node:
         self.peer_disk = Disk.UP_TO_DATE
         self._set_repl(Repl.ESTABLISHED, "resync finished")
 
+    def _send_resync_data(self, session: Session, offset: int, length: int) -> None:
+        data = self.backing.read(offset, length)
+        session.send_data(wire.Data(wire.T.RS_DATA, 0, offset, data,
+                                    digest=self._integrity_digest(data)))
+
+    def _csums_request(self, session: Session, message: wire.Verify) -> None:
+        """As sync target: which of the source's blocks differ from this node's? The
+        same ones are in sync now; the others stay marked until their data arrives."""
+        if not self.cfg.csums_alg:
+            raise wire.ProtocolError("CSUM_REQUEST: csums-alg is not set here")
+        first = message.offset // BLOCK_SIZE
+        mask = bytearray((message.count + 7) // 8)
+        same = 0
+        for i, digest in enumerate(self._digests(message.offset, message.count,
+                                                 self.cfg.csums_alg)):
+            if digest != message.payload[i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES]:
+                mask[i >> 3] |= 1 << (i & 7)
+            else:
+                self.bitmap.clear_range(first + i, first + i + 1)
+                same += 1
+        self.stats["resync_blocks"] += same
+        self.stats["resync_same_blocks"] += same
+        session.send(wire.Verify(wire.T.CSUM_REPLY, message.offset, message.count, bytes(mask)))
+
+    def _csums_answered(self, session: Session, message: wire.Verify) -> None:
+        """As sync source: the target's verdict on a digest request. Blocks it holds
+        already are in sync; the differing ones are sent, as a resync without csums."""
+        first = message.offset // BLOCK_SIZE
+        asked = self._sync["csums_in_flight"].pop(first)
+        if asked != message.count:
+            raise wire.ProtocolError(f"CSUM_REPLY at {message.offset}: {message.count} "
+                                     f"blocks, {asked} were asked about")
+        in_flight, sending = self._sync["in_flight"], self._sync["sending"]
+        in_flight.pop(first, None)
+
+        def differs(i: int) -> bool:
+            return bool(message.payload[i >> 3] & (1 << (i & 7)))
+
+        i = 0
+        while i < asked:
+            j = i + 1
+            while j < asked and differs(j) == differs(i):
+                j += 1
+            start, stop = first + i, first + j
+            if differs(i):
+                in_flight[start] = (stop - start) * BLOCK_SIZE
+                self._send_resync_data(session, start * BLOCK_SIZE, (stop - start) * BLOCK_SIZE)
+                self.stats["resync_messages"] += 1
+            else:
+                self.bitmap.clear_range(start, stop)
+                sending.clear_range(start, stop)
+                self.stats["resync_blocks"] += stop - start
+                self.stats["resync_same_blocks"] += stop - start
+                self._sync["pacer"].acked((stop - start) * BLOCK_SIZE)
+            i = j
+
     def _finish_sync(self, direction: str) -> None:
         elapsed = self.clock.now() - self._sync.get("started", self.clock.now())
         self._sync.update({"finished": True, "seconds": round(elapsed, 3),
                            "direction": direction})
-        for key in ("in_flight", "pacer", "sending"):
+        for key in ("in_flight", "pacer", "sending", "csums_in_flight"):
             self._sync.pop(key, None)
         event(log, "volume.resync_done", resource=self.cfg.name, direction=direction,
               blocks=self._sync.get("blocks"), seconds=round(elapsed, 3))
@@ -966,12 +1076,10 @@ class Node:
         self._send_state()
 
     # ------------------------------------------------------------------ verify
-    def _digests(self, offset: int, count: int) -> list[bytes]:
-        data = self.backing.read(offset, count * BLOCK_SIZE)
-        alg = self.cfg.verify_alg if self.cfg.verify_alg in hashlib.algorithms_available \
-            else "sha256"
-        return [hashlib.new(alg, data[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE]).digest()
-                [:DIGEST_BYTES] for i in range(count)]
+    def _digests(self, offset: int, count: int, alg: str) -> list[bytes]:
+        data = memoryview(self.backing.read(offset, count * BLOCK_SIZE))
+        digest = digester(alg)
+        return [digest(data[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE]) for i in range(count)]
 
     async def _verify_source(self, session: Session) -> None:
         total = self.size // BLOCK_SIZE
@@ -984,7 +1092,7 @@ class Node:
                 return
             await self._verify_window.acquire()
             count = min(VERIFY_CHUNK_BLOCKS, total - start)
-            digests = self._digests(start * BLOCK_SIZE, count)
+            digests = self._digests(start * BLOCK_SIZE, count, self.cfg.verify_alg)
             self._verify_pending += 1
             session.send(wire.Verify(wire.T.OV_REQUEST, start * BLOCK_SIZE, count,
                                      b"".join(digests)))
@@ -1011,7 +1119,7 @@ class Node:
             self._set_repl(Repl.VERIFY_T, "peer started verify")
             self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
                             "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
-        mine = self._digests(message.offset, message.count)
+        mine = self._digests(message.offset, message.count, self.cfg.verify_alg)
         mask = bytearray((message.count + 7) // 8)
         first = message.offset // BLOCK_SIZE
         for i, digest in enumerate(mine):
@@ -1059,13 +1167,15 @@ class Node:
                     two_primaries=self.cfg.allow_two_primaries,
                     verify_outstanding=getattr(self, "_verify_pending", 0),
                     resync_in_flight=in_flight if in_flight is not None else frozenset(),
-                    peer_flushes=session.peer_flushes)
+                    peer_flushes=session.peer_flushes,
+                    csums_in_flight=self._sync.get("csums_in_flight", frozenset()))
 
     def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
         ping.heard(self.clock.now())
         handling = admit(message, self._view(session))
         if handling is Handling.WRITE:
             assert isinstance(message, wire.Data)
+            self._check_integrity(message)
             self._peer_write(session, message)
         elif handling is Handling.ACKNOWLEDGED:
             assert isinstance(message, wire.Ack)
@@ -1085,6 +1195,7 @@ class Node:
                 future.set_result(None)
         elif handling is Handling.RESYNC_WRITE:
             assert isinstance(message, wire.Data)
+            self._check_integrity(message)
             self.backing.write(message.offset, message.payload)
             start, stop = block_range(message.offset, len(message.payload))
             self.bitmap.clear_range(start, stop)
@@ -1107,6 +1218,12 @@ class Node:
             self._verify_reply(message)
         elif handling is Handling.VERIFY_DONE:
             self._verify_done()
+        elif handling is Handling.CSUM_BLOCKS:
+            assert isinstance(message, wire.Verify)
+            self._csums_request(session, message)
+        elif handling is Handling.CSUM_ANSWER:
+            assert isinstance(message, wire.Verify)
+            self._csums_answered(session, message)
         elif handling is Handling.MARK_OUT_OF_SYNC:
             assert isinstance(message, wire.Range)
             self.bitmap.set_range(*block_range(message.offset, message.length))

@@ -55,10 +55,16 @@ class T(enum.IntEnum):
     OV_DONE = 19
     OUT_OF_SYNC = 20
     BYE = 21
+    CSUM_REQUEST = 22
+    CSUM_REPLY = 23
 
 
 #: Flags of a DATA message.
 FLAG_FUA = 0x01
+#: the body carries DIGEST_BYTES of the payload's digest (data-integrity-alg)
+FLAG_DIGEST = 0x02
+#: bytes of a block digest on the wire (verify, csums and data-integrity requests)
+DIGEST_BYTES = 16
 
 
 class Message:
@@ -166,7 +172,10 @@ _DATA = struct.Struct("!QQ")
 
 @dataclass
 class Data(Message):
-    """DATA (a replicated write, `seq` numbered) and RS_DATA (resync, seq 0)."""
+    """DATA (a replicated write, `seq` numbered) and RS_DATA (resync, seq 0).
+
+    With data-integrity-alg the payload's digest follows the offset (FLAG_DIGEST).
+    """
 
     TYPES: ClassVar[tuple[T, ...]] = (T.DATA, T.RS_DATA)
     type: T
@@ -175,26 +184,36 @@ class Data(Message):
     #: a view into the receive buffer when received (no copy of a 1 MiB write)
     payload: bytes | memoryview
     fua: bool = False
+    digest: bytes = b""
 
     def flags(self) -> int:
-        return FLAG_FUA if self.fua else 0
+        return (FLAG_FUA if self.fua else 0) | (FLAG_DIGEST if self.digest else 0)
+
+    def head(self) -> bytes:
+        """Everything before the payload: a large payload is written after it, uncopied."""
+        if self.digest and len(self.digest) != DIGEST_BYTES:
+            raise ValueError(f"a DATA digest has {DIGEST_BYTES} bytes")
+        prefix = _DATA.pack(self.seq, self.offset) + self.digest
+        return HEADER.pack(MAGIC, self.type, self.flags(),
+                           len(prefix) + len(self.payload)) + prefix
 
     def body(self) -> bytes:
-        return _DATA.pack(self.seq, self.offset) + self.payload
+        return _DATA.pack(self.seq, self.offset) + self.digest + self.payload
 
     def encode(self) -> bytes:
-        head = HEADER.pack(MAGIC, self.type, self.flags(), _DATA.size + len(self.payload))
-        return b"".join((head, _DATA.pack(self.seq, self.offset), self.payload))
+        return b"".join((self.head(), self.payload))
 
     @classmethod
     def parse(cls, kind: T, flags: int, body: Body) -> Data:
-        if len(body) < _DATA.size:
+        prefix = _DATA.size + (DIGEST_BYTES if flags & FLAG_DIGEST else 0)
+        if len(body) < prefix:
             raise ProtocolError(f"{kind.name}: short body")
         seq, offset = _DATA.unpack_from(body)
+        digest = bytes(body[_DATA.size:prefix])
         # A body received into its own buffer is not copied again (1 MiB writes).
-        payload = memoryview(body)[_DATA.size:] if isinstance(body, bytearray) else bytes(
-            body[_DATA.size:])
-        return cls(kind, seq, offset, payload, bool(flags & FLAG_FUA))
+        payload = memoryview(body)[prefix:] if isinstance(body, bytearray) else bytes(
+            body[prefix:])
+        return cls(kind, seq, offset, payload, bool(flags & FLAG_FUA), digest)
 
 
 _SEQ = struct.Struct("!Q")
@@ -246,9 +265,10 @@ _OV = struct.Struct("!QI")
 
 @dataclass
 class Verify(Message):
-    """OV_REQUEST: digests of consecutive blocks from `offset`; OV_REPLY: a mismatch mask."""
+    """OV_REQUEST / CSUM_REQUEST: digests of consecutive blocks from `offset`;
+    OV_REPLY / CSUM_REPLY: a mask of the blocks whose digests differ."""
 
-    TYPES: ClassVar[tuple[T, ...]] = (T.OV_REQUEST, T.OV_REPLY)
+    TYPES: ClassVar[tuple[T, ...]] = (T.OV_REQUEST, T.OV_REPLY, T.CSUM_REQUEST, T.CSUM_REPLY)
     type: T
     offset: int
     count: int

@@ -242,12 +242,18 @@ def test_an_unsupported_cram_hmac_alg_is_an_error_at_its_line():
     assert ok.ok and ok.model.resources[0].net.cram_hmac_alg == "sha256"
 
 
-@pytest.mark.parametrize("option", ["data-integrity-alg", "csums-alg"])
-def test_digests_vigil_does_not_compute_are_said_at_their_line(option):
-    parsed = drbd.analyze(f"resource r0 {{\n net {{\n  {option} sha1;\n }}\n" + ONE_HOST, "r.res")
-    assert parsed.ok
-    [warning] = [w for w in parsed.warnings if w.message.startswith(option)]
-    assert warning.location.line == 3 and warning.message.startswith(f"{option}: not implemented")
+@pytest.mark.parametrize("option", ["data-integrity-alg", "csums-alg", "verify-alg"])
+def test_digests_are_read_and_an_unknown_one_is_refused_at_its_line(option):
+    parsed = drbd.analyze(f"resource r0 {{\n net {{\n  {option} SHA1;\n }}\n" + ONE_HOST, "r.res")
+    assert parsed.ok and not [w for w in parsed.warnings if w.message.startswith(option)]
+    net = parsed.model.resources[0].net
+    assert getattr(net, option.replace("-", "_")) == "sha1"
+    bad = drbd.analyze(f"resource r0 {{\n net {{\n  {option} whirlpool;\n }}\n" + ONE_HOST,
+                       "r.res")
+    assert not bad.ok
+    [error] = bad.errors
+    assert error.location.line == 3 and "'whirlpool' is not supported" in error.message
+    assert "crc32c" in error.message  # says what is
 
 
 def test_a_resource_without_shared_secret_is_warned_about():

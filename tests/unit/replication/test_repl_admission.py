@@ -95,6 +95,25 @@ def test_verify_answers_and_the_end_of_a_verify_match_this_nodes_verify():
     assert "not VerifyT" in refused(done, SECONDARY)
 
 
+def test_csums_digests_come_only_to_a_sync_target_and_answers_only_to_what_was_asked():
+    target = View(size=SIZE, role=Role.SECONDARY, repl=Repl.SYNC_TARGET)
+    request = wire.Verify(wire.T.CSUM_REQUEST, 4 * BLOCK_SIZE, 2, b"d" * 2 * DIGEST_BYTES)
+    assert admit(request, target) is Handling.CSUM_BLOCKS
+    assert "not SyncTarget" in refused(request, SECONDARY)
+    assert "digests" in refused(wire.Verify(wire.T.CSUM_REQUEST, 0, 2, b"d" * 5), target)
+    assert "more than" in refused(wire.Verify(
+        wire.T.CSUM_REQUEST, 0, VERIFY_CHUNK_BLOCKS + 1,
+        b"d" * (VERIFY_CHUNK_BLOCKS + 1) * DIGEST_BYTES),
+        View(size=1 << 30, role=Role.SECONDARY, repl=Repl.SYNC_TARGET))
+    # an answer marks blocks in sync: one that answers no request of this node is refused
+    source = View(size=SIZE, role=Role.PRIMARY, repl=Repl.SYNC_SOURCE, csums_in_flight={4})
+    reply = wire.Verify(wire.T.CSUM_REPLY, 4 * BLOCK_SIZE, 2, b"\1")
+    assert admit(reply, source) is Handling.CSUM_ANSWER
+    assert "no digests" in refused(wire.Verify(wire.T.CSUM_REPLY, 0, 2, b"\1"), source)
+    assert "mask" in refused(wire.Verify(wire.T.CSUM_REPLY, 4 * BLOCK_SIZE, 2, b""), source)
+    assert "not SyncSource" in refused(reply, PRIMARY)
+
+
 def test_the_peer_cannot_pile_up_flushes():
     flush = wire.Ack(wire.T.FLUSH, 7)
     assert admit(flush, SECONDARY) is Handling.FLUSH_FOR_PEER
@@ -121,7 +140,7 @@ def peer_messages(draw: st.DrawFn) -> wire.Message:
         return wire.Data(kind, draw(st.integers(0, 99)), offset, b"p" * length)
     if kind in (wire.T.RS_ACK, wire.T.OUT_OF_SYNC):
         return wire.Range(kind, offset, length)
-    if kind in (wire.T.OV_REQUEST, wire.T.OV_REPLY):
+    if kind in wire.Verify.TYPES:
         count = draw(st.integers(0, VERIFY_CHUNK_BLOCKS + 2))
         payload = draw(st.sampled_from([b"", b"\0" * ((count + 7) // 8),
                                         b"d" * count * DIGEST_BYTES]))
@@ -139,7 +158,8 @@ views = st.builds(View, size=st.sampled_from([0, BLOCK_SIZE, SIZE]),
                   role=st.sampled_from(list(Role)), repl=st.sampled_from(list(Repl)),
                   two_primaries=st.booleans(), verify_outstanding=st.integers(0, 2),
                   resync_in_flight=st.frozensets(st.integers(0, 300), max_size=4),
-                  peer_flushes=st.integers(0, MAX_PEER_FLUSHES))
+                  peer_flushes=st.integers(0, MAX_PEER_FLUSHES),
+                  csums_in_flight=st.frozensets(st.integers(0, 300), max_size=4))
 
 
 def _span(message: wire.Message) -> tuple[int, int] | None:
@@ -173,5 +193,11 @@ def test_any_message_in_any_state_is_admitted_safely_or_refused(message, view):
         assert 0 < message.count <= VERIFY_CHUNK_BLOCKS
     if handling is Handling.VERIFY_ANSWER:
         assert view.verify_outstanding > 0
+    if handling is Handling.CSUM_BLOCKS:
+        assert view.repl is Repl.SYNC_TARGET and 0 < message.count <= VERIFY_CHUNK_BLOCKS
+        assert len(message.payload) == message.count * DIGEST_BYTES
+    if handling is Handling.CSUM_ANSWER:
+        assert view.repl is Repl.SYNC_SOURCE
+        assert message.offset // BLOCK_SIZE in view.csums_in_flight
     if handling is Handling.FLUSH_FOR_PEER:
         assert view.peer_flushes < MAX_PEER_FLUSHES

@@ -86,8 +86,8 @@ def test_the_volume_carries_its_files_warnings_to_say_them_at_start(seed_res):
     five = config.load("mysqldata", seed_res, "server5.example.com")
     assert any(w.startswith(f"{seed_res}:") and "no shared-secret" in w for w in five.warnings)
     seed_res.write_text(seed_res.read_text().replace(
-        "protocol C;", "protocol C;\n  net { cram-hmac-alg sha1; shared-secret s; "
-        "csums-alg md5; }", 1))
+        "protocol C;", "protocol C;\n  net { cram-hmac-alg sha1; shared-secret s; }\n"
+        "  disk { on-io-error detach; }", 1))
     five = config.load("mysqldata", seed_res, "server5.example.com")
     assert not any("no shared-secret" in w for w in five.warnings)
-    assert any("csums-alg: not implemented" in w for w in five.warnings)
+    assert any("on-io-error: not implemented" in w for w in five.warnings)

@@ -67,6 +67,24 @@ def test_state_and_rs_done_fields_are_checked():
     messages.within(0, 8192, 8192, "DATA")
 
 
+def test_params_digest_names_are_bounded_text():
+    assert messages.params({**PARAMS, "csums_alg": "sha1", "integrity_alg": ""})
+    for field in messages.ALGORITHM_FIELDS:
+        for bad in (7, ["sha1"], "x" * 33):
+            with pytest.raises(ProtocolError):
+                messages.params({**PARAMS, field: bad})
+
+
+def test_a_data_message_flagged_with_a_digest_must_hold_one():
+    framed = wire.Data(wire.T.DATA, 1, 0, b"z" * 8, digest=b"d" * wire.DIGEST_BYTES).encode()
+    decoded = wire.Decoder().feed(framed)
+    [message] = list(decoded)
+    assert message.digest == b"d" * wire.DIGEST_BYTES and bytes(message.payload) == b"z" * 8
+    short = wire.HEADER.pack(wire.MAGIC, wire.T.DATA, wire.FLAG_DIGEST, 20) + bytes(20)
+    with pytest.raises(ProtocolError, match="short body"):
+        list(wire.Decoder().feed(short))
+
+
 def test_deep_json_is_refused_before_the_parser_recurses():
     for body in (b"[" * 100000 + b"]" * 100000, b'{"a":' * 50000 + b"1" + b"}" * 50000):
         with pytest.raises(ProtocolError):
@@ -143,6 +161,9 @@ def _valid_frames() -> list[bytes]:
         wire.Ack(wire.T.WRITE_ACK, 9).encode(),
         wire.Range(wire.T.RS_ACK, 0, 4096).encode(),
         wire.Verify(wire.T.OV_REQUEST, 0, 2, b"d" * 32).encode(),
+        wire.Data(wire.T.RS_DATA, 0, 8192, b"y" * 4096, digest=b"g" * wire.DIGEST_BYTES).encode(),
+        wire.Verify(wire.T.CSUM_REQUEST, 4096, 2, b"c" * 32).encode(),
+        wire.Verify(wire.T.CSUM_REPLY, 4096, 2, b"\2").encode(),
     ]
 
 

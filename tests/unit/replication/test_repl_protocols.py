@@ -99,7 +99,7 @@ def test_golden_vectors():
 messages = st.one_of(
     st.builds(wire.Data, st.sampled_from([wire.T.DATA, wire.T.RS_DATA]),
               st.integers(0, 2**64 - 1), st.integers(0, 2**63), st.binary(max_size=300),
-              st.booleans()),
+              st.booleans(), st.sampled_from([b"", b"\x07" * wire.DIGEST_BYTES])),
     st.builds(wire.Ack, st.sampled_from(wire.Ack.TYPES), st.integers(0, 2**64 - 1)),
     st.builds(wire.Range, st.sampled_from(wire.Range.TYPES), st.integers(0, 2**63),
               st.integers(0, 2**63)),
@@ -132,3 +132,20 @@ def test_garbage_is_a_protocol_error():
 def test_bitmap_message_round_trip():
     bits = bytes(4096) + b"\x01"
     assert wire.bitmap_of(wire.bitmap_message(bits)) == bits
+
+
+def test_digests_are_fixed_width_and_an_unknown_name_is_refused():
+    from vigil.config.drbd import DIGEST_ALGORITHMS
+    from vigil.replication.digests import digester
+
+    block = bytes(range(256)) * 16
+    seen = set()
+    for name in DIGEST_ALGORITHMS:
+        digest = digester(name)(block)
+        assert len(digest) == wire.DIGEST_BYTES
+        assert digester(name.upper())(memoryview(block)) == digest
+        assert digester(name)(block[:-1] + b"\0") != digest  # one byte changed
+        seen.add(digest)
+    assert len(seen) == len(DIGEST_ALGORITHMS) - 1  # crc32c is computed as crc32
+    with pytest.raises(ValueError, match="whirlpool"):
+        digester("whirlpool")
