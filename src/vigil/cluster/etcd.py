@@ -1,0 +1,196 @@
+"""The few etcd v3 calls a lease holder needs, over etcd's JSON gateway (HTTP).
+
+etcd serves its gRPC API as JSON on the client port (`/v3/...`): keys and values
+are base64, 64-bit numbers are strings. Calls are blocking (`http.client`, a
+timeout on every one) and meant to run in a worker thread; each tries the
+endpoints in turn, so one dead member costs one timeout, not the call. Every
+answer is the store's word on who may run a group, and is checked before use:
+a body larger than MAX_ANSWER, not JSON, or with a field of the wrong type is
+an `EtcdError`, as is an error status.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: the largest answer read from the store (the calls here answer a few hundred bytes)
+MAX_ANSWER = 64 * 1024
+#: the largest node name kept under a group's key
+MAX_VALUE = 255
+
+
+class EtcdError(Exception):
+    """The store did not answer, or answered something that is not etcd's protocol."""
+
+
+class _Unavailable(EtcdError):
+    """This member cannot serve the call now (no leader, no quorum): ask another."""
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """A create-if-absent transaction's outcome: ours, or who holds the key (None: nobody
+    by the time the store looked)."""
+
+    ours: bool
+    holder: str | None
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _number(fields: dict[str, Any], name: str, default: int | None = None) -> int:
+    """etcd's int64 fields: JSON strings of digits (a zero is left out of the answer)."""
+    value = fields.get(name)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise EtcdError(f"the store's {name!r} is not a number")
+    text = str(value)
+    if not text.lstrip("-").isdigit() or len(text) > 20:
+        raise EtcdError(f"the store's {name!r} is not a number")
+    return int(text)
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise EtcdError(f"the store's {what} is not an object")
+    return value
+
+
+def _holder(kv: dict[str, Any]) -> str:
+    value = kv.get("value", "")
+    if not isinstance(value, str) or len(value) > 2 * MAX_VALUE:
+        raise EtcdError("the store's value is not a short base64 text")
+    try:
+        name = base64.b64decode(value, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise EtcdError("the store's value is not base64 of a name") from None
+    if not name or len(name) > MAX_VALUE or not name.isprintable():
+        raise EtcdError("the store's value is not a node name")
+    return name
+
+
+class EtcdGateway:
+    """etcd's JSON gateway at `endpoints` ("http://host:2379"), tried in turn."""
+
+    def __init__(self, endpoints: Sequence[str], timeout: float = 2.0):
+        if not endpoints:
+            raise ValueError("no etcd endpoint")
+        self.endpoints = [self._parse(e) for e in endpoints]
+        self.timeout = timeout
+        #: the endpoint that answered last is asked first next time
+        self._first = 0
+
+    @staticmethod
+    def _parse(endpoint: str) -> tuple[str, int]:
+        url = urllib.parse.urlsplit(endpoint if "//" in endpoint else f"http://{endpoint}")
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"etcd endpoint {endpoint!r}: http://HOST:PORT expected")
+        return url.hostname, url.port or 2379
+
+    # -- the calls --------------------------------------------------------------------
+    def grant(self, ttl: int) -> tuple[int, int]:
+        """A new lease: (its ID, the TTL the store gave it)."""
+        answer = self._call("/v3/lease/grant", {"TTL": ttl})
+        lease, given = _number(answer, "ID"), _number(answer, "TTL", 0)
+        if lease <= 0 or given <= 0:
+            raise EtcdError("the store granted no lease")
+        return lease, given
+
+    def keepalive(self, lease: int) -> int:
+        """Refresh a lease: the TTL it has now (0: the store has let it go)."""
+        answer = self._call("/v3/lease/keepalive", {"ID": str(lease)})
+        result = _object(answer.get("result", {}), "keep-alive result")
+        return max(0, _number(result, "TTL", 0))
+
+    def revoke(self, lease: int) -> None:
+        """End a lease now: its keys go with it (a lease already gone is no error)."""
+        try:
+            self._call("/v3/lease/revoke", {"ID": str(lease)})
+        except EtcdError as exc:
+            if "not found" not in str(exc):
+                raise
+
+    def acquire(self, key: str, node: str, lease: int) -> Acquired:
+        """Put `key` = `node` under `lease` if the key does not exist; else say who holds it."""
+        if not node or len(node) > MAX_VALUE:
+            raise ValueError("a node name of 1 to 255 characters")
+        answer = self._call("/v3/kv/txn", {
+            "compare": [{"key": _b64(key), "target": "CREATE", "result": "EQUAL",
+                         "create_revision": "0"}],
+            "success": [{"request_put": {"key": _b64(key), "value": _b64(node),
+                                         "lease": str(lease)}}],
+            "failure": [{"request_range": {"key": _b64(key)}}],
+        })
+        succeeded = answer.get("succeeded", False)
+        if not isinstance(succeeded, bool):
+            raise EtcdError("the store's 'succeeded' is not a boolean")
+        if succeeded:
+            return Acquired(True, node)
+        responses = answer.get("responses", [])
+        if not isinstance(responses, list) or len(responses) != 1:
+            raise EtcdError("the store's transaction answer has no range")
+        ranged = _object(_object(responses[0], "response").get("response_range", {}), "range")
+        return Acquired(False, self._first_holder(ranged))
+
+    def holder(self, key: str) -> str | None:
+        """Who holds `key` now (None: nobody)."""
+        return self._first_holder(self._call("/v3/kv/range", {"key": _b64(key)}))
+
+    def _first_holder(self, ranged: dict[str, Any]) -> str | None:
+        kvs = ranged.get("kvs", [])
+        if not isinstance(kvs, list) or len(kvs) > 1:
+            raise EtcdError("the store's range answer is not one key or none")
+        return _holder(_object(kvs[0], "key-value")) if kvs else None
+
+    # -- HTTP -------------------------------------------------------------------------
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        payload = json.dumps(body).encode()
+        errors = []
+        count = len(self.endpoints)
+        for i in range(count):
+            index = (self._first + i) % count
+            host, port = self.endpoints[index]
+            try:
+                answer = self._post(host, port, path, payload)
+            except (OSError, http.client.HTTPException, _Unavailable) as exc:
+                errors.append(f"{host}:{port}: {exc or type(exc).__name__}")
+                continue
+            self._first = index
+            return answer
+        raise EtcdError(f"{path}: no etcd endpoint answered ({'; '.join(errors)})")
+
+    def _post(self, host: str, port: int, path: str, payload: bytes) -> dict[str, Any]:
+        connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            connection.request("POST", path, body=payload,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read(MAX_ANSWER + 1)
+        finally:
+            connection.close()
+        if len(data) > MAX_ANSWER:
+            raise EtcdError(f"{path}: the store's answer is larger than {MAX_ANSWER} bytes")
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise EtcdError(f"{path}: the store's answer is not JSON "
+                            f"(HTTP {response.status})") from None
+        answer = _object(answer, "answer")
+        if response.status != 200 or "error" in answer:
+            error = answer.get("error")
+            message = str(answer.get("message") or (error.get("message") if isinstance(
+                error, dict) else error) or "")[:200]
+            unavailable = response.status >= 500 or "leader" in message or \
+                "timed out" in message
+            raise (_Unavailable if unavailable else EtcdError)(
+                f"{path}: HTTP {response.status}: {message}")
+        return answer
