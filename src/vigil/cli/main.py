@@ -22,6 +22,7 @@ COMMANDS = {
     "status": "vigil.cli.status",
     "standby": "vigil.cli.move",
     "takeover": "vigil.cli.move",
+    "cleanup": "vigil.cli.cleanup",
     "check": "vigil.cli.check",
     "config": "vigil.cli.config",
     "demo": "vigil.cli.demo",

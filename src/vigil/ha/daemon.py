@@ -33,7 +33,7 @@ from typing import Any
 
 from vigil import __version__
 from vigil.cluster.diff import ConfigDiff, Effect, diff
-from vigil.errors import ConfigError, EnvironmentProblem, VigilError
+from vigil.errors import ConfigError, EnvironmentProblem, UsageError, VigilError
 from vigil.ha import localdaemons
 from vigil.ha.beat import HeartbeatThread
 from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
@@ -632,6 +632,15 @@ class HeartbeatDaemon:
             if which not in ("local", "foreign", "all", "failback"):
                 return {"ok": False, "error": f"{command}: local, foreign or all"}
             reasons = await beat.ask(self._command(command, which))
+            return {"ok": True, "reason": "; ".join(reasons)}
+        if command == "cleanup":
+            which = request.get("group", "all")
+            if not isinstance(which, str) or not 0 < len(which) <= 512:
+                return {"ok": False, "error": "cleanup: a group's key or all"}
+            try:
+                reasons = await beat.ask(self._command(command, which))
+            except UsageError as exc:
+                return {"ok": False, "error": str(exc)}
             return {"ok": True, "reason": "; ".join(reasons)}
         if command == "reload":
             return await self.reload()

@@ -412,8 +412,8 @@ class FailoverCore:
                                  + (" after its failed start" if was is Hold.CLEANING else ""))]
             self._set(index, "stop_failed")
             return [Decision((), f"group {action.group} failed to stop: it may still run here; "
-                             "it stays claimed (the peer will not take it) until "
-                             "an operator clears it", "critical")]
+                             "it stays claimed (the peer will not take it) until an "
+                             "operator fixes the cause and runs vigil cleanup", "critical")]
         if isinstance(action, Fence):
             if self.fencing is not Fencing.RUNNING:
                 return []
@@ -493,11 +493,21 @@ class FailoverCore:
         return Decision((), f"takeover {which}: asking for {_ids(chosen)}")
 
     def clear(self, index: int) -> Decision:
-        """An operator says a stuck group is down after all."""
-        if self.hold[index] is Hold.STUCK or self.hold[index] is Hold.FAILED:
+        """`vigil cleanup`: an operator fixed what made a group's stop or start fail.
+
+        A group whose stop failed may still run here: its stop is tried again, and only
+        a stop that succeeds releases it (to the peer, or to a start here). A group
+        whose start failed was stopped already: it is released at once.
+        """
+        group = self.groups[index]
+        if self.hold[index] is Hold.STUCK:
+            self._set(index, "stop", "")
+            return Decision((StopGroup(group),), f"group {group}: stop tried again by the "
+                            "operator (vigil cleanup)")
+        if self.hold[index].needs_clearing:
             self._set(index, "clear", "")
-            return Decision((), f"group {self.groups[index]} cleared by operator")
-        return Decision((), f"group {self.groups[index]} needs no clearing")
+            return Decision((), f"group {group} cleared by operator")
+        return Decision((), f"group {group} needs no clearing")
 
     def shutdown(self, now: float) -> list[Decision]:
         if self.phase is Phase.DONE:

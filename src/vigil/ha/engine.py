@@ -393,10 +393,27 @@ class NodeEngine:
                            now, out)
         elif name == "shutdown":
             self._decisions(self.core.shutdown(now), out)
+        elif name == "cleanup":
+            self._decisions(self._cleanup(which), out)
         else:
             raise UsageError(f"unknown command {name!r}")
         self._settle(now, out)
         return out
+
+    def _cleanup(self, which: str) -> list[Decision]:
+        """`vigil cleanup`: the operator says groups whose stop (or start) failed here are
+        down after all; `which` is a group's key or "all" (every group that needs it)."""
+        groups = self.core.groups
+        if which == "all":
+            chosen = [g for g in groups if self.core.hold[g.index].needs_clearing]
+            if not chosen:
+                return [Decision((), "cleanup: no group here failed to stop or start")]
+        else:
+            chosen = [g for g in groups if g.key == which]
+            if not chosen:
+                raise UsageError(f"cleanup: no group {which!r} (groups: "
+                                 + ", ".join(g.key for g in groups) + ")")
+        return [self.core.clear(g.index) for g in chosen]
 
     def reconfigure(self, config: NodeConfig, now: float) -> Output:
         """Reload: new timings, keys, media, ping nodes, policies; groups keep running.

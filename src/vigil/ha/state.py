@@ -36,6 +36,11 @@ class Hold(enum.Enum):
         return self not in (Hold.RELEASED, Hold.FAILED, Hold.UNREADY)
 
     @property
+    def needs_clearing(self) -> bool:
+        """Left by a failed stop or start: an operator's `vigil cleanup` lets it go on."""
+        return self in (Hold.STUCK, Hold.FAILED)
+
+    @property
     def busy(self) -> bool:
         """An action is in flight."""
         return self in (Hold.STARTING, Hold.STOPPING, Hold.CLEANING)

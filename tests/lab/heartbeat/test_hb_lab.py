@@ -759,6 +759,42 @@ def test_failed_stop_reboot_reboots_the_node_whose_resource_will_not_stop(hb):
     assert "server6" in hb.holders()
 
 
+#: a resource script whose stop fails until the operator has fixed it (removed the block)
+STUCK_UNTIL_FIXED = STUCK.replace(
+    "    stop) exit 1 ;;",
+    "    stop) [ -e /run/stuck.block ] && exit 1\n          rm -f /run/stuck.state; exit 0 ;;")
+
+
+def test_a_group_whose_stop_failed_stays_until_the_operator_cleans_it_up(hb):
+    hb.haresources = f"server5.example.com IPaddr::{VIP}/24/eth0 stuck\n"
+    for name in ("server5", "server6"):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/etc/ha.d/resource.d/stuck", STUCK_UNTIL_FIXED, mode=0o755)
+        host.write_file("/run/stuck.block", "")
+        host.write_file("/etc/ha.d/vigil.cf", "duplicate_probe off\nstop_retries 1\n")
+        hb.responder(name)
+    for name in ("server5", "server6"):
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    server5 = hb.lab.host("server5")
+    server5.run([VIGIL, "standby"])
+    wait_until(lambda: "failed to stop" in hb.daemons["server5"].output(), 15,
+               lambda: "server5's stop failing\n" + hb.logs())
+    time.sleep(3)  # a negative window: the peer must not take what may still run here
+    assert "server6" not in hb.holders()
+    assert "running (peer dead)" not in hb.daemons["server6"].output()
+    wrong = server5.run([VIGIL, "cleanup", "nosuch"], check=False)
+    assert wrong.returncode != 0 and "no group 'nosuch'" in wrong.stderr
+    assert f"IPaddr::{VIP}/24/eth0" in wrong.stderr  # it names the groups there are
+    # the operator fixes what would not stop, then asks for the stop again
+    server5.run(["rm", "-f", "/run/stuck.block"])
+    done = server5.run([VIGIL, "cleanup", f"IPaddr::{VIP}/24/eth0"])
+    assert "stop tried again" in done.stdout
+    hb.wait_holders({"server6"}, 20)
+    hb.wait_client("server6", timeout=15)
+
+
 def test_a_dead_failfast_program_reboots_the_node(hb):
     hb.extra = "failfast root /bin/sh -c 'sleep 1; exit 3'"
     marker = _self_reboot_setup(hb, "")

@@ -654,3 +654,23 @@ def test_a_peer_leaving_with_a_stuck_group_does_not_have_it_started_here():
     assert pair.holds()["n2"] == "RH"
     assert not any(isinstance(a, StartGroup) and a.group == G1
                    for who, a in pair.actions if who == "n2")
+
+
+def test_an_operator_cleanup_retries_a_stuck_groups_stop_and_the_peer_takes_it():
+    pair = started_pair()
+    pair.stop_ok["n1"] = False
+    pair.n1.standby("local", pair.now)
+    pair.settle(20)
+    assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    assert "needs no clearing" in pair.n2.clear(1).reason  # held and running: left alone
+    pair.record("n1", [pair.n1.clear(0)])  # still failing: stuck again, nothing moves
+    pair.settle(20)
+    assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    pair.stop_ok["n1"] = True  # the operator fixed what would not stop
+    retried = pair.n1.clear(0)
+    assert "stop tried again" in retried.reason
+    pair.record("n1", [retried])
+    pair.settle(20)
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}
+    stops = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)]
+    assert len(stops) == 3  # the standby's, and one per cleanup
