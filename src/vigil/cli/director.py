@@ -77,7 +77,10 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--announce", choices=SPEAKERS, default=None,
                         help="announce the VIPs this director serves through a BGP speaker: "
                              "exabgp (run as ExaBGP's API process, with -d: commands on "
-                             "stdout); default: director_announce in vigil.cf, else off")
+                             "stdout); bird (with -d: static routes in /etc/bird/"
+                             "vigil-announce.conf, which bird.conf includes, then birdc "
+                             "configure); default: director_announce in "
+                             "vigil.cf, else off")
     parser.add_argument("--announce-holddown", type=float, default=None, metavar="SECONDS",
                         help="a VIP withdrawn for want of a healthy real server comes back "
                              "only this long after (default: announce_holddown in "
@@ -211,10 +214,13 @@ def start(config_path: Path | None, args: argparse.Namespace, standby: bool = Fa
     vigil_cf = _vigil_cf(args)
     sync_text, sync = _sync_daemon_setting(args, vigil_cf)
     announce, holddown, conntrack_sync, linger = _announce_settings(args, vigil_cf)
-    if announce != "off" and not foreground:
-        raise UsageError(f"--announce {announce} runs the director as the speaker's process, "
+    if announce == "exabgp" and not foreground:
+        raise UsageError("--announce exabgp runs the director as the speaker's process, "
                          "in the foreground: add -d (and start it from the speaker's "
                          "configuration)")
+    if announce == "bird" and not foreground:
+        raise UsageError("--announce bird needs the director in the foreground: add -d (as "
+                         "its systemd unit runs it)")
     if foreground:
         return daemon.run_daemon(config_path, backend_class(), logfile,
                                  debug=bool(os.environ.get("VIGIL_DEBUG")),

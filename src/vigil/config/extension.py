@@ -288,8 +288,10 @@ KEYWORDS = keyword_table(
             "active, backup while it is a warm standby, so established connections survive "
             "a director failover", SyncDaemonValue(), "off"),
     Keyword("director_announce", "active-active directors: the BGP speaker `vigil director` "
-            "tells which VIPs it announces: off, or exabgp (the director runs as ExaBGP's "
-            "API process)", ChoiceValue("off", "exabgp"), "off"),
+            "tells which VIPs it announces: off; exabgp (the director runs as ExaBGP's "
+            "API process); bird (static routes in /etc/bird/vigil-announce.conf, which "
+            "bird.conf includes, then birdc configure)",
+            ChoiceValue("off", "exabgp", "bird"), "off"),
     Keyword("announce_linger", "active-active directors: on stop, keep forwarding this long "
             "after the withdrawals, while the routers move the flows away (at most 10 s)",
             ShortTimeValue(10.0), 0.0),

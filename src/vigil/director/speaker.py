@@ -10,16 +10,25 @@ it writes ExaBGP 4.2's text commands on its standard output,
 and reads ExaBGP's answers (`done`, `error`) on its standard input. Standard
 output is kept for these lines alone: anything else the process would print
 goes to standard error.
+
+With `bird`, the director writes the prefixes it announces as static routes of
+two static protocols, `vigil_announce4` and `vigil_announce6`, in a file that
+bird.conf includes (/etc/bird/vigil-announce.conf), then asks the running BIRD
+to re-read its configuration (`birdc configure`), as anycast health checkers
+do; the user's bird.conf says where the routes go (export filters naming the
+two protocols).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from vigil import log as vlog
@@ -29,7 +38,14 @@ from vigil.errors import UsageError
 log = logging.getLogger("vigil.director.announce")
 
 #: the speakers `--announce` knows
-SPEAKERS = ("off", "exabgp")
+SPEAKERS = ("off", "exabgp", "bird")
+#: where `--announce bird` writes its routes (bird.conf includes it) and BIRD's socket
+BIRD_FILE = "/etc/bird/vigil-announce.conf"
+BIRD_SOCKET = "/run/bird/bird.ctl"
+#: the static protocols of that file, by IP version (bird.conf's export filters name them)
+BIRD_PROTOCOLS = {4: "vigil_announce4", 6: "vigil_announce6"}
+#: how long `birdc configure` may take
+BIRDC_TIMEOUT = 10.0
 #: the longest answer line from ExaBGP that is read (longer ones are cut and skipped)
 MAX_ANSWER = 4096
 
@@ -133,9 +149,93 @@ class ExaBGPSpeaker:
         self._out = None
 
 
+def bird_routes(prefixes: Sequence[str]) -> str:
+    """The file bird.conf includes: a static protocol per IP version, a route per prefix."""
+    lines = ["# vigil director --announce bird: the VIPs this director announces now.",
+             "# Written at every change, then `birdc configure`; do not edit."]
+    for version, protocol in BIRD_PROTOCOLS.items():
+        lines += [f"protocol static {protocol} {{", f"    ipv{version};"]
+        lines += [f"    route {prefix} blackhole;" for prefix in sorted(prefixes)
+                  if ipaddress.ip_network(prefix).version == version]
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+class BirdSpeaker:
+    """Static routes in a file bird.conf includes; `birdc configure` after each change."""
+
+    name = "bird"
+
+    def __init__(self, path: str = BIRD_FILE, socket: str = BIRD_SOCKET,
+                 birdc: str = "birdc"):
+        self.path = Path(path)
+        self.socket = socket
+        self.birdc = birdc
+        self.prefixes: set[str] = set()
+        self.sent = 0
+        self.errors = 0
+        self._configuring: asyncio.Task[None] | None = None
+        self._again = False
+
+    async def start(self) -> None:
+        """Nothing announced yet: what an earlier run left in the file is withdrawn first."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write()
+        await self._configure()
+
+    def send(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        for change in changes:
+            if change.announce:
+                self.prefixes.add(change.prefix)
+            else:
+                self.prefixes.discard(change.prefix)
+        self._write()
+        self.sent += len(changes)
+        if self._configuring is not None and not self._configuring.done():
+            self._again = True  # once the running one is done: it may predate the files
+            return
+        self._configuring = asyncio.get_running_loop().create_task(self._configure())
+
+    def _write(self) -> None:
+        temporary = self.path.with_name(self.path.name + ".new")
+        temporary.write_text(bird_routes(sorted(self.prefixes)))
+        os.replace(temporary, self.path)  # BIRD never reads half a file
+
+    async def _configure(self) -> None:
+        while True:
+            self._again = False
+            try:
+                done = await asyncio.create_subprocess_exec(
+                    self.birdc, "-s", self.socket, "configure",
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                out, _ = await asyncio.wait_for(done.communicate(), BIRDC_TIMEOUT)
+                said = out.decode(errors="replace").strip()
+                accepted = any(word in said for word in (
+                    "Reconfigured", "Reconfiguration in progress", "queueing new config"))
+                if done.returncode != 0 or not accepted:
+                    self.errors += 1
+                    vlog.event(log, "announce.refused", logging.WARNING, speaker=self.name,
+                               answer=said[-300:])
+            except (OSError, TimeoutError) as exc:
+                self.errors += 1
+                vlog.event(log, "announce.speaker_gone", logging.ERROR, speaker=self.name,
+                           error=exc)
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        if self._configuring is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._configuring
+
+
 def speaker_for(name: str) -> Speaker | None:
     if name == "off":
         return None
     if name == "exabgp":
         return ExaBGPSpeaker()
+    if name == "bird":
+        return BirdSpeaker()
     raise UsageError(f"unknown --announce {name!r} (one of: {', '.join(SPEAKERS)})")

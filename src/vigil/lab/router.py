@@ -97,6 +97,37 @@ def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD) -> La
     return router.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
 
 
+def director_bird_config(local: str, router: str, routes_file: str,
+                         hold: int = HOLD) -> str:
+    """BIRD 2 on a director (`--announce bird`): one eBGP session to the router that
+    exports the routes of vigil's static protocol, the file vigil writes included."""
+    return f"""\
+router id {local};
+log stderr all;
+protocol device {{ scan time 10; }}
+include "{routes_file}";
+protocol bgp uplink {{
+    local {local} as {DIRECTOR_AS};
+    neighbor {router} as {ROUTER_AS};
+    hold time {hold};
+    keepalive time 1;
+    connect retry time 1;
+    error wait time 1, 5;
+    ipv4 {{ import none; export where proto = "vigil_announce4"; }};
+}}
+"""
+
+
+def start_director_bird(director: Host, router: str, routes_file: str, empty_routes: str,
+                        hold: int = HOLD) -> LabProcess:
+    """BIRD on a director, its routes file present (nothing announced) before it starts."""
+    local = _first_address(director, "lan")
+    director.write_file(routes_file, empty_routes)
+    director.write_file(BIRD_CONF, director_bird_config(local, router, routes_file, hold))
+    director.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
+    return director.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
+
+
 def start_speaker(director: Host, router: str, director_argv: Sequence[str],
                   hold: int = HOLD) -> LabProcess:
     """ExaBGP on a director, running `director_argv` as its API process."""
