@@ -143,12 +143,17 @@ def _ov_request(message: wire.Message, view: View) -> Handling:
     if view.repl not in (Repl.ESTABLISHED, Repl.VERIFY_T, Repl.VERIFY_S):
         # both nodes may start a verify at once: each then answers the other's requests
         raise ProtocolError(f"OV_REQUEST while {view.repl.value}")
+    _digests_fit("OV_REQUEST", message)
+    return Handling.VERIFY_BLOCKS
+
+
+def _digests_fit(what: str, message: wire.Verify) -> None:
+    """A digest request: a bounded number of whole blocks, one digest each."""
     if not 0 < message.count <= VERIFY_CHUNK_BLOCKS:
-        raise ProtocolError(f"OV_REQUEST: {message.count} blocks, more than "
+        raise ProtocolError(f"{what}: {message.count} blocks, more than "
                             f"{VERIFY_CHUNK_BLOCKS} or none")
     if message.offset % BLOCK_SIZE or len(message.payload) != message.count * DIGEST_BYTES:
-        raise ProtocolError("OV_REQUEST: digests do not match its block count")
-    return Handling.VERIFY_BLOCKS
+        raise ProtocolError(f"{what}: digests do not match its block count")
 
 
 def _ov_reply(message: wire.Message, view: View) -> Handling:
@@ -174,11 +179,7 @@ def _csum_request(message: wire.Message, view: View) -> Handling:
     messages.within(message.offset, message.count * BLOCK_SIZE, view.size, "CSUM_REQUEST")
     if view.repl is not Repl.SYNC_TARGET:
         raise ProtocolError(f"CSUM_REQUEST while {view.repl.value}, not SyncTarget")
-    if not 0 < message.count <= VERIFY_CHUNK_BLOCKS:
-        raise ProtocolError(f"CSUM_REQUEST: {message.count} blocks, more than "
-                            f"{VERIFY_CHUNK_BLOCKS} or none")
-    if message.offset % BLOCK_SIZE or len(message.payload) != message.count * DIGEST_BYTES:
-        raise ProtocolError("CSUM_REQUEST: digests do not match its block count")
+    _digests_fit("CSUM_REQUEST", message)
     return Handling.CSUM_BLOCKS
 
 

@@ -86,3 +86,16 @@ def timed_wait(condition, timeout: float, message: str) -> float:
     start = time.monotonic()
     wait_until(condition, timeout, message, interval=0.02)
     return time.monotonic() - start
+
+
+# -- the `ecmp` topology's active-active directors -------------------------------------------
+#: the router's address on the directors' segment, and each director's
+ECMP_ROUTER = "198.51.100.250"
+ECMP_DIRECTORS = {"dir1": "198.51.100.5", "dir2": "198.51.100.6", "dir3": "198.51.100.7"}
+
+
+def ecmp_nexthops(lab: Lab, vip: str = VIP) -> list[str]:
+    """The directors the router's kernel route to the VIP goes through, sorted."""
+    from vigil.lab.router import nexthops
+
+    return nexthops(lab.host("router"), f"{vip}/32")

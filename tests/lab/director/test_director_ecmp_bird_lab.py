@@ -17,10 +17,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
 from dataplane_lab_support import fetch, vigil
+from director_lab_support import ECMP_DIRECTORS as DIRECTORS
+from director_lab_support import ECMP_ROUTER as ROUTER
+from director_lab_support import ecmp_nexthops as announced
 from director_lab_support import nginx
 
 from vigil.director.speaker import BIRD_FILE, bird_routes
-from vigil.lab.router import nexthops, prepare, start_director_bird
+from vigil.lab.router import prepare, start_director_bird
 from vigil.lab.seed import lab_file
 from vigil.lab.topology import ecmp_topology
 from vigil.testing import vigil_command, wait_until
@@ -28,13 +31,7 @@ from vigil.testing import vigil_command, wait_until
 pytestmark = pytest.mark.lab
 
 VIP = "198.51.100.100"
-ROUTER = "198.51.100.250"
-DIRECTORS = {"dir1": "198.51.100.5", "dir2": "198.51.100.6", "dir3": "198.51.100.7"}
 PORTS = range(42000, 42012)
-
-
-def announced(lab) -> list[str]:
-    return nexthops(lab.host("router"), f"{VIP}/32")
 
 
 def test_three_directors_announce_the_vip_through_bird(lab_factory):

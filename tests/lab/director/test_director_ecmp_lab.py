@@ -15,9 +15,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
 from dataplane_lab_support import HttpConnection, fetch, predicted, table, vigil
+from director_lab_support import ECMP_DIRECTORS as DIRECTORS
+from director_lab_support import ECMP_ROUTER as ROUTER
 from director_lab_support import control, nginx, timed_wait
+from director_lab_support import ecmp_nexthops as announced
 
-from vigil.lab.router import HOLD, nexthops, prepare, start_speaker
+from vigil.lab.router import HOLD, prepare, start_speaker
 from vigil.lab.seed import lab_file
 from vigil.lab.topology import ecmp_topology
 from vigil.testing import vigil_command, wait_until
@@ -25,14 +28,8 @@ from vigil.testing import vigil_command, wait_until
 pytestmark = pytest.mark.lab
 
 VIP = "198.51.100.100"
-ROUTER = "198.51.100.250"
 CLIENT = "203.0.113.10"
-DIRECTORS = {"dir1": "198.51.100.5", "dir2": "198.51.100.6", "dir3": "198.51.100.7"}
 PORTS = range(41000, 41024)
-
-
-def announced(lab) -> list[str]:
-    return nexthops(lab.host("router"), f"{VIP}/32")
 
 
 def announce_state(director) -> list[dict]:

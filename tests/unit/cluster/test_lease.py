@@ -220,14 +220,20 @@ def test_the_group_never_runs_on_two_nodes_and_moves_when_its_holder_is_cut_off(
     assert starts >= 2, "the group should have run, and moved at least once"
 
 
-def test_a_holder_stops_the_margin_before_its_lease_could_lapse_in_the_store():
+def holding() -> LeaseHolder:
+    """A rule that was granted a lease at 0.0, took the key and runs the group."""
     rule = LeaseHolder(SETTINGS, "n0", 0.0)
     assert rule.step(0.0).request is Request.GRANT
     rule.granted(0.0, SETTINGS.ttl)
     assert rule.step(0.0).request is Request.ACQUIRE
-    rule.acquired(0.1, True, "n0")
-    assert rule.step(0.2).act is Act.START
+    rule.acquired(0.0, True, "n0")
+    assert rule.step(0.0).act is Act.START
     rule.started()
+    return rule
+
+
+def test_a_holder_stops_the_margin_before_its_lease_could_lapse_in_the_store():
+    rule = holding()
     # keep-alives fail from now on: the store may let the lease go at 0.0 + TTL
     assert rule.step(2.0).request is Request.REFRESH
     rule.failed(Request.REFRESH, 3.0)
@@ -242,13 +248,7 @@ def test_a_holder_stops_the_margin_before_its_lease_could_lapse_in_the_store():
 
 
 def test_a_refresh_answered_late_counts_from_when_it_was_sent():
-    rule = LeaseHolder(SETTINGS, "n0", 0.0)
-    rule.step(0.0)
-    rule.granted(0.0, SETTINGS.ttl)
-    rule.step(0.0)
-    rule.acquired(0.0, True, "n0")
-    rule.step(0.0)
-    rule.started()
+    rule = holding()
     assert rule.step(2.0).request is Request.REFRESH
     rule.refreshed(sent_at=2.0, ttl_left=SETTINGS.ttl)  # answered much later, say at 3.9
     assert rule.valid_until == 2.0 + SETTINGS.ttl  # not 3.9 + TTL
@@ -258,13 +258,7 @@ def test_a_refresh_answered_late_counts_from_when_it_was_sent():
 
 
 def test_a_holder_that_no_longer_wants_the_group_stops_it_then_revokes():
-    rule = LeaseHolder(SETTINGS, "n0", 0.0)
-    rule.step(0.0)
-    rule.granted(0.0, SETTINGS.ttl)
-    rule.step(0.0)
-    rule.acquired(0.0, True, "n0")
-    rule.step(0.0)
-    rule.started()
+    rule = holding()
     rule.want(False)
     assert rule.step(1.0).act is Act.STOP
     rule.stopped()

@@ -491,12 +491,18 @@ def test_a_start_failed_before_the_peer_died_is_retried_at_once():
     assert pair.holds()["n2"] == "HH"
 
 
-def test_a_failed_stop_leaves_the_group_stuck_and_the_peer_does_not_take_it():
+def stuck_pair() -> Pair:
+    """n1's stop of its group fails on a standby: the group stays stuck there."""
     pair = started_pair()
     pair.stop_ok["n1"] = False
     pair.n1.standby("local", pair.now)
     pair.settle(20)
     assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    return pair
+
+
+def test_a_failed_stop_leaves_the_group_stuck_and_the_peer_does_not_take_it():
+    pair = stuck_pair()
     assert any(d.level == "critical" and "failed to stop" in d.reason for who, d in pair.log)
     stops = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)]
     assert len(stops) == 1  # never retried in a loop
@@ -657,11 +663,7 @@ def test_a_peer_leaving_with_a_stuck_group_does_not_have_it_started_here():
 
 
 def test_an_operator_cleanup_retries_a_stuck_groups_stop_and_the_peer_takes_it():
-    pair = started_pair()
-    pair.stop_ok["n1"] = False
-    pair.n1.standby("local", pair.now)
-    pair.settle(20)
-    assert pair.holds() == {"n1": "XR", "n2": "RH"}
+    pair = stuck_pair()
     assert "needs no clearing" in pair.n2.clear(1).reason  # held and running: left alone
     pair.record("n1", [pair.n1.clear(0)])  # still failing: stuck again, nothing moves
     pair.settle(20)
