@@ -1,11 +1,11 @@
 """E-mail alerts reach a real SMTP server (aiosmtpd on loopback)."""
 
 import asyncio
-import socket
 
 from aiosmtpd.controller import Controller
 
 from vigil.director import alerts
+from vigil.testing.loopback import free_port
 
 
 class Inbox:
@@ -15,12 +15,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_alert_is_delivered_over_smtp():

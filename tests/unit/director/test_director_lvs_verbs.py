@@ -19,6 +19,7 @@ from vigil.cli.main import main
 from vigil.director import control, daemon
 from vigil.director.backends.memory import MemoryBackend
 from vigil.director.backends.userspace import ProxyLimits, UserspaceBackend
+from vigil.testing import loopback
 
 VIP = "127.0.0.1"
 
@@ -91,9 +92,7 @@ def with_director(backend, scenario) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((VIP, 0))
-        return sock.getsockname()[1]
+    return loopback.free_port(host=VIP)
 
 
 async def echo_server(name: str):

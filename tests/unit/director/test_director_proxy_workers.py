@@ -13,47 +13,14 @@ import pytest
 from vigil.director.backends.proxy_workers import default_workers, shared_table
 from vigil.director.backends.userspace import UserspaceBackend
 from vigil.director.codec import table_from_json
-from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def named_server(name: str):
-    async def handler(reader, writer):
-        while line := await reader.readline():
-            writer.write(f"{name}:{line.decode()}".encode())
-            await writer.drain()
-        writer.close()
-    server = await asyncio.start_server(handler, "127.0.0.2", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
-async def ask(port: int, text: str = "hi") -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{text}\n".encode())
-    answer = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
-    writer.close()
-    return answer
-
-
-async def apply(backend, desired: Table):
-    await backend.apply(reconcile(desired, await backend.read()), desired)
+from vigil.testing.loopback import apply, ask, free_port, named_server, service
 
 
 async def until(condition, seconds: float = 10.0, interval: float = 0.02):
     async with asyncio.timeout(seconds):
         while not condition():
             await asyncio.sleep(interval)
-
-
-def service(vport, reals, **kw):
-    return VirtualService(ServiceKey.tcp("127.0.0.1", vport), scheduler="rr",
-                          reals=tuple(reals), **kw)
 
 
 async def worker_tables(backend) -> list[Table]:

@@ -14,8 +14,8 @@ from vigil.director.backends.userspace import (
     UserspaceBackend,
     descriptor_budget,
 )
-from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import RealServer, ServiceKey, Table, VirtualService
+from vigil.testing.loopback import apply, ask, free_port, named_server, service
 
 
 @pytest.fixture(autouse=True)
@@ -23,39 +23,6 @@ def one_process(monkeypatch):
     """Scheduling, limits and counters of one process, checked exactly; the worker
     processes have their own tests (test_director_proxy_workers.py)."""
     monkeypatch.setenv("VIGIL_PROXY_WORKERS", "1")
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def named_server(name: str):
-    async def handler(reader, writer):
-        while line := await reader.readline():
-            writer.write(f"{name}:{line.decode()}".encode())
-            await writer.drain()
-        writer.close()
-    server = await asyncio.start_server(handler, "127.0.0.2", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
-async def ask(port: int, text: str = "hi") -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{text}\n".encode())
-    answer = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
-    writer.close()
-    return answer
-
-
-async def apply(backend, desired: Table):
-    await backend.apply(reconcile(desired, await backend.read()), desired)
-
-
-def service(vport, reals, scheduler="rr", **kw):
-    return VirtualService(ServiceKey.tcp("127.0.0.1", vport), scheduler=scheduler,
-                          reals=tuple(reals), **kw)
 
 
 def test_round_robin_quiesce_keeps_open_connections_and_refused_servers_are_skipped():
