@@ -1,8 +1,12 @@
 """Loop devices over the FUSE file: attach with direct I/O and autoclear, detach, inspect.
 
 Loop devices are machine-global, so each one carries the identity of its
-backing file (device and inode numbers): cleanup detaches a loop device only
-if it still points at our file. `LO_FLAGS_AUTOCLEAR` makes the kernel detach
+backing file (device and inode numbers) and a random tag of its own, written
+into the loop device when it is attached (the kernel keeps it as
+`lo_file_name`, which it only reports; sysfs shows the real backing file): cleanup detaches a loop device only if it still points at
+our file and holds our tag. The numbers alone are not enough: the FUSE mount
+behind the file gets an anonymous device number that the kernel gives to the
+next FUSE mount once ours is gone. `LO_FLAGS_AUTOCLEAR` makes the kernel detach
 it by itself once nothing holds it open: the daemon keeps one descriptor open,
 so a killed daemon (or a crashed lab host, whose mounts vanish with its mount
 namespace) never leaves a loop device behind.
@@ -14,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import struct
 import subprocess
 import time
@@ -42,6 +47,8 @@ class LoopIdentity:
     minor: int
     backing_dev: int
     backing_ino: int
+    #: written into the loop device at attach (empty: attached before tags existed)
+    tag: str = ""
 
     @property
     def path(self) -> str:
@@ -68,12 +75,13 @@ def attach(backing: str, direct_io: bool = True, retries: int = 20) -> tuple[Loo
     try:
         st = os.fstat(file_fd)
         flags = LO_FLAGS_AUTOCLEAR | (LO_FLAGS_DIRECT_IO if direct_io else 0)
+        tag = f"vigil-{secrets.token_hex(12)}"
         control = os.open("/dev/loop-control", os.O_RDWR)
         try:
             for _ in range(retries):
                 number = fcntl.ioctl(control, LOOP_CTL_GET_FREE)
                 loop_fd = os.open(_node(number), os.O_RDWR)
-                info = _INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, b"", b"", b"", 0, 0)
+                info = _INFO64.pack(0, 0, 0, 0, 0, 0, 0, 0, flags, tag.encode(), b"", b"", 0, 0)
                 config = _CONFIG.pack(file_fd, 0, *_INFO64.unpack(info), *([0] * 8))
                 try:
                     fcntl.ioctl(loop_fd, LOOP_CONFIGURE, config)
@@ -84,7 +92,7 @@ def attach(backing: str, direct_io: bool = True, retries: int = 20) -> tuple[Loo
                     raise
                 rdev = os.fstat(loop_fd).st_rdev
                 identity = LoopIdentity(f"loop{number}", os.major(rdev), os.minor(rdev),
-                                        st.st_dev, st.st_ino)
+                                        st.st_dev, st.st_ino, tag)
                 return identity, loop_fd
             raise OSError(errno.EBUSY, "no free loop device")
         finally:
@@ -93,8 +101,8 @@ def attach(backing: str, direct_io: bool = True, retries: int = 20) -> tuple[Loo
         os.close(file_fd)
 
 
-def status(name: str) -> tuple[int, int, int] | None:
-    """(backing device, backing inode, flags) of a loop device, or None if unattached."""
+def status(name: str) -> tuple[int, int, int, str] | None:
+    """(backing device, backing inode, flags, tag) of a loop device, or None if unattached."""
     try:
         fd = os.open(f"/dev/{name}", os.O_RDONLY)
     except OSError:
@@ -106,20 +114,21 @@ def status(name: str) -> tuple[int, int, int] | None:
     finally:
         os.close(fd)
     fields = _INFO64.unpack(raw)
-    return fields[0], fields[1], fields[8]
+    return fields[0], fields[1], fields[8], fields[9].split(b"\0", 1)[0].decode(errors="replace")
 
 
-def _status_from_sysfs(name: str) -> tuple[int, int, int] | None:
+def _status_from_sysfs(name: str) -> tuple[int, int, int, str] | None:
     base = Path("/sys/block") / name / "loop"
     if not base.exists():
         return None
     return -1, int((base / "inode").read_text().strip() or 0) if (base / "inode").exists() \
-        else -1, 0
+        else -1, 0, ""
 
 
 def is_ours(identity: LoopIdentity) -> bool:
     found = status(identity.name)
-    return found is not None and found[:2] == (identity.backing_dev, identity.backing_ino)
+    return (found is not None and found[:2] == (identity.backing_dev, identity.backing_ino)
+            and found[3] == identity.tag)
 
 
 def in_use(identity: LoopIdentity) -> bool:
