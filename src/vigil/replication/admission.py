@@ -211,6 +211,8 @@ def _state(message: wire.Message, view: View) -> Handling:
 
 
 def _bye(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.Control)
+    messages.bye_flushed(message.fields)
     return Handling.GOODBYE
 
 

@@ -3,8 +3,9 @@
 Loop devices are machine-global, so each one carries the identity of its
 backing file (device and inode numbers) and a random tag of its own, written
 into the loop device when it is attached (the kernel keeps it as
-`lo_file_name`, which it only reports; sysfs shows the real backing file): cleanup detaches a loop device only if it still points at
-our file and holds our tag. The numbers alone are not enough: the FUSE mount
+`lo_file_name`, which it only reports; sysfs shows the real backing file):
+cleanup detaches a loop device only if it still points at our file and holds
+our tag. The numbers alone are not enough: the FUSE mount
 behind the file gets an anonymous device number that the kernel gives to the
 next FUSE mount once ours is gone. `LO_FLAGS_AUTOCLEAR` makes the kernel detach
 it by itself once nothing holds it open: the daemon keeps one descriptor open,

@@ -139,6 +139,12 @@ def skip_initial_sync(fields: dict[str, Any]) -> int | None:
     return value
 
 
+def bye_flushed(fields: dict[str, Any]) -> int | None:
+    """BYE's `flushed_through`: the peer's disk holds every replicated write up to this
+    number (it flushed before saying goodbye). None: not said."""
+    return _count(fields, "flushed_through", "BYE", required=False)
+
+
 def rs_done(fields: dict[str, Any]) -> list[int]:
     return generations(fields.get("generations"), "RS_DONE")
 

@@ -92,6 +92,8 @@ class Session:
         self.rehandshake = False
         #: the link's liveness timer, once the handshake is done
         self.ping: PingTimer | None = None
+        #: the highest sequence number of the peer's replicated writes written here
+        self.last_written = 0
 
     @property
     def closed(self) -> bool:
@@ -397,7 +399,14 @@ class Node:
         session = self.session
         if session is not None:
             await self._settle_peer(session)
-            session.send(wire.Control(wire.T.BYE, {"outdate_you": self.role is Role.PRIMARY}))
+            # the peer's writes acknowledged here are on this disk once it is flushed: say
+            # so, and the peer need not mark them out of sync (nor resync them later)
+            through = session.last_written
+            await asyncio.get_running_loop().run_in_executor(None, self.backing.flush)
+            bye: dict[str, Any] = {"outdate_you": self.role is Role.PRIMARY}
+            if through:
+                bye["flushed_through"] = through
+            session.send(wire.Control(wire.T.BYE, bye))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.drain(), 2)
             session.close()
@@ -1244,6 +1253,7 @@ class Node:
             session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
             return
         self.stats["nr"] += len(message.payload)
+        session.last_written = max(session.last_written, message.seq)
         session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
 
     def _resync_acked(self, message: wire.Range) -> None:
@@ -1403,6 +1413,9 @@ class Node:
         session.close()
         was_connected = self.session is session
         self.session = None
+        through = messages.bye_flushed(session.bye or {})  # checked when the BYE came
+        if through is not None:
+            session.tlog.flushed(through)
         for transfer in session.tlog.connection_lost():
             self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
         for future, _ in session.waiting.values():

@@ -67,6 +67,14 @@ def test_state_and_rs_done_fields_are_checked():
     messages.within(0, 8192, 8192, "DATA")
 
 
+def test_a_goodbye_says_how_far_the_peer_flushed_as_a_sequence_number():
+    assert messages.bye_flushed({"flushed_through": 42}) == 42
+    assert messages.bye_flushed({"outdate_you": True}) is None
+    for bad in (-1, 2**64, True, "42", 4.2, [42]):
+        with pytest.raises(ProtocolError):
+            messages.bye_flushed({"flushed_through": bad})
+
+
 def test_params_digest_names_are_bounded_text():
     assert messages.params({**PARAMS, "csums_alg": "sha1", "integrity_alg": ""})
     for field in messages.ALGORITHM_FIELDS:
