@@ -99,17 +99,11 @@ class EtcdGateway:
     # -- the calls --------------------------------------------------------------------
     def grant(self, ttl: int) -> tuple[int, int]:
         """A new lease: (its ID, the TTL the store gave it)."""
-        answer = self._call("/v3/lease/grant", {"TTL": ttl})
-        lease, given = _number(answer, "ID"), _number(answer, "TTL", 0)
-        if lease <= 0 or given <= 0:
-            raise EtcdError("the store granted no lease")
-        return lease, given
+        return read_grant(self._call("/v3/lease/grant", {"TTL": ttl}))
 
     def keepalive(self, lease: int) -> int:
         """Refresh a lease: the TTL it has now (0: the store has let it go)."""
-        answer = self._call("/v3/lease/keepalive", {"ID": str(lease)})
-        result = _object(answer.get("result", {}), "keep-alive result")
-        return max(0, _number(result, "TTL", 0))
+        return read_keepalive(self._call("/v3/lease/keepalive", {"ID": str(lease)}))
 
     def revoke(self, lease: int) -> None:
         """End a lease now: its keys go with it (a lease already gone is no error)."""
@@ -130,26 +124,11 @@ class EtcdGateway:
                                          "lease": str(lease)}}],
             "failure": [{"request_range": {"key": _b64(key)}}],
         })
-        succeeded = answer.get("succeeded", False)
-        if not isinstance(succeeded, bool):
-            raise EtcdError("the store's 'succeeded' is not a boolean")
-        if succeeded:
-            return Acquired(True, node)
-        responses = answer.get("responses", [])
-        if not isinstance(responses, list) or len(responses) != 1:
-            raise EtcdError("the store's transaction answer has no range")
-        ranged = _object(_object(responses[0], "response").get("response_range", {}), "range")
-        return Acquired(False, self._first_holder(ranged))
+        return read_acquired(answer, node)
 
     def holder(self, key: str) -> str | None:
         """Who holds `key` now (None: nobody)."""
-        return self._first_holder(self._call("/v3/kv/range", {"key": _b64(key)}))
-
-    def _first_holder(self, ranged: dict[str, Any]) -> str | None:
-        kvs = ranged.get("kvs", [])
-        if not isinstance(kvs, list) or len(kvs) > 1:
-            raise EtcdError("the store's range answer is not one key or none")
-        return _holder(_object(kvs[0], "key-value")) if kvs else None
+        return read_holder(self._call("/v3/kv/range", {"key": _b64(key)}))
 
     # -- HTTP -------------------------------------------------------------------------
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -177,20 +156,59 @@ class EtcdGateway:
             data = response.read(MAX_ANSWER + 1)
         finally:
             connection.close()
-        if len(data) > MAX_ANSWER:
-            raise EtcdError(f"{path}: the store's answer is larger than {MAX_ANSWER} bytes")
-        try:
-            answer = json.loads(data)
-        except ValueError:
-            raise EtcdError(f"{path}: the store's answer is not JSON "
-                            f"(HTTP {response.status})") from None
-        answer = _object(answer, "answer")
-        if response.status != 200 or "error" in answer:
-            error = answer.get("error")
-            message = str(answer.get("message") or (error.get("message") if isinstance(
-                error, dict) else error) or "")[:200]
-            unavailable = response.status >= 500 or "leader" in message or \
-                "timed out" in message
-            raise (_Unavailable if unavailable else EtcdError)(
-                f"{path}: HTTP {response.status}: {message}")
-        return answer
+        return read_answer(path, response.status, data)
+
+
+# -- the store's answers, checked (pure: the fuzzer feeds them damaged ones) --------------------
+def read_answer(path: str, status: int, data: bytes) -> dict[str, Any]:
+    """An HTTP answer's body as a JSON object, or EtcdError (an unavailable member's:
+    `_Unavailable`, so that the next one is asked)."""
+    if len(data) > MAX_ANSWER:
+        raise EtcdError(f"{path}: the store's answer is larger than {MAX_ANSWER} bytes")
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise EtcdError(f"{path}: the store's answer is not JSON "
+                        f"(HTTP {status})") from None
+    answer = _object(answer, "answer")
+    if status != 200 or "error" in answer:
+        error = answer.get("error")
+        message = str(answer.get("message") or (error.get("message") if isinstance(
+            error, dict) else error) or "")[:200]
+        unavailable = status >= 500 or "leader" in message or \
+            "timed out" in message
+        raise (_Unavailable if unavailable else EtcdError)(
+            f"{path}: HTTP {status}: {message}")
+    return answer
+
+
+def read_grant(answer: dict[str, Any]) -> tuple[int, int]:
+    lease, given = _number(answer, "ID"), _number(answer, "TTL", 0)
+    if lease <= 0 or given <= 0:
+        raise EtcdError("the store granted no lease")
+    return lease, given
+
+
+def read_keepalive(answer: dict[str, Any]) -> int:
+    result = _object(answer.get("result", {}), "keep-alive result")
+    return max(0, _number(result, "TTL", 0))
+
+
+def read_acquired(answer: dict[str, Any], node: str) -> Acquired:
+    succeeded = answer.get("succeeded", False)
+    if not isinstance(succeeded, bool):
+        raise EtcdError("the store's 'succeeded' is not a boolean")
+    if succeeded:
+        return Acquired(True, node)
+    responses = answer.get("responses", [])
+    if not isinstance(responses, list) or len(responses) != 1:
+        raise EtcdError("the store's transaction answer has no range")
+    ranged = _object(_object(responses[0], "response").get("response_range", {}), "range")
+    return Acquired(False, read_holder(ranged))
+
+
+def read_holder(ranged: dict[str, Any]) -> str | None:
+    kvs = ranged.get("kvs", [])
+    if not isinstance(kvs, list) or len(kvs) > 1:
+        raise EtcdError("the store's range answer is not one key or none")
+    return _holder(_object(kvs[0], "key-value")) if kvs else None

@@ -340,6 +340,35 @@ def _replication_entry() -> Callable[[random.Random], None]:
     return one
 
 
+def _etcd_entry() -> Callable[[random.Random], None]:
+    """The store's answers to the lease calls (etcd's JSON gateway), damaged."""
+    from vigil.cluster import etcd
+
+    name = base64.b64encode(b"server6.example.com").decode()
+    answers = [
+        ("/v3/lease/grant", b'{"header":{"revision":"7"},"ID":"7587867400331232781","TTL":"10"}',
+         etcd.read_grant),
+        ("/v3/lease/keepalive", b'{"result":{"ID":"7587867400331232781","TTL":"9"}}',
+         etcd.read_keepalive),
+        ("/v3/kv/txn", ('{"responses":[{"response_range":{"kvs":[{"key":"L3ZpZ2lsL2c=",'
+                        f'"value":"{name}","create_revision":"4"}}],"count":"1"}}}}]}}')
+         .encode(), lambda answer: etcd.read_acquired(answer, "server5.example.com")),
+        ("/v3/kv/range", f'{{"kvs":[{{"key":"L3ZpZ2lsL2c=","value":"{name}"}}]}}'.encode(),
+         etcd.read_holder),
+        ("/v3/lease/keepalive", b'{"error":{"grpc_code":14,"message":"no leader"}}',
+         etcd.read_keepalive),
+    ]
+
+    def one(rng: random.Random) -> None:
+        path, body, read = rng.choice(answers)
+        status = rng.choice([200, 200, 200, 404, 503])
+        data = (mutate_text(rng, body.decode()).encode(errors="surrogatepass")
+                if rng.random() < 0.5 else mutate_bytes(rng, body))
+        with contextlib.suppress(etcd.EtcdError):
+            read(etcd.read_answer(path, status, data))
+    return one
+
+
 def _sync_daemon_entry() -> Callable[[random.Random], None]:
     """The kernel's sync daemon attributes (ipvsadm -L --daemon) and the control
     request that starts one, damaged."""
@@ -368,7 +397,8 @@ def entry_points() -> dict[str, Callable[[random.Random], None]]:
             "heartbeat compressed packet -> engine": _compressed_entry(),
             "replication frame -> admission": _replication_entry(),
             "ipvsadm rules -> restore plan": _rules_entry(),
-            "IPVS sync daemon attributes and requests": _sync_daemon_entry()}
+            "IPVS sync daemon attributes and requests": _sync_daemon_entry(),
+            "etcd gateway answers -> lease calls": _etcd_entry()}
 
 
 @dataclass
