@@ -63,6 +63,8 @@ class ConfigPaths:
 
     ha_dir: str = "/etc/ha.d"
     drbd_conf: str = drbd_mod.DEFAULT_PATH
+    #: BIRD's configuration, read when vigil.cf says `director_announce bird`
+    bird_conf: str = "/etc/bird/bird.conf"
 
     @property
     def hacf(self) -> str:
@@ -255,6 +257,8 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
         except FileUnreadable as exc:
             unreadable_file(exc)
     out.extend(_check_rc_hooks(paths.ha_dir, extension))
+    if extension.director_announce == "bird":
+        out.extend(_check_bird(extension, paths.bird_conf))
 
     # ldirectord -----------------------------------------------------------------
     ldirectord: dict[str, ldirectord_mod.LdirectordConfig] = {}
@@ -524,6 +528,30 @@ def _check_announce(config: ldirectord_mod.LdirectordConfig,
                 "conntrackd_conf")
             for vs in config.virtuals for real in vs.reals
             if real.forwarding is ldirectord_mod.Forwarding.MASQ]
+
+
+def _check_bird(extension: extension_mod.ExtensionConfig, bird_conf: str) -> list[Diagnostic]:
+    """director_announce bird: BIRD's configuration must include vigil's routes and export
+    them, or the announcements reach no router."""
+    from vigil.director.speaker import BIRD_FILE, BIRD_PROTOCOLS
+
+    where = Location(extension.path)
+    try:
+        text = _read_text(bird_conf)
+    except FileUnreadable:
+        return [Diagnostic(Severity.WARNING, where, f"director_announce bird: {bird_conf} "
+                           "cannot be read: BIRD 2 must run on this director, its bird.conf "
+                           f'including "{BIRD_FILE}"')]
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    if not any("include" in line and BIRD_FILE in line for line in lines):
+        return [Diagnostic(Severity.WARNING, where, f"director_announce bird: {bird_conf} does "
+                           f'not include "{BIRD_FILE}": the VIPs would reach no router')]
+    if not any(name in line for line in lines for name in BIRD_PROTOCOLS.values()):
+        return [Diagnostic(Severity.WARNING, where, f"director_announce bird: {bird_conf} "
+                           "exports neither " + " nor ".join(BIRD_PROTOCOLS.values()) +
+                           " (e.g. export where proto = \"vigil_announce4\"): the VIPs would "
+                           "reach no router")]
+    return []
 
 
 def _check_drbd(drbd: drbd_mod.DrbdConfig, refs: Iterable[haresources_mod.ResourceRef],

@@ -339,3 +339,28 @@ def test_nat_with_director_announce_is_an_error_at_the_real_servers_line(tmp_pat
     conntrackd.write_text("Sync {\n  Mode FTFW {\n  }\n}\n")
     (d / "vigil.cf").write_text(f"director_announce exabgp\nconntrackd_conf {conntrackd}\n")
     assert loader.check(paths, facts).errors == ()
+
+
+def test_director_announce_bird_wants_a_bird_conf_that_includes_and_exports_the_routes(
+        tmp_path):
+    d = seed_dir(tmp_path, "lvs")
+    (d / "vigil.cf").write_text("director_announce bird\n")
+    bird = tmp_path / "bird.conf"
+    paths = ConfigPaths(str(d), str(tmp_path / "none"), str(bird))
+    facts = HostFacts("server5.example.com")
+
+    def said() -> list[str]:
+        return [w.message for w in loader.check(paths, facts).warnings
+                if "director_announce bird" in w.message]
+
+    assert "cannot be read" in said()[0]
+    bird.write_text("router id 198.51.100.5;\n# include \"/etc/bird/vigil-announce.conf\";\n")
+    assert "does not include" in said()[0]  # a comment does not count
+    bird.write_text('router id 198.51.100.5;\ninclude "/etc/bird/vigil-announce.conf";\n')
+    assert "exports neither vigil_announce4 nor vigil_announce6" in said()[0]
+    bird.write_text('include "/etc/bird/vigil-announce.conf";\nprotocol bgp uplink {\n'
+                    '  ipv4 { export where proto = "vigil_announce4"; };\n}\n')
+    assert said() == []
+    (d / "vigil.cf").write_text("director_announce exabgp\n")
+    bird.unlink()
+    assert said() == []  # only bird's announcer needs bird.conf
