@@ -90,26 +90,30 @@ class LeaseLoop:
                                                           round(rule.settings.ttl))
                 rule.granted(sent, ttl)
             elif request is Request.ACQUIRE:
-                assert self.lease is not None
-                got = await asyncio.to_thread(gateway.acquire, self.key, rule.node, self.lease)
+                got = await asyncio.to_thread(gateway.acquire, self.key, rule.node,
+                                              self._lease())
                 rule.acquired(sent, got.ours, got.holder)
                 if got.ours:
                     event(log, "lease.acquired", key=self.key, lease=self.lease)
             elif request is Request.REFRESH:
-                assert self.lease is not None
-                rule.refreshed(sent, await asyncio.to_thread(gateway.keepalive, self.lease))
+                rule.refreshed(sent, await asyncio.to_thread(gateway.keepalive, self._lease()))
             elif request is Request.LOOK:
                 rule.looked(sent, await asyncio.to_thread(gateway.holder, self.key))
             else:
                 if self.lease is not None:
                     await asyncio.to_thread(gateway.revoke, self.lease)
                 rule.revoked()
-        except (EtcdError, OSError) as exc:
+        except Exception as exc:  # whatever went wrong, the rule hears that no answer came
             event(log, "lease.call_failed", level=logging.WARNING, key=self.key,
-                  call=request.name.lower(), error=str(exc)[:300])
+                  call=request.name.lower(), error=f"{type(exc).__name__}: {str(exc)[:300]}")
             rule.failed(request, self.clock.now())
         finally:
             self._wake.set()
+
+    def _lease(self) -> int:
+        if self.lease is None:
+            raise EtcdError("no lease granted yet")
+        return self.lease
 
     async def _leave(self) -> None:
         """On the way out: wait for an action under way, stop the group, end the lease."""
