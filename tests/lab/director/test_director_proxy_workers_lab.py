@@ -43,6 +43,11 @@ def processes(host, needle: str) -> list[int]:
     return found
 
 
+def log_tail(server5) -> str:
+    """The director's last log lines, for a failure's message."""
+    return "\n".join(server5.read_file("/var/log/ldirectord.log").splitlines()[-30:])
+
+
 def connections(server5) -> int:
     stats = control(server5, {"command": "status"})["stats"]
     return sum(s["counters"]["conns"] for s in stats)
@@ -58,10 +63,11 @@ def test_a_worker_serves_is_replaced_when_killed_and_stop_leaves_no_process(seed
     try:
         wait_until(lambda: weights(server5) == {RS1: 1, RS2: 1}, 15, "both real servers up")
         workers = processes(server5, WORKER)
-        assert len(workers) == 1
+        assert len(workers) == 1, log_tail(server5)
         answers = [http_get(seed_lab) for _ in range(30)]
         assert set(answers) == {"rs1", "rs2"}
-        assert connections(server5) == 30  # counted once, whichever process took each
+        # counted once, whichever process took each
+        assert connections(server5) == 30, log_tail(server5)
 
         os.kill(workers[0], signal.SIGKILL)  # a process of this test's lab, by its PID
         wait_until(lambda: (len(processes(server5, WORKER)) == 1
@@ -70,7 +76,7 @@ def test_a_worker_serves_is_replaced_when_killed_and_stop_leaves_no_process(seed
                    5, "the death logged")
         assert {http_get(seed_lab) for _ in range(10)} == {"rs1", "rs2"}
         # the dead worker's counts, read just before the kill, are kept
-        assert connections(server5) == 40
+        assert connections(server5) == 40, log_tail(server5)
     finally:
         vigil(server5, "director", "stop", check=False)
     wait_until(lambda: not processes(server5, WORKER)
