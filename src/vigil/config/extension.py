@@ -120,6 +120,9 @@ class AddressValue(ValueParser[str]):
 # Model
 
 
+#: the BGP speakers `director_announce` (and `vigil director --announce`) can name
+ANNOUNCE_SPEAKERS = ("off", "exabgp", "bird")
+
 @dataclass(frozen=True)
 class ResourcePolicy:
     """How vigil watches and recovers one resource (all times in seconds).
@@ -291,7 +294,7 @@ KEYWORDS = keyword_table(
             "tells which VIPs it announces: off; exabgp (the director runs as ExaBGP's "
             "API process); bird (static routes in /etc/bird/vigil-announce.conf, which "
             "bird.conf includes, then birdc configure)",
-            ChoiceValue("off", "exabgp", "bird"), "off"),
+            ChoiceValue(*ANNOUNCE_SPEAKERS), "off"),
     Keyword("announce_linger", "active-active directors: on stop, keep forwarding this long "
             "after the withdrawals, while the routers move the flows away (at most 10 s)",
             ShortTimeValue(10.0), 0.0),

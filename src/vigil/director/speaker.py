@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Protocol
 
 from vigil import log as vlog
+from vigil.config.extension import ANNOUNCE_SPEAKERS
 from vigil.director.announce import Change
 from vigil.errors import UsageError
 
 log = logging.getLogger("vigil.director.announce")
 
 #: the speakers `--announce` knows
-SPEAKERS = ("off", "exabgp", "bird")
+SPEAKERS = ANNOUNCE_SPEAKERS
 #: where `--announce bird` writes its routes (bird.conf includes it) and BIRD's socket
 BIRD_FILE = "/etc/bird/vigil-announce.conf"
 BIRD_SOCKET = "/run/bird/bird.ctl"
