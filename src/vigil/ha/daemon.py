@@ -244,9 +244,12 @@ class HeartbeatDaemon:
             await asyncio.to_thread(self.metrics_server.close)
         loop = self._loop
         if loop is not None:
+            # signals stay caught until the loop closes: a second SIGTERM during the stop
+            # (an init script's retry, `killall` twice) must not kill the daemon before the
+            # heartbeat thread has disarmed the watchdog, or the node would be reset
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
                            signal.SIGUSR2):
-                loop.remove_signal_handler(signum)
+                loop.add_signal_handler(signum, self._signal_while_stopping, signum)
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self.beat is not None:
@@ -536,6 +539,10 @@ class HeartbeatDaemon:
         event(log, "signal", signal=signal.Signals(signum).name,
               action="graceful shutdown: handing groups to the peer")
         self.beat.post(self._command("shutdown"))
+
+    def _signal_while_stopping(self, signum: int) -> None:
+        event(log, "signal", signal=signal.Signals(signum).name,
+              action="ignored: the daemon is already stopping")
 
     def _debug_signal(self, step: int) -> None:
         """heartbeat's SIGUSR1 (one debug level more) and SIGUSR2 (one less)."""
