@@ -654,6 +654,8 @@ class UserspaceBackend(Backend):
                           worker.index, process.pid, status)
                 died = without_activity(worker.last_stats)
                 add_stats(self.retired, died, died.keys())
+                # counted once: from now on in `retired`, not again as this worker's
+                worker.last_stats = {}
                 worker.hang_up()
                 worker.process = None
             await asyncio.sleep(RESPAWN_DELAY)
