@@ -47,13 +47,21 @@ class ControlServer:
             if await self._in_use():
                 raise EnvironmentProblem(f"{self.path}: another daemon answers on it")
             self.path.unlink()
-        old = os.umask(0o177)
+        # bound with no await between the umask and its restoring: the umask is the whole
+        # process's, and another task must never start anything under ours
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path),
+            old = os.umask(0o177)
+            try:
+                listener.bind(str(self.path))
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            self._server = await asyncio.start_unix_server(self._serve, sock=listener,
                                                            limit=MAX_REQUEST)
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
+        except BaseException:
+            listener.close()
+            raise
 
     async def _in_use(self) -> bool:
         try:
