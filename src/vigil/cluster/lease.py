@@ -21,6 +21,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from vigil.config.extension import lease_problem
+
 
 @dataclass(frozen=True)
 class LeaseSettings:
@@ -35,12 +37,9 @@ class LeaseSettings:
     poll_every: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.margin < self.ttl:
-            raise ValueError(f"the margin ({self.margin:g} s) must lie inside the lease TTL "
-                             f"({self.ttl:g} s)")
-        if self.refresh >= self.ttl - self.margin:
-            raise ValueError(f"refreshing every {self.refresh:g} s leaves no second try "
-                             f"before the stop at TTL - margin ({self.ttl - self.margin:g} s)")
+        problem = lease_problem(self.ttl, self.margin, self.refresh_every)
+        if problem is not None:
+            raise ValueError(problem)
 
     @property
     def refresh(self) -> float:

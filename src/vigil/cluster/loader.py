@@ -182,6 +182,16 @@ def ldirectord_config_name(ref: haresources_mod.ResourceRef) -> str:
     return ref.args[0] if ref.args else ldirectord_mod.DEFAULT_NAME
 
 
+def _backend(vigil_cf: str) -> str:
+    """vigil.cf's cluster_backend, looked at before ha.cf is judged (its rules depend on
+    it); what else vigil.cf says is reported where vigil.cf is checked."""
+    try:
+        text = _read_text(vigil_cf)
+    except FileUnreadable:
+        return "heartbeat"
+    return extension_mod.analyze(text, vigil_cf).model.cluster_backend
+
+
 def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> CheckReport:
     """Parse every file and run the cross-file checks; never raises for bad input."""
     paths = paths or ConfigPaths()
@@ -211,7 +221,7 @@ def check(paths: ConfigPaths | None = None, facts: HostFacts | None = None) -> C
         parsed_hacf = hacf_mod.analyze(_read_text(paths.hacf), paths.hacf)
         out.extend(parsed_hacf.diagnostics)
         hacf = parsed_hacf.model
-        out.extend(hacf_mod.validate(hacf))
+        out.extend(hacf_mod.validate(hacf, _backend(paths.vigil_cf)))
         out.extend(hacf_mod.validate_for_host(hacf, facts.hostname))
         out.extend(_check_hacf_host(hacf, facts))
     except FileUnreadable as exc:

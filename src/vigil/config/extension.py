@@ -81,6 +81,59 @@ class SyncDaemonValue(ValueParser[str]):
         return " ".join(text.split())
 
 
+class EtcdEndpointsValue(ValueParser[str]):
+    """etcd client URLs, `http://HOST:PORT` (or `HOST:PORT`), separated by commas or spaces."""
+
+    expects = "http://HOST:PORT[,http://HOST:PORT...]"
+
+    def __call__(self, text: str) -> str:
+        found = []
+        for word in text.replace(",", " ").split():
+            url = word if "//" in word else f"http://{word}"
+            m = re.fullmatch(r"http://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([0-9]+))?", url)
+            if not m or (m.group(2) is not None and not 0 < int(m.group(2)) < 65536):
+                raise ValueProblem(f"bad etcd endpoint {word!r}: expected http://HOST:PORT "
+                                   "(etcd's JSON gateway; https is not supported)")
+            found.append(url if m.group(2) else f"{url}:2379")
+        if not found or len(found) > 16:
+            raise ValueProblem("one to 16 etcd endpoints")
+        return ",".join(found)
+
+
+def lease_problem(ttl: float, margin: float, refresh: float | None = None) -> str | None:
+    """Why a lease TTL and stop margin cannot work together (None: they can). The holder
+    refreshes every `refresh` (a third of the TTL unset) and must get a second try in
+    before it stops at TTL - margin."""
+    if not 0 < margin < ttl:
+        return f"the margin ({margin:g} s) must lie inside the lease TTL ({ttl:g} s)"
+    every = refresh if refresh is not None else ttl / 3
+    if every >= ttl - margin:
+        return (f"refreshing every {every:g} s leaves no second try before the stop at "
+                f"TTL - margin ({ttl - margin:g} s)")
+    return None
+
+
+def etcd_endpoint_list(text: str | None) -> tuple[str, ...]:
+    """vigil.cf's etcd_endpoints as a list (the model keeps the normalised text)."""
+    return tuple(text.split(",")) if text else ()
+
+
+class ShortRangeTimeValue(TimeValue):
+    """A time from `minimum` up to `maximum` seconds."""
+
+    def __init__(self, minimum: float, maximum: float):
+        super().__init__(minimum)
+        self.low, self.high = minimum, maximum
+        self.expects = f"a time from {format_time(minimum)}s to {format_time(maximum)}s"
+
+    def __call__(self, text: str) -> float:
+        value = super().__call__(text)
+        if not self.low <= value <= self.high:
+            raise ValueProblem(f"time {text!r} must lie from {format_time(self.low)}s to "
+                               f"{format_time(self.high)}s")
+        return value
+
+
 class ShortTimeValue(TimeValue):
     """A time from 0 up to `maximum` seconds."""
 
@@ -119,6 +172,11 @@ class AddressValue(ValueParser[str]):
 # ---------------------------------------------------------------------------
 # Model
 
+
+#: who decides which node runs a group: heartbeat's pair, or leases in an etcd cluster
+CLUSTER_BACKENDS = ("heartbeat", "etcd")
+#: the lease TTL's bounds (etcd's own minimum lease is a few seconds)
+LEASE_TTL_RANGE = (2.0, 300.0)
 
 #: the BGP speakers `director_announce` (and `vigil director --announce`) can name
 ANNOUNCE_SPEAKERS = ("off", "exabgp", "bird")
@@ -201,6 +259,12 @@ class ExtensionConfig:
     announce_linger: float = 0.0
     #: how this node reboots itself (failed_stop reboot, a dead failfast program)
     reboot_command: str = "/sbin/reboot -nf"
+    #: heartbeat (the pair's own membership) or etcd (a lease per group in an etcd cluster)
+    cluster_backend: str = "heartbeat"
+    etcd_endpoints: str | None = None
+    etcd_prefix: str = "/vigil"
+    lease_ttl: float = 10.0
+    lease_margin: float = 3.0
     #: `fence NODE` sections, by node name (lower case)
     fence_devices: FrozenMap[str, FenceDevice] = field(default_factory=FrozenMap)
     path: str = field(default=DEFAULT_PATH, compare=False, metadata=NO_JSON)
@@ -304,12 +368,27 @@ KEYWORDS = keyword_table(
     Keyword("announce_holddown", "active-active directors: a VIP withdrawn because no real "
             "server was up is announced again only this long after", ShortTimeValue(86400.0),
             0.0),
+    Keyword("cluster_backend", "who decides where each haresources group runs: heartbeat "
+            "(the two nodes of ha.cf, over its media) or etcd (any number of nodes: a group "
+            "runs where its key in etcd is held under that node's lease)",
+            ChoiceValue(*CLUSTER_BACKENDS), "heartbeat"),
+    Keyword("etcd_endpoints", "cluster_backend etcd: the etcd members' client URLs, "
+            "http://HOST:PORT, separated by commas", EtcdEndpointsValue(), None),
+    Keyword("etcd_prefix", "cluster_backend etcd: where vigil's keys live in etcd (one "
+            "prefix per cluster sharing the store)", PathValue(), "/vigil"),
+    Keyword("lease_ttl", "cluster_backend etcd: the lease's time to live; a holder cut off "
+            "from etcd's majority stops its groups lease_margin before it ends, then another "
+            "node may take them", ShortRangeTimeValue(*LEASE_TTL_RANGE), 10.0),
+    Keyword("lease_margin", "cluster_backend etcd: how long before its lease could end the "
+            "holder has stopped the group (longer than a stop takes)", TimeValue(0, True),
+            3.0),
     Keyword("agent", "section: settings for every resource of one agent", StrValue("a name")),
     Keyword("resource", "section: settings for one resource as written in haresources",
             StrValue("a resource")),
 )
 
-_WHOLE_LINE = frozenset({"fence_command", "reboot_command", "lvs_sync_daemon"})
+_WHOLE_LINE = frozenset({"fence_command", "reboot_command", "lvs_sync_daemon",
+                         "etcd_endpoints"})
 
 
 def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
@@ -321,6 +400,7 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
     current: tuple[str, str] | None = None
     fences: dict[str, tuple[dict[str, str], SourceLine]] = {}
     fence: str | None = None
+    global_lines: dict[str, SourceLine] = {}
     for line in physical_lines(text, path):
         content = strip_comment(line.text)
         words = split_words(content)
@@ -414,6 +494,8 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
                           f"{name} set again (first on line {seen[key]}); the last value counts")
         seen[key] = line.number
         target[name] = value
+        if current is None:
+            global_lines[name] = line
     devices: dict[str, FenceDevice] = {}
     for node, (settings, line) in fences.items():
         agent = settings.pop("agent", None)
@@ -422,6 +504,7 @@ def analyze(text: str, path: str = DEFAULT_PATH) -> Parsed[ExtensionConfig]:
             continue
         devices[node] = FenceDevice(node, agent, FrozenMap(settings), line.at(1))
     config = _build(values, sections, path, diags)
+    _check_backend(config, global_lines, diags)
     if devices:
         config = replace(config, fence_devices=FrozenMap(devices))
     return Parsed(config, diags.freeze())
@@ -443,6 +526,30 @@ def _build(values: dict[str, Any], sections: dict[tuple[str, str],
 
 
 _FENCE_PARAM = re.compile(r"[a-z][a-z0-9_]*")
+
+_ETCD_SETTINGS = ("etcd_endpoints", "etcd_prefix", "lease_ttl", "lease_margin")
+
+
+def _check_backend(config: ExtensionConfig, lines: dict[str, SourceLine],
+                   diags: Diagnostics) -> None:
+    """The settings of cluster_backend etcd, taken together."""
+    if config.cluster_backend != "etcd":
+        for name in _ETCD_SETTINGS:
+            if name in lines:
+                diags.warning(lines[name], 1, f"{name} is not used: cluster_backend is "
+                              f"{config.cluster_backend}")
+        return
+    for name in ("fence_command", "fence_before_takeover", "takeover_delay"):
+        if name in lines:
+            diags.warning(lines[name], 1, f"{name} is not used with cluster_backend etcd: "
+                          "a node takes a group only once the holder's lease is gone")
+    if not config.etcd_endpoints:
+        diags.error(lines.get("cluster_backend"), 1, "cluster_backend etcd needs "
+                    "etcd_endpoints (the etcd members' client URLs)")
+    problem = lease_problem(config.lease_ttl, config.lease_margin)
+    if problem is not None:
+        where = lines.get("lease_margin") or lines.get("lease_ttl")
+        diags.error(where, 1, f"lease_margin and lease_ttl: {problem}")
 
 
 def conntrackd_syncs(path: str | None) -> bool:
@@ -469,7 +576,8 @@ _GLOBAL_ONLY = ("fence_command", "fence_timeout", "fence_before_takeover", "take
                 "garp_interval", "garp_refresh", "duplicate_probe", "fsck", "drbd_backend",
                 "smtp_host", "smtp_port", "mail_from", "state_dir", "reboot_command",
                 "lvs_sync_daemon", "director_announce", "announce_holddown",
-                "conntrackd_conf", "announce_linger")
+                "conntrackd_conf", "announce_linger", "cluster_backend", "etcd_endpoints",
+                "etcd_prefix", "lease_ttl", "lease_margin")
 
 
 def _render_value(value: Any) -> str:

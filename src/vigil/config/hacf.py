@@ -1029,7 +1029,7 @@ def _diag(config: HaCf, severity: Severity, key: str | None, message: str) -> Di
     return Diagnostic(severity, location or Location(config.path), message, None)
 
 
-def validate(config: HaCf) -> tuple[Diagnostic, ...]:
+def validate(config: HaCf, backend: str = "heartbeat") -> tuple[Diagnostic, ...]:
     """Heartbeat's start-up checks that need the whole file but not this host.
 
     Kept apart from `analyze` so that a template such as Debian's annotated
@@ -1038,7 +1038,23 @@ def validate(config: HaCf) -> tuple[Diagnostic, ...]:
     """
     out: list[Diagnostic] = []
     err, warn = Severity.ERROR, Severity.WARNING
-    if not config.media:
+    if backend == "etcd":
+        # vigil.cf's cluster_backend etcd: etcd's leases decide, for any number of nodes
+        if config.media:
+            out.append(Diagnostic(Severity.NOTE, config.media[0].location
+                                  or Location(config.path), "heartbeat media are not used: "
+                                  "vigil.cf says cluster_backend etcd", None))
+        unused = [what for what, there in (
+            ("ping nodes", config.ping_nodes), ("respawn/failfast", config.respawn),
+            ("stonith", config.stonith),
+            ("deadtime/keepalive/warntime/initdead", any(
+                k in config.where for k in ("deadtime", "keepalive", "warntime", "initdead"))))
+            if there]
+        if unused:
+            out.append(_diag(config, warn, None, f"not used with vigil.cf's cluster_backend "
+                             f"etcd: {', '.join(unused)} (a group's lease decides where it "
+                             "runs; lease_ttl sets how fast it moves)"))
+    elif not config.media:
         out.append(_diag(config, err, None,
                          "no heartbeat medium: add a bcast, mcast or ucast line"))
     elif not config.heartbeat_media:
@@ -1050,10 +1066,11 @@ def validate(config: HaCf) -> tuple[Diagnostic, ...]:
         out.append(_diag(config, err, None,
                          "no nodes: list each cluster member on a 'node' line "
                          "(names as `uname -n` prints them)"))
-    if len(config.nodes) > 2:
+    if len(config.nodes) > 2 and backend != "etcd":
         out.append(_diag(config, err, f"node:{config.nodes[2]}",
                          f"{len(config.nodes)} nodes: vigil runs haresources groups on a pair "
-                         "(two nodes); the daemon refuses more"))
+                         "(two nodes); the daemon refuses more (vigil.cf's cluster_backend etcd "
+                         "takes any number)"))
     if config.autojoin != "none":
         out.append(_diag(config, err, "autojoin",
                          f"autojoin {config.autojoin} conflicts with haresources (R1) resource "

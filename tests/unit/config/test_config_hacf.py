@@ -330,7 +330,8 @@ def test_a_third_node_is_an_error_check_reports_at_its_line():
     errors = [d for d in hacf.validate(config) if d.is_error]
     assert [(d.location.line, d.message) for d in errors] == [
         (4, "3 nodes: vigil runs haresources groups on a pair (two nodes); the daemon refuses "
-            "more")]
+            "more (vigil.cf's cluster_backend etcd takes any number)")]
+    assert [d for d in hacf.validate(config, "etcd") if d.is_error] == []
 
 
 def test_compression_settings_without_traditional_compression_are_noted_as_without_effect():
