@@ -129,6 +129,8 @@ def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
     pidfile = _pid_file(args.pidfile)
     pidfile.acquire()
     try:
+        if settings.source is not None and settings.source.extension.cluster_backend == "etcd":
+            return _serve_etcd(args, settings, ready)
         realtime = {"requested": False} if args.no_realtime else apply_realtime(settings)
         driver = make_driver(args.group_driver, settings)
         socket_path = args.socket or settings.control_socket or DEFAULT_SOCKET
@@ -140,3 +142,14 @@ def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
         pidfile.release()
         stop_logging()
         sys.stdout.flush()
+
+
+def _serve_etcd(args: argparse.Namespace, settings: Any, ready: Any) -> int:
+    """vigil.cf's cluster_backend etcd: the groups follow their leases in etcd."""
+    from vigil.ha.drivers import make_driver
+    from vigil.ha.etcd_daemon import EtcdClusterDaemon
+
+    driver = make_driver(args.group_driver, settings)
+    socket_path = args.socket or settings.control_socket or DEFAULT_SOCKET
+    daemon = EtcdClusterDaemon(settings, driver, socket_path=socket_path, on_ready=ready)
+    return asyncio.run(daemon.run())

@@ -34,7 +34,31 @@ def _ago(seconds: float | None) -> str:
     return "never heard" if seconds is None else f"heard {seconds:.3f}s ago"
 
 
+def render_etcd(status: dict[str, Any]) -> str:
+    """cluster_backend etcd: the store, the homes seen up, each group's lease."""
+    store = status["etcd"]
+    lines = [f"cluster: etcd at {', '.join(store['endpoints'])} (prefix {store['prefix']}), "
+             f"lease TTL {store['ttl']:g}s, stop {store['margin']:g}s before it ends",
+             f"node {status['node']} (this node): "
+             + ("standby" if status["standby"] else "active")
+             + (", reaches etcd's majority" if store["reached"] else ", NOT holding its "
+                "presence lease (etcd unreachable or no majority)")]
+    if store.get("last_error"):
+        lines.append(f"last etcd error: {store['last_error']}")
+    for home, up in sorted(status["homes"].items()):
+        lines.append(f"home node {home}: {'up' if up else 'down'}")
+    for group in status["groups"]:
+        held = group["holder"] or "nobody"
+        left = "" if group["lease_left"] is None else f", lease {group['lease_left']:.1f}s left"
+        lines.append(f"group {group['key']} (home {group['home'] or '-'}): held by {held}; "
+                     f"here {group['phase']}" + (", running" if group["running"] else "")
+                     + ("" if group["wants"] else ", left to the others") + left)
+    return "\n".join(lines)
+
+
 def render(status: dict[str, Any]) -> str:
+    if status.get("backend") == "etcd":
+        return render_etcd(status)
     lines = []
     timings = status["timings"]
     lines.append(f"cluster: phase {status['phase']}, auto_failback {status['auto_failback']}, "
@@ -88,6 +112,10 @@ def cl_status(argv: list[str], socket: str = DEFAULT_SOCKET,
         status = request(socket, "status", timeout=5.0)["status"]
     except VigilError:
         status = None
+    if status is not None and status.get("backend") == "etcd":
+        sys.stderr.write("cl_status: vigil runs with cluster_backend etcd, which has no "
+                         "heartbeat membership to report: use `vigil status`\n")
+        return 1
     try:
         text = (Path(directory) / "ha.cf").read_text(errors="replace")
     except OSError:

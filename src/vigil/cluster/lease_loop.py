@@ -55,6 +55,10 @@ class LeaseLoop:
         finally:
             await self._leave()
 
+    def poke(self) -> None:
+        """Something the rule reads changed (`rule.want`): ask it again now."""
+        self._wake.set()
+
     def shutdown(self) -> None:
         self._stopping = True
         self._wake.set()

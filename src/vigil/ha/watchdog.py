@@ -27,9 +27,9 @@ def watchdog_timeout(deadtime: float) -> int:
 
 
 class Watchdog:
-    def __init__(self, path: str, deadtime: float):
+    def __init__(self, path: str, deadtime: float, timeout: int | None = None):
         self.path = path
-        self.timeout = watchdog_timeout(deadtime)
+        self.timeout = timeout if timeout is not None else watchdog_timeout(deadtime)
         self.fd: int | None = None
         self.timeout_set = False
 

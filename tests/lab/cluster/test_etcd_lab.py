@@ -13,72 +13,18 @@ holder and a holder cut off from the other two (and so from etcd's majority).
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from vigil.testing import wait_until
-from vigil.testing.pacemaker_cluster import NODES, topology
+from vigil.testing.etcd_cluster import ENDPOINTS, VIP, Sampler, calls
+from vigil.testing.pacemaker_cluster import NODES
 
 pytestmark = pytest.mark.lab
 
-CLIENT_PORT, PEER_PORT = 2379, 2380
 KEY = "/vigil/groups/IPaddr::198.51.100.100"
-
-
-def address(node: str) -> str:
-    return f"198.51.100.{node.removeprefix('server')}"
-
-
-ENDPOINTS = [f"http://{address(n)}:{CLIENT_PORT}" for n in NODES]
-
-#: a node's calls, run in its host: one JSON line per call, or the error's words
-CALLS = """
-import json, sys
-from vigil.cluster.etcd import EtcdError, EtcdGateway
-gateway = EtcdGateway(json.loads(sys.argv[1]), timeout=1.0)
-for call in json.loads(sys.argv[2]):
-    name, *args = call
-    try:
-        result = getattr(gateway, name)(*args)
-        print(json.dumps({"ok": result.__dict__ if hasattr(result, "__dict__") else result}))
-    except EtcdError as exc:
-        print(json.dumps({"error": str(exc)}))
-"""
-
-
-def calls(lab, node: str, *steps: list, endpoints=ENDPOINTS) -> list[dict]:
-    done = lab.host(node).run([sys.executable, "-c", CALLS, json.dumps(endpoints),
-                               json.dumps(list(steps))], timeout=60)
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-@pytest.fixture
-def etcd(lab_factory):
-    if shutil.which("etcd") is None:
-        pytest.skip("Debian's etcd-server is not installed")
-    lab = lab_factory(topology())
-    cluster = ",".join(f"{n}=http://{address(n)}:{PEER_PORT}" for n in NODES)
-    members = {}
-    for node in NODES:
-        ip = address(node)
-        members[node] = lab.host(node).spawn([
-            "etcd", "--name", node, "--data-dir", "/var/lib/vigil/etcd",
-            "--listen-client-urls", f"http://{ip}:{CLIENT_PORT}",
-            "--advertise-client-urls", f"http://{ip}:{CLIENT_PORT}",
-            "--listen-peer-urls", f"http://{ip}:{PEER_PORT}",
-            "--initial-advertise-peer-urls", f"http://{ip}:{PEER_PORT}",
-            "--initial-cluster", cluster, "--initial-cluster-state", "new",
-            "--initial-cluster-token", "vigil-lab",
-            "--heartbeat-interval", "100", "--election-timeout", "1000"], name="etcd")
-
-    def healthy() -> bool:
-        return all("ok" in answer for answer in calls(lab, "server5", ["holder", "/none"]))
-    wait_until(healthy, 60, lambda: "etcd answering\n" + members["server5"].output()[-2000:])
-    return SimpleNamespace(lab=lab, members=members)
 
 
 def test_one_node_alone_creates_the_key_and_it_goes_with_the_holders_lease(etcd):
@@ -119,7 +65,6 @@ def test_calls_are_served_with_one_member_down_and_refused_without_a_majority(et
     assert "error" in refused and "no etcd endpoint answered" in refused["error"]
 
 
-VIP = "198.51.100.100"
 #: the lease TTL and the margin the holder stops ahead of it
 TTL, MARGIN = 4, 1.5
 
@@ -145,37 +90,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-class Sampler:
-    """Which hosts have the VIP on eth0, every 20 ms, from outside (netlink)."""
-
-    def __init__(self, lab):
-        import threading
-        self.lab = lab
-        self.samples: list[tuple[float, frozenset[str]]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        import time
-        while not self.stop.is_set():
-            holders = set()
-            for node in NODES:
-                host = self.lab.host(node)
-                if host.is_up() and any(a.startswith(VIP + "/")
-                                        for a in self.lab.addresses(node, "eth0")):
-                    holders.add(node)
-            self.samples.append((time.monotonic(), frozenset(holders)))
-            self.stop.wait(0.02)
-
-    def holders(self) -> frozenset[str]:
-        return self.samples[-1][1] if self.samples else frozenset()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
 
 
 def hold(lab, node):
@@ -217,11 +131,11 @@ def test_the_vip_is_held_by_one_node_and_moves_when_its_holder_crashes_or_is_cut
         sampler.close()
         for loop in loops.values():
             loop.stop()
-    doubled = [(at, holders) for at, holders in sampler.samples if len(holders) > 1]
+    doubled = sampler.doubled()
     assert doubled == [], f"two holders at once: {doubled[:3]}"
     print(f"etcd lease (TTL {TTL} s, margin {MARGIN} s): the VIP moved {taken:.2f} s after "
           f"its holder was cut off, {moved:.2f} s after the next one crashed")
-    assert taken <= TTL + 3
+    assert taken <= 2 * TTL + 3  # a whole TTL again if the cut-off member led (below)
     # when the crashed node's member led etcd, the new leader first gives every lease
     # its whole TTL again, plus an election timeout (etcd's rule), after the election:
     # 9.5 to 10.4 s measured here with a 4 s TTL

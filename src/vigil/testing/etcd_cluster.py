@@ -1,0 +1,108 @@
+"""A three-member etcd cluster in lab hosts, and a sampler of who holds the VIP.
+
+server5, server6 and server7 (`vigil.testing.pacemaker_cluster.topology`) each
+run Debian's etcd 3.4 as a member, on the host's LAN address, its data under the
+host's own /var/lib/vigil. The lab tests of the etcd backend share this: the
+store's calls (tests/lab/cluster/test_etcd_lab.py) and vigil's daemons under
+`cluster_backend etcd` (tests/lab/cluster/test_etcd_daemon_lab.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from vigil.lab import Lab
+from vigil.lab.host import LabProcess
+from vigil.testing.pacemaker_cluster import NODES
+from vigil.testing.wait import wait_until
+
+CLIENT_PORT, PEER_PORT = 2379, 2380
+VIP = "198.51.100.100"
+
+
+def address(node: str) -> str:
+    return f"198.51.100.{node.removeprefix('server')}"
+
+
+ENDPOINTS = [f"http://{address(n)}:{CLIENT_PORT}" for n in NODES]
+
+#: a node's calls, run in its host: one JSON line per call, or the error's words
+CALLS = """
+import json, sys
+from vigil.cluster.etcd import EtcdError, EtcdGateway
+gateway = EtcdGateway(json.loads(sys.argv[1]), timeout=1.0)
+for call in json.loads(sys.argv[2]):
+    name, *args = call
+    try:
+        result = getattr(gateway, name)(*args)
+        print(json.dumps({"ok": result.__dict__ if hasattr(result, "__dict__") else result}))
+    except EtcdError as exc:
+        print(json.dumps({"error": str(exc)}))
+"""
+
+
+def calls(lab: Lab, node: str, *steps: list[Any],
+          endpoints: list[str] = ENDPOINTS) -> list[dict[str, Any]]:
+    """Store calls made from `node`'s host through `vigil.cluster.etcd`."""
+    done = lab.host(node).run([sys.executable, "-c", CALLS, json.dumps(endpoints),
+                               json.dumps(list(steps))], timeout=60)
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def start_members(lab: Lab) -> dict[str, LabProcess]:
+    """One etcd member per node (PIDs the caller's lab tracks); returns once all answer."""
+    cluster = ",".join(f"{n}=http://{address(n)}:{PEER_PORT}" for n in NODES)
+    members = {}
+    for node in NODES:
+        ip = address(node)
+        members[node] = lab.host(node).spawn([
+            "etcd", "--name", node, "--data-dir", "/var/lib/vigil/etcd",
+            "--listen-client-urls", f"http://{ip}:{CLIENT_PORT}",
+            "--advertise-client-urls", f"http://{ip}:{CLIENT_PORT}",
+            "--listen-peer-urls", f"http://{ip}:{PEER_PORT}",
+            "--initial-advertise-peer-urls", f"http://{ip}:{PEER_PORT}",
+            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", "vigil-lab",
+            "--heartbeat-interval", "100", "--election-timeout", "1000"], name="etcd")
+
+    def healthy() -> bool:
+        return all("ok" in answer for answer in calls(lab, "server5", ["holder", "/none"]))
+    wait_until(healthy, 60, lambda: "etcd answering\n" + members["server5"].output()[-2000:])
+    return members
+
+
+class Sampler:
+    """Which hosts have the VIP on eth0, every 20 ms, from outside (netlink)."""
+
+    def __init__(self, lab: Lab, vip: str = VIP):
+        self.lab = lab
+        self.vip = vip
+        self.samples: list[tuple[float, frozenset[str]]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            holders = set()
+            for node in NODES:
+                host = self.lab.host(node)
+                if host.is_up() and any(a.startswith(self.vip + "/")
+                                        for a in self.lab.addresses(node, "eth0")):
+                    holders.add(node)
+            self.samples.append((time.monotonic(), frozenset(holders)))
+            self.stop.wait(0.02)
+
+    def holders(self) -> frozenset[str]:
+        return self.samples[-1][1] if self.samples else frozenset()
+
+    def doubled(self) -> list[tuple[float, frozenset[str]]]:
+        return [(at, holders) for at, holders in self.samples if len(holders) > 1]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
