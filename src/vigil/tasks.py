@@ -28,3 +28,13 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> None:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
+
+
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:
+    """At a daemon's exit: cancel the tasks it still runs and give them `timeout` seconds
+    to end (their failures are theirs: nothing is raised here)."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)

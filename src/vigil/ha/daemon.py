@@ -61,7 +61,7 @@ from vigil.metrics import MetricsServer, parse_address
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.runtime import STOP_SIGNALS, on_signals
 from vigil.subprocesses import run_program
-from vigil.tasks import cancel_and_wait
+from vigil.tasks import cancel_all, cancel_and_wait
 
 log = logging.getLogger("vigil.heartbeat")
 
@@ -261,10 +261,7 @@ class HeartbeatDaemon:
                     self._remember(final)
         if self._marks_writer is not None:
             await asyncio.wait([self._marks_writer], timeout=5.0)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5.0)
+        await cancel_all(self._tasks, 5.0)
         if self.control is not None:
             await self.control.close()
         if self.notifier is not None:

@@ -40,7 +40,7 @@ from vigil.ha.settings import HeartbeatSettings
 from vigil.ha.watchdog import Watchdog
 from vigil.log import event
 from vigil.runtime import STOP_SIGNALS, on_signals
-from vigil.tasks import cancel_and_wait
+from vigil.tasks import cancel_all, cancel_and_wait
 
 log = logging.getLogger("vigil.etcd")
 
@@ -167,10 +167,7 @@ class EtcdClusterDaemon:
                 await asyncio.wait(tasks)
             self.presence.shutdown()
             await asyncio.wait([presence_task])
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5.0)
+            await cancel_all(self._tasks, 5.0)
             if self.control is not None:
                 await self.control.close()
             if watchdog is not None:
