@@ -27,7 +27,7 @@ from vigil.config.base import Diagnostic, FileUnreadable, Severity
 from vigil.config.resolve import Resolver, SystemResolver
 from vigil.errors import Location
 
-FILE_NAMES = {"cib": "cib.xml", "crmsh": "crm.txt"}
+FILE_NAMES = {"cib": "cib.xml", "crmsh": "crm.txt", "pcs": "pcs.sh"}
 
 
 def register(subparsers: Any) -> None:
@@ -67,10 +67,11 @@ def register(subparsers: Any) -> None:
     pcmk.add_argument("--nodes", metavar="A,B,C",
                       help="the cluster's nodes (default: ha.cf's node lines); more than "
                            "two is what Pacemaker is for")
-    pcmk.add_argument("--format", choices=("cib", "crmsh"), default="cib",
-                      help="CIB XML (default) or crmsh configuration text")
+    pcmk.add_argument("--format", choices=tuple(FILE_NAMES), default="cib",
+                      help="CIB XML (default), crmsh configuration text, or a sh script of "
+                           "pcs commands (pcs 0.11)")
     pcmk.add_argument("-o", "--output-dir", metavar="DIR",
-                      help="write cib.xml (or crm.txt) and corosync.conf into DIR")
+                      help="write cib.xml (or crm.txt, or pcs.sh) and corosync.conf into DIR")
     pcmk.add_argument("--corosync", action="store_true",
                       help="print the corosync.conf instead of the Pacemaker configuration")
     pcmk.set_defaults(handler=cmd_export_pacemaker)
@@ -167,7 +168,8 @@ def cmd_export_pacemaker(args: argparse.Namespace, names: Resolver | None = None
     for problem in sorted(export.problems, key=lambda p: (order[p.location.path],
                                                           p.location.line)):
         print(problem.format(), file=sys.stderr)
-    render = pacemaker.render_cib if args.format == "cib" else pacemaker.render_crmsh
+    render = {"cib": pacemaker.render_cib, "crmsh": pacemaker.render_crmsh,
+              "pcs": pacemaker.render_pcs}[args.format]
     text = render(export.pacemaker)
     failed = bool(export.errors) or any(d.severity is Severity.ERROR for d in diagnostics)
     if args.output_dir:
@@ -176,6 +178,8 @@ def cmd_export_pacemaker(args: argparse.Namespace, names: Resolver | None = None
         for name, content in ((FILE_NAMES[args.format], text),
                               ("corosync.conf", export.corosync_conf)):
             (out / name).write_text(content)
+            if name.endswith(".sh"):
+                (out / name).chmod(0o755)
             print(f"vigil export: wrote {out / name}", file=sys.stderr)
     else:
         sys.stdout.write(export.corosync_conf if args.corosync else text)

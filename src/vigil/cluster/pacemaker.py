@@ -41,6 +41,7 @@ Public API: `translate`, `Export`, `PacemakerConfig`, `Problem`,
 from __future__ import annotations
 
 import re
+import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -745,3 +746,93 @@ def render_crmsh(config: PacemakerConfig) -> str:
         out.append("rsc_defaults rsc-options: " +
                    " ".join(f"{k}={v}" for k, v in config.rsc_defaults))
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Rendering: pcs
+
+PCS_HEADER = """\
+#!/bin/sh
+# The Pacemaker configuration `vigil export pacemaker --format pcs` wrote, as pcs commands.
+# Run on a node of the running cluster, it edits a copy of the CIB and pushes it at the
+# end, so the cluster sees the whole configuration at once. CIB=FILE edits FILE instead
+# (nothing is pushed). FORCE=--force creates resources whose agents are not installed
+# where this runs (pcs checks each agent's metadata otherwise).
+set -eu
+if [ -n "${CIB:-}" ]; then
+    cib=$CIB
+else
+    cib=$(mktemp)
+    trap 'rm -f "$cib"' EXIT
+    pcs cluster cib "$cib"
+fi
+force=${FORCE:-}
+"""
+
+PCS_FOOTER = """\
+if [ -z "${CIB:-}" ]; then
+    pcs cluster cib-push "$cib" --config
+fi
+"""
+
+
+def _pcs(*words: str) -> str:
+    """One `pcs -f "$cib"` command line, its words quoted for sh."""
+    return 'pcs -f "$cib" ' + " ".join(shlex.quote(w) for w in words)
+
+
+def _pcs_options(p: Primitive) -> list[str]:
+    words = [f"{k}={v}" for k, v in p.params]
+    ops: list[str] = []
+    for op in p.ops:
+        ops.append(op.name)
+        ops.append(f"interval={op.interval}")
+        if op.timeout:
+            ops.append(f"timeout={op.timeout}")
+        if op.role:
+            ops.append(f"role={op.role}")
+    return words + (["op", *ops] if ops else [])
+
+
+def render_pcs(config: PacemakerConfig) -> str:
+    """The same configuration as a sh script of pcs commands (pcs 0.11)."""
+    out = [PCS_HEADER]
+    for p in config.primitives:
+        if p.cls == "stonith":
+            out.append(_pcs("stonith", "create", p.id, p.type, *_pcs_options(p)))
+        else:
+            out.append(_pcs("resource", "create", p.id, p.agent, *_pcs_options(p),
+                            "--no-default-ops") + " $force")
+    for c in config.clones:
+        meta = dict(c.meta)
+        kind = "promotable" if meta.pop("promotable", "false") == "true" else "clone"
+        out.append(_pcs("resource", "create", c.primitive.id, c.primitive.agent,
+                        *_pcs_options(c.primitive), "--no-default-ops", kind, c.id,
+                        *(f"{k}={v}" for k, v in meta.items())) + " $force")
+    for g in config.groups:
+        for member in g.members:  # created in the group's order: started in it
+            out.append(_pcs("resource", "create", member.id, member.agent,
+                            *_pcs_options(member), "--no-default-ops", "--group", g.id)
+                       + " $force")
+    for loc in config.locations:
+        if isinstance(loc, LocationPreference):
+            out.append(_pcs("constraint", "location", "add", loc.id, loc.rsc, loc.node, "--",
+                            loc.score))
+        else:
+            out.append(_pcs("constraint", "location", loc.rsc, "rule", f"constraint-id={loc.id}",
+                            "score=-INFINITY", "not_defined", loc.attribute, "or",
+                            loc.attribute, "lte", "0"))
+    for col in config.colocations:
+        role = [col.with_role] if col.with_role else []
+        out.append(_pcs("constraint", "colocation", "add", col.rsc, "with", *role,
+                        col.with_rsc, col.score, f"id={col.id}"))
+    for order in config.orders:
+        out.append(_pcs("constraint", "order", order.first_action, order.first, "then",
+                        order.then_action, order.then, "kind=Mandatory", f"id={order.id}"))
+    if config.properties:
+        out.append(_pcs("property", "set", *(f"{k}={v}" for k, v in config.properties)))
+    if config.rsc_defaults:
+        out.append(_pcs("resource", "defaults", "update",
+                        *(f"{k}={v}" for k, v in config.rsc_defaults)))
+    out.append(PCS_FOOTER)
+    return "\n".join(out)
