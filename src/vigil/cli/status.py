@@ -43,6 +43,13 @@ def render_etcd(status: dict[str, Any]) -> str:
              + ("standby" if status["standby"] else "active")
              + (", reaches etcd's majority" if store["reached"] else ", NOT holding its "
                 "presence lease (etcd unreachable or no majority)")]
+    for member in store.get("members", []):
+        if member["up"]:
+            lines.append(f"etcd member {member['endpoint']}: up"
+                         + (", leader" if member["leader"] else "")
+                         + f" (etcd {member['version']}, raft term {member['raft_term']})")
+        else:
+            lines.append(f"etcd member {member['endpoint']}: DOWN ({member['error']})")
     if store.get("last_error"):
         lines.append(f"last etcd error: {store['last_error']}")
     for home, up in sorted(status["homes"].items()):

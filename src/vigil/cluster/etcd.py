@@ -42,6 +42,15 @@ class Acquired:
     holder: str | None
 
 
+@dataclass(frozen=True)
+class MemberStatus:
+    """One member's word about itself (etcd's maintenance status)."""
+
+    leader: bool
+    version: str
+    raft_term: int
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -130,6 +139,14 @@ class EtcdGateway:
         """Who holds `key` now (None: nobody)."""
         return read_holder(self._call("/v3/kv/range", {"key": _b64(key)}))
 
+    def member_status(self, index: int) -> MemberStatus:
+        """Ask one member (by its place in `endpoints`) how it is: no other is tried."""
+        host, port = self.endpoints[index]
+        try:
+            return read_member_status(self._post(host, port, "/v3/maintenance/status", b"{}"))
+        except (OSError, http.client.HTTPException) as exc:
+            raise EtcdError(f"{host}:{port}: {exc or type(exc).__name__}") from None
+
     # -- HTTP -------------------------------------------------------------------------
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body).encode()
@@ -212,3 +229,13 @@ def read_holder(ranged: dict[str, Any]) -> str | None:
     if not isinstance(kvs, list) or len(kvs) > 1:
         raise EtcdError("the store's range answer is not one key or none")
     return _holder(_object(kvs[0], "key-value")) if kvs else None
+
+
+def read_member_status(answer: dict[str, Any]) -> MemberStatus:
+    header = _object(answer.get("header", {}), "status header")
+    member, leader = _number(header, "member_id", 0), _number(answer, "leader", 0)
+    version = answer.get("version", "")
+    if not isinstance(version, str) or len(version) > 32 or not version.isprintable():
+        raise EtcdError("the store's version is not a short text")
+    return MemberStatus(leader=member != 0 and member == leader, version=version,
+                        raft_term=_number(answer, "raftTerm", 0))

@@ -49,6 +49,8 @@ log = logging.getLogger("vigil.etcd")
 FAILED_BACKOFF_TTLS = 2
 #: how often the watchdog (ha.cf `watchdog`) is written while the event loop runs
 WATCHDOG_TICK = 0.5
+#: how often each etcd member is asked how it is (for `vigil status`)
+MEMBERS_EVERY = 5.0
 #: between two attempts at a stop that failed (each attempt retries itself stop_retries times)
 STOP_RETRY_PAUSE = 5.0
 
@@ -108,6 +110,8 @@ class EtcdClusterDaemon:
         self.present: dict[str, bool] = {}
         self.standby = False
         self.store_error: str | None = None
+        #: each member's last answer, for `vigil status`
+        self.members: list[dict[str, Any]] = []
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.control: Any = None
@@ -147,6 +151,7 @@ class EtcdClusterDaemon:
         for seat in self.seats.values():
             seat.task = self._spawn(seat.loop.run())
         self._spawn(self._watch_homes())
+        self._spawn(self._watch_members())
         try:
             self.control = ControlServer(self.socket_path, self._control)
             await self.control.start()
@@ -259,6 +264,23 @@ class EtcdClusterDaemon:
             self._place()
             await asyncio.sleep(self.lease.poll_every)
 
+    async def _watch_members(self) -> None:
+        """Every few seconds: each member's health, asked of it alone."""
+        endpoints = etcd_endpoint_list(self.extension.etcd_endpoints)
+        while True:
+            found = []
+            for index, endpoint in enumerate(endpoints):
+                try:
+                    said = await asyncio.to_thread(self.gateway.member_status, index)
+                except (EtcdError, OSError) as exc:
+                    found.append({"endpoint": endpoint, "up": False,
+                                  "error": str(exc)[:200]})
+                    continue
+                found.append({"endpoint": endpoint, "up": True, "leader": said.leader,
+                              "version": said.version, "raft_term": said.raft_term})
+            self.members = found
+            await asyncio.sleep(MEMBERS_EVERY)
+
     def _place(self) -> None:
         now = self.clock.now()
         for seat in self.seats.values():
@@ -299,6 +321,7 @@ class EtcdClusterDaemon:
             "etcd": {"endpoints": list(etcd_endpoint_list(self.extension.etcd_endpoints)),
                      "prefix": self.prefix, "ttl": self.lease.ttl,
                      "margin": self.lease.margin, "last_error": self.store_error,
+                     "members": list(self.members),
                      "reached": presence is not None and presence.phase is Phase.HOLDING
                      and presence.valid_until > now},
             "homes": dict(self.present),

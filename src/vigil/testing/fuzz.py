@@ -357,6 +357,10 @@ def _etcd_entry() -> Callable[[random.Random], None]:
          etcd.read_holder),
         ("/v3/lease/keepalive", b'{"error":{"grpc_code":14,"message":"no leader"}}',
          etcd.read_keepalive),
+        ("/v3/maintenance/status", b'{"header":{"cluster_id":"1","member_id":"937253817932",'
+         b'"revision":"9","raft_term":"3"},"version":"3.4.23","dbSize":"20480",'
+         b'"leader":"937253817932","raftIndex":"40","raftTerm":"3"}',
+         etcd.read_member_status),
     ]
 
     def one(rng: random.Random) -> None:

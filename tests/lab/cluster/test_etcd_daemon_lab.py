@@ -71,6 +71,14 @@ def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes
         wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
         status = lab.host("server6").run([VIGIL, "status"]).stdout
         assert f"held by {HOME}.example.com" in status and "reaches etcd's majority" in status
+
+        def members() -> list[str]:
+            said = lab.host("server6").run([VIGIL, "status"]).stdout.splitlines()
+            return [line for line in said if line.startswith("etcd member ")]
+        # each member asked how it is: the three up, one of them the leader
+        wait_until(lambda: sum(": up" in m for m in members()) == 3, 15,
+                   lambda: "the members in vigil status\n" + "\n".join(members()))
+        assert sum(", leader" in m for m in members()) == 1, members()
         # a clean stop ends the lease at once: the group moves without waiting for its TTL
         stopped = time.monotonic()
         daemons[HOME].stop(timeout=20)

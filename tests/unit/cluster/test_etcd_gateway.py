@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vigil.cluster.etcd import MAX_ANSWER, Acquired, EtcdError, EtcdGateway
+from vigil.cluster.etcd import MAX_ANSWER, Acquired, EtcdError, EtcdGateway, MemberStatus
 
 Answer = tuple[int, bytes]
 
@@ -157,3 +157,39 @@ def test_endpoints_are_http_urls():
     with pytest.raises(ValueError, match="http://HOST:PORT"):
         EtcdGateway(["https://198.51.100.5:2379"])
     assert EtcdGateway(["198.51.100.5"]).endpoints == [("198.51.100.5", 2379)]
+
+
+def test_each_member_says_how_it_is_and_a_damaged_answer_is_an_error(store):
+    leader = store({"/v3/maintenance/status": ok({
+        "header": {"cluster_id": "1", "member_id": "8211f1d0f64f3269", "raft_term": "3"},
+        "version": "3.4.23", "leader": "8211f1d0f64f3269", "raftTerm": "3"})})
+    follower = store({"/v3/maintenance/status": ok({
+        "header": {"member_id": "91bc3c398fb3c146"}, "version": "3.4.23",
+        "leader": "8211f1d0f64f3269", "raftTerm": "3"})})
+    hostile = store({"/v3/maintenance/status": ok({
+        "header": {"member_id": "1"}, "version": "x" * 100, "leader": "1"})})
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    try:
+        gateway = EtcdGateway([leader.endpoint, follower.endpoint, hostile.endpoint,
+                               f"http://127.0.0.1:{dead.getsockname()[1]}"], timeout=2.0)
+        # etcd writes member IDs in decimal; hex here is not digits: an error, not a guess
+        with pytest.raises(EtcdError, match="member_id"):
+            gateway.member_status(0)
+        with pytest.raises(EtcdError, match="version"):
+            gateway.member_status(2)
+        with pytest.raises(EtcdError, match=r"127\.0\.0\.1"):
+            gateway.member_status(3)
+    finally:
+        dead.close()
+    decimal = store({"/v3/maintenance/status": ok({
+        "header": {"member_id": "9372538179322589801"}, "version": "3.4.23",
+        "leader": "9372538179322589801", "raftTerm": "7"})})
+    other = store({"/v3/maintenance/status": ok({
+        "header": {"member_id": "17"}, "version": "3.4.23",
+        "leader": "9372538179322589801", "raftTerm": "7"})})
+    gateway = EtcdGateway([decimal.endpoint, other.endpoint])
+    assert gateway.member_status(0) == MemberStatus(leader=True, version="3.4.23", raft_term=7)
+    assert gateway.member_status(1) == MemberStatus(leader=False, version="3.4.23",
+                                                    raft_term=7)
+    assert decimal.asked == [("/v3/maintenance/status", {})]
