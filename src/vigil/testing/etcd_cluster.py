@@ -53,26 +53,39 @@ def calls(lab: Lab, node: str, *steps: list[Any],
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+def start_member(lab: Lab, node: str) -> LabProcess:
+    """`node`'s etcd member: a new one, or the same one again (its data directory kept:
+    etcd then ignores the initial-cluster settings and rejoins)."""
+    ip = address(node)
+    cluster = ",".join(f"{n}=http://{address(n)}:{PEER_PORT}" for n in NODES)
+    return lab.host(node).spawn([
+        "etcd", "--name", node, "--data-dir", "/var/lib/vigil/etcd",
+        "--listen-client-urls", f"http://{ip}:{CLIENT_PORT}",
+        "--advertise-client-urls", f"http://{ip}:{CLIENT_PORT}",
+        "--listen-peer-urls", f"http://{ip}:{PEER_PORT}",
+        "--initial-advertise-peer-urls", f"http://{ip}:{PEER_PORT}",
+        "--initial-cluster", cluster, "--initial-cluster-state", "new",
+        "--initial-cluster-token", "vigil-lab",
+        "--heartbeat-interval", "100", "--election-timeout", "1000"], name="etcd")
+
+
 def start_members(lab: Lab) -> dict[str, LabProcess]:
     """One etcd member per node (PIDs the caller's lab tracks); returns once all answer."""
-    cluster = ",".join(f"{n}=http://{address(n)}:{PEER_PORT}" for n in NODES)
-    members = {}
-    for node in NODES:
-        ip = address(node)
-        members[node] = lab.host(node).spawn([
-            "etcd", "--name", node, "--data-dir", "/var/lib/vigil/etcd",
-            "--listen-client-urls", f"http://{ip}:{CLIENT_PORT}",
-            "--advertise-client-urls", f"http://{ip}:{CLIENT_PORT}",
-            "--listen-peer-urls", f"http://{ip}:{PEER_PORT}",
-            "--initial-advertise-peer-urls", f"http://{ip}:{PEER_PORT}",
-            "--initial-cluster", cluster, "--initial-cluster-state", "new",
-            "--initial-cluster-token", "vigil-lab",
-            "--heartbeat-interval", "100", "--election-timeout", "1000"], name="etcd")
+    members = {node: start_member(lab, node) for node in NODES}
 
     def healthy() -> bool:
         return all("ok" in answer for answer in calls(lab, "server5", ["holder", "/none"]))
     wait_until(healthy, 60, lambda: "etcd answering\n" + members["server5"].output()[-2000:])
     return members
+
+
+def leader(lab: Lab) -> str | None:
+    """The node whose member leads, as each member says of itself."""
+    for index, node in enumerate(NODES):
+        [said] = calls(lab, "server5", ["member_status", index])
+        if said.get("ok", {}).get("leader"):
+            return node
+    return None
 
 
 class Sampler:

@@ -12,6 +12,7 @@ and the home node's crash.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from vigil.testing import wait_until
-from vigil.testing.etcd_cluster import ENDPOINTS, VIP, Sampler
+from vigil.testing.etcd_cluster import ENDPOINTS, VIP, Sampler, leader, start_member
 from vigil.testing.pacemaker_cluster import NODES
 
 pytestmark = pytest.mark.lab
@@ -29,7 +30,7 @@ TTL, MARGIN = 4, 1.5
 HOME = "server5"
 
 
-def configure(lab) -> None:
+def configure(lab, ttl: float = TTL, margin: float = MARGIN) -> None:
     names = " ".join(f"{n}.example.com" for n in NODES)
     for node in NODES:
         host = lab.host(node)
@@ -42,7 +43,7 @@ def configure(lab) -> None:
                         f"{HOME}.example.com IPaddr::{VIP}/24/eth0\n")
         host.write_file("/etc/ha.d/vigil.cf", "cluster_backend etcd\n"
                         f"etcd_endpoints {','.join(ENDPOINTS)}\n"
-                        f"lease_ttl {TTL}\nlease_margin {MARGIN}\nduplicate_probe off\n")
+                        f"lease_ttl {ttl}\nlease_margin {margin}\nduplicate_probe off\n")
 
 
 def start(lab, node):
@@ -117,3 +118,51 @@ def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes
     # a whole TTL again after its election (etcd's rule): 7.6 s once measured for a cut
     assert on_cut <= 2 * TTL + 3
     assert on_crash <= 3 * TTL + 2
+
+
+def test_etcd_losing_its_leader_moves_nothing_and_losing_its_majority_runs_nothing(etcd):
+    """The leader's member killed: the holder keeps the group (a refresh or two may fail
+    during the election, well inside TTL - margin). A second member killed: no majority,
+    so no lease can be refreshed: the holder stops the group and nobody else starts it.
+    The members back: the group runs at home again."""
+    lab = etcd.lab
+    ttl, margin = 6, 2  # a refresh every 2 s, the stop 4 s after the last one
+    configure(lab, ttl, margin)
+    daemons = {node: start(lab, node) for node in NODES}
+    sampler = Sampler(lab)
+
+    def logs() -> str:
+        return "\n".join(f"--- {n}\n{d.output()[-1500:]}" for n, d in daemons.items())
+
+    try:
+        wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
+        led = leader(lab)
+        assert led is not None
+        etcd.members[led].signal(signal.SIGKILL)  # a process this test started
+        killed_at = time.monotonic()
+        wait_until(lambda: leader(lab) not in (None, led), 15, "a new etcd leader")
+        time.sleep(max(0.0, killed_at + 2 * ttl - time.monotonic()))  # a negative window
+        after = [holders for at, holders in sampler.samples if at >= killed_at]
+        assert after and all(h == {HOME} for h in after), \
+            f"the group moved or stopped when etcd's leader was lost:\n{logs()}"
+        # a second member gone: no majority
+        second = next(n for n in NODES if n != led and etcd.members[n].alive())
+        etcd.members[second].signal(signal.SIGKILL)
+        lost = time.monotonic()
+        wait_until(lambda: sampler.holders() == set(), ttl + 3,
+                   lambda: "the holder stops without etcd's majority\n" + logs())
+        stopped_after = time.monotonic() - lost
+        time.sleep(ttl)  # a negative window: nobody takes what nobody may hold
+        assert [h for at, h in sampler.samples if at >= lost + stopped_after + 0.1
+                and h] == [], f"a node held the group without etcd's majority:\n{logs()}"
+        for node in (led, second):
+            etcd.members[node] = start_member(lab, node)
+        wait_until(lambda: sampler.holders() == {HOME}, 60,
+                   lambda: "home again once etcd is back\n" + logs())
+    finally:
+        sampler.close()
+        for daemon in daemons.values():
+            daemon.stop(timeout=20)
+    assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
+    print(f"etcd majority lost (TTL {ttl} s, margin {margin} s): the holder stopped the "
+          f"group {stopped_after:.2f} s after")
