@@ -22,7 +22,9 @@ VIP group with the same timings, interleaved run by run:
   Pacemaker cluster on server5/server6/server7 configured by `vigil export
   pacemaker` (same 1 s dead time: deadtime 1, token 1000 ms); the node
   holding the group crashes -> time from the crash to the client's first HTTP
-  answer through the VIP (detection included), run by run.
+  answer through the VIP (detection included), run by run. vigil-etcd runs the
+  same group with `cluster_backend etcd` on the three nodes, each an etcd member
+  (`vigil.testing.etcd_cluster.EtcdDirectors`: lease TTL 3 s, margin 1 s).
 
 Run as root, with your lab prefix:
   VIGIL_LAB_PREFIX=vh VIGIL_LAB_ROOT=/tmp/vigil-lab-vh .venv/bin/python bench/failover/run.py \\
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil.lab import Lab, LabProcess, pair_topology, seed_topology
-from vigil.testing import director_pair, pacemaker_cluster, wait_until
+from vigil.testing import director_pair, etcd_cluster, pacemaker_cluster, wait_until
 from vigil.testing.responder import NAME_RESPONDER
 
 VIP = "198.51.100.100"
@@ -386,7 +388,7 @@ def director_crash(mode: str) -> dict[str, object]:
     return {"failover": takeover.seconds, "notes": takeover.notes}
 
 
-CLUSTER_MODES = ("vigil-heartbeat", "pacemaker")
+CLUSTER_MODES = ("vigil-heartbeat", "pacemaker", "vigil-etcd")
 
 
 def cluster_crash(mode: str) -> dict[str, object]:
@@ -395,7 +397,11 @@ def cluster_crash(mode: str) -> dict[str, object]:
             takeover = director_pair.measure(lab, warm=False)
             return {"recovery": takeover.recovery, "failover": takeover.seconds,
                     "notes": takeover.notes}
-        cluster = pacemaker_cluster.PacemakerCluster(lab)
+        cluster: pacemaker_cluster.ServedGroup
+        if mode == "vigil-etcd":
+            cluster = etcd_cluster.EtcdDirectors(lab)
+        else:
+            cluster = pacemaker_cluster.PacemakerCluster(lab)
         try:
             cluster.start()
             holder = cluster.wait_for_group(90.0)
@@ -442,6 +448,9 @@ def report(results: dict, tools: list[str]) -> str:
         vhb, pcmk = medians.get("vigil-heartbeat"), medians.get("pacemaker")
         if vhb and pcmk:
             lines.append(f"vigil heartbeat / pacemaker: {vhb / pcmk:.3f}")
+        etcd = medians.get("vigil-etcd")
+        if etcd and pcmk:
+            lines.append(f"vigil on etcd / pacemaker: {etcd / pcmk:.3f}")
         cold, warm = medians.get("vigil-cold"), medians.get("vigil-warm")
         if cold and warm:
             lines.append(f"warm / cold: {warm / cold:.3f}")

@@ -4,7 +4,9 @@ server5, server6 and server7 (`vigil.testing.pacemaker_cluster.topology`) each
 run Debian's etcd 3.4 as a member, on the host's LAN address, its data under the
 host's own /var/lib/vigil. The lab tests of the etcd backend share this: the
 store's calls (tests/lab/cluster/test_etcd_lab.py) and vigil's daemons under
-`cluster_backend etcd` (tests/lab/cluster/test_etcd_daemon_lab.py).
+`cluster_backend etcd` (tests/lab/cluster/test_etcd_daemon_lab.py), and the
+tutorial's LVS group run that way beside Pacemaker in bench/failover
+(`EtcdDirectors`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import json
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vigil.lab import Lab
 from vigil.lab.host import LabProcess
-from vigil.testing.pacemaker_cluster import NODES
+from vigil.lab.seed import lab_file
+from vigil.testing.director_pair import configure_real_servers
+from vigil.testing.pacemaker_cluster import NODES, ServedGroup, director_files
 from vigil.testing.wait import wait_until
+
+VIGIL = str(Path(sys.executable).parent / "vigil")
 
 CLIENT_PORT, PEER_PORT = 2379, 2380
 VIP = "198.51.100.100"
@@ -119,3 +127,49 @@ class Sampler:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
+
+
+@dataclass
+class EtcdDirectors(ServedGroup):
+    """The tutorial's LVS group (haresources.lvs: the VIP, ldirectord, httpd) run by
+    `vigil heartbeat` with `cluster_backend etcd` on server5, server6 and server7, each
+    also an etcd member; rs1 and rs2 behind, the client in front."""
+
+    lab: Lab
+    nodes: tuple[str, ...] = NODES
+    ttl: float = 3.0
+    margin: float = 1.0
+    members: dict[str, LabProcess] = field(default_factory=dict)
+    daemons: dict[str, LabProcess] = field(default_factory=dict)
+
+    def start(self) -> None:
+        configure_real_servers(self.lab)
+        self.members = start_members(self.lab)
+        names = " ".join(self.lab.host(n).hostname for n in self.nodes)
+        for node in self.nodes:
+            host = self.lab.host(node)
+            host.write_file("/etc/ha.d/ha.cf", f"node {names}\nauto_failback on\n")
+            host.write_file("/etc/ha.d/authkeys", "auth 1\n1 sha1 etcd-lab\n", mode=0o600)
+            host.write_file("/etc/ha.d/haresources", lab_file("haresources.lvs"))
+            host.write_file("/etc/ha.d/vigil.cf", "cluster_backend etcd\n"
+                            f"etcd_endpoints {','.join(ENDPOINTS)}\n"
+                            f"lease_ttl {self.ttl:g}\nlease_margin {self.margin:g}\n")
+            director_files(host)
+        for node in self.nodes:
+            process = self.daemons[node] = self.lab.host(node).spawn(
+                [VIGIL, "heartbeat", "-f"], name="vigil")
+            wait_until(lambda p=process: "heartbeat.ready" in p.output() or not p.alive(),
+                       20, f"vigil ready on {node}")
+            if not process.alive():
+                raise AssertionError(f"vigil on {node} ended:\n{process.output()[-2000:]}")
+
+    def stop(self) -> None:
+        for process in self.daemons.values():
+            process.stop(timeout=20)
+
+    def diagnose(self) -> str:
+        lines = [f"VIP on: {self.holders()}"]
+        for node, process in self.daemons.items():
+            state = "alive" if process.alive() else "ended"
+            lines.append(f"--- {node}: vigil ({state})\n{process.output()[-1500:]}")
+        return "\n".join(lines)

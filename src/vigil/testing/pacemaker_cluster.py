@@ -127,8 +127,58 @@ def with_log_file(corosync_conf: str) -> str:
                                  f"    logfile: {COROSYNC_LOG}\n    timestamp: on\n", 1)
 
 
+class ServedGroup:
+    """The tutorial's LVS group as the client sees it: which node has the VIP, and whether
+    an HTTP request through it is answered by a real server. A cluster of lab hosts
+    (`lab`, `nodes`) says what went wrong in `diagnose`."""
+
+    lab: Lab
+    nodes: tuple[str, ...]
+
+    def diagnose(self) -> str:
+        raise NotImplementedError
+
+    def holders(self) -> list[str]:
+        """The nodes whose eth0 has the VIP."""
+        return [n for n in self.nodes if self.lab.host(n).is_up()
+                and any(a.startswith(VIP + "/") for a in self.lab.addresses(n, "eth0"))]
+
+    def serving(self, not_on: str | None = None) -> str | None:
+        """The one node holding the VIP (not `not_on`) if the client is served through it."""
+        holders = self.holders()
+        if len(holders) != 1 or holders[0] == not_on:
+            return None
+        try:
+            body = http_get(self.lab.host("client"), timeout=1.0)
+        except OSError:
+            return None
+        return holders[0] if body in ("rs1", "rs2") else None
+
+    def wait_for_group(self, timeout: float, not_on: str | None = None) -> str:
+        """Wait for the group to run on one node (not `not_on`) and answer through the VIP."""
+        found: list[str] = []
+
+        def settled() -> bool:
+            holder = self.serving(not_on)
+            if holder:
+                found.append(holder)
+            return holder is not None
+
+        wait_until(settled, timeout, lambda: "the group serving through the VIP\n"
+                   + self.diagnose())
+        return found[-1]
+
+
+def director_files(host: Host) -> None:
+    """The group's resources as the tutorial's directors have them."""
+    host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
+    host.write_file("/etc/init.d/httpd", init_script("httpd"), mode=0o755)
+    host.write_file("/var/www/html/index.html",
+                    f"{host.name}: the director's own httpd (fallback page)\n")
+
+
 @dataclass
-class PacemakerCluster:
+class PacemakerCluster(ServedGroup):
     lab: Lab
     nodes: tuple[str, ...] = NODES
     #: the tutorial's setup to export, and the text of its DRBD resource file if it has one
@@ -163,11 +213,7 @@ class PacemakerCluster:
         host.run(["mkdir", "-p", "/var/log/corosync"])
         host.write_file(CIB, cib, mode=0o600)
         host.run(["chown", "hacluster:haclient", CIB])
-        # the group's resources as the tutorial's directors have them
-        host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
-        host.write_file("/etc/init.d/httpd", init_script("httpd"), mode=0o755)
-        host.write_file("/var/www/html/index.html",
-                        f"{host.name}: the director's own httpd (fallback page)\n")
+        director_files(host)
 
     def start(self, timeout: float = 60.0) -> None:
         """Configure, start corosync on every node, wait for the three-node membership,
@@ -208,36 +254,6 @@ class PacemakerCluster:
             process.kill()
 
     # -- observing ------------------------------------------------------------------------------
-    def holders(self) -> list[str]:
-        """The nodes whose eth0 has the VIP."""
-        return [n for n in self.nodes if self.lab.host(n).is_up()
-                and any(a.startswith(VIP + "/") for a in self.lab.addresses(n, "eth0"))]
-
-    def serving(self, not_on: str | None = None) -> str | None:
-        """The one node holding the VIP (not `not_on`) if the client is served through it."""
-        holders = self.holders()
-        if len(holders) != 1 or holders[0] == not_on:
-            return None
-        try:
-            body = http_get(self.lab.host("client"), timeout=1.0)
-        except OSError:
-            return None
-        return holders[0] if body in ("rs1", "rs2") else None
-
-    def wait_for_group(self, timeout: float, not_on: str | None = None) -> str:
-        """Wait for the group to run on one node (not `not_on`) and answer through the VIP."""
-        found: list[str] = []
-
-        def settled() -> bool:
-            holder = self.serving(not_on)
-            if holder:
-                found.append(holder)
-            return holder is not None
-
-        wait_until(settled, timeout, lambda: "the group serving through the VIP\n"
-                   + self.diagnose())
-        return found[-1]
-
     def diagnose(self) -> str:
         lines = [f"VIP on: {self.holders()}"]
         for name in self.nodes:
@@ -261,7 +277,7 @@ class PacemakerCluster:
         return "\n".join(lines)
 
 
-def crash_and_time(cluster: PacemakerCluster, holder: str, timeout: float) -> tuple[str, float]:
+def crash_and_time(cluster: ServedGroup, holder: str, timeout: float) -> tuple[str, float]:
     """Crash the node holding the group: (the node that took it, seconds from the crash to
     the client's first HTTP answer through the VIP on that node)."""
     prober = Prober(cluster.lab.host("client"))
