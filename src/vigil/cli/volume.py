@@ -29,7 +29,7 @@ from vigil.replication import config as volume_config
 from vigil.replication import control
 from vigil.replication.blockstore import create_md
 from vigil.replication.daemon import cleanup_stale, log_path, read_state
-from vigil.replication.states import NotConfigured, SetupRefused
+from vigil.replication.states import NotConfigured, SetupRefused, StateChangeRefused
 from vigil.runtime import spawn_detached, wait_gone
 
 VERBS = {
@@ -236,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
             wanted = cfg.become_primary_on or "not set"
             print(f"{cfg.name}: not promoted here (become-primary-on: {wanted})")
             return 0
+        _check_lease(cfg, force=False)
         answer = _ask(cfg, "primary", force=False)
         print(f"{cfg.name}: {answer.get('message') or 'promoted'} (become-primary-on "
               f"{cfg.become_primary_on})")
@@ -243,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {}
     if verb == "primary":
         extra["force"] = args.force
+        _check_lease(cfg, force=args.force)
     if verb == "connect":
         extra["discard_my_data"] = args.discard_my_data
     if verb == "new-current-uuid":
@@ -254,6 +256,19 @@ def run(args: argparse.Namespace) -> int:
     if answer.get("message"):
         print(f"{cfg.name}: {answer['message']}")
     return 0
+
+
+def _check_lease(cfg: volume_config.VolumeConfig, force: bool) -> None:
+    """cluster_backend etcd: only the holder of the volume's group lease promotes it."""
+    from vigil.cluster.witness import lease_refusal
+
+    refusal = lease_refusal(cfg.name, os.uname().nodename)
+    if refusal is None:
+        return
+    if not force:
+        raise StateChangeRefused(refusal)
+    print(f"{cfg.name}: promoting without the group's lease (--force): "
+          f"{refusal.split(': ', 1)[-1]}", file=sys.stderr)
 
 
 def _wait_connect(args: argparse.Namespace) -> int:
