@@ -34,6 +34,7 @@ from vigil.cluster.lease_loop import LeaseLoop
 from vigil.cluster.placement import Placement, wants
 from vigil.config.extension import ExtensionConfig, etcd_endpoint_list
 from vigil.config.hacf import validate as validate_hacf
+from vigil.errors import VigilError
 from vigil.ha.groups import Group, GroupDriver
 from vigil.ha.selfreboot import SelfReboot
 from vigil.ha.settings import HeartbeatSettings
@@ -55,7 +56,7 @@ MEMBERS_EVERY = 5.0
 STOP_RETRY_PAUSE = 5.0
 
 
-class GroupFailed(Exception):
+class GroupFailed(VigilError):
     """A group's start or stop did not succeed (the driver has logged why)."""
 
 
@@ -126,36 +127,38 @@ class EtcdClusterDaemon:
         assert self.settings.source is not None
         for said in validate_hacf(self.settings.source.hacf, "etcd"):
             event(log, "config.warning", logging.WARNING, detail=said.message)
-        for group in self.settings.groups:
-            await self._stop_stale(group)
-        watchdog = None
-        if self.settings.watchdog:
-            watchdog = Watchdog(self.settings.watchdog, 0.0, watchdog_seconds(self.lease))
-            watchdog.open()
-            self._spawn(self._feed(watchdog))
-        self.presence = LeaseLoop(self.lease, self.me, self.gateway,
-                                  f"{self.prefix}/nodes/{self.me}", _nothing, _nothing,
-                                  clock=self.clock)
-        auto_failback = self.settings.auto_failback != "off"
-        for group in self.settings.groups:
-            seat = GroupSeat(group, LeaseLoop(self.lease, self.me, self.gateway,
-                                              f"{self.prefix}/groups/{group.key}",
-                                              functools.partial(self._start, group),
-                                              functools.partial(self._stop, group),
-                                              clock=self.clock),
-                             Placement(group.home.lower() if group.home else None,
-                                       auto_failback, grace=self.lease.ttl))
-            self.seats[group.key] = seat
-        self._place()  # before the first acquire: a node that is not home waits
-        presence_task = self._spawn(self.presence.run())
-        for seat in self.seats.values():
-            seat.task = self._spawn(seat.loop.run())
-        self._spawn(self._watch_homes())
-        self._spawn(self._watch_members())
+        # the socket first: a second daemon is refused before it touches a lease
+        self.control = ControlServer(self.socket_path, self._control)
+        await self.control.start()
+        on_signals(loop, STOP_SIGNALS, self._shutdown_signal)
+        watchdog: Watchdog | None = None
+        presence_task: asyncio.Task[Any] | None = None
         try:
-            self.control = ControlServer(self.socket_path, self._control)
-            await self.control.start()
-            on_signals(loop, STOP_SIGNALS, self._shutdown_signal)
+            for group in self.settings.groups:
+                await self._stop_stale(group)
+            if self.settings.watchdog:
+                watchdog = Watchdog(self.settings.watchdog, 0.0, watchdog_seconds(self.lease))
+                watchdog.open()
+                self._spawn(self._feed(watchdog))
+            self.presence = LeaseLoop(self.lease, self.me, self.gateway,
+                                      f"{self.prefix}/nodes/{self.me}", _nothing, _nothing,
+                                      clock=self.clock)
+            auto_failback = self.settings.auto_failback != "off"
+            for group in self.settings.groups:
+                seat = GroupSeat(group, LeaseLoop(self.lease, self.me, self.gateway,
+                                                  f"{self.prefix}/groups/{group.key}",
+                                                  functools.partial(self._start, group),
+                                                  functools.partial(self._stop, group),
+                                                  clock=self.clock),
+                                 Placement(group.home.lower() if group.home else None,
+                                           auto_failback, grace=self.lease.ttl))
+                self.seats[group.key] = seat
+            self._place()  # before the first acquire: a node that is not home waits
+            presence_task = self._spawn(self.presence.run())
+            for seat in self.seats.values():
+                seat.task = self._spawn(seat.loop.run())
+            self._spawn(self._watch_homes())
+            self._spawn(self._watch_members())
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(), backend="etcd",
                   groups=len(self.seats), ttl=self.lease.ttl, margin=self.lease.margin)
             if self.on_ready is not None:
@@ -170,8 +173,9 @@ class EtcdClusterDaemon:
             tasks = [s.task for s in self.seats.values() if s.task is not None]
             if tasks:
                 await asyncio.wait(tasks)
-            self.presence.shutdown()
-            await asyncio.wait([presence_task])
+            if self.presence is not None and presence_task is not None:
+                self.presence.shutdown()
+                await asyncio.wait([presence_task])
             await cancel_all(self._tasks, 5.0)
             if self.control is not None:
                 await self.control.close()
