@@ -23,6 +23,8 @@ from typing import Any
 MAX_ANSWER = 64 * 1024
 #: the largest node name kept under a group's key
 MAX_VALUE = 255
+#: the most keys one prefix read returns (one per node of a cluster)
+MAX_KEYS = 64
 
 
 class EtcdError(Exception):
@@ -72,6 +74,19 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise EtcdError(f"the store's {what} is not an object")
     return value
+
+
+def _text(value: Any, what: str) -> str:
+    """A base64 field of the store's, decoded: printable text of at most MAX_VALUE."""
+    if not isinstance(value, str) or len(value) > 2 * MAX_VALUE:
+        raise EtcdError(f"the store's {what} is not a short base64 text")
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise EtcdError(f"the store's {what} is not base64 of a text") from None
+    if len(text) > MAX_VALUE or not text.isprintable():
+        raise EtcdError(f"the store's {what} is not printable text")
+    return text
 
 
 def _holder(kv: dict[str, Any]) -> str:
@@ -138,6 +153,18 @@ class EtcdGateway:
     def holder(self, key: str) -> str | None:
         """Who holds `key` now (None: nobody)."""
         return read_holder(self._call("/v3/kv/range", {"key": _b64(key)}))
+
+    def put(self, key: str, value: str, lease: int) -> None:
+        """Set `key` = `value` under `lease` (it goes with the lease)."""
+        if len(value) > MAX_VALUE:
+            raise ValueError("a value of at most 255 characters")
+        self._call("/v3/kv/put", {"key": _b64(key), "value": _b64(value), "lease": str(lease)})
+
+    def under(self, prefix: str) -> dict[str, str]:
+        """Every key under `prefix` (at most MAX_KEYS) and its value."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\0"
+        return read_values(self._call("/v3/kv/range", {
+            "key": _b64(prefix), "range_end": _b64(end), "limit": str(MAX_KEYS)}), prefix)
 
     def member_status(self, index: int) -> MemberStatus:
         """Ask one member (by its place in `endpoints`) how it is: no other is tried."""
@@ -239,3 +266,18 @@ def read_member_status(answer: dict[str, Any]) -> MemberStatus:
         raise EtcdError("the store's version is not a short text")
     return MemberStatus(leader=member != 0 and member == leader, version=version,
                         raft_term=_number(answer, "raftTerm", 0))
+
+
+def read_values(ranged: dict[str, Any], prefix: str) -> dict[str, str]:
+    """A prefix read's keys (each under `prefix`) and values."""
+    kvs = ranged.get("kvs", [])
+    if not isinstance(kvs, list) or len(kvs) > MAX_KEYS:
+        raise EtcdError(f"the store's range answer is not a list of at most {MAX_KEYS} keys")
+    found = {}
+    for kv in kvs:
+        kv = _object(kv, "key-value")
+        key = _text(kv.get("key", ""), "key")
+        if not key.startswith(prefix):
+            raise EtcdError(f"the store answered a key outside {prefix!r}")
+        found[key] = _text(kv.get("value", ""), "value")
+    return found

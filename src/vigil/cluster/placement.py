@@ -27,13 +27,17 @@ class Placement:
 
 
 def wants(placement: Placement, me: str, *, home_present: bool, holding: bool,
-          free_since: float | None, now: float, standby: bool = False) -> bool:
+          free_since: float | None, now: float, standby: bool = False,
+          fit: bool = True) -> bool:
     """Should `me` hold (or go on holding) the group now?
 
-    `home_present`: the home node's presence key exists; `holding`: the group's key
-    is ours; `free_since`: since when the key has been seen free (None: it is held).
+    `home_present`: the home node is up (its presence key exists) and fit;
+    `holding`: the group's key is ours; `free_since`: since when the key has been
+    seen free (None: it is held); `fit`: this node reaches as many ping nodes as
+    the best node up (heartbeat's rule: the node that sees more of the network
+    holds the groups).
     """
-    if standby:
+    if standby or not fit:
         return False
     home = placement.home
     if home is None or home == me.lower():
@@ -43,3 +47,14 @@ def wants(placement: Placement, me: str, *, home_present: bool, holding: bool,
     if holding:
         return not placement.auto_failback
     return free_since is not None and now - free_since >= placement.grace
+
+
+def fitness(reach: dict[str, int], me: str, mine: int | None) -> dict[str, bool]:
+    """Which nodes reach as many ping nodes as the best one (None for `mine`: no ping
+    nodes configured, and every node is fit). `reach` is what each node last said,
+    this node's own count `mine` counting over what it said."""
+    if mine is None:
+        return {node: True for node in reach} | {me: True}
+    counts = dict(reach) | {me: mine}
+    best = max(counts.values())
+    return {node: count >= best for node, count in counts.items()}

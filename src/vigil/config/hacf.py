@@ -1045,7 +1045,7 @@ def validate(config: HaCf, backend: str = "heartbeat") -> tuple[Diagnostic, ...]
                                   or Location(config.path), "heartbeat media are not used: "
                                   "vigil.cf says cluster_backend etcd", None))
         unused = [what for what, there in (
-            ("ping nodes", config.ping_nodes), ("respawn/failfast", config.respawn),
+            ("respawn/failfast", config.respawn),
             ("stonith", config.stonith),
             ("deadtime/keepalive/warntime/initdead", any(
                 k in config.where for k in ("deadtime", "keepalive", "warntime", "initdead"))))

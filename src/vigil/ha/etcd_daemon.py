@@ -31,7 +31,7 @@ from vigil.clock import Clock, MonotonicClock
 from vigil.cluster.etcd import EtcdError, EtcdGateway
 from vigil.cluster.lease import LeaseSettings, Phase
 from vigil.cluster.lease_loop import LeaseLoop
-from vigil.cluster.placement import Placement, wants
+from vigil.cluster.placement import Placement, fitness, wants
 from vigil.config.extension import ExtensionConfig, etcd_endpoint_list
 from vigil.config.hacf import validate as validate_hacf
 from vigil.errors import VigilError
@@ -40,6 +40,7 @@ from vigil.ha.selfreboot import SelfReboot
 from vigil.ha.settings import HeartbeatSettings
 from vigil.ha.watchdog import Watchdog
 from vigil.log import event
+from vigil.membership.icmp import Pinger
 from vigil.runtime import STOP_SIGNALS, on_signals
 from vigil.tasks import cancel_all, cancel_and_wait
 
@@ -50,6 +51,8 @@ log = logging.getLogger("vigil.etcd")
 FAILED_BACKOFF_TTLS = 2
 #: how often the watchdog (ha.cf `watchdog`) is written while the event loop runs
 WATCHDOG_TICK = 0.5
+#: how often ha.cf's ping nodes are pinged
+PING_EVERY = 1.0
 #: how often each etcd member is asked how it is (for `vigil status`)
 MEMBERS_EVERY = 5.0
 #: between two attempts at a stop that failed (each attempt retries itself stop_retries times)
@@ -113,6 +116,14 @@ class EtcdClusterDaemon:
         self.store_error: str | None = None
         #: each member's last answer, for `vigil status`
         self.members: list[dict[str, Any]] = []
+        #: ha.cf's ping nodes: when each last answered, and what each node says it reaches
+        self.pinger: Pinger | None = None
+        self.heard: dict[str, float] = {}
+        self.reach: dict[str, int] = {}
+        self.fit: dict[str, bool] = {}
+        self._published: tuple[int, int] | None = None
+        #: ha.cf's deadping, else three pings unanswered
+        self.ping_dead = settings.timings.deadping or 3 * PING_EVERY
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.control: Any = None
@@ -157,6 +168,11 @@ class EtcdClusterDaemon:
             presence_task = self._spawn(self.presence.run())
             for seat in self.seats.values():
                 seat.task = self._spawn(seat.loop.run())
+            if self.settings.pings:
+                self.pinger = Pinger({p.name: p.addresses for p in self.settings.pings},
+                                     self._ping_reply)
+                self.pinger.open(loop)
+                self._spawn(self._ping())
             self._spawn(self._watch_homes())
             self._spawn(self._watch_members())
             event(log, "heartbeat.ready", version=__version__, pid=os.getpid(), backend="etcd",
@@ -177,6 +193,8 @@ class EtcdClusterDaemon:
                 self.presence.shutdown()
                 await asyncio.wait([presence_task])
             await cancel_all(self._tasks, 5.0)
+            if self.pinger is not None:
+                self.pinger.close()
             if self.control is not None:
                 await self.control.close()
             if watchdog is not None:
@@ -252,10 +270,47 @@ class EtcdClusterDaemon:
         self._place()
 
     # -- who wants what ------------------------------------------------------------------
+    def _ping_reply(self, name: str) -> None:
+        self.heard[name] = self.clock.now()
+
+    async def _ping(self) -> None:
+        assert self.pinger is not None
+        while True:
+            self.pinger.send_all()
+            await asyncio.sleep(PING_EVERY)
+
+    def my_reach(self) -> int | None:
+        """How many ping nodes answered within deadping (None: ha.cf names none)."""
+        if not self.settings.pings:
+            return None
+        now = self.clock.now()
+        return sum(1 for p in self.settings.pings
+                   if now - self.heard.get(p.name, -1e9) <= self.ping_dead)
+
+    async def _share_reach(self) -> None:
+        """Say this node's reach under its presence lease; read every node's."""
+        mine = self.my_reach()
+        if mine is None or self.presence is None:
+            return
+        lease = self.presence.lease
+        if lease is not None and self.presence.rule.phase is Phase.HOLDING \
+                and self._published != (lease, mine):
+            await asyncio.to_thread(self.gateway.put, f"{self.prefix}/reach/{self.me}",
+                                    str(mine), lease)
+            self._published = (lease, mine)
+            event(log, "ping.reach", reach=mine, of=len(self.settings.pings))
+        said = await asyncio.to_thread(self.gateway.under, f"{self.prefix}/reach/")
+        self.reach = {key.rsplit("/", 1)[-1]: int(value) for key, value in said.items()
+                      if value.isdigit() and len(value) < 6}
+
     async def _watch_homes(self) -> None:
         """Every poll: is each group's home node up (its presence key)? Then place."""
         homes = {s.placement.home for s in self.seats.values()} - {None, self.me}
         while True:
+            try:
+                await self._share_reach()
+            except (EtcdError, OSError) as exc:
+                self.store_error = str(exc)[:300]
             for home in homes:
                 assert home is not None
                 try:
@@ -287,6 +342,7 @@ class EtcdClusterDaemon:
 
     def _place(self) -> None:
         now = self.clock.now()
+        self.fit = fitness(self.reach, self.me, self.my_reach())
         for seat in self.seats.values():
             rule = seat.loop.rule
             holding = rule.phase is Phase.HOLDING
@@ -295,9 +351,11 @@ class EtcdClusterDaemon:
             else:
                 seat.free_since = None
             home = seat.placement.home
+            home_up = self.present.get(home or "", True) and self.fit.get(home or "", True)
             wanted = now >= seat.failed_until and wants(
-                seat.placement, self.me, home_present=self.present.get(home or "", True),
-                holding=holding, free_since=seat.free_since, now=now, standby=self.standby)
+                seat.placement, self.me, home_present=home_up, holding=holding,
+                free_since=seat.free_since, now=now, standby=self.standby,
+                fit=self.fit.get(self.me, True))
             if wanted != rule.wants:
                 event(log, "group.placement", group=seat.group.key, wants=wanted,
                       home=home or "-", home_up=self.present.get(home or ""))
@@ -329,6 +387,8 @@ class EtcdClusterDaemon:
                      "reached": presence is not None and presence.phase is Phase.HOLDING
                      and presence.valid_until > now},
             "homes": dict(self.present),
+            "ping_reach": {"here": self.my_reach(), "nodes": dict(self.reach),
+                           "fit": dict(self.fit)} if self.settings.pings else None,
             "groups": [{
                 "key": seat.group.key, "home": seat.placement.home,
                 "holder": seat.loop.rule.holder, "phase": seat.loop.rule.phase.value,

@@ -361,6 +361,9 @@ def _etcd_entry() -> Callable[[random.Random], None]:
          b'"revision":"9","raft_term":"3"},"version":"3.4.23","dbSize":"20480",'
          b'"leader":"937253817932","raftIndex":"40","raftTerm":"3"}',
          etcd.read_member_status),
+        ("/v3/kv/range", (b'{"kvs":[{"key":"L3ZpZ2lsL3JlYWNoL3NlcnZlcjU=","value":"Mg=="},'
+                          b'{"key":"L3ZpZ2lsL3JlYWNoL3NlcnZlcjY=","value":"MQ=="}]}'),
+         lambda answer: etcd.read_values(answer, "/vigil/reach/")),
     ]
 
     def one(rng: random.Random) -> None:

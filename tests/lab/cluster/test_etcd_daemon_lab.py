@@ -30,14 +30,14 @@ TTL, MARGIN = 4, 1.5
 HOME = "server5"
 
 
-def configure(lab, ttl: float = TTL, margin: float = MARGIN) -> None:
+def configure(lab, ttl: float = TTL, margin: float = MARGIN, hacf: str = "") -> None:
     names = " ".join(f"{n}.example.com" for n in NODES)
     for node in NODES:
         host = lab.host(node)
         # a regular file stands in for /dev/watchdog (a real one would reset the machine)
         host.write_file("/run/watchdog", "")
         host.write_file("/etc/ha.d/ha.cf", f"node {names}\nauto_failback on\n"
-                        "watchdog /run/watchdog\n")
+                        "watchdog /run/watchdog\n" + hacf)
         host.write_file("/etc/ha.d/authkeys", "auth 1\n1 sha1 etcd-lab\n", mode=0o600)
         host.write_file("/etc/ha.d/haresources",
                         f"{HOME}.example.com IPaddr::{VIP}/24/eth0\n")
@@ -166,3 +166,39 @@ def test_etcd_losing_its_leader_moves_nothing_and_losing_its_majority_runs_nothi
     assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
     print(f"etcd majority lost (TTL {ttl} s, margin {margin} s): the holder stopped the "
           f"group {stopped_after:.2f} s after")
+
+
+#: the lab's gateway, the tutorial's ping node
+PING = "198.51.100.250"
+
+
+def test_a_node_that_sees_fewer_ping_nodes_gives_the_group_away(etcd):
+    """ha.cf's ping node keeps heartbeat's meaning on etcd: the home node cut off from the
+    gateway reaches fewer ping nodes than the others, so it gives the group up and another
+    node takes it; healed, the group comes home (auto_failback on)."""
+    lab = etcd.lab
+    configure(lab, hacf=f"ping {PING}\n")
+    daemons = {node: start(lab, node) for node in NODES}
+    sampler = Sampler(lab)
+
+    def logs() -> str:
+        return "\n".join(f"--- {n}\n{d.output()[-1500:]}" for n, d in daemons.items())
+
+    try:
+        wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
+        status = lab.host(HOME).run([VIGIL, "status", "--json"]).stdout
+        assert '"here": 1' in status, status
+        cut = time.monotonic()
+        lab.partition(HOME, "gateway")
+        wait_until(lambda: len(sampler.holders()) == 1 and HOME not in sampler.holders(), 20,
+                   lambda: "moved away from the node without its ping node\n" + logs())
+        moved = time.monotonic() - cut
+        lab.heal(HOME, "gateway")
+        wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home again\n" + logs())
+    finally:
+        sampler.close()
+        for daemon in daemons.values():
+            daemon.stop(timeout=20)
+    assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
+    print(f"etcd backend: the group left the node that lost its ping node {moved:.2f} s "
+          "after the cut")

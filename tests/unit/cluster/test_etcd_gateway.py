@@ -193,3 +193,32 @@ def test_each_member_says_how_it_is_and_a_damaged_answer_is_an_error(store):
     assert gateway.member_status(1) == MemberStatus(leader=False, version="3.4.23",
                                                     raft_term=7)
     assert decimal.asked == [("/v3/maintenance/status", {})]
+
+
+def test_a_value_is_put_under_a_lease_and_a_prefix_read_back_checked(store):
+    etcd = store({
+        "/v3/kv/put": ok({"header": {}}),
+        "/v3/kv/range": ok({"kvs": [{"key": b64("/vigil/reach/server5"), "value": b64("2")},
+                                    {"key": b64("/vigil/reach/server6"), "value": b64("1")}],
+                            "count": "2"}),
+    })
+    gateway = EtcdGateway([etcd.endpoint])
+    gateway.put("/vigil/reach/server5", "2", 42)
+    assert gateway.under("/vigil/reach/") == {"/vigil/reach/server5": "2",
+                                               "/vigil/reach/server6": "1"}
+    assert [path for path, _ in etcd.asked] == ["/v3/kv/put", "/v3/kv/range"]
+    (_, put), (_, ranged) = etcd.asked
+    assert put == {"key": b64("/vigil/reach/server5"), "value": b64("2"), "lease": "42"}
+    assert ranged["key"] == b64("/vigil/reach/") and ranged["range_end"] == b64("/vigil/reach0")
+
+
+@pytest.mark.parametrize("kvs", [
+    [{"key": b64("/elsewhere/x"), "value": b64("1")}],  # outside the prefix asked
+    [{"key": b64("/vigil/reach/a"), "value": b64("1\n")}],
+    [{"key": "%%", "value": b64("1")}],
+    [{"key": b64("/vigil/reach/a"), "value": b64("1")}] * 65,  # more than asked for
+])
+def test_a_prefix_read_that_is_not_what_was_asked_is_an_error(store, kvs):
+    etcd = store({"/v3/kv/range": ok({"kvs": kvs})})
+    with pytest.raises(EtcdError):
+        EtcdGateway([etcd.endpoint]).under("/vigil/reach/")

@@ -44,3 +44,17 @@ def test_a_group_without_home_is_wanted_everywhere():
     anywhere = Placement(home=None, auto_failback=True, grace=10.0)
     assert ask(anywhere, "server6") and ask(anywhere, "server7", holding=True)
     assert not ask(anywhere, "server6", standby=True)
+
+
+def test_a_node_that_sees_fewer_ping_nodes_than_the_best_is_not_fit():
+    from vigil.cluster.placement import fitness
+
+    assert not ask(HOME, "server5", fit=False)
+    assert not ask(HOME, "server6", home_present=False, holding=True, fit=False)
+    said = fitness({"server5": 1, "server6": 2, "server7": 2}, "server6", 2)
+    assert said == {"server5": False, "server6": True, "server7": True}
+    # this node's own count wins over what it last said
+    assert fitness({"server5": 2, "server6": 2}, "server5", 1)["server5"] is False
+    # no ping node reached anywhere: all equal, all fit (the group stays somewhere)
+    assert set(fitness({"server5": 0, "server6": 0}, "server5", 0).values()) == {True}
+    assert set(fitness({"server5": 3}, "server6", None).values()) == {True}
