@@ -52,6 +52,13 @@ def render_etcd(status: dict[str, Any]) -> str:
             lines.append(f"etcd member {member['endpoint']}: DOWN ({member['error']})")
     if store.get("last_error"):
         lines.append(f"last etcd error: {store['last_error']}")
+    reach = status.get("ping_reach")
+    if reach is not None:
+        others = ", ".join(f"{n} {c}" for n, c in sorted(reach["nodes"].items()))
+        unfit = sorted(n for n, fit in reach["fit"].items() if not fit)
+        lines.append(f"ping nodes reached here: {reach['here']}; as each node says: "
+                     f"{others or 'nothing yet'}"
+                     + (f"; fewer than the best: {', '.join(unfit)}" if unfit else ""))
     for home, up in sorted(status["homes"].items()):
         lines.append(f"home node {home}: {'up' if up else 'down'}")
     for group in status["groups"]:

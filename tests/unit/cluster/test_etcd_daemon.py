@@ -9,6 +9,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from vigil.cli.status import render
 from vigil.cluster.etcd import Acquired, EtcdError
 from vigil.cluster.lease import LeaseSettings
 from vigil.ha.etcd_daemon import EtcdClusterDaemon
@@ -229,4 +230,7 @@ def test_a_failed_start_leaves_the_group_to_the_others_and_standby_moves_it(tmp_
         await cluster.wait(lambda: cluster.holders() == {NODES[1]}, 10, "server6 took it")
         status = cluster.daemons[NODES[1]].status()
         assert status["backend"] == "etcd" and status["groups"][0]["phase"] == "holding"
+        shown = render(status)  # as `vigil status` prints it
+        assert f"held by {NODES[1]}; here holding, running" in shown
+        assert "standby" in render(cluster.daemons[NODES[2]].status())
     play(tmp_path, scenario)
