@@ -7,13 +7,17 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.cli import Subparsers
 from vigil.control import DEFAULT_SOCKET
 from vigil.errors import EnvironmentProblem, VigilError
 from vigil.runtime import PidFile, detach
+
+if TYPE_CHECKING:
+    from vigil.ha.settings import HeartbeatSettings
 
 DEFAULT_PIDFILE = "/run/vigil/heartbeat.pid"
 
@@ -144,7 +148,8 @@ def _serve(args: argparse.Namespace, settings: Any, ready: Any) -> int:
         sys.stdout.flush()
 
 
-def _serve_etcd(args: argparse.Namespace, settings: Any, ready: Any) -> int:
+def _serve_etcd(args: argparse.Namespace, settings: HeartbeatSettings,
+                ready: Callable[[], None] | None) -> int:
     """vigil.cf's cluster_backend etcd: the groups follow their leases in etcd."""
     from vigil.ha.drivers import make_driver
     from vigil.ha.etcd_daemon import EtcdClusterDaemon

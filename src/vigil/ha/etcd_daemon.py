@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +243,8 @@ class EtcdClusterDaemon:
         if monitor is not None:
             seat.monitor = self._spawn(self._monitor(seat, monitor))
 
-    async def _monitor(self, seat: GroupSeat, monitor: Any) -> None:
+    async def _monitor(self, seat: GroupSeat,
+                       monitor: Callable[[Group], Awaitable[str]]) -> None:
         reason = await monitor(seat.group)
         self._leave_for_a_while(seat, f"the monitor gave up: {reason}")
 
