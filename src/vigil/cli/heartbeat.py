@@ -29,7 +29,8 @@ def register(subparsers: Subparsers) -> None:
         description="Run the heartbeat daemon: watch the other node over every medium of "
         "ha.cf, run the groups of haresources and take them over when the peer dies. "
         "Speaks heartbeat 3's wire format. SIGTERM hands every group to the peer "
-        "and exits; SIGHUP reloads ha.cf and authkeys.",
+        "and exits; SIGHUP reloads ha.cf and authkeys. With vigil.cf's cluster_backend "
+        "etcd, any number of nodes: each group runs where its lease in etcd is held.",
     )
     parser.add_argument("--dir", default="/etc/ha.d", help="configuration directory "
                         "(ha.cf, authkeys, haresources; default %(default)s)")
