@@ -122,8 +122,11 @@ class EtcdClusterDaemon:
         self.reach: dict[str, int] = {}
         self.fit: dict[str, bool] = {}
         self._published: tuple[int, int] | None = None
-        #: ha.cf's deadping, else three pings unanswered
-        self.ping_dead = settings.timings.deadping or 3 * PING_EVERY
+        #: ha.cf's deadping when written there (its default, deadtime, is not used here),
+        #: else three pings unanswered
+        written = "deadping" in settings.source.hacf.where
+        self.ping_dead = (settings.timings.deadping or settings.timings.deadtime) if written \
+            else 3 * PING_EVERY
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.control: Any = None
