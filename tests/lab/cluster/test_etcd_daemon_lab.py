@@ -54,22 +54,40 @@ def start(lab, node):
     return process
 
 
-def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes(etcd):
-    lab = etcd.lab
-    configure(lab)
-    check = lab.host("server6").run([VIGIL, "check"], check=False)
-    assert check.returncode == 0, check.stdout + check.stderr
+def start_all(lab):
+    """vigil on the three nodes, the VIP sampled, once the home node holds it: (the
+    daemons, the sampler, what the daemons logged last)."""
     daemons = {node: start(lab, node) for node in NODES}
     sampler = Sampler(lab)
-
-    def moved_off(node: str) -> bool:
-        return len(sampler.holders()) == 1 and node not in sampler.holders()
 
     def logs() -> str:
         return "\n".join(f"--- {n}\n{d.output()[-1500:]}" for n, d in daemons.items())
 
     try:
         wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
+    except BaseException:
+        stop_all(daemons, sampler)
+        raise
+    return daemons, sampler, logs
+
+
+def stop_all(daemons, sampler) -> None:
+    sampler.close()
+    for daemon in daemons.values():
+        daemon.stop(timeout=20)
+
+
+def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes(etcd):
+    lab = etcd.lab
+    configure(lab)
+    check = lab.host("server6").run([VIGIL, "check"], check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    daemons, sampler, logs = start_all(lab)
+
+    def moved_off(node: str) -> bool:
+        return len(sampler.holders()) == 1 and node not in sampler.holders()
+
+    try:
         status = lab.host("server6").run([VIGIL, "status"]).stdout
         assert f"held by {HOME}.example.com" in status and "reaches etcd's majority" in status
 
@@ -106,9 +124,7 @@ def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes
         wait_until(lambda: moved_off(HOME), 3 * TTL + 10, lambda: "moved on a crash\n" + logs())
         on_crash = time.monotonic() - crashed
     finally:
-        sampler.close()
-        for daemon in daemons.values():
-            daemon.stop(timeout=20)
+        stop_all(daemons, sampler)
     assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
     print(f"cluster_backend etcd (TTL {TTL} s, margin {MARGIN} s): the VIP moved "
           f"{on_stop:.2f} s after a clean stop, {on_cut:.2f} s after a cut, "
@@ -128,14 +144,8 @@ def test_etcd_losing_its_leader_moves_nothing_and_losing_its_majority_runs_nothi
     lab = etcd.lab
     ttl, margin = 6, 2  # a refresh every 2 s, the stop 4 s after the last one
     configure(lab, ttl, margin)
-    daemons = {node: start(lab, node) for node in NODES}
-    sampler = Sampler(lab)
-
-    def logs() -> str:
-        return "\n".join(f"--- {n}\n{d.output()[-1500:]}" for n, d in daemons.items())
-
+    daemons, sampler, logs = start_all(lab)
     try:
-        wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
         led = leader(lab)
         assert led is not None
         etcd.members[led].signal(signal.SIGKILL)  # a process this test started
@@ -160,9 +170,7 @@ def test_etcd_losing_its_leader_moves_nothing_and_losing_its_majority_runs_nothi
         wait_until(lambda: sampler.holders() == {HOME}, 60,
                    lambda: "home again once etcd is back\n" + logs())
     finally:
-        sampler.close()
-        for daemon in daemons.values():
-            daemon.stop(timeout=20)
+        stop_all(daemons, sampler)
     assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
     print(f"etcd majority lost (TTL {ttl} s, margin {margin} s): the holder stopped the "
           f"group {stopped_after:.2f} s after")
@@ -178,14 +186,8 @@ def test_a_node_that_sees_fewer_ping_nodes_gives_the_group_away(etcd):
     node takes it; healed, the group comes home (auto_failback on)."""
     lab = etcd.lab
     configure(lab, hacf=f"ping {PING}\n")
-    daemons = {node: start(lab, node) for node in NODES}
-    sampler = Sampler(lab)
-
-    def logs() -> str:
-        return "\n".join(f"--- {n}\n{d.output()[-1500:]}" for n, d in daemons.items())
-
+    daemons, sampler, logs = start_all(lab)
     try:
-        wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home holds it\n" + logs())
         status = lab.host(HOME).run([VIGIL, "status", "--json"]).stdout
         assert '"here": 1' in status, status
         cut = time.monotonic()
@@ -196,9 +198,7 @@ def test_a_node_that_sees_fewer_ping_nodes_gives_the_group_away(etcd):
         lab.heal(HOME, "gateway")
         wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home again\n" + logs())
     finally:
-        sampler.close()
-        for daemon in daemons.values():
-            daemon.stop(timeout=20)
+        stop_all(daemons, sampler)
     assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
     print(f"etcd backend: the group left the node that lost its ping node {moved:.2f} s "
           "after the cut")
