@@ -90,14 +90,8 @@ def _text(value: Any, what: str) -> str:
 
 
 def _holder(kv: dict[str, Any]) -> str:
-    value = kv.get("value", "")
-    if not isinstance(value, str) or len(value) > 2 * MAX_VALUE:
-        raise EtcdError("the store's value is not a short base64 text")
-    try:
-        name = base64.b64decode(value, validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise EtcdError("the store's value is not base64 of a name") from None
-    if not name or len(name) > MAX_VALUE or not name.isprintable():
+    name = _text(kv.get("value", ""), "value")
+    if not name:
         raise EtcdError("the store's value is not a node name")
     return name
 

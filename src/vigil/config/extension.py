@@ -118,34 +118,23 @@ def etcd_endpoint_list(text: str | None) -> tuple[str, ...]:
     return tuple(text.split(",")) if text else ()
 
 
-class ShortRangeTimeValue(TimeValue):
-    """A time from `minimum` up to `maximum` seconds."""
-
-    def __init__(self, minimum: float, maximum: float):
-        super().__init__(minimum)
-        self.low, self.high = minimum, maximum
-        self.expects = f"a time from {format_time(minimum)}s to {format_time(maximum)}s"
-
-    def __call__(self, text: str) -> float:
-        value = super().__call__(text)
-        if not self.low <= value <= self.high:
-            raise ValueProblem(f"time {text!r} must lie from {format_time(self.low)}s to "
-                               f"{format_time(self.high)}s")
-        return value
-
-
 class ShortTimeValue(TimeValue):
-    """A time from 0 up to `maximum` seconds."""
+    """A time from `minimum` (0 unset) up to `maximum` seconds."""
 
-    def __init__(self, maximum: float):
-        super().__init__(0)
+    def __init__(self, maximum: float, minimum: float = 0.0):
+        super().__init__(minimum)
         self.maximum = maximum
-        self.expects = f"a time of at most {format_time(maximum)}s"
+        bounds = (f"from {format_time(minimum)}s to {format_time(maximum)}s" if minimum
+                  else f"of at most {format_time(maximum)}s")
+        self.expects = f"a time {bounds}"
 
     def __call__(self, text: str) -> float:
         value = super().__call__(text)
         if value > self.maximum:
-            raise ValueProblem(f"time {text!r} must be at most {format_time(self.maximum)}s")
+            bound = (f"lie from {format_time(self.minimum or 0)}s to "
+                     f"{format_time(self.maximum)}s" if self.minimum
+                     else f"be at most {format_time(self.maximum)}s")
+            raise ValueProblem(f"time {text!r} must {bound}")
         return value
 
 
@@ -378,7 +367,7 @@ KEYWORDS = keyword_table(
             "prefix per cluster sharing the store)", PathValue(), "/vigil"),
     Keyword("lease_ttl", "cluster_backend etcd: the lease's time to live; a holder cut off "
             "from etcd's majority stops its groups lease_margin before it ends, then another "
-            "node may take them", ShortRangeTimeValue(*LEASE_TTL_RANGE), 10.0),
+            "node may take them", ShortTimeValue(LEASE_TTL_RANGE[1], LEASE_TTL_RANGE[0]), 10.0),
     Keyword("lease_margin", "cluster_backend etcd: how long before its lease could end the "
             "holder has stopped the group (longer than a stop takes)", TimeValue(0, True),
             3.0),

@@ -7,10 +7,12 @@ presence key (`PREFIX/nodes/NODE`) under a lease, so the others know whether a
 group's home node is up (`vigil.cluster.placement`). Any number of nodes; no
 consensus of vigil's own: etcd's majority is the only judge.
 
-What heartbeat's daemon does with ha.cf's media, deadtime, ping nodes and
-fencing has no part here (`vigil check` says so): a node cut off from etcd's
-majority stops its groups `lease_margin` before its lease can end, and only
-then can another node's create-if-absent succeed.
+What heartbeat's daemon does with ha.cf's media, deadtime and fencing has no
+part here (`vigil check` says so): a node cut off from etcd's majority stops its
+groups `lease_margin` before its lease can end, and only then can another node's
+create-if-absent succeed. ha.cf's ping nodes keep their meaning: each node says
+under its presence lease how many it reaches (`PREFIX/reach/NODE`), and one that
+reaches fewer than the best node up holds nothing.
 """
 
 from __future__ import annotations
