@@ -265,7 +265,8 @@ def read_member_status(answer: dict[str, Any]) -> MemberStatus:
 def read_values(ranged: dict[str, Any], prefix: str) -> dict[str, str]:
     """A prefix read's keys (each under `prefix`) and values."""
     kvs = ranged.get("kvs", [])
-    if not isinstance(kvs, list) or len(kvs) > MAX_KEYS:
+    if not isinstance(kvs, list) or len(kvs) > MAX_KEYS or ranged.get("more", False):
+        # a cut list would leave nodes out: a node's reach unknown is no fit node
         raise EtcdError(f"the store's range answer is not a list of at most {MAX_KEYS} keys")
     found = {}
     for kv in kvs:
