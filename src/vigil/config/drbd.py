@@ -317,7 +317,27 @@ def _digest_alg(values: list[str]) -> str:
 
 
 #: options vigil parses but does not do: said at their line, never silently dropped
-NOT_DONE: dict[str, str] = {}
+NOT_DONE: dict[str, str] = {
+    "max-epoch-size": "no effect: vigil has no write epochs, each replicated write is "
+                      "acknowledged on its own",
+    "congestion-fill": "no effect: used by on-congestion pull-ahead, which vigil does not do",
+    "congestion-extents": "no effect: used by on-congestion pull-ahead, which vigil does not do",
+    "use-rle": "no effect: the bitmap exchange is always zlib-compressed",
+    "socket-check-timeout": "no effect: a new connection is used once its handshake is done",
+    "unplug-watermark": "no effect (obsolete in DRBD too)",
+    "max-bio-bvecs": "no effect: requests reach vigil through FUSE, not as bios",
+    "resync-after": "not implemented: every resource resyncs independently",
+    "discard-zeroes-if-aligned": "no effect: the volume's device does not pass discards",
+    "rs-discard-granularity": "no effect: the volume's device does not pass discards",
+    "disable-write-same": "no effect: the volume's device does not pass write-same",
+    "cpu-mask": "no effect: the volume daemon runs where the scheduler puts it",
+    "on-no-quorum": "no effect: vigil volumes have no quorum (two nodes)",
+    "usage-count": "no effect: vigil reports no usage",
+    "minor-count": "no effect: vigil makes a device node per resource",
+    "dialog-refresh": "no effect: vigil volume wait-connect prints no dialog",
+    "disable-ip-verification": "no effect: vigil does not verify addresses at up",
+    "udev-always-use-vnr": "no effect: vigil volumes have one volume and no udev rules",
+}
 
 
 #: options vigil does only with some values: (name, the value vigil does, what happens)
@@ -329,6 +349,19 @@ NOT_DONE_UNLESS = {
                                   "disconnects (rr-conflict disconnect)"),
     "always-asbp": (False, "not implemented: the split-brain policies apply only where DRBD "
                            "applies them without it"),
+    "on-congestion": ("block", "not implemented: a full send buffer holds the writer back "
+                               "(block)"),
+    "tcp-cork": (False, "no effect: vigil sends with TCP_NODELAY and never corks"),
+    "disk-barrier": (False, "not implemented: ordering comes from flushes (fdatasync)"),
+    "disk-flushes": (True, "not implemented: a flush is always passed to the disk"),
+    "disk-drain": (True, "not implemented: writes are always drained before a flush"),
+    "md-flushes": (True, "not implemented: metadata writes are always flushed"),
+    "al-updates": (True, "not implemented: activity-log transactions are always written"),
+    "disk-timeout": (0.0, "not implemented: a hung backing disk is not detached"),
+    "read-balancing": ("prefer-local", "not implemented: reads are always local"),
+    "auto-promote": (False, "not implemented: promote with vigil volume primary"),
+    "quorum": ("off", "not implemented: vigil volumes have no quorum (two nodes)"),
+    "on-no-data-accessible": ("io-error", "not implemented: I/O without good data fails"),
 }
 #: the startup section is read by the boot path (`vigil volume wait-connect`, `become-primary`,
 #: run by the vigil-volumes unit); what it does not do is said at its line

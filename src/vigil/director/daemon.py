@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ from vigil.lvs.syncdaemon import SyncDaemon, SyncDaemonError, SyncState, state_f
 from vigil.lvs.table import RealKey, ServiceKey, Table
 from vigil.metrics import MetricsAddress, MetricsServer
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
-from vigil.runtime import STOP_SIGNALS, PidFile, on_signals
+from vigil.runtime import STOP_SIGNALS, PidFile, event_loop_runner, on_signals
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.director")
@@ -750,29 +749,6 @@ def read_state(instance: str) -> Current:
     # running, but no role written by this process (an older vigil): as before, a
     # running director is the active one
     return Current(Role.ACTIVE)
-
-
-def event_loop_runner():
-    """uvloop (measured: the userspace proxy 1.4-1.7x faster) when it is installed,
-    else the standard loop; VIGIL_EVENT_LOOP=asyncio forces the standard one."""
-    if os.environ.get("VIGIL_EVENT_LOOP") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return getattr(uvloop, "run", None) or _uvloop_run(uvloop.new_event_loop)
-    return asyncio.run
-
-
-def _uvloop_run(new_event_loop: Callable[[], asyncio.AbstractEventLoop]):
-    """`uvloop.run` for uvloop < 0.18 (Debian 12's 0.17): what it does on Python 3.11."""
-
-    def run(main):
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(main)
-
-    return run
 
 
 #: a log target "syslog:FACILITY" (ldirectord's logfile="local0") instead of a file

@@ -5,7 +5,8 @@ difference. Here the comparison is field by field of the two `VolumeConfig`s:
 handlers, fencing, after-sb policies, the link timers, the resync rate and the
 startup section take effect at once (timers and rates from the next connection
 or resync); what the handshake negotiates (addresses, protocol, secret,
-two-primaries, verify-alg, csums-alg, data-integrity-alg) takes a reconnect,
+two-primaries, verify-alg, csums-alg, data-integrity-alg) and the socket buffers
+(sndbuf-size, rcvbuf-size, max-buffers) take a reconnect,
 which adjust does, as drbdadm's does; what the device is made of (disk,
 meta-disk, device, activity-log size) and the addresses (which side connects,
 whom it accepts) take `down` and `up`, so adjust refuses the whole change and
@@ -25,7 +26,7 @@ RESTART_FIELDS = frozenset({"name", "al_extents", "peer"})
 #: fields the handshake negotiates: applied by reconnecting
 RECONNECT_FIELDS = frozenset({"protocol", "shared_secret", "cram_hmac_alg",
                               "allow_two_primaries", "verify_alg", "csums_alg",
-                              "integrity_alg"})
+                              "integrity_alg", "buffers"})
 #: neither compared nor applied (where the file was read, its warnings)
 IGNORED_FIELDS = frozenset({"source", "warnings"})
 

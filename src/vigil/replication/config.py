@@ -42,6 +42,24 @@ class Endpoint:
         return self.meta_disk == "internal"
 
 
+#: DRBD's page size: max-buffers counts these
+PAGE = 4096
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """net's sndbuf-size and rcvbuf-size (0: the kernel autotunes) and max-buffers."""
+
+    sndbuf: int = 0
+    rcvbuf: int = 0
+    #: received bytes waiting to be handled, in 4 KiB pages, before reading pauses
+    max_buffers: int = 2048
+
+    @property
+    def pause_bytes(self) -> int:
+        return self.max_buffers * PAGE
+
+
 @dataclass(frozen=True)
 class VolumeConfig:
     name: str
@@ -58,6 +76,7 @@ class VolumeConfig:
     integrity_alg: str = ""
     policies: Policies = field(default_factory=Policies)
     link: LinkSettings = field(default_factory=LinkSettings)
+    buffers: Buffers = field(default_factory=Buffers)
     rate: RateSettings = field(default_factory=RateSettings)
     al_extents: int = 1237
     fencing: str = "dont-care"
@@ -129,6 +148,8 @@ def from_resource(resource: drbd.Resource, hostname: str) -> VolumeConfig:
         link=LinkSettings(connect_int=net.connect_int, ping_int=net.ping_int,
                           ping_timeout=net.ping_timeout, timeout=net.timeout,
                           ko_count=net.ko_count),
+        buffers=Buffers(sndbuf=net.sndbuf_size, rcvbuf=net.rcvbuf_size,
+                        max_buffers=net.max_buffers),
         rate=RateSettings(resync_rate=disk.resync_rate, c_plan_ahead=disk.c_plan_ahead,
                           c_fill_target=disk.c_fill_target, c_delay_target=disk.c_delay_target,
                           c_max_rate=disk.c_max_rate, c_min_rate=disk.c_min_rate),

@@ -39,7 +39,7 @@ from vigil.replication.fuse_frontend import VolumeFS
 from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
 from vigil.replication.states import Role
-from vigil.runtime import STOP_SIGNALS, on_signals
+from vigil.runtime import STOP_SIGNALS, event_loop_runner, on_signals
 
 log = logging.getLogger("vigil.volume")
 
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         await daemon.run()
 
     try:
-        asyncio.run(runner())
+        event_loop_runner()(runner())
     except VigilError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return exc.exit_code

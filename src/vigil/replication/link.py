@@ -16,21 +16,20 @@ import collections
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from vigil.replication import wire
+from vigil.replication.config import Buffers
 
 STAGING = 256 * 1024
 DIRECT_BODY = 64 * 1024  # bodies at least this large are received in place
-PAUSE_BYTES = 32 << 20
-
-
 class LinkClosed(ConnectionError):
     pass
 
 
 class PeerProtocol(asyncio.BufferedProtocol):
-    def __init__(self) -> None:
+    def __init__(self, buffers: Buffers | None = None) -> None:
+        self.buffers = buffers or Buffers()
         self.transport: asyncio.Transport | None = None
         self._staging = bytearray(STAGING)
         self._view = memoryview(self._staging)
@@ -53,11 +52,11 @@ class PeerProtocol(asyncio.BufferedProtocol):
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _size_buffers(sock, self.buffers)
         transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -145,7 +144,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._messages.append(message)
         self._queued_bytes += len(getattr(message, "payload", b""))
         self._readable.set()
-        if self._queued_bytes > PAUSE_BYTES and not self._paused and self.transport:
+        if self._queued_bytes > self.buffers.pause_bytes and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
 
@@ -167,7 +166,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
             await self._readable.wait()
         message = self._messages.popleft()
         self._queued_bytes -= len(getattr(message, "payload", b""))
-        if self._paused and self._queued_bytes < PAUSE_BYTES // 2 and self.transport:
+        if self._paused and self._queued_bytes < self.buffers.pause_bytes // 2 and self.transport:
             self._paused = False
             self.transport.resume_reading()
         return message
@@ -192,10 +191,28 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._writable.set()
 
 
-async def connect(host: str, port: int, local: str, timeout: float) -> PeerProtocol:
+def _size_buffers(sock: socket.socket, buffers: Buffers) -> None:
+    """Fixed socket buffers as DRBD sets them: beyond net.core's maxima when root may."""
+    for size, forced, plain in ((buffers.sndbuf, SO_SNDBUFFORCE, socket.SO_SNDBUF),
+                                (buffers.rcvbuf, SO_RCVBUFFORCE, socket.SO_RCVBUF)):
+        if size:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, forced, size)
+            except OSError:  # not CAP_NET_ADMIN: capped at wmem_max / rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+#: Linux's SO_SNDBUFFORCE / SO_RCVBUFFORCE (not in the socket module)
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+
+
+async def connect(host: str, port: int, local: str, timeout: float,
+                  buffers: Buffers | None = None) -> PeerProtocol:
     loop = asyncio.get_running_loop()
     _, protocol = await asyncio.wait_for(
-        loop.create_connection(PeerProtocol, host, port, local_addr=(local, 0)), timeout)
+        loop.create_connection(lambda: PeerProtocol(buffers), host, port,
+                               local_addr=(local, 0)), timeout)
     return protocol
 
 
@@ -205,12 +222,16 @@ MAX_PENDING = 4
 
 async def listen(host: str, port: int, accepted: asyncio.Queue[PeerProtocol],
                  peer: str | None = None,
-                 refused: Callable[[str, str], None] | None = None) -> asyncio.Server:
+                 refused: Callable[[str, str], None] | None = None,
+                 buffers: Callable[[], Buffers] = Buffers) -> asyncio.Server:
     """Accept connections from `peer` only (DRBD 9's "unexpected connection" refusal)."""
     loop = asyncio.get_running_loop()
     expected = ipaddress.ip_address(peer) if peer else None
 
     class Accepted(PeerProtocol):
+        def __init__(self) -> None:
+            super().__init__(buffers())  # now, not at listen: `adjust` may change them
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             address = str((transport.get_extra_info("peername") or ("?",))[0])

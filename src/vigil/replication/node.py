@@ -611,7 +611,7 @@ class Node:
         if not self.cfg.i_connect:
             self._server = await listen(self.cfg.local.address, self.cfg.local.port,
                                         self._accepted, peer=self.cfg.peer.address,
-                                        refused=self._refused)
+                                        refused=self._refused, buffers=lambda: self.cfg.buffers)
         self._spawn(self._metadata_flusher())
         while not self._stopping:
             timer.settings = self.cfg.link  # `adjust` may have changed connect-int
@@ -670,7 +670,8 @@ class Node:
         if self.cfg.i_connect:
             try:
                 return await connect(self.cfg.peer.address, self.cfg.peer.port,
-                                     self.cfg.local.address, max(1.0, self.cfg.link.timeout))
+                                     self.cfg.local.address, max(1.0, self.cfg.link.timeout),
+                                     self.cfg.buffers)
             except (OSError, TimeoutError):
                 return None
         # The accepting side listens all the time: no retry timer, so it can never

@@ -1,6 +1,8 @@
 """DRBD resource files: sections, units, includes, unknown options kept, and errors."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
@@ -275,6 +277,12 @@ def test_a_resource_without_shared_secret_is_warned_about():
     ("startup { stacked-timeouts; }", "stacked-timeouts;", "stacked-timeouts: not used"),
     ('handlers { pri-lost "/bin/true"; }', "pri-lost", "handler pri-lost: not run"),
     ('handlers { local-io-error "/bin/true"; }', "local-io", "handler local-io-error: not"),
+    ("net { max-epoch-size 1000; }", "max-epoch-size", "max-epoch-size: no effect"),
+    ("net { tcp-cork yes; }", "tcp-cork", "tcp-cork: no effect"),
+    ("net { on-congestion pull-ahead; }", "on-congestion", "on-congestion: not implemented"),
+    ("disk { disk-flushes no; }", "disk-flushes", "disk-flushes: not implemented"),
+    ("disk { resync-after r1; }", "resync-after", "resync-after: not implemented"),
+    ("disk { read-balancing round-robin; }", "read-balancing", "read-balancing: not impl"),
 ])
 def test_what_vigil_does_not_carry_out_is_said_at_its_line(section, line, said):
     text = f"resource r0 {{\n {section}\n" + ONE_HOST
@@ -282,6 +290,16 @@ def test_what_vigil_does_not_carry_out_is_said_at_its_line(section, line, said):
     assert parsed.ok
     assert [w for w in parsed.warnings if w.message.startswith(said)], \
         [w.message for w in parsed.warnings]
+
+
+def test_every_option_vigil_accepts_is_used_or_said_not_to_be():
+    """An option whose value no module outside the parser reads must warn at its line."""
+    source = "\n".join(path.read_text() for path in Path(drbd.__file__).parents[1].rglob("*.py")
+                       if path.name != "drbd.py" or path.parent.name != "config")
+    said = {*drbd.NOT_DONE, *drbd.NOT_DONE_UNLESS, *drbd.STARTUP_NOT_DONE}
+    unused = [name for table in drbd._BY_NAME.values() for name, spec in table.items()
+              if name not in said and not re.search(rf"\.{spec.attribute}\b", source)]
+    assert unused == []
 
 
 @pytest.mark.parametrize("section", ["disk { on-io-error pass_on; }",
