@@ -111,7 +111,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
             if length >= DIRECT_BODY and available < length:
                 # Receive the rest of this body in place.
                 self._body = bytearray(length)
-                self._body[:available] = data[start:self._filled]
+                self._body[:available] = self._view[start:self._filled]
                 self._body_filled = available
                 self._pending_header = (kind, flags, length)
                 self._filled = 0
