@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from vigil.replication.node import RESYNC_CHUNK_BLOCKS
 from vigil.testing import wait_until
 
 pytestmark = pytest.mark.lab
@@ -41,10 +42,11 @@ def test_a_full_resync_with_csums_sends_only_the_blocks_that_differ(volume_pair,
     assert pair.status("server6")["last_sync"]["blocks"] == blocks
     if csums:
         assert same == blocks - 2  # every block but the two that differ
-        # a digest request per 64 blocks, then one data message for each changed block
-        assert sent == -(-blocks // 64) + 2
-    else:
-        assert same == 0 and sent >= -(-blocks // 64)  # every block, 64 to a message
+        # a digest request per message's worth of blocks, then one data message for each
+        # changed block
+        assert sent == -(-blocks // RESYNC_CHUNK_BLOCKS) + 2
+    else:  # every block, a message's worth at a time
+        assert same == 0 and sent >= -(-blocks // RESYNC_CHUNK_BLOCKS)
 
 
 def test_different_digest_settings_keep_the_nodes_apart_and_say_why(volume_pair):
