@@ -23,6 +23,8 @@ from vigil.replication.config import Buffers
 
 STAGING = 256 * 1024
 DIRECT_BODY = 64 * 1024  # bodies at least this large are received in place
+
+
 class LinkClosed(ConnectionError):
     pass
 

@@ -6,6 +6,8 @@ import asyncio
 import os
 import socket
 
+import pytest
+
 from vigil.replication import link, wire
 
 
@@ -41,9 +43,11 @@ def test_mixed_messages_arrive_in_order_with_large_bodies_in_place():
         assert a == b
 
 
-def test_sndbuf_and_rcvbuf_sizes_are_set_on_both_ends_and_max_buffers_bounds_the_queue():
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sndbuf_and_rcvbuf_sizes_are_set_on_both_ends_and_max_buffers_bounds_the_queue(loop):
     """net's sndbuf-size and rcvbuf-size fix the sockets' buffers (the kernel doubles
-    what it is given); max-buffers pages of unread messages pause reading."""
+    what it is given); max-buffers pages of unread messages pause reading. On both loops
+    the daemon may run on (uvloop hands out its own socket objects)."""
     buffers = link.Buffers(sndbuf=3 << 20, rcvbuf=5 << 20, max_buffers=256)
 
     async def scenario():
@@ -72,7 +76,8 @@ def test_sndbuf_and_rcvbuf_sizes_are_set_on_both_ends_and_max_buffers_bounds_the
         server.close()
         return sizes, paused, resumed
 
-    sizes, paused, resumed = asyncio.run(scenario())
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    sizes, paused, resumed = run(scenario())
     assert sizes == [(6 << 20, 10 << 20)] * 2
     assert paused and resumed
 
