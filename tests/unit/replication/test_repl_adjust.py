@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from vigil.replication.adjust import plan
-from vigil.replication.config import Endpoint, Protocol, VolumeConfig
+from vigil.replication.config import Buffers, Endpoint, Protocol, VolumeConfig
 from vigil.replication.timers import LinkSettings
 
 RUNNING = VolumeConfig(
@@ -46,3 +46,11 @@ def test_the_device_and_the_addresses_need_down_and_up():
                                    "local.disk: '/var/lib/r0.img' -> '/dev/sdb1'")
     assert any(c.startswith("peer: ") for c in changes.restart)
     assert "al_extents: 1237 -> 7" in changes.restart
+
+
+def test_socket_buffers_take_a_reconnect():
+    """They are set when a connection is made: adjust reconnects for them."""
+    wanted = dataclasses.replace(RUNNING, buffers=Buffers(sndbuf=4 << 20, max_buffers=8000))
+    changes = plan(RUNNING, wanted)
+    assert not changes.live and not changes.restart
+    assert [c.split(":")[0] for c in changes.reconnect] == ["buffers"]
