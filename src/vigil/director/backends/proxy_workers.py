@@ -49,6 +49,7 @@ from vigil.director.codec import (
 )
 from vigil.lvs.reconcile import reconcile
 from vigil.lvs.table import Protocol, RealKey, ServiceKey, Table, VirtualService
+from vigil.runtime import event_loop_runner
 
 log = logging.getLogger("vigil.director.userspace")
 
@@ -283,13 +284,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m vigil.director.backends.proxy_workers FD", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the director's ^C: it stops us itself
-    try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    runner(serve(int(argv[0])))
+    event_loop_runner()(serve(int(argv[0])))
     return 0
 
 
