@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from vigil.lab import Lab, pair_topology
 
@@ -99,7 +100,7 @@ def resync_seconds(s5, s6, name: str) -> float:
 
 def tcp_copy_seconds(s5, s6, size: int) -> float:
     """Seconds to copy `size` bytes of server5's rs backing file to server6 over TCP."""
-    script = str(__import__("pathlib").Path(__file__).with_name("tcp_copy.py"))
+    script = str(Path(__file__).with_name("tcp_copy.py"))
     s5.run(["sh", "-c", f"head -c {size} /var/lib/vigil/rs.img > /var/lib/vigil/tcp.src"],
            timeout=120)
     s6.run(["rm", "-f", "/var/lib/vigil/tcp.dst"])

@@ -193,6 +193,11 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._writable.set()
 
 
+#: Linux's SO_SNDBUFFORCE / SO_RCVBUFFORCE (not in the socket module)
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+
+
 def _size_buffers(sock: socket.socket, buffers: Buffers) -> None:
     """Fixed socket buffers as DRBD sets them: beyond net.core's maxima when root may."""
     for size, forced, plain in ((buffers.sndbuf, SO_SNDBUFFORCE, socket.SO_SNDBUF),
@@ -202,11 +207,6 @@ def _size_buffers(sock: socket.socket, buffers: Buffers) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, forced, size)
             except OSError:  # not CAP_NET_ADMIN: capped at wmem_max / rmem_max
                 sock.setsockopt(socket.SOL_SOCKET, plain, size)
-
-
-#: Linux's SO_SNDBUFFORCE / SO_RCVBUFFORCE (not in the socket module)
-SO_SNDBUFFORCE = 32
-SO_RCVBUFFORCE = 33
 
 
 async def connect(host: str, port: int, local: str, timeout: float,
