@@ -24,6 +24,8 @@ from vigil.errors import VigilError
 ASK_TIMEOUT = 0.5
 #: at most this many daemons of each kind are asked (a page must stay quick)
 MAX_DAEMONS = 16
+#: at most this many of a director's announced prefixes are shown
+MAX_PREFIXES = 64
 
 _VOLUME_TEXT = ("role", "peer_role", "connection", "replication", "disk", "peer_disk",
                 "io_suspended", "sync_paused")
@@ -70,7 +72,22 @@ def director_view(instance: str, answer: Mapping[str, Any]) -> dict[str, Any]:
         services.append({"service": str(service.key), "scheduler": service.scheduler,
                          "reals": reals})
     return {"instance": instance, "role": _text(answer.get("role")),
-            "backend": _text(answer.get("backend")), "services": services}
+            "backend": _text(answer.get("backend")), "services": services,
+            "announce": announce_view(answer.get("announce"))}
+
+
+def announce_view(announce: object) -> dict[str, Any] | None:
+    """What an active-active director tells its routers: each VIP's prefix, announced
+    or withdrawn and why; None for a director that announces nothing."""
+    if not isinstance(announce, dict):
+        return None
+    rows = announce.get("vips")
+    prefixes = [{"prefix": _text(row.get("prefix")), "announced": row.get("announced") is True,
+                 "cause": _text(row.get("cause"))}
+                for row in (rows if isinstance(rows, list) else [])[:MAX_PREFIXES]
+                if isinstance(row, dict)]
+    return {"speaker": _text(announce.get("speaker")),
+            "draining": announce.get("draining") is True, "prefixes": prefixes}
 
 
 def volume_view(name: str, status: object) -> dict[str, Any]:

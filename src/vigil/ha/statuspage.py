@@ -163,7 +163,7 @@ def _director_block(view: Mapping[str, Any]) -> str:
     head = (f'<h3 data-director="{_e(view.get("instance"))}">director {_e(view.get("instance"))}'
             + (f' ({_e(view.get("role"))}, {_e(view.get("backend"))} backend)'
                if not view.get("error") else f": {_e(view.get('error'))}") + "</h3>")
-    blocks = []
+    blocks = [_announce_block(view.get("announce"))]
     for service in view.get("services", []):
         rows = "".join(_real_row(r) for r in service.get("reals", []))
         blocks.append(
@@ -172,6 +172,19 @@ def _director_block(view: Mapping[str, Any]) -> str:
             '<thead><tr><th>real server</th><th>weight</th><th>forward</th><th>check</th>'
             f'<th>said</th></tr></thead><tbody>{rows}</tbody></table>')
     return head + "".join(blocks)
+
+
+def _announce_block(announce: Mapping[str, Any] | None) -> str:
+    """The routes an active-active director announces: one line per prefix."""
+    if not announce:
+        return ""
+    items = "".join(
+        f'<li data-prefix="{_e(p.get("prefix"))}" class="{"up" if p.get("announced") else "down"}">'
+        f'{_e(p.get("prefix"))}: {"announced" if p.get("announced") else "withdrawn"}'
+        f' ({_e(p.get("cause"))})</li>' for p in announce.get("prefixes", []))
+    draining = ", draining" if announce.get("draining") else ""
+    return (f'<div class="announce">announced to the routers through '
+            f'{_e(announce.get("speaker"))}{draining}<ul>{items}</ul></div>')
 
 
 def _sync_text(sync: Mapping[str, Any] | None) -> str:
@@ -282,7 +295,13 @@ SCRIPT = """
   function director(v) {
     const head = el("h3", {"data-director": v.instance}, "director " + v.instance +
       (v.error ? ": " + v.error : " (" + v.role + ", " + v.backend + " backend)"));
-    return [head, ...(v.services || []).map((s) => el("table", {"data-service": s.service},
+    const a = v.announce;
+    const routes = a ? [el("div", {"class": "announce"}, "announced to the routers through " +
+      a.speaker + (a.draining ? ", draining" : ""), el("ul", {}, ...a.prefixes.map((p) =>
+        el("li", {"data-prefix": p.prefix, "class": p.announced ? "up" : "down"}, p.prefix +
+          ": " + (p.announced ? "announced" : "withdrawn") + " (" + p.cause + ")"))))] : [];
+    return [head, ...routes, ...(v.services || []).map((s) => el("table",
+      {"data-service": s.service},
       el("caption", {}, s.service + " " + s.scheduler),
       el("thead", {}, el("tr", {}, ...["real server", "weight", "forward", "check", "said"]
         .map((h) => el("th", {}, h)))),

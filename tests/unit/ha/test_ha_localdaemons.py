@@ -53,6 +53,28 @@ def test_a_broken_director_answer_is_an_error_line_not_an_exception():
     assert all(r["state"] == "" for r in view["services"][0]["reals"])
 
 
+def test_a_director_that_announces_shows_each_prefix_and_why():
+    announce = {"speaker": "exabgp", "draining": True, "holddown": 0.0, "vips": [
+        {"vip": "198.51.100.100", "prefix": "198.51.100.100/32", "announced": False,
+         "cause": "draining", "secret": "never shown"},
+        {"vip": "2001:db8::100", "prefix": "2001:db8::100/128", "announced": True,
+         "cause": "serving"}]}
+    view = localdaemons.director_view("ldirectord", director_answer(announce=announce))
+    assert view["announce"] == {"speaker": "exabgp", "draining": True, "prefixes": [
+        {"prefix": "198.51.100.100/32", "announced": False, "cause": "draining"},
+        {"prefix": "2001:db8::100/128", "announced": True, "cause": "serving"}]}
+    assert "never shown" not in repr(view)
+    # a director that announces nothing, and hostile shapes: never an exception
+    assert localdaemons.director_view("x", director_answer())["announce"] is None
+    assert localdaemons.director_view("x", director_answer(announce=None))["announce"] is None
+    for hostile in ("text", [1], {"vips": "x"}, {"vips": [1, None, {"announced": "yes"}]},
+                    {"vips": [{"prefix": "p"}] * 1000, "draining": "yes"}):
+        shown = localdaemons.announce_view(hostile)
+        assert shown is None or (len(shown["prefixes"]) <= localdaemons.MAX_PREFIXES
+                                 and shown["draining"] is False
+                                 and all(p["announced"] is False for p in shown["prefixes"]))
+
+
 def test_a_volume_view_keeps_named_fields_as_text_and_finite_numbers():
     status = {"role": "Primary", "peer_role": "Secondary", "connection": "Connected",
               "replication": "SyncSource", "disk": "UpToDate", "peer_disk": "Inconsistent",

@@ -186,7 +186,11 @@ def test_the_script_runs_in_chromium_and_hostile_names_stay_text(tmp_path):
     assert "&lt;script&gt;alert('x')&lt;/script&gt;" in dom
 
 
-LVS = [{"instance": "ldirectord", "role": "active", "backend": "nftables", "services": [
+ANNOUNCE = {"speaker": "bird", "draining": False, "prefixes": [
+    {"prefix": "198.51.100.100/32", "announced": True, "cause": "serving"},
+    {"prefix": HOSTILE, "announced": False, "cause": HOSTILE}]}
+LVS = [{"instance": "ldirectord", "role": "active", "backend": "nftables",
+        "announce": ANNOUNCE, "services": [
     {"service": "TCP 198.51.100.100:80", "scheduler": "wlc", "reals": [
         {"real": "198.51.100.21:80", "weight": 1, "forward": "gate", "state": "up",
          "message": "OK"},
@@ -211,6 +215,11 @@ def test_the_page_shows_the_directors_table_and_the_volumes_sync():
     rows = {a.get("data-real"): a.get("class") for tag, a in parser.tags if tag == "tr"
             and "data-real" in a}
     assert rows == {"198.51.100.21:80": "c-up", "198.51.100.22:80": "c-down"}
+    assert "announced to the routers through bird" in text
+    prefixes = {a.get("data-prefix"): a.get("class") for tag, a in parser.tags if tag == "li"
+                and "data-prefix" in a}
+    assert prefixes == {"198.51.100.100/32": "up", HOSTILE: "down"}
+    assert "198.51.100.100/32: announced (serving)" in text
     assert "Primary/Secondary" in text and "UpToDate/Inconsistent" in text
     assert "Connected SyncSource" in text and "50.0% at 2.0 MiB/s, 0s left" in text
     assert f'<p class="note">{NO_DIRECTOR}</p>' not in page
