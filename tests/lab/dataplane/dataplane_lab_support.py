@@ -5,7 +5,6 @@ nftables inside a host, and the slot the kernel will pick for a connection."""
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from vigil.lab import Lab
 from vigil.lab.host import Host
 from vigil.lab.seed import lab_file
 from vigil.testing import vigil_command, wait_until
+from vigil.testing.http import HttpConnection
 
 VIP = "198.51.100.100"
 VIP6 = "2001:db8:0:1::100"
@@ -108,51 +108,6 @@ def answers_and_predictions(lab: Lab, director: Host, ports, vip: str = VIP,
             return answers, [predicted(director, client, p, vip) for p in ports]
     log = director.read_file("/var/log/ldirectord.log")[-2000:]
     raise AssertionError(f"the director's table kept changing:\n{log}")
-
-
-class HttpConnection:
-    """One HTTP/1.1 connection from a lab host, kept open across requests."""
-
-    def __init__(self, host: Host, address: str, port: int = 80, source_port: int = 0,
-                 timeout: float = 5.0):
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        self.sock = host.socket(family)
-        self.sock.settimeout(timeout)
-        if source_port:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", source_port))
-        self.sock.connect((address, port))
-        self.local_port = self.sock.getsockname()[1]
-        self.buffer = b""
-
-    def get(self, close: bool = False) -> str:
-        extra = b"Connection: close\r\n" if close else b""
-        self.sock.sendall(b"GET / HTTP/1.1\r\nHost: www\r\n" + extra + b"\r\n")
-        while b"\r\n\r\n" not in self.buffer:
-            self._read()
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            self.buffer = head + b"\r\n\r\n" + rest
-            self._read()
-            head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        body, self.buffer = rest[:length], rest[length:]
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise OSError(f"bad answer {head[:40]!r}")
-        return body.decode().strip()
-
-    def _read(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed by the server")
-        self.buffer += chunk
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def fetch(lab: Lab, address: str = VIP, source_port: int = 0, timeout: float = 5.0) -> str:
