@@ -8,6 +8,12 @@ booted, though the home node's disk was still a resync target and could not be
 promoted (six tries, then back to the survivor). Now the survivor serves within a
 few seconds of the crash, keeps serving while the home node resyncs, and the group
 goes home only once the home node could start it.
+
+How long the home node's resync takes is the crashed primary's activity-log
+extents (a few 4 MiB extents MariaDB was writing) at c-min-rate, the rate a
+resync keeps while the application writes (DRBD's default, 250 KiB/s, which the
+lab's resource file keeps): 15 s to well over 100 s. The wait for the group to
+go home is derived from the bytes the survivor found out of sync.
 """
 
 from __future__ import annotations
@@ -17,12 +23,29 @@ import time
 
 import pytest
 
-from vigil.demo.replication_scene import answers
+from vigil.config.drbd import DiskOptions
+from vigil.demo.replication_scene import answers, volume_status
 from vigil.lab import Lab, seed_topology
 from vigil.torture.campaign import START_DEADLINE, wait_settled
 from vigil.torture.replicated_setup import ReplicatedSetup
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
+
+#: bytes per second a resync keeps while MariaDB writes (the resource file's default)
+MIN_RATE = DiskOptions().c_min_rate
+
+
+def resync_bytes(survivor, until: float) -> int:
+    """The bytes the survivor has to send the booted home node, once it knows: the
+    largest out-of-sync figure seen while it connects and its resync starts."""
+    largest = 0
+    while time.monotonic() < until:
+        status = volume_status(survivor)
+        largest = max(largest, int(status.get("out_of_sync") or 0))
+        if status.get("replication") in ("SyncSource", "Established"):
+            return largest
+        time.sleep(0.2)
+    return largest
 
 
 def test_the_survivor_serves_until_the_booted_home_node_is_in_sync():
@@ -54,11 +77,19 @@ def test_the_survivor_serves_until_the_booted_home_node_is_in_sync():
         lab.boot("server5")
         setup.after_boot("server5")  # vigil volume up, then vigil heartbeat
         home_log = setup.pair.daemons["server5"]
-        deadline = time.monotonic() + 120
+        booted = time.monotonic()
+        to_send = resync_bytes(lab.host("server6"), booted + 60)
+        allowed = 60 + 1.5 * to_send / MIN_RATE
+        assert allowed < 600, f"{to_send} bytes to resync: more than the activity log holds?"
+        deadline = booted + allowed
         while setup.holder() != "server5" and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert setup.holder() == "server5", "the group did not go home once in sync"
+        assert setup.holder() == "server5", (
+            f"the group did not go home once in sync ({to_send} bytes to resync at "
+            f"{MIN_RATE} bytes/s, waited {allowed:.0f} s)")
         home = time.monotonic()
+        print(f"served {served:.1f} s after the crash; {to_send} bytes to resync; home "
+              f"{home - booted:.1f} s after the boot")
         while time.monotonic() < home + 10 and not any(ok and at > home for at, ok in seen):
             time.sleep(0.1)
         stop.set()
