@@ -2,7 +2,7 @@
 
 `netdev vigil` (direct routing, at the ingress hook of every interface):
 
-    in_<dev>    ip daddr . meta l4proto . th dport vmap @svc4      (and @svc6)
+    in_<dev>    meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4  (and @svc6)
     s_<svc>     recorded connection?  -> goto r_<svc>__<real>
                 [learning: not a SYN -> drop]
                 meta mark set jhash <client> mod SLOTS seed <seed>
@@ -312,13 +312,19 @@ LEARNING_COMMENT = "vigil learning"
 STANDBY_COMMENT = "vigil standby"
 #: The destination is one of this host's own addresses (`fib daddr type local`).
 LOCAL_DESTINATION = match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+#: The frame is addressed to this host's MAC. The ingress hook also sees frames for
+#: other hosts (a switch floods unicast it has no port for, e.g. after the director
+#: that owned the MAC died): forwarding those would send a second copy of another
+#: director's flows to the real servers.
+FOR_THIS_HOST = match(meta("pkttype"), "host")
 
 
 def _dispatch(standby: bool, *expr: Json) -> Rule:
-    """A base chain's dispatch rule; on a standby, gated on the VIP being local."""
+    """A base chain's dispatch rule, for frames addressed to this host; on a standby,
+    gated on the VIP being local too."""
     if standby:
-        return Rule.of(LOCAL_DESTINATION, *expr, comment=STANDBY_COMMENT)
-    return Rule.of(*expr)
+        return Rule.of(FOR_THIS_HOST, LOCAL_DESTINATION, *expr, comment=STANDBY_COMMENT)
+    return Rule.of(FOR_THIS_HOST, *expr)
 
 
 # -- rendering --------------------------------------------------------------------------
