@@ -25,34 +25,51 @@ ROUTER_AS = 65000
 DIRECTOR_AS = 65001
 #: BGP hold time on both sides (BIRD takes 3 s at the least); keepalives every second
 HOLD = 3
+#: BFD, where a topology asks for it: 100 ms between packets, down after 3 missed
+BFD_INTERVAL_MS = 100
+BFD_MULTIPLIER = 3
 BIRD_CONF = "/etc/bird/bird.conf"
 BIRD_SOCKET = "/run/bird/bird.ctl"
 EXABGP_CONF = "/etc/exabgp/exabgp.conf"
+HASH_SEED = "/proc/sys/net/ipv4/fib_multipath_hash_seed"
 
 
-def bird_config(router_id: str, neighbors: Sequence[str], hold: int = HOLD) -> str:
-    """BIRD 2: eBGP to every director, ECMP into the kernel table."""
+def _bfd_protocol(bfd: bool) -> str:
+    """BIRD's BFD protocol on every interface, or nothing."""
+    if not bfd:
+        return ""
+    return (f'protocol bfd {{ interface "*" {{ min rx interval {BFD_INTERVAL_MS} ms; '
+            f"min tx interval {BFD_INTERVAL_MS} ms; multiplier {BFD_MULTIPLIER}; }}; }}\n")
+
+
+def _session_timers(hold: int, bfd: bool) -> str:
+    return (f"    hold time {hold};\n    keepalive time 1;\n    connect retry time 1;\n"
+            f"    error wait time 1, 5;\n    bfd {'on' if bfd else 'off'};\n")
+
+
+def bird_config(router_id: str, neighbors: Sequence[str], hold: int = HOLD,
+                bfd: bool = False) -> str:
+    """BIRD 2: eBGP to every director (an IPv4 session per IPv4 address in
+    `neighbors`, an IPv6 one per IPv6 address), ECMP into the kernel tables; with
+    `bfd`, each session is also watched by BFD, which drops it within 0.3 s of
+    silence. IPv6 routes go through the directors' global addresses, as IPv4 ones."""
+    versions = {ipaddress.ip_address(a).version for a in neighbors}
     sessions = "\n".join(
-        f"protocol bgp d{i} from directors {{ neighbor {address} as {DIRECTOR_AS}; }}"
+        f"protocol bgp d{i} from directors{'6' if ':' in address else ''} "
+        f"{{ neighbor {address} as {DIRECTOR_AS}; }}"
         for i, address in enumerate(neighbors, start=1))
-    return f"""\
-router id {router_id};
-log stderr all;
-protocol device {{ scan time 10; }}
-protocol kernel {{
-    ipv4 {{ import none; export all; }};
-    merge paths on;
-}}
-template bgp directors {{
-    local as {ROUTER_AS};
-    hold time {hold};
-    keepalive time 1;
-    connect retry time 1;
-    error wait time 1, 5;
-    ipv4 {{ import all; export none; }};
-}}
-{sessions}
-"""
+    parts = [f"router id {router_id};", "log stderr all;", "protocol device { scan time 10; }",
+             _bfd_protocol(bfd).rstrip()]
+    for version in sorted(versions):
+        suffix = "6" if version == 6 else ""
+        nexthop = " next hop prefer global;" if version == 6 else ""
+        parts += [f"protocol kernel {{\n    ipv{version} {{ import none; export all; }};\n"
+                  "    merge paths on;\n}",
+                  f"template bgp directors{suffix} {{\n    local as {ROUTER_AS};\n"
+                  + _session_timers(hold, bfd)
+                  + f"    ipv{version} {{ import all; export none;{nexthop} }};\n}}"]
+    parts.append(sessions)
+    return "\n".join(part for part in parts if part) + "\n"
 
 
 def exabgp_config(local: str, router: str, argv: Sequence[str], hold: int = HOLD) -> str:
@@ -87,43 +104,47 @@ def exabgp_env() -> dict[str, str]:
     }
 
 
-def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD) -> LabProcess:
+def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD,
+                 bfd: bool = False) -> LabProcess:
     """Forwarding with an L4 multipath hash, and BIRD in the foreground."""
     router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
-                "net.ipv4.fib_multipath_hash_policy=1"])
+                "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.conf.all.forwarding=1",
+                "net.ipv6.fib_multipath_hash_policy=1"])
+    if Path(HASH_SEED).exists():  # Linux 6.11+: the same flow takes the same path every run
+        router.run(["sysctl", "-q", "-w", f"net.ipv4.fib_multipath_hash_seed={ROUTER_AS}"])
     router_id = _first_address(router, "lan")
-    router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold))
+    router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold, bfd))
     router.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
     return router.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
 
 
 def director_bird_config(local: str, router: str, routes_file: str,
-                         hold: int = HOLD) -> str:
-    """BIRD 2 on a director (`--announce bird`): one eBGP session to the router that
-    exports the routes of vigil's static protocol, the file vigil writes included."""
-    return f"""\
-router id {local};
-log stderr all;
-protocol device {{ scan time 10; }}
-include "{routes_file}";
-protocol bgp uplink {{
-    local {local} as {DIRECTOR_AS};
-    neighbor {router} as {ROUTER_AS};
-    hold time {hold};
-    keepalive time 1;
-    connect retry time 1;
-    error wait time 1, 5;
-    ipv4 {{ import none; export where proto = "vigil_announce4"; }};
-}}
-"""
+                         hold: int = HOLD, bfd: bool = False, local6: str | None = None,
+                         router6: str | None = None) -> str:
+    """BIRD 2 on a director (`--announce bird`): an eBGP session to the router that
+    exports the routes of vigil's static protocol, the file vigil writes included;
+    with `router6`, an IPv6 session beside it for the IPv6 VIPs."""
+    sessions = [("uplink", local, router, 4)]
+    if router6 is not None and local6 is not None:
+        sessions.append(("uplink6", local6, router6, 6))
+    protocols = "\n".join(
+        f"protocol bgp {name} {{\n    local {mine} as {DIRECTOR_AS};\n"
+        f"    neighbor {theirs} as {ROUTER_AS};\n" + _session_timers(hold, bfd)
+        + f'    ipv{version} {{ import none; export where proto = "vigil_announce{version}"; }};'
+        "\n}" for name, mine, theirs, version in sessions)
+    return (f"router id {local};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n"
+            f'{_bfd_protocol(bfd)}include "{routes_file}";\n{protocols}\n')
 
 
 def start_director_bird(director: Host, router: str, routes_file: str, empty_routes: str,
-                        hold: int = HOLD) -> LabProcess:
-    """BIRD on a director, its routes file present (nothing announced) before it starts."""
+                        hold: int = HOLD, bfd: bool = False,
+                        router6: str | None = None) -> LabProcess:
+    """BIRD on a director, its routes file present (nothing announced) before it starts;
+    with `router6`, an IPv6 session to the router too."""
     local = _first_address(director, "lan")
     director.write_file(routes_file, empty_routes)
-    director.write_file(BIRD_CONF, director_bird_config(local, router, routes_file, hold))
+    director.write_file(BIRD_CONF, director_bird_config(
+        local, router, routes_file, hold, bfd, _address6(director, "lan"), router6))
     director.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
     return director.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
 
@@ -140,26 +161,45 @@ def _first_address(host: Host, segment: str) -> str:
     return host.spec.port(segment).addresses[0].split("/")[0]
 
 
-def prepare(lab: Lab, vip: str) -> LabProcess:
+def _address6(host: Host, segment: str) -> str:
+    return next(a.split("/")[0] for a in host.spec.port(segment).addresses if ":" in a)
+
+
+def prepare(lab: Lab, vip: str, bfd: bool = False, vip6: str | None = None) -> LabProcess:
     """The `ecmp` topology's network: default routes through the router (real servers
     answer the client straight through it, as DR wants), the VIP on `lo` of every
     director and of no link (arp_ignore/arp_announce: the router routes it, nobody
-    answers ARP for it), and BIRD on the router with a session to every director.
-    The directors' ExaBGP and `vigil director` are the caller's (`start_speaker`)."""
+    answers ARP for it), and BIRD on the router with a session to every director
+    (watched by BFD with `bfd`). With `vip6`, the same for IPv6: default routes, the
+    IPv6 VIP on the directors' `lo` and an IPv6 session to each director. The
+    directors' speakers and `vigil director` are the caller's (`start_speaker`,
+    `start_director_bird`)."""
     router = lab.host("router")
-    lan_gateway, wan_gateway = _first_address(router, "lan"), _first_address(router, "wan")
     directors = [h for h in lab.hosts.values() if h.name.startswith("dir")]
     for host in lab.hosts.values():
-        if host is router:
-            continue
-        segment = "wan" if any(p.segment == "wan" for p in host.spec.ports) else "lan"
-        host.run(["ip", "route", "replace", "default", "via",
-                  wan_gateway if segment == "wan" else lan_gateway])
-    for director in directors:
-        director.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
-                      "net.ipv4.conf.all.arp_announce=2"])
-        director.run(["ip", "addr", "replace", f"{vip}/32", "dev", "lo"])
-    return start_router(router, [_first_address(d, "lan") for d in directors])
+        if host is not router:
+            prepare_host(lab, host, vip, vip6)
+    neighbors = [_first_address(d, "lan") for d in directors]
+    if vip6 is not None:
+        neighbors += [_address6(d, "lan") for d in directors]
+    return start_router(router, neighbors, bfd=bfd)
+
+
+def prepare_host(lab: Lab, host: Host, vip: str, vip6: str | None = None) -> None:
+    """One host's part of `prepare` (again after the host boots: a boot starts its
+    network afresh): the default routes, and on a director the VIPs on `lo`."""
+    router = lab.host("router")
+    segment = "wan" if any(p.segment == "wan" for p in host.spec.ports) else "lan"
+    host.run(["ip", "route", "replace", "default", "via", _first_address(router, segment)])
+    if vip6 is not None:
+        host.run(["ip", "-6", "route", "replace", "default", "via",
+                  _address6(router, segment)])
+    if host.name.startswith("dir"):
+        host.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
+                  "net.ipv4.conf.all.arp_announce=2"])
+        host.run(["ip", "addr", "replace", f"{vip}/32", "dev", "lo"])
+        if vip6 is not None:
+            host.run(["ip", "addr", "replace", f"{vip6}/128", "dev", "lo"])
 
 
 def nexthops(host: Host, prefix: str) -> list[str]:
