@@ -83,6 +83,10 @@ SYNC_BATCH = 0.005
 MAX_TIMEOUT = 31 * 24 * 3600
 #: How long fallbackcommand and callback may run.
 COMMAND_TIMEOUT = 30.0
+#: how long an announcing director waits for its data path to settle after its first
+#: round of checks (the nftables backend settles within 5 s), and how often it looks
+SETTLE_WAIT = 10.0
+SETTLE_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,8 @@ class Director:
             self.policy.phase = "running"
             self.backend.settled()
             self.announce()
+            if self.speaker is not None and not self.backend.takes_moved_flows():
+                self._spawn(self._announce_once_forwarding())
 
     def handle(self, decision: Decision) -> None:
         if not decision.actions and not decision.reason:
@@ -365,8 +371,9 @@ class Director:
                 counted and real.state is State.UP and not real.maintenance
                 and not real.removed_by_hand for real in health.reals.values()]))
         return Inputs(reals_up=reals_up(services),
-                      settled=self.policy.phase in ("running", "reloading")
-                      or (self.policy.phase == "starting" and not self.engine.targets),
+                      settled=(self.policy.phase in ("running", "reloading")
+                               or (self.policy.phase == "starting" and not self.engine.targets))
+                      and self.backend.takes_moved_flows(),
                       active=self.gate.active, draining=self.draining,
                       stopping=self.policy.phase == "stopping")
 
@@ -392,6 +399,16 @@ class Director:
         if self.speaker is None:
             return
         self._tell(self.announcer.update(self.announce_inputs(), self.clock.now()))
+
+    async def _announce_once_forwarding(self) -> None:
+        """The data path settles a moment after the first round of checks (it learns
+        first, dropping mid-connection packets it cannot place): announce then, not
+        before, or the flows a router moves here would stall."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_WAIT
+        while not self.backend.takes_moved_flows() and loop.time() < deadline:
+            await asyncio.sleep(SETTLE_POLL)
+        self.announce()
 
     def _tell(self, changes: list[Change]) -> None:
         if self.speaker is None or not changes:

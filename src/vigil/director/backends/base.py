@@ -189,6 +189,12 @@ class Backend(abc.ABC):
         takes only packets delivered locally), so the default changes nothing;
         a backend that would capture more must narrow itself here."""
 
+    def takes_moved_flows(self) -> bool:
+        """Whether packets of a connection begun elsewhere (a flow a router moves here
+        from another director) are forwarded now. A data path that is still learning
+        drops them; an active-active director announces itself only once this holds."""
+        return True
+
     def settled(self) -> None:  # noqa: B027 - optional hook
         """The director's first round of checks is done: the table it applies now is
         the one it means (a kernel backend that took over live connections stops

@@ -227,6 +227,9 @@ class NftablesBackend(Backend):
         if self._runner is not None:
             self._runner.close()
 
+    def takes_moved_flows(self) -> bool:
+        return not self._learning
+
     def settled(self) -> None:
         """The director's first round of checks is done: its table means what it says."""
         self._settled = True
