@@ -25,6 +25,15 @@ VIP6 = "2001:db8:0:1::100"
 RS1, RS2 = "198.51.100.1", "198.51.100.2"
 CLIENT = "198.51.100.10"
 NAMES = {RS1: "rs1", RS2: "rs2", "2001:db8:0:1::1": "rs1", "2001:db8:0:1::2": "rs2"}
+#: the seed's ldirectord.cf with an IPv6 virtual service beside its IPv4 one
+CONFIG_WITH_IPV6 = lab_file("ldirectord.cf") + f"""virtual6=[{VIP6}]:80
+\treal6=[2001:db8:0:1::1]:80 gate
+\treal6=[2001:db8:0:1::2]:80 gate
+\tservice=http
+\tscheduler=rr
+\tprotocol=tcp
+\tchecktype=negotiate
+"""
 #: nginx keeps idle keep-alive connections this long: "long-lived" for these tests.
 KEEPALIVE = "keepalive_timeout 600s; keepalive_requests 100000;"
 

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from dataplane_lab_support import (
     CLIENT,
+    CONFIG_WITH_IPV6,
     RS1,
     RS2,
     VIP,
@@ -191,15 +192,7 @@ def one_to_each(lab, director) -> dict[str, str]:
 
 def test_ipv6_direct_routing(seed_lab):
     real_servers(seed_lab, vips=(VIP, VIP6))
-    config = lab_file("ldirectord.cf") + f"""virtual6=[{VIP6}]:80
-\treal6=[2001:db8:0:1::1]:80 gate
-\treal6=[2001:db8:0:1::2]:80 gate
-\tservice=http
-\tscheduler=rr
-\tprotocol=tcp
-\tchecktype=negotiate
-"""
-    server5 = start_director(seed_lab, config=config, vips=(VIP, VIP6))
+    server5 = start_director(seed_lab, config=CONFIG_WITH_IPV6, vips=(VIP, VIP6))
     try:
         wait_weights(server5, {"2001:db8:0:1::1": 1, "2001:db8:0:1::2": 1}, vip=VIP6)
         wait_until(lambda: settled(server5), 15, "the director settled")

@@ -17,34 +17,23 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dataplane"))
-from dataplane_lab_support import fetch, real_servers, vigil
+from dataplane_lab_support import CONFIG_WITH_IPV6 as CONFIG
+from dataplane_lab_support import VIP6, fetch, real_servers, vigil
 from director_lab_support import ECMP_DIRECTORS as DIRECTORS
 from director_lab_support import ECMP_ROUTER as ROUTER
 from director_lab_support import ecmp_nexthops as announced
 
 from vigil.director.speaker import BIRD_FILE, bird_routes
 from vigil.lab.router import nexthops, prepare, start_director_bird
-from vigil.lab.seed import lab_file
 from vigil.lab.topology import ecmp_topology
 from vigil.testing import vigil_command, wait_until
 
 pytestmark = pytest.mark.lab
 
 VIP = "198.51.100.100"
-VIP6 = "2001:db8:0:1::100"
 ROUTER6 = "2001:db8:0:1::fa"
 DIRECTORS6 = {"dir1": "2001:db8:0:1::5", "dir2": "2001:db8:0:1::6", "dir3": "2001:db8:0:1::7"}
 PORTS = range(42000, 42012)
-CONFIG = lab_file("ldirectord.cf") + f"""virtual6=[{VIP6}]:80
-\treal6=[2001:db8:0:1::1]:80 gate
-\treal6=[2001:db8:0:1::2]:80 gate
-\tservice=http
-\tscheduler=rr
-\tprotocol=tcp
-\tchecktype=negotiate
-"""
-
-
 def announced6(lab) -> list[str]:
     return nexthops(lab.host("router"), f"{VIP6}/128")
 
