@@ -63,6 +63,16 @@ def test_exabgp_lines():
         "withdraw route 2001:db8::1/128 next-hop self\n")
 
 
+async def stop_all(director, task, real: asyncio.Server, *fds: int) -> None:
+    """The director stopped, the real server closed, the speaker's pipes closed."""
+    director._stop.set()
+    await asyncio.wait_for(task, 10)
+    real.close()
+    await real.wait_closed()
+    for fd in fds:
+        os.close(fd)
+
+
 def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
     async def scenario():
         real = await serve()
@@ -142,12 +152,7 @@ def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
             assert len(backend.table) == 0
             assert director.announcer.snapshot()[0]["cause"] == "stopping"
         finally:
-            director._stop.set()
-            await asyncio.wait_for(task, 10)
-            real.close()
-            await real.wait_closed()
-            for fd in (commands_r, commands_w, answers_r, answers_w):
-                os.close(fd)
+            await stop_all(director, task, real, commands_r, commands_w, answers_r, answers_w)
 
     asyncio.run(scenario())
 
@@ -244,11 +249,6 @@ def test_a_director_announces_only_once_its_data_path_takes_moved_flows(run_dir)
                     await asyncio.sleep(0.02)
             assert text == f"announce route {PREFIX} next-hop self\n"
         finally:
-            director._stop.set()
-            await asyncio.wait_for(task, 10)
-            real.close()
-            await real.wait_closed()
-            for fd in (commands_r, commands_w, answers_r, answers_w):
-                os.close(fd)
+            await stop_all(director, task, real, commands_r, commands_w, answers_r, answers_w)
 
     asyncio.run(scenario())
