@@ -45,6 +45,7 @@ from vigil.lab.router import (
     BFD_INTERVAL_MS,
     BFD_MULTIPLIER,
     HOLD,
+    first_address,
     nexthops,
     prepare,
     prepare_host,
@@ -155,10 +156,6 @@ def until(condition: Callable[[], bool], timeout: float) -> None:
     wait_until(condition, max(timeout, 0.1), "the bench's deadline", interval=0.02)
 
 
-def address(host: Host, segment: str = "lan") -> str:
-    return host.spec.port(segment).addresses[0].split("/")[0]
-
-
 @dataclass
 class RouteWatcher:
     """The router's nexthops for the VIP, sampled every 20 ms (a host's power-off
@@ -185,7 +182,7 @@ class EcmpDirectors:
 
     def __init__(self, lab: Lab, speaker: str):
         self.lab, self.speaker = lab, speaker
-        self.router = address(lab.host("router"))
+        self.router = first_address(lab.host("router"))
         self.watcher = RouteWatcher(lab.host("router"))
 
     def start(self) -> None:
@@ -194,7 +191,7 @@ class EcmpDirectors:
         for name in DIRECTORS:
             self.lab.host(name).write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
             self.start_director(name)
-        wanted = sorted(address(self.lab.host(n)) for n in DIRECTORS)
+        wanted = sorted(first_address(self.lab.host(n)) for n in DIRECTORS)
         until(lambda: self.announcing() == wanted, 60)
 
     def start_director(self, name: str) -> None:
@@ -214,7 +211,7 @@ class EcmpDirectors:
     def wait_for(self, names: tuple[str, ...], since: float, timeout: float) -> float:
         """Wait until the router's route went through exactly `names` after `since`;
         when it first did."""
-        wanted = sorted(address(self.lab.host(n)) for n in names)
+        wanted = sorted(first_address(self.lab.host(n)) for n in names)
         until(lambda: self.watcher.changed(since, wanted) is not None, timeout)
         changed = self.watcher.changed(since, wanted)
         assert changed is not None

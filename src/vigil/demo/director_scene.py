@@ -47,6 +47,7 @@ from vigil.lab import Lab
 from vigil.lab.host import Host, LabProcess
 from vigil.lab.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.testing import WaitTimeout, wait_until
+from vigil.testing.http import http_exchange
 
 #: `vigil demo director` picks this scene by a word of its title.
 TITLE = "LVS-DR director pair: IPaddr ldirectord httpd on server5/server6"
@@ -81,38 +82,11 @@ def vigil(host: Host, *args: str, check: bool = False):
 
 
 # -- HTTP from the client -----------------------------------------------------------------
-def http_exchange(sock: socket.socket, close: bool) -> str:
-    """One GET on an open connection: the body (raises OSError on anything but 200)."""
-    extra = b"Connection: close\r\n" if close else b""
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: www\r\n" + extra + b"\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        body += chunk
-    if not head.startswith(b"HTTP/1.1 200"):
-        status = head.split(b"\r\n")[0].decode(errors="replace")
-        raise OSError(f"answer {status!r}")
-    return body.decode().strip()
-
-
 def fetch(client: Host, address: str = VIP, timeout: float = 1.0) -> str:
     """One request on a new connection."""
     sock = client.connect(address, 80, timeout=timeout)
     try:
-        return http_exchange(sock, close=True)
+        return http_exchange(sock, close=True)[0]
     finally:
         sock.close()
 
@@ -322,7 +296,7 @@ class KeepAlive:
 
     def ask(self, timeout: float) -> str:
         self.sock.settimeout(timeout)
-        return http_exchange(self.sock, close=False)
+        return http_exchange(self.sock, close=False)[0]
 
 
 def run(lab: Lab, timeline: Timeline) -> SceneResult:
@@ -529,7 +503,7 @@ class DirectorScene:
         for _ in range(30):
             sock = client.connect(VIP, 80, timeout=5.0)
             try:
-                server = http_exchange(sock, close=False).split()[0]
+                server = http_exchange(sock, close=False)[0].split()[0]
             except OSError:
                 sock.close()
                 continue

@@ -53,14 +53,14 @@ def bird_config(router_id: str, neighbors: Sequence[str], hold: int = HOLD,
     `neighbors`, an IPv6 one per IPv6 address), ECMP into the kernel tables; with
     `bfd`, each session is also watched by BFD, which drops it within 0.3 s of
     silence. IPv6 routes go through the directors' global addresses, as IPv4 ones."""
-    versions = {ipaddress.ip_address(a).version for a in neighbors}
+    versions = [ipaddress.ip_address(a).version for a in neighbors]
     sessions = "\n".join(
-        f"protocol bgp d{i} from directors{'6' if ':' in address else ''} "
+        f"protocol bgp d{i} from directors{'6' if version == 6 else ''} "
         f"{{ neighbor {address} as {DIRECTOR_AS}; }}"
-        for i, address in enumerate(neighbors, start=1))
+        for i, (address, version) in enumerate(zip(neighbors, versions, strict=True), start=1))
     parts = [f"router id {router_id};", "log stderr all;", "protocol device { scan time 10; }",
              _bfd_protocol(bfd).rstrip()]
-    for version in sorted(versions):
+    for version in sorted(set(versions)):
         suffix = "6" if version == 6 else ""
         nexthop = " next hop prefer global;" if version == 6 else ""
         parts += [f"protocol kernel {{\n    ipv{version} {{ import none; export all; }};\n"
@@ -112,7 +112,7 @@ def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD,
                 "net.ipv6.fib_multipath_hash_policy=1"])
     if Path(HASH_SEED).exists():  # Linux 6.11+: the same flow takes the same path every run
         router.run(["sysctl", "-q", "-w", f"net.ipv4.fib_multipath_hash_seed={ROUTER_AS}"])
-    router_id = _first_address(router, "lan")
+    router_id = first_address(router, "lan")
     router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold, bfd))
     router.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
     return router.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
@@ -141,7 +141,7 @@ def start_director_bird(director: Host, router: str, routes_file: str, empty_rou
                         router6: str | None = None) -> LabProcess:
     """BIRD on a director, its routes file present (nothing announced) before it starts;
     with `router6`, an IPv6 session to the router too."""
-    local = _first_address(director, "lan")
+    local = first_address(director, "lan")
     director.write_file(routes_file, empty_routes)
     director.write_file(BIRD_CONF, director_bird_config(
         local, router, routes_file, hold, bfd, _address6(director, "lan"), router6))
@@ -152,12 +152,13 @@ def start_director_bird(director: Host, router: str, routes_file: str, empty_rou
 def start_speaker(director: Host, router: str, director_argv: Sequence[str],
                   hold: int = HOLD) -> LabProcess:
     """ExaBGP on a director, running `director_argv` as its API process."""
-    local = _first_address(director, "lan")
+    local = first_address(director, "lan")
     director.write_file(EXABGP_CONF, exabgp_config(local, router, director_argv, hold))
     return director.spawn(["exabgp", EXABGP_CONF], name="exabgp", env=exabgp_env())
 
 
-def _first_address(host: Host, segment: str) -> str:
+def first_address(host: Host, segment: str = "lan") -> str:
+    """A host's IPv4 address on a segment (what BGP sessions and nexthops use)."""
     return host.spec.port(segment).addresses[0].split("/")[0]
 
 
@@ -179,7 +180,7 @@ def prepare(lab: Lab, vip: str, bfd: bool = False, vip6: str | None = None) -> L
     for host in lab.hosts.values():
         if host is not router:
             prepare_host(lab, host, vip, vip6)
-    neighbors = [_first_address(d, "lan") for d in directors]
+    neighbors = [first_address(d, "lan") for d in directors]
     if vip6 is not None:
         neighbors += [_address6(d, "lan") for d in directors]
     return start_router(router, neighbors, bfd=bfd)
@@ -190,7 +191,7 @@ def prepare_host(lab: Lab, host: Host, vip: str, vip6: str | None = None) -> Non
     network afresh): the default routes, and on a director the VIPs on `lo`."""
     router = lab.host("router")
     segment = "wan" if any(p.segment == "wan" for p in host.spec.ports) else "lan"
-    host.run(["ip", "route", "replace", "default", "via", _first_address(router, segment)])
+    host.run(["ip", "route", "replace", "default", "via", first_address(router, segment)])
     if vip6 is not None:
         host.run(["ip", "-6", "route", "replace", "default", "via",
                   _address6(router, segment)])

@@ -9,6 +9,36 @@ import socket
 from vigil.lab.host import Host
 
 
+def http_exchange(sock: socket.socket, close: bool, pending: bytes = b"") -> tuple[str, bytes]:
+    """One GET / on an open connection: the body, and the bytes read past it (kept for
+    the next answer on a kept-alive connection; `pending` is what the last one left).
+    Raises OSError on anything but 200, ConnectionError if the server closes first."""
+    extra = b"Connection: close\r\n" if close else b""
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: www\r\n" + extra + b"\r\n")
+    data = pending
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        return chunk
+
+    while b"\r\n\r\n" not in data:
+        data += more()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += more()
+    if not head.startswith(b"HTTP/1.1 200"):
+        status = head.split(b"\r\n")[0].decode(errors="replace")
+        raise OSError(f"answer {status!r}")
+    return body[:length].decode().strip(), body[length:]
+
+
 class HttpConnection:
     """One HTTP/1.1 connection from a lab host, kept open across requests."""
 
@@ -25,30 +55,8 @@ class HttpConnection:
         self.buffer = b""
 
     def get(self, close: bool = False) -> str:
-        extra = b"Connection: close\r\n" if close else b""
-        self.sock.sendall(b"GET / HTTP/1.1\r\nHost: www\r\n" + extra + b"\r\n")
-        while b"\r\n\r\n" not in self.buffer:
-            self._read()
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            self.buffer = head + b"\r\n\r\n" + rest
-            self._read()
-            head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        body, self.buffer = rest[:length], rest[length:]
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise OSError(f"bad answer {head[:40]!r}")
-        return body.decode().strip()
-
-    def _read(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed by the server")
-        self.buffer += chunk
+        body, self.buffer = http_exchange(self.sock, close, self.buffer)
+        return body
 
     def close(self) -> None:
         self.sock.close()

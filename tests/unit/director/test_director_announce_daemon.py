@@ -3,6 +3,7 @@ on a pipe as the real server comes and goes, on drain and on stop."""
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,23 @@ def test_exabgp_lines():
         "withdraw route 2001:db8::1/128 next-hop self\n")
 
 
+async def served_config(run_dir) -> tuple[asyncio.Server, int, Path]:
+    """A real server, its port, and the ldirectord.cf that checks it."""
+    real = await serve()
+    port = real.sockets[0].getsockname()[1]
+    cf = run_dir / "ldirectord.cf"
+    cf.write_text(CONFIG.format(port=port))
+    return real, port, cf
+
+
+def speaker_pipes() -> tuple[int, int, int, int]:
+    """The speaker's two pipes: commands (read without blocking) and answers."""
+    commands_r, commands_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    os.set_blocking(commands_r, False)
+    return commands_r, commands_w, answers_r, answers_w
+
+
 async def stop_all(director, task, real: asyncio.Server, *fds: int) -> None:
     """The director stopped, the real server closed, the speaker's pipes closed."""
     director._stop.set()
@@ -75,13 +93,8 @@ async def stop_all(director, task, real: asyncio.Server, *fds: int) -> None:
 
 def test_announce_withdraw_drain_and_stop_reach_the_speaker(run_dir):
     async def scenario():
-        real = await serve()
-        port = real.sockets[0].getsockname()[1]
-        cf = run_dir / "ldirectord.cf"
-        cf.write_text(CONFIG.format(port=port))
-        commands_r, commands_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        os.set_blocking(commands_r, False)
+        real, port, cf = await served_config(run_dir)
+        commands_r, commands_w, answers_r, answers_w = speaker_pipes()
         # masq: the memory backend forwards nothing; NAT needs conntrack_sync to announce
         moments: list[tuple[str, float]] = []
 
@@ -209,13 +222,8 @@ def test_a_director_announces_only_once_its_data_path_takes_moved_flows(run_dir)
     """A data path that is still learning drops mid-connection packets: the flows a
     router would move to this director would stall, so the route waits for it."""
     async def scenario():
-        real = await serve()
-        port = real.sockets[0].getsockname()[1]
-        cf = run_dir / "ldirectord.cf"
-        cf.write_text(CONFIG.format(port=port))
-        commands_r, commands_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        os.set_blocking(commands_r, False)
+        real, _, cf = await served_config(run_dir)
+        commands_r, commands_w, answers_r, answers_w = speaker_pipes()
 
         class LearningBackend(MemoryBackend):
             learning = True
