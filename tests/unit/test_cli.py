@@ -90,3 +90,8 @@ def test_drbdadms_options_before_the_verb_still_reach_the_volume_command():
     done = run("volume", "--", "--clear-bitmap", "new-current-uuid", "--help")
     assert done.returncode == 0, done.stderr
     assert "usage: vigil volume" in done.stdout
+
+
+def test_lab_multipath_applies_to_the_ecmp_topology_only(capsys):
+    assert main(["lab", "up", "--multipath", "resilient"]) == 2
+    assert "--multipath applies to the ecmp topology only" in capsys.readouterr().err

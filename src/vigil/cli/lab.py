@@ -29,6 +29,10 @@ def register(subparsers: Subparsers) -> None:
 
     up = verbs.add_parser("up", help="build a lab and leave it running")
     up.add_argument("--topology", default="seed", choices=sorted(TOPOLOGIES))
+    up.add_argument(
+        "--multipath", choices=("resilient", "hash-threshold"),
+        help="ecmp topology: how the router spreads flows over the directors (default: "
+             "resilient nexthop groups where the kernel has them, Linux 5.13+)")
     up.set_defaults(handler=cmd_up)
 
     status = verbs.add_parser("status", help="list labs, their hosts and addresses")
@@ -67,13 +71,23 @@ def _pick_lab(run_id: str | None) -> Lab:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from vigil.lab import resilient
+
     started = time.monotonic()
+    if args.multipath is not None and args.topology != "ecmp":
+        raise UsageError("--multipath applies to the ecmp topology only")
+    if args.multipath == "resilient" and not resilient.available():
+        raise UsageError("--multipath resilient: this kernel has no resilient nexthop "
+                         "groups (Linux 5.13+)")
+    groups = args.multipath == "resilient" or (args.multipath is None and resilient.available())
     lab = Lab(topology_named(args.topology), detached=True).up()
     if lab.topology.name == "ecmp":
         from vigil.lab import router
 
         try:
-            router.prepare(lab, lab.topology.addresses["vip"])
+            router.prepare(lab, lab.topology.addresses["vip"], resilient=groups)
+            print(f"router: {'resilient nexthop group' if groups else 'hash-threshold'} "
+                  "multipath")
         except BaseException:
             lab.down()
             raise

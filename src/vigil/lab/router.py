@@ -3,7 +3,8 @@
 The router runs BIRD 2: one eBGP session per director (the directors in AS
 65001, the router in AS 65000), every route accepted, and the kernel protocol's
 `merge paths` installing equal routes from several directors as one multipath
-route; `fib_multipath_hash_policy=1` hashes flows on their L4 ports. Each
+route (or, with `resilient`, as a resilient nexthop group: `vigil.lab.resilient`);
+`fib_multipath_hash_policy=1` hashes flows on their L4 ports. Each
 director runs ExaBGP with `vigil director -d --announce exabgp` as its API
 process. BGP timers are short (hold 3 s, keepalive 1 s, BIRD's minimum hold) so
 that a director that dies silently is dropped within 3 s; a director that stops
@@ -13,6 +14,7 @@ cleanly withdraws at once.
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from vigil.kernel.netlink import iproute
 from vigil.lab.host import Host, LabProcess
 from vigil.lab.lab import Lab
+from vigil.lab.resilient import STAGING_TABLE
 
 ROUTER_AS = 65000
 DIRECTOR_AS = 65001
@@ -48,7 +51,7 @@ def _session_timers(hold: int, bfd: bool) -> str:
 
 
 def bird_config(router_id: str, neighbors: Sequence[str], hold: int = HOLD,
-                bfd: bool = False) -> str:
+                bfd: bool = False, kernel_table: int | None = None) -> str:
     """BIRD 2: eBGP to every director (an IPv4 session per IPv4 address in
     `neighbors`, an IPv6 one per IPv6 address), ECMP into the kernel tables; with
     `bfd`, each session is also watched by BFD, which drops it within 0.3 s of
@@ -63,8 +66,9 @@ def bird_config(router_id: str, neighbors: Sequence[str], hold: int = HOLD,
     for version in sorted(set(versions)):
         suffix = "6" if version == 6 else ""
         nexthop = " next hop prefer global;" if version == 6 else ""
+        table = f"    kernel table {kernel_table};\n" if kernel_table is not None else ""
         parts += [f"protocol kernel {{\n    ipv{version} {{ import none; export all; }};\n"
-                  "    merge paths on;\n}",
+                  f"    merge paths on;\n{table}}}",
                   f"template bgp directors{suffix} {{\n    local as {ROUTER_AS};\n"
                   + _session_timers(hold, bfd)
                   + f"    ipv{version} {{ import all; export none;{nexthop} }};\n}}"]
@@ -105,16 +109,22 @@ def exabgp_env() -> dict[str, str]:
 
 
 def start_router(router: Host, neighbors: Sequence[str], hold: int = HOLD,
-                 bfd: bool = False) -> LabProcess:
-    """Forwarding with an L4 multipath hash, and BIRD in the foreground."""
+                 bfd: bool = False, resilient: bool = False) -> LabProcess:
+    """Forwarding with an L4 multipath hash, and BIRD in the foreground; with
+    `resilient`, BIRD's routes go through resilient nexthop groups
+    (`vigil.lab.resilient`, run on the router beside BIRD)."""
     router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
                 "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.conf.all.forwarding=1",
                 "net.ipv6.fib_multipath_hash_policy=1"])
     if Path(HASH_SEED).exists():  # Linux 6.11+: the same flow takes the same path every run
         router.run(["sysctl", "-q", "-w", f"net.ipv4.fib_multipath_hash_seed={ROUTER_AS}"])
     router_id = first_address(router, "lan")
-    router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold, bfd))
+    table = STAGING_TABLE if resilient else None
+    router.write_file(BIRD_CONF, bird_config(router_id, neighbors, hold, bfd, table))
     router.run(["mkdir", "-p", str(Path(BIRD_SOCKET).parent)])
+    if resilient:
+        router.spawn([sys.executable, "-m", "vigil.lab.resilient", "--table", str(table)],
+                     name="resilient")
     return router.spawn(["bird", "-f", "-c", BIRD_CONF, "-s", BIRD_SOCKET], name="bird")
 
 
@@ -166,12 +176,14 @@ def _address6(host: Host, segment: str) -> str:
     return next(a.split("/")[0] for a in host.spec.port(segment).addresses if ":" in a)
 
 
-def prepare(lab: Lab, vip: str, bfd: bool = False, vip6: str | None = None) -> LabProcess:
+def prepare(lab: Lab, vip: str, bfd: bool = False, vip6: str | None = None,
+            resilient: bool = False) -> LabProcess:
     """The `ecmp` topology's network: default routes through the router (real servers
     answer the client straight through it, as DR wants), the VIP on `lo` of every
     director and of no link (arp_ignore/arp_announce: the router routes it, nobody
     answers ARP for it), and BIRD on the router with a session to every director
-    (watched by BFD with `bfd`). With `vip6`, the same for IPv6: default routes, the
+    (watched by BFD with `bfd`; its routes through resilient nexthop groups with
+    `resilient`). With `vip6`, the same for IPv6: default routes, the
     IPv6 VIP on the directors' `lo` and an IPv6 session to each director. The
     directors' speakers and `vigil director` are the caller's (`start_speaker`,
     `start_director_bird`)."""
@@ -183,19 +195,20 @@ def prepare(lab: Lab, vip: str, bfd: bool = False, vip6: str | None = None) -> L
     neighbors = [first_address(d, "lan") for d in directors]
     if vip6 is not None:
         neighbors += [_address6(d, "lan") for d in directors]
-    return start_router(router, neighbors, bfd=bfd)
+    return start_router(router, neighbors, bfd=bfd, resilient=resilient)
 
 
-def prepare_host(lab: Lab, host: Host, vip: str, vip6: str | None = None) -> None:
+def prepare_host(lab: Lab, host: Host, vip: str | None, vip6: str | None = None) -> None:
     """One host's part of `prepare` (again after the host boots: a boot starts its
-    network afresh): the default routes, and on a director the VIPs on `lo`."""
+    network afresh): the default routes, and on a director the VIPs on `lo` (none
+    with `vip` None: an active/standby pair moves the VIP on its link instead)."""
     router = lab.host("router")
     segment = "wan" if any(p.segment == "wan" for p in host.spec.ports) else "lan"
     host.run(["ip", "route", "replace", "default", "via", first_address(router, segment)])
     if vip6 is not None:
         host.run(["ip", "-6", "route", "replace", "default", "via",
                   _address6(router, segment)])
-    if host.name.startswith("dir"):
+    if host.name.startswith("dir") and vip is not None:
         host.run(["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1",
                   "net.ipv4.conf.all.arp_announce=2"])
         host.run(["ip", "addr", "replace", f"{vip}/32", "dev", "lo"])
@@ -221,3 +234,65 @@ def nexthops(host: Host, prefix: str) -> list[str]:
                 if gateway:
                     found.append(gateway)
     return sorted(found)
+
+
+def flow_paths(router: Host, source: str, source_ports: Sequence[int], destination: str,
+               port: int, segment: str = "wan") -> dict[int, str]:
+    """Which gateway the router forwards each TCP flow `source:sport -> destination:port`
+    arriving on `segment` to (`ip route get` with the flow's ports, which hashes it as
+    forwarding does); flows without a route are left out."""
+    iif = router.spec.port(segment).ifname
+    family = "-6 " if ":" in destination else ""
+    paths: dict[int, str] = {}
+    remaining = list(source_ports)
+    while remaining:
+        lines = [f"{family}route get {destination} from {source} iif {iif} ipproto tcp "
+                 f"sport {sport} dport {port}" for sport in remaining]
+        # Without -force the batch stops at the first flow with no route: the
+        # answers are those of the flows before it, in order.
+        done = router.run(["ip", "-j", "-batch", "-"], input="\n".join(lines) + "\n",
+                          check=False)
+        answers = _json_values(done.stdout)
+        for sport, answer in zip(remaining, answers, strict=False):
+            gateway = answer[0].get("gateway") if isinstance(answer, list) and answer \
+                and isinstance(answer[0], dict) else None
+            if isinstance(gateway, str):
+                paths[sport] = gateway
+        remaining = remaining[len(answers) + 1:]
+    return paths
+
+
+def _json_values(text: str) -> list[object]:
+    """The JSON values `ip -j -batch` printed one after the other."""
+    decoder, at, values = json.JSONDecoder(), 0, []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return values
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+
+
+def group_buckets(router: Host, prefix: str) -> dict[str, int]:
+    """How many buckets of the resilient group the router's route to `prefix` goes
+    through each gateway holds (empty without such a route). Reading buckets does
+    not use them, unlike a route lookup, which keeps a bucket busy."""
+    family = ["-6"] if ":" in prefix else []
+    routes = _json_values(router.run(["ip", "-j", *family, "route", "show", prefix],
+                                     check=False).stdout)
+    group = next((r.get("nhid") for found in routes if isinstance(found, list)
+                  for r in found if isinstance(r, dict) and "nhid" in r), None)
+    if not isinstance(group, int):
+        return {}
+    gateways = {n["id"]: n.get("gateway") for found in _json_values(
+        router.run(["ip", "-j", "nexthop", "show"], check=False).stdout)
+        if isinstance(found, list) for n in found if isinstance(n, dict) and "id" in n}
+    counts: dict[str, int] = {}
+    for found in _json_values(router.run(["ip", "-j", "nexthop", "bucket", "show", "id",
+                                          str(group)], check=False).stdout):
+        for bucket in found if isinstance(found, list) else []:
+            gateway = gateways.get(bucket.get("bucket", {}).get("nhid"))
+            if isinstance(gateway, str):
+                counts[gateway] = counts.get(gateway, 0) + 1
+    return counts
