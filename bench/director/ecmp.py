@@ -2,8 +2,9 @@
 
 Three DR directors (nftables backend, the tutorial's ldirectord.cf) announce the
 VIP to the lab's BIRD 2 router (`vigil lab up --topology ecmp`), which spreads
-flows over them by an L4 hash (Linux's hash-threshold multipath: BIRD 2.0.12
-installs plain multipath routes, not resilient nexthop groups). From the client,
+flows over them by an L4 hash: Linux's hash-threshold multipath (BIRD 2.0.12
+installs plain multipath routes), or in `bird-bfd-resilient` a resilient
+nexthop group (`vigil.lab.resilient` re-installs BIRD's route). From the client,
 through the VIP, all the time:
 
 - long-lived connections: HTTP/1.1 keep-alive, a GET on each every 0.25 s, a
@@ -17,15 +18,19 @@ falls silent), it boots and comes back, one director drains and undrains. For
 each: how long until the router's route changed (sampled every 20 ms from the
 event on), the new requests that failed from the event until 2 s after the
 change, the longest time no new request was answered, long-lived connections
-broken, and the longest a long-lived connection's GET took. Modes:
+broken, the longest a long-lived connection's GET took, and "moved": long-lived
+flows the router sent to another director although theirs still announced
+(`ip route get` with each flow's ports, before the event and after). Modes:
 
     exabgp    ExaBGP on each director, BGP hold time 3 s (BIRD's minimum)
     bird-bfd  BIRD on each director, BFD on the sessions (100 ms, 3 missed)
+    bird-bfd-resilient  the same, the router's route a resilient nexthop group
     pair      the tutorial's director pair under `vigil heartbeat` (deadtime 1 s,
-              warm standby): the active director crashes; "route changed" is the
-              first answer through the standby
+              warm standby) on the same lab: dir1 and dir2, the VIP on their link,
+              the router reaching it by ARP; the active director crashes; "route
+              changed" is the first answer through the standby
 
-    .venv/bin/python bench/director/ecmp.py [--modes exabgp,bird-bfd,pair] [--json FILE]
+    .venv/bin/python bench/director/ecmp.py [--modes exabgp,bird-bfd,...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -39,17 +44,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from vigil.director.speaker import BIRD_FILE, bird_routes
-from vigil.lab import Lab, seed_topology
+from vigil.lab import Lab
 from vigil.lab.host import Host
 from vigil.lab.router import (
     BFD_INTERVAL_MS,
     BFD_MULTIPLIER,
     HOLD,
     first_address,
+    flow_paths,
     nexthops,
     prepare,
     prepare_host,
     start_director_bird,
+    start_router,
     start_speaker,
 )
 from vigil.lab.seed import lab_file
@@ -77,6 +84,8 @@ class Outcome:
     longest_unanswered: float
     broken: int
     longest_get: float
+    #: long-lived flows whose director stayed yet the router sent elsewhere (None: no ECMP)
+    moved: int | None = None
 
 
 @dataclass
@@ -93,10 +102,13 @@ class Workload:
     broken: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
+    #: the long-lived connections' source ports
+    ports: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         connections = [HttpConnection(self.client, VIP, timeout=10.0)
                        for _ in range(LONG_LIVED)]
+        self.ports = [c.local_port for c in connections]
         for connection in connections:
             connection.get()
         self.threads = [threading.Thread(target=self._keep, args=(c,), daemon=True)
@@ -180,13 +192,13 @@ class RouteWatcher:
 class EcmpDirectors:
     """The ecmp lab's three directors, announcing with ExaBGP or with BIRD + BFD."""
 
-    def __init__(self, lab: Lab, speaker: str):
-        self.lab, self.speaker = lab, speaker
+    def __init__(self, lab: Lab, speaker: str, resilient: bool = False):
+        self.lab, self.speaker, self.resilient = lab, speaker, resilient
         self.router = first_address(lab.host("router"))
         self.watcher = RouteWatcher(lab.host("router"))
 
     def start(self) -> None:
-        prepare(self.lab, VIP, bfd=self.speaker == "bird-bfd")
+        prepare(self.lab, VIP, bfd=self.speaker == "bird-bfd", resilient=self.resilient)
         director_pair.configure_real_servers(self.lab)
         for name in DIRECTORS:
             self.lab.host(name).write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
@@ -217,35 +229,50 @@ class EcmpDirectors:
         assert changed is not None
         return changed
 
+    def paths(self, workload: Workload) -> dict[int, str]:
+        """The director the router sends each long-lived connection's flow to."""
+        client = first_address(self.lab.host("client"), "wan")
+        return flow_paths(self.lab.host("router"), client, workload.ports, VIP, 80)
+
+    def outcome(self, workload: Workload, event: str, began: float, changed: float,
+                before: dict[int, str]) -> Outcome:
+        """The event's outcome, with the long-lived flows the router moved although
+        their director still carries the VIP."""
+        outcome = workload.outcome(event, began, changed)
+        after, staying = self.paths(workload), set(self.announcing())
+        outcome.moved = sum(1 for port, hop in before.items()
+                            if hop in staying and after.get(port, hop) != hop)
+        return outcome
+
     def run(self, workload: Workload) -> list[Outcome]:
         outcomes = []
         self.watcher.start()
         try:
-            began = time.time()
+            before, began = self.paths(workload), time.time()
             self.lab.crash("dir3")
             changed = self.wait_for(("dir1", "dir2"), began, HOLD + 10)
-            outcomes.append(workload.outcome("crash dir3", began, changed))
+            outcomes.append(self.outcome(workload, "crash dir3", began, changed, before))
 
-            began = time.time()
+            before, began = self.paths(workload), time.time()
             self.lab.boot("dir3")
             prepare_host(self.lab, self.lab.host("dir3"), VIP)
             self.start_director("dir3")
             changed = self.wait_for(DIRECTORS, began, 60)
-            outcomes.append(workload.outcome("dir3 boots, back", began, changed))
+            outcomes.append(self.outcome(workload, "dir3 boots, back", began, changed, before))
 
             for verb, names in (("drain", ("dir2", "dir3")), ("undrain", DIRECTORS)):
-                began = time.time()
+                before, began = self.paths(workload), time.time()
                 director_pair.vigil(self.lab.host("dir1"), "director", verb)
                 changed = self.wait_for(names, began, 15)
-                outcomes.append(workload.outcome(f"{verb} dir1", began, changed))
+                outcomes.append(self.outcome(workload, f"{verb} dir1", began, changed, before))
         finally:
             self.watcher.stopping.set()
         return outcomes
 
 
-def ecmp(speaker: str) -> list[Outcome]:
+def ecmp(speaker: str, resilient: bool = False) -> list[Outcome]:
     with Lab(ecmp_topology(3)) as lab:
-        directors = EcmpDirectors(lab, speaker)
+        directors = EcmpDirectors(lab, speaker, resilient)
         directors.start()
         workload = Workload(lab.host("client"))
         workload.start()
@@ -255,18 +282,30 @@ def ecmp(speaker: str) -> list[Outcome]:
             workload.stop()
 
 
+#: The active/standby pair on the same lab: dir1 and dir2, heartbeat on their one link
+ECMP_PAIR = director_pair.PairLayout("dir1", "dir2",
+                                     ("ucast eth0 198.51.100.5", "ucast eth0 198.51.100.6"))
+
+
 def pair() -> list[Outcome]:
-    """The active/standby pair: the active director crashes, the warm standby takes over."""
-    with Lab(seed_topology()) as lab:
-        daemons = director_pair.start_pair(lab, warm=True)
+    """The active/standby pair on the ecmp lab (the router ARPs for the VIP on the
+    directors' link, no BGP): the active director crashes, the warm standby takes over."""
+    with Lab(ecmp_topology(3)) as lab:
+        router = lab.host("router")
+        start_router(router, [])
+        for host in lab.hosts.values():
+            if host is not router:
+                prepare_host(lab, host, None)
+        daemons = director_pair.start_pair(lab, warm=True, layout=ECMP_PAIR)
         workload = Workload(lab.host("client"))
         workload.start()
+        standby, active = daemons[ECMP_PAIR.standby], ECMP_PAIR.active
         try:
             began = time.time()
-            lab.crash("server5")
-            until(lambda: director_pair.log_time(daemons["server6"].output(), "peer.dead",
-                                                 "server5") is not None, 30)
-            detected = director_pair.log_time(daemons["server6"].output(), "peer.dead", "server5")
+            lab.crash(active)
+            until(lambda: director_pair.log_time(standby.output(), "peer.dead",
+                                                 active) is not None, 30)
+            detected = director_pair.log_time(standby.output(), "peer.dead", active)
             assert detected is not None
 
             def answered() -> float | None:
@@ -274,7 +313,7 @@ def pair() -> list[Outcome]:
                          if ok and at >= detected), None)
 
             until(lambda: answered() is not None, 30)
-            return [workload.outcome("crash server5 (active)", began, answered())]
+            return [workload.outcome(f"crash {active} (active)", began, answered())]
         finally:
             workload.stop()
 
@@ -282,6 +321,9 @@ def pair() -> list[Outcome]:
 MODES: dict[str, tuple[str, Callable[[], list[Outcome]]]] = {
     "exabgp": (f"ExaBGP, BGP hold time {HOLD} s", lambda: ecmp("exabgp")),
     "bird-bfd": (f"BIRD, BFD {BFD_INTERVAL_MS} ms x {BFD_MULTIPLIER}", lambda: ecmp("bird-bfd")),
+    "bird-bfd-resilient": (f"BIRD, BFD {BFD_INTERVAL_MS} ms x {BFD_MULTIPLIER}, "
+                           "resilient nexthop group on the router",
+                           lambda: ecmp("bird-bfd", resilient=True)),
     "pair": ("active/standby pair, vigil heartbeat deadtime 1 s, warm standby", pair),
 }
 
@@ -291,18 +333,19 @@ def report(results: dict[str, list[Outcome]]) -> str:
     for mode, outcomes in results.items():
         lines.append(f"\n== {mode}: {MODES[mode][0]} ==")
         lines.append(f"{'event':<24} {'route changed':>13} {'new requests failed':>22} "
-                     f"{'unanswered':>10} {'broken':>9} {'longest GET':>11}")
+                     f"{'unanswered':>10} {'broken':>9} {'longest GET':>11} {'moved':>9}")
         for o in outcomes:
             changed = "-" if o.changed_after is None else f"{o.changed_after:.2f} s"
             share = o.new_failed / o.new_made if o.new_made else 0.0
             lines.append(f"{o.event:<24} {changed:>13} "
                          f"{f'{o.new_failed} of {o.new_made} ({share:.1%})':>22} "
                          f"{o.longest_unanswered:>8.2f} s {f'{o.broken} of {LONG_LIVED}':>9} "
-                         f"{o.longest_get:>9.2f} s")
+                         f"{o.longest_get:>9.2f} s "
+                         f"{'-' if o.moved is None else f'{o.moved} of {LONG_LIVED}':>9}")
     crashes = {mode: outcomes[0] for mode, outcomes in results.items()}
     if "pair" in crashes and crashes["pair"].new_failed:
         base = crashes["pair"].new_failed
-        for mode in ("exabgp", "bird-bfd"):
+        for mode in ("exabgp", "bird-bfd", "bird-bfd-resilient"):
             if mode in crashes:
                 lines.append(f"\nnew requests failed in a director crash, {mode} / pair: "
                              f"{crashes[mode].new_failed / base:.2f}")
@@ -311,7 +354,7 @@ def report(results: dict[str, list[Outcome]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="exabgp,bird-bfd,pair")
+    parser.add_argument("--modes", default="exabgp,bird-bfd,bird-bfd-resilient,pair")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     args = parser.parse_args()
     modes = args.modes.split(",")

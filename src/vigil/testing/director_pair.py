@@ -25,19 +25,33 @@ from vigil.lab.seed import lab_file
 from vigil.testing.wait import wait_until
 
 VIP = "198.51.100.100"
-DIRECTORS = ("server5", "server6")
-HA_CF = """keepalive 100ms
-deadtime 1
-warntime 500ms
-initdead 3
-udpport 694
-ucast eth1 203.0.113.5
-ucast eth1 203.0.113.6
-auto_failback off
-node server5.example.com
-node server6.example.com
-"""
-HARESOURCES = f"server5.example.com IPaddr::{VIP}/24/eth0 ldirectord\n"
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """Which two lab hosts are the pair, and the heartbeat media between them."""
+
+    active: str
+    standby: str
+    media: tuple[str, ...]
+
+    @property
+    def directors(self) -> tuple[str, str]:
+        return self.active, self.standby
+
+    def ha_cf(self) -> str:
+        media = "".join(f"{medium}\n" for medium in self.media)
+        return (f"keepalive 100ms\ndeadtime 1\nwarntime 500ms\ninitdead 3\nudpport 694\n"
+                f"{media}auto_failback off\nnode {self.active}.example.com\n"
+                f"node {self.standby}.example.com\n")
+
+    def haresources(self) -> str:
+        return f"{self.active}.example.com IPaddr::{VIP}/24/eth0 ldirectord\n"
+
+
+#: The tutorial's directors, heartbeat on their second link.
+SEED_PAIR = PairLayout("server5", "server6", ("ucast eth1 203.0.113.5", "ucast eth1 203.0.113.6"))
+DIRECTORS = SEED_PAIR.directors
 DIRECTOR_LOG = "/var/log/ldirectord.log"
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
@@ -149,14 +163,14 @@ def configure_real_servers(lab: Lab) -> None:
         host.run(["/etc/init.d/nginx", "start"])
 
 
-def configure(lab: Lab) -> None:
+def configure(lab: Lab, layout: PairLayout = SEED_PAIR) -> None:
     configure_real_servers(lab)
-    for name in DIRECTORS:
+    for name in layout.directors:
         host = lab.host(name)
-        host.write_file("/etc/ha.d/ha.cf", HA_CF)
+        host.write_file("/etc/ha.d/ha.cf", layout.ha_cf())
         host.write_file("/etc/ha.d/authkeys", "auth 1\n1 sha1 vigil-lab-director-pair\n",
                         mode=0o600)
-        host.write_file("/etc/ha.d/haresources", HARESOURCES)
+        host.write_file("/etc/ha.d/haresources", layout.haresources())
         host.write_file("/etc/ha.d/ldirectord.cf", lab_file("ldirectord.cf"))
 
 
@@ -167,17 +181,19 @@ def director_settled(host: Host) -> bool:
         return False
 
 
-def start_pair(lab: Lab, warm: bool, timeout: float = 60.0) -> dict[str, LabProcess]:
-    """Both heartbeats up, server5 serving the VIP, server6 hearing server5 (and, warm,
-    server6's standby settled with the same table)."""
-    configure(lab)
+def start_pair(lab: Lab, warm: bool, timeout: float = 60.0,
+               layout: PairLayout = SEED_PAIR) -> dict[str, LabProcess]:
+    """Both heartbeats up, the active director (server5) serving the VIP, the standby
+    (server6) hearing it (and, warm, the standby settled with the same table)."""
+    configure(lab, layout)
     if warm:
-        for name in DIRECTORS:
+        for name in layout.directors:
             vigil(lab.host(name), "director", "standby")
     daemons = {name: lab.host(name).spawn([sys.executable, "-m", "vigil", "heartbeat", "-f"],
                                           name="vigil-heartbeat", env=vigil_env())
-               for name in DIRECTORS}
-    client, server5, server6 = lab.host("client"), lab.host("server5"), lab.host("server6")
+               for name in layout.directors}
+    client, active, standby = (lab.host("client"), lab.host(layout.active),
+                               lab.host(layout.standby))
 
     def served() -> bool:
         try:
@@ -185,12 +201,14 @@ def start_pair(lab: Lab, warm: bool, timeout: float = 60.0) -> dict[str, LabProc
         except OSError:
             return False
 
-    wait_until(lambda: served() and director_settled(server5), timeout,
-               lambda: "server5 serving the VIP\n" + daemons["server5"].output()[-1500:])
-    wait_until(lambda: "peer.alive" in daemons["server6"].output(), timeout,
-               "server6 hearing server5")
+    wait_until(lambda: served() and director_settled(active), timeout,
+               lambda: f"{active.name} serving the VIP\n"
+               + daemons[active.name].output()[-1500:])
+    wait_until(lambda: "peer.alive" in daemons[standby.name].output(), timeout,
+               f"{standby.name} hearing {active.name}")
     if warm:
-        wait_until(lambda: director_settled(server6), timeout, "server6's standby settled")
+        wait_until(lambda: director_settled(standby), timeout,
+                   f"{standby.name}'s standby settled")
     return daemons
 
 
