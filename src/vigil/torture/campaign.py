@@ -108,7 +108,7 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
                 campaign.final.append("no node held the VIP alone and served the client "
                                       "once the faults stopped")
         setup.finish()
-        campaign.final += setup.final_checks()
+        campaign.final += setup.final_checks([o.injected for o in campaign.outcomes])
         campaign.rows_lost = setup.rows_lost()
     finally:
         try:
@@ -121,6 +121,8 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         campaign.final.append(f"the lab left {', '.join(left)}")
     campaign.seconds = time.monotonic() - began
     say("")
+    for line in setup.end_notes():
+        say(line)
     for line in report.bounds(timing):
         say(line)
     for line in report.table(setup_name, campaign.outcomes, campaign.rows_lost, campaign.final):
@@ -130,7 +132,7 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
     if json_path is not None:
         json_path.write_text(json.dumps(report.document(
             setup_name, seed, timing, campaign.outcomes, campaign.rows_lost, campaign.final,
-            campaign.seconds), indent=1) + "\n")
+            campaign.seconds, setup.end_notes()), indent=1) + "\n")
     return campaign
 
 

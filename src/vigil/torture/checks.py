@@ -7,7 +7,7 @@ from those records alone, so the verdicts are unit-tested on made-up timelines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,3 +249,29 @@ def check_rows(acknowledged: set[int], attempted: set[int], present: set[int]) -
     sent, not acknowledged, present (committed as the connection failed: allowed)."""
     return Rows(tuple(sorted(acknowledged - present)), tuple(sorted(present - attempted)),
                 len((present & attempted) - acknowledged))
+
+
+# -- the replicated volume ----------------------------------------------------------------------
+def writable_primary(status: Mapping[str, Any]) -> bool:
+    """Whether a volume's status says it takes writes: Primary, its I/O not suspended."""
+    return status.get("role") == "Primary" and not status.get("io_suspended")
+
+
+def in_sync(status: Mapping[str, Any]) -> bool:
+    """Whether a volume's status says both disks are equal: connected, no resync, both
+    UpToDate, nothing marked out of sync."""
+    return (status.get("replication") == "Established" and status.get("disk") == "UpToDate"
+            and status.get("peer_disk") == "UpToDate" and status.get("out_of_sync") == 0)
+
+
+def unexcused_spans(spans: Sequence[tuple[float, float]], injected: Sequence[Injected],
+                    timing: Timing, allowed: float = 0.0) -> list[tuple[float, float]]:
+    """The spans (of two nodes holding what one may hold) longer than `allowed` that
+    overlap no split fault's window: from the fault's injection to its heal plus
+    deadtime and the resolve bound. A split (the nodes cut off or silent past
+    deadtime) lets both take over where the configuration has no fencing, as
+    heartbeat's and DRBD's do; anywhere else it is a violation."""
+    windows = [(i.injected, i.healed + timing.deadtime + RESOLVE_BOUND)
+               for i in injected if i.fault.kind in SPLITS]
+    return [(start, end) for start, end in spans if end - start > allowed
+            and not any(start <= w_end and end >= w_start for w_start, w_end in windows)]

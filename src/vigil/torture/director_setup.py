@@ -19,6 +19,7 @@ import http.client
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vigil.demo import heartbeat_scene
@@ -96,6 +97,7 @@ class DirectorSetup(HeartbeatSetup):
         for node in heartbeat_scene.NODES:
             self._start_daemon(node)
         self.observer.start()
+        self.watch_arp()
         self.web.start()
 
     def stop(self) -> None:
@@ -105,6 +107,8 @@ class DirectorSetup(HeartbeatSetup):
             self.web.stop()
         if self.observer.ident is not None:
             self.observer.stop()
+        if self.arp is not None:
+            self.arp.stop()
 
     def queries(self) -> list[Query]:
         """Each request, credited to the director that carried the VIP when it ended."""
@@ -179,5 +183,5 @@ class DirectorSetup(HeartbeatSetup):
                     return int(words[3])
         return None
 
-    def final_checks(self) -> list[str]:
-        return list(self.findings)
+    def final_checks(self, injected: Sequence[Injected]) -> list[str]:
+        return list(self.findings) + self.arp_checks(injected)

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vigil.demo import heartbeat_scene
@@ -22,7 +23,15 @@ from vigil.demo.timeline import Timeline
 from vigil.errors import VigilError
 from vigil.lab import Lab
 from vigil.lab.seed import lab_file
-from vigil.torture.checks import Injected, Query, Sample
+from vigil.torture.arp_watch import ArpWatcher, stale_spans
+from vigil.torture.checks import (
+    DUAL_BOUND,
+    Injected,
+    Query,
+    Sample,
+    dual_windows,
+    unexcused_spans,
+)
 from vigil.torture.schedule import Fault, FaultKind, Role, Timing
 
 NODES = heartbeat_scene.NODES
@@ -65,30 +74,34 @@ def campaign_ha_cf() -> str:
 
 
 @dataclass(eq=False)
-class Observer(threading.Thread):
-    """Reads which nodes carry the VIP on their interfaces, every SAMPLE_EVERY s."""
+class Sampler(threading.Thread):
+    """Takes a look every `every` s (which nodes carry the VIP, which volumes take
+    writes) and keeps each as a `Sample`; a look that raises is no sample this time
+    (a node between power-off and boot)."""
 
-    pair: heartbeat_scene.Pair
+    look: Callable[[], frozenset[str]]
+    every: float = SAMPLE_EVERY
     samples: list[Sample] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        threading.Thread.__init__(self, name="torture-observer", daemon=True)
+        threading.Thread.__init__(self, name="torture-sampler", daemon=True)
 
     def run(self) -> None:
         while not self.stopping.is_set():
             at = time.monotonic()
             try:
-                holders = frozenset(self.pair.holders())
-            except Exception:  # a node between power-off and boot: no sample this time
-                holders = None
-            if holders is not None:
-                self.samples.append(Sample(at, holders))
-            self.stopping.wait(SAMPLE_EVERY)
+                found = self.look()
+            except Exception:
+                found = None
+            if found is not None:
+                self.samples.append(Sample(at, found))
+            self.stopping.wait(self.every)
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(timeout=10)
+        if self.ident is not None:
+            self.join(timeout=10)
 
 
 class HeartbeatSetup:
@@ -105,10 +118,13 @@ class HeartbeatSetup:
         self.pair = heartbeat_scene.Pair(lab, Timeline(out=self.log), self.result,
                                          lab.address("vip"))
         self.client = heartbeat_scene.Client(lab, self.pair.vip)
-        self.observer = Observer(self.pair)
+        #: which nodes carry the VIP on their interfaces
+        self.observer = Sampler(lambda: frozenset(self.pair.holders()))
         self.stopped: set[str] = set()
         #: what the faults found wrong beyond the checker's invariants, for the end
         self.findings: list[str] = []
+        #: who answers ARP for the VIP as the client sees it (from the start on)
+        self.arp: ArpWatcher | None = None
 
     # -- life ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,7 +134,13 @@ class HeartbeatSetup:
             self._start_daemon(node)
         self.ready()
         self.observer.start()
+        self.watch_arp()
         self.client.start()
+
+    def watch_arp(self) -> None:
+        """Start asking, from the client, who answers ARP for the VIP."""
+        self.arp = ArpWatcher(self.lab, self.pair.vip)
+        self.arp.start()
 
     def configure(self) -> None:
         if not heartbeat_scene.configure(self.lab, self.pair.timeline, self.result,
@@ -140,6 +162,8 @@ class HeartbeatSetup:
             self.client.stop()
         if self.observer.ident is not None:
             self.observer.stop()
+        if self.arp is not None:
+            self.arp.stop()
 
     def _start_daemon(self, node: str) -> None:
         if not self.pair.start_heartbeat(node):
@@ -329,6 +353,36 @@ class HeartbeatSetup:
         """No rows in this setup: each node has its own datadir."""
         return None
 
-    def final_checks(self) -> list[str]:
-        """What the faults found wrong (stop-fails: the service on both nodes)."""
-        return list(self.findings)
+    def final_checks(self, injected: Sequence[Injected]) -> list[str]:
+        """What the faults found wrong (stop-fails: the service on both nodes), and the
+        client's ARP view: two hosts answering for the VIP outside a split."""
+        return list(self.findings) + self.arp_checks(injected)
+
+    def arp_checks(self, injected: Sequence[Injected]) -> list[str]:
+        if self.arp is None:
+            return []
+        if self.arp.error:
+            return [self.arp.error]
+        samples = list(self.arp.samples)
+        found = []
+        for start, end in unexcused_spans(dual_windows(samples), injected, self.timing,
+                                          DUAL_BOUND):
+            hosts = sorted(set().union(*(s.holders for s in samples if start <= s.at <= end)))
+            found.append(f"the client saw {' and '.join(hosts)} answer ARP for the VIP for "
+                         f"{end - start:.2f} s outside any split fault (bound {DUAL_BOUND:g} s)")
+        return found
+
+    def end_notes(self) -> list[str]:
+        """The client's ARP view over the campaign, for the campaign's output."""
+        if self.arp is None or not self.arp.samples:
+            return []
+        samples = list(self.arp.samples)
+        spans = dual_windows(samples)
+        longest = max((end - start for start, end in spans), default=0.0)
+        stale = stale_spans(list(self.arp.cache)[:len(samples)], samples)
+        longest_stale = max((end - start for start, end in stale), default=0.0)
+        return [f"ARP, as the client saw it: {len(samples)} looks, two hosts answered for the "
+                f"VIP in {sum(1 for s in samples if len(s.holders) > 1)} (longest "
+                f"{longest:.2f} s, {len(spans)} spans); the client's entry named a host that "
+                f"did not answer while another did for {longest_stale:.2f} s at most "
+                f"({len(stale)} spans)"]

@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import pymysql
 
 from vigil.demo import replication_scene as scene
 from vigil.demo.heartbeat_scene import VIGIL_CF_TEXT
 from vigil.lab import Lab
-from vigil.torture.checks import Rows, check_rows
-from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed, campaign_ha_cf
+from vigil.lab.host import Host
+from vigil.replication import control
+from vigil.torture.checks import (
+    Injected,
+    Rows,
+    check_rows,
+    dual_windows,
+    in_sync,
+    unexcused_spans,
+    writable_primary,
+)
+from vigil.torture.heartbeat_setup import (
+    NODES,
+    HeartbeatSetup,
+    Sampler,
+    SetupFailed,
+    campaign_ha_cf,
+)
 from vigil.torture.schedule import Fault, FaultKind
 
 #: The reading client's database (the heartbeat scene's query, on the shared datadir).
@@ -32,6 +50,34 @@ CUT_TABLE = "vigil_torture_cut"
 START_DEADLINE = 120.0
 #: how long a booting node's volumes unit waits for its peer (wfc-timeout)
 WFC_TIMEOUT = 15
+#: How often the volume watcher asks both nodes' volume daemons for their roles.
+VOLUME_SAMPLE_EVERY = 0.25
+#: Once the writes stopped: how long the two disks may take to be connected and in sync,
+#: and how long `vigil volume verify` may take.
+SYNC_DEADLINE = 180.0
+VERIFY_DEADLINE = 120.0
+
+
+def volume_status(host: Host, timeout: float = 1.0) -> dict[str, Any] | None:
+    """A node's volume status from its daemon's control socket (None: no answer)."""
+    try:
+        socket = host.path(f"/run/vigil/volume/{scene.RESOURCE}/control.sock")
+        answer = control.request(socket, "status", timeout=timeout)
+    except Exception:  # a node powered off, its daemon restarting: no status this time
+        return None
+    status = answer.get("status")
+    return status if answer.get("ok") and isinstance(status, dict) else None
+
+
+def writable_primaries(lab: Lab) -> frozenset[str]:
+    """The nodes whose volume takes writes (Primary, I/O not suspended), as their
+    daemons say."""
+    found = set()
+    for node in NODES:
+        status = volume_status(lab.host(node))
+        if status is not None and writable_primary(status):
+            found.add(node)
+    return frozenset(found)
 
 
 class ReplicatedSetup(HeartbeatSetup):
@@ -45,6 +91,12 @@ class ReplicatedSetup(HeartbeatSetup):
         self.result = self.pair.result = self.replication
         self.committer = scene.Committer(lab.host("client"), self.pair.vip)
         self.rows: Rows | None = None
+        #: which volumes take writes, sampled
+        self.volumes = Sampler(lambda: writable_primaries(lab), VOLUME_SAMPLE_EVERY)
+        #: what the end's comparison of the two disks found (violations)
+        self.disk_findings: list[str] = []
+        #: `vigil volume verify` at the end: blocks compared, blocks that differed
+        self.verified: tuple[int, int] | None = None
 
     def configure(self) -> None:
         timeline = self.pair.timeline
@@ -65,6 +117,7 @@ class ReplicatedSetup(HeartbeatSetup):
             raise SetupFailed(f"MariaDB did not start on server5 within {START_DEADLINE:g} s")
         server5.run(["mariadb", "-e", scene.APP_SQL + " " + DEMO_SQL])
         self.committer.start()
+        self.volumes.start()
 
     def after_boot(self, node: str) -> None:
         """The volumes unit (`vigil volume up`, `wait-connect`), then vigil heartbeat."""
@@ -95,10 +148,61 @@ class ReplicatedSetup(HeartbeatSetup):
         if self.committer.ident is not None:
             self.committer.join(15)
         self._count_rows()
+        self.volumes.stop()
+        self._verify_disks()
 
     def stop(self) -> None:
         self.committer.stop.set()
+        self.volumes.stop()
         super().stop()
+
+    def end_notes(self) -> list[str]:
+        if self.verified is None:
+            return super().end_notes()
+        compared, differ = self.verified
+        return [*super().end_notes(), f"the two disks after the resync: vigil volume verify "
+                f"compared {compared} blocks, {differ} differed"]
+
+    def _verify_disks(self) -> None:
+        """The writes stopped: once both disks are connected and in sync, `vigil volume
+        verify` on the Primary compares them block by block; a difference is a finding."""
+        primary = self.holder()
+        if primary is None:
+            self.disk_findings.append("no node alone held the group at the end: the two "
+                                      "disks were not compared")
+            return
+        host = self.lab.host(primary)
+        synced = scene.wait_for(lambda: (s := volume_status(host)) is not None and in_sync(s),
+                                SYNC_DEADLINE, 0.5)
+        if not synced:
+            last = volume_status(host) or {}
+            self.disk_findings.append(
+                f"the volumes were not connected and in sync {SYNC_DEADLINE:g} s after the "
+                f"writes stopped ({primary}: {last.get('replication')}, disk "
+                f"{last.get('disk')}/{last.get('peer_disk')}, out of sync "
+                f"{last.get('out_of_sync')} bytes)")
+            return
+        started = scene.volume(host, "verify", scene.RESOURCE, check=False)
+        if started.returncode != 0:
+            self.disk_findings.append(f"vigil volume verify on {primary} failed: "
+                                      f"{(started.stderr or started.stdout).strip()}")
+            return
+
+        def verify_done() -> dict[str, Any] | None:
+            status = volume_status(host)
+            verify = (status or {}).get("verify") or {}
+            return verify if verify.get("running") is False else None
+
+        verify = scene.wait_for(verify_done, VERIFY_DEADLINE, 0.5)
+        if not verify:
+            self.disk_findings.append(f"vigil volume verify on {primary} did not finish "
+                                      f"within {VERIFY_DEADLINE:g} s")
+            return
+        differ = int(verify.get("out_of_sync") or 0)
+        self.verified = (int(verify.get("done_blocks") or 0), differ)
+        if differ:
+            self.disk_findings.append(f"vigil volume verify: the two disks differ in {differ} "
+                                      "blocks after the resync")
 
     def _count_rows(self) -> None:
         present: set[int] | None = None
@@ -120,12 +224,16 @@ class ReplicatedSetup(HeartbeatSetup):
     def rows_lost(self) -> int | None:
         return None if self.rows is None else len(self.rows.lost)
 
-    def final_checks(self) -> list[str]:
+    def final_checks(self, injected: Sequence[Injected]) -> list[str]:
+        found = self.arp_checks(injected)
         if self.rows is None:
-            return ["the table could not be read through the VIP at the end"]
-        found = []
+            return [*found, "the table could not be read through the VIP at the end"]
         if self.rows.lost:
             found.append(f"{len(self.rows.lost)} acknowledged rows lost: {self.rows.lost[:10]}")
         if self.rows.phantom:
             found.append(f"rows never sent are in the table: {self.rows.phantom[:10]}")
-        return found
+        for start, end in unexcused_spans(dual_windows(self.volumes.samples), injected,
+                                          self.timing):
+            found.append(f"both volumes were Primary and took writes for {end - start:.2f} s "
+                         "outside any split fault")
+        return found + self.disk_findings

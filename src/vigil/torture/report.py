@@ -87,7 +87,8 @@ def bounds(timing: Timing) -> list[str]:
 
 
 def document(setup: str, seed: int, timing: Timing, outcomes: Sequence[Outcome],
-             rows_lost: int | None, final: Sequence[str], seconds: float) -> dict[str, Any]:
+             rows_lost: int | None, final: Sequence[str], seconds: float,
+             notes: Sequence[str] = ()) -> dict[str, Any]:
     """The `--json` record of one campaign."""
     return {
         "setup": setup, "seed": seed, "seconds": round(seconds, 1),
@@ -97,4 +98,5 @@ def document(setup: str, seed: int, timing: Timing, outcomes: Sequence[Outcome],
         "violations": sum(len(o.violations) for o in outcomes) + len(final),
         "final_violations": list(final),
         "acked_rows_lost": rows_lost,
+        "notes": list(notes),
     }

@@ -2,15 +2,19 @@
 
 The committer writes numbered rows through the VIP all along; after every fault the
 group must settle on one node, and at the end every acknowledged row must be in the
-table and no row that was never sent. The kinds are those after which the tutorial's
-setup (no fencing in its DRBD file) promises that: a partition or heavy loss lets
-both nodes write, which the long campaign in docs/reliability.md measures instead.
+table and no row that was never sent, and once the writes stop the two disks, in
+sync, must be equal block for block (`vigil volume verify`); never may both volumes
+be Primary and take writes outside a split fault. The kinds are those after which
+the tutorial's setup (no fencing in its DRBD file) promises that: a partition or
+heavy loss lets both nodes write, which the long campaign in docs/reliability.md
+measures instead.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
@@ -35,3 +39,8 @@ def test_replicated_campaign_seed_1(tmp_path):
     assert record.rows_lost == 0
     saved = json.loads(record_path.read_text())
     assert saved["acked_rows_lost"] == 0 and saved["violations"] == 0
+    # the two disks compared block by block once in sync (a difference is a violation)
+    verified = re.search(r"verify compared (\d+) blocks, (\d+) differed", text)
+    assert verified is not None, text
+    assert int(verified[1]) > 0 and int(verified[2]) == 0
+    assert any(verified[0] in note for note in saved["notes"])

@@ -12,11 +12,14 @@ from vigil.torture.checks import (
     Query,
     Sample,
     dual_windows,
+    in_sync,
     judge,
     may_move,
     outage,
     settled_at,
     summarize,
+    unexcused_spans,
+    writable_primary,
 )
 from vigil.torture.report import fault_lines, table, transitions
 from vigil.torture.schedule import Fault, FaultKind, Role, Timing
@@ -215,3 +218,60 @@ def test_rows_lost_phantom_and_in_flight():
     assert rows.phantom == (9,)
     assert rows.in_flight == 1
     assert check_rows({1}, {1}, {1}) == type(rows)((), (), 0)
+
+
+# -- the replicated volume ----------------------------------------------------------------------
+def _status(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"role": "Primary", "io_suspended": None,
+                               "replication": "Established", "disk": "UpToDate",
+                               "peer_disk": "UpToDate", "out_of_sync": 0}
+    return {**base, **fields}
+
+
+def test_a_primary_takes_writes_unless_its_io_is_suspended():
+    assert writable_primary(_status())
+    assert not writable_primary(_status(io_suspended="fencing"))
+    assert not writable_primary(_status(role="Secondary"))
+    assert not writable_primary({})
+
+
+def test_disks_are_in_sync_only_connected_up_to_date_and_nothing_marked():
+    assert in_sync(_status())
+    assert not in_sync(_status(replication="SyncSource"))
+    assert not in_sync(_status(peer_disk="Inconsistent"))
+    assert not in_sync(_status(out_of_sync=4096))
+    assert not in_sync(_status(replication="Off", disk="UpToDate"))
+
+
+def _injected(kind: FaultKind, at: float, healed: float) -> Injected:
+    return Injected(Fault(0, kind, Role.ACTIVE, healed - at, 1.0), A, at, healed, A)
+
+
+def test_two_primaries_are_excused_only_around_a_split():
+    partition = _injected(FaultKind.PARTITION, 10.0, 15.0)
+    power = _injected(FaultKind.POWER_OFF, 30.0, 32.0)
+    spans = [(12.0, 14.0), (15.0 + TIMING.deadtime + 1.0, 20.0), (31.0, 31.5), (50.0, 50.2)]
+    assert unexcused_spans(spans, [partition, power], TIMING) == [(31.0, 31.5), (50.0, 50.2)]
+    assert unexcused_spans(spans, [], TIMING) == spans
+
+
+def test_a_sampler_keeps_its_looks_and_skips_a_look_that_raises():
+    from vigil.testing import wait_until
+    from vigil.torture.heartbeat_setup import Sampler
+
+    looks = iter([frozenset({A}), None, frozenset({A, B})])
+
+    def look() -> frozenset[str]:
+        found = next(looks, frozenset())
+        if found is None:
+            raise OSError("a node between power-off and boot")
+        return found
+
+    sampler = Sampler(look, every=0.001)
+    sampler.start()
+    try:
+        wait_until(lambda: len(sampler.samples) >= 3, 5, "three samples")
+    finally:
+        sampler.stop()
+    assert [s.holders for s in sampler.samples[:2]] == [frozenset({A}), frozenset({A, B})]
+    assert not sampler.is_alive()
