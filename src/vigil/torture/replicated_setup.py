@@ -95,8 +95,9 @@ class ReplicatedSetup(HeartbeatSetup):
         self.volumes = Sampler(lambda: writable_primaries(lab), VOLUME_SAMPLE_EVERY)
         #: what the end's comparison of the two disks found (violations)
         self.disk_findings: list[str] = []
-        #: `vigil volume verify` at the end: blocks compared, blocks that differed
-        self.verified: tuple[int, int] | None = None
+        #: `vigil volume verify` at the end: blocks compared, blocks that differed, the
+        #: seconds until the disks were in sync after the writes stopped, the verify's
+        self.verified: tuple[int, int, float, float] | None = None
 
     def configure(self) -> None:
         timeline = self.pair.timeline
@@ -145,11 +146,12 @@ class ReplicatedSetup(HeartbeatSetup):
     def finish(self) -> None:
         """Stop the writes, then read the table through the VIP: what was kept?"""
         self.committer.stop.set()
+        stopped = time.monotonic()
         if self.committer.ident is not None:
             self.committer.join(15)
         self._count_rows()
         self.volumes.stop()
-        self._verify_disks()
+        self._verify_disks(stopped)
 
     def stop(self) -> None:
         self.committer.stop.set()
@@ -159,11 +161,12 @@ class ReplicatedSetup(HeartbeatSetup):
     def end_notes(self) -> list[str]:
         if self.verified is None:
             return super().end_notes()
-        compared, differ = self.verified
-        return [*super().end_notes(), f"the two disks after the resync: vigil volume verify "
-                f"compared {compared} blocks, {differ} differed"]
+        compared, differ, synced, verified = self.verified
+        return [*super().end_notes(), f"the two disks after the resync (in sync {synced:.1f} s "
+                f"after the writes stopped): vigil volume verify compared {compared} blocks "
+                f"in {verified:.1f} s, {differ} differed"]
 
-    def _verify_disks(self) -> None:
+    def _verify_disks(self, writes_stopped: float) -> None:
         """The writes stopped: once both disks are connected and in sync, `vigil volume
         verify` on the Primary compares them block by block; a difference is a finding."""
         primary = self.holder()
@@ -182,6 +185,7 @@ class ReplicatedSetup(HeartbeatSetup):
                 f"{last.get('disk')}/{last.get('peer_disk')}, out of sync "
                 f"{last.get('out_of_sync')} bytes)")
             return
+        synced_at = time.monotonic()
         started = scene.volume(host, "verify", scene.RESOURCE, check=False)
         if started.returncode != 0:
             self.disk_findings.append(f"vigil volume verify on {primary} failed: "
@@ -199,7 +203,8 @@ class ReplicatedSetup(HeartbeatSetup):
                                       f"within {VERIFY_DEADLINE:g} s")
             return
         differ = int(verify.get("out_of_sync") or 0)
-        self.verified = (int(verify.get("done_blocks") or 0), differ)
+        self.verified = (int(verify.get("done_blocks") or 0), differ,
+                         synced_at - writes_stopped, time.monotonic() - synced_at)
         if differ:
             self.disk_findings.append(f"vigil volume verify: the two disks differ in {differ} "
                                       "blocks after the resync")

@@ -40,7 +40,7 @@ def test_replicated_campaign_seed_1(tmp_path):
     saved = json.loads(record_path.read_text())
     assert saved["acked_rows_lost"] == 0 and saved["violations"] == 0
     # the two disks compared block by block once in sync (a difference is a violation)
-    verified = re.search(r"verify compared (\d+) blocks, (\d+) differed", text)
+    verified = re.search(r"verify compared (\d+) blocks in [\d.]+ s, (\d+) differed", text)
     assert verified is not None, text
     assert int(verified[1]) > 0 and int(verified[2]) == 0
     assert any(verified[0] in note for note in saved["notes"])
