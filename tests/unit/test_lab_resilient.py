@@ -61,3 +61,13 @@ def test_resilient_groups_are_known_from_linux_5_13():
     assert available("6.18.44-fc-v1252") and available("5.13.0")
     assert not available("5.12.19-amd64") and not available("4.19.0")
     assert not available("weird")
+
+
+def test_ip_batch_json_answers_are_read_one_after_the_other():
+    from vigil.lab.router import json_values
+
+    text = '[{"dst":"198.51.100.100","gateway":"198.51.100.5"}]\n[{"gateway":"198.51.100.6"}]\n'
+    assert json_values(text) == [[{"dst": "198.51.100.100", "gateway": "198.51.100.5"}],
+                                 [{"gateway": "198.51.100.6"}]]
+    assert json_values("") == [] and json_values("  \n") == []
+    assert json_values('[1]\nRTNETLINK answers: Network is unreachable\n[2]') == [[1]]

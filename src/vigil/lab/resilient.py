@@ -123,13 +123,16 @@ def learned_routes(table: int) -> dict[str, frozenset[Gateway]]:
     return found
 
 
-def apply(lines: list[str]) -> None:
-    """Run a plan; a failed line is reported and the rest still run (`-force`)."""
-    if lines:
-        done = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"ip -batch: {done.stderr.strip()}", file=sys.stderr, flush=True)
+def apply(lines: list[str]) -> bool:
+    """Run a plan; a failed line is reported and the rest still run (`-force`).
+    Whether every line succeeded."""
+    if not lines:
+        return True
+    done = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"ip -batch: {done.stderr.strip()}", file=sys.stderr, flush=True)
+    return done.returncode == 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         lines = plan(learned_routes(args.table), installed)
         if lines:
             print("\n".join(lines), flush=True)
-            apply(lines)
+            if not apply(lines):
+                # what the kernel holds is not what was planned: plan it all again
+                # (every line replaces), from the same ids up
+                installed = Installed()
         time.sleep(POLL_SECONDS)
 
 

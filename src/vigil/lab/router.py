@@ -18,6 +18,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vigil.kernel.netlink import iproute
 from vigil.lab.host import Host, LabProcess
@@ -252,7 +253,7 @@ def flow_paths(router: Host, source: str, source_ports: Sequence[int], destinati
         # answers are those of the flows before it, in order.
         done = router.run(["ip", "-j", "-batch", "-"], input="\n".join(lines) + "\n",
                           check=False)
-        answers = _json_values(done.stdout)
+        answers = json_values(done.stdout)
         for sport, answer in zip(remaining, answers, strict=False):
             gateway = answer[0].get("gateway") if isinstance(answer, list) and answer \
                 and isinstance(answer[0], dict) else None
@@ -262,15 +263,19 @@ def flow_paths(router: Host, source: str, source_ports: Sequence[int], destinati
     return paths
 
 
-def _json_values(text: str) -> list[object]:
-    """The JSON values `ip -j -batch` printed one after the other."""
+def json_values(text: str) -> list[Any]:
+    """The JSON values `ip -j -batch` printed one after the other (what is not JSON
+    ends the list)."""
     decoder, at, values = json.JSONDecoder(), 0, []
     while True:
         while at < len(text) and text[at].isspace():
             at += 1
         if at >= len(text):
             return values
-        value, at = decoder.raw_decode(text, at)
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return values
         values.append(value)
 
 
@@ -279,17 +284,17 @@ def group_buckets(router: Host, prefix: str) -> dict[str, int]:
     through each gateway holds (empty without such a route). Reading buckets does
     not use them, unlike a route lookup, which keeps a bucket busy."""
     family = ["-6"] if ":" in prefix else []
-    routes = _json_values(router.run(["ip", "-j", *family, "route", "show", prefix],
+    routes = json_values(router.run(["ip", "-j", *family, "route", "show", prefix],
                                      check=False).stdout)
     group = next((r.get("nhid") for found in routes if isinstance(found, list)
                   for r in found if isinstance(r, dict) and "nhid" in r), None)
     if not isinstance(group, int):
         return {}
-    gateways = {n["id"]: n.get("gateway") for found in _json_values(
+    gateways = {n["id"]: n.get("gateway") for found in json_values(
         router.run(["ip", "-j", "nexthop", "show"], check=False).stdout)
         if isinstance(found, list) for n in found if isinstance(n, dict) and "id" in n}
     counts: dict[str, int] = {}
-    for found in _json_values(router.run(["ip", "-j", "nexthop", "bucket", "show", "id",
+    for found in json_values(router.run(["ip", "-j", "nexthop", "bucket", "show", "id",
                                           str(group)], check=False).stdout):
         for bucket in found if isinstance(found, list) else []:
             gateway = gateways.get(bucket.get("bucket", {}).get("nhid"))
