@@ -96,8 +96,13 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
                 break
             outcome = _one_fault(setup, fault)
             campaign.outcomes.append(outcome)
-            for line in report.fault_lines(outcome, setup.samples, origin, time.monotonic()):
+            now = time.monotonic()
+            for line in report.fault_lines(outcome, setup.samples, origin, now):
                 say(line)
+            if setup.arp is not None:
+                for line in report.arp_lines(outcome, list(setup.arp.samples),
+                                             list(setup.arp.cache), now):
+                    say(line)
             if outcome.settled is None:
                 say(f"{'':12}the campaign stops: the setup did not settle after this fault")
                 break

@@ -33,6 +33,35 @@ def transitions(samples: Sequence[Sample], start: float, end: float) -> list[tup
     return changes
 
 
+def steady_transitions(samples: Sequence[Sample], start: float, end: float,
+                       looks: int = 2) -> list[tuple[float, str]]:
+    """`transitions`, keeping only states seen in `looks` samples in a row (a lost or
+    late ARP reply is not a change)."""
+    window = [s for s in samples if start <= s.at <= end]
+    changes: list[tuple[float, str]] = []
+    last: frozenset[str] | None = None
+    for index in range(len(window) - looks + 1):
+        run = window[index:index + looks]
+        holders = run[0].holders
+        if holders != last and all(s.holders == holders for s in run):
+            changes.append((run[0].at, "+".join(sorted(holders)) or "nobody"))
+            last = holders
+    return changes
+
+
+def arp_lines(outcome: Outcome, answers: Sequence[Sample],
+              cache: Sequence[tuple[float, str | None]], until: float) -> list[str]:
+    """The client's side of one fault: who answered ARP for the VIP, and which host its
+    neighbour entry named, each time that changed."""
+    i = outcome.injected
+    lines = [f"{'':12}ARP answers from {who} +{at - i.injected:.2f} s"
+             for at, who in steady_transitions(answers, i.injected, until)]
+    named = [Sample(at, frozenset({host}) if host else frozenset()) for at, host in cache]
+    lines += [f"{'':12}client's entry names {who} +{at - i.injected:.2f} s"
+              for at, who in steady_transitions(named, i.injected, until)]
+    return lines
+
+
 def fault_lines(outcome: Outcome, samples: Sequence[Sample], origin: float,
                 until: float) -> list[str]:
     """The timeline's lines for one fault: what was done, what the VIP did, the verdict."""

@@ -209,6 +209,23 @@ def test_transitions():
     assert [w for _, w in transitions(seen, 0, 3)] == ["server5", "none", "server6"]
 
 
+def test_arp_transitions_ignore_a_single_lost_answer():
+    from vigil.torture.report import arp_lines, steady_transitions
+
+    seen = samples((0, 1, A), (1, 1.1, ""), (1.1, 2, A), (2, 2.5, ""), (2.5, 3, B))
+    assert [(round(at, 1), w) for at, w in steady_transitions(seen, 0, 3)] == [
+        (0.0, "server5"), (2.0, "nobody"), (2.5, "server6")]
+    fault = Fault(0, FaultKind.POWER_OFF, Role.ACTIVE, 1.0, 1.0)
+    outcome = judge(Injected(fault, A, 0.0, 1.0, A), samples((0, 3, A)), [], 3.0, TIMING)
+    cache = [(s.at, A if s.at < 2.6 else B) for s in seen]
+    lines = arp_lines(outcome, seen, cache, 3.0)
+    assert lines[:3] == [f"{'':12}ARP answers from server5 +0.00 s",
+                         f"{'':12}ARP answers from nobody +2.00 s",
+                         f"{'':12}ARP answers from server6 +2.50 s"]
+    assert lines[3:] == [f"{'':12}client's entry names server5 +0.00 s",
+                         f"{'':12}client's entry names server6 +2.60 s"]
+
+
 def test_rows_lost_phantom_and_in_flight():
     from vigil.torture.checks import check_rows
 
