@@ -165,7 +165,7 @@ def may_move(fault: Fault, timing: Timing) -> bool:
         return True  # stop-fails: the node was asked to stand by
     if fault.role is not Role.ACTIVE:
         return False
-    if fault.kind is FaultKind.POWER_OFF:
+    if fault.kind in (FaultKind.POWER_OFF, FaultKind.CUT_THEN_CRASH):
         return True
     if fault.kind in (FaultKind.STALL, FaultKind.KILL_DAEMON):
         return fault.hold >= timing.deadtime - timing.keepalive

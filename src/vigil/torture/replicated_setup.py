@@ -48,6 +48,8 @@ REPLICATION_PORT = 7789
 #: A node's own firewall table that cuts the replication link (`cut-replication`).
 CUT_TABLE = "vigil_torture_cut"
 START_DEADLINE = 120.0
+#: cut-then-crash: seconds the crashed node stays off
+CRASH_BOOT_AFTER = 2.0
 #: how long a booting node's volumes unit waits for its peer (wfc-timeout)
 WFC_TIMEOUT = 15
 #: How often the volume watcher asks both nodes' volume daemons for their roles.
@@ -130,8 +132,23 @@ class ReplicatedSetup(HeartbeatSetup):
         self._start_daemon(node)
 
     def other_fault(self, fault: Fault, target: str) -> None:
+        if fault.kind is FaultKind.CUT_THEN_CRASH:
+            # the Primary writes on alone; then it dies, its firewall with it
+            self._cut_replication(target)
+            time.sleep(fault.hold)
+            self.lab.crash(target)
+            time.sleep(CRASH_BOOT_AFTER)
+            self.lab.boot(target)
+            self.after_boot(target)
+            return
         if fault.kind is not FaultKind.CUT_REPLICATION:
             super().other_fault(fault, target)
+        self._cut_replication(target)
+        time.sleep(fault.hold)
+        self.lab.host(target).run(["nft", "delete", "table", "inet", CUT_TABLE])
+
+    def _cut_replication(self, target: str) -> None:
+        """The node's own firewall drops the replication link's port, both ways."""
         host = self.lab.host(target)
         port = REPLICATION_PORT
         host.run(["nft", "-f", "-"], input=(
@@ -140,8 +157,6 @@ class ReplicatedSetup(HeartbeatSetup):
             f"tcp sport {port} drop; }}\n"
             f"  chain out {{ type filter hook output priority 0; tcp dport {port} drop; "
             f"tcp sport {port} drop; }}\n}}\n"))
-        time.sleep(fault.hold)
-        host.run(["nft", "delete", "table", "inet", CUT_TABLE])
 
     def finish(self) -> None:
         """Stop the writes, then read the table through the VIP: what was kept?"""

@@ -28,6 +28,9 @@ class FaultKind(StrEnum):
     CUT_REPLICATION = "cut-replication"  # the replication link cut while writes run
     FLAP = "flap"  # the node's hb medium down and up every `period` s for `hold`
     STOP_FAILS = "stop-fails"  # the service's stop fails while the node is asked to stand by
+    #: two at once: the replication link cut while writes run, then, still cut, the
+    #: active node loses power (boots after 2 s)
+    CUT_THEN_CRASH = "cut-then-crash"
 
 
 class Role(StrEnum):
@@ -45,7 +48,7 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
                   FaultKind.FLAP, FaultKind.STOP_FAILS),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                   FaultKind.CUT_REPLICATION, FaultKind.FLAP),
+                   FaultKind.CUT_REPLICATION, FaultKind.FLAP, FaultKind.CUT_THEN_CRASH),
     # the service fault kills a real server's nginx (the director's check must see it)
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
@@ -59,7 +62,8 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
 _FIXED_ROLE = {FaultKind.PARTITION: Role.ACTIVE, FaultKind.CUT_REPLICATION: Role.ACTIVE,
-               FaultKind.KILL_SERVICE: Role.ACTIVE, FaultKind.STOP_FAILS: Role.ACTIVE}
+               FaultKind.KILL_SERVICE: Role.ACTIVE, FaultKind.STOP_FAILS: Role.ACTIVE,
+               FaultKind.CUT_THEN_CRASH: Role.ACTIVE}
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Fault:
                             "for {hold}",
             FaultKind.STOP_FAILS: "make the service's stop fail on the {role} node and ask "
                                   "it to stand by; repair it once the node has reacted",
+            FaultKind.CUT_THEN_CRASH: "cut the replication link for {hold} while writes run, "
+                                      "then power off the {role} node (boot it 2 s later)",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s")

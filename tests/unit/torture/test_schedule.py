@@ -133,3 +133,12 @@ def test_stop_fails_comes_last_and_targets_the_active_node():
               if f.kind is FaultKind.STOP_FAILS]
     assert faults and all(f.role is Role.ACTIVE and f.hold == 0.0 for f in faults)
     assert "stop fail" in faults[0].describe()
+
+
+def test_cut_then_crash_comes_last_in_the_replicated_setup_only_and_hits_the_active_node():
+    assert KINDS["replicated"][-1] is FaultKind.CUT_THEN_CRASH
+    assert all(FaultKind.CUT_THEN_CRASH not in KINDS[s] for s in KINDS if s != "replicated")
+    found = [f for f in plan(3, "replicated", TIMING, 100) if f.kind is FaultKind.CUT_THEN_CRASH]
+    assert found and all(f.role is Role.ACTIVE and f.hold >= TIMING.deadtime * 0.5
+                         for f in found)
+    assert "then power off the active node" in found[0].describe()
