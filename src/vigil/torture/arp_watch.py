@@ -1,8 +1,11 @@
 """Who answers ARP for the VIP, as the client sees it.
 
 The observer reads the VIP off the nodes' interfaces; what the client's traffic
-follows is the ARP reply it gets. Every `ASK_EVERY` s the client asks "who has
-the VIP?" (broadcast, from its own address) and keeps, for `LISTEN` s, every ARP
+follows is the ARP reply it gets. Every `ASK_EVERY` s the client's port sends an
+RFC 5227 probe for the VIP (sender address 0.0.0.0) from a MAC of its own
+(`WATCH_MAC`), so that the answers, addressed to that MAC, reach the watcher's
+promiscuous socket and never the client's ARP stack: asking must not refresh the
+client's neighbour entry it also reads. It keeps, for `LISTEN` s, every ARP
 reply that says the VIP is at some MAC (answers and gratuitous announcements
 alike); each look becomes a `Sample` of the hosts that answered, named by the
 lab's MACs (a MAC the lab does not know is kept as "mac:..."). Two answerers
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import select
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +36,12 @@ ASK_EVERY = 0.1
 LISTEN = 0.06
 #: The client's port on the nodes' segment.
 SEGMENT = "lan"
+#: The source of the watcher's probes: no host's, so no host's kernel takes the answers.
+WATCH_MAC = "02:76:6c:ff:ff:fe"
+#: setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
 #: Neighbour states whose address the kernel sends to (reachable, stale, delay, probe,
 #: permanent, noarp).
 NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80 | 0x40
@@ -97,12 +108,14 @@ class ArpWatcher(threading.Thread):
     def run(self) -> None:
         host = self.lab.host(self.client)
         port = host.spec.port(SEGMENT)
-        mac, address = port.mac, port.addresses[0].split("/")[0]
         names = {p.mac: h.name for h in self.lab.hosts.values() for p in h.spec.ports}
-        ask = packets.arp_frame(packets.ARP_REQUEST, mac, address, packets.ZERO_MAC, self.vip)
+        ask = packets.arp_probe(WATCH_MAC, self.vip)
         try:
             with host.entered():
                 sock = open_packet_socket(port.ifname, packets.ETH_P_ARP)
+                membership = struct.pack("iHH8s", socket.if_nametoindex(port.ifname),
+                                         PACKET_MR_PROMISC, 0, b"")
+                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
         except OSError as exc:
             self.error = f"the client's ARP socket: {exc}"
             return
