@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from vigil.kernel.netlink import iproute
 
@@ -101,6 +102,18 @@ def available(release: str | None = None) -> bool:
         return False
 
 
+def route_paths(route: Any) -> list[tuple[str, int]]:
+    """A kernel route's (gateway, output interface index) pairs, one per path of a
+    multipath route, one for a plain route; none without a gateway."""
+    paths = route.get_attr("RTA_MULTIPATH") or [route]
+    found = []
+    for path in paths:
+        gateway = path.get_attr("RTA_GATEWAY")
+        if gateway:
+            found.append((gateway, path.get_attr("RTA_OIF") if path is route else path["oif"]))
+    return found
+
+
 def learned_routes(table: int) -> dict[str, frozenset[Gateway]]:
     """The staging table's routes: prefix -> the gateways of its paths."""
     found: dict[str, frozenset[Gateway]] = {}
@@ -110,13 +123,8 @@ def learned_routes(table: int) -> dict[str, frozenset[Gateway]]:
             for route in ipr.get_routes(family=family, table=table):
                 if route.get_attr("RTA_TABLE") != table or not route.get_attr("RTA_DST"):
                     continue
-                paths = route.get_attr("RTA_MULTIPATH") or [route]
-                gateways = set()
-                for path in paths:
-                    gateway = path.get_attr("RTA_GATEWAY")
-                    oif = path.get_attr("RTA_OIF") if path is route else path["oif"]
-                    if gateway and oif in names:
-                        gateways.add((gateway, names[oif]))
+                gateways = {(gateway, names[oif]) for gateway, oif in route_paths(route)
+                            if oif in names}
                 prefix = ipaddress.ip_network(
                     f"{route.get_attr('RTA_DST')}/{route['dst_len']}")
                 found[str(prefix)] = frozenset(gateways)

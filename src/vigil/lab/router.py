@@ -23,7 +23,7 @@ from typing import Any
 from vigil.kernel.netlink import iproute
 from vigil.lab.host import Host, LabProcess
 from vigil.lab.lab import Lab
-from vigil.lab.resilient import STAGING_TABLE
+from vigil.lab.resilient import STAGING_TABLE, route_paths
 
 ROUTER_AS = 65000
 DIRECTOR_AS = 65001
@@ -227,13 +227,7 @@ def nexthops(host: Host, prefix: str) -> list[str]:
             if (route.get_attr("RTA_TABLE") != 254 or route["dst_len"] != network.prefixlen
                     or route.get_attr("RTA_DST") != str(network.network_address)):
                 continue
-            gateway = route.get_attr("RTA_GATEWAY")
-            if gateway:
-                found.append(gateway)
-            for path in route.get_attr("RTA_MULTIPATH") or []:
-                gateway = path.get_attr("RTA_GATEWAY")
-                if gateway:
-                    found.append(gateway)
+            found += [gateway for gateway, _ in route_paths(route)]
     return sorted(found)
 
 

@@ -101,14 +101,9 @@ class DirectorSetup(HeartbeatSetup):
         self.web.start()
 
     def stop(self) -> None:
-        for node in list(self.stopped):
-            self._resume(node)
+        super().stop()  # its reading client never started here
         if self.web.ident is not None:
             self.web.stop()
-        if self.observer.ident is not None:
-            self.observer.stop()
-        if self.arp is not None:
-            self.arp.stop()
 
     def queries(self) -> list[Query]:
         """Each request, credited to the director that carried the VIP when it ended."""
