@@ -268,7 +268,7 @@ def json_values(text: str) -> list[Any]:
             return values
         try:
             value, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or a number past Python's digit limit
             return values
         values.append(value)
 

@@ -398,6 +398,37 @@ def _sync_daemon_entry() -> Callable[[random.Random], None]:
     return one
 
 
+def _arp_entry() -> Callable[[random.Random], None]:
+    """Frames from the segment (answers, announcements, probes) -> ARP decoder and the
+    duplicate-address check."""
+    from vigil.net import packets
+
+    mac, vip = "02:76:6c:00:00:05", "198.51.100.100"
+    seeds = [packets.arp_frame(packets.ARP_REPLY, mac, vip, "02:76:6c:00:00:0a",
+                               "198.51.100.10", dst="02:76:6c:00:00:0a"),
+             *packets.gratuitous_arp_pair(mac, vip), packets.arp_probe(mac, vip)]
+
+    def one(rng: random.Random) -> None:
+        packet = packets.parse_arp(mutate_bytes(rng, rng.choice(seeds)))
+        if packet is not None:
+            packets.arp_conflict(packet, vip, "02:76:6c:00:00:06")
+
+    return one
+
+
+def _ip_json_entry() -> Callable[[random.Random], None]:
+    """`ip -j -batch` output -> the lab router's reader."""
+    from vigil.lab.router import json_values
+
+    seed = ('[{"dst":"198.51.100.100","gateway":"198.51.100.5","dev":"eth0"}]\n'
+            '[{"gateway":"198.51.100.6"}]\n')
+
+    def one(rng: random.Random) -> None:
+        json_values(mutate_text(rng, seed))
+
+    return one
+
+
 def entry_points() -> dict[str, Callable[[random.Random], None]]:
     """Every fuzzed entry point, by name (add new decoders here)."""
     return {**_config_entries(), "heartbeat packet -> engine": _heartbeat_entry(),
@@ -405,7 +436,9 @@ def entry_points() -> dict[str, Callable[[random.Random], None]]:
             "replication frame -> admission": _replication_entry(),
             "ipvsadm rules -> restore plan": _rules_entry(),
             "IPVS sync daemon attributes and requests": _sync_daemon_entry(),
-            "etcd gateway answers -> lease calls": _etcd_entry()}
+            "etcd gateway answers -> lease calls": _etcd_entry(),
+            "ARP frames -> decoder and duplicate check": _arp_entry(),
+            "ip -j -batch output -> lab router reader": _ip_json_entry()}
 
 
 @dataclass
