@@ -63,7 +63,9 @@ VERBS = {
     "detach": "not supported: vigil has no diskless mode (exit 20)",
     "attach": "the disk is attached by up and stays until down: always exit 10 "
               "(attached already)",
-    "resize": "grow to a larger backing disk (not implemented yet)",
+    "resize": "after the backing disk grew on both nodes: grow the volume to the smaller "
+              "of the two (online; the new blocks resync from the primary; then grow the "
+              "file system, e.g. resize2fs, on the primary)",
 }
 
 #: exit code of a verb vigil does not support (drbdadm's E_EXEC_ERROR)
@@ -122,6 +124,10 @@ def register(subparsers: Subparsers) -> None:
                                   "skip the initial sync")
         if verb == "status":
             sub.add_argument("--json", action="store_true")
+        if verb == "resize":
+            sub.add_argument("--assume-peer-has-space", action="store_true",
+                             help="not connected: grow to this node's disk anyway (the peer "
+                                  "must have grown its disk as much before they reconnect)")
         if verb == "up":
             sub.add_argument("--standalone", action="store_true",
                              help="attach without connecting (connect later)")
@@ -158,7 +164,7 @@ def _ask(cfg: volume_config.VolumeConfig, verb: str, **kw: Any) -> dict[str, Any
 ALL_VERBS = frozenset({"up", "down", "primary", "secondary", "connect", "disconnect",
                        "status", "role", "cstate", "dstate", "wait-sync", "outdate", "resume-io",
                        "pause-sync", "resume-sync", "adjust",
-                       "become-primary", "new-current-uuid", "detach", "attach"})
+                       "become-primary", "new-current-uuid", "detach", "attach", "resize"})
 
 
 def _dry_run(args: argparse.Namespace) -> bool:
@@ -192,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if verb == "create-md":
         sb = create_md(cfg.local.disk, cfg.local.meta_disk, cfg.local.meta_index,
-                       cfg.al_extents, force=args.force)
+                       cfg.al_extents, force=args.force, known_size_file=cfg.known_size_file)
         print(f"{cfg.name}: new metadata on {cfg.local.disk} "
               f"({cfg.local.meta_disk}), {sb.data_size} bytes of data")
         return 0
@@ -201,8 +207,9 @@ def run(args: argparse.Namespace) -> int:
     if verb == "down":
         return _down(cfg, args)
     if verb == "resize":
-        raise VigilError(f"{cfg.name}: resize is not implemented yet (grow the backing disk "
-                         "on both nodes, then create-md and a full sync)")
+        reply = _ask(cfg, "resize", assume_peer_has_space=args.assume_peer_has_space)
+        print(f"{cfg.name}: {reply['message']}")
+        return 0
     if verb in ("detach", "attach"):
         _ask(cfg, "status")  # not up here: 10, as drbdsetup's unknown minor
         if verb == "attach":  # drbdsetup's ERR_DISK_CONFIGURED

@@ -75,7 +75,10 @@ def plan(verb: str, cfg: VolumeConfig, *, force: bool = False, standalone: bool 
     if verb in ("detach", "attach"):
         return [f"{name}: nothing: {verb} is not supported (vigil has no diskless mode)"]
     if verb == "resize":
-        return [f"{name}: nothing: resize is not implemented"]
+        return [f"{ask} resize",
+                f"{name}: place the metadata for the backing disk's new size, then grow to "
+                "the smaller of both nodes' disks (reconnecting once); the new blocks resync "
+                "from the primary"]
     what = _ASKS.get(verb)
     if what is None:
         raise ValueError(f"no dry-run plan for {verb!r}")

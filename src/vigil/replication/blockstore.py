@@ -8,10 +8,12 @@ followed by one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 from vigil.errors import VigilError
 from vigil.replication.activity_log import encode_transaction, latest_transaction
@@ -20,11 +22,14 @@ from vigil.replication.geometry import (
     AL_SLOT_SIZE,
     AL_SLOTS,
     BLOCK_SIZE,
+    EXTERNAL_SLOT_SIZE,
+    SUPERBLOCK_SIZE,
     Layout,
     external_layout,
     internal_layout,
 )
-from vigil.replication.metadata import MdFlag, MetadataError, Superblock
+from vigil.replication.metadata import MD_MAGIC, MdFlag, MetadataError, Superblock
+from vigil.replication.resize import external_capacity, relocation_refusal
 
 
 def device_size(fd: int) -> int:
@@ -61,43 +66,109 @@ class BackingStore:
 
 
 class MetadataStore:
-    """Superblock, bitmap pages and activity-log slots on the metadata device."""
+    """Superblock, bitmap pages and activity-log slots on the metadata device.
 
-    def __init__(self, fd: int, layout: Layout, own_fd: bool = False):
+    `layout.data_size` is the capacity the backing disk allows; the volume's
+    size is the superblock's `data_size`, at most that. Internal metadata is
+    found at the end of the backing disk, or, if the disk grew while the
+    volume was down, at the end of its last known size (`known_size_file`,
+    DRBD's .lkbd); `stale` is then set and `relocate` moves it.
+    """
+
+    def __init__(self, fd: int, layout: Layout, own_fd: bool = False,
+                 known_size_file: Path | None = None):
         self.fd = fd
         self.layout = layout
         self._own_fd = own_fd
         self.al_number = 0
+        self.known_size_file = known_size_file
+        #: the metadata sits before the end of a backing disk that grew (see `relocate`)
+        self.stale = False
 
     @classmethod
-    def open(cls, backing: BackingStore, meta_disk: str, index: int = 0) -> MetadataStore:
+    def open(cls, backing: BackingStore, meta_disk: str, index: int = 0,
+             known_size_file: Path | None = None) -> MetadataStore:
         if meta_disk == "internal":
-            return cls(backing.fd, internal_layout(backing.size))
+            store = cls(backing.fd, internal_layout(backing.size),
+                        known_size_file=known_size_file)
+            known = read_known_size(known_size_file)
+            if (known is not None and known < backing.size and not store.has_superblock()
+                    and cls(backing.fd, internal_layout(known)).has_superblock()):
+                store.layout = internal_layout(known)
+                store.stale = True
+            return store
         fd = os.open(meta_disk, os.O_RDWR | os.O_CLOEXEC)
-        layout = external_layout(backing.size, index)
+        layout = external_layout(external_capacity(backing.size), index)
         if device_size(fd) < layout.superblock_offset + layout.metadata_size:
             os.close(fd)
             raise VigilError(f"external meta-disk {meta_disk} is too small for slot {index}")
         return cls(fd, layout, own_fd=True)
 
+    @property
+    def capacity(self) -> int:
+        return self.layout.data_size
+
+    def has_superblock(self) -> bool:
+        block = os.pread(self.fd, len(MD_MAGIC), self.layout.superblock_offset)
+        return block == MD_MAGIC
+
     # -- superblock ----------------------------------------------------------------------
     def read_superblock(self) -> Superblock:
         block = os.pread(self.fd, 4096, self.layout.superblock_offset)
         sb = Superblock.decode(block)
-        if sb.data_size != self.layout.data_size:
+        if sb.data_size > self.layout.data_size:
             raise MetadataError(
                 f"metadata describes {sb.data_size} bytes of data but the backing device "
-                f"now holds {self.layout.data_size} (run 'vigil volume resize')"
-            )
+                f"now holds only {self.layout.data_size}: it shrank (vigil never shrinks a "
+                "volume)")
         return sb
 
     def write_superblock(self, sb: Superblock) -> None:
         os.pwrite(self.fd, sb.encode(), self.layout.superblock_offset)
         os.fdatasync(self.fd)
 
+    # -- growth -------------------------------------------------------------------------------
+    def grown_layout(self, backing_size: int) -> Layout | None:
+        """Where the metadata goes for a backing disk of `backing_size` (None: no change)."""
+        if self.layout.internal:
+            new = internal_layout(backing_size)
+        else:
+            new = external_layout(external_capacity(backing_size),
+                                  self.layout.superblock_offset // EXTERNAL_SLOT_SIZE)
+        return new if new.data_size > self.layout.data_size else None
+
+    def relocate(self, new: Layout, bitmap: Bitmap, sb: Superblock,
+                 hot_extents: list[int]) -> None:
+        """Use `new` from now on, writing everything there first (crash-safe).
+
+        Internal metadata is copied to the new end of the disk, superblock last:
+        until that write is on disk, the old copy (found through the known size)
+        stays the valid one, and nothing writes into it before the volume grows
+        over it, which happens only after the switch.
+        """
+        if self.layout.internal:
+            refusal = relocation_refusal(self.layout, new)
+            if refusal:
+                raise VigilError(refusal)
+        old, self.layout = self.layout, new
+        try:
+            self.write_bitmap(bitmap, everything=True, sync=False)
+            if new.internal:
+                for i in range(AL_SLOTS):
+                    os.pwrite(self.fd, bytes(AL_SLOT_SIZE), new.al_offset + i * AL_SLOT_SIZE)
+                self.write_activity_log(hot_extents)
+            self.write_superblock(sb)
+        except OSError:
+            self.layout = old
+            raise
+        self.stale = False
+        if new.internal:
+            write_known_size(self.known_size_file,
+                             new.superblock_offset + SUPERBLOCK_SIZE)
+
     # -- bitmap ----------------------------------------------------------------------------
-    def read_bitmap(self) -> Bitmap:
-        blocks = self.layout.data_size // BLOCK_SIZE
+    def read_bitmap(self, data_size: int | None = None) -> Bitmap:
+        blocks = (self.layout.data_size if data_size is None else data_size) // BLOCK_SIZE
         raw = os.pread(self.fd, (blocks + 7) // 8, self.layout.bitmap_offset)
         return Bitmap(blocks, raw)
 
@@ -137,8 +208,39 @@ class MetadataStore:
             os.close(self.fd)
 
 
+def read_known_size(path: Path | None) -> int | None:
+    """The backing disk's size when its internal metadata was last placed (None: unknown)."""
+    if path is None:
+        return None
+    try:
+        value = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def write_known_size(path: Path | None, size: int) -> None:
+    """Record it, atomically (a torn file would hide the metadata after a crash)."""
+    if path is None or read_known_size(path) == size:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    with open(partial, "w") as out:
+        out.write(f"{size}\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    with contextlib.suppress(OSError):
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
 def create_md(disk: str, meta_disk: str = "internal", index: int = 0,
-              al_extents: int = 1237, force: bool = False) -> Superblock:
+              al_extents: int = 1237, force: bool = False,
+              known_size_file: Path | None = None) -> Superblock:
     """Write fresh metadata: no data generation yet, nothing consistent, empty log."""
     backing = BackingStore(disk)
     try:
@@ -161,6 +263,8 @@ def create_md(disk: str, meta_disk: str = "internal", index: int = 0,
             for i in range(AL_SLOTS):
                 os.pwrite(store.fd, bytes(AL_SLOT_SIZE), store.layout.al_offset + i * AL_SLOT_SIZE)
             store.write_superblock(replace(sb, flags=MdFlag(0)))
+            if store.layout.internal:
+                write_known_size(known_size_file, backing.size)
             return sb
         finally:
             store.close()

@@ -93,6 +93,12 @@ class VolumeConfig:
         return Path("/run/vigil/volume") / self.name
 
     @property
+    def known_size_file(self) -> Path:
+        """The backing disk's size where its internal metadata sits (DRBD's .lkbd file):
+        how the metadata is found again if the disk grew while the volume was down."""
+        return Path("/var/lib/vigil/volume") / f"{self.name}.lkbd"
+
+    @property
     def i_connect(self) -> bool:
         """The node with the lower address connects; the other accepts (no duplicate links)."""
         mine = (ipaddress.ip_address(self.local.address), self.local.port)

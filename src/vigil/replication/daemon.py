@@ -33,9 +33,10 @@ from vigil.log import event, setup_logging
 from vigil.metrics import MetricsAddress, MetricsServer, parse_address
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.replication import control, devnode, loopdev
-from vigil.replication.blockstore import BackingStore, MetadataStore
+from vigil.replication.blockstore import BackingStore, MetadataStore, write_known_size
 from vigil.replication.config import VolumeConfig, load
-from vigil.replication.fuse_frontend import VolumeFS
+from vigil.replication.fuse_frontend import DISK_INODE, VolumeFS
+from vigil.replication.geometry import SUPERBLOCK_SIZE
 from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
 from vigil.replication.states import Role
@@ -115,15 +116,20 @@ class Daemon:
         self.loop_identity: loopdev.LoopIdentity | None = None
         self.loop_fd: int | None = None
         self.stop_event = asyncio.Event()
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         cfg = self.cfg
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         cleanup_stale(cfg)
         backing = BackingStore(cfg.local.disk)
-        md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index)
+        md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index,
+                                known_size_file=cfg.known_size_file)
         node = self.node = Node(cfg, backing, md)
+        if md.layout.internal:  # where a later start looks if the disk grows while down
+            write_known_size(cfg.known_size_file, md.layout.superblock_offset + SUPERBLOCK_SIZE)
         node.want_connection = not self.standalone
+        node.on_resize = self._device_grew
         devnode.private_dev()
         mountpoint = fuse_dir(cfg)
         mountpoint.mkdir(exist_ok=True)
@@ -183,6 +189,32 @@ class Daemon:
             backing.close()
             md.close()
             event(log, "volume.down", resource=cfg.name)
+
+    def _device_grew(self, size: int) -> None:
+        task = asyncio.ensure_future(self._refresh_device(size))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh_device(self, size: int) -> None:
+        """The FUSE file and the loop device over it take the volume's new size."""
+        try:
+            pyfuse3.invalidate_inode(DISK_INODE, attr_only=True)
+        except OSError as exc:  # the kernel never looked the file up: nothing cached
+            event(log, "volume.fuse_invalidate", resource=self.cfg.name, errno=exc.errno)
+        try:
+            # In a thread: the kernel asks this very event loop for the file's attributes.
+            await asyncio.to_thread(self._loop_takes_new_size)
+        except OSError as exc:
+            event(log, "volume.device_not_grown", logging.ERROR, resource=self.cfg.name,
+                  size=size, reason=str(exc))
+            return
+        event(log, "volume.device_grown", resource=self.cfg.name, size=size,
+              loop=self.loop_identity.path if self.loop_identity else None)
+
+    def _loop_takes_new_size(self) -> None:
+        os.stat(fuse_dir(self.cfg) / "disk")
+        if self.loop_fd is not None:
+            loopdev.set_capacity(self.loop_fd)
 
     def _start_metrics(self, aio: asyncio.AbstractEventLoop) -> MetricsServer | None:
         if self.metrics_address is None:
@@ -257,6 +289,9 @@ class Daemon:
             return {"message": node.invalidate_remote()}
         if verb == "new-current-uuid":
             return {"message": node.new_current_uuid(bool(request.get("clear_bitmap")))}
+        if verb == "resize":
+            return {"message": await node.resize(
+                bool(request.get("assume_peer_has_space")))}
         if verb == "pause-sync":
             return {"message": node.pause_sync()}
         if verb == "resume-sync":

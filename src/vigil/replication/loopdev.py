@@ -149,6 +149,11 @@ def drop_caches(fd: int) -> None:
         fcntl.ioctl(fd, BLKFLSBUF)
 
 
+def set_capacity(fd: int) -> None:
+    """Make the loop device take its backing file's size again (after the volume grew)."""
+    fcntl.ioctl(fd, LOOP_SET_CAPACITY)
+
+
 def release(identity: LoopIdentity, fd: int | None, timeout: float = 10.0) -> bool:
     """Detach our loop device and close our descriptor; True once it is gone."""
     try:

@@ -78,6 +78,8 @@ def params(fields: dict[str, Any]) -> dict[str, Any]:
         _field(fields, flag, bool, what, required=flag in ("crashed_primary", "primary"))
     _count(fields, "dirty", what)
     _count(fields, "size", what)
+    _count(fields, "capacity", what, required=False)
+    _field(fields, "grow", bool, what, required=False)
     since = _field(fields, "primary_since", (int, float), what, required=False)
     if since is not None and not 0 <= since <= UINT64:
         raise ProtocolError(f"{what}: 'primary_since' out of range")

@@ -22,13 +22,14 @@ from dataclasses import replace
 from typing import Any
 
 from vigil.clock import Clock, MonotonicClock
+from vigil.errors import VigilError
 from vigil.log import event
 from vigil.replication import auth, messages, wire
 from vigil.replication.activity_log import ActivityLog, AlChange
 from vigil.replication.adjust import plan as adjust_plan
 from vigil.replication.admission import DIGEST_BYTES, VERIFY_CHUNK_BLOCKS, Handling, View, admit
 from vigil.replication.bitmap import Bitmap, block_range
-from vigil.replication.blockstore import BackingStore, MetadataStore
+from vigil.replication.blockstore import BackingStore, MetadataStore, device_size
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
 from vigil.replication.digests import digester
@@ -39,6 +40,7 @@ from vigil.replication.handshake import Facts, Rules, decide
 from vigil.replication.link import LinkClosed, PeerProtocol, connect, listen
 from vigil.replication.metadata import MdFlag, Superblock
 from vigil.replication.rate import ResyncPacer
+from vigil.replication.resize import Sizes, local_growth, negotiate
 from vigil.replication.states import (
     CONN_TRANSITIONS,
     REPL_TRANSITIONS,
@@ -129,9 +131,10 @@ class Node:
         self.clock = clock or MonotonicClock()
         self.hostname = hostname or os.uname().nodename
         self._fresh_id = fresh_id or (lambda: secrets.randbits(64) | 1)
-        self.size = md.layout.data_size
         self.sb: Superblock = md.read_superblock()
-        self.bitmap: Bitmap = md.read_bitmap()
+        #: what the volume exports: the superblock's size, at most the disk's capacity
+        self.size = self.sb.data_size
+        self.bitmap: Bitmap = md.read_bitmap(self.size)
         self.crashed_primary = self.sb.crashed_primary
         #: which startup timeout a boot-time wait for the peer uses (DRBD decides at attach)
         self.wait_kind, self.wait_why = kind_at_attach(self.sb.flags)
@@ -146,6 +149,12 @@ class Node:
         if hot:
             md.write_activity_log([])
         self.al = ActivityLog(max(7, config.al_extents))
+        #: `resize` asked for: the next handshake grows both nodes to the smaller capacity
+        self._grow_request = False
+        self._resize_waiter: asyncio.Future[str] | None = None
+        self.on_resize: Callable[[int], None] | None = None
+        if md.stale:  # the backing disk grew while the volume was down
+            self.refresh_capacity()
         self.role = Role.SECONDARY
         self.conn = Conn.STANDALONE
         self.repl = Repl.OFF
@@ -565,6 +574,8 @@ class Node:
             "peer_disk": self.peer_disk.value,
             "protocol": self.cfg.protocol.value,
             "size": self.size,
+            # what the backing disk holds (more than size once it grew, until resize)
+            "capacity": self.md.capacity,
             "out_of_sync": self.bitmap.bytes_marked,
             # writes the peer acknowledged that no flush of its disk covers yet
             "peer_unflushed": self.session.tlog.unflushed if self.session else 0,
@@ -722,6 +733,8 @@ class Node:
             "primary": self.role is Role.PRIMARY,
             "dirty": self.bitmap.count,
             "size": self.size,
+            "capacity": self.md.capacity,
+            "grow": self._grow_request,
             "disk": self.disk.value,
             "inconsistent": self.disk is Disk.INCONSISTENT,
             "primary_since": self.sb.primary_since,
@@ -776,14 +789,12 @@ class Node:
 
     async def _serve(self, session: Session) -> None:
         await self._authenticate(session)
+        self.refresh_capacity()
         session.send(wire.Control(wire.T.PARAMS, self._my_params()))
         params = await self._expect(session, wire.T.PARAMS)
         assert isinstance(params, wire.Control)
         peer = session.peer = messages.params(params.fields)
-        if peer.get("size") != self.size:
-            self.want_connection = False
-            raise LinkLost(f"the peer's volume has {peer.get('size')} bytes, this one "
-                           f"{self.size}: refusing to connect (resize first)")
+        self._agree_on_size(peer)
         if peer.get("protocol") != self.cfg.protocol.value:
             self.want_connection = False
             raise LinkLost(f"protocol mismatch: {peer.get('protocol')} on the peer, "
@@ -823,6 +834,97 @@ class Node:
             await self._start_resync(session, sync)
         self._spawn(self._pinger(session, ping))
         await self._receive(session, ping)
+
+    def _agree_on_size(self, peer: dict[str, Any]) -> None:
+        """Both nodes take the size `resize.negotiate` gives, growing if it says so."""
+        theirs = Sizes(peer["size"], peer.get("capacity", peer["size"]), bool(peer.get("grow")))
+        mine = Sizes(self.size, self.md.capacity, self._grow_request)
+        agreement = negotiate(mine, theirs)
+        self._grow_request = False
+        if agreement.refusal:
+            self.want_connection = False
+            self.last_reason = agreement.refusal
+            event(log, "volume.refused", resource=self.cfg.name, reason=agreement.refusal,
+                  level=logging.ERROR)
+            self._resized(agreement.refusal)
+            raise LinkLost(agreement.refusal)
+        old = self.size
+        if agreement.size > old:
+            self._grow_to(agreement.size, f"agreed with {peer.get('host')}")
+            self._resized(f"grown from {old} to {self.size} bytes on both nodes; the new "
+                          f"{self.size - old} bytes resync from the primary")
+        else:
+            self._resized(f"nothing to grow: {self.size} bytes is all both backing disks "
+                          f"hold (here {self.md.capacity}, the peer "
+                          f"{theirs.capacity})")
+
+    def _resized(self, outcome: str) -> None:
+        waiter, self._resize_waiter = self._resize_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    def refresh_capacity(self, strict: bool = False) -> None:
+        """Read the backing disk's size again; if it grew, place the metadata for it.
+
+        A disk that grew too little to move the metadata is logged (raised if `strict`).
+        """
+        self.backing.size = device_size(self.backing.fd)
+        new = self.md.grown_layout(self.backing.size)
+        if new is None:
+            return
+        old = self.md.capacity
+        try:
+            self.md.relocate(new, self.bitmap, self.sb, self.al.extents())
+        except VigilError as exc:
+            if strict:
+                raise StateChangeRefused(str(exc)) from None
+            event(log, "volume.metadata_not_moved", logging.WARNING, resource=self.cfg.name,
+                  reason=str(exc))
+            return
+        event(log, "volume.capacity", resource=self.cfg.name, old=old,
+              new=self.md.capacity, backing=self.backing.size)
+
+    def _grow_to(self, size: int, reason: str) -> None:
+        """Export `size` bytes from now on; the new blocks are out of sync until resynced."""
+        old_blocks, blocks = self.size // BLOCK_SIZE, size // BLOCK_SIZE
+        bitmap = Bitmap(blocks, self.bitmap.to_bytes())
+        bitmap.set_range(old_blocks, blocks)
+        self.bitmap = bitmap
+        self.md.write_bitmap(bitmap, everything=True)
+        old = self.size
+        self._write_sb(replace(self.sb, data_size=size))
+        self.size = size
+        event(log, "volume.resized", resource=self.cfg.name, old=old, new=size, reason=reason)
+        if self.on_resize is not None:
+            self.on_resize(size)
+
+    async def resize(self, assume_peer_has_space: bool = False,
+                     timeout: float = 30.0) -> str:
+        """drbdadm resize: grow both nodes to what their backing disks now hold."""
+        if self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET, Repl.WF_BITMAP,
+                         Repl.VERIFY_S, Repl.VERIFY_T):
+            raise StateChangeRefused(f"resize is refused while {self.repl.value}")
+        self.refresh_capacity(strict=True)
+        session = self.session
+        if session is None:
+            agreement = local_growth(self.size, self.md.capacity, False, assume_peer_has_space)
+            if agreement.refusal:
+                raise StateChangeRefused(agreement.refusal)
+            if agreement.size <= self.size:
+                return f"nothing to grow: the backing disk holds {self.md.capacity} bytes"
+            old = self.size
+            self._grow_to(agreement.size, "resize --assume-peer-has-space")
+            return (f"grown from {old} to {self.size} bytes here; the peer grows at the "
+                    "next connection")
+        waiter = self._resize_waiter = asyncio.get_running_loop().create_future()
+        self._grow_request = True
+        session.rehandshake = True  # the handshake agrees on the size
+        session.close()
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            raise StateChangeRefused(f"asked the peer to grow, but it did not reconnect "
+                                     f"within {timeout:.0f} s (see status)") from None
 
     def _different_algorithms(self, peer: dict[str, Any]) -> str:
         """The digest settings both nodes must share and do not ('' when they agree).

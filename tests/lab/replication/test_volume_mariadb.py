@@ -10,80 +10,15 @@ secondary and resyncs.
 
 from __future__ import annotations
 
-import threading
 import time
 
-import pymysql
 import pytest
 
 from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
+from vigil.testing.mariadb import Committer, connect, start_mariadb
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
-
-MY_CNF = """\
-[mysqld]
-datadir=/var/lib/mysql
-socket=/run/mysqld/mysqld.sock
-pid-file=/run/mysqld/mysqld.pid
-bind-address=0.0.0.0
-port=3306
-user=mysql
-skip-name-resolve
-innodb_buffer_pool_size=32M
-innodb_log_file_size=16M
-innodb_flush_log_at_trx_commit=1
-sync_binlog=1
-log-error=/var/log/mysql-vigil.err
-"""
-
-
-def start_mariadb(host):
-    host.write_file("/etc/vigil-test/my.cnf", MY_CNF)
-    process = host.spawn(["mariadbd", "--defaults-file=/etc/vigil-test/my.cnf"], name="mariadbd")
-    wait_until(lambda: host.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e", "select 1"],
-                                check=False).returncode == 0, 60,
-               lambda: f"MariaDB on {host.name} to answer: {process.output()[-500:]}"
-               + _error_log(host))
-    return process
-
-
-def _error_log(host) -> str:
-    try:
-        return host.read_file("/var/log/mysql-vigil.err")[-800:]
-    except OSError:
-        return ""
-
-
-def connect(client, address: str) -> pymysql.connections.Connection:
-    with client.entered():
-        return pymysql.connect(host=address, user="app", password="pw", database="app",
-                               connect_timeout=3, read_timeout=5, write_timeout=5,
-                               autocommit=False)
-
-
-class Committer(threading.Thread):
-    """Inserts rows 1, 2, 3, ... each in its own transaction; remembers acknowledged commits."""
-
-    def __init__(self, client, address: str):
-        super().__init__(daemon=True)
-        self.connection = connect(client, address)
-        self.committed: list[int] = []
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with self.connection.cursor() as cursor:
-                number = 0
-                while not self.stop.is_set():
-                    number += 1
-                    cursor.execute("INSERT INTO numbers (id, note) VALUES (%s, %s)",
-                                   (number, f"row {number}"))
-                    self.connection.commit()
-                    self.committed.append(number)
-        except BaseException as exc:  # the crash ends it; that is the point
-            self.error = exc
 
 
 def test_mariadb_survives_primary_crash(volume_pair):

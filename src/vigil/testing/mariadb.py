@@ -1,0 +1,82 @@
+"""MariaDB on a lab host's replicated volume, and a client that counts acknowledged commits.
+
+Shared by the lab tests that put the seed's database on `/dev/drbd1`: the
+server's settings (durable commits), its start, and a committer whose list of
+acknowledged rows is what "nothing lost" is checked against.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pymysql
+
+from vigil.lab.host import Host, LabProcess
+from vigil.testing import wait_until
+
+MY_CNF = """\
+[mysqld]
+datadir=/var/lib/mysql
+socket=/run/mysqld/mysqld.sock
+pid-file=/run/mysqld/mysqld.pid
+bind-address=0.0.0.0
+port=3306
+user=mysql
+skip-name-resolve
+innodb_buffer_pool_size=32M
+innodb_log_file_size=16M
+innodb_flush_log_at_trx_commit=1
+sync_binlog=1
+log-error=/var/log/mysql-vigil.err
+"""
+
+
+def start_mariadb(host: Host) -> LabProcess:
+    """mariadbd with durable commits on the host, once it answers on its socket."""
+    host.write_file("/etc/vigil-test/my.cnf", MY_CNF)
+    process = host.spawn(["mariadbd", "--defaults-file=/etc/vigil-test/my.cnf"], name="mariadbd")
+    wait_until(lambda: host.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e", "select 1"],
+                                check=False).returncode == 0, 60,
+               lambda: f"MariaDB on {host.name} to answer: {process.output()[-500:]}"
+               + _error_log(host))
+    return process
+
+
+def _error_log(host: Host) -> str:
+    """The end of the server's error log, for a failure's message."""
+    try:
+        return host.read_file("/var/log/mysql-vigil.err")[-800:]
+    except OSError:
+        return ""
+
+
+def connect(client: Host, address: str) -> pymysql.connections.Connection:
+    """A connection from the client host's namespace, as the test's application user."""
+    with client.entered():
+        return pymysql.connect(host=address, user="app", password="pw", database="app",
+                               connect_timeout=3, read_timeout=5, write_timeout=5,
+                               autocommit=False)
+
+
+class Committer(threading.Thread):
+    """Inserts rows 1, 2, 3, ... each in its own transaction; remembers acknowledged commits."""
+
+    def __init__(self, client: Host, address: str):
+        super().__init__(daemon=True)
+        self.connection = connect(client, address)
+        self.committed: list[int] = []
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with self.connection.cursor() as cursor:
+                number = 0
+                while not self.stop.is_set():
+                    number += 1
+                    cursor.execute("INSERT INTO numbers (id, note) VALUES (%s, %s)",
+                                   (number, f"row {number}"))
+                    self.connection.commit()
+                    self.committed.append(number)
+        except BaseException as exc:  # the crash ends it; that is the point
+            self.error = exc
