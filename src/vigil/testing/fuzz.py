@@ -283,13 +283,21 @@ def _replication_entry() -> Callable[[random.Random], None]:
     connected node's admission rules in a random state."""
     from vigil.replication import messages, wire
     from vigil.replication.admission import View, admit
+    from vigil.replication.resize import Sizes, negotiate
     from vigil.replication.states import Repl, Role
+
+    def agreed_size(peer: dict[str, object]) -> object:
+        """The size handshake on checked fields, as `Node._agree_on_size` runs it."""
+        size = int(peer["size"])  # type: ignore[call-overload]
+        capacity = int(peer.get("capacity", size))  # type: ignore[call-overload]
+        return negotiate(Sizes(1 << 26, 1 << 27), Sizes(size, capacity, bool(peer.get("grow"))))
 
     frames = [
         wire.Control(wire.T.HELLO, {"version": 1, "resource": "r0", "challenge": "00" * 32,
                                     "alg": "sha1"}).encode(),
         wire.Control(wire.T.PARAMS, {"generations": [1, 2, 3, 4], "crashed_primary": False,
                                      "primary": True, "dirty": 0, "size": 1 << 26,
+                                     "capacity": 1 << 27, "grow": True,
                                      "protocol": "C"}).encode(),
         wire.Control(wire.T.STATE, {"role": "Primary", "disk": "UpToDate"}).encode(),
         wire.Control(wire.T.STATE, {"skip_initial_sync": 0x1234, "role": "Secondary",
@@ -309,7 +317,7 @@ def _replication_entry() -> Callable[[random.Random], None]:
     checks: dict[object, Callable[[object], object]] = {
         wire.T.HELLO: lambda m: (messages.hello_resource(m.fields),  # type: ignore[attr-defined]
                                  messages.challenge(m.fields)),  # type: ignore[attr-defined]
-        wire.T.PARAMS: lambda m: messages.params(m.fields),  # type: ignore[attr-defined]
+        wire.T.PARAMS: lambda m: agreed_size(messages.params(m.fields)),  # type: ignore[attr-defined]
         wire.T.STATE: lambda m: (messages.state(m.fields),  # type: ignore[attr-defined]
                                  messages.skip_initial_sync(m.fields)),  # type: ignore[attr-defined]
         wire.T.RS_DONE: lambda m: messages.rs_done(m.fields),  # type: ignore[attr-defined]

@@ -226,3 +226,27 @@ def test_resize_refuses_a_growth_too_small_to_move_the_metadata(node_on):
     _grow(node.backing.path, 16 * MIB + 8192)
     with pytest.raises(StateChangeRefused, match="at least"):
         asyncio.run(node.resize(assume_peer_has_space=True))
+
+
+def test_external_metadata_grows_in_its_slot(tmp_path):
+    disk, meta = tmp_path / "disk.img", tmp_path / "meta.img"
+    for path, size in ((disk, 16 * MIB), (meta, 256 * MIB)):
+        path.write_bytes(b"")
+        _grow(path, size)
+    sb = create_md(str(disk), str(meta), index=1)
+    _grow(disk, 48 * MIB)
+    backing = BackingStore(str(disk))
+    md = MetadataStore.open(backing, str(meta), 1)
+    try:
+        assert md.capacity == 48 * MIB and not md.stale
+        on_disk = md.read_superblock()
+        assert on_disk.data_size == sb.data_size == 16 * MIB
+        # the slot stays where it was; only the bitmap's room grows
+        old = md.layout
+        new = md.grown_layout(64 * MIB)
+        assert new is not None and new.superblock_offset == old.superblock_offset
+        assert new.bitmap_offset == old.bitmap_offset and new.bitmap_size >= old.bitmap_size
+        assert md.grown_layout(48 * MIB) is None
+    finally:
+        md.close()
+        backing.close()
