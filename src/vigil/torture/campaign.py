@@ -103,6 +103,9 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
                 for line in report.arp_lines(outcome, list(setup.arp.samples),
                                              list(setup.arp.cache), now):
                     say(line)
+            if outcome.settled is not None:
+                for line in setup.after_fault(outcome):
+                    say(f"{'':12}{line}")
             if outcome.settled is None:
                 say(f"{'':12}the campaign stops: the setup did not settle after this fault")
                 break

@@ -251,6 +251,23 @@ def check_rows(acknowledged: set[int], attempted: set[int], present: set[int]) -
                 len((present & attempted) - acknowledged))
 
 
+def split_losses(lost: Sequence[int], acked_at: Mapping[int, float],
+                 windows: Sequence[tuple[float, float]]) -> tuple[list[int], list[int]]:
+    """Lost rows acknowledged inside a volume split brain's window (from the fault that
+    split the nodes to the recovery that discarded one side's changes), and the rest.
+
+    Without fencing, a partition longer than deadtime lets both nodes promote; the
+    recovery keeps one side's data, so rows acknowledged meanwhile may be gone: that
+    is the configuration's known cost, reported apart. Any other loss is a violation.
+    """
+    explained, unexplained = [], []
+    for row in lost:
+        when = acked_at.get(row)
+        inside = when is not None and any(start <= when <= end for start, end in windows)
+        (explained if inside else unexplained).append(row)
+    return explained, unexplained
+
+
 # -- the replicated volume ----------------------------------------------------------------------
 def writable_primary(status: Mapping[str, Any]) -> bool:
     """Whether a volume's status says it takes writes: Primary, its I/O not suspended."""

@@ -27,6 +27,7 @@ from vigil.torture.arp_watch import ArpWatcher, stale_spans
 from vigil.torture.checks import (
     DUAL_BOUND,
     Injected,
+    Outcome,
     Query,
     Sample,
     dual_windows,
@@ -345,6 +346,10 @@ class HeartbeatSetup:
 
     def daemon_alive(self, node: str) -> bool:
         return self.pair.daemons[node].alive()
+
+    def after_fault(self, outcome: Outcome) -> list[str]:
+        """What the setup does once a fault settled, for the timeline (nothing here)."""
+        return []
 
     def finish(self) -> None:
         """The end of the workload, with the setup still up (nothing to count here)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -21,10 +22,12 @@ from vigil.lab.host import Host
 from vigil.replication import control
 from vigil.torture.checks import (
     Injected,
+    Outcome,
     Rows,
     check_rows,
     dual_windows,
     in_sync,
+    split_losses,
     unexcused_spans,
     writable_primary,
 )
@@ -58,6 +61,22 @@ VOLUME_SAMPLE_EVERY = 0.25
 #: and how long `vigil volume verify` may take.
 SYNC_DEADLINE = 180.0
 VERIFY_DEADLINE = 120.0
+#: After a split brain's recovery: how long the two volumes may take to connect again.
+RECONNECT_DEADLINE = 30.0
+
+
+@dataclass(frozen=True)
+class SplitBrain:
+    """A split brain of the volume and the operator's recovery of it."""
+
+    #: wall-clock times: the fault that split the nodes began, the recovery was asked for
+    began: float
+    recovered: float
+    #: the node whose changes were discarded, and the one kept
+    victim: str
+    keeper: str
+    reason: str
+    reconnected: bool
 
 
 def volume_status(host: Host, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -100,6 +119,10 @@ class ReplicatedSetup(HeartbeatSetup):
         #: `vigil volume verify` at the end: blocks compared, blocks that differed, the
         #: seconds until the disks were in sync after the writes stopped, the verify's
         self.verified: tuple[int, int, float, float] | None = None
+        #: volume split brains met after faults, each recovered as an operator would
+        self.split_brains: list[SplitBrain] = []
+        #: acknowledged rows lost inside a split brain's window (the configuration's cost)
+        self.split_lost: list[int] = []
 
     def configure(self) -> None:
         timeline = self.pair.timeline
@@ -158,6 +181,40 @@ class ReplicatedSetup(HeartbeatSetup):
             f"  chain out {{ type filter hook output priority 0; tcp dport {port} drop; "
             f"tcp sport {port} drop; }}\n}}\n"))
 
+    def after_fault(self, outcome: Outcome) -> list[str]:
+        """A volume split brain (a split let both nodes promote; the tutorial's DRBD file
+        has no fencing and DRBD's default after-sb policies disconnect): recover as DRBD's
+        documentation tells an operator to, keeping the data of the node that holds the
+        group now. Left alone, the volumes would stay StandAlone for the rest of the
+        campaign and every later failover would serve the old side's data."""
+        statuses = {node: volume_status(self.lab.host(node)) for node in NODES}
+        alone = [n for n, s in statuses.items() if s and s.get("connection") == "StandAlone"]
+        if not alone:
+            return []
+        reason = str((statuses[alone[0]] or {}).get("reason") or "StandAlone")
+        keeper = outcome.holder_after
+        if keeper is None:
+            return [f"volumes StandAlone on {', '.join(alone)} ({reason}) and no node alone "
+                    "holds the group: not recovered"]
+        victim = next(n for n in NODES if n != keeper)
+        wall_offset = time.time() - time.monotonic()
+        asked = time.monotonic()
+        scene.volume(self.lab.host(victim), "secondary", scene.RESOURCE, check=False)
+        scene.volume(self.lab.host(victim), "connect", "--discard-my-data", scene.RESOURCE,
+                     check=False)
+        scene.volume(self.lab.host(keeper), "connect", scene.RESOURCE, check=False)
+        reconnected = bool(scene.wait_for(
+            lambda: all((s := volume_status(self.lab.host(n))) is not None
+                        and s.get("connection") == "Connected" for n in NODES),
+            RECONNECT_DEADLINE, 0.2))
+        self.split_brains.append(SplitBrain(outcome.injected.injected + wall_offset,
+                                            asked + wall_offset, victim, keeper, reason,
+                                            reconnected))
+        return [f"volume split brain ({reason}): {victim}'s changes discarded as an operator "
+                f"would (secondary, connect --discard-my-data there, connect on {keeper}); "
+                + (f"connected again +{time.monotonic() - asked:.2f} s" if reconnected else
+                   f"NOT connected again within {RECONNECT_DEADLINE:g} s")]
+
     def finish(self) -> None:
         """Stop the writes, then read the table through the VIP: what was kept?"""
         self.committer.stop.set()
@@ -174,10 +231,18 @@ class ReplicatedSetup(HeartbeatSetup):
         super().stop()
 
     def end_notes(self) -> list[str]:
+        notes = super().end_notes()
+        if self.split_brains:
+            self._unexplained_losses()
+            victims = ", ".join(f"{b.victim}'s" for b in self.split_brains)
+            notes.append(f"volume split brains: {len(self.split_brains)} (discarded: {victims} "
+                         f"changes); acknowledged rows lost with them: {len(self.split_lost)}"
+                         + (f" {self.split_lost[:10]}" if self.split_lost else "")
+                         + " (a split without fencing: the configuration's known cost)")
         if self.verified is None:
-            return super().end_notes()
+            return notes
         compared, differ, synced, verified = self.verified
-        return [*super().end_notes(), f"the two disks after the resync (in sync {synced:.1f} s "
+        return [*notes, f"the two disks after the resync (in sync {synced:.1f} s "
                 f"after the writes stopped): vigil volume verify compared {compared} blocks "
                 f"in {verified:.1f} s, {differ} differed"]
 
@@ -242,14 +307,26 @@ class ReplicatedSetup(HeartbeatSetup):
                                set(self.committer.attempted), present)
 
     def rows_lost(self) -> int | None:
-        return None if self.rows is None else len(self.rows.lost)
+        """Acknowledged rows lost outside any split brain's window (each a violation)."""
+        if self.rows is None:
+            return None
+        return len(self._unexplained_losses())
+
+    def _unexplained_losses(self) -> list[int]:
+        if self.rows is None:
+            return []
+        acked_at = dict(self.committer.acknowledged)
+        windows = [(b.began, b.recovered) for b in self.split_brains]
+        self.split_lost, unexplained = split_losses(self.rows.lost, acked_at, windows)
+        return unexplained
 
     def final_checks(self, injected: Sequence[Injected]) -> list[str]:
         found = self.arp_checks(injected)
         if self.rows is None:
             return [*found, "the table could not be read through the VIP at the end"]
-        if self.rows.lost:
-            found.append(f"{len(self.rows.lost)} acknowledged rows lost: {self.rows.lost[:10]}")
+        lost = self._unexplained_losses()
+        if lost:
+            found.append(f"{len(lost)} acknowledged rows lost: {lost[:10]}")
         if self.rows.phantom:
             found.append(f"rows never sent are in the table: {self.rows.phantom[:10]}")
         for start, end in unexcused_spans(dual_windows(self.volumes.samples), injected,

@@ -292,3 +292,13 @@ def test_a_sampler_keeps_its_looks_and_skips_a_look_that_raises():
         sampler.stop()
     assert [s.holders for s in sampler.samples[:2]] == [frozenset({A}), frozenset({A, B})]
     assert not sampler.is_alive()
+
+
+def test_only_rows_acknowledged_inside_a_split_brain_window_are_explained():
+    from vigil.torture.checks import split_losses
+
+    acked_at = {1: 10.0, 2: 20.0, 3: 25.0, 4: 40.0}
+    explained, unexplained = split_losses([1, 2, 3, 4, 5], acked_at, [(19.0, 25.0)])
+    assert explained == [2, 3]
+    assert unexplained == [1, 4, 5]  # 5: never acknowledged at a known time
+    assert split_losses([2], acked_at, []) == ([], [2])
