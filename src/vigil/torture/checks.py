@@ -260,7 +260,8 @@ def split_losses(lost: Sequence[int], acked_at: Mapping[int, float],
     recovery keeps one side's data, so rows acknowledged meanwhile may be gone: that
     is the configuration's known cost, reported apart. Any other loss is a violation.
     """
-    explained, unexplained = [], []
+    explained: list[int] = []
+    unexplained: list[int] = []
     for row in lost:
         when = acked_at.get(row)
         inside = when is not None and any(start <= when <= end for start, end in windows)
