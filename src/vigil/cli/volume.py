@@ -29,7 +29,7 @@ from vigil.replication import config as volume_config
 from vigil.replication import control
 from vigil.replication.blockstore import create_md
 from vigil.replication.daemon import cleanup_stale, log_path, read_state
-from vigil.replication.states import NotConfigured, SetupRefused, StateChangeRefused
+from vigil.replication.states import NotConfigured, StateChangeRefused
 from vigil.runtime import spawn_detached, wait_gone
 
 VERBS = {
@@ -60,16 +60,14 @@ VERBS = {
                       "this node",
     "new-current-uuid": "start a new data generation; --clear-bitmap on two connected "
                         "fresh disks: both UpToDate without the initial sync",
-    "detach": "not supported: vigil has no diskless mode (exit 20)",
-    "attach": "the disk is attached by up and stays until down: always exit 10 "
-              "(attached already)",
+    "detach": "a secondary lets go of its backing disk and stays connected, diskless; "
+              "the peer marks what is written meanwhile (refused on a primary: exit 11)",
+    "attach": "take the backing disk again (or a new one after create-md) and resync "
+              "from the peer what changed (exit 10 when attached already)",
     "resize": "after the backing disk grew on both nodes: grow the volume to the smaller "
               "of the two (online; the new blocks resync from the primary; then grow the "
               "file system, e.g. resize2fs, on the primary)",
 }
-
-#: exit code of a verb vigil does not support (drbdadm's E_EXEC_ERROR)
-UNSUPPORTED = 20
 
 
 def backend_options_after_verb(argv: list[str]) -> list[str]:
@@ -211,14 +209,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cfg.name}: {reply['message']}")
         return 0
     if verb in ("detach", "attach"):
-        _ask(cfg, "status")  # not up here: 10, as drbdsetup's unknown minor
-        if verb == "attach":  # drbdsetup's ERR_DISK_CONFIGURED
-            raise SetupRefused(f"{cfg.name}: the disk is attached already (vigil attaches it "
-                               "at up and keeps it until down)")
-        error = VigilError(f"{cfg.name}: detach is not supported: vigil has no diskless "
-                           "mode (use down, which stops the whole resource on this node)")
-        error.exit_code = UNSUPPORTED
-        raise error
+        reply = _ask(cfg, verb)
+        print(f"{cfg.name}: {reply['message']}")
+        return 0
     if verb == "status":
         status = _ask(cfg, "status")["status"]
         print(json.dumps(status, indent=1) if args.json else format_status(status))

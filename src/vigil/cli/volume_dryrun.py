@@ -72,8 +72,14 @@ def plan(verb: str, cfg: VolumeConfig, *, force: bool = False, standalone: bool 
                 f"{name}: a new current data generation"
                 + (", an empty bitmap; connected to a peer with fresh metadata as well: "
                    "both UpToDate, no initial sync" if clear_bitmap else "")]
-    if verb in ("detach", "attach"):
-        return [f"{name}: nothing: {verb} is not supported (vigil has no diskless mode)"]
+    if verb == "detach":
+        return [f"{ask} detach",
+                f"{name}: flush, write bitmap and superblock, close {local.disk} (refused on "
+                "a primary); stay connected, diskless"]
+    if verb == "attach":
+        return [f"{ask} attach",
+                f"{name}: open {local.disk} and its metadata (meta-disk {meta}), reconnect "
+                "and resync from the peer what changed"]
     if verb == "resize":
         return [f"{ask} resize",
                 f"{name}: place the metadata for the backing disk's new size, then grow to "

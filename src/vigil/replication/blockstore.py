@@ -9,6 +9,7 @@ followed by one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -62,7 +63,53 @@ class BackingStore:
         os.fdatasync(self.fd)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+class DetachedDisk:
+    """Where the backing disk and its metadata were, after `detach` (a diskless node).
+
+    Data I/O fails with ENXIO (a replicated write is then refused with NEG_ACK: the
+    peer marks the blocks out of sync); metadata writes are dropped (there is no
+    disk to keep them on), a flush has nothing to do.
+    """
+
+    fd = -1
+    internal = False
+
+    def __init__(self, size: int, capacity: int):
+        self.size = size
+        self.capacity = capacity
+        self.stale = False
+
+    def read(self, offset: int, length: int) -> bytes:
+        raise OSError(errno.ENXIO, "no disk attached (diskless)")
+
+    def write(self, offset: int, data: bytes) -> None:
+        raise OSError(errno.ENXIO, "no disk attached (diskless)")
+
+    def flush(self) -> None:
+        """Nothing written here, nothing to flush."""
+
+    def write_superblock(self, sb: Superblock) -> None:
+        """Kept in memory only: read again from the disk at attach."""
+
+    def write_bitmap(self, bitmap: Bitmap, everything: bool = False, sync: bool = True) -> int:
+        return 0
+
+    def write_bitmap_pages(self, pages: dict[int, bytes], sync: bool = True) -> int:
+        return 0
+
+    def write_activity_log(self, extents: list[int]) -> None:
+        """No writes happen on a diskless node."""
+
+    def grown_layout(self, backing_size: int) -> None:
+        return None
+
+    def close(self) -> None:
+        """Nothing open."""
 
 
 class MetadataStore:
@@ -204,8 +251,9 @@ class MetadataStore:
         os.fdatasync(self.fd)
 
     def close(self) -> None:
-        if self._own_fd:
-            os.close(self.fd)
+        if self._own_fd and self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 def read_known_size(path: Path | None) -> int | None:

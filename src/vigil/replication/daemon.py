@@ -37,9 +37,10 @@ from vigil.replication.blockstore import BackingStore, MetadataStore, write_know
 from vigil.replication.config import VolumeConfig, load
 from vigil.replication.fuse_frontend import DISK_INODE, VolumeFS
 from vigil.replication.geometry import SUPERBLOCK_SIZE
+from vigil.replication.metadata import MetadataError
 from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
-from vigil.replication.states import Role
+from vigil.replication.states import Role, SetupRefused
 from vigil.runtime import STOP_SIGNALS, event_loop_runner, on_signals
 
 log = logging.getLogger("vigil.volume")
@@ -186,9 +187,30 @@ class Daemon:
                 state_path(cfg).unlink()
             with contextlib.suppress(OSError):
                 control.socket_path(cfg.run_dir).unlink()
-            backing.close()
-            md.close()
+            node.backing.close()  # the disk attached now (after detach: nothing)
+            node.md.close()
             event(log, "volume.down", resource=cfg.name)
+
+    def _attach(self) -> str:
+        """Open the configured disk and its metadata and give them to the node."""
+        node = self.node
+        assert node is not None
+        if not node.diskless:
+            raise SetupRefused("the disk is attached already")
+        cfg = self.cfg
+        backing = BackingStore(cfg.local.disk)
+        md: MetadataStore | None = None
+        try:
+            md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index,
+                                    known_size_file=cfg.known_size_file)
+            return node.attach(backing, md)
+        except (OSError, MetadataError) as exc:
+            raise SetupRefused(f"cannot attach {cfg.local.disk}: {exc}") from None
+        finally:
+            if node.backing is not backing:
+                if md is not None:
+                    md.close()
+                backing.close()
 
     def _device_grew(self, size: int) -> None:
         task = asyncio.ensure_future(self._refresh_device(size))
@@ -289,6 +311,10 @@ class Daemon:
             return {"message": node.invalidate_remote()}
         if verb == "new-current-uuid":
             return {"message": node.new_current_uuid(bool(request.get("clear_bitmap")))}
+        if verb == "detach":
+            return {"message": await node.detach()}
+        if verb == "attach":
+            return {"message": self._attach()}
         if verb == "resize":
             return {"message": await node.resize(
                 bool(request.get("assume_peer_has_space")))}

@@ -29,7 +29,7 @@ from vigil.replication.activity_log import ActivityLog, AlChange
 from vigil.replication.adjust import plan as adjust_plan
 from vigil.replication.admission import DIGEST_BYTES, VERIFY_CHUNK_BLOCKS, Handling, View, admit
 from vigil.replication.bitmap import Bitmap, block_range
-from vigil.replication.blockstore import BackingStore, MetadataStore, device_size
+from vigil.replication.blockstore import BackingStore, DetachedDisk, MetadataStore, device_size
 from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
 from vigil.replication.digests import digester
@@ -197,7 +197,13 @@ class Node:
 
     # ------------------------------------------------------------------ derived state
     @property
+    def diskless(self) -> bool:
+        return isinstance(self.backing, DetachedDisk)
+
+    @property
     def disk(self) -> Disk:
+        if self.diskless:
+            return Disk.DISKLESS
         flags = self.sb.flags
         if flags & MdFlag.SYNC_TARGET or not flags & MdFlag.CONSISTENT:
             return Disk.INCONSISTENT
@@ -230,7 +236,9 @@ class Node:
 
     @property
     def replicating(self) -> bool:
-        return self.session is not None and self.repl not in (Repl.OFF, Repl.WF_BITMAP)
+        """Writes go to the peer too (not while it is diskless: they are marked instead)."""
+        return (self.session is not None and self.repl not in (Repl.OFF, Repl.WF_BITMAP)
+                and self.peer_disk is not Disk.DISKLESS)
 
     # ------------------------------------------------------------------ block I/O (front end)
     async def read(self, offset: int, length: int) -> bytes:
@@ -323,6 +331,7 @@ class Node:
     async def promote(self, force: bool = False) -> str:
         if self.role is Role.PRIMARY:
             return "already primary"
+        self._need_disk("be primary")
         if self.peer_role is Role.PRIMARY and not self.cfg.allow_two_primaries:
             await self._probe_primary_peer()
             if self.peer_role is Role.PRIMARY:
@@ -384,6 +393,7 @@ class Node:
         return "demoted"
 
     def connect(self, discard_my_data: bool = False) -> str:
+        self._need_disk("connect")
         self.discard_my_data = discard_my_data
         if self.conn is Conn.STANDALONE:
             self.want_connection = True
@@ -429,6 +439,7 @@ class Node:
         return "disconnected"
 
     def outdate(self) -> str:
+        self._need_disk("outdate")
         if self.role is Role.PRIMARY:
             raise StateChangeRefused("a primary cannot be outdated")
         if self.disk is Disk.INCONSISTENT:
@@ -440,6 +451,7 @@ class Node:
 
     async def invalidate(self) -> str:
         """Throw away the local data: a full resync from the peer follows."""
+        self._need_disk("invalidate")
         if self.role is Role.PRIMARY:
             raise StateChangeRefused("cannot invalidate a primary")
         self.bitmap.set_all()
@@ -454,6 +466,9 @@ class Node:
 
     def invalidate_remote(self) -> str:
         """drbdadm invalidate-remote: the peer's data is thrown away and rewritten from here."""
+        self._need_disk("invalidate the peer")
+        if self.peer_disk is Disk.DISKLESS:
+            raise StateChangeRefused("the peer is diskless: attach its disk first")
         if self.session is None or self.repl is not Repl.ESTABLISHED:
             raise StateChangeRefused("not connected and in sync: nothing to rewrite the peer "
                                      "from")
@@ -473,6 +488,7 @@ class Node:
         Connected to a peer with both sides' metadata fresh, --clear-bitmap skips the
         initial sync: both nodes take the new generation and become UpToDate.
         """
+        self._need_disk("start a new generation")
         session = self.session
         peer = None
         if session is not None and "generations" in session.peer:
@@ -552,9 +568,12 @@ class Node:
         return f"adjusted{', connecting' if connecting else ''}: {said}"
 
     async def start_verify(self) -> str:
+        self._need_disk("verify")
         session = self.session
         if session is None or self.repl is not Repl.ESTABLISHED:
             raise StateChangeRefused("verify needs an established connection without resync")
+        if self.peer_disk is Disk.DISKLESS:
+            raise StateChangeRefused("the peer is diskless: nothing to compare with")
         self._set_repl(Repl.VERIFY_S, "verify requested")
         session.send(wire.Control(wire.T.STATE, {"verify": "start"}))
         self._spawn(self._verify_source(session))
@@ -868,6 +887,8 @@ class Node:
 
         A disk that grew too little to move the metadata is logged (raised if `strict`).
         """
+        if self.diskless:
+            return
         self.backing.size = device_size(self.backing.fd)
         new = self.md.grown_layout(self.backing.size)
         if new is None:
@@ -898,9 +919,82 @@ class Node:
         if self.on_resize is not None:
             self.on_resize(size)
 
+    def _need_disk(self, what: str) -> None:
+        if self.diskless:
+            raise StateChangeRefused(f"cannot {what}: no disk attached (diskless; attach "
+                                     "first)")
+
+    async def detach(self, settle: float = 10.0) -> str:
+        """drbdadm detach: let go of the backing disk and stay connected, diskless.
+
+        Only a Secondary (vigil serves no I/O through the peer). Whatever the peer
+        wrote here is on disk with the metadata first; the peer then marks every
+        write in its bitmap (a write already on its way is refused with NEG_ACK,
+        which marks it too), so `attach` resyncs just those blocks.
+        """
+        if self.diskless:
+            return "diskless already"
+        if self.role is Role.PRIMARY:
+            raise StateChangeRefused("a primary cannot detach its disk in vigil (it serves "
+                                     "no I/O through the peer): demote first")
+        if self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET, Repl.WF_BITMAP, Repl.VERIFY_S,
+                         Repl.VERIFY_T):
+            raise StateChangeRefused(f"cannot detach while {self.repl.value}")
+        session = self.session
+        deadline = self.clock.now() + settle
+        while session is not None and session.peer_flushes and self.clock.now() < deadline:
+            await asyncio.sleep(0.01)  # a flush for the peer still uses the disk
+        backing, md = self.backing, self.md
+        await asyncio.get_running_loop().run_in_executor(None, backing.flush)
+        md.write_bitmap(self.bitmap)
+        md.write_superblock(self.sb)
+        placeholder = DetachedDisk(backing.size, md.capacity)
+        self.backing, self.md = placeholder, placeholder  # type: ignore[assignment]
+        backing.close()
+        md.close()
+        self.uptodate = False
+        if session is None:  # no metadata to handshake with until attach
+            self.want_connection = False
+            if self.conn is not Conn.STANDALONE:
+                self._set_conn(Conn.STANDALONE, "detached")
+        event(log, "volume.detached", resource=self.cfg.name, disk=backing.path)
+        self._send_state()
+        return "detached: diskless" + (", still connected" if session is not None else "")
+
+    def attach(self, backing: BackingStore, md: MetadataStore) -> str:
+        """drbdadm attach: take the backing disk (the old one, or a new one after
+        create-md) and resync from the peer: the blocks marked while diskless, or all
+        of them for a fresh disk."""
+        if not self.diskless:
+            raise SetupRefused("the disk is attached already")
+        sb = md.read_superblock()
+        if sb.data_size != self.size:
+            if sb.generations.current != 0 or md.capacity < self.size:
+                raise SetupRefused(f"the disk's metadata describes {sb.data_size} bytes, the "
+                                   f"volume has {self.size}: not this volume's disk")
+            sb = replace(sb, data_size=self.size)  # fresh metadata: take the volume's size
+            md.write_superblock(sb)
+        self.backing, self.md, self.sb = backing, md, sb
+        self.bitmap = md.read_bitmap(self.size)
+        self.crashed_primary = sb.crashed_primary
+        self.refresh_capacity()
+        event(log, "volume.attached", resource=self.cfg.name, disk=backing.path,
+              generations=str(sb.generations))
+        session = self.session
+        if session is not None:  # the handshake decides the resync
+            session.rehandshake = True
+            session.close()
+            return "attached: reconnecting to resync from the peer"
+        self.want_connection = True
+        if self.conn is Conn.STANDALONE:
+            self._set_conn(Conn.CONNECTING, "attached")
+        self._wake.set()
+        return "attached: connecting"
+
     async def resize(self, assume_peer_has_space: bool = False,
                      timeout: float = 30.0) -> str:
         """drbdadm resize: grow both nodes to what their backing disks now hold."""
+        self._need_disk("resize")
         if self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET, Repl.WF_BITMAP,
                          Repl.VERIFY_S, Repl.VERIFY_T):
             raise StateChangeRefused(f"resize is refused while {self.repl.value}")
@@ -1412,12 +1506,23 @@ class Node:
                   resource=self.cfg.name, by="peer")
         if role is not None:
             self.peer_role = role
+        if disk is Disk.DISKLESS and self.peer_disk is not Disk.DISKLESS:
+            self._peer_detached()
         if disk is not None:
             self.peer_disk = disk
         if verify == "start" and self.repl is Repl.ESTABLISHED:
             self._set_repl(Repl.VERIFY_T, "peer started verify")
             self._verify = {"running": True, "total_blocks": self.size // BLOCK_SIZE,
                             "done_blocks": 0, "out_of_sync": 0, "started": time.time()}
+
+    def _peer_detached(self) -> None:
+        """The peer let go of its disk: from now on writes are marked here, counted from
+        a new generation, so its `attach` resyncs exactly those."""
+        if self.disk in (Disk.UP_TO_DATE, Disk.CONSISTENT):
+            self._write_sb(replace(self.sb, generations=self.sb.generations.new_current(
+                self._fresh_id())))
+        event(log, "volume.peer_diskless", resource=self.cfg.name,
+              generations=str(self.sb.generations))
 
     def _invalidate_for_peer(self) -> None:
         """The peer ran invalidate-remote: as `invalidate` here, unless this node is
@@ -1533,6 +1638,9 @@ class Node:
         self.peer_role = Role.UNKNOWN
         self.peer_disk = Disk.UNKNOWN
         self.sync_paused_peer = False
+        if self.diskless and not session.rehandshake:
+            self.want_connection = False  # no metadata to handshake with: attach first
+            self.last_reason = "diskless: attach to connect again"
         if not was_connected:
             if self.conn is Conn.CONNECTED:
                 self._set_conn(Conn.CONNECTING, "handshake failed")

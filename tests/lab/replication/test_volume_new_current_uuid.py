@@ -86,9 +86,9 @@ def test_refused_while_connected_and_a_new_generation_when_disconnected(volume_p
         assert "connected" in done.stderr
     assert pair.status("server5")["generations"] == before["generations"]
 
-    # no diskless mode: detach is refused (20), attach says the disk is attached (10)
-    done = pair.vigil("server6", "detach", pair.name, check=False)
-    assert done.returncode == 20 and "not supported" in done.stderr
+    # a primary cannot go diskless (11); attach says the disk is attached (10)
+    done = pair.vigil("server5", "detach", pair.name, check=False)
+    assert done.returncode == 11 and "demote first" in done.stderr
     done = pair.vigil("server6", "attach", "all", check=False)
     assert done.returncode == 10 and "attached already" in done.stderr
     assert pair.status("server6")["disk"] == "UpToDate"

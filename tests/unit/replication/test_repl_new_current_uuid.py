@@ -90,7 +90,7 @@ def test_dry_run_plans_name_the_actions(seed_res):
     assert volume_dryrun.plan("new-current-uuid", cfg, clear_bitmap=True)[0].endswith(
         "control.sock: new-current-uuid --clear-bitmap")
     assert volume_dryrun.plan("primary", cfg, force=True)[0].endswith("primary --force")
-    assert "nothing" in volume_dryrun.plan("detach", cfg)[0]
+    assert volume_dryrun.plan("detach", cfg)[0].endswith("control.sock: detach")
     for verb in ("create-md", "down", "status", "wait-connect", "become-primary", "resize",
                  "attach", "adjust", "connect", "outdate"):
         assert volume_dryrun.plan(verb, cfg)

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from vigil.lab.seed import lab_file
-from vigil.replication import config, messages
+from vigil.replication import messages
 from vigil.replication.blockstore import (
     BackingStore,
     MetadataStore,
@@ -163,33 +162,6 @@ def test_a_shrunk_disk_is_refused_with_the_sizes(tmp_path):
 
 
 # -- the node ----------------------------------------------------------------------------------
-@pytest.fixture
-def node_on(tmp_path):
-    from vigil.replication.node import Node
-
-    opened = []
-
-    def make(grow_to: int | None = None):
-        disk, known = tmp_path / "a.img", tmp_path / "a.lkbd"
-        if not disk.exists():
-            disk.write_bytes(b"")
-            _grow(disk, 16 * MIB)
-            create_md(str(disk), known_size_file=known)
-        if grow_to:
-            _grow(disk, grow_to)
-        text = lab_file("drbd-mysqldata.res").replace("/dev/vdb", str(disk))
-        (tmp_path / "a.conf").write_text(text)
-        cfg = config.load("mysqldata", tmp_path / "a.conf", "server5.example.com")
-        backing, md = _open(disk, known)
-        opened.append((backing, md))
-        return Node(cfg, backing, md, hostname="server5.example.com")
-
-    yield make
-    for backing, md in opened:
-        md.close()
-        backing.close()
-
-
 def test_a_node_started_on_a_grown_disk_moves_its_metadata_but_keeps_its_size(node_on):
     node = node_on()
     size = node.size
