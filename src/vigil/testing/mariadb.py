@@ -12,7 +12,34 @@ import threading
 import pymysql
 
 from vigil.lab.host import Host, LabProcess
+from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
+
+#: Where the lab's hosts keep the seed volume's backing file.
+SEED_BACKING = "/var/lib/vigil/mysqldata.img"
+APP_SQL = ("CREATE DATABASE app; CREATE USER 'app'@'%' IDENTIFIED BY 'pw'; "
+           "GRANT ALL ON app.* TO 'app'@'%'; CREATE TABLE app.numbers "
+           "(id INT PRIMARY KEY, note VARCHAR(32)) ENGINE=InnoDB;")
+
+
+def seed_resource(disk_options: str = "c-fill-target 16M; c-max-rate 400M;") -> str:
+    """The seed's resource file as the lab hosts get it (addresses mapped), with the
+    backing disk pointed at a file and the link timing made lab-fast."""
+    return lab_file("drbd-mysqldata.res").replace("/dev/vdb", SEED_BACKING).replace(
+        "protocol C;", "protocol C;\n  net { ping-int 1; connect-int 1; }\n"
+        f"  disk {{ {disk_options} }}")
+
+
+def serve_app_database(host: Host, mkfs: str = "mkfs.ext4 -q -F") -> LabProcess:
+    """A file system on the host's /dev/drbd1 at /var/lib/mysql, MariaDB on it, and the
+    app database the committer writes to."""
+    host.run(f"{mkfs} /dev/drbd1 && mkdir -p /var/lib/mysql && "
+             "mount /dev/drbd1 /var/lib/mysql && chown mysql:mysql /var/lib/mysql", timeout=60)
+    host.run(["mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql",
+              "--skip-test-db", "--auth-root-authentication-method=socket"], timeout=180)
+    process = start_mariadb(host)
+    host.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e", APP_SQL])
+    return process
 
 MY_CNF = """\
 [mysqld]

@@ -14,9 +14,15 @@ import time
 
 import pytest
 
-from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
-from vigil.testing.mariadb import Committer, connect, start_mariadb
+from vigil.testing.mariadb import (
+    SEED_BACKING,
+    Committer,
+    connect,
+    seed_resource,
+    serve_app_database,
+    start_mariadb,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -25,22 +31,9 @@ def test_mariadb_survives_primary_crash(volume_pair):
     pair = volume_pair
     lab = pair.lab
     s5, s6, client = lab.host("server5"), lab.host("server6"), lab.host("client")
-    # The seed's resource file, as the lab hosts get it (addresses mapped), with the
-    # backing disk pointed at a file and the link timing made lab-fast.
-    pair.name, pair.backing = "mysqldata", "/var/lib/vigil/mysqldata.img"
-    text = lab_file("drbd-mysqldata.res").replace("/dev/vdb", pair.backing).replace(
-        "protocol C;", "protocol C;\n  net { ping-int 1; connect-int 1; }\n"
-        "  disk { c-fill-target 16M; c-max-rate 400M; }")
-    pair.start_pair(size="192M", text=text)
-    s5.run("mkfs.ext4 -q -F /dev/drbd1 && mkdir -p /var/lib/mysql && "
-           "mount /dev/drbd1 /var/lib/mysql && chown mysql:mysql /var/lib/mysql", timeout=60)
-    s5.run(["mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql",
-            "--skip-test-db", "--auth-root-authentication-method=socket"], timeout=180)
-    start_mariadb(s5)
-    s5.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e",
-            "CREATE DATABASE app; CREATE USER 'app'@'%' IDENTIFIED BY 'pw'; "
-            "GRANT ALL ON app.* TO 'app'@'%'; CREATE TABLE app.numbers "
-            "(id INT PRIMARY KEY, note VARCHAR(32)) ENGINE=InnoDB;"])
+    pair.name, pair.backing = "mysqldata", SEED_BACKING
+    pair.start_pair(size="192M", text=seed_resource())
+    serve_app_database(s5)
 
     committer = Committer(client, s5.address())
     committer.start()

@@ -17,9 +17,14 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.lab.seed import lab_file
 from vigil.testing import wait_until
-from vigil.testing.mariadb import Committer, connect, start_mariadb
+from vigil.testing.mariadb import (
+    SEED_BACKING,
+    Committer,
+    connect,
+    seed_resource,
+    serve_app_database,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -39,21 +44,11 @@ def test_volume_grows_online_under_mariadb_load(volume_pair):
     pair = volume_pair
     lab = pair.lab
     s5, s6, client = lab.host("server5"), lab.host("server6"), lab.host("client")
-    pair.name, pair.backing = "mysqldata", "/var/lib/vigil/mysqldata.img"
-    text = lab_file("drbd-mysqldata.res").replace("/dev/vdb", pair.backing).replace(
-        "protocol C;", "protocol C;\n  net { ping-int 1; connect-int 1; }\n"
-        # the new blocks resync while MariaDB writes: at c-min-rate, 250 KiB/s by default
-        "  disk { c-fill-target 16M; c-max-rate 400M; c-min-rate 64M; }")
-    pair.start_pair(size="320M", text=text)
-    s5.run("mkfs.xfs -q -f /dev/drbd1 && mkdir -p /var/lib/mysql && "
-           "mount /dev/drbd1 /var/lib/mysql && chown mysql:mysql /var/lib/mysql", timeout=60)
-    s5.run(["mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql",
-            "--skip-test-db", "--auth-root-authentication-method=socket"], timeout=180)
-    mariadb = start_mariadb(s5)
-    s5.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e",
-            "CREATE DATABASE app; CREATE USER 'app'@'%' IDENTIFIED BY 'pw'; "
-            "GRANT ALL ON app.* TO 'app'@'%'; CREATE TABLE app.numbers "
-            "(id INT PRIMARY KEY, note VARCHAR(32)) ENGINE=InnoDB;"])
+    pair.name, pair.backing = "mysqldata", SEED_BACKING
+    # the new blocks resync while MariaDB writes: at c-min-rate, 250 KiB/s by default
+    pair.start_pair(size="320M", text=seed_resource(
+        "c-fill-target 16M; c-max-rate 400M; c-min-rate 64M;"))
+    mariadb = serve_app_database(s5, mkfs="mkfs.xfs -q -f")
     old_size = pair.status("server5")["size"]
     assert _device_size(s5) == old_size
 
