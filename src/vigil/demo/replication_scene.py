@@ -211,14 +211,17 @@ class Committer(threading.Thread):
 
 # -- the scene ----------------------------------------------------------------------------------
 def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
-              ha_cf: str | None = None) -> bool:
+              ha_cf: str | None = None, disk_options: str | None = None) -> bool:
     """The tutorial's files on both nodes; only what this machine forces is changed, and shown.
 
-    `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings).
+    `ha_cf` replaces the tutorial's ha.cf (the fault campaign's shorter timings);
+    `disk_options` adds a `disk { ... }` section to the resource (its resync rates).
     """
     secret = new_secret()
     tutorial_res = lab_file("drbd-mysqldata.res")
     res = demo_file("drbd-mysqldata.res", secret).replace("/dev/vdb", BACKING)
+    if disk_options:
+        res = res.replace("protocol C;", f"protocol C;\n  disk {{ {disk_options} }}", 1)
     for name in NODES:
         host = lab.host(name)
         host.write_file("/etc/ha.d/ha.cf", ha_cf or lab_file("ha.cf"))

@@ -61,6 +61,12 @@ VOLUME_SAMPLE_EVERY = 0.25
 #: and how long `vigil volume verify` may take.
 SYNC_DEADLINE = 180.0
 VERIFY_DEADLINE = 120.0
+#: The resource's resync rates. The committer writes all the time, so a resync runs at
+#: c-min-rate: at DRBD's default (250 KiB/s) the standby, once behind (a split brain's
+#: recovery, a cut), never caught up in a 30-minute campaign and no failover could
+#: happen; these are the rates docs/volume.md recommends, with c-min-rate raised for a
+#: database that never stops writing.
+RESYNC_RATES = "c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 32M;"
 #: After a split brain's recovery: how long the two volumes may take to connect again.
 RECONNECT_DEADLINE = 30.0
 
@@ -105,6 +111,8 @@ class ReplicatedSetup(HeartbeatSetup):
     """haresources.drbd-mysql: VIP, drbddisk::mysqldata, Filesystem on /dev/drbd1, mysqld."""
 
     name = "replicated"
+    #: the resource's `disk` options (None: the tutorial file's, DRBD's defaults)
+    resync_rates: str | None = RESYNC_RATES
 
     def __init__(self, lab: Lab):
         super().__init__(lab)
@@ -127,7 +135,7 @@ class ReplicatedSetup(HeartbeatSetup):
     def configure(self) -> None:
         timeline = self.pair.timeline
         if not scene.configure(self.lab, timeline, self.replication,
-                               ha_cf=campaign_ha_cf()):
+                               ha_cf=campaign_ha_cf(), disk_options=self.resync_rates):
             raise SetupFailed("; ".join(self.result.problems))
         for node in ("server5", "server6"):
             self.lab.host(node).write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
