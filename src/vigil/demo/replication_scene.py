@@ -248,12 +248,14 @@ def configure(lab: Lab, timeline: Timeline, result: ReplicationResult,
     return True
 
 
-def prepare_volume(lab: Lab, timeline: Timeline, result: ReplicationResult) -> bool:
-    """drbdadm's first steps, then MariaDB's data directory on /dev/drbd1 (done once)."""
+def prepare_volume(lab: Lab, timeline: Timeline, result: ReplicationResult,
+                   size: str = BACKING_SIZE) -> bool:
+    """drbdadm's first steps on backing files of `size`, then MariaDB's data directory on
+    /dev/drbd1 (done once)."""
     server5 = lab.host("server5")
     for name in ("server6", "server5"):  # server5 connects, server6 listens: listener first
         host = lab.host(name)
-        host.run(["truncate", "-s", BACKING_SIZE, BACKING])
+        host.run(["truncate", "-s", size, BACKING])
         volume(host, "create-md", RESOURCE)
         volume(host, "up", RESOURCE)
         state = json.loads(host.read_file(f"/run/vigil/volume/{RESOURCE}/state.json"))

@@ -67,6 +67,9 @@ VERIFY_DEADLINE = 120.0
 #: happen; these are the rates docs/volume.md recommends, with c-min-rate raised for a
 #: database that never stops writing.
 RESYNC_RATES = "c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 32M;"
+#: The volume's backing files: the committer inserts a few hundred rows a second, and a
+#: 30-minute campaign filled the demo's 64 MiB (InnoDB then could not start: ENOSPC).
+VOLUME_SIZE = "512M"
 #: After a split brain's recovery: how long the two volumes may take to connect again.
 RECONNECT_DEADLINE = 30.0
 
@@ -139,7 +142,7 @@ class ReplicatedSetup(HeartbeatSetup):
             raise SetupFailed("; ".join(self.result.problems))
         for node in ("server5", "server6"):
             self.lab.host(node).write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
-        if not scene.prepare_volume(self.lab, timeline, self.replication):
+        if not scene.prepare_volume(self.lab, timeline, self.replication, VOLUME_SIZE):
             raise SetupFailed("; ".join(self.result.problems))
 
     def ready(self) -> None:
