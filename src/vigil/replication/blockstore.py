@@ -26,11 +26,12 @@ from vigil.replication.geometry import (
     EXTERNAL_SLOT_SIZE,
     SUPERBLOCK_SIZE,
     Layout,
+    external_capacity,
     external_layout,
     internal_layout,
 )
 from vigil.replication.metadata import MD_MAGIC, MdFlag, MetadataError, Superblock
-from vigil.replication.resize import external_capacity, relocation_refusal
+from vigil.replication.resize import relocation_refusal
 
 
 def device_size(fd: int) -> int:
@@ -77,12 +78,10 @@ class DetachedDisk:
     """
 
     fd = -1
-    internal = False
 
     def __init__(self, size: int, capacity: int):
         self.size = size
         self.capacity = capacity
-        self.stale = False
 
     def read(self, offset: int, length: int) -> bytes:
         raise OSError(errno.ENXIO, "no disk attached (diskless)")
@@ -104,9 +103,6 @@ class DetachedDisk:
 
     def write_activity_log(self, extents: list[int]) -> None:
         """No writes happen on a diskless node."""
-
-    def grown_layout(self, backing_size: int) -> None:
-        return None
 
     def close(self) -> None:
         """Nothing open."""
@@ -209,9 +205,14 @@ class MetadataStore:
             self.layout = old
             raise
         self.stale = False
-        if new.internal:
+        self.record_place()
+
+    def record_place(self) -> None:
+        """Remember where internal metadata ends (the disk's size then), so that it is
+        found again if the disk grows while the volume is down."""
+        if self.layout.internal:
             write_known_size(self.known_size_file,
-                             new.superblock_offset + SUPERBLOCK_SIZE)
+                             self.layout.superblock_offset + SUPERBLOCK_SIZE)
 
     # -- bitmap ----------------------------------------------------------------------------
     def read_bitmap(self, data_size: int | None = None) -> Bitmap:
@@ -292,7 +293,7 @@ def create_md(disk: str, meta_disk: str = "internal", index: int = 0,
     """Write fresh metadata: no data generation yet, nothing consistent, empty log."""
     backing = BackingStore(disk)
     try:
-        store = MetadataStore.open(backing, meta_disk, index)
+        store = MetadataStore.open(backing, meta_disk, index)  # at the end, whatever was known
         try:
             if not force:
                 try:
@@ -311,8 +312,8 @@ def create_md(disk: str, meta_disk: str = "internal", index: int = 0,
             for i in range(AL_SLOTS):
                 os.pwrite(store.fd, bytes(AL_SLOT_SIZE), store.layout.al_offset + i * AL_SLOT_SIZE)
             store.write_superblock(replace(sb, flags=MdFlag(0)))
-            if store.layout.internal:
-                write_known_size(known_size_file, backing.size)
+            store.known_size_file = known_size_file
+            store.record_place()
             return sb
         finally:
             store.close()

@@ -33,10 +33,9 @@ from vigil.log import event, setup_logging
 from vigil.metrics import MetricsAddress, MetricsServer, parse_address
 from vigil.metrics.server import SNAPSHOT_TIMEOUT
 from vigil.replication import control, devnode, loopdev
-from vigil.replication.blockstore import BackingStore, MetadataStore, write_known_size
+from vigil.replication.blockstore import BackingStore, MetadataStore
 from vigil.replication.config import VolumeConfig, load
 from vigil.replication.fuse_frontend import DISK_INODE, VolumeFS
-from vigil.replication.geometry import SUPERBLOCK_SIZE
 from vigil.replication.metadata import MetadataError
 from vigil.replication.metrics import VolumeMetrics, metrics_address_for
 from vigil.replication.node import Node
@@ -127,8 +126,7 @@ class Daemon:
         md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index,
                                 known_size_file=cfg.known_size_file)
         node = self.node = Node(cfg, backing, md)
-        if md.layout.internal:  # where a later start looks if the disk grows while down
-            write_known_size(cfg.known_size_file, md.layout.superblock_offset + SUPERBLOCK_SIZE)
+        md.record_place()  # where a later start looks if the disk grows while down
         node.want_connection = not self.standalone
         node.on_resize = self._device_grew
         devnode.private_dev()

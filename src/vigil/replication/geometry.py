@@ -19,6 +19,8 @@ SUPERBLOCK_SIZE = 4096
 AL_SLOT_SIZE = 32 * 1024
 AL_SLOTS = 2
 EXTERNAL_SLOT_SIZE = 128 << 20
+#: What one external slot leaves for the bitmap after the activity log and superblock.
+EXTERNAL_BITMAP_ROOM = EXTERNAL_SLOT_SIZE - AL_SLOTS * AL_SLOT_SIZE - SUPERBLOCK_SIZE
 DEFAULT_AL_EXTENTS = 1237
 
 
@@ -92,9 +94,15 @@ def external_layout(data_size: int, index: int = 0) -> Layout:
     data_size = align_down(data_size, BLOCK_SIZE)
     base = index * EXTERNAL_SLOT_SIZE
     bm_size = bitmap_bytes(data_size)
-    if bm_size + AL_SLOTS * AL_SLOT_SIZE + SUPERBLOCK_SIZE > EXTERNAL_SLOT_SIZE:
+    if bm_size > EXTERNAL_BITMAP_ROOM:
         raise ValueError("data area too large for one 128 MiB external metadata slot")
     superblock = base
     al = base + SUPERBLOCK_SIZE
     bitmap = al + AL_SLOTS * AL_SLOT_SIZE
     return Layout(data_size, bitmap, bm_size, al, superblock, internal=False)
+
+
+def external_capacity(backing_size: int) -> int:
+    """The largest data area one 128 MiB external metadata slot can describe."""
+    most = align_down(EXTERNAL_BITMAP_ROOM, BLOCK_SIZE) * 8 * BLOCK_SIZE
+    return align_down(min(backing_size, most), BLOCK_SIZE)

@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vigil.replication.geometry import (
-    AL_SLOT_SIZE,
-    AL_SLOTS,
-    BLOCK_SIZE,
-    EXTERNAL_SLOT_SIZE,
-    SUPERBLOCK_SIZE,
-    Layout,
-    align_down,
-)
+from vigil.replication.geometry import BLOCK_SIZE, SUPERBLOCK_SIZE, Layout, align_down
 
 
 @dataclass(frozen=True)
@@ -82,10 +74,3 @@ def relocation_refusal(old: Layout, new: Layout) -> str:
         return (f"the backing disk grew by {grown} bytes, too little to move the metadata "
                 f"past its old place: grow it by at least {new.metadata_size} bytes")
     return ""
-
-
-def external_capacity(backing_size: int) -> int:
-    """The largest data area one 128 MiB external metadata slot can describe."""
-    bitmap_room = EXTERNAL_SLOT_SIZE - AL_SLOTS * AL_SLOT_SIZE - SUPERBLOCK_SIZE
-    most = align_down(bitmap_room, BLOCK_SIZE) * 8 * BLOCK_SIZE
-    return align_down(min(backing_size, most), BLOCK_SIZE)

@@ -85,6 +85,14 @@ def connect(client: Host, address: str) -> pymysql.connections.Connection:
                                autocommit=False)
 
 
+def lost_rows(connection: pymysql.connections.Connection, committed: list[int]) -> list[int]:
+    """The committed ids the table does not hold (closes the connection)."""
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM numbers")
+        present = {row[0] for row in cursor.fetchall()}
+    return sorted(set(committed) - present)
+
+
 class Committer(threading.Thread):
     """Inserts rows 1, 2, 3, ... each in its own transaction; remembers acknowledged commits."""
 

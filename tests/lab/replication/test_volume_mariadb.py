@@ -19,6 +19,7 @@ from vigil.testing.mariadb import (
     SEED_BACKING,
     Committer,
     connect,
+    lost_rows,
     seed_resource,
     serve_app_database,
     start_mariadb,
@@ -58,11 +59,7 @@ def test_mariadb_survives_primary_crash(volume_pair):
     assert not committer.is_alive()
     seen = list(committer.committed)
     assert committer.error is not None  # the client noticed the crash
-    with survivor.cursor() as cursor:
-        cursor.execute("SELECT id FROM numbers")
-        present = {row[0] for row in cursor.fetchall()}
-    survivor.close()
-    lost = sorted(set(seen) - present)
+    lost = lost_rows(survivor, seen)
     assert not lost, f"{len(lost)} committed rows lost: {lost[:10]}"
     steps = ", ".join(f"{name} +{when - crashed_at:.2f} s" for name, when in phases.items())
     print(f"\nfailover: {len(seen)} committed rows all present; crash -> MariaDB answering "

@@ -14,10 +14,9 @@ from vigil.replication.blockstore import (
     create_md,
     read_known_size,
 )
-from vigil.replication.geometry import BLOCK_SIZE, internal_layout
+from vigil.replication.geometry import BLOCK_SIZE, external_capacity, internal_layout
 from vigil.replication.resize import (
     Sizes,
-    external_capacity,
     local_growth,
     negotiate,
     relocation_refusal,
