@@ -264,9 +264,22 @@ class Daemon:
     def device_busy(self) -> bool:
         return self.loop_identity is not None and loopdev.in_use(self.loop_identity)
 
-    def _drop_caches(self, role: Role) -> None:
-        if role is Role.PRIMARY and self.loop_fd is not None:
-            loopdev.drop_caches(self.loop_fd)
+    async def _drop_caches(self) -> None:
+        """A promoted node reads through a page cache that may predate the peer's writes.
+
+        In a thread: writing back a dirty page goes through this daemon's FUSE file."""
+        if self.loop_fd is None:
+            return
+        try:
+            left = await asyncio.to_thread(loopdev.drop_caches, self.loop_fd)
+        except OSError as exc:
+            event(log, "volume.cache_drop_failed", resource=self.cfg.name, errno=exc.errno,
+                  level=logging.WARNING)
+            return
+        if left:
+            event(log, "volume.stale_cache", resource=self.cfg.name, pages=left,
+                  level=logging.WARNING,
+                  reason="pages BLKFLSBUF kept were dropped by a block size change")
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         node = self.node
@@ -276,7 +289,7 @@ class Daemon:
             return {"status": await self._status()}
         if verb == "primary":
             message = await node.promote(force=bool(request.get("force")))
-            self._drop_caches(Role.PRIMARY)
+            await self._drop_caches()
             return {"message": message}
         if verb == "secondary":
             aio = asyncio.get_running_loop()

@@ -16,8 +16,10 @@ namespace) never leaves a loop device behind.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import secrets
 import struct
@@ -33,6 +35,9 @@ LOOP_SET_CAPACITY = 0x4C07
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CTL_GET_FREE = 0x4C82
 BLKFLSBUF = 0x1261
+BLKBSZGET = 0x80081270
+BLKBSZSET = 0x40081271
+BLKGETSIZE64 = 0x80081272
 LO_FLAGS_AUTOCLEAR = 4
 LO_FLAGS_DIRECT_IO = 16
 _INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
@@ -143,10 +148,50 @@ def in_use(identity: LoopIdentity) -> bool:
     return holders.exists() and any(holders.iterdir())
 
 
-def drop_caches(fd: int) -> None:
-    """Forget the block layer's cached pages (a promoted node must not see stale data)."""
+def drop_caches(fd: int) -> int:
+    """Forget the block layer's cached pages: a promoted node must not see stale data.
+
+    The daemon holds the loop device open, so the kernel never drops its page cache
+    on the last close as it does for a DRBD device: pages a file system read while
+    this node was primary before would outlive the peer's later writes, which reach
+    the backing file directly. BLKFLSBUF evicts only pages nobody holds (not dirty,
+    locked or mapped); if any stay resident, changing the device's block size there
+    and back truncates the whole cache. Returns the pages that were still resident
+    after BLKFLSBUF (0: it was enough).
+    """
     with contextlib.suppress(OSError):
         fcntl.ioctl(fd, BLKFLSBUF)
+    left = resident_pages(fd)
+    if left:
+        with contextlib.suppress(OSError):
+            size = struct.unpack("i", fcntl.ioctl(fd, BLKBSZGET, b"\0" * 4))[0]
+            for bsize in (4096 if size != 4096 else 2048, size):
+                fcntl.ioctl(fd, BLKBSZSET, struct.pack("i", bsize))
+    return left
+
+
+def resident_pages(fd: int) -> int:
+    """How many pages of the device sit in the page cache (mmap, then mincore)."""
+    size = struct.unpack("Q", fcntl.ioctl(fd, BLKGETSIZE64, b"\0" * 8))[0]
+    if size == 0:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap of the loop device failed")
+    try:
+        vector = ctypes.create_string_buffer((size + page - 1) // page)
+        if libc.mincore(address, size, vector) != 0:
+            raise OSError(ctypes.get_errno(), "mincore of the loop device failed")
+        return sum(byte & 1 for byte in vector.raw)
+    finally:
+        libc.munmap(address, size)
 
 
 def set_capacity(fd: int) -> None:
