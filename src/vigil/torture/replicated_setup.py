@@ -8,9 +8,11 @@ committer's acknowledged ids are checked against the table at the end.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -61,6 +63,9 @@ VOLUME_SAMPLE_EVERY = 0.25
 #: and how long `vigil volume verify` may take.
 SYNC_DEADLINE = 180.0
 VERIFY_DEADLINE = 120.0
+#: After a fault: how long the volumes may take to be in sync again before the two
+#: disks are compared (a resync at c-min-rate 32M moves the whole 512 MiB in 16 s).
+EACH_SYNC_DEADLINE = 30.0
 #: The resource's resync rates. The committer writes all the time, so a resync runs at
 #: c-min-rate: at DRBD's default (250 KiB/s) the standby, once behind (a split brain's
 #: recovery, a cut), never caught up in a 30-minute campaign and no failover could
@@ -99,6 +104,15 @@ def volume_status(host: Host, timeout: float = 1.0) -> dict[str, Any] | None:
     return status if answer.get("ok") and isinstance(status, dict) else None
 
 
+def differing_offsets(log_path: Path, since: int) -> list[int]:
+    """The byte offsets a verify reported out of sync, from the volume log after `since`."""
+    with contextlib.suppress(OSError), log_path.open("rb") as log_file:
+        log_file.seek(since)
+        found = re.findall(rb"volume\.out_of_sync .*?offset=(\d+)", log_file.read())
+        return [int(offset) for offset in found]
+    return []
+
+
 def writable_primaries(lab: Lab) -> frozenset[str]:
     """The nodes whose volume takes writes (Primary, I/O not suspended), as their
     daemons say."""
@@ -134,6 +148,9 @@ class ReplicatedSetup(HeartbeatSetup):
         self.split_brains: list[SplitBrain] = []
         #: acknowledged rows lost inside a split brain's window (the configuration's cost)
         self.split_lost: list[int] = []
+        #: whether the disks are compared after every fault, and how often they were
+        self.verify_each = True
+        self.compared = 0
 
     def configure(self) -> None:
         timeline = self.pair.timeline
@@ -193,6 +210,11 @@ class ReplicatedSetup(HeartbeatSetup):
             f"tcp sport {port} drop; }}\n}}\n"))
 
     def after_fault(self, outcome: Outcome) -> list[str]:
+        """Recover a volume split brain, then compare the two disks."""
+        lines = self._recover_split_brain(outcome)
+        return lines + self._compare_after_fault(outcome)
+
+    def _recover_split_brain(self, outcome: Outcome) -> list[str]:
         """A volume split brain (a split let both nodes promote; the tutorial's DRBD file
         has no fencing and DRBD's default after-sb policies disconnect): recover as DRBD's
         documentation tells an operator to, keeping the data of the node that holds the
@@ -225,6 +247,46 @@ class ReplicatedSetup(HeartbeatSetup):
                 f"would (secondary, connect --discard-my-data there, connect on {keeper}); "
                 + (f"connected again +{time.monotonic() - asked:.2f} s" if reconnected else
                    f"NOT connected again within {RECONNECT_DEADLINE:g} s")]
+
+    def _compare_after_fault(self, outcome: Outcome) -> list[str]:
+        """Once the fault settled and the volumes are in sync again, `vigil volume verify`
+        compares the two disks while the writes go on (exact: its requests travel in the
+        stream between the writes). A difference found here names the fault that made it,
+        long before a failover would run the database on it; the differing blocks are
+        then resynced (disconnect, connect: DRBD's procedure) so later faults start equal."""
+        holder = outcome.holder_after
+        if holder is None or not self.verify_each:
+            return []
+        host = self.lab.host(holder)
+        if not scene.wait_for(lambda: (s := volume_status(host)) is not None and in_sync(s),
+                              EACH_SYNC_DEADLINE, 0.2):
+            return [f"volumes not in sync within {EACH_SYNC_DEADLINE:g} s: not compared"]
+        log_path = host.path(f"/var/log/vigil/volume-{scene.RESOURCE}.log")
+        seen = log_path.stat().st_size if log_path.exists() else 0
+        started = time.monotonic()
+        if scene.volume(host, "verify", scene.RESOURCE, check=False).returncode != 0:
+            return ["vigil volume verify could not start: not compared"]
+
+        def verify_done() -> dict[str, Any] | None:
+            status = volume_status(host)
+            verify = (status or {}).get("verify") or {}
+            return verify if verify.get("running") is False else None
+
+        verify = scene.wait_for(verify_done, VERIFY_DEADLINE, 0.2)
+        if not verify:
+            return [f"vigil volume verify did not finish within {VERIFY_DEADLINE:g} s"]
+        differ = int(verify.get("out_of_sync") or 0)
+        took = time.monotonic() - started
+        self.compared += 1
+        if not differ:
+            return [f"disks equal (verify of {verify.get('done_blocks')} blocks, {took:.1f} s)"]
+        offsets = differing_offsets(log_path, seen)
+        problem = (f"the two disks differ in {differ} blocks after this fault (verify on "
+                   f"{holder}; offsets {', '.join(str(o) for o in offsets[:20])})")
+        outcome.violations.append(problem)
+        scene.volume(host, "disconnect", scene.RESOURCE, check=False)
+        scene.volume(host, "connect", scene.RESOURCE, check=False)
+        return [f"VIOLATION: {problem}; resynced them (disconnect, connect)"]
 
     def finish(self) -> None:
         """Stop the writes, then read the table through the VIP: what was kept?"""

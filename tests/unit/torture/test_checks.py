@@ -302,3 +302,21 @@ def test_only_rows_acknowledged_inside_a_split_brain_window_are_explained():
     assert explained == [2, 3]
     assert unexplained == [1, 4, 5]  # 5: never acknowledged at a known time
     assert split_losses([2], acked_at, []) == ([], [2])
+
+
+def test_the_offsets_a_verify_reported_are_read_from_the_log_after_its_start(tmp_path):
+    from vigil.torture.replicated_setup import differing_offsets
+
+    log = tmp_path / "volume-r0.log"
+    earlier = ("2026-12-05 18:00:00,000 vigil.volume WARNING volume.out_of_sync "
+               "resource=r0 offset=4096\n")
+    log.write_text(earlier)
+    since = log.stat().st_size
+    with log.open("a") as more:
+        more.write("2026-12-05 18:00:01,000 vigil.volume INFO volume.verify_start resource=r0\n")
+        for offset in (8192, 1048576):
+            more.write("2026-12-05 18:00:02,000 vigil.volume WARNING volume.out_of_sync "
+                       f"resource=r0 offset={offset}\n")
+    assert differing_offsets(log, since) == [8192, 1048576]
+    assert differing_offsets(log, 0) == [4096, 8192, 1048576]
+    assert differing_offsets(tmp_path / "missing.log", 0) == []
