@@ -42,8 +42,11 @@ MYSQLD_SCRIPT = init_script("mysqld")
 
 #: What a sysadmin adds to Debian's MariaDB so that clients reach it through the VIP
 #: (Debian binds to 127.0.0.1 only; name resolution would wait on a DNS the lab lacks).
+#: The lab's hosts share the machine's /tmp, where two labs' servers (same PIDs in
+#: their own PID namespaces) would take the same temporary file names: each host's
+#: /run/mysqld is its own.
 MARIADB_CNF = "/etc/mysql/mariadb.conf.d/60-vigil-demo.cnf"
-MARIADB_CNF_TEXT = "[mysqld]\nbind-address = 0.0.0.0\nskip-name-resolve\n"
+MARIADB_CNF_TEXT = "[mysqld]\nbind-address = 0.0.0.0\nskip-name-resolve\ntmpdir = /run/mysqld\n"
 
 #: vigil's own settings beyond ha.cf: check the database every second, not every 15 s
 #: (the default for LSB scripts), so the kill -9 part of the scene stays short.

@@ -46,6 +46,7 @@ MY_CNF = """\
 datadir=/var/lib/mysql
 socket=/run/mysqld/mysqld.sock
 pid-file=/run/mysqld/mysqld.pid
+tmpdir=/run/mysqld
 bind-address=0.0.0.0
 port=3306
 user=mysql
