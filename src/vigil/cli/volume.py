@@ -7,7 +7,7 @@ this host), or a request drbdsetup refuses as a configuration error
 refused (promotion of an outdated or inconsistent disk, demotion of a
 mounted device, a peer that is primary);
 1 any other failure; 2 a bad command line; 3 the machine lacks something;
-20 a verb vigil does not support (detach). `-d`/`--dry-run` (before or after
+20 a verb vigil does not support. `-d`/`--dry-run` (before or after
 the verb) says what it would do and does nothing (exit 0).
 """
 
@@ -60,10 +60,12 @@ VERBS = {
                       "this node",
     "new-current-uuid": "start a new data generation; --clear-bitmap on two connected "
                         "fresh disks: both UpToDate without the initial sync",
-    "detach": "a secondary lets go of its backing disk and stays connected, diskless; "
-              "the peer marks what is written meanwhile (refused on a primary: exit 11)",
+    "detach": "let go of the backing disk and stay connected, diskless; the peer marks "
+              "what is written meanwhile; a primary then serves its device through the "
+              "peer (refused without an UpToDate peer: exit 11)",
     "attach": "take the backing disk again (or a new one after create-md) and resync "
-              "from the peer what changed (exit 10 when attached already)",
+              "from the peer what changed (exit 10 when attached already; a primary "
+              "attaches once demoted: exit 11)",
     "resize": "after the backing disk grew on both nodes: grow the volume to the smaller "
               "of the two (online; the new blocks resync from the primary; then grow the "
               "file system, e.g. resize2fs, on the primary)",

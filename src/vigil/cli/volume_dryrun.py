@@ -74,8 +74,8 @@ def plan(verb: str, cfg: VolumeConfig, *, force: bool = False, standalone: bool 
                    "both UpToDate, no initial sync" if clear_bitmap else "")]
     if verb == "detach":
         return [f"{ask} detach",
-                f"{name}: flush, write bitmap and superblock, close {local.disk} (refused on "
-                "a primary); stay connected, diskless"]
+                f"{name}: flush, write bitmap and superblock, close {local.disk}; stay "
+                "connected, diskless (a primary: its I/O through the peer)"]
     if verb == "attach":
         return [f"{ask} attach",
                 f"{name}: open {local.disk} and its metadata (meta-disk {meta}), reconnect "

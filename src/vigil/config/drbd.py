@@ -342,9 +342,6 @@ NOT_DONE: dict[str, str] = {
 
 #: options vigil does only with some values: (name, the value vigil does, what happens)
 NOT_DONE_UNLESS = {
-    "on-io-error": ("pass_on", "not implemented: an I/O error of the backing file is "
-                               "returned to the application (pass_on); the disk is not detached "
-                               "and no local-io-error handler runs"),
     "rr-conflict": ("disconnect", "not implemented: a resync against the roles always "
                                   "disconnects (rr-conflict disconnect)"),
     "always-asbp": (False, "not implemented: the split-brain policies apply only where DRBD "
@@ -371,7 +368,7 @@ STARTUP_NOT_DONE = {
 #: handlers vigil runs; the others are accepted and said not to run
 HANDLERS_RUN = frozenset({"fence-peer", "initial-split-brain", "split-brain",
                           "pri-lost-after-sb", "before-resync-target", "after-resync-target",
-                          "before-resync-source"})
+                          "before-resync-source", "local-io-error"})
 
 
 def _render_tenths(value: float) -> str:

@@ -25,6 +25,8 @@ DIGEST_BYTES = wire.DIGEST_BYTES
 #: Blocks one verify or csums request may ask about: the requester sends at most this many,
 #: and the answer is computed on the event loop, so a larger one is refused.
 VERIFY_CHUNK_BLOCKS = 256
+#: The most a diskless primary may ask for in one remote read (FUSE asks for far less).
+MAX_REMOTE_READ = 1 << 20
 #: Flushes the peer may have outstanding here at once (each one occupies a worker thread).
 MAX_PEER_FLUSHES = 64
 
@@ -47,6 +49,8 @@ class Handling(enum.Enum):
     CSUM_BLOCKS = "compare the sync source's digests with this node's blocks and answer"
     CSUM_ANSWER = "send the blocks the sync target's digests say differ"
     MARK_OUT_OF_SYNC = "record a range as out of sync"
+    READ_FOR_PEER = "read blocks for the diskless primary peer and answer"
+    READ_ANSWERED = "the answer to one of this diskless node's remote reads"
     PEER_STATE = "the peer's role, disk or verify state changed"
     GOODBYE = "the peer disconnects"
 
@@ -67,6 +71,10 @@ class View:
     peer_flushes: int = 0
     #: first blocks of the csums requests this node sent and the target has not answered
     csums_in_flight: Container[int] = frozenset()
+    #: the peer is a diskless primary: its reads come here
+    serves_peer_reads: bool = False
+    #: sequence numbers of this (diskless) node's remote reads the peer has not answered
+    reads_outstanding: Container[int] = frozenset()
 
 
 def admit(message: wire.Message, view: View) -> Handling:
@@ -201,6 +209,26 @@ def _out_of_sync(message: wire.Message, view: View) -> Handling:
     return Handling.MARK_OUT_OF_SYNC
 
 
+def _read_request(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.ReadRequest)
+    if not 0 < message.length <= MAX_REMOTE_READ:
+        raise ProtocolError(f"READ_REQUEST of {message.length} bytes (at most "
+                            f"{MAX_REMOTE_READ}, at least 1)")
+    messages.within(message.offset, message.length, view.size, "READ_REQUEST")
+    if not view.serves_peer_reads:
+        raise ProtocolError("READ_REQUEST: the peer is not a diskless primary reading here")
+    return Handling.READ_FOR_PEER
+
+
+def _read_answer(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, (wire.Data, wire.Ack))
+    if message.seq not in view.reads_outstanding:
+        raise ProtocolError(f"{message.type.name} {message.seq}: no such read was asked")
+    if isinstance(message, wire.Data):
+        messages.within(message.offset, len(message.payload), view.size, "READ_REPLY")
+    return Handling.READ_ANSWERED
+
+
 def _state(message: wire.Message, view: View) -> Handling:
     assert isinstance(message, wire.Control)
     messages.state(message.fields)
@@ -234,4 +262,7 @@ _RULES = {
     wire.T.OUT_OF_SYNC: _out_of_sync,
     wire.T.STATE: _state,
     wire.T.BYE: _bye,
+    wire.T.READ_REQUEST: _read_request,
+    wire.T.READ_REPLY: _read_answer,
+    wire.T.READ_ERROR: _read_answer,
 }

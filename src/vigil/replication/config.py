@@ -80,6 +80,8 @@ class VolumeConfig:
     rate: RateSettings = field(default_factory=RateSettings)
     al_extents: int = 1237
     fencing: str = "dont-care"
+    #: on-io-error: pass_on, call-local-io-error or detach (DRBD's default)
+    on_io_error: str = "detach"
     handlers: dict[str, str] = field(default_factory=dict)
     startup: StartupTimeouts = field(default_factory=StartupTimeouts)
     #: `become-primary-on` (an `on` name or `both`), for the boot path
@@ -161,6 +163,7 @@ def from_resource(resource: drbd.Resource, hostname: str) -> VolumeConfig:
                           c_max_rate=disk.c_max_rate, c_min_rate=disk.c_min_rate),
         al_extents=disk.al_extents,
         fencing=disk.fencing,
+        on_io_error=disk.on_io_error,
         handlers=dict(resource.handlers.items()),
         startup=StartupTimeouts(wfc=resource.startup.wfc_timeout,
                                 degraded=resource.startup.degr_wfc_timeout,

@@ -96,6 +96,12 @@ class Session:
         self.ping: PingTimer | None = None
         #: the highest sequence number of the peer's replicated writes written here
         self.last_written = 0
+        #: a diskless primary's reads the peer has not answered, by sequence number
+        self.reads: dict[int, asyncio.Future[bytes]] = {}
+        self.read_seq = 0
+        #: a diskless primary's writes: they exist only on the peer, so only its
+        #: WRITE_ACK completes them and anything else fails them
+        self.remote_only: set[int] = set()
 
     @property
     def closed(self) -> bool:
@@ -186,7 +192,7 @@ class Node:
         self.stats = {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "writes": 0,
                       "resync_blocks": 0, "resync_messages": 0, "acked_writes": 0,
                       "ack_wait_us": 0, "split_brains": 0, "verifies": 0,
-                      "resync_same_blocks": 0, "integrity_failures": 0}
+                      "resync_same_blocks": 0, "integrity_failures": 0, "remote_reads": 0}
         self._sync: dict[str, Any] = {}
         self._verify: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -248,7 +254,52 @@ class Node:
             return b""
         length = min(length, self.size - offset)
         self.stats["dr"] += length
-        return self.backing.read(offset, length)
+        if self.diskless:
+            return await self._remote_read(offset, length)
+        try:
+            return self.backing.read(offset, length)
+        except OSError as exc:
+            if not self._local_io_error("read", offset, exc):
+                raise
+        return await self._remote_read(offset, length)
+
+    def _good_peer(self) -> Session:
+        """The session through which a diskless primary reaches good data, or EIO
+        (DRBD's on-no-data-accessible io-error)."""
+        session = self.session
+        if (session is None or self.repl is not Repl.ESTABLISHED
+                or self.peer_disk is not Disk.UP_TO_DATE):
+            raise OSError(errno.EIO, "no access to good data: diskless, and the peer is "
+                          f"{self.peer_disk.value if session else 'not connected'}")
+        return session
+
+    async def _remote_read(self, offset: int, length: int) -> bytes:
+        """Read through the peer's disk (a diskless primary)."""
+        session = self._good_peer()
+        session.read_seq += 1
+        seq = session.read_seq
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        session.reads[seq] = future
+        session.send(wire.ReadRequest(wire.T.READ_REQUEST, seq, offset, length))
+        self.stats["remote_reads"] += 1
+        data = await future
+        if len(data) != length:
+            raise OSError(errno.EIO, f"remote read at {offset}: {len(data)} of {length} bytes")
+        return data
+
+    def _local_io_error(self, what: str, offset: int, exc: OSError) -> bool:
+        """A read or write of the backing disk failed: on-io-error decides. True if the
+        node is now diskless and the I/O goes on through the peer (detach)."""
+        event(log, "volume.io_error", logging.ERROR, resource=self.cfg.name, op=what,
+              offset=offset, error=exc.strerror or str(exc), policy=self.cfg.on_io_error)
+        if self.cfg.on_io_error == "call-local-io-error":
+            self._run_handler("local-io-error")
+            return False
+        if self.cfg.on_io_error != "detach" or self.diskless:
+            return False
+        self._let_go_of_disk(f"I/O error on {what} (on-io-error detach)", failed=True)
+        return self.role is Role.PRIMARY and self.session is not None \
+            and self.peer_disk is Disk.UP_TO_DATE
 
     async def write(self, offset: int, data: bytes) -> int:
         if self.role is not Role.PRIMARY:
@@ -258,6 +309,8 @@ class Node:
         if not self._io_open.is_set():
             await self._io_open.wait()
         self.last_app_io = self.clock.now()
+        if self.diskless:
+            return await self._remote_write(offset, data)
         extents = extents_of(offset, len(data))
         change = self.al.begin(extents)
         if change is not None:
@@ -278,7 +331,19 @@ class Node:
             else:
                 start, stop = block_range(offset, len(data))
                 self.bitmap.set_range(start, stop)
-            self.backing.write(offset, data)
+            try:
+                self.backing.write(offset, data)
+            except OSError as exc:
+                if not self._local_io_error("write", offset, exc) or future is None \
+                        or session is None:
+                    raise
+                # sent already: the peer's copy is the only one now, and the peer must
+                # resync it to this disk some day (its metadata may not have said so)
+                session.send(wire.Range(wire.T.OUT_OF_SYNC, offset, len(data)))
+                session.remote_only.add(transfer.seq)
+                progress.local_done = True
+                await future
+                return len(data)
             self.stats["dw"] += len(data)
             self.stats["writes"] += 1
             if session is not None and future is not None:
@@ -292,9 +357,33 @@ class Node:
         finally:
             self.al.end(extents)
 
+    async def _remote_write(self, offset: int, data: bytes) -> int:
+        """A diskless primary's write: on the peer's disk only, complete on its WRITE_ACK."""
+        session = self._good_peer()
+        transfer = session.tlog.start(offset, len(data))
+        progress = transfer.progress
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.waiting[transfer.seq] = (future, progress)
+        session.sent_at[transfer.seq] = self.clock.now()
+        session.remote_only.add(transfer.seq)
+        session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data,
+                                    digest=self._integrity_digest(data)))
+        progress.queued = progress.local_done = True
+        self.stats["ns"] += len(data)
+        self.stats["writes"] += 1
+        await future
+        return len(data)
+
     async def flush(self) -> None:
         """A barrier: the local disk and (protocol B/C) the peer's disk have everything."""
         loop = asyncio.get_running_loop()
+        if self.diskless and self.role is Role.PRIMARY:  # everything is on the peer
+            session = self._good_peer()
+            seq = self._ask_peer_flush(session)
+            flushed: asyncio.Future[None] = loop.create_future()
+            session.flushes[seq] = flushed
+            await flushed
+            return
         local = loop.run_in_executor(None, self.backing.flush)
         session = self.session if self.replicating else None
         if session is not None and self.cfg.protocol is not Protocol.A:
@@ -927,16 +1016,22 @@ class Node:
     async def detach(self, settle: float = 10.0) -> str:
         """drbdadm detach: let go of the backing disk and stay connected, diskless.
 
-        Only a Secondary (vigil serves no I/O through the peer). Whatever the peer
-        wrote here is on disk with the metadata first; the peer then marks every
-        write in its bitmap (a write already on its way is refused with NEG_ACK,
-        which marks it too), so `attach` resyncs just those blocks.
+        Whatever was written here is on disk with the metadata first. A secondary's
+        peer then marks every write in its bitmap (a write already on its way is
+        refused with NEG_ACK, which marks it too), so `attach` resyncs just those
+        blocks. A primary goes on serving I/O through its peer, which must be
+        connected and UpToDate; the peer then marks what it writes for it.
         """
         if self.diskless:
             return "diskless already"
-        if self.role is Role.PRIMARY:
-            raise StateChangeRefused("a primary cannot detach its disk in vigil (it serves "
-                                     "no I/O through the peer): demote first")
+        if self.role is Role.PRIMARY and (self.session is None or self.repl is not
+                                          Repl.ESTABLISHED
+                                          or self.peer_disk is not Disk.UP_TO_DATE):
+            raise StateChangeRefused("a primary detaches only while connected to an UpToDate "
+                                     "peer (its I/O then goes through the peer)")
+        if self.peer_role is Role.PRIMARY and self.peer_disk is Disk.DISKLESS:
+            raise StateChangeRefused("the peer is a diskless primary: its data is on this "
+                                     "disk only")
         if self.repl in (Repl.SYNC_SOURCE, Repl.SYNC_TARGET, Repl.WF_BITMAP, Repl.VERIFY_S,
                          Repl.VERIFY_T):
             raise StateChangeRefused(f"cannot detach while {self.repl.value}")
@@ -947,19 +1042,40 @@ class Node:
         backing, md = self.backing, self.md
         await asyncio.get_running_loop().run_in_executor(None, backing.flush)
         md.write_bitmap(self.bitmap)
-        md.write_superblock(self.sb)
+        if self.role is Role.PRIMARY:  # the disk is no primary's any more: no crash recovery
+            md.write_activity_log([])
+            md.write_superblock(self.sb.with_flag(MdFlag.PRIMARY, False))
+        else:
+            md.write_superblock(self.sb)
+        self._let_go_of_disk("detach")
+        return "detached: diskless" + (", still connected" if session is not None else "") \
+            + (", I/O through the peer" if self.role is Role.PRIMARY else "")
+
+    def _let_go_of_disk(self, reason: str, failed: bool = False) -> None:
+        """Diskless from now on (detach, or on-io-error detach: `failed`, the metadata
+        is written if the disk still takes it)."""
+        backing, md = self.backing, self.md
+        if failed:
+            with contextlib.suppress(OSError):
+                md.write_bitmap(self.bitmap)
+                md.write_superblock(self.sb.with_flag(MdFlag.CONSISTENT, False))
         placeholder = DetachedDisk(backing.size, md.capacity)
         self.backing, self.md = placeholder, placeholder  # type: ignore[assignment]
-        backing.close()
-        md.close()
+        with contextlib.suppress(OSError):
+            backing.close()
+        with contextlib.suppress(OSError):
+            md.close()
         self.uptodate = False
+        session = self.session
         if session is None:  # no metadata to handshake with until attach
             self.want_connection = False
             if self.conn is not Conn.STANDALONE:
                 self._set_conn(Conn.STANDALONE, "detached")
-        event(log, "volume.detached", resource=self.cfg.name, disk=backing.path)
+        else:  # a write waiting for the peer now exists there only
+            session.remote_only.update(session.waiting)
+        event(log, "volume.detached", logging.WARNING if failed else logging.INFO,
+              resource=self.cfg.name, disk=backing.path, reason=reason)
         self._send_state()
-        return "detached: diskless" + (", still connected" if session is not None else "")
 
     def attach(self, backing: BackingStore, md: MetadataStore) -> str:
         """drbdadm attach: take the backing disk (the old one, or a new one after
@@ -967,6 +1083,11 @@ class Node:
         of them for a fresh disk."""
         if not self.diskless:
             raise SetupRefused("the disk is attached already")
+        if self.role is Role.PRIMARY:
+            # the disk would be the sync target under a running primary, and vigil does
+            # not send a primary's reads of out-of-sync blocks to the peer
+            raise StateChangeRefused("a diskless primary attaches once it is secondary: "
+                                     "demote first")
         sb = md.read_superblock()
         if sb.data_size != self.size:
             if sb.generations.current != 0 or md.capacity < self.size:
@@ -1374,7 +1495,10 @@ class Node:
                     verify_outstanding=getattr(self, "_verify_pending", 0),
                     resync_in_flight=in_flight if in_flight is not None else frozenset(),
                     peer_flushes=session.peer_flushes,
-                    csums_in_flight=self._sync.get("csums_in_flight", frozenset()))
+                    csums_in_flight=self._sync.get("csums_in_flight", frozenset()),
+                    serves_peer_reads=(not self.diskless and self.peer_role is Role.PRIMARY
+                                       and self.peer_disk is Disk.DISKLESS),
+                    reads_outstanding=session.reads)
 
     def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
         ping.heard(self.clock.now())
@@ -1430,6 +1554,19 @@ class Node:
         elif handling is Handling.CSUM_ANSWER:
             assert isinstance(message, wire.Verify)
             self._csums_answered(session, message)
+        elif handling is Handling.READ_FOR_PEER:
+            assert isinstance(message, wire.ReadRequest)
+            self._read_for_peer(session, message)
+        elif handling is Handling.READ_ANSWERED:
+            assert isinstance(message, (wire.Data, wire.Ack))
+            read = session.reads.pop(message.seq)
+            if read.done():
+                pass
+            elif isinstance(message, wire.Data):
+                self._check_integrity(message)
+                read.set_result(bytes(message.payload))
+            else:
+                read.set_exception(OSError(errno.EIO, "the peer could not read it"))
         elif handling is Handling.MARK_OUT_OF_SYNC:
             assert isinstance(message, wire.Range)
             self.bitmap.set_range(*block_range(message.offset, message.length))
@@ -1441,14 +1578,30 @@ class Node:
             session.bye = message.fields
             raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
 
+    def _read_for_peer(self, session: Session, message: wire.ReadRequest) -> None:
+        """The diskless primary peer reads through this node's disk."""
+        try:
+            data = self.backing.read(message.offset, message.length)
+        except OSError as exc:
+            self._local_io_error("read for the peer", message.offset, exc)
+            session.send(wire.Ack(wire.T.READ_ERROR, message.seq))
+            return
+        self.stats["dr"] += len(data)
+        session.send_data(wire.Data(wire.T.READ_REPLY, message.seq, message.offset, data,
+                                    digest=self._integrity_digest(data)))
+
     def _peer_write(self, session: Session, message: wire.Data) -> None:
         if self.cfg.protocol is Protocol.B:
             session.send(wire.Ack(wire.T.RECV_ACK, message.seq))
         try:
             self.backing.write(message.offset, message.payload)
-        except OSError:
+        except OSError as exc:
+            if not self.diskless:
+                self._local_io_error("write for the peer", message.offset, exc)
             session.send(wire.Ack(wire.T.NEG_ACK, message.seq))
             return
+        if self.peer_disk is Disk.DISKLESS:  # the peer keeps no copy: it lacks this block
+            self.bitmap.set_range(*block_range(message.offset, len(message.payload)))
         self.stats["nr"] += len(message.payload)
         session.last_written = max(session.last_written, message.seq)
         session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
@@ -1469,6 +1622,8 @@ class Node:
         waiting = session.waiting.get(message.seq)
         if message.type is wire.T.RECV_ACK:
             session.tlog.received(message.seq)
+            if message.seq in session.remote_only:
+                return  # protocol B: a write with no local copy waits for WRITE_ACK
         else:
             now = self.clock.now()
             transfer = session.tlog.written(message.seq, now)
@@ -1479,6 +1634,15 @@ class Node:
             if message.type is wire.T.NEG_ACK and transfer is not None:
                 self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
             session.waiting.pop(message.seq, None)
+            if message.seq in session.remote_only:
+                session.remote_only.discard(message.seq)
+                if waiting is not None and not waiting[0].done():
+                    if message.type is wire.T.NEG_ACK:
+                        waiting[0].set_exception(OSError(errno.EIO, "the peer could not "
+                                                         "write it, and this node has no disk"))
+                    else:
+                        waiting[0].set_result(None)
+                return
         if waiting is not None:
             future, progress = waiting
             if not future.done() and is_complete(self.cfg.protocol, progress):
@@ -1626,13 +1790,24 @@ class Node:
             session.tlog.flushed(through)
         for transfer in session.tlog.connection_lost():
             self.bitmap.set_range(*block_range(transfer.offset, transfer.length))
-        for future, _ in session.waiting.values():
+        lost = OSError(errno.EIO, "the link to the peer, which held the only copy, is lost")
+        for seq, (future, _) in session.waiting.items():
             if not future.done():
-                future.set_result(None)
+                if seq in session.remote_only:
+                    future.set_exception(lost)
+                else:
+                    future.set_result(None)
         session.waiting.clear()
+        for read in session.reads.values():
+            if not read.done():
+                read.set_exception(lost)
+        session.reads.clear()
         for future in session.flushes.values():
             if not future.done():
-                future.set_result(None)
+                if self.diskless and self.role is Role.PRIMARY:
+                    future.set_exception(lost)
+                else:
+                    future.set_result(None)
         if self.repl is not Repl.OFF:
             self._set_repl(Repl.OFF, "link lost")
         self.peer_role = Role.UNKNOWN

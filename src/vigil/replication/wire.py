@@ -57,6 +57,9 @@ class T(enum.IntEnum):
     BYE = 21
     CSUM_REQUEST = 22
     CSUM_REPLY = 23
+    READ_REQUEST = 24
+    READ_REPLY = 25
+    READ_ERROR = 26
 
 
 #: Flags of a DATA message.
@@ -172,12 +175,13 @@ _DATA = struct.Struct("!QQ")
 
 @dataclass
 class Data(Message):
-    """DATA (a replicated write, `seq` numbered) and RS_DATA (resync, seq 0).
+    """DATA (a replicated write, `seq` numbered), RS_DATA (resync, seq 0) and
+    READ_REPLY (the blocks a diskless primary asked for, its request's `seq`).
 
     With data-integrity-alg the payload's digest follows the offset (FLAG_DIGEST).
     """
 
-    TYPES: ClassVar[tuple[T, ...]] = (T.DATA, T.RS_DATA)
+    TYPES: ClassVar[tuple[T, ...]] = (T.DATA, T.RS_DATA, T.READ_REPLY)
     type: T
     seq: int
     offset: int
@@ -221,10 +225,10 @@ _SEQ = struct.Struct("!Q")
 
 @dataclass
 class Ack(Message):
-    """Acks, flushes and pings: one sequence number."""
+    """Acks, flushes, pings and a failed remote read: one sequence number."""
 
     TYPES: ClassVar[tuple[T, ...]] = (T.RECV_ACK, T.WRITE_ACK, T.NEG_ACK, T.FLUSH, T.FLUSH_ACK,
-                                      T.PING, T.PING_ACK)
+                                      T.PING, T.PING_ACK, T.READ_ERROR)
     type: T
     seq: int = 0
 
@@ -285,8 +289,32 @@ class Verify(Message):
         return cls(kind, offset, count, bytes(body[_OV.size:]))
 
 
+_READ = struct.Struct("!QQI")
+
+
+@dataclass
+class ReadRequest(Message):
+    """READ_REQUEST: a diskless primary asks its peer for `length` bytes at `offset`."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.READ_REQUEST,)
+    type: T
+    seq: int
+    offset: int
+    length: int
+
+    def body(self) -> bytes:
+        return _READ.pack(self.seq, self.offset, self.length)
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: Body) -> ReadRequest:
+        if len(body) != _READ.size:
+            raise ProtocolError(f"{kind.name}: body of {len(body)} bytes")
+        return cls(kind, *_READ.unpack(body))
+
+
 REGISTRY: dict[T, type[Message]] = {
-    kind: cls for cls in (Control, Blob, Data, Ack, Range, Verify) for kind in cls.TYPES
+    kind: cls for cls in (Control, Blob, Data, Ack, Range, Verify, ReadRequest)
+    for kind in cls.TYPES
 }
 
 

@@ -313,6 +313,9 @@ def _replication_entry() -> Callable[[random.Random], None]:
         wire.Ack(wire.T.FLUSH, 3).encode(),
         wire.Control(wire.T.OV_DONE, {"out_of_sync": 1}).encode(),
         wire.Control(wire.T.BYE, {"reason": "x"}).encode(),
+        wire.ReadRequest(wire.T.READ_REQUEST, 5, 4096, 8192).encode(),
+        wire.Data(wire.T.READ_REPLY, 5, 4096, b"d" * 8192).encode(),
+        wire.Ack(wire.T.READ_ERROR, 5).encode(),
     ]
     checks: dict[object, Callable[[object], object]] = {
         wire.T.HELLO: lambda m: (messages.hello_resource(m.fields),  # type: ignore[attr-defined]
@@ -329,14 +332,15 @@ def _replication_entry() -> Callable[[random.Random], None]:
         if rng.random() < 0.2:
             body = rng.choice([b"[" * 5000, b'{"challenge":"zz","resource":"r0"}',
                                zlib.compress(b"\0" * 99999)])
-            frame = bytearray(wire.HEADER.pack(wire.MAGIC, rng.randrange(25), 0, len(body))
+            frame = bytearray(wire.HEADER.pack(wire.MAGIC, rng.randrange(28), 0, len(body))
                               + body)
         elif len(frame) >= wire.HEADER.size and rng.random() < 0.2:
             struct.pack_into("!I", frame, 4, rng.choice([0, 7, 2**31, 2**32 - 1]))
         view = View(size=rng.choice([0, 4096, 1 << 26]), role=rng.choice(list(Role)),
                     repl=rng.choice(list(Repl)), two_primaries=rng.random() < 0.2,
                     verify_outstanding=rng.randrange(3), resync_in_flight={2, 9},
-                    peer_flushes=rng.randrange(70))
+                    peer_flushes=rng.randrange(70), serves_peer_reads=rng.random() < 0.5,
+                    reads_outstanding={5, 6})
         try:
             for message in wire.Decoder().feed(bytes(frame)):
                 check = checks.get(message.type)

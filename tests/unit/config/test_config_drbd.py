@@ -271,12 +271,11 @@ def test_a_resource_without_shared_secret_is_warned_about():
 
 
 @pytest.mark.parametrize("section, line, said", [
-    ("disk { on-io-error detach; }", "on-io-error detach;", "on-io-error: not implemented"),
     ("net { rr-conflict violently; }", "rr-conflict violently;", "rr-conflict: not impl"),
     ("net { always-asbp; }", "always-asbp;", "always-asbp: not implemented"),
     ("startup { stacked-timeouts; }", "stacked-timeouts;", "stacked-timeouts: not used"),
     ('handlers { pri-lost "/bin/true"; }', "pri-lost", "handler pri-lost: not run"),
-    ('handlers { local-io-error "/bin/true"; }', "local-io", "handler local-io-error: not"),
+    ('handlers { pri-on-incon-degr "/bin/true"; }', "pri-on", "handler pri-on-incon-degr: "),
     ("net { max-epoch-size 1000; }", "max-epoch-size", "max-epoch-size: no effect"),
     ("net { tcp-cork yes; }", "tcp-cork", "tcp-cork: no effect"),
     ("net { on-congestion pull-ahead; }", "on-congestion", "on-congestion: not implemented"),
@@ -303,6 +302,9 @@ def test_every_option_vigil_accepts_is_used_or_said_not_to_be():
 
 
 @pytest.mark.parametrize("section", ["disk { on-io-error pass_on; }",
+                                     "disk { on-io-error detach; }",
+                                     "disk { on-io-error call-local-io-error; } "
+                                     'handlers { local-io-error "/bin/true"; }',
                                      "net { rr-conflict disconnect; }",
                                      "startup { wfc-timeout 30; degr-wfc-timeout 10; "
                                      "outdated-wfc-timeout 5; wait-after-sb; "

@@ -10,6 +10,7 @@ from vigil.replication import wire
 from vigil.replication.admission import (
     DIGEST_BYTES,
     MAX_PEER_FLUSHES,
+    MAX_REMOTE_READ,
     VERIFY_CHUNK_BLOCKS,
     Handling,
     View,
@@ -136,8 +137,11 @@ def peer_messages(draw: st.DrawFn) -> wire.Message:
     kind = draw(st.sampled_from(list(wire.T)))
     offset, length = draw(ranges)
     offset = max(offset, 0)
-    if kind in (wire.T.DATA, wire.T.RS_DATA):
+    if kind in (wire.T.DATA, wire.T.RS_DATA, wire.T.READ_REPLY):
         return wire.Data(kind, draw(st.integers(0, 99)), offset, b"p" * length)
+    if kind is wire.T.READ_REQUEST:
+        return wire.ReadRequest(kind, draw(st.integers(0, 99)), offset,
+                                draw(st.sampled_from([0, length, MAX_REMOTE_READ + 1])))
     if kind in (wire.T.RS_ACK, wire.T.OUT_OF_SYNC):
         return wire.Range(kind, offset, length)
     if kind in wire.Verify.TYPES:
@@ -159,7 +163,9 @@ views = st.builds(View, size=st.sampled_from([0, BLOCK_SIZE, SIZE]),
                   two_primaries=st.booleans(), verify_outstanding=st.integers(0, 2),
                   resync_in_flight=st.frozensets(st.integers(0, 300), max_size=4),
                   peer_flushes=st.integers(0, MAX_PEER_FLUSHES),
-                  csums_in_flight=st.frozensets(st.integers(0, 300), max_size=4))
+                  csums_in_flight=st.frozensets(st.integers(0, 300), max_size=4),
+                  serves_peer_reads=st.booleans(),
+                  reads_outstanding=st.frozensets(st.integers(0, 99), max_size=4))
 
 
 def _span(message: wire.Message) -> tuple[int, int] | None:
@@ -169,6 +175,8 @@ def _span(message: wire.Message) -> tuple[int, int] | None:
         return message.offset, message.length
     if isinstance(message, wire.Verify):
         return message.offset, message.count * BLOCK_SIZE
+    if isinstance(message, wire.ReadRequest):
+        return message.offset, message.length
     return None
 
 
@@ -196,6 +204,10 @@ def test_any_message_in_any_state_is_admitted_safely_or_refused(message, view):
     if handling is Handling.CSUM_BLOCKS:
         assert view.repl is Repl.SYNC_TARGET and 0 < message.count <= VERIFY_CHUNK_BLOCKS
         assert len(message.payload) == message.count * DIGEST_BYTES
+    if handling is Handling.READ_FOR_PEER:
+        assert view.serves_peer_reads and 0 < message.length <= MAX_REMOTE_READ
+    if handling is Handling.READ_ANSWERED:
+        assert message.seq in view.reads_outstanding
     if handling is Handling.CSUM_ANSWER:
         assert view.repl is Repl.SYNC_SOURCE
         assert message.offset // BLOCK_SIZE in view.csums_in_flight

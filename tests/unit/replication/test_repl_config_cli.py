@@ -87,7 +87,9 @@ def test_the_volume_carries_its_files_warnings_to_say_them_at_start(seed_res):
     assert any(w.startswith(f"{seed_res}:") and "no shared-secret" in w for w in five.warnings)
     seed_res.write_text(seed_res.read_text().replace(
         "protocol C;", "protocol C;\n  net { cram-hmac-alg sha1; shared-secret s; }\n"
-        "  disk { on-io-error detach; }", 1))
+        "  disk { on-io-error detach; disk-timeout 50; }", 1))
     five = config.load("mysqldata", seed_res, "server5.example.com")
     assert not any("no shared-secret" in w for w in five.warnings)
-    assert any("on-io-error: not implemented" in w for w in five.warnings)
+    assert any("disk-timeout: not implemented" in w for w in five.warnings)
+    assert not any("on-io-error" in w for w in five.warnings)
+    assert five.on_io_error == "detach"

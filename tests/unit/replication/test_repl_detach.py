@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 
 import pytest
 
@@ -37,14 +38,57 @@ def test_a_detached_node_is_diskless_refuses_what_needs_a_disk_and_attaches_back
         node.attach(backing, md)
 
 
-def test_a_primary_does_not_detach(node_on):
+def test_a_primary_detaches_only_with_an_up_to_date_peer_to_serve_its_io(node_on):
     node = node_on()
     node._write_sb(node.sb.with_flag(MdFlag.CONSISTENT))
     asyncio.run(node.promote(force=True))
     assert node.role is Role.PRIMARY
-    with pytest.raises(StateChangeRefused, match="demote first"):
+    with pytest.raises(StateChangeRefused, match="UpToDate peer"):
         asyncio.run(node.detach())
     assert not node.diskless
+
+
+def _primary_alone(node_on, policy: str):
+    from dataclasses import replace
+
+    node = node_on()
+    node.cfg = replace(node.cfg, on_io_error=policy)
+    node._write_sb(node.sb.with_flag(MdFlag.CONSISTENT))
+    asyncio.run(node.promote(force=True))
+
+    def broken(offset: int, data: bytes) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    node.backing.write = broken
+    return node
+
+
+def test_on_io_error_detach_without_a_peer_leaves_the_primary_diskless_and_fails_the_write(
+        node_on):
+    node = _primary_alone(node_on, "detach")
+    with pytest.raises(OSError) as failed:
+        asyncio.run(node.write(0, b"w" * BLOCK_SIZE))
+    assert failed.value.errno == errno.EIO
+    assert node.diskless and node.role is Role.PRIMARY
+    with pytest.raises(OSError, match="no access to good data"):  # nothing to read from
+        asyncio.run(node.read(0, BLOCK_SIZE))
+
+
+def test_on_io_error_pass_on_keeps_the_disk_and_returns_the_error(node_on):
+    node = _primary_alone(node_on, "pass_on")
+    with pytest.raises(OSError):
+        asyncio.run(node.write(0, b"w" * BLOCK_SIZE))
+    assert not node.diskless
+    assert len(asyncio.run(node.read(0, BLOCK_SIZE))) == BLOCK_SIZE
+
+
+def test_a_secondary_keeps_the_disk_its_diskless_primary_peer_uses(node_on):
+    node = node_on()
+    node._write_sb(node.sb.with_flag(MdFlag.CONSISTENT))
+    node.uptodate = True
+    node._peer_state({"role": "Primary", "disk": "Diskless"})
+    with pytest.raises(StateChangeRefused, match="diskless primary"):
+        asyncio.run(node.detach())
 
 
 def test_the_peer_of_a_detached_node_counts_writes_from_a_new_generation(node_on):
@@ -59,3 +103,23 @@ def test_the_peer_of_a_detached_node_counts_writes_from_a_new_generation(node_on
     assert not node.replicating  # writes are marked, not sent
     node._peer_state({"role": "Secondary", "disk": "Diskless"})  # said again: no new one
     assert node.sb.generations == after
+
+
+def test_on_io_error_call_local_io_error_runs_the_handler_and_returns_the_error(
+        node_on, caplog):
+    from dataclasses import replace
+
+    node = _primary_alone(node_on, "call-local-io-error")
+    node.cfg = replace(node.cfg, handlers={"local-io-error": "true"})
+    async def write_then_wait_for_the_handler() -> None:
+        try:
+            with pytest.raises(OSError):
+                await node.write(0, b"w" * BLOCK_SIZE)
+        finally:
+            await asyncio.wait_for(asyncio.gather(*node._tasks), 30)
+
+    with caplog.at_level("INFO", logger="vigil.volume"):
+        asyncio.run(write_then_wait_for_the_handler())
+    assert not node.diskless
+    assert any("volume.handler" in r.getMessage() and "local-io-error" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
