@@ -19,10 +19,12 @@ def register(subparsers: Subparsers) -> None:
         "print a timeline and a summary table. Exit status 1 if an invariant was violated.",
     )
     parser.add_argument("--setup", default="heartbeat",
-                        choices=["heartbeat", "replicated", "director", "mixed"],
+                        choices=["heartbeat", "replicated", "director", "mixed", "heartbeat306"],
                         help="which tutorial setup to run (default: heartbeat; director: the "
                         "LVS-DR pair, whose service fault kills a real server's nginx; mixed: "
-                        "the heartbeat pair with Debian's heartbeat 3.0.6 on server5)")
+                        "the heartbeat pair with Debian's heartbeat 3.0.6 on server5; "
+                        "heartbeat306: heartbeat 3.0.6 on both nodes, given the heartbeat "
+                        "setup's faults of the mixed kinds, for a side-by-side table)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="how long to inject faults (default: 5)")
     parser.add_argument("--seconds", type=float, default=None,

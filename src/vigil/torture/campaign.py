@@ -20,7 +20,7 @@ from vigil.torture import report
 from vigil.torture.checks import SETTLE_BOUND, STABLE, Outcome, judge, settled_at
 from vigil.torture.director_setup import DirectorSetup
 from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed
-from vigil.torture.mixed_setup import MixedSetup
+from vigil.torture.mixed_setup import Heartbeat306Setup, MixedSetup
 from vigil.torture.replicated_setup import ReplicatedSetup
 from vigil.torture.schedule import Fault, FaultKind, faults
 
@@ -28,7 +28,8 @@ from vigil.torture.schedule import Fault, FaultKind, faults
 SETUPS: dict[str, Callable[[Lab], HeartbeatSetup]] = {"heartbeat": HeartbeatSetup,
                                                       "replicated": ReplicatedSetup,
                                                       "director": DirectorSetup,
-                                                      "mixed": MixedSetup}
+                                                      "mixed": MixedSetup,
+                                                      "heartbeat306": Heartbeat306Setup}
 #: How long the first start may take (two MariaDB datadirs prepared, daemons, initdead).
 START_DEADLINE = 120.0
 #: A fault is not begun unless this much of the budget is left (it may take this long).

@@ -43,14 +43,19 @@ class MixedSetup(HeartbeatSetup):
     """server5 on Debian's heartbeat 3.0.6, server6 on vigil heartbeat, one group."""
 
     name = "mixed"
+    #: the nodes that run heartbeat 3.0.6 (the others run vigil heartbeat)
+    heartbeat_nodes: frozenset[str] = frozenset({HEARTBEAT_NODE})
 
     def __init__(self, lab: Lab):
         super().__init__(lab)
-        self.pair.timeline.note(f"{HEARTBEAT_NODE} runs Debian's heartbeat 3.0.6")
+        self.pair.timeline.note(f"{' and '.join(sorted(self.heartbeat_nodes))} run"
+                                f"{'s' if len(self.heartbeat_nodes) == 1 else ''} "
+                                "Debian's heartbeat 3.0.6")
 
     def configure(self) -> None:
         super().configure()
-        self.lab.host(HEARTBEAT_NODE).write_file("/etc/ha.d/ha.cf", heartbeat_ha_cf())
+        for node in self.heartbeat_nodes:
+            self.lab.host(node).write_file("/etc/ha.d/ha.cf", heartbeat_ha_cf())
         for node in ("server5", "server6"):
             self.broadcast_addresses(node)
 
@@ -66,7 +71,7 @@ class MixedSetup(HeartbeatSetup):
         self._start_daemon(node)
 
     def _start_daemon(self, node: str) -> None:
-        if node != HEARTBEAT_NODE:
+        if node not in self.heartbeat_nodes:
             super()._start_daemon(node)
             return
         host = self.lab.host(node)
@@ -89,7 +94,7 @@ class MixedSetup(HeartbeatSetup):
         return found
 
     def signal_daemon(self, node: str, signum: int) -> None:
-        if node != HEARTBEAT_NODE:
+        if node not in self.heartbeat_nodes:
             super().signal_daemon(node, signum)
             return
         for pid in self.heartbeat_pids(node):
@@ -97,6 +102,17 @@ class MixedSetup(HeartbeatSetup):
                 os.kill(pid, signum)
 
     def daemon_alive(self, node: str) -> bool:
-        if node != HEARTBEAT_NODE:
+        if node not in self.heartbeat_nodes:
             return super().daemon_alive(node)
         return bool(self.heartbeat_pids(node)) if self.lab.host(node).is_up() else False
+
+
+class Heartbeat306Setup(MixedSetup):
+    """Both nodes on Debian's heartbeat 3.0.6: the peer vigil is measured against.
+
+    Its faults are the heartbeat setup's sequence restricted to the mixed setup's
+    kinds, so `vigil torture --setup heartbeat --kinds power-off,kill-daemon,
+    cut-medium,partition,stall,flap --seed S` gives vigil the same faults."""
+
+    name = "heartbeat306"
+    heartbeat_nodes = frozenset({"server5", "server6"})

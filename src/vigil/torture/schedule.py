@@ -38,7 +38,7 @@ class Role(StrEnum):
     STANDBY = "standby"
 
 
-SETUPS = ("heartbeat", "replicated", "director", "mixed")
+SETUPS = ("heartbeat", "replicated", "director", "mixed", "heartbeat306")
 
 #: Which faults each setup gets.
 KINDS: dict[str, tuple[FaultKind, ...]] = {
@@ -58,7 +58,14 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     # vigil as its peer, heartbeat ignores hb_standby, "Other side is in flux")
     "mixed": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
               FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
+    # heartbeat 3.0.6 on both nodes: the mixed setup's kinds, drawn from the heartbeat
+    # setup's sequence, so that `--setup heartbeat --kinds` with these kinds and the
+    # same seed injects the very same faults into vigil (the side-by-side table)
+    "heartbeat306": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
+                     FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
 }
+#: Setups that replay another setup's fault sequence (restricted to their own kinds).
+SEQUENCE_OF = {"heartbeat306": "heartbeat"}
 
 #: Faults whose target is always one role (both nodes are cut from each other alike).
 _FIXED_ROLE = {FaultKind.PARTITION: Role.ACTIVE, FaultKind.CUT_REPLICATION: Role.ACTIVE,
@@ -152,8 +159,10 @@ def faults(seed: int, setup: str, timing: Timing,
     """
     if setup not in KINDS:
         raise ValueError(f"no fault kinds for setup {setup!r} (setups: {', '.join(KINDS)})")
-    rng = random.Random(f"vigil-torture/{setup}/{seed}")
-    kinds = tuple(k for k in KINDS[setup] if only is None or k in only)
+    sequence = SEQUENCE_OF.get(setup, setup)
+    rng = random.Random(f"vigil-torture/{sequence}/{seed}")
+    allowed = KINDS[setup] if only is None else only
+    kinds = tuple(k for k in KINDS[sequence] if k in allowed and k in KINDS[setup])
     index = 0
     first = list(kinds)
     rng.shuffle(first)

@@ -142,3 +142,17 @@ def test_cut_then_crash_comes_last_in_the_replicated_setup_only_and_hits_the_act
     assert found and all(f.role is Role.ACTIVE and f.hold >= TIMING.deadtime * 0.5
                          for f in found)
     assert "then power off the active node" in found[0].describe()
+
+
+def test_heartbeat306_gets_the_heartbeat_setups_faults_of_the_mixed_kinds():
+    """The side-by-side table: vigil and heartbeat 3.0.6 given the very same faults."""
+    mixed_kinds = KINDS["mixed"]
+    for seed in (1, 101, 102):
+        theirs = plan(seed, "heartbeat306", TIMING, 40)
+        ours = plan(seed, "heartbeat", TIMING, 40, only=mixed_kinds)
+        assert theirs == ours
+        assert {f.kind for f in theirs} == set(mixed_kinds)
+    assert plan(5, "heartbeat306", TIMING, 20, only=(FaultKind.STALL,)) == \
+        plan(5, "heartbeat", TIMING, 20, only=(FaultKind.STALL,))
+    with pytest.raises(ValueError, match="kill-service"):
+        parse_kinds("heartbeat306", "kill-service")
