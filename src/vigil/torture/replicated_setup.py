@@ -148,6 +148,8 @@ class ReplicatedSetup(HeartbeatSetup):
         self.split_brains: list[SplitBrain] = []
         #: acknowledged rows lost inside a split brain's window (the configuration's cost)
         self.split_lost: list[int] = []
+        #: what went wrong in a node's boot (its volumes unit), said after the fault
+        self.boot_problems: list[str] = []
         #: whether the disks are compared after every fault, and how often they were
         self.verify_each = True
         self.compared = 0
@@ -176,7 +178,10 @@ class ReplicatedSetup(HeartbeatSetup):
     def after_boot(self, node: str) -> None:
         """The volumes unit (`vigil volume up`, `wait-connect`), then vigil heartbeat."""
         host = self.lab.host(node)
-        scene.volume(host, "up", scene.RESOURCE, check=False)
+        up = scene.volume(host, "up", scene.RESOURCE, check=False)
+        if up.returncode != 0:  # said after the fault: the boot went on without a volume
+            self.boot_problems.append(f"{node}: vigil volume up exited {up.returncode}: "
+                                      f"{(up.stderr or up.stdout).strip()[-300:]}")
         scene.volume(host, "wait-connect", "--wfc-timeout", str(WFC_TIMEOUT),
                      "--degr-wfc-timeout", str(WFC_TIMEOUT), "--outdated-wfc-timeout",
                      str(WFC_TIMEOUT), scene.RESOURCE, check=False)
@@ -211,7 +216,8 @@ class ReplicatedSetup(HeartbeatSetup):
 
     def after_fault(self, outcome: Outcome) -> list[str]:
         """Recover a volume split brain, then compare the two disks."""
-        lines = self._recover_split_brain(outcome)
+        lines, self.boot_problems = self.boot_problems, []
+        lines += self._recover_split_brain(outcome)
         return lines + self._compare_after_fault(outcome)
 
     def _recover_split_brain(self, outcome: Outcome) -> list[str]:
