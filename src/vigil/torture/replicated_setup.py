@@ -113,6 +113,23 @@ def differing_offsets(log_path: Path, since: int) -> list[int]:
     return []
 
 
+def run_verify(host: Host, poll: float) -> tuple[dict[str, Any] | None, str]:
+    """`vigil volume verify` on `host`, waited for: its result, or None and why not."""
+    started = scene.volume(host, "verify", scene.RESOURCE, check=False)
+    if started.returncode != 0:
+        return None, f"vigil volume verify failed: {(started.stderr or started.stdout).strip()}"
+
+    def verify_done() -> dict[str, Any] | None:
+        status = volume_status(host)
+        verify = (status or {}).get("verify") or {}
+        return verify if verify.get("running") is False else None
+
+    verify = scene.wait_for(verify_done, VERIFY_DEADLINE, poll)
+    if not verify:
+        return None, f"vigil volume verify did not finish within {VERIFY_DEADLINE:g} s"
+    return verify, ""
+
+
 def writable_primaries(lab: Lab) -> frozenset[str]:
     """The nodes whose volume takes writes (Primary, I/O not suspended), as their
     daemons say."""
@@ -270,17 +287,9 @@ class ReplicatedSetup(HeartbeatSetup):
         log_path = host.path(f"/var/log/vigil/volume-{scene.RESOURCE}.log")
         seen = log_path.stat().st_size if log_path.exists() else 0
         started = time.monotonic()
-        if scene.volume(host, "verify", scene.RESOURCE, check=False).returncode != 0:
-            return ["vigil volume verify could not start: not compared"]
-
-        def verify_done() -> dict[str, Any] | None:
-            status = volume_status(host)
-            verify = (status or {}).get("verify") or {}
-            return verify if verify.get("running") is False else None
-
-        verify = scene.wait_for(verify_done, VERIFY_DEADLINE, 0.2)
-        if not verify:
-            return [f"vigil volume verify did not finish within {VERIFY_DEADLINE:g} s"]
+        verify, problem = run_verify(host, 0.2)
+        if verify is None:
+            return [f"{problem}: not compared"]
         differ = int(verify.get("out_of_sync") or 0)
         took = time.monotonic() - started
         self.compared += 1
@@ -345,21 +354,9 @@ class ReplicatedSetup(HeartbeatSetup):
                 f"{last.get('out_of_sync')} bytes)")
             return
         synced_at = time.monotonic()
-        started = scene.volume(host, "verify", scene.RESOURCE, check=False)
-        if started.returncode != 0:
-            self.disk_findings.append(f"vigil volume verify on {primary} failed: "
-                                      f"{(started.stderr or started.stdout).strip()}")
-            return
-
-        def verify_done() -> dict[str, Any] | None:
-            status = volume_status(host)
-            verify = (status or {}).get("verify") or {}
-            return verify if verify.get("running") is False else None
-
-        verify = scene.wait_for(verify_done, VERIFY_DEADLINE, 0.5)
-        if not verify:
-            self.disk_findings.append(f"vigil volume verify on {primary} did not finish "
-                                      f"within {VERIFY_DEADLINE:g} s")
+        verify, problem = run_verify(host, 0.5)
+        if verify is None:
+            self.disk_findings.append(f"{problem} (on {primary})")
             return
         differ = int(verify.get("out_of_sync") or 0)
         self.verified = (int(verify.get("done_blocks") or 0), differ,
