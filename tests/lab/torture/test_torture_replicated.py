@@ -3,11 +3,11 @@
 The committer writes numbered rows through the VIP all along; after every fault the
 group must settle on one node, and at the end every acknowledged row must be in the
 table and no row that was never sent, and once the writes stop the two disks, in
-sync, must be equal block for block (`vigil volume verify`); never may both volumes
-be Primary and take writes outside a split fault. The kinds are those after which
-the tutorial's setup (no fencing in its DRBD file) promises that: a partition or
-heavy loss lets both nodes write, which the long campaign in docs/reliability.md
-measures instead.
+sync, must be equal block for block (`vigil volume verify`, after every fault too);
+never may both volumes be Primary and take writes outside a split fault. The kinds
+are those after which the tutorial's setup (no fencing in its DRBD file) promises
+that: a partition or heavy loss lets both nodes write, which the long campaign in
+docs/reliability.md measures instead.
 """
 
 from __future__ import annotations
@@ -44,3 +44,6 @@ def test_replicated_campaign_seed_1(tmp_path):
     assert verified is not None, text
     assert int(verified[1]) > 0 and int(verified[2]) == 0
     assert any(verified[0] in note for note in saved["notes"])
+    # and after every fault, while the committer wrote
+    compared = re.findall(r"disks equal \(verify of (\d+) blocks", text)
+    assert len(compared) == len(only) and all(int(n) == int(verified[1]) for n in compared), text
