@@ -200,6 +200,9 @@ class Node:
         self._last_refusal = -1e9
         self._server: asyncio.AbstractServer | None = None
         self.on_role_change: Callable[[Role], None] | None = None
+        #: the disk was let go of after an I/O error (on-io-error detach): whatever it
+        #: holds is not trusted when it is attached again
+        self.disk_failed = False
 
     # ------------------------------------------------------------------ derived state
     @property
@@ -314,7 +317,13 @@ class Node:
         extents = extents_of(offset, len(data))
         change = self.al.begin(extents)
         if change is not None:
-            self._commit_al(change)
+            try:
+                self._commit_al(change)
+            except OSError as exc:
+                self.al.end(extents)
+                if not self._local_io_error("activity log", offset, exc):
+                    raise
+                return await self._remote_write(offset, data)
         try:
             session = self.session if self.replicating else None
             future: asyncio.Future[None] | None = None
@@ -390,12 +399,28 @@ class Node:
             seq = self._ask_peer_flush(session)
             future: asyncio.Future[None] = loop.create_future()
             session.flushes[seq] = future
-            await local
+            await self._local_flush(local)
             await future
         else:
             if session is not None:  # protocol A: the peer flushes too, nobody waits
-                self._ask_peer_flush(session)
+                seq = self._ask_peer_flush(session)
+                if not await self._local_flush(local):  # now the peer's flush is all
+                    peers: asyncio.Future[None] = loop.create_future()
+                    session.flushes[seq] = peers
+                    await peers
+            else:
+                await self._local_flush(local)
+
+    async def _local_flush(self, local: asyncio.Future[None]) -> bool:
+        """Wait for the local disk's flush: True if it flushed; False if it failed and
+        the node went diskless with a good peer (whose flush then counts); else EIO."""
+        try:
             await local
+        except OSError as exc:
+            if not self._local_io_error("flush", 0, exc):
+                raise
+            return False
+        return True
 
     def _ask_peer_flush(self, session: Session) -> int:
         """Send FLUSH; its ack makes every write sent before it durable on the peer."""
@@ -1056,6 +1081,7 @@ class Node:
         is written if the disk still takes it)."""
         backing, md = self.backing, self.md
         if failed:
+            self.disk_failed = True  # its attach resyncs it whole
             with contextlib.suppress(OSError):
                 md.write_bitmap(self.bitmap)
                 md.write_superblock(self.sb.with_flag(MdFlag.CONSISTENT, False))
@@ -1095,6 +1121,10 @@ class Node:
                                    f"volume has {self.size}: not this volume's disk")
             sb = replace(sb, data_size=self.size)  # fresh metadata: take the volume's size
             md.write_superblock(sb)
+        if self.disk_failed:  # what it holds is unknown: the peer resyncs all of it
+            sb = sb.with_flag(MdFlag.CONSISTENT, False)
+            md.write_superblock(sb)
+            self.disk_failed = False
         self.backing, self.md, self.sb = backing, md, sb
         self.bitmap = md.read_bitmap(self.size)
         self.crashed_primary = sb.crashed_primary
@@ -1256,6 +1286,13 @@ class Node:
             self._spawn(self._resync_source(session))
 
     async def _resync_source(self, session: Session) -> None:
+        try:
+            await self._resync_from_here(session)
+        except OSError as exc:  # this disk failed: no resync from it; the peer stays
+            self._local_io_error("resync read", 0, exc)  # Inconsistent, as with DRBD
+            session.close()
+
+    async def _resync_from_here(self, session: Session) -> None:
         pacer = ResyncPacer(self.cfg.rate, self.clock.now())
         in_flight: dict[int, int] = {}
         sending = Bitmap(self.bitmap.blocks)
@@ -1652,6 +1689,11 @@ class Node:
                               loop: asyncio.AbstractEventLoop) -> None:
         try:
             await loop.run_in_executor(None, self.backing.flush)
+        except OSError as exc:
+            # no FLUSH_ACK: this node goes diskless, and the peer, told so, counts on its
+            # own disk alone (its waiting flushes complete with that)
+            self._local_io_error("flush for the peer", 0, exc)
+            return
         finally:
             session.peer_flushes -= 1
         session.send(wire.Ack(wire.T.FLUSH_ACK, seq))
@@ -1685,6 +1727,11 @@ class Node:
         if self.disk in (Disk.UP_TO_DATE, Disk.CONSISTENT):
             self._write_sb(replace(self.sb, generations=self.sb.generations.new_current(
                 self._fresh_id())))
+        session = self.session
+        if session is not None and not self.diskless:  # this disk alone holds the data now
+            for flushed in session.flushes.values():
+                if not flushed.done():
+                    flushed.set_result(None)
         event(log, "volume.peer_diskless", resource=self.cfg.name,
               generations=str(self.sb.generations))
 
@@ -1933,8 +1980,11 @@ class Node:
             if self.bitmap.dirty_pages:
                 # the pages as they were before the flush: what the flush covers
                 pages = self.bitmap.take_dirty()
-                await loop.run_in_executor(None, self.backing.flush)
-                self.md.write_bitmap_pages(pages)
+                try:
+                    await loop.run_in_executor(None, self.backing.flush)
+                    self.md.write_bitmap_pages(pages)
+                except OSError as exc:
+                    self._local_io_error("metadata", 0, exc)
 
     async def shutdown(self) -> None:
         """Clean stop: goodbye to the peer, bitmap and superblock on disk."""

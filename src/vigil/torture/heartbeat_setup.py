@@ -239,7 +239,7 @@ class HeartbeatSetup:
         elif kind is FaultKind.STOP_FAILS:
             note = self._stop_fails(target, other)
         else:
-            self.other_fault(fault, target)
+            note = self.other_fault(fault, target) or ""
         return Injected(fault, target, injected, time.monotonic(), before, note)
 
     def _stop_fails(self, target: str, other: str) -> str:
@@ -332,7 +332,7 @@ class HeartbeatSetup:
             time.sleep(0.2)
         return both
 
-    def other_fault(self, fault: Fault, target: str) -> None:
+    def other_fault(self, fault: Fault, target: str) -> str | None:
         raise SetupFailed(f"the {self.name} setup has no fault {fault.kind.value}")
 
     def _resume(self, node: str) -> None:

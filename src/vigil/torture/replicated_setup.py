@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import pymysql
 from vigil.demo import replication_scene as scene
 from vigil.demo.heartbeat_scene import VIGIL_CF_TEXT
 from vigil.lab import Lab
-from vigil.lab.host import Host
+from vigil.lab.host import Host, LabProcess
 from vigil.replication import control
 from vigil.torture.checks import (
     Injected,
@@ -75,6 +77,13 @@ RESYNC_RATES = "c-plan-ahead 20; c-fill-target 16M; c-max-rate 400M; c-min-rate 
 #: The volume's backing files: the committer inserts a few hundred rows a second, and a
 #: 30-minute campaign filled the demo's 64 MiB (InnoDB then could not start: ENOSPC).
 VOLUME_SIZE = "512M"
+#: Each node's backing disk as the volume sees it: a FUSE file over the image that the
+#: disk-error fault makes fail (vigil.testing.faulty_disk); it passes I/O through
+#: otherwise.
+FAULTY_MOUNT = "/var/lib/vigil/faulty"
+FAULTY_DISK = f"{FAULTY_MOUNT}/disk"
+#: How long a diskless primary may take to stand by before its disk is attached.
+STANDBY_DEADLINE = 90.0
 #: After a split brain's recovery: how long the two volumes may take to connect again.
 RECONNECT_DEADLINE = 30.0
 
@@ -165,6 +174,8 @@ class ReplicatedSetup(HeartbeatSetup):
         self.split_brains: list[SplitBrain] = []
         #: acknowledged rows lost inside a split brain's window (the configuration's cost)
         self.split_lost: list[int] = []
+        #: each node's backing disk process (vigil.testing.faulty_disk)
+        self.disks: dict[str, LabProcess] = {}
         #: what went wrong in a node's boot (its volumes unit), said after the fault
         self.boot_problems: list[str] = []
         #: whether the disks are compared after every fault, and how often they were
@@ -176,8 +187,15 @@ class ReplicatedSetup(HeartbeatSetup):
         if not scene.configure(self.lab, timeline, self.replication,
                                ha_cf=campaign_ha_cf(), disk_options=self.resync_rates):
             raise SetupFailed("; ".join(self.result.problems))
+        res = f"/etc/drbd.d/{scene.RESOURCE}.res"
         for node in ("server5", "server6"):
-            self.lab.host(node).write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
+            host = self.lab.host(node)
+            host.write_file("/etc/ha.d/vigil.cf", VIGIL_CF_TEXT)
+            host.write_file(res, host.read_file(res).replace(scene.BACKING, FAULTY_DISK))
+            host.run(["truncate", "-s", VOLUME_SIZE, scene.BACKING])
+            self._start_disk(node)
+        timeline.event(f"both: the backing disk is {FAULTY_DISK}, a FUSE file over "
+                       f"{scene.BACKING} that the disk-error fault makes fail")
         if not scene.prepare_volume(self.lab, timeline, self.replication, VOLUME_SIZE):
             raise SetupFailed("; ".join(self.result.problems))
 
@@ -192,9 +210,46 @@ class ReplicatedSetup(HeartbeatSetup):
         self.committer.start()
         self.volumes.start()
 
-    def after_boot(self, node: str) -> None:
-        """The volumes unit (`vigil volume up`, `wait-connect`), then vigil heartbeat."""
+    def _start_disk(self, node: str) -> None:
+        """The node's backing disk (vigil.testing.faulty_disk), once it serves."""
         host = self.lab.host(node)
+        self.disks[node] = host.spawn([sys.executable, "-m", "vigil.testing.faulty_disk",
+                                       scene.BACKING, FAULTY_MOUNT], name="faulty-disk")
+        if not scene.wait_for(lambda: host.run(["test", "-e", FAULTY_DISK],
+                                               check=False).returncode == 0, 20, 0.1):
+            raise SetupFailed(f"{node}: the faulty disk did not serve {FAULTY_DISK}: "
+                              f"{self.disks[node].output()[-300:]}")
+
+    def _disk_error(self, fault: Fault, target: str) -> str:
+        """Every I/O of the node's disk fails for the hold (on-io-error detach, DRBD's
+        default, leaves it diskless); then the disk works again and the operator
+        attaches it, a diskless primary first standing by (`vigil standby`)."""
+        host = self.lab.host(target)
+        disk = self.disks[target]
+        disk.signal(signal.SIGUSR1)
+        time.sleep(fault.hold)
+        disk.signal(signal.SIGUSR2)
+        status = volume_status(host) or {}
+        if status.get("disk") != "Diskless":
+            return f"{target}'s volume kept its disk ({status.get('disk')})"
+        said = [f"{target} diskless ({status.get('role')})"]
+        if status.get("role") == "Primary":
+            self.ask_standby(target)
+            if not scene.wait_for(lambda: (volume_status(host) or {}).get("role")
+                                  == "Secondary", STANDBY_DEADLINE, 0.2):
+                return "; ".join([*said, f"still primary {STANDBY_DEADLINE:g} s after "
+                                  "vigil standby: not attached"])
+            said.append("stood by")
+        attached = scene.volume(host, "attach", scene.RESOURCE, check=False)
+        said.append("attached" if attached.returncode == 0 else
+                    f"attach exited {attached.returncode}: {attached.stderr.strip()[-200:]}")
+        return "; ".join(said)
+
+    def after_boot(self, node: str) -> None:
+        """The node's disk, the volumes unit (`vigil volume up`, `wait-connect`), then
+        vigil heartbeat."""
+        host = self.lab.host(node)
+        self._start_disk(node)
         up = scene.volume(host, "up", scene.RESOURCE, check=False)
         if up.returncode != 0:  # said after the fault: the boot went on without a volume
             self.boot_problems.append(f"{node}: vigil volume up exited {up.returncode}: "
@@ -204,7 +259,9 @@ class ReplicatedSetup(HeartbeatSetup):
                      str(WFC_TIMEOUT), scene.RESOURCE, check=False)
         self._start_daemon(node)
 
-    def other_fault(self, fault: Fault, target: str) -> None:
+    def other_fault(self, fault: Fault, target: str) -> str | None:
+        if fault.kind is FaultKind.DISK_ERROR:
+            return self._disk_error(fault, target)
         if fault.kind is FaultKind.CUT_THEN_CRASH:
             # the Primary writes on alone; then it dies, its firewall with it
             self._cut_replication(target)
@@ -213,12 +270,13 @@ class ReplicatedSetup(HeartbeatSetup):
             time.sleep(CRASH_BOOT_AFTER)
             self.lab.boot(target)
             self.after_boot(target)
-            return
+            return None
         if fault.kind is not FaultKind.CUT_REPLICATION:
             super().other_fault(fault, target)
         self._cut_replication(target)
         time.sleep(fault.hold)
         self.lab.host(target).run(["nft", "delete", "table", "inet", CUT_TABLE])
+        return None
 
     def _cut_replication(self, target: str) -> None:
         """The node's own firewall drops the replication link's port, both ways."""

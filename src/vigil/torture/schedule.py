@@ -31,6 +31,9 @@ class FaultKind(StrEnum):
     #: two at once: the replication link cut while writes run, then, still cut, the
     #: active node loses power (boots after 2 s)
     CUT_THEN_CRASH = "cut-then-crash"
+    #: (replicated) the node's backing disk fails every read, write and flush for `hold`;
+    #: then it works again and the operator attaches it (a primary first stands by)
+    DISK_ERROR = "disk-error"
 
 
 class Role(StrEnum):
@@ -48,7 +51,8 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
                   FaultKind.FLAP, FaultKind.STOP_FAILS),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                   FaultKind.CUT_REPLICATION, FaultKind.FLAP, FaultKind.CUT_THEN_CRASH),
+                   FaultKind.CUT_REPLICATION, FaultKind.FLAP, FaultKind.CUT_THEN_CRASH,
+                   FaultKind.DISK_ERROR),
     # the service fault kills a real server's nginx (the director's check must see it)
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
@@ -107,6 +111,8 @@ class Fault:
                                   "it to stand by; repair it once the node has reacted",
             FaultKind.CUT_THEN_CRASH: "cut the replication link for {hold} while writes run, "
                                       "then power off the {role} node (boot it 2 s later)",
+            FaultKind.DISK_ERROR: "fail every I/O of the {role} node's backing disk for "
+                                  "{hold}, then repair it and attach it",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s")

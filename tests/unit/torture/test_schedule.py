@@ -135,8 +135,8 @@ def test_stop_fails_comes_last_and_targets_the_active_node():
     assert "stop fail" in faults[0].describe()
 
 
-def test_cut_then_crash_comes_last_in_the_replicated_setup_only_and_hits_the_active_node():
-    assert KINDS["replicated"][-1] is FaultKind.CUT_THEN_CRASH
+def test_cut_then_crash_comes_late_in_the_replicated_setup_only_and_hits_the_active_node():
+    assert KINDS["replicated"][-2] is FaultKind.CUT_THEN_CRASH
     assert all(FaultKind.CUT_THEN_CRASH not in KINDS[s] for s in KINDS if s != "replicated")
     found = [f for f in plan(3, "replicated", TIMING, 100) if f.kind is FaultKind.CUT_THEN_CRASH]
     assert found and all(f.role is Role.ACTIVE and f.hold >= TIMING.deadtime * 0.5
@@ -156,3 +156,12 @@ def test_heartbeat306_gets_the_heartbeat_setups_faults_of_the_mixed_kinds():
         plan(5, "heartbeat", TIMING, 20, only=(FaultKind.STALL,))
     with pytest.raises(ValueError, match="kill-service"):
         parse_kinds("heartbeat306", "kill-service")
+
+
+def test_disk_error_comes_last_in_the_replicated_setup_only():
+    """A new kind goes last: `--kinds` without it replays the seeds run before it."""
+    assert KINDS["replicated"][-1] is FaultKind.DISK_ERROR
+    assert all(FaultKind.DISK_ERROR not in KINDS[s] for s in KINDS if s != "replicated")
+    found = [f for f in plan(3, "replicated", TIMING, 120) if f.kind is FaultKind.DISK_ERROR]
+    assert found and {f.role for f in found} == {Role.ACTIVE, Role.STANDBY}
+    assert "backing disk" in found[0].describe()
