@@ -123,3 +123,34 @@ def test_on_io_error_call_local_io_error_runs_the_handler_and_returns_the_error(
     assert not node.diskless
     assert any("volume.handler" in r.getMessage() and "local-io-error" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_failed_flush_or_activity_log_write_detaches_too(node_on):
+    node = _primary_alone(node_on, "detach")
+
+    def broken_flush() -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    node.backing.flush = broken_flush
+    with pytest.raises(OSError):
+        asyncio.run(node.flush())
+    assert node.diskless and node.disk_failed
+
+
+def test_a_failed_disk_is_resynced_whole_when_attached_again(node_on):
+    node = _primary_alone(node_on, "detach")
+    path = node.backing.path
+
+    def md_broken(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    node.md.write_superblock = node.md.write_bitmap = md_broken  # the metadata fails too
+    with pytest.raises(OSError):
+        asyncio.run(node.write(0, b"w" * BLOCK_SIZE))
+    asyncio.run(node.demote())
+    backing = BackingStore(path)
+    md = MetadataStore.open(backing, "internal")
+    assert md.read_superblock().flags & MdFlag.CONSISTENT  # its metadata did not say so
+    node.attach(backing, md)
+    assert node.disk is Disk.INCONSISTENT and not node.disk_failed
+    assert not md.read_superblock().flags & MdFlag.CONSISTENT
