@@ -1081,7 +1081,7 @@ class Node:
         is written if the disk still takes it)."""
         backing, md = self.backing, self.md
         if failed:
-            self.disk_failed = True  # its attach resyncs it whole
+            self.disk_failed = True  # Inconsistent when attached again, until resynced
             with contextlib.suppress(OSError):
                 md.write_bitmap(self.bitmap)
                 md.write_superblock(self.sb.with_flag(MdFlag.CONSISTENT, False))
@@ -1121,7 +1121,10 @@ class Node:
                                    f"volume has {self.size}: not this volume's disk")
             sb = replace(sb, data_size=self.size)  # fresh metadata: take the volume's size
             md.write_superblock(sb)
-        if self.disk_failed:  # what it holds is unknown: the peer resyncs all of it
+        # a disk let go of after an I/O error is Inconsistent until the resync (never a
+        # source, never promoted), even if its metadata could not say so then; the peer
+        # marked what it misses, the failed range included
+        if self.disk_failed:
             sb = sb.with_flag(MdFlag.CONSISTENT, False)
             md.write_superblock(sb)
             self.disk_failed = False

@@ -137,7 +137,7 @@ def test_a_failed_flush_or_activity_log_write_detaches_too(node_on):
     assert node.diskless and node.disk_failed
 
 
-def test_a_failed_disk_is_resynced_whole_when_attached_again(node_on):
+def test_a_failed_disk_attached_again_is_inconsistent_until_resynced(node_on):
     node = _primary_alone(node_on, "detach")
     path = node.backing.path
 
