@@ -86,9 +86,7 @@ def test_refused_while_connected_and_a_new_generation_when_disconnected(volume_p
         assert "connected" in done.stderr
     assert pair.status("server5")["generations"] == before["generations"]
 
-    # a primary cannot go diskless (11); attach says the disk is attached (10)
-    done = pair.vigil("server5", "detach", pair.name, check=False)
-    assert done.returncode == 11 and "demote first" in done.stderr
+    # attach says the disk is attached (10)
     done = pair.vigil("server6", "attach", "all", check=False)
     assert done.returncode == 10 and "attached already" in done.stderr
     assert pair.status("server6")["disk"] == "UpToDate"
@@ -96,6 +94,9 @@ def test_refused_while_connected_and_a_new_generation_when_disconnected(volume_p
     # disconnected, the primary starts a new generation: its old current becomes the
     # bitmap's base (its disk state and bitmap stay); --clear-bitmap empties the bitmap
     pair.vigil("server5", "disconnect", pair.name)
+    # a primary without its peer cannot go diskless (11)
+    done = pair.vigil("server5", "detach", pair.name, check=False)
+    assert done.returncode == 11 and "UpToDate peer" in done.stderr
     pair.write_blocks("server5", [1, 2, 3], b"apart")
     lost = generations(pair.status("server5"))
     done = pair.vigil("server5", "new-current-uuid", pair.name)
