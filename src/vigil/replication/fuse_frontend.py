@@ -22,29 +22,39 @@ DISK_NAME = b"disk"
 DISK_INODE = pyfuse3.ROOT_INODE + 1
 
 
-class VolumeFS(pyfuse3.Operations):
-    enable_writeback_cache = False
+class OneFileFS(pyfuse3.Operations):
+    """A directory that holds one regular file, `disk`, opened for direct I/O.
 
-    def __init__(self, node: Node):
+    Subclasses say how large it is and do its reads, writes and flushes.
+    """
+
+    enable_writeback_cache = False
+    #: how long the kernel may keep the file's attributes
+    attr_timeout = 3600
+
+    def __init__(self) -> None:
         super().__init__()
-        self.node = node
-        self._time_ns = int(time.time() * 1e9)
+        self._time_ns = time.time_ns()
+
+    def disk_size(self) -> int:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
 
     def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
         entry = pyfuse3.EntryAttributes()
         entry.st_atime_ns = entry.st_mtime_ns = entry.st_ctime_ns = self._time_ns
         entry.st_uid, entry.st_gid = os.getuid(), os.getgid()
         entry.st_ino = inode
-        entry.entry_timeout = entry.attr_timeout = 3600
+        entry.entry_timeout = entry.attr_timeout = self.attr_timeout
         if inode == pyfuse3.ROOT_INODE:
             entry.st_mode = stat.S_IFDIR | 0o700
             entry.st_nlink = 2
         elif inode == DISK_INODE:
+            size = self.disk_size()
             entry.st_mode = stat.S_IFREG | 0o600
             entry.st_nlink = 1
-            entry.st_size = self.node.size
+            entry.st_size = size
             entry.st_blksize = 4096
-            entry.st_blocks = self.node.size // 512
+            entry.st_blocks = size // 512
         else:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return entry
@@ -58,7 +68,7 @@ class VolumeFS(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENOENT)
 
     async def setattr(self, inode, attr, fields, fh, ctx):
-        if fields.update_size and attr.st_size != self.node.size:
+        if fields.update_size and attr.st_size != self.disk_size():
             raise pyfuse3.FUSEError(errno.EPERM)
         return self._attributes(inode)
 
@@ -79,6 +89,23 @@ class VolumeFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EISDIR)
         return pyfuse3.FileInfo(fh=inode, direct_io=True, keep_cache=False)
 
+    async def flush(self, fh):
+        pass
+
+    async def release(self, fh):
+        pass
+
+
+class VolumeFS(OneFileFS):
+    """The volume's file: its reads and writes are the replication core's."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self.node = node
+
+    def disk_size(self) -> int:
+        return self.node.size
+
     async def read(self, fh, off, size):
         try:
             return await self.node.read(off, size)
@@ -96,12 +123,6 @@ class VolumeFS(pyfuse3.Operations):
             await self.node.flush()
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
-
-    async def flush(self, fh):
-        pass
-
-    async def release(self, fh):
-        pass
 
     async def statfs(self, ctx):
         data = pyfuse3.StatvfsData()

@@ -15,9 +15,7 @@ import contextlib
 import errno
 import os
 import signal
-import stat
 import sys
-import time
 
 import pyfuse3
 
@@ -26,69 +24,25 @@ try:
 except ModuleNotFoundError:  # pyfuse3 < 3.3 (Debian 12's) ships it as a module of its own
     import pyfuse3_asyncio  # type: ignore[no-redef]
 
-DISK_NAME = b"disk"
-DISK_INODE = pyfuse3.ROOT_INODE + 1
+from vigil.replication.fuse_frontend import OneFileFS
 
 
-class FaultyDisk(pyfuse3.Operations):
+class FaultyDisk(OneFileFS):
     """The image's bytes, or EIO while `failing`."""
 
-    enable_writeback_cache = False
+    attr_timeout = 1
 
     def __init__(self, image_fd: int):
         super().__init__()
         self.fd = image_fd
         self.failing = False
-        self._time_ns = time.time_ns()
 
-    def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
-        entry = pyfuse3.EntryAttributes()
-        entry.st_atime_ns = entry.st_mtime_ns = entry.st_ctime_ns = self._time_ns
-        entry.st_ino = inode
-        entry.entry_timeout = entry.attr_timeout = 1
-        if inode == pyfuse3.ROOT_INODE:
-            entry.st_mode, entry.st_nlink = stat.S_IFDIR | 0o700, 2
-        elif inode == DISK_INODE:
-            size = os.fstat(self.fd).st_size
-            entry.st_mode, entry.st_nlink = stat.S_IFREG | 0o600, 1
-            entry.st_size, entry.st_blksize, entry.st_blocks = size, 4096, size // 512
-        else:
-            raise pyfuse3.FUSEError(errno.ENOENT)
-        return entry
+    def disk_size(self) -> int:
+        return os.fstat(self.fd).st_size
 
     def _check(self) -> None:
         if self.failing:
             raise pyfuse3.FUSEError(errno.EIO)
-
-    async def getattr(self, inode, ctx=None):
-        return self._attributes(inode)
-
-    async def lookup(self, parent_inode, name, ctx=None):
-        if parent_inode == pyfuse3.ROOT_INODE and name == DISK_NAME:
-            return self._attributes(DISK_INODE)
-        raise pyfuse3.FUSEError(errno.ENOENT)
-
-    async def setattr(self, inode, attr, fields, fh, ctx):
-        if fields.update_size:
-            raise pyfuse3.FUSEError(errno.EPERM)
-        return self._attributes(inode)
-
-    async def opendir(self, inode, ctx):
-        if inode != pyfuse3.ROOT_INODE:
-            raise pyfuse3.FUSEError(errno.ENOTDIR)
-        return inode
-
-    async def readdir(self, fh, start_id, token):
-        if start_id == 0:
-            pyfuse3.readdir_reply(token, DISK_NAME, self._attributes(DISK_INODE), 1)
-
-    async def releasedir(self, fh):
-        pass
-
-    async def open(self, inode, flags, ctx):
-        if inode != DISK_INODE:
-            raise pyfuse3.FUSEError(errno.EISDIR)
-        return pyfuse3.FileInfo(fh=inode, direct_io=True, keep_cache=False)
 
     async def read(self, fh, off, size):
         self._check()
@@ -101,12 +55,6 @@ class FaultyDisk(pyfuse3.Operations):
     async def fsync(self, fh, datasync):
         self._check()
         os.fdatasync(self.fd)
-
-    async def flush(self, fh):
-        pass
-
-    async def release(self, fh):
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
