@@ -266,12 +266,16 @@ class Node:
                 raise
         return await self._remote_read(offset, length)
 
+    def _peer_has_good_data(self) -> bool:
+        """Connected, in sync, and the peer's disk UpToDate: I/O can go through it."""
+        return (self.session is not None and self.repl is Repl.ESTABLISHED
+                and self.peer_disk is Disk.UP_TO_DATE)
+
     def _good_peer(self) -> Session:
         """The session through which a diskless primary reaches good data, or EIO
         (DRBD's on-no-data-accessible io-error)."""
         session = self.session
-        if (session is None or self.repl is not Repl.ESTABLISHED
-                or self.peer_disk is not Disk.UP_TO_DATE):
+        if session is None or not self._peer_has_good_data():
             raise OSError(errno.EIO, "no access to good data: diskless, and the peer is "
                           f"{self.peer_disk.value if session else 'not connected'}")
         return session
@@ -301,8 +305,7 @@ class Node:
         if self.cfg.on_io_error != "detach" or self.diskless:
             return False
         self._let_go_of_disk(f"I/O error on {what} (on-io-error detach)", failed=True)
-        return self.role is Role.PRIMARY and self.session is not None \
-            and self.peer_disk is Disk.UP_TO_DATE
+        return self.role is Role.PRIMARY and self._peer_has_good_data()
 
     async def write(self, offset: int, data: bytes) -> int:
         if self.role is not Role.PRIMARY:
@@ -388,28 +391,26 @@ class Node:
         loop = asyncio.get_running_loop()
         if self.diskless and self.role is Role.PRIMARY:  # everything is on the peer
             session = self._good_peer()
-            seq = self._ask_peer_flush(session)
-            flushed: asyncio.Future[None] = loop.create_future()
-            session.flushes[seq] = flushed
-            await flushed
+            await self._peer_flush(session, self._ask_peer_flush(session))
             return
         local = loop.run_in_executor(None, self.backing.flush)
         session = self.session if self.replicating else None
         if session is not None and self.cfg.protocol is not Protocol.A:
-            seq = self._ask_peer_flush(session)
-            future: asyncio.Future[None] = loop.create_future()
-            session.flushes[seq] = future
+            peers = self._peer_flush(session, self._ask_peer_flush(session))
             await self._local_flush(local)
-            await future
+            await peers
+        elif session is not None:  # protocol A: the peer flushes too, nobody waits...
+            peers = self._peer_flush(session, self._ask_peer_flush(session))
+            if not await self._local_flush(local):  # ...unless its flush is all there is
+                await peers
         else:
-            if session is not None:  # protocol A: the peer flushes too, nobody waits
-                seq = self._ask_peer_flush(session)
-                if not await self._local_flush(local):  # now the peer's flush is all
-                    peers: asyncio.Future[None] = loop.create_future()
-                    session.flushes[seq] = peers
-                    await peers
-            else:
-                await self._local_flush(local)
+            await self._local_flush(local)
+
+    def _peer_flush(self, session: Session, seq: int) -> asyncio.Future[None]:
+        """The future that the peer's answer to FLUSH `seq` completes."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.flushes[seq] = future
+        return future
 
     async def _local_flush(self, local: asyncio.Future[None]) -> bool:
         """Wait for the local disk's flush: True if it flushed; False if it failed and
@@ -1049,9 +1050,7 @@ class Node:
         """
         if self.diskless:
             return "diskless already"
-        if self.role is Role.PRIMARY and (self.session is None or self.repl is not
-                                          Repl.ESTABLISHED
-                                          or self.peer_disk is not Disk.UP_TO_DATE):
+        if self.role is Role.PRIMARY and not self._peer_has_good_data():
             raise StateChangeRefused("a primary detaches only while connected to an UpToDate "
                                      "peer (its I/O then goes through the peer)")
         if self.peer_role is Role.PRIMARY and self.peer_disk is Disk.DISKLESS:
