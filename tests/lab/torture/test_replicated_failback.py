@@ -11,9 +11,11 @@ goes home only once the home node could start it.
 
 How long the home node's resync takes is the crashed primary's activity-log
 extents (a few 4 MiB extents MariaDB was writing) at c-min-rate, the rate a
-resync keeps while the application writes (DRBD's default, 250 KiB/s, which the
-lab's resource file keeps): 15 s to well over 100 s. The wait for the group to
-go home is derived from the bytes the survivor found out of sync.
+resync keeps while the application writes. DRBD's default (250 KiB/s) makes that
+15 s to well over 100 s; the test sets 1 MiB/s, still long enough (at least one
+4 MiB extent) for the home node to be a resync target when it first could take
+the group back. The wait for the group to go home is derived from the bytes the
+survivor found out of sync.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from vigil.config.drbd import DiskOptions
 from vigil.demo.replication_scene import answers, volume_status
 from vigil.lab import Lab, seed_topology
 from vigil.torture.campaign import START_DEADLINE, wait_settled
-from vigil.torture.replicated_setup import ReplicatedSetup
+from vigil.torture.replicated_setup import RESYNC_RATES, ReplicatedSetup
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
-#: bytes per second a resync keeps while MariaDB writes (the resource file's default)
-MIN_RATE = DiskOptions().c_min_rate
+#: bytes per second a resync keeps while MariaDB writes: slow enough that the resync
+#: outlasts the home node's boot, four times DRBD's default to keep the test short
+MIN_RATE = 4 * DiskOptions().c_min_rate
 
 
 def resync_bytes(survivor, until: float) -> int:
@@ -51,7 +54,8 @@ def resync_bytes(survivor, until: float) -> int:
 def test_the_survivor_serves_until_the_booted_home_node_is_in_sync():
     lab = Lab(seed_topology())
     setup = ReplicatedSetup(lab)
-    setup.resync_rates = None  # DRBD's c-min-rate: the resync outlasts the boot
+    # the campaign's rates but c-min-rate: the resync outlasts the boot
+    setup.resync_rates = RESYNC_RATES.replace("c-min-rate 32M", f"c-min-rate {MIN_RATE // 1024}K")
     seen: list[tuple[float, bool]] = []
     stop = threading.Event()
     try:
