@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,6 +97,49 @@ def test_partition_blocks_exactly_the_named_pair(seed_lab):
     # Pending ARP resolutions retry once a second: wait for them, with a deadline.
     wait_until(lambda: reaches(server5, server6.address("lan")), timeout=10, message="lan healed")
     wait_until(lambda: reaches(server6, server5.address("hb")), timeout=10, message="hb healed")
+
+
+def round_trip(source, address: str) -> float:
+    """The shortest of three pings' round trips in seconds (ping's own figure; the first
+    may wait for an ARP answer too)."""
+    out = source.run(["ping", "-c", "3", "-i", "0.2", "-W", "5", address]).stdout
+    found = re.search(r"min/avg/max/mdev = ([0-9.]+)/", out)
+    assert found, out
+    return float(found.group(1)) / 1000
+
+
+def arp_round_trip(source, address: str) -> float:
+    """One ARP request's answer time in seconds (arping's own figure)."""
+    out = source.run(["arping", "-c", "1", "-w", "5", "-I", "eth0", address]).stdout
+    found = re.search(r"reply from .* ([0-9.]+)ms", out)
+    assert found, out
+    return float(found.group(1)) / 1000
+
+
+def switch_links(lab: Lab) -> dict[str, int | None]:
+    """Every link of the switch and the index of the bridge it is on."""
+    with iproute(lab._switch_path) as switch:
+        return {link.get("IFLA_IFNAME"): link.get("IFLA_MASTER") for link in switch.get_links()}
+
+
+def test_a_delayed_host_gets_every_frame_late_both_ways_until_undelayed(seed_lab):
+    client, server5 = seed_lab.host("client"), seed_lab.host("server5")
+    server6 = seed_lab.host("server6")
+    before = switch_links(seed_lab)
+    assert round_trip(client, server5.address()) < 0.05
+    seed_lab.delayed("server5", 0.2)
+    # 0.2 s there and 0.2 s back, for IP and for ARP alike, on each of its ports
+    assert 0.4 <= round_trip(client, server5.address()) < 0.7
+    assert 0.4 <= arp_round_trip(client, server5.address()) < 0.7
+    assert 0.4 <= round_trip(server6, server5.address("hb")) < 0.7
+    assert round_trip(client, server6.address()) < 0.05  # the other hosts are not delayed
+    relays = [p for p in seed_lab.processes if p.name.startswith("delay")]
+    assert len(relays) == 2  # lan and hb
+    seed_lab.undelayed()
+    assert not any(p.alive() for p in relays)
+    assert switch_links(seed_lab) == before  # the ports back on their bridges, no pair left
+    assert round_trip(client, server5.address()) < 0.05
+    assert not [p for p in seed_lab.processes if p.name.startswith("delay")]
 
 
 def test_broadcast_does_not_cross_a_partition(seed_lab):

@@ -30,6 +30,7 @@ from vigil.errors import EnvironmentProblem, UsageError
 from vigil.kernel import namespaces
 from vigil.kernel.netlink import create_named_netns, delete_named_netns, iproute
 from vigil.kernel.nftables import Nftables
+from vigil.lab import delay
 from vigil.lab.host import (
     PRIVATE_DIRECTORIES,
     RUN_DIRECTORIES,
@@ -143,6 +144,8 @@ class Lab:
         self.hosts: dict[str, Host] = {spec.name: Host(self, spec) for spec in topology.hosts}
         self.processes: list[LabProcess] = []
         self.cut_pairs: set[tuple[str, str]] = set()
+        #: ports taken off their bridges by `delayed`
+        self.detours: list[delay.Detour] = []
         #: A detached lab outlives the process that built it (`vigil lab up`).
         self.detached = detached
         self._owner = (os.getpid(), namespaces.process_start_time(os.getpid()))
@@ -188,6 +191,7 @@ class Lab:
             "hosts": {name: host.to_json() for name, host in self.hosts.items()},
             "processes": [p.to_json() for p in self.processes],
             "cut_pairs": sorted(self.cut_pairs),
+            "detours": [d.to_json() for d in self.detours],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.state_path.with_suffix(".tmp")
@@ -212,6 +216,7 @@ class Lab:
                 lab.hosts[name].restore(data)
         lab.processes = [LabProcess.from_json(p) for p in state.get("processes", [])]
         lab.cut_pairs = {tuple(pair) for pair in state.get("cut_pairs", [])}  # type: ignore[misc]
+        lab.detours = [delay.Detour.from_json(d) for d in state.get("detours", [])]
         return lab
 
     def owner_alive(self) -> bool:
@@ -492,6 +497,63 @@ class Lab:
                for t in Nftables(self._switch_path).list("tables", "bridge")):
             Nftables(self._switch_path).apply(
                 [{"delete": {"table": {"family": "bridge", "name": LOSS_TABLE}}}])
+
+    def delayed(self, host: str, seconds: float, segment: str | None = None) -> None:
+        """Hold every frame to and from a host's port(s) `seconds` in the switch, both ways.
+
+        netem's delay, which this kernel lacks (see `vigil.lab.delay`): one delayed
+        host at a time; `undelayed` ends it and lets the held frames go at once.
+        """
+        target = self.host(host)
+        ports = [self._port_name(target, p.segment) for p in target.spec.ports
+                 if segment is None or p.segment == segment]
+        if not ports:
+            raise UsageError(f"host {target.name} has no port on segment {segment}")
+        self.undelayed()
+        try:
+            for index, port in enumerate(ports):
+                detour = delay.detour_for(self._switch_path, port, index)
+                delay.build(self._switch_path, detour)
+                self.detours.append(detour)
+                self.save()
+                self._start_relay(detour, seconds)
+                delay.swap_in(self._switch_path, detour)
+        except BaseException:
+            self.undelayed()
+            raise
+
+    def _start_relay(self, detour: delay.Detour, seconds: float) -> LabProcess:
+        log_path = self.directory / "logs" / "switch.delay.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = delay.relay_argv(_python(), detour, seconds)
+        with open(log_path, "ab") as log:
+            log_offset = log.tell()
+            popen = subprocess.Popen(["nsenter", f"--net={self._switch_path}", *argv],
+                                     stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        process = LabProcess(host="switch", name=f"delay {detour.port}", pid=popen.pid,
+                             start_time=namespaces.process_start_time(popen.pid), argv=argv,
+                             log=str(log_path), popen=popen, launcher=popen.pid,
+                             log_offset=log_offset)
+        self.track(process)
+        deadline = time.monotonic() + delay.START_DEADLINE
+        while "delaying" not in process.output():
+            if not process.alive() or time.monotonic() > deadline:
+                raise LabError(f"the switch's delay relay did not start: "
+                               f"{process.output()[-500:]}")
+            time.sleep(0.01)
+        return process
+
+    def undelayed(self) -> None:
+        """End `delayed`: the held frames go on at once, the ports are back on their bridges."""
+        relays = [p for p in self.processes if p.host == "switch" and p.name.startswith("delay")]
+        self._stop_all(relays, grace=2.0)
+        self.processes = [p for p in self.processes if p not in relays]
+        if self._switch_path.exists():
+            for detour in self.detours:
+                delay.swap_out(self._switch_path, detour)
+        self.detours = []
+        self.save()
 
     def crash(self, name: str) -> None:
         """Power a host off at once: cables pulled, every process killed, its kernel state gone."""
