@@ -34,9 +34,9 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--seed", type=int, default=1, help="the schedule's seed (default: 1)")
     parser.add_argument("--kinds", default=None, metavar="KIND,...",
                         help="inject only these kinds of fault (power-off, kill-daemon, "
-                        "kill-service, cut-medium, partition, loss, stall, flap; heartbeat: "
-                        "stop-fails; replicated: cut-replication; mixed: no kill-service, "
-                        "loss)")
+                        "kill-service, cut-medium, partition, loss, stall, flap, delay; "
+                        "heartbeat: stop-fails; replicated: cut-replication, cut-then-crash, "
+                        "disk-error; mixed: no kill-service, loss or delay)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write the campaign's record as JSON to FILE")
     parser.set_defaults(handler=cmd_torture)

@@ -17,7 +17,8 @@ from vigil.torture.schedule import Fault, FaultKind, Role, Timing
 #: deadtime + this many seconds (a MariaDB start on a loaded two-core machine takes up
 #: to ~5 s; a failback (auto_failback on) stops it on one node first).
 SETTLE_BOUND = 15.0
-#: Outside a split (partition, stall, loss) the VIP may be on both nodes at most this long.
+#: Outside a split (partition, stall, loss, delay) the VIP may be on both nodes at most
+#: this long.
 DUAL_BOUND = 1.0
 #: After a split heals, the VIP must be on one node only within deadtime + this.
 RESOLVE_BOUND = 5.0
@@ -26,7 +27,7 @@ STABLE = 2.0
 
 #: Faults during which both nodes may rightly hold the VIP: heartbeat v1 has no fencing,
 #: and a node cut off (or silent) for deadtime is dead to its peer.
-SPLITS = frozenset({FaultKind.PARTITION, FaultKind.STALL, FaultKind.LOSS})
+SPLITS = frozenset({FaultKind.PARTITION, FaultKind.STALL, FaultKind.LOSS, FaultKind.DELAY})
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def dual_windows(samples: Sequence[Sample]) -> list[tuple[float, float]]:
 
 def may_move(fault: Fault, timing: Timing) -> bool:
     """Whether the group may rightly leave its node during `fault`."""
-    if fault.kind in (FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STOP_FAILS):
+    if fault.kind in (FaultKind.PARTITION, FaultKind.LOSS, FaultKind.DELAY,
+                      FaultKind.STOP_FAILS):
         return True  # stop-fails: the node was asked to stand by
     if fault.kind is FaultKind.DISK_ERROR:  # a diskless primary stands by to attach
         return fault.role is Role.ACTIVE

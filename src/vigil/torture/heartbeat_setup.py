@@ -231,6 +231,10 @@ class HeartbeatSetup:
             self.lab.lossy(target, fault.percent)
             time.sleep(hold)
             self.lab.lossless()
+        elif kind is FaultKind.DELAY:
+            self.lab.delayed(target, fault.delay)
+            time.sleep(hold)
+            self.lab.undelayed()
         elif kind is FaultKind.STALL:
             self.stopped.add(target)
             self.signal_daemon(target, signal.SIGSTOP)

@@ -111,8 +111,9 @@ def bounds(timing: Timing) -> list[str]:
     """The bounds the checker holds the campaign to, as the report states them."""
     return [f"bounds: settled within deadtime + {SETTLE_BOUND:g} s = "
             f"{timing.deadtime + SETTLE_BOUND:g} s of each heal; the VIP on both nodes at most "
-            f"{DUAL_BOUND:g} s outside a split (partition, stall, loss), and at most deadtime + "
-            f"{RESOLVE_BOUND:g} s = {timing.deadtime + RESOLVE_BOUND:g} s after a split heals"]
+            f"{DUAL_BOUND:g} s outside a split (partition, stall, loss, delay), and at most "
+            f"deadtime + {RESOLVE_BOUND:g} s = {timing.deadtime + RESOLVE_BOUND:g} s after a "
+            "split heals"]
 
 
 def document(setup: str, seed: int, timing: Timing, outcomes: Sequence[Outcome],

@@ -34,6 +34,9 @@ class FaultKind(StrEnum):
     #: (replicated) the node's backing disk fails every read, write and flush for `hold`;
     #: then it works again and the operator attaches it (a primary first stands by)
     DISK_ERROR = "disk-error"
+    #: every frame to and from the node held `delay` s in the switch, both ways, for
+    #: `hold` (netem's delay), then what is held goes on at once
+    DELAY = "delay"
 
 
 class Role(StrEnum):
@@ -48,15 +51,15 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     # new kinds go last: `--kinds` with the older ones replays a seed as it was before
     "heartbeat": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                   FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                  FaultKind.FLAP, FaultKind.STOP_FAILS),
+                  FaultKind.FLAP, FaultKind.STOP_FAILS, FaultKind.DELAY),
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                    FaultKind.CUT_REPLICATION, FaultKind.FLAP, FaultKind.CUT_THEN_CRASH,
-                   FaultKind.DISK_ERROR),
+                   FaultKind.DISK_ERROR, FaultKind.DELAY),
     # the service fault kills a real server's nginx (the director's check must see it)
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
-                 FaultKind.FLAP),
+                 FaultKind.FLAP, FaultKind.DELAY),
     # heartbeat 3.0.6 on one node, vigil on the other: the faults both daemons must ride
     # out alike (heartbeat v1 watches no service, so no kill-service; no stop-fails: with
     # vigil as its peer, heartbeat ignores hb_standby, "Other side is in flux")
@@ -92,6 +95,8 @@ class Fault:
     percent: int = 0
     #: flap faults: seconds down, then as long up, over and over while the fault holds
     period: float = 0.0
+    #: delay faults: seconds each frame is held, each way
+    delay: float = 0.0
 
     def describe(self) -> str:
         what = {
@@ -113,9 +118,12 @@ class Fault:
                                       "then power off the {role} node (boot it 2 s later)",
             FaultKind.DISK_ERROR: "fail every I/O of the {role} node's backing disk for "
                                   "{hold}, then repair it and attach it",
+            FaultKind.DELAY: "delay every frame to and from the {role} node by {delay} "
+                             "for {hold}",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
-                           percent=self.percent, period=f"{self.period:.1f} s")
+                           percent=self.percent, period=f"{self.period:.1f} s",
+                           delay=f"{self.delay:g} s")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,8 +188,12 @@ def faults(seed: int, setup: str, timing: Timing,
         # around deadtime: a flapping medium that never, sometimes or always dies
         period = (round(rng.choice((0.2, 0.5, 1.2)) * timing.deadtime, 2)
                   if kind is FaultKind.FLAP else 0.0)
+        # a WAN's delay, half a keepalive, and around deadtime (the node falls silent)
+        delay = (round(rng.choice((0.02, timing.keepalive * 0.5, timing.deadtime * 0.5,
+                                   timing.deadtime * 1.5)), 3)
+                 if kind is FaultKind.DELAY else 0.0)
         calm = round(rng.uniform(1.0, 3.0), 2)
-        yield Fault(index, kind, role, hold, calm, percent, period)
+        yield Fault(index, kind, role, hold, calm, percent, period, delay)
         index += 1
 
 

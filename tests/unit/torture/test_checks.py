@@ -133,6 +133,16 @@ def test_a_dual_vip_during_a_partition_is_expected():
     assert not outcome.spurious
 
 
+def test_a_dual_vip_during_a_delay_is_a_split_and_the_group_may_move():
+    """Frames held longer than deadtime silence the node to its peer, as a partition."""
+    delayed = fault(FaultKind.DELAY, Role.STANDBY, hold=6)
+    injected = Injected(delayed, B, 0.0, 6.0, A)
+    seen = samples((0, 3, A), (3, 7, "server5+server6"), (7, 14, A))
+    outcome = judge(injected, seen, served(0, 14), 14, TIMING)
+    assert outcome.violations == [] and not outcome.spurious
+    assert may_move(delayed, TIMING)
+
+
 def test_a_split_left_unresolved_after_the_heal_is_a_violation():
     injected = Injected(fault(FaultKind.PARTITION, hold=6), A, 0.0, 6.0, A)
     late = 6.0 + TIMING.deadtime + 6.0

@@ -92,7 +92,7 @@ def test_a_new_kind_leaves_older_seeds_replayable_with_kinds():
     from vigil.torture.schedule import KINDS, FaultKind, Timing, plan
 
     older = tuple(k for k in KINDS["heartbeat"]
-                  if k not in (FaultKind.FLAP, FaultKind.STOP_FAILS))
+                  if k not in (FaultKind.FLAP, FaultKind.STOP_FAILS, FaultKind.DELAY))
     faults = plan(2, "heartbeat", Timing(keepalive=0.5, deadtime=3.0), 10, older)
     assert [f.kind.value for f in faults] == [
         "stall", "kill-daemon", "kill-service", "cut-medium", "loss", "power-off", "partition",
@@ -125,10 +125,10 @@ def test_the_mixed_setup_gets_the_faults_both_daemons_must_ride_out():
     assert "keepalive 500ms" in text and "ucast eth1 203.0.113.6" in text
 
 
-def test_stop_fails_comes_last_and_targets_the_active_node():
+def test_stop_fails_comes_late_and_targets_the_active_node():
     from vigil.torture.schedule import KINDS, FaultKind, Role, Timing, plan
 
-    assert KINDS["heartbeat"][-1] is FaultKind.STOP_FAILS
+    assert KINDS["heartbeat"][-2:] == (FaultKind.STOP_FAILS, FaultKind.DELAY)
     faults = [f for f in plan(3, "heartbeat", Timing(0.5, 3.0), 100)
               if f.kind is FaultKind.STOP_FAILS]
     assert faults and all(f.role is Role.ACTIVE and f.hold == 0.0 for f in faults)
@@ -136,7 +136,7 @@ def test_stop_fails_comes_last_and_targets_the_active_node():
 
 
 def test_cut_then_crash_comes_late_in_the_replicated_setup_only_and_hits_the_active_node():
-    assert KINDS["replicated"][-2] is FaultKind.CUT_THEN_CRASH
+    assert KINDS["replicated"][-3] is FaultKind.CUT_THEN_CRASH
     assert all(FaultKind.CUT_THEN_CRASH not in KINDS[s] for s in KINDS if s != "replicated")
     found = [f for f in plan(3, "replicated", TIMING, 100) if f.kind is FaultKind.CUT_THEN_CRASH]
     assert found and all(f.role is Role.ACTIVE and f.hold >= TIMING.deadtime * 0.5
@@ -158,10 +158,25 @@ def test_heartbeat306_gets_the_heartbeat_setups_faults_of_the_mixed_kinds():
         parse_kinds("heartbeat306", "kill-service")
 
 
-def test_disk_error_comes_last_in_the_replicated_setup_only():
+def test_disk_error_comes_late_in_the_replicated_setup_only():
     """A new kind goes last: `--kinds` without it replays the seeds run before it."""
-    assert KINDS["replicated"][-1] is FaultKind.DISK_ERROR
+    assert KINDS["replicated"][-2:] == (FaultKind.DISK_ERROR, FaultKind.DELAY)
     assert all(FaultKind.DISK_ERROR not in KINDS[s] for s in KINDS if s != "replicated")
     found = [f for f in plan(3, "replicated", TIMING, 120) if f.kind is FaultKind.DISK_ERROR]
     assert found and {f.role for f in found} == {Role.ACTIVE, Role.STANDBY}
     assert "backing disk" in found[0].describe()
+
+
+def test_a_delay_fault_holds_frames_from_a_wan_s_delay_to_beyond_deadtime():
+    """Last in the three vigil setups (older seeds replay with `--kinds` without it)."""
+    assert all(KINDS[s][-1] is FaultKind.DELAY for s in ("heartbeat", "replicated", "director"))
+    assert FaultKind.DELAY not in KINDS["mixed"] and FaultKind.DELAY not in KINDS["heartbeat306"]
+    faults = plan(6, "heartbeat", TIMING, 300)
+    delays = [f for f in faults if f.kind is FaultKind.DELAY]
+    assert {f.delay for f in delays} == {0.02, TIMING.keepalive * 0.5, TIMING.deadtime * 0.5,
+                                         TIMING.deadtime * 1.5}
+    assert all(f.delay == 0.0 for f in faults if f.kind is not FaultKind.DELAY)
+    assert {f.role for f in delays} == {Role.ACTIVE, Role.STANDBY}
+    assert "by 0.02 s for" in next(f for f in delays if f.delay == 0.02).describe()
+    without = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.DELAY)
+    assert FaultKind.DELAY not in {f.kind for f in plan(6, "heartbeat", TIMING, 100, without)}
