@@ -1,7 +1,7 @@
 """A short fault campaign on the tutorial's LVS-DR director pair, as `vigil torture` runs it.
 
 Seed 1's first round injects every kind of fault once: the directors are powered
-off, killed, stalled, cut and partitioned, and a real server's nginx is killed
+off, killed, stalled, cut, partitioned and delayed, and a real server's nginx is killed
 (its weight must go to 0, no request may fail after that, and it must come
 back). The checker must find no violated invariant and nothing of the lab may
 be left.

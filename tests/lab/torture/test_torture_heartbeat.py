@@ -2,7 +2,7 @@
 
 Seed 1's first round injects every kind of fault once (power-off and boot, kill -9
 of vigil and of MariaDB, a cut medium, a partition, frame loss, a stalled daemon, a
-flapping medium, a service whose stop fails);
+flapping medium, a service whose stop fails; the delay runs in the director's campaign);
 the checker must find no violated invariant, and nothing of the lab may be left.
 """
 
@@ -14,7 +14,7 @@ import json
 import pytest
 
 from vigil.torture import campaign
-from vigil.torture.schedule import KINDS
+from vigil.torture.schedule import KINDS, FaultKind
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -22,9 +22,11 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600)]
 def test_heartbeat_campaign_seed_1(tmp_path):
     out = io.StringIO()
     record_path = tmp_path / "torture.json"
-    kinds = KINDS["heartbeat"]
+    # the kinds before `delay` (which the director campaign runs): with them, seed 1's
+    # first round powers off the active node
+    kinds = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.DELAY)
     record = campaign.run("heartbeat", seed=1, seconds=400, max_faults=len(kinds), out=out,
-                          json_path=record_path)
+                          json_path=record_path, only=kinds)
     text = out.getvalue()
     print(text)
     assert record.violations == 0, text
