@@ -64,8 +64,9 @@ VERBS = {
               "what is written meanwhile; a primary then serves its device through the "
               "peer (refused without an UpToDate peer: exit 11)",
     "attach": "take the backing disk again (or a new one after create-md) and resync "
-              "from the peer what changed (exit 10 when attached already; a primary "
-              "attaches once demoted: exit 11)",
+              "from the peer what changed (exit 10 when attached already); a primary "
+              "attaches while it runs, connected to an UpToDate peer (else exit 11), and "
+              "reads what is not resynced yet from the peer",
     "resize": "after the backing disk grew on both nodes: grow the volume to the smaller "
               "of the two (online; the new blocks resync from the primary; then grow the "
               "file system, e.g. resize2fs, on the primary)",

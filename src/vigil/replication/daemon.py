@@ -189,7 +189,7 @@ class Daemon:
             node.md.close()
             event(log, "volume.down", resource=cfg.name)
 
-    def _attach(self) -> str:
+    async def _attach(self) -> str:
         """Open the configured disk and its metadata and give them to the node."""
         node = self.node
         assert node is not None
@@ -201,6 +201,8 @@ class Daemon:
         try:
             md = MetadataStore.open(backing, cfg.local.meta_disk, cfg.local.meta_index,
                                     known_size_file=cfg.known_size_file)
+            if node.role is Role.PRIMARY:
+                return await node.attach_under_primary(backing, md)
             return node.attach(backing, md)
         except (OSError, MetadataError) as exc:
             raise SetupRefused(f"cannot attach {cfg.local.disk}: {exc}") from None
@@ -325,7 +327,7 @@ class Daemon:
         if verb == "detach":
             return {"message": await node.detach()}
         if verb == "attach":
-            return {"message": self._attach()}
+            return {"message": await self._attach()}
         if verb == "resize":
             return {"message": await node.resize(
                 bool(request.get("assume_peer_has_space")))}

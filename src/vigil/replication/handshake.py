@@ -5,9 +5,10 @@ PARAMS) as `peer`; the two calls see the same facts mirrored and must agree:
 one source and one target, both in sync, or the link dropped. The generation
 comparison (`generations.compare`) and the split-brain policies
 (`split_brain.resolve`) are applied here, then DRBD's refusals: no primary is
-made a sync target (rr-conflict), no Inconsistent disk a source, no two
-primaries without allow-two-primaries. The node applies the outcome: handlers
-to run, a generation rollback, the reason to log and show.
+made a sync target (rr-conflict) unless its disk is Inconsistent, no
+Inconsistent disk a source, no two primaries without allow-two-primaries. The
+node applies the outcome: handlers to run, a generation rollback, the reason to
+log and show.
 """
 
 from __future__ import annotations
@@ -94,10 +95,12 @@ def decide(me: Facts, peer: Facts, rules: Rules) -> HandshakeOutcome:
     if sync in (Sync.SPLIT_BRAIN_UNRELATED, Sync.UNRELATED):
         return HandshakeOutcome(None, verdict.reason, verdict, handlers=("split-brain",),
                                 split_brain_note=verdict.reason)
-    if sync.is_target and me.primary:
+    # a primary whose disk is Inconsistent (attached under it) is the sync target: it
+    # reads what it lacks from the peer meanwhile, as DRBD's rr-conflict check allows
+    if sync.is_target and me.primary and not me.inconsistent:
         return HandshakeOutcome(
             None, "this primary would be sync target (rr-conflict): disconnecting", verdict)
-    if sync.is_source and peer.primary:
+    if sync.is_source and peer.primary and not peer.inconsistent:
         return HandshakeOutcome(
             None, "the peer primary would be sync target (rr-conflict)", verdict)
     if me.primary and peer.primary and not rules.allow_two_primaries:

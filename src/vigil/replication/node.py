@@ -30,7 +30,7 @@ from vigil.replication.adjust import plan as adjust_plan
 from vigil.replication.admission import DIGEST_BYTES, VERIFY_CHUNK_BLOCKS, Handling, View, admit
 from vigil.replication.bitmap import Bitmap, block_range
 from vigil.replication.blockstore import BackingStore, DetachedDisk, MetadataStore, device_size
-from vigil.replication.completion import Progress, Protocol, TransferLog, is_complete
+from vigil.replication.completion import Progress, Protocol, Transfer, TransferLog, is_complete
 from vigil.replication.config import VolumeConfig
 from vigil.replication.digests import digester
 from vigil.replication.fencing import FenceOutcome, WriteFreeze, fence_outcome
@@ -173,6 +173,14 @@ class Node:
         self._wake = asyncio.Event()
         self._io_open = asyncio.Event()
         self._io_open.set()
+        #: all I/O waits here while a primary attaches a disk (the link is made anew)
+        self._io_pause = asyncio.Event()
+        self._io_pause.set()
+        #: a primary that is the sync target (its disk attached under it): the blocks its
+        #: application wrote since the resync began, whose older copies from the resync
+        #: are not written, and the lock that orders its writes with their edge reads
+        self._fresh: Bitmap | None = None
+        self._target_writes = asyncio.Lock()
         #: fencing resource-and-stonith: whether writes wait, why, and whose fence froze them
         self.write_freeze = WriteFreeze()
         #: connections made in this life: a fence outcome from an older one is moot
@@ -244,6 +252,13 @@ class Node:
         self.stats["bm"] += 1
 
     @property
+    def primary_target(self) -> bool:
+        """A primary whose disk was attached under it and is not in sync yet: blocks
+        still marked are read from the peer, and every write goes to both."""
+        return self.role is Role.PRIMARY and not self.diskless and \
+            self.disk is Disk.INCONSISTENT
+
+    @property
     def replicating(self) -> bool:
         """Writes go to the peer too (not while it is diskless: they are marked instead)."""
         return (self.session is not None and self.repl not in (Repl.OFF, Repl.WF_BITMAP)
@@ -253,12 +268,16 @@ class Node:
     async def read(self, offset: int, length: int) -> bytes:
         if self.role is not Role.PRIMARY:
             raise OSError(errno.EIO, "secondary: refusing I/O")
+        if not self._io_pause.is_set():
+            await self._io_pause.wait()
         if offset >= self.size:
             return b""
         length = min(length, self.size - offset)
         self.stats["dr"] += length
         if self.diskless:
             return await self._remote_read(offset, length)
+        if self.primary_target and self.bitmap.any_in(*block_range(offset, length)):
+            return await self._remote_read(offset, length)  # not here yet: the peer's
         try:
             return self.backing.read(offset, length)
         except OSError as exc:
@@ -272,10 +291,12 @@ class Node:
                 and self.peer_disk is Disk.UP_TO_DATE)
 
     def _good_peer(self) -> Session:
-        """The session through which a diskless primary reaches good data, or EIO
-        (DRBD's on-no-data-accessible io-error)."""
+        """The session through which a diskless primary (or a primary sync target)
+        reaches good data, or EIO (DRBD's on-no-data-accessible io-error)."""
         session = self.session
-        if session is None or not self._peer_has_good_data():
+        resyncing_here = self.repl is Repl.SYNC_TARGET and not self.diskless
+        if session is None or not (self._peer_has_good_data() or (
+                resyncing_here and self.peer_disk is Disk.UP_TO_DATE)):
             raise OSError(errno.EIO, "no access to good data: diskless, and the peer is "
                           f"{self.peer_disk.value if session else 'not connected'}")
         return session
@@ -312,11 +333,15 @@ class Node:
             raise OSError(errno.EIO, "secondary: refusing I/O")
         if offset + len(data) > self.size:
             raise OSError(errno.ENOSPC, "write past the end of the volume")
+        if not self._io_pause.is_set():
+            await self._io_pause.wait()
         if not self._io_open.is_set():
             await self._io_open.wait()
         self.last_app_io = self.clock.now()
         if self.diskless:
             return await self._remote_write(offset, data)
+        if self.primary_target:
+            return await self._write_as_target(offset, data)
         extents = extents_of(offset, len(data))
         change = self.al.begin(extents)
         if change is not None:
@@ -331,15 +356,8 @@ class Node:
             session = self.session if self.replicating else None
             future: asyncio.Future[None] | None = None
             if session is not None:
-                transfer = session.tlog.start(offset, len(data))
+                transfer, future = self._send_write(session, offset, data)
                 progress = transfer.progress
-                future = asyncio.get_running_loop().create_future()
-                session.waiting[transfer.seq] = (future, progress)
-                session.sent_at[transfer.seq] = self.clock.now()
-                session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data,
-                                            digest=self._integrity_digest(data)))
-                progress.queued = True
-                self.stats["ns"] += len(data)
             else:
                 start, stop = block_range(offset, len(data))
                 self.bitmap.set_range(start, stop)
@@ -372,22 +390,85 @@ class Node:
     async def _remote_write(self, offset: int, data: bytes) -> int:
         """A diskless primary's write: on the peer's disk only, complete on its WRITE_ACK."""
         session = self._good_peer()
-        transfer = session.tlog.start(offset, len(data))
-        progress = transfer.progress
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        session.waiting[transfer.seq] = (future, progress)
-        session.sent_at[transfer.seq] = self.clock.now()
-        session.remote_only.add(transfer.seq)
-        session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data,
-                                    digest=self._integrity_digest(data)))
-        progress.queued = progress.local_done = True
-        self.stats["ns"] += len(data)
+        transfer, future = self._send_write(session, offset, data, remote_only=True)
+        transfer.progress.local_done = True
         self.stats["writes"] += 1
         await future
         return len(data)
 
+    def _send_write(self, session: Session, offset: int, data: bytes,
+                    remote_only: bool = False) -> tuple[Transfer, asyncio.Future[None]]:
+        """Send one replicated write; the future completes as the protocol says (a
+        `remote_only` write: on the peer's WRITE_ACK, and fails if the link is lost)."""
+        transfer = session.tlog.start(offset, len(data))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.waiting[transfer.seq] = (future, transfer.progress)
+        session.sent_at[transfer.seq] = self.clock.now()
+        if remote_only:
+            session.remote_only.add(transfer.seq)
+        session.send_data(wire.Data(wire.T.DATA, transfer.seq, offset, data,
+                                    digest=self._integrity_digest(data)))
+        transfer.progress.queued = True
+        self.stats["ns"] += len(data)
+        return transfer, future
+
+    async def _write_as_target(self, offset: int, data: bytes) -> int:
+        """A primary sync target's write: on both disks, complete on the peer's WRITE_ACK
+        (this disk is not yet a copy to trust). A block only partly written and still
+        marked here is completed with the peer's copy first, so the whole block written
+        here is current: it is unmarked, and the resync's older copy of it is skipped.
+        One at a time: an edge read must not pass another write to the same block."""
+        async with self._target_writes:
+            session = self._good_peer()
+            start, stop = block_range(offset, len(data))
+            low, high = start * BLOCK_SIZE, stop * BLOCK_SIZE
+            head = tail = b""
+            if offset > low:
+                head = (await self._block_as_target(start))[:offset - low]
+            if offset + len(data) < high:
+                last = (stop - 1) * BLOCK_SIZE
+                tail = (await self._block_as_target(stop - 1))[offset + len(data) - last:]
+            if not self.primary_target:  # the disk went, or the resync ended, meanwhile
+                return await self.write(offset, data)
+            session = self._good_peer()
+            extents = extents_of(low, high - low)
+            change = self.al.begin(extents)
+            try:
+                if change is not None:
+                    try:
+                        self._commit_al(change)
+                    except OSError as exc:
+                        if not self._local_io_error("activity log", low, exc):
+                            raise
+                        return await self._remote_write(offset, data)
+                transfer, future = self._send_write(session, offset, data, remote_only=True)
+                try:
+                    self.backing.write(low, head + data + tail)
+                except OSError as exc:
+                    if not self._local_io_error("write", low, exc):
+                        raise
+                else:
+                    self.bitmap.clear_range(start, stop)
+                    if self._fresh is not None:
+                        self._fresh.set_range(start, stop)
+                    self.stats["dw"] += high - low
+                transfer.progress.local_done = True
+                self.stats["writes"] += 1
+                await future
+            finally:
+                self.al.end(extents)
+        return len(data)
+
+    async def _block_as_target(self, block: int) -> bytes:
+        """One block's current content on a primary sync target: the peer's if marked."""
+        if self.bitmap.test(block):
+            return await self._remote_read(block * BLOCK_SIZE, BLOCK_SIZE)
+        return self.backing.read(block * BLOCK_SIZE, BLOCK_SIZE)
+
     async def flush(self) -> None:
         """A barrier: the local disk and (protocol B/C) the peer's disk have everything."""
+        if not self._io_pause.is_set():
+            await self._io_pause.wait()
         loop = asyncio.get_running_loop()
         if self.diskless and self.role is Role.PRIMARY:  # everything is on the peer
             session = self._good_peer()
@@ -395,7 +476,8 @@ class Node:
             return
         local = loop.run_in_executor(None, self.backing.flush)
         session = self.session if self.replicating else None
-        if session is not None and self.cfg.protocol is not Protocol.A:
+        # a primary sync target's writes count on the peer's copy: its flush is waited for
+        if session is not None and (self.cfg.protocol is not Protocol.A or self.primary_target):
             peers = self._peer_flush(session, self._ask_peer_flush(session))
             await self._local_flush(local)
             await peers
@@ -1105,14 +1187,63 @@ class Node:
     def attach(self, backing: BackingStore, md: MetadataStore) -> str:
         """drbdadm attach: take the backing disk (the old one, or a new one after
         create-md) and resync from the peer: the blocks marked while diskless, or all
-        of them for a fresh disk."""
+        of them for a fresh disk. A primary attaches with `attach_under_primary`."""
         if not self.diskless:
             raise SetupRefused("the disk is attached already")
         if self.role is Role.PRIMARY:
-            # the disk would be the sync target under a running primary, and vigil does
-            # not send a primary's reads of out-of-sync blocks to the peer
-            raise StateChangeRefused("a diskless primary attaches once it is secondary: "
-                                     "demote first")
+            raise StateChangeRefused("a primary attaches its disk while I/O is paused "
+                                     "(attach_under_primary)")
+        self._take_disk(backing, md)
+        session = self.session
+        if session is not None:  # the handshake decides the resync
+            session.rehandshake = True
+            session.close()
+            return "attached: reconnecting to resync from the peer"
+        self.want_connection = True
+        if self.conn is Conn.STANDALONE:
+            self._set_conn(Conn.CONNECTING, "attached")
+        self._wake.set()
+        return "attached: connecting"
+
+    async def attach_under_primary(self, backing: BackingStore, md: MetadataStore,
+                                   settle: float = 10.0) -> str:
+        """drbdadm attach on a diskless primary: its I/O pauses, what is under way
+        through the peer finishes, the disk is taken (Inconsistent: the peer has every
+        write since), and the link is made anew so that the handshake makes this
+        primary the sync target; then I/O goes on, reading what is not here yet from
+        the peer, while the resync fills the disk."""
+        if not self.diskless:
+            raise SetupRefused("the disk is attached already")
+        session = self.session
+        if session is None or not self._peer_has_good_data():
+            raise StateChangeRefused("a diskless primary attaches its disk only while "
+                                     "connected to an UpToDate peer (to resync from)")
+        self._io_pause.clear()
+        try:
+            deadline = self.clock.now() + settle
+            while session.reads or session.waiting or session.flushes:
+                if self.clock.now() > deadline or session.closed:
+                    raise StateChangeRefused(f"I/O through the peer did not finish within "
+                                             f"{settle:g} s: not attached")
+                await asyncio.sleep(0.002)
+            self._take_disk(backing, md)
+            self._write_sb(self.sb.with_flag(MdFlag.CONSISTENT, False))
+            session.rehandshake = True
+            session.close()
+            while (self.session is session or self.repl not in (Repl.SYNC_TARGET,
+                                                                Repl.ESTABLISHED)) and \
+                    self.clock.now() < deadline + settle:
+                await asyncio.sleep(0.005)
+        finally:
+            self._io_pause.set()
+        if self.repl is Repl.SYNC_TARGET:
+            return "attached: resyncing from the peer while primary"
+        if self.repl is Repl.ESTABLISHED:
+            return "attached: in sync with the peer"
+        return f"attached, but not reconnected ({self.last_reason}): I/O fails until it is"
+
+    def _take_disk(self, backing: BackingStore, md: MetadataStore) -> None:
+        """Make `backing` this node's disk, with its metadata checked against the volume."""
         sb = md.read_superblock()
         if sb.data_size != self.size:
             if sb.generations.current != 0 or md.capacity < self.size:
@@ -1133,16 +1264,6 @@ class Node:
         self.refresh_capacity()
         event(log, "volume.attached", resource=self.cfg.name, disk=backing.path,
               generations=str(sb.generations))
-        session = self.session
-        if session is not None:  # the handshake decides the resync
-            session.rehandshake = True
-            session.close()
-            return "attached: reconnecting to resync from the peer"
-        self.want_connection = True
-        if self.conn is Conn.STANDALONE:
-            self._set_conn(Conn.CONNECTING, "attached")
-        self._wake.set()
-        return "attached: connecting"
 
     async def resize(self, assume_peer_has_space: bool = False,
                      timeout: float = 30.0) -> str:
@@ -1278,6 +1399,7 @@ class Node:
         if self.sync_paused_here:  # paused before the link broke: still paused
             self._tell_pause()
         if sync.is_target:
+            self._fresh = Bitmap(self.bitmap.blocks)
             self._write_sb(self.sb.with_flag(MdFlag.SYNC_TARGET))
             self.uptodate = False
             self._set_repl(Repl.SYNC_TARGET, sync.value)
@@ -1433,7 +1555,8 @@ class Node:
         sb = replace(self.sb, generations=Generations.from_list(fields["generations"]),
                      flags=(self.sb.flags | MdFlag.CONSISTENT)
                      & ~(MdFlag.SYNC_TARGET | MdFlag.OUTDATED | MdFlag.PRIMARY))
-        self._write_sb(sb)
+        self._write_sb(sb.with_flag(MdFlag.PRIMARY, self.role is Role.PRIMARY))
+        self._fresh = None
         self.crashed_primary = False
         self.uptodate = True
         self._finish_sync("target")
@@ -1535,8 +1658,12 @@ class Node:
                     resync_in_flight=in_flight if in_flight is not None else frozenset(),
                     peer_flushes=session.peer_flushes,
                     csums_in_flight=self._sync.get("csums_in_flight", frozenset()),
+                    # a diskless primary, or one resyncing its disk from here (its reads of
+                    # what it lacks may cross the end of the resync)
                     serves_peer_reads=(not self.diskless and self.peer_role is Role.PRIMARY
-                                       and self.peer_disk is Disk.DISKLESS),
+                                       and self.peer_disk in (Disk.DISKLESS,
+                                                              Disk.INCONSISTENT,
+                                                              Disk.UP_TO_DATE)),
                     reads_outstanding=session.reads)
 
     def _dispatch(self, session: Session, ping: PingTimer, message: wire.Message) -> None:
@@ -1565,7 +1692,7 @@ class Node:
         elif handling is Handling.RESYNC_WRITE:
             assert isinstance(message, wire.Data)
             self._check_integrity(message)
-            self.backing.write(message.offset, message.payload)
+            self._write_resync_data(message.offset, message.payload)
             start, stop = block_range(message.offset, len(message.payload))
             self.bitmap.clear_range(start, stop)
             self.stats["resync_blocks"] += stop - start
@@ -1616,6 +1743,26 @@ class Node:
             assert isinstance(message, wire.Control)
             session.bye = message.fields
             raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
+
+    def _write_resync_data(self, offset: int, payload: bytes) -> None:
+        """Write what the sync source sent, but the blocks this (primary) node wrote
+        since the resync began: those hold newer data than the source's copy did."""
+        fresh = self._fresh
+        start, stop = block_range(offset, len(payload))
+        if fresh is None or not fresh.any_in(start, stop):
+            self.backing.write(offset, payload)
+            return
+        block = start
+        while block < stop:
+            if fresh.test(block):
+                block += 1
+                continue
+            end = block + 1
+            while end < stop and not fresh.test(end):
+                end += 1
+            low = (block - start) * BLOCK_SIZE
+            self.backing.write(block * BLOCK_SIZE, payload[low:(end - start) * BLOCK_SIZE])
+            block = end
 
     def _read_for_peer(self, session: Session, message: wire.ReadRequest) -> None:
         """The diskless primary peer reads through this node's disk."""
@@ -1859,6 +2006,7 @@ class Node:
                     future.set_result(None)
         if self.repl is not Repl.OFF:
             self._set_repl(Repl.OFF, "link lost")
+        self._fresh = None
         self.peer_role = Role.UNKNOWN
         self.peer_disk = Disk.UNKNOWN
         self.sync_paused_peer = False
@@ -1873,7 +2021,9 @@ class Node:
             return
         sb = self.sb.with_flag(MdFlag.CONNECTED, False)
         bye = session.bye or {}
-        if self.role is Role.PRIMARY:
+        # a primary whose disk is Inconsistent (attached under it) has no data of its own
+        # to start a generation with, nor any to outdate its peer for
+        if self.role is Role.PRIMARY and self.disk is not Disk.INCONSISTENT:
             sb = replace(sb, generations=sb.generations.new_current(self._fresh_id()))
             if self.cfg.fencing != "dont-care" and not self._stopping and not session.rehandshake:
                 self._spawn(self._fence_after_loss())

@@ -154,3 +154,36 @@ def test_a_failed_disk_attached_again_is_inconsistent_until_resynced(node_on):
     node.attach(backing, md)
     assert node.disk is Disk.INCONSISTENT and not node.disk_failed
     assert not md.read_superblock().flags & MdFlag.CONSISTENT
+
+
+def test_a_primary_attaches_under_it_only_with_an_up_to_date_peer_to_resync_from(node_on):
+    node = _primary_alone(node_on, "detach")
+    with pytest.raises(OSError):
+        asyncio.run(node.write(0, b"w" * BLOCK_SIZE))  # the disk failed: diskless now
+    assert node.diskless and node.role is Role.PRIMARY
+    backing = BackingStore(node_on().backing.path)
+    md = MetadataStore.open(backing, "internal")
+    try:
+        with pytest.raises(StateChangeRefused, match="UpToDate peer"):
+            asyncio.run(node.attach_under_primary(backing, md))
+        with pytest.raises(StateChangeRefused, match="attach_under_primary"):
+            node.attach(backing, md)
+        assert node.diskless
+    finally:
+        md.close()
+        backing.close()
+
+
+def test_the_resync_does_not_overwrite_blocks_a_primary_target_wrote_since_it_began(node_on):
+    from vigil.replication.bitmap import Bitmap
+
+    node = node_on()
+    node.backing.write(0, b"N" * 4 * BLOCK_SIZE)  # what this node's application wrote
+    node._fresh = Bitmap(node.bitmap.blocks)
+    node._fresh.set_range(1, 3)  # blocks 1 and 2 written here since the resync began
+    node._write_resync_data(0, b"R" * 4 * BLOCK_SIZE)
+    assert node.backing.read(0, 4 * BLOCK_SIZE) == (
+        b"R" * BLOCK_SIZE + b"N" * 2 * BLOCK_SIZE + b"R" * BLOCK_SIZE)
+    node._fresh = None  # no primary target: written as sent
+    node._write_resync_data(0, b"S" * 4 * BLOCK_SIZE)
+    assert node.backing.read(0, 4 * BLOCK_SIZE) == b"S" * 4 * BLOCK_SIZE

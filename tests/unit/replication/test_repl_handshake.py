@@ -49,7 +49,9 @@ def test_both_nodes_agree_and_drbds_refusals_hold(alice, bob, policy):
         if sync is None:
             assert outcome.rollback_to is None
             continue
-        assert not (me.primary and sync.is_target), "a primary is never a sync target"
+        # only a primary whose disk was attached under it (Inconsistent) is a target
+        assert not (me.primary and sync.is_target and not me.inconsistent), \
+            "a primary with a consistent disk is never a sync target"
         assert not (me.inconsistent and sync.is_source), "an Inconsistent disk is no source"
         assert sync not in (Sync.SPLIT_BRAIN, Sync.SPLIT_BRAIN_UNRELATED, Sync.UNRELATED,
                             Sync.INCONSISTENT_SOURCE)
@@ -88,3 +90,17 @@ def test_an_inconsistent_source_stops_connecting():
     behind = Facts("bob", Generations(0xA, 0, (0, 0)))
     outcome = decide(fresh, behind, Rules())
     assert outcome.sync is None and outcome.stop_connecting
+
+
+def test_a_primary_with_a_disk_attached_under_it_is_the_sync_target():
+    """A diskless primary attached its old disk (Inconsistent now): the peer, which
+    counted the writes from a new generation meanwhile, resyncs them to it."""
+    primary = Facts("alice", Generations(0xA, 0, (0, 0)), primary=True, inconsistent=True,
+                    dirty_blocks=0)
+    peer = Facts("bob", Generations(0xB, 0xA, (0, 0)), dirty_blocks=3)
+    rules = Rules(Policies())
+    mine, theirs = decide(primary, peer, rules), decide(peer, primary, rules)
+    assert mine.sync is Sync.TARGET_BITMAP and theirs.sync is Sync.SOURCE_BITMAP
+    consistent = Facts("alice", Generations(0xA, 0, (0, 0)), primary=True)
+    assert decide(consistent, peer, rules).sync is None
+    assert "rr-conflict" in decide(consistent, peer, rules).reason
