@@ -82,8 +82,6 @@ VOLUME_SIZE = "512M"
 #: otherwise.
 FAULTY_MOUNT = "/var/lib/vigil/faulty"
 FAULTY_DISK = f"{FAULTY_MOUNT}/disk"
-#: How long a diskless primary may take to stand by before its disk is attached.
-STANDBY_DEADLINE = 90.0
 #: After a split brain's recovery: how long the two volumes may take to connect again.
 RECONNECT_DEADLINE = 30.0
 
@@ -223,7 +221,7 @@ class ReplicatedSetup(HeartbeatSetup):
     def _disk_error(self, fault: Fault, target: str) -> str:
         """Every I/O of the node's disk fails for the hold (on-io-error detach, DRBD's
         default, leaves it diskless); then the disk works again and the operator
-        attaches it, a diskless primary first standing by (`vigil standby`)."""
+        attaches it, under the running primary too (it resyncs while it serves)."""
         host = self.lab.host(target)
         disk = self.disks[target]
         disk.signal(signal.SIGUSR1)
@@ -233,13 +231,6 @@ class ReplicatedSetup(HeartbeatSetup):
         if status.get("disk") != "Diskless":
             return f"{target}'s volume kept its disk ({status.get('disk')})"
         said = [f"{target} diskless ({status.get('role')})"]
-        if status.get("role") == "Primary":
-            self.ask_standby(target)
-            if not scene.wait_for(lambda: (volume_status(host) or {}).get("role")
-                                  == "Secondary", STANDBY_DEADLINE, 0.2):
-                return "; ".join([*said, f"still primary {STANDBY_DEADLINE:g} s after "
-                                  "vigil standby: not attached"])
-            said.append("stood by")
         attached = scene.volume(host, "attach", scene.RESOURCE, check=False)
         said.append("attached" if attached.returncode == 0 else
                     f"attach exited {attached.returncode}: {attached.stderr.strip()[-200:]}")
