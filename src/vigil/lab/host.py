@@ -361,7 +361,10 @@ class Host:
             if popen.poll() is not None:
                 break
             time.sleep(0.0005)
-        raise LabError(f"{self.name}: could not start {shlex.join(map(str, popen.args))}")
+        why = (f"nsenter exited {popen.returncode}" if popen.returncode is not None
+               else "no process in the host after 5 s")
+        raise LabError(f"{self.name}: could not start {shlex.join(map(str, popen.args))} "
+                       f"({why}; the host {'runs' if self.is_up() else 'is down'})")
 
     def sysctl(self, name: str, value: str | int) -> None:
         """Set a sysctl of the host's network namespace (never the machine's)."""

@@ -75,7 +75,9 @@ class MixedSetup(HeartbeatSetup):
             super()._start_daemon(node)
             return
         host = self.lab.host(node)
-        host.spawn([HEARTBEAT], name="heartbeat", env=HEARTBEAT_ENV)
+        # heartbeat daemonizes: its first process exits at once (a spawned process that
+        # short-lived can end before its launcher is seen to have started it)
+        host.run(f"{HEARTBEAT} </dev/null >/dev/null 2>&1", env=HEARTBEAT_ENV, check=False)
         if not poll(lambda: host.run(["cl_status", "hbstatus"], check=False).returncode == 0,
                     START_DEADLINE, every=0.2):
             raise SetupFailed(f"heartbeat 3.0.6 did not start on {node}: "
