@@ -74,7 +74,10 @@ def start_member(lab: Lab, node: str) -> LabProcess:
         "--initial-advertise-peer-urls", f"http://{ip}:{PEER_PORT}",
         "--initial-cluster", cluster, "--initial-cluster-state", "new",
         "--initial-cluster-token", "vigil-lab",
-        "--heartbeat-interval", "100", "--election-timeout", "1000"], name="etcd")
+        "--heartbeat-interval", "100", "--election-timeout", "1000",
+        # a member cut off from the others does not raise its term, so when the cut heals
+        # it does not depose the leader and stall the cluster (etcd 3.5's default)
+        "--pre-vote"], name="etcd")
 
 
 def start_members(lab: Lab) -> dict[str, LabProcess]:

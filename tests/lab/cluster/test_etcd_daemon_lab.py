@@ -117,7 +117,9 @@ def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes
         on_cut = time.monotonic() - cut
         for other in NODES[1:]:
             lab.heal(HOME, other)
+        healed = time.monotonic()
         wait_until(lambda: sampler.holders() == {HOME}, 30, lambda: "home again\n" + logs())
+        on_heal = time.monotonic() - healed
         # the home node loses power, its etcd member with it
         crashed = time.monotonic()
         lab.crash(HOME)
@@ -128,7 +130,7 @@ def test_the_group_follows_its_lease_home_away_and_home_again_never_on_two_nodes
     assert sampler.doubled() == [], f"two holders at once: {sampler.doubled()[:3]}"
     print(f"cluster_backend etcd (TTL {TTL} s, margin {MARGIN} s): the VIP moved "
           f"{on_stop:.2f} s after a clean stop, {on_cut:.2f} s after a cut, "
-          f"{on_crash:.2f} s after a crash")
+          f"{on_crash:.2f} s after a crash; home {on_heal:.2f} s after the cut healed")
     assert on_stop <= 3
     # when the cut-off or crashed node's member led etcd, the new leader gives every lease
     # a whole TTL again after its election (etcd's rule): 7.6 s once measured for a cut
