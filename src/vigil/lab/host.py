@@ -71,6 +71,21 @@ PRIVATE_DIRECTORIES = (
 )
 
 
+def launch_logged(argv: Sequence[str], log_path: Path,
+                  env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `argv` in its own session, its output appended to `log_path`.
+
+    Returns the process and where its lines begin in the log (an earlier process of
+    the same name appends to the same file).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log_offset = log.tell()
+        popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return popen, log_offset
+
+
 @dataclass
 class LabProcess:
     """A long-lived process started in a host: its PID, log file and how to stop it.
@@ -90,6 +105,14 @@ class LabProcess:
     #: where this process's lines begin in the log (an earlier run of the same name appends
     #: to the same file: its lines are not this process's)
     log_offset: int = 0
+
+    @classmethod
+    def launched(cls, *, host: str, name: str, argv: Sequence[str], log: Path,
+                 popen: subprocess.Popen[bytes], pid: int, log_offset: int) -> LabProcess:
+        """The record of a process `launch_logged` started (`pid` may be its child)."""
+        return cls(host=host, name=name, pid=pid, start_time=namespaces.process_start_time(pid),
+                   argv=list(argv), log=str(log), popen=popen, launcher=popen.pid,
+                   log_offset=log_offset)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -321,29 +344,11 @@ class Host:
         """Start a long-lived process in the host; the lab stops it at teardown."""
         name = name or Path(argv[0]).name
         log_path = self.lab.directory / "logs" / f"{self.name}.{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            log_offset = log.tell()
-            popen = subprocess.Popen(
-                self._enter_argv(argv, cwd),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
-        child = self._launched_child(popen)
-        process = LabProcess(
-            host=self.name,
-            name=name,
-            pid=child,
-            start_time=namespaces.process_start_time(child),
-            argv=list(argv),
-            log=str(log_path),
-            popen=popen,
-            launcher=popen.pid,
-            log_offset=log_offset,
-        )
+        popen, log_offset = launch_logged(self._enter_argv(argv, cwd), log_path,
+                                          env={**os.environ, **(env or {})})
+        process = LabProcess.launched(host=self.name, name=name, argv=argv, log=log_path,
+                                      popen=popen, pid=self._launched_child(popen),
+                                      log_offset=log_offset)
         self.lab.track(process)
         return process
 

@@ -38,6 +38,7 @@ from vigil.lab.host import (
     LabError,
     LabProcess,
     is_zombie,
+    launch_logged,
 )
 from vigil.lab.topology import HostSpec, Port, Topology
 from vigil.replication.loopdev import abort_fuse
@@ -389,13 +390,14 @@ class Lab:
         holder.stdout.close()
         init = _first_child(holder.pid) if ready else None
         if init is None:
+            stuck = "" if ready or said else _where_stuck(holder.pid)
             holder.kill()
             code = holder.wait()
             lines = log_path.read_text(errors="replace").strip().splitlines()
             last = lines[-1] if lines else "nothing logged"
             why = (f"its boot ended (exit {code}, said {said[:80]!r})" if ready or said
                    or code != -9 else f"did not boot within {BOOT_TIMEOUT:g} s")
-            raise LabError(f"host {host.name}: {why} (last step: {last})")
+            raise LabError(f"host {host.name}: {why} (last step: {last}){stuck}")
         host.holder_pid = init
         host.holder_start = namespaces.process_start_time(init)
         self._holders[host.name] = holder
@@ -414,14 +416,20 @@ class Lab:
 
     # -- faults --------------------------------------------------------------------------------
     def _set_ports(self, host: Host, segment: str | None, state: str) -> None:
-        ports = [p for p in host.spec.ports if segment is None or p.segment == segment]
-        if not ports:
-            raise UsageError(f"host {host.name} has no port on segment {segment}")
+        ports = self._ports_of(host, segment)
         with iproute(self._switch_path) as switch:
             for port in ports:
-                found = switch.link_lookup(ifname=self._port_name(host, port.segment))
+                found = switch.link_lookup(ifname=port)
                 if found:
                     switch.link("set", index=found[0], state=state)
+
+    def _ports_of(self, host: Host, segment: str | None) -> list[str]:
+        """The names of a host's switch ports: on one segment, or all of them."""
+        ports = [self._port_name(host, p.segment) for p in host.spec.ports
+                 if segment is None or p.segment == segment]
+        if not ports:
+            raise UsageError(f"host {host.name} has no port on segment {segment}")
+        return ports
 
     def link_down(self, host: str, segment: str | None = None) -> None:
         """Pull a host's cable(s) at the switch: one segment, or all of them."""
@@ -468,11 +476,7 @@ class Lab:
         """
         if not 0 < percent <= 100:
             raise UsageError(f"loss must be 1 to 100 percent, not {percent}")
-        target = self.host(host)
-        ports = [self._port_name(target, p.segment) for p in target.spec.ports
-                 if segment is None or p.segment == segment]
-        if not ports:
-            raise UsageError(f"host {target.name} has no port on segment {segment}")
+        ports = self._ports_of(self.host(host), segment)
         table = {"family": "bridge", "table": LOSS_TABLE}
         commands: list[dict[str, Any]] = [
             {"add": {"table": {"family": "bridge", "name": LOSS_TABLE}}},
@@ -504,11 +508,7 @@ class Lab:
         netem's delay, which this kernel lacks (see `vigil.lab.delay`): one delayed
         host at a time; `undelayed` ends it and lets the held frames go at once.
         """
-        target = self.host(host)
-        ports = [self._port_name(target, p.segment) for p in target.spec.ports
-                 if segment is None or p.segment == segment]
-        if not ports:
-            raise UsageError(f"host {target.name} has no port on segment {segment}")
+        ports = self._ports_of(self.host(host), segment)
         self.undelayed()
         try:
             for index, port in enumerate(ports):
@@ -524,17 +524,12 @@ class Lab:
 
     def _start_relay(self, detour: delay.Detour, seconds: float) -> LabProcess:
         log_path = self.directory / "logs" / "switch.delay.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = delay.relay_argv(_python(), detour, seconds)
-        with open(log_path, "ab") as log:
-            log_offset = log.tell()
-            popen = subprocess.Popen(["nsenter", f"--net={self._switch_path}", *argv],
-                                     stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        process = LabProcess(host="switch", name=f"delay {detour.port}", pid=popen.pid,
-                             start_time=namespaces.process_start_time(popen.pid), argv=argv,
-                             log=str(log_path), popen=popen, launcher=popen.pid,
-                             log_offset=log_offset)
+        popen, log_offset = launch_logged(["nsenter", f"--net={self._switch_path}", *argv],
+                                          log_path)
+        process = LabProcess.launched(host="switch", name=f"delay {detour.port}", argv=argv,
+                                      log=log_path, popen=popen, pid=popen.pid,
+                                      log_offset=log_offset)
         self.track(process)
         deadline = time.monotonic() + delay.START_DEADLINE
         while "delaying" not in process.output():
@@ -860,6 +855,31 @@ def _python() -> str:
     import sys
 
     return sys.executable or "/usr/bin/python3"
+
+
+def _where_stuck(pid: int) -> str:
+    """Where a process and its descendants wait in the kernel, for a boot that hung."""
+    described = []
+    pending = [pid]
+    while pending and len(described) < 8:
+        current = pending.pop(0)
+        proc = Path(f"/proc/{current}")
+        try:
+            comm = (proc / "comm").read_text().strip()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            wchan = (proc / "wchan").read_text().strip() or "-"
+            pending += [int(c) for c in
+                        (proc / "task" / str(current) / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+        try:
+            stack = [line.split()[-1].split("+")[0]
+                     for line in (proc / "stack").read_text().splitlines()[:4] if line.strip()]
+        except OSError:
+            stack = []
+        described.append(f"{comm}[{current}] {state} in {wchan}"
+                         + (f" ({' < '.join(stack)})" if stack else ""))
+    return f"; waiting: {'; '.join(described)}" if described else ""
 
 
 def _first_child(pid: int) -> int | None:
