@@ -36,7 +36,7 @@ def register(subparsers: Subparsers) -> None:
                         help="inject only these kinds of fault (power-off, kill-daemon, "
                         "kill-service, cut-medium, partition, loss, stall, flap, delay; "
                         "heartbeat: stop-fails; replicated: cut-replication, cut-then-crash, "
-                        "disk-error; mixed: no kill-service, loss or delay)")
+                        "disk-error, bad-blocks; mixed: no kill-service, loss or delay)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write the campaign's record as JSON to FILE")
     parser.set_defaults(handler=cmd_torture)

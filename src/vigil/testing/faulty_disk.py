@@ -2,8 +2,10 @@
 
 `python -m vigil.testing.faulty_disk IMAGE MOUNTPOINT` serves MOUNTPOINT/disk,
 whose bytes are IMAGE's. SIGUSR1 makes every read, write and flush of it fail
-with EIO (a disk that died under its file system), SIGUSR2 makes them work
-again, SIGTERM unmounts and ends. The file is opened for direct I/O, so an
+with EIO (a disk that died under its file system); SIGHUP makes only the reads
+and writes that touch a bad block fail (a disk with bad sectors: one 4 KiB block
+in `BAD_ONE_IN`, the same ones every time, flushes work); SIGUSR2 makes them all
+work again, SIGTERM unmounts and ends. The file is opened for direct I/O, so an
 error reaches the reader or writer at once instead of a page cache.
 """
 
@@ -26,9 +28,27 @@ except ModuleNotFoundError:  # pyfuse3 < 3.3 (Debian 12's) ships it as a module 
 
 from vigil.replication.fuse_frontend import OneFileFS
 
+#: The size of the blocks that go bad together.
+BAD_BLOCK_SIZE = 4096
+#: With bad blocks, one block in this many fails: enough that a database's writes
+#: meet one within a second or two, few enough that most I/O still works.
+BAD_ONE_IN = 16
+
+
+def is_bad_block(block: int) -> bool:
+    """Whether a block is one of the bad ones: scattered, and the same every time."""
+    return (block * 2654435761 >> 7) % BAD_ONE_IN == 0
+
+
+def touches_bad_block(offset: int, size: int) -> bool:
+    """Whether I/O of `size` bytes at `offset` touches a bad block."""
+    first, last = offset // BAD_BLOCK_SIZE, (offset + max(size, 1) - 1) // BAD_BLOCK_SIZE
+    return any(is_bad_block(block) for block in range(first, last + 1))
+
 
 class FaultyDisk(OneFileFS):
-    """The image's bytes, or EIO while `failing`."""
+    """The image's bytes, or EIO while `failing` (every I/O, or with `bad_blocks_only`,
+    the reads and writes that touch a bad block)."""
 
     attr_timeout = 1
 
@@ -36,20 +56,24 @@ class FaultyDisk(OneFileFS):
         super().__init__()
         self.fd = image_fd
         self.failing = False
+        self.bad_blocks_only = False
 
     def disk_size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def _check(self) -> None:
-        if self.failing:
-            raise pyfuse3.FUSEError(errno.EIO)
+    def _check(self, offset: int | None = None, size: int = 0) -> None:
+        if not self.failing:
+            return
+        if self.bad_blocks_only and (offset is None or not touches_bad_block(offset, size)):
+            return
+        raise pyfuse3.FUSEError(errno.EIO)
 
     async def read(self, fh, off, size):
-        self._check()
+        self._check(off, size)
         return os.pread(self.fd, size, off)
 
     async def write(self, fh, off, buf):
-        self._check()
+        self._check(off, len(buf))
         return os.pwrite(self.fd, buf, off)
 
     async def fsync(self, fh, datasync):
@@ -74,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
 
-        def fail(failing: bool) -> None:
-            disk.failing = failing
-            print(f"faulty-disk: {'failing' if failing else 'working'}", flush=True)
+        def fail(failing: bool, bad_blocks_only: bool = False) -> None:
+            disk.failing, disk.bad_blocks_only = failing, bad_blocks_only
+            said = ("failing its bad blocks" if bad_blocks_only else "failing") if failing \
+                else "working"
+            print(f"faulty-disk: {said}", flush=True)
 
         loop.add_signal_handler(signal.SIGUSR1, fail, True)
+        loop.add_signal_handler(signal.SIGHUP, fail, True, True)
         loop.add_signal_handler(signal.SIGUSR2, fail, False)
         loop.add_signal_handler(signal.SIGTERM, done.set)
         pyfuse3.init(disk, args.mountpoint, options)

@@ -165,7 +165,8 @@ def may_move(fault: Fault, timing: Timing) -> bool:
     if fault.kind in (FaultKind.PARTITION, FaultKind.LOSS, FaultKind.DELAY,
                       FaultKind.STOP_FAILS):
         return True  # stop-fails: the node was asked to stand by
-    if fault.kind is FaultKind.DISK_ERROR:  # diskless, then attached under the service
+    if fault.kind in (FaultKind.DISK_ERROR, FaultKind.BAD_BLOCKS):  # diskless at worst,
+        # then attached under the service
         return False
     if fault.role is not Role.ACTIVE:
         return False

@@ -219,16 +219,17 @@ class ReplicatedSetup(HeartbeatSetup):
                               f"{self.disks[node].output()[-300:]}")
 
     def _disk_error(self, fault: Fault, target: str) -> str:
-        """Every I/O of the node's disk fails for the hold (on-io-error detach, DRBD's
-        default, leaves it diskless); then the disk works again and the operator
-        attaches it, under the running primary too (it resyncs while it serves)."""
+        """Every I/O of the node's disk, or with bad blocks those that touch one, fails
+        for the hold (on-io-error detach, DRBD's default, leaves it diskless at the
+        first error); then the disk works again and the operator attaches it, under
+        the running primary too (it resyncs while it serves)."""
         host = self.lab.host(target)
         disk = self.disks[target]
-        disk.signal(signal.SIGUSR1)
+        disk.signal(signal.SIGHUP if fault.kind is FaultKind.BAD_BLOCKS else signal.SIGUSR1)
         time.sleep(fault.hold)
         disk.signal(signal.SIGUSR2)
         status = volume_status(host) or {}
-        if status.get("disk") != "Diskless":
+        if status.get("disk") != "Diskless":  # (bad blocks: no I/O met one)
             return f"{target}'s volume kept its disk ({status.get('disk')})"
         said = [f"{target} diskless ({status.get('role')})"]
         attached = scene.volume(host, "attach", scene.RESOURCE, check=False)
@@ -251,7 +252,7 @@ class ReplicatedSetup(HeartbeatSetup):
         self._start_daemon(node)
 
     def other_fault(self, fault: Fault, target: str) -> str | None:
-        if fault.kind is FaultKind.DISK_ERROR:
+        if fault.kind in (FaultKind.DISK_ERROR, FaultKind.BAD_BLOCKS):
             return self._disk_error(fault, target)
         if fault.kind is FaultKind.CUT_THEN_CRASH:
             # the Primary writes on alone; then it dies, its firewall with it

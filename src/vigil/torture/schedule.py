@@ -37,6 +37,10 @@ class FaultKind(StrEnum):
     #: every frame to and from the node held `delay` s in the switch, both ways, for
     #: `hold` (netem's delay), then what is held goes on at once
     DELAY = "delay"
+    #: (replicated) the reads and writes of the node's backing disk that touch one of its
+    #: bad blocks (1 in 16, scattered) fail for `hold`; then the disk works again and, if
+    #: the volume let go of it, the operator attaches it
+    BAD_BLOCKS = "bad-blocks"
 
 
 class Role(StrEnum):
@@ -55,7 +59,7 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     "replicated": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                    FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
                    FaultKind.CUT_REPLICATION, FaultKind.FLAP, FaultKind.CUT_THEN_CRASH,
-                   FaultKind.DISK_ERROR, FaultKind.DELAY),
+                   FaultKind.DISK_ERROR, FaultKind.DELAY, FaultKind.BAD_BLOCKS),
     # the service fault kills a real server's nginx (the director's check must see it)
     "director": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.KILL_SERVICE,
                  FaultKind.CUT_MEDIUM, FaultKind.PARTITION, FaultKind.LOSS, FaultKind.STALL,
@@ -120,6 +124,9 @@ class Fault:
                                   "{hold}, then repair it and attach it",
             FaultKind.DELAY: "delay every frame to and from the {role} node by {delay} "
                              "for {hold}",
+            FaultKind.BAD_BLOCKS: "fail the I/O that touches a bad block (1 in 16) of the "
+                                  "{role} node's backing disk for {hold}, then repair it "
+                                  "(and attach it if it was let go)",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s",

@@ -195,6 +195,8 @@ def test_which_faults_may_move_the_group():
     assert not may_move(fault(FaultKind.STALL, hold=dead * 0.3), TIMING)
     assert not may_move(fault(FaultKind.CUT_MEDIUM), TIMING)
     assert not may_move(fault(FaultKind.KILL_SERVICE), TIMING)
+    assert not may_move(fault(FaultKind.DISK_ERROR), TIMING)  # attached under the service
+    assert not may_move(fault(FaultKind.BAD_BLOCKS), TIMING)
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_stop_fails_comes_late_and_targets_the_active_node():
 
 
 def test_cut_then_crash_comes_late_in_the_replicated_setup_only_and_hits_the_active_node():
-    assert KINDS["replicated"][-3] is FaultKind.CUT_THEN_CRASH
+    assert KINDS["replicated"][-4] is FaultKind.CUT_THEN_CRASH
     assert all(FaultKind.CUT_THEN_CRASH not in KINDS[s] for s in KINDS if s != "replicated")
     found = [f for f in plan(3, "replicated", TIMING, 100) if f.kind is FaultKind.CUT_THEN_CRASH]
     assert found and all(f.role is Role.ACTIVE and f.hold >= TIMING.deadtime * 0.5
@@ -160,7 +160,8 @@ def test_heartbeat306_gets_the_heartbeat_setups_faults_of_the_mixed_kinds():
 
 def test_disk_error_comes_late_in_the_replicated_setup_only():
     """A new kind goes last: `--kinds` without it replays the seeds run before it."""
-    assert KINDS["replicated"][-2:] == (FaultKind.DISK_ERROR, FaultKind.DELAY)
+    assert KINDS["replicated"][-3:] == (FaultKind.DISK_ERROR, FaultKind.DELAY,
+                                        FaultKind.BAD_BLOCKS)
     assert all(FaultKind.DISK_ERROR not in KINDS[s] for s in KINDS if s != "replicated")
     found = [f for f in plan(3, "replicated", TIMING, 120) if f.kind is FaultKind.DISK_ERROR]
     assert found and {f.role for f in found} == {Role.ACTIVE, Role.STANDBY}
@@ -169,7 +170,8 @@ def test_disk_error_comes_late_in_the_replicated_setup_only():
 
 def test_a_delay_fault_holds_frames_from_a_wan_s_delay_to_beyond_deadtime():
     """Last in the three vigil setups (older seeds replay with `--kinds` without it)."""
-    assert all(KINDS[s][-1] is FaultKind.DELAY for s in ("heartbeat", "replicated", "director"))
+    assert all(KINDS[s][-1] is FaultKind.DELAY for s in ("heartbeat", "director"))
+    assert KINDS["replicated"][-2] is FaultKind.DELAY
     assert FaultKind.DELAY not in KINDS["mixed"] and FaultKind.DELAY not in KINDS["heartbeat306"]
     faults = plan(6, "heartbeat", TIMING, 300)
     delays = [f for f in faults if f.kind is FaultKind.DELAY]
@@ -180,3 +182,14 @@ def test_a_delay_fault_holds_frames_from_a_wan_s_delay_to_beyond_deadtime():
     assert "by 0.02 s for" in next(f for f in delays if f.delay == 0.02).describe()
     without = tuple(k for k in KINDS["heartbeat"] if k is not FaultKind.DELAY)
     assert FaultKind.DELAY not in {f.kind for f in plan(6, "heartbeat", TIMING, 100, without)}
+
+
+def test_bad_blocks_come_last_in_the_replicated_setup_only():
+    """A disk with bad sectors: after the delay, so `--kinds` without it replays older seeds."""
+    assert KINDS["replicated"][-1] is FaultKind.BAD_BLOCKS
+    assert all(FaultKind.BAD_BLOCKS not in KINDS[s] for s in KINDS if s != "replicated")
+    found = [f for f in plan(3, "replicated", TIMING, 150) if f.kind is FaultKind.BAD_BLOCKS]
+    assert found and {f.role for f in found} == {Role.ACTIVE, Role.STANDBY}
+    assert "bad block (1 in 16)" in found[0].describe()
+    older = KINDS["replicated"][:-1]
+    assert FaultKind.BAD_BLOCKS not in {f.kind for f in plan(3, "replicated", TIMING, 100, older)}
