@@ -23,7 +23,8 @@ from vigil.torture.schedule import parse_kinds
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
-KINDS = "power-off,kill-daemon,kill-service,cut-medium,cut-replication,stall,disk-error"
+KINDS = ("power-off,kill-daemon,kill-service,cut-medium,cut-replication,stall,disk-error,"
+         "bad-blocks")
 
 
 def test_replicated_campaign_seed_1(tmp_path):
