@@ -207,6 +207,15 @@ def is_zombie(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] == "Z"
 
 
+def children_of(pid: int) -> list[int]:
+    """The PIDs of a process's children (its main thread's), none if it is gone."""
+    try:
+        return [int(child) for child in
+                Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 class Host:
     """A lab host. Run commands in it, spawn daemons, read and write its files."""
 
@@ -354,15 +363,11 @@ class Host:
 
     def _launched_child(self, popen: subprocess.Popen[bytes]) -> int:
         """The PID of the process nsenter forked into the host's PID namespace."""
-        children = Path(f"/proc/{popen.pid}/task/{popen.pid}/children")
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
-            try:
-                found = children.read_text().split()
-            except OSError:
-                found = []
+            found = children_of(popen.pid)
             if found:
-                return int(found[0])
+                return found[0]
             if popen.poll() is not None:
                 break
             time.sleep(0.0005)

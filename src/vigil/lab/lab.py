@@ -37,6 +37,7 @@ from vigil.lab.host import (
     Host,
     LabError,
     LabProcess,
+    children_of,
     is_zombie,
     launch_logged,
 )
@@ -388,7 +389,7 @@ class Lab:
         ready = said == b"ready"
         selector.close()
         holder.stdout.close()
-        init = _first_child(holder.pid) if ready else None
+        init = next(iter(children_of(holder.pid)), None) if ready else None
         if init is None:
             stuck = "" if ready or said else _where_stuck(holder.pid)
             holder.kill()
@@ -868,8 +869,7 @@ def _where_stuck(pid: int) -> str:
             comm = (proc / "comm").read_text().strip()
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
             wchan = (proc / "wchan").read_text().strip() or "-"
-            pending += [int(c) for c in
-                        (proc / "task" / str(current) / "children").read_text().split()]
+            pending += children_of(current)
         except (OSError, IndexError, ValueError):
             continue
         try:
@@ -880,14 +880,6 @@ def _where_stuck(pid: int) -> str:
         described.append(f"{comm}[{current}] {state} in {wchan}"
                          + (f" ({' < '.join(stack)})" if stack else ""))
     return f"; waiting: {'; '.join(described)}" if described else ""
-
-
-def _first_child(pid: int) -> int | None:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return None
-    return int(children[0]) if children else None
 
 
 def _in_main_thread() -> bool:
