@@ -17,7 +17,8 @@ import textwrap
 import pytest
 
 from vigil.lab.seed import lab_file
-from vigil.testing.guest import guest_unavailable_reason, run_in_guest, section
+from vigil.testing.early import GUEST_RUNS
+from vigil.testing.guest import GuestResult, guest_unavailable_reason, run_in_guest, section
 
 # the guest run (emulated: ldirectord alone takes a minute) has its own 600 s limit
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
@@ -139,15 +140,20 @@ echo "=== end"
 """
 
 
-@pytest.fixture(scope="module")
-def guest_run():
-    if reason is not None:
-        pytest.skip(f"no QEMU guest here: {reason}")
+def run_guest() -> GuestResult:
+    """The guest's whole run (started early by the suite, beside the unit tests)."""
     vigil = f"{sys.executable} -m vigil"
     script = SCRIPT.format(server=textwrap.dedent(SERVER), client=textwrap.dedent(CLIENT),
                            seed=lab_file("ldirectord.cf").rstrip("\n"), nat=NAT_CONFIG,
                            python="/usr/bin/python3", vigil=vigil)
-    result = run_in_guest(script, timeout=600, memory_mib=1024, hostname="server5")
+    return run_in_guest(script, timeout=600, memory_mib=1024, hostname="server5")
+
+
+@pytest.fixture(scope="module")
+def guest_run():
+    if reason is not None:
+        pytest.skip(f"no QEMU guest here: {reason}")
+    result = GUEST_RUNS.result(__name__, run_guest)
     assert result.returncode == 0, result.output[-4000:] + result.console[-2000:]
     print(f"guest run: {result.wall_seconds:.1f} s")
     return result.output

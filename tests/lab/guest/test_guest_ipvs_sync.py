@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from vigil.testing.guest import guest_unavailable_reason, run_in_guest, section
+from vigil.testing.early import GUEST_RUNS
+from vigil.testing.guest import GuestResult, guest_unavailable_reason, run_in_guest, section
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
 
@@ -158,13 +159,18 @@ echo "=== end"
 """
 
 
+def run_guest() -> GuestResult:
+    """The guest's whole run (started early by the suite, beside the unit tests)."""
+    script = SCRIPT.format(echo=ECHO.strip(), client=CLIENT.strip(),
+                           vigil=f"{sys.executable} -m vigil")
+    return run_in_guest(script, timeout=600, memory_mib=1024, hostname="director")
+
+
 @pytest.fixture(scope="module")
 def guest_run():
     if reason is not None:
         pytest.skip(f"no QEMU guest here: {reason}")
-    script = SCRIPT.format(echo=ECHO.strip(), client=CLIENT.strip(),
-                           vigil=f"{sys.executable} -m vigil")
-    result = run_in_guest(script, timeout=600, memory_mib=1024, hostname="director")
+    result = GUEST_RUNS.result(__name__, run_guest)
     assert result.returncode == 0, result.output[-4000:] + result.console[-2000:]
     print(f"guest run: {result.wall_seconds:.1f} s")
     return result.output
