@@ -1,5 +1,6 @@
 """The lab itself: hosts, isolation, links, partitions, crashes, and clean teardown."""
 
+import itertools
 import json
 import os
 import re
@@ -179,6 +180,42 @@ def test_spawned_process_runs_in_the_host_and_stops_by_pid(seed_lab):
     assert process.pid not in seed_lab.host("rs2").pids()
     process.stop(timeout=2)
     assert not process.alive()
+
+
+CLOCKS = "import time; print(time.time(), time.monotonic())"
+
+
+def test_a_stepped_host_clock_moves_its_wall_clock_alone(seed_lab):
+    server5, server6 = seed_lab.host("server5"), seed_lab.host("server6")
+    server5.allow_clock_steps()
+    server5.step_clock(-3600)
+    watcher = server5.spawn([sys.executable, "-c", "import time\nwhile True:\n"
+                             "    print(time.time(), time.monotonic(), flush=True)\n"
+                             "    time.sleep(0.2)"], name="clocks")
+
+    def readings(host) -> tuple[float, float]:
+        wall, monotonic = host.run([sys.executable, "-c", CLOCKS]).stdout.split()
+        return float(wall) - time.time(), float(monotonic) - time.monotonic()
+
+    wall, monotonic = readings(server5)
+    assert -3610 < wall < -3590 and abs(monotonic) < 5  # the monotonic clock is the machine's
+    wall, _ = readings(server6)
+    assert abs(wall) < 5  # another host keeps the machine's clock
+    # a step reaches a process already running (libfaketime reads the file every second)
+    server5.step_clock(86400)
+
+    def last_offset() -> float | None:
+        lines = watcher.output().split("\n")[:-1]  # whole lines only
+        return float(lines[-1].split()[0]) - time.time() if lines else None
+
+    wait_until(lambda: (last_offset() or 0) > 86000, timeout=5, message="the step seen")
+    lines = [line.split() for line in watcher.output().splitlines() if line.strip()]
+    steps = [float(b[1]) - float(a[1]) for a, b in itertools.pairwise(lines)]
+    assert all(0 < step < 2 for step in steps)  # no step of the monotonic clock
+    server5.step_clock(0)
+    wall, _ = readings(server5)
+    assert abs(wall) < 5
+    watcher.stop(timeout=2)
 
 
 def test_crash_kills_everything_and_boot_brings_a_fresh_host(seed_lab):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from vigil.errors import VigilError
 from vigil.kernel import namespaces
+from vigil.lab import wallclock
 from vigil.lab.topology import HostSpec
 
 if TYPE_CHECKING:
@@ -227,12 +228,37 @@ class Host:
         self.netns = f"{lab.run_id}-{spec.name}"
         self.holder_pid: int | None = None
         self.holder_start: int | None = None
+        #: what every process started in the host gets in its environment
+        self.environment: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------------------
     @property
     def directory(self) -> Path:
         """The host's own directory in the lab (overlay layers)."""
         return self.lab.directory / "hosts" / self.name
+
+    @property
+    def clock_file(self) -> Path:
+        return self.directory / "clock-offset"
+
+    def allow_clock_steps(self) -> None:
+        """Give the processes started in this host from now on a wall clock of their own
+        (`step_clock`); processes that start others with a clean environment (resource
+        agents) leave it behind, as they leave any preloaded library."""
+        self.clock_file.parent.mkdir(parents=True, exist_ok=True)
+        self.step_clock(0)
+        self.environment.update({
+            "LD_PRELOAD": str(wallclock.library(self.lab.directory)),
+            wallclock.OFFSET_VARIABLE: str(self.clock_file),
+        })
+
+    @property
+    def clock_steps_allowed(self) -> bool:
+        return wallclock.OFFSET_VARIABLE in self.environment
+
+    def step_clock(self, offset: float) -> None:
+        """Set the host's wall clock `offset` seconds from the machine's (0: back in step)."""
+        wallclock.write_offset(self.clock_file, offset)
 
     @property
     def netns_path(self) -> Path:
@@ -314,7 +340,7 @@ class Host:
         """Run a command in the host and wait for it; a string is run by `sh -c`."""
         if isinstance(argv, str):
             argv = ["sh", "-c", argv]
-        full_env = {**os.environ, **(env or {})}
+        full_env = {**os.environ, **self.environment, **(env or {})}
         with subprocess.Popen(
             self._enter_argv(argv, cwd),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
@@ -354,7 +380,7 @@ class Host:
         name = name or Path(argv[0]).name
         log_path = self.lab.directory / "logs" / f"{self.name}.{name}.log"
         popen, log_offset = launch_logged(self._enter_argv(argv, cwd), log_path,
-                                          env={**os.environ, **(env or {})})
+                                          env={**os.environ, **self.environment, **(env or {})})
         process = LabProcess.launched(host=self.name, name=name, argv=argv, log=log_path,
                                       popen=popen, pid=self._launched_child(popen),
                                       log_offset=log_offset)

@@ -19,7 +19,7 @@ from vigil.lab import Lab, seed_topology
 from vigil.torture import report
 from vigil.torture.checks import SETTLE_BOUND, STABLE, Outcome, judge, settled_at
 from vigil.torture.director_setup import DirectorSetup
-from vigil.torture.heartbeat_setup import HeartbeatSetup, SetupFailed
+from vigil.torture.heartbeat_setup import NODES, HeartbeatSetup, SetupFailed
 from vigil.torture.mixed_setup import Heartbeat306Setup, MixedSetup
 from vigil.torture.replicated_setup import ReplicatedSetup
 from vigil.torture.schedule import Fault, FaultKind, faults
@@ -82,6 +82,9 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         f"keepalive {timing.keepalive:g} s, deadtime {timing.deadtime:g} s")
     try:
         lab.up()
+        if only is not None and FaultKind.CLOCK_JUMP in only:
+            for node in NODES:  # before their daemons start: they inherit it
+                lab.host(node).allow_clock_steps()
         setup.start()
         origin = time.monotonic()
         if wait_settled(setup, origin, origin + START_DEADLINE, setup.home) is None:

@@ -242,6 +242,15 @@ class HeartbeatSetup:
             self._resume(target)
         elif kind is FaultKind.STOP_FAILS:
             note = self._stop_fails(target, other)
+        elif kind is FaultKind.CLOCK_JUMP:
+            host = self.lab.host(target)
+            if not host.clock_steps_allowed:
+                raise SetupFailed(f"{target}'s wall clock cannot be stepped: the campaign "
+                                  "starts its daemons with a clock of their own only when "
+                                  "--kinds names clock-jump")
+            host.step_clock(fault.step)
+            time.sleep(hold)
+            host.step_clock(0)
         else:
             note = self.other_fault(fault, target) or ""
         return Injected(fault, target, injected, time.monotonic(), before, note)

@@ -41,6 +41,9 @@ class FaultKind(StrEnum):
     #: bad blocks (1 in 16, scattered) fail for `hold`; then the disk works again and, if
     #: the volume let go of it, the operator attaches it
     BAD_BLOCKS = "bad-blocks"
+    #: the node's wall clock stepped by `step` s for `hold`, then stepped back (an NTP
+    #: correction); its monotonic clock goes on undisturbed, as after `date -s`
+    CLOCK_JUMP = "clock-jump"
 
 
 class Role(StrEnum):
@@ -75,6 +78,11 @@ KINDS: dict[str, tuple[FaultKind, ...]] = {
     "heartbeat306": (FaultKind.POWER_OFF, FaultKind.KILL_DAEMON, FaultKind.CUT_MEDIUM,
                      FaultKind.PARTITION, FaultKind.STALL, FaultKind.FLAP),
 }
+#: Kinds a setup takes only when `--kinds` names them: drawn by default they would change
+#: every seed's sequence (and CI's campaigns) for a fault that must change nothing.
+OPT_IN: dict[str, tuple[FaultKind, ...]] = {
+    setup: (FaultKind.CLOCK_JUMP,) for setup in ("heartbeat", "replicated", "director", "mixed")
+}
 #: Setups that replay another setup's fault sequence (restricted to their own kinds).
 SEQUENCE_OF = {"heartbeat306": "heartbeat"}
 
@@ -101,6 +109,8 @@ class Fault:
     period: float = 0.0
     #: delay faults: seconds each frame is held, each way
     delay: float = 0.0
+    #: clock-jump faults: seconds the node's wall clock is stepped by (negative: back)
+    step: float = 0.0
 
     def describe(self) -> str:
         what = {
@@ -127,10 +137,12 @@ class Fault:
             FaultKind.BAD_BLOCKS: "fail the I/O that touches a bad block (1 in 16) of the "
                                   "{role} node's backing disk for {hold}, then repair it "
                                   "(and attach it if it was let go)",
+            FaultKind.CLOCK_JUMP: "step the {role} node's wall clock by {step}, step it back "
+                                  "after {hold}",
         }[self.kind]
         return what.format(role=self.role.value, hold=f"{self.hold:.1f} s",
                            percent=self.percent, period=f"{self.period:.1f} s",
-                           delay=f"{self.delay:g} s")
+                           delay=f"{self.delay:g} s", step=f"{self.step:+g} s")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,7 +175,7 @@ def parse_kinds(setup: str, text: str) -> tuple[FaultKind, ...]:
     if setup not in KINDS:
         raise ValueError(f"no fault kinds for setup {setup!r} (setups: {', '.join(KINDS)})")
     names = [n.strip() for n in text.split(",") if n.strip()]
-    known = {k.value: k for k in KINDS[setup]}
+    known = {k.value: k for k in KINDS[setup] + OPT_IN.get(setup, ())}
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise ValueError(f"unknown fault kind(s) {', '.join(unknown) or '(none given)'} for "
@@ -183,7 +195,9 @@ def faults(seed: int, setup: str, timing: Timing,
     sequence = SEQUENCE_OF.get(setup, setup)
     rng = random.Random(f"vigil-torture/{sequence}/{seed}")
     allowed = KINDS[setup] if only is None else only
-    kinds = tuple(k for k in KINDS[sequence] if k in allowed and k in KINDS[setup])
+    offered = KINDS[setup] + OPT_IN.get(setup, ())
+    kinds = tuple(k for k in KINDS[sequence] + OPT_IN.get(sequence, ())
+                  if k in allowed and k in offered)
     index = 0
     first = list(kinds)
     rng.shuffle(first)
@@ -199,8 +213,12 @@ def faults(seed: int, setup: str, timing: Timing,
         delay = (round(rng.choice((0.02, timing.keepalive * 0.5, timing.deadtime * 0.5,
                                    timing.deadtime * 1.5)), 3)
                  if kind is FaultKind.DELAY else 0.0)
+        # a clock set back (the harder case: times already seen come again) or forward,
+        # by a minute or by a day
+        step = (float(rng.choice((-86400, -3600, -61, 61, 3600, 86400)))
+                if kind is FaultKind.CLOCK_JUMP else 0.0)
         calm = round(rng.uniform(1.0, 3.0), 2)
-        yield Fault(index, kind, role, hold, calm, percent, period, delay)
+        yield Fault(index, kind, role, hold, calm, percent, period, delay, step)
         index += 1
 
 

@@ -193,3 +193,22 @@ def test_bad_blocks_come_last_in_the_replicated_setup_only():
     assert "bad block (1 in 16)" in found[0].describe()
     older = KINDS["replicated"][:-1]
     assert FaultKind.BAD_BLOCKS not in {f.kind for f in plan(3, "replicated", TIMING, 100, older)}
+
+
+def test_a_clock_jump_comes_only_when_named_and_leaves_every_default_sequence_alone():
+    """Opt-in: drawn by default it would change every seed's sequence (and CI's)."""
+    assert all(FaultKind.CLOCK_JUMP not in kinds for kinds in KINDS.values())
+    assert all(f.kind is not FaultKind.CLOCK_JUMP and f.step == 0.0
+               for setup in ("heartbeat", "replicated", "director", "mixed")
+               for f in plan(5, setup, TIMING, 200))
+    only = parse_kinds("mixed", "clock-jump,power-off")
+    assert only == (FaultKind.CLOCK_JUMP, FaultKind.POWER_OFF)
+    jumps = [f for f in plan(5, "mixed", TIMING, 200, only) if f.kind is FaultKind.CLOCK_JUMP]
+    assert {f.step for f in jumps} == {-86400, -3600, -61, 61, 3600, 86400}
+    assert {f.role for f in jumps} == {Role.ACTIVE, Role.STANDBY}
+    assert all(TIMING.deadtime * 0.5 <= f.hold <= TIMING.deadtime * 3.0 for f in jumps)
+    back = next(f for f in jumps if f.step == -3600)
+    assert "wall clock by -3600 s, step it back after" in back.describe()
+    assert {f.to_json()["kind"] for f in jumps} == {"clock-jump"}
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        parse_kinds("heartbeat306", "clock-jump")
