@@ -249,8 +249,12 @@ class HeartbeatSetup:
                                   "starts its daemons with a clock of their own only when "
                                   "--kinds names clock-jump")
             host.step_clock(fault.step)
+            stepped = host.run(["date", "+%s"], check=False).stdout.strip()
+            offset = int(stepped) - time.time() if stepped.isdigit() else None
             time.sleep(hold)
             host.step_clock(0)
+            if offset is not None:
+                note = f"{target}'s clock read {offset:+.0f} s"
         else:
             note = self.other_fault(fault, target) or ""
         return Injected(fault, target, injected, time.monotonic(), before, note)
