@@ -776,6 +776,11 @@ class FailoverCore:
             reason = (f"split brain on {group}: the peer keeps it "
                       f"({self._keeper_reason(group)}); stopping it here")
             return Decision((StopGroup(group, handoff=True),), reason, "warning")
+        if self.peer.states[group.index] in RUNNING:
+            # the peer runs it already (heartbeat 3.0.6 asking back a group it kept through
+            # a split): it starts nothing, so nothing would tell the segment after this stop
+            return Decision((StopGroup(group, handoff=True),),
+                            f"stopping group {group} ({why}; the peer runs it: handing off)")
         return Decision((StopGroup(group),), f"stopping group {group} ({why})")
 
     def _keeper_reason(self, group: Group) -> str:

@@ -123,16 +123,22 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         campaign.final += setup.final_checks([o.injected for o in campaign.outcomes])
         campaign.rows_lost = setup.rows_lost()
     finally:
+        # a violation's evidence is in the hosts' logs: keep the lab's files then
+        kept = lab.keep_files or campaign.violations > 0
+        lab.keep_files = kept
         try:
             setup.stop()
         finally:
             lab.down()
-    # VIGIL_LAB_KEEP=1 keeps the lab's files (its logs) on purpose: not a leftover
-    left = [x for x in lab.leftovers() if not (lab.keep_files and x.startswith("directory "))]
+    # kept files (VIGIL_LAB_KEEP=1, or a violation) are there on purpose: not a leftover
+    left = [x for x in lab.leftovers() if not (kept and x.startswith("directory "))]
     if left:
         campaign.final.append(f"the lab left {', '.join(left)}")
     campaign.seconds = time.monotonic() - began
     say("")
+    if kept:
+        say(f"the lab's files (each host's /var/log and the daemons' output) are kept in "
+            f"{lab.directory}; remove them with rm -r when done")
     for line in setup.end_notes():
         say(line)
     for line in report.bounds(timing):
