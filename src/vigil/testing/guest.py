@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -321,3 +321,19 @@ def run_in_guest(
         rc_file = xfer / ".rc"
         returncode = int(rc_file.read_text().strip()) if rc_file.exists() else 125
         return GuestResult(returncode, output, wall, console)
+
+
+def early_guest_output(name: str, run: Callable[[], GuestResult]) -> str:
+    """What a test module's guest run printed: the run the suite started early under
+    `name` (`vigil.testing.early.GUEST_RUNS`), or `run` now; it must have exited 0."""
+    import pytest
+
+    from vigil.testing.early import GUEST_RUNS
+
+    reason = guest_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no QEMU guest here: {reason}")
+    result = GUEST_RUNS.result(name, run)
+    assert result.returncode == 0, result.output[-4000:] + result.console[-2000:]
+    print(f"guest run: {result.wall_seconds:.1f} s")
+    return result.output

@@ -17,13 +17,16 @@ import textwrap
 import pytest
 
 from vigil.lab.seed import lab_file
-from vigil.testing.early import GUEST_RUNS
-from vigil.testing.guest import GuestResult, guest_unavailable_reason, run_in_guest, section
+from vigil.testing.guest import (
+    GuestResult,
+    early_guest_output,
+    run_in_guest,
+    section,
+)
 
 # the guest run (emulated: ldirectord alone takes a minute) has its own 600 s limit
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
 
-reason = guest_unavailable_reason()
 
 SERVER = """
 import http.server, sys
@@ -151,12 +154,7 @@ def run_guest() -> GuestResult:
 
 @pytest.fixture(scope="module")
 def guest_run():
-    if reason is not None:
-        pytest.skip(f"no QEMU guest here: {reason}")
-    result = GUEST_RUNS.result(__name__, run_guest)
-    assert result.returncode == 0, result.output[-4000:] + result.console[-2000:]
-    print(f"guest run: {result.wall_seconds:.1f} s")
-    return result.output
+    return early_guest_output(__name__, run_guest)
 
 
 def test_vigil_builds_the_table_ldirectord_builds(guest_run):

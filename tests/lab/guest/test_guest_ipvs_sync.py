@@ -13,12 +13,15 @@ import sys
 
 import pytest
 
-from vigil.testing.early import GUEST_RUNS
-from vigil.testing.guest import GuestResult, guest_unavailable_reason, run_in_guest, section
+from vigil.testing.guest import (
+    GuestResult,
+    early_guest_output,
+    run_in_guest,
+    section,
+)
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow, pytest.mark.timeout(700)]
 
-reason = guest_unavailable_reason()
 
 ECHO = """
 import socket, threading
@@ -168,12 +171,7 @@ def run_guest() -> GuestResult:
 
 @pytest.fixture(scope="module")
 def guest_run():
-    if reason is not None:
-        pytest.skip(f"no QEMU guest here: {reason}")
-    result = GUEST_RUNS.result(__name__, run_guest)
-    assert result.returncode == 0, result.output[-4000:] + result.console[-2000:]
-    print(f"guest run: {result.wall_seconds:.1f} s")
-    return result.output
+    return early_guest_output(__name__, run_guest)
 
 
 def test_the_active_director_runs_the_master_and_the_standby_the_backup(guest_run):
