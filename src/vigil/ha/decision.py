@@ -105,8 +105,9 @@ class StartGroup:
 class StopGroup:
     group: Group
     cleanup: bool = False  # after a failed start
-    #: the peer keeps the group (a split brain settled): after the stop, announce its
-    #: addresses at the peer's MAC, for a keeper that does not (heartbeat 3.0.6)
+    #: the group goes to the peer (a split brain settled, a failback, a standby): after
+    #: the stop, announce its addresses at the MAC of whoever answers for them, for a
+    #: keeper that does not announce them (heartbeat 3.0.6 keeping through a split)
     handoff: bool = False
 
 
@@ -776,12 +777,12 @@ class FailoverCore:
             reason = (f"split brain on {group}: the peer keeps it "
                       f"({self._keeper_reason(group)}); stopping it here")
             return Decision((StopGroup(group, handoff=True),), reason, "warning")
-        if self.peer.states[group.index] in RUNNING:
-            # the peer runs it already (heartbeat 3.0.6 asking back a group it kept through
-            # a split): it starts nothing, so nothing would tell the segment after this stop
-            return Decision((StopGroup(group, handoff=True),),
-                            f"stopping group {group} ({why}; the peer runs it: handing off)")
-        return Decision((StopGroup(group),), f"stopping group {group} ({why})")
+        # every stop that leaves the group to the peer hands its addresses off: a peer that
+        # kept them through a split starts nothing and says nothing (heartbeat 3.0.6 agrees
+        # to take back "foreign" groups it still holds), and the clients would go on asking
+        # this node until their ARP entries expire; a peer that starts them announces them
+        # itself, and the hand-off, finding it or nobody, changes nothing
+        return Decision((StopGroup(group, handoff=True),), f"stopping group {group} ({why})")
 
     def _keeper_reason(self, group: Group) -> str:
         mine, theirs = self.my_ping, self.peer.ping

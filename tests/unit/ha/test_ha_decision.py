@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from vigil.ha.decision import (
-    RUNNING,
     Announce,
     Cause,
     Decision,
@@ -612,20 +611,15 @@ def test_a_group_the_peer_keeps_is_stopped_with_a_hand_off():
     stops = [a for who, a in pair.actions if who == "n1" and isinstance(a, StopGroup)]
     assert stops == [StopGroup(G2, handoff=True)]  # the peer keeps G2: tell the segment
     assert pair.n1.returned == set()
-    alone = core_with_ready_peer()
-    complete_every_action(alone, 0.5)  # n1 holds G1, the peer runs nothing
-    ordinary = alone._give(G1, "standby")  # a stop of a group the peer does not run
-    assert ordinary.actions == (StopGroup(G1),)  # hands nothing off
 
 
-def test_a_group_given_to_a_peer_that_runs_it_already_is_handed_off():
-    """heartbeat 3.0.6 may ask back a group it kept through a split: it starts nothing,
-    so the stop here must tell the segment who holds the address now."""
-    pair = split_brain()
-    assert pair.n1.peer.states[G2.index] in RUNNING
-    asked = pair.n1._give(G2, Cause.PEER_ASKED)
-    assert asked.actions == (StopGroup(G2, handoff=True),)
-    assert "the peer runs it" in asked.reason
+def test_every_group_given_to_the_peer_is_handed_off():
+    """heartbeat 3.0.6 agrees to take back a group it kept through a split and starts
+    nothing: whatever the reason of the stop, the segment must learn who holds it now."""
+    for why in ("standby", Cause.AUTO_FAILBACK, Cause.PEER_ASKED):
+        alone = core_with_ready_peer()
+        complete_every_action(alone, 0.5)  # n1 holds G1, the peer runs nothing
+        assert alone._give(G1, why).actions == (StopGroup(G1, handoff=True),), why
 
 
 def test_a_returned_group_the_peer_does_not_run_is_announced_once_the_peer_says_so():
