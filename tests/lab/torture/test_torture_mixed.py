@@ -2,12 +2,14 @@
 
 server5 runs heartbeat 3.0.6, server6 vigil heartbeat, sharing the tutorial's
 group (the VIP and MariaDB). Seed 1's first round injects every kind of fault
-of the mixed setup once but the partition, on either node's daemon; the checker
-must find no violated invariant, and nothing of the lab may be left.
+of the mixed setup once, on either node's daemon; the checker must find no
+violated invariant, and nothing of the lab may be left.
 
-The partition is left out: in 2 of 4 runs of this seed, after a healed
-partition the VIP was on server5 (heartbeat 3.0.6) alone but the client went
-unanswered for 25-27 s, a finding not explained yet (docs/reliability.md).
+Its last fault, a partition of 8.5 s, once left the client unanswered for 25-27 s
+after the heal in 2 of 4 runs (logs not kept); the mixed long campaigns showed the
+same with their logs: vigil gave its group back to heartbeat 3.0.6, which had kept
+the VIP and announced nothing (docs/reliability.md). Every stop that leaves a
+group to the peer now hands its addresses off.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from vigil.torture import campaign
 from vigil.torture.mixed_setup import HEARTBEAT
-from vigil.torture.schedule import KINDS, FaultKind
+from vigil.torture.schedule import KINDS
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.skipif(not Path(HEARTBEAT).exists(),
@@ -30,7 +32,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(600),
 def test_mixed_campaign_seed_1(tmp_path):
     out = io.StringIO()
     record_path = tmp_path / "torture.json"
-    kinds = tuple(k for k in KINDS["mixed"] if k is not FaultKind.PARTITION)
+    kinds = KINDS["mixed"]
     record = campaign.run("mixed", seed=1, seconds=400, max_faults=len(kinds), out=out,
                           json_path=record_path, only=kinds)
     text = out.getvalue()
