@@ -11,10 +11,15 @@ from vigil.lab.lab import _where_stuck
 def test_a_hung_process_tree_is_described_with_its_wait_channels():
     tree = subprocess.Popen(["sh", "-c", "sleep 30 | cat"])
     try:
-        deadline = time.monotonic() + 5
+        # The shell and its two children exec and settle at their own pace:
+        # wait until every one of them is past exec and asleep.
+        deadline = time.monotonic() + 10
         report = ""
-        while "cat[" not in report and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             report = _where_stuck(tree.pid)
+            settled = report.startswith("; waiting: sh[") and "cat[" in report
+            if settled and "sleep[" in report and "nanosleep" in report:
+                break
             time.sleep(0.01)
         assert report.startswith("; waiting: sh[")
         assert f"sh[{tree.pid}] S in " in report
