@@ -105,6 +105,12 @@ class Agent(abc.ABC):
         """After a stop that leaves the resource to the peer: tell the network it is there."""
         return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "nothing to hand off")
 
+    async def holder_elsewhere(self, timeout: float) -> AgentResult:
+        """Whether another host holds this resource too while it runs here (a peer that
+        ran it through a partition): SUCCESS naming that host when one answers,
+        NOT_RUNNING when none does; most agents cannot tell."""
+        return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "cannot ask the network")
+
     async def settle(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Wait for background work the last operation left running (none by default)."""
 

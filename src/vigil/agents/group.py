@@ -218,6 +218,10 @@ class Group:
         """After a stop that leaves the group to the peer: announce its addresses there."""
         return await self._each_that_can("handoff")
 
+    async def holders_elsewhere(self) -> list[Step]:
+        """Ask of a group running here whether another host holds its resources too."""
+        return await self._each_that_can("holder_elsewhere")
+
     async def _each_that_can(self, operation: str) -> list[Step]:
         """Run `operation` on every agent; those that do not implement it are left out."""
         steps = []

@@ -130,6 +130,34 @@ class IPaddr(Agent):
             return AgentResult(SUCCESS, f"announcing {self.spec.ip} at {holder}, its holder")
         return await bounded(run(), timeout, f"{self.label} hand-off")
 
+    async def holder_elsewhere(self, timeout: float) -> AgentResult:
+        """Ask the segment, from the interface holding it here, whether another host
+        answers for the address too: a peer that kept or took it through a partition
+        (heartbeat 3.0.6 restarting after a split takes it at the end of its initdead and
+        says so only seconds after the heal). IPv4 only: the peer's answer to an ARP probe."""
+        if self.spec.version == 6:
+            return AgentResult(OcfStatus.ERR_UNIMPLEMENTED, "no holder probe for IPv6")
+
+        async def run() -> AgentResult:
+            async with interfaces.netlink() as ipr:
+                held = await interfaces.holders(ipr, self.spec.ip)
+                if not held:
+                    return AgentResult(OcfStatus.ERR_GENERIC,
+                                       f"{self.spec.ip} is not held here")
+                ifname = held[0].ifname
+                nic = await interfaces.link_by_name(ipr, ifname)
+            if nic is None:
+                return AgentResult(OcfStatus.ERR_CONFIGURED, f"no interface {ifname}")
+            holder = await link.probe_address(ifname, nic.mac, self.spec.ip,
+                                              HANDOFF_PROBE_TIMEOUT)
+            event(log, "address.holder_probed", ip=self.spec.ip, ifname=ifname,
+                  holder=holder or "none")
+            if not holder:
+                return AgentResult(OcfStatus.NOT_RUNNING,
+                                   f"nobody else answers for {self.spec.ip} on {ifname}")
+            return AgentResult(SUCCESS, f"{holder} answers for {self.spec.ip} on {ifname} too")
+        return await bounded(run(), timeout, f"{self.label} holder probe")
+
     async def settle(self) -> None:
         if self._burst is not None:  # its end, not its outcome; a cancel of ours goes on
             await asyncio.wait([self._burst])

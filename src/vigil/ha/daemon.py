@@ -36,7 +36,7 @@ from vigil.cluster.diff import ConfigDiff, Effect, diff
 from vigil.errors import ConfigError, EnvironmentProblem, UsageError, VigilError
 from vigil.ha import localdaemons
 from vigil.ha.beat import HeartbeatThread
-from vigil.ha.decision import Announce, Fence, StartGroup, StopGroup
+from vigil.ha.decision import Announce, Fence, ProbeHolders, StartGroup, StopGroup
 from vigil.ha.engine import NodeEngine
 from vigil.ha.fencing import fence_monitor, fence_off
 from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
@@ -391,6 +391,9 @@ class HeartbeatDaemon:
             elif isinstance(action, Announce):
                 await asyncio.wait_for(self.driver.announce(action.group), self.action_timeout)
                 return
+            elif isinstance(action, ProbeHolders):
+                await self._probe_holders(action.group)
+                return
             elif isinstance(action, Fence):
                 ok = await self._fence(action.node)
             else:
@@ -414,6 +417,19 @@ class HeartbeatDaemon:
         engine, beat = self.engine, self.beat
         beat.post(lambda: beat.handle(
             engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
+
+    async def _probe_holders(self, group: Group) -> None:
+        """Ask whether another host answers for a held group's addresses; the engine
+        decides what an answer means. A driver that cannot ask answers nothing."""
+        assert self.engine is not None and self.beat is not None
+        answered_elsewhere = getattr(self.driver, "answered_elsewhere", None)
+        if answered_elsewhere is None:
+            return
+        if not await asyncio.wait_for(answered_elsewhere(group), self.action_timeout):
+            return
+        engine, beat = self.engine, self.beat
+        beat.post(lambda: beat.handle(
+            engine.holders_answered(group.index, beat.loop.time())))  # type: ignore[union-attr]
 
     async def _handoff(self, handoff: Callable[[Group], Awaitable[None]], group: Group) -> None:
         """The peer keeps a group stopped here: its addresses are announced at its MAC."""

@@ -117,6 +117,13 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class ProbeHolders:
+    """Ask the segment whether another host answers for the addresses of a group held
+    here (`FailoverCore.peer_answers` takes the answer)."""
+    group: Group
+
+
+@dataclass(frozen=True)
 class Fence:
     node: str
 
@@ -126,7 +133,7 @@ class SendShutdone:
     pass
 
 
-Action = StartGroup | StopGroup | Announce | Fence | SendShutdone
+Action = StartGroup | StopGroup | Announce | ProbeHolders | Fence | SendShutdone
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,9 @@ class FailoverCore:
         #: held here when the peer came back after a partition, not announced yet (see
         #: `peer_returned`)
         self.returned: set[int] = set()
+        #: held here, and another host answered for their addresses while the peer's
+        #: state for them was unknown (see `peer_answers`)
+        self.answered: set[int] = set()
         self.my_ping: int | None = None
         self.worse_since: float | None = None
         self.ready_at: float | None = None
@@ -308,12 +318,15 @@ class FailoverCore:
         self.peer.states = [None] * len(self.groups)
         self.peer.give = self.peer.want = frozenset()
         self.peer.phase = "unknown"
-        return self.peer_alive(now) + self.announce_held(f"peer {self.peer.name} restarted")
+        self.answered.clear()
+        return (self.peer_alive(now) + self.announce_held(f"peer {self.peer.name} restarted")
+                + self._probe_given(f"peer {self.peer.name} restarted"))
 
     def peer_dead(self, now: float) -> list[Decision]:
         self.peer.alive = False
         self.peer_died_at = now
         self.returned.clear()
+        self.answered.clear()
         self.peer.give = self.peer.want = frozenset()
         self.worse_since = None
         cancelled = sorted(self.give)
@@ -332,6 +345,7 @@ class FailoverCore:
         """The peer's gossip (from its heartbeat) or its resource messages."""
         if states is not None:
             self.peer.states = list(states)
+            self.answered = {i for i in self.answered if self.peer.states[i] is None}
         self.peer.give = frozenset(give)
         self.peer.want = frozenset(want)
         if phase is not None:
@@ -360,7 +374,38 @@ class FailoverCore:
         keep = [g for g in self.groups if self.keeper(g) == "me"]
         self.returned = {g.index for g in self.groups if self.hold[g.index] is Hold.HELD
                          and g not in keep}
-        return self.announce_held(f"peer {self.peer.name} is back after a partition", keep)
+        self.answered.clear()
+        why = f"peer {self.peer.name} is back after a partition"
+        return self.announce_held(why, keep) + self._probe_given(why)
+
+    def _probe_given(self, why: str) -> list[Decision]:
+        """Ask the segment about the held groups the split-brain rule gives the peer.
+
+        A peer whose state is not known yet (heartbeat 3.0.6 restarting after a split
+        says what it holds seconds after it is heard) may already hold their addresses:
+        if it answers for them, the split is settled now instead of then.
+        """
+        given = [g for g in self.groups
+                 if self.hold[g.index] is Hold.HELD and self.keeper(g) == "peer"]
+        if not given:
+            return []
+        return [Decision(tuple(ProbeHolders(g) for g in given),
+                         f"{why}: asking whether it holds the addresses of {_ids(given)}")]
+
+    def peer_answers(self, index: int, now: float) -> list[Decision]:
+        """Another host answered for the addresses of a group held here (`ProbeHolders`).
+
+        Taken as the peer running the group only while the peer's own word on it is
+        missing: once it has spoken, what it says decides.
+        """
+        group = self.groups[index]
+        if self.hold[index] is not Hold.HELD or self.alone or not self.peer.alive or \
+                (self.peer.states[index] is not None and not self.peer.mismatch):
+            return []
+        self.answered.add(index)
+        return [Decision((), f"another host answers for the addresses of {group} while "
+                         f"peer {self.peer.name} has not said what it runs: it runs {group} "
+                         "too", "warning")]
 
     def announce_held(self, why: str, groups: Iterable[Group] | None = None) -> list[Decision]:
         """Announce the addresses of every group held here again.
@@ -537,6 +582,8 @@ class FailoverCore:
         if peer.phase == "leaving":
             return "me", Cause.PEER_LEAVING
         if theirs is None or peer.mismatch:
+            if index in self.answered and mine in RUNNING:
+                return self.keeper(group), Cause.SPLIT_BRAIN
             if self.home_is_me(group) and self.ready_at is not None and \
                     now - self.ready_at >= self.settings.negotiation_timeout:
                 return "me", Cause.NEGOTIATION_TIMEOUT
@@ -772,6 +819,7 @@ class FailoverCore:
     def _give(self, group: Group, why: str) -> Decision:
         self._set(group.index, "stop")
         self.returned.discard(group.index)
+        self.answered.discard(group.index)
         if why is Cause.SPLIT_BRAIN:
             self.split.discard(group.index)
             reason = (f"split brain on {group}: the peer keeps it "

@@ -117,6 +117,17 @@ class AgentsGroupDriver:
             event(log, "group.handoff", group=group.key, resource=step.resource,
                   status=step.result.status.name, said=step.result.message)
 
+    async def answered_elsewhere(self, group: Group) -> bool:
+        """Whether another host answers for a resource of this group running here."""
+        from vigil.agents.base import OcfStatus
+
+        answered = False
+        for step in await self.runtime(group).holders_elsewhere():
+            event(log, "group.holder_probed", group=group.key, resource=step.resource,
+                  status=step.result.status.name, said=step.result.message)
+            answered = answered or step.result.status is OcfStatus.SUCCESS
+        return answered
+
     async def monitor(self, group: Group) -> str:
         """Monitor every resource at its interval, restart in place, give up after K."""
         from vigil.agents.monitor import AdminMarks, GroupMonitor

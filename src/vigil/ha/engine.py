@@ -363,6 +363,15 @@ class NodeEngine:
         self._settle(now, out)
         return out
 
+    def holders_answered(self, index: int, now: float) -> Output:
+        """Another host answered for the addresses of a group held here (`ProbeHolders`)."""
+        out = Output()
+        decisions = self.core.peer_answers(index, now)
+        if decisions:
+            self._decisions(decisions, out)
+            self._settle(now, out)
+        return out
+
     def group_readiness(self, index: int, unready: str | None, now: float) -> Output:
         """Whether a group not running here could start here (None), or why not."""
         out = Output()

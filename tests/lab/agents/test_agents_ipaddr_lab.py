@@ -216,3 +216,33 @@ def test_ipv6_address_is_added_announced_and_probed(pair_lab):
     assert refused.returncode == 1 and "already in use" in refused.stdout
     vigil(server5, "stop", f"IPaddr2::{vip6}/64/eth0")
     assert kernel_addresses(server5, vip6) == []
+
+
+#: In a host: ask, as the daemon does when its peer returns, whether another host answers
+#: for an address held here; print the status and what the agent said.
+ASK_HOLDER_ELSEWHERE = """
+import asyncio, sys
+from vigil.agents.ipaddr import IPaddr
+result = asyncio.run(IPaddr("IPaddr", (sys.argv[1],)).holder_elsewhere(5.0))
+print(result.status.name, result.message)
+"""
+
+
+def test_an_address_held_here_and_on_another_host_is_found_answered_there(pair_lab):
+    # the peer ran the group through a partition and holds its address too
+    server5, server6 = pair_lab.host("server5"), pair_lab.host("server6")
+    vip = pair_lab.address("vip")
+    vigil(server6, "start", f"{vip}/24/eth0", "--arp-count", "1")
+
+    def ask():
+        return server6.run([sys.executable, "-c", ASK_HOLDER_ELSEWHERE, f"{vip}/24/eth0"],
+                           timeout=30).stdout.strip()
+
+    assert ask().startswith("NOT_RUNNING nobody else answers")
+    vigil(server5, "start", f"IPaddr2::{vip}/24", "--force", "--arp-count", "1")
+    said = ask()
+    assert said.startswith("SUCCESS"), said
+    assert server5.spec.port("lan").mac in said
+    vigil(server5, "stop", f"IPaddr2::{vip}/24")
+    assert ask().startswith("NOT_RUNNING")
+    assert kernel_addresses(server6, vip)  # asking changed nothing here

@@ -11,6 +11,7 @@ from vigil.ha.decision import (
     FailoverCore,
     FailoverSettings,
     Fence,
+    ProbeHolders,
     SendShutdone,
     StartGroup,
     StopGroup,
@@ -598,8 +599,9 @@ def test_on_return_only_the_groups_this_node_keeps_are_announced_at_once():
     """n1 holds both groups after a partition; G2 is n2's: pulling the clients to n1's MAC
     for an address n1 is about to give away would strand them once n1 stops it."""
     pair = split_brain()
-    announced = [a for d in pair.n1.peer_returned(pair.now) for a in d.actions]
-    assert announced == [Announce(G1)]
+    actions = [a for d in pair.n1.peer_returned(pair.now) for a in d.actions]
+    assert [a for a in actions if isinstance(a, Announce)] == [Announce(G1)]
+    assert [a for a in actions if isinstance(a, ProbeHolders)] == [ProbeHolders(G2)]
     assert pair.n1.returned == {G2.index}
 
 
@@ -620,6 +622,63 @@ def test_every_group_given_to_the_peer_is_handed_off():
         alone = core_with_ready_peer()
         complete_every_action(alone, 0.5)  # n1 holds G1, the peer runs nothing
         assert alone._give(G1, why).actions == (StopGroup(G1, handoff=True),), why
+
+
+def holding_both_when_the_peer_restarts() -> FailoverCore:
+    """n1 took n2's group (G2) when n2 died; n2 comes back as a new generation whose
+    state is not known yet (heartbeat 3.0.6 restarting after a split says it seconds
+    later)."""
+    core = core_with_ready_peer()
+    complete_every_action(core, 0.5)
+    core.peer_dead(1.0)
+    complete_every_action(core, 1.0)
+    assert core.hold == [Hold.HELD, Hold.HELD]
+    return core
+
+
+def test_a_restarted_peer_is_asked_about_the_groups_it_would_keep_only():
+    core = holding_both_when_the_peer_restarts()
+    actions = [a for d in core.peer_restarted(2.0) for a in d.actions]
+    assert [a for a in actions if isinstance(a, ProbeHolders)] == [ProbeHolders(G2)]
+
+
+def test_a_restarted_peer_answering_for_a_group_it_keeps_settles_the_split_at_once():
+    """Found by `vigil torture --setup mixed --seed 102` (fault 87): heartbeat 3.0.6
+    restarted during a partition, took the VIP at the end of its initdead, and said so
+    9 s after the heal; the VIP was on both nodes all that time."""
+    core = holding_both_when_the_peer_restarts()
+    core.peer_restarted(2.0)
+    assert core.desired(G2.index, 2.0) == (None, Cause.WAITING_FOR_PEER)
+    assert core.peer_answers(G2.index, 2.1)  # its ARP answer for G2's address
+    [decision] = core.decide(2.1)
+    assert decision.actions == (StopGroup(G2, handoff=True),)
+    assert "split brain" in decision.reason and decision.level == "warning"
+    assert core.hold[G1.index] is Hold.HELD  # n1's own group stays
+
+
+def test_without_an_answer_the_restarted_peer_is_waited_for():
+    core = holding_both_when_the_peer_restarts()
+    core.peer_restarted(2.0)
+    assert core.decide(2.1) == []
+    assert core.hold == [Hold.HELD, Hold.HELD]
+
+
+def test_once_the_peer_has_said_what_it_runs_an_address_answer_changes_nothing():
+    core = holding_both_when_the_peer_restarts()
+    core.peer_restarted(2.0)
+    core.peer_info(2.05, states=[Hold.RELEASED, Hold.RELEASED], phase="ready")
+    assert core.peer_answers(G2.index, 2.1) == []
+    assert core.answered == set()
+    assert not any(isinstance(a, StopGroup) and "split" in d.reason
+                   for d in core.decide(2.1) for a in d.actions)
+
+
+def test_an_answer_heard_before_the_peer_spoke_is_forgotten_once_it_does():
+    core = holding_both_when_the_peer_restarts()
+    core.peer_restarted(2.0)
+    core.peer_answers(G2.index, 2.1)
+    core.peer_info(2.1, states=[Hold.RELEASED, Hold.RELEASED], phase="ready")
+    assert core.answered == set()
 
 
 def test_a_returned_group_the_peer_does_not_run_is_announced_once_the_peer_says_so():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vigil.ha.decision import Announce, StartGroup, StopGroup
+from vigil.ha.decision import Announce, ProbeHolders, StartGroup, StopGroup
 from vigil.ha.engine import NodeConfig, NodeEngine
 from vigil.ha.groups import groups_from_lines
 from vigil.ha.state import Hold
@@ -185,9 +185,9 @@ def test_status_reports_nodes_links_groups_and_counters():
 
 # -- heartbeat's standby exchange with a heartbeat 3.0.6 peer -------------------------------------
 
-def heartbeat_packet(message, seq: int) -> bytes:
+def heartbeat_packet(message, seq: int, hg: int = 0x6B09B566) -> bytes:
     """A packet as heartbeat node n1 sends it (no vigil fields)."""
-    env = Envelope(src="n1", hg=0x6B09B566, ts=0x6B09BB4E, srcuuid=b"\x78" * 16,
+    env = Envelope(src="n1", hg=hg, ts=0x6B09BB4E, srcuuid=b"\x78" * 16,
                    seq=seq if message.sequenced else None, ttl=3)
     return PacketCodec(KEYS).pack(message.replace(env=env))
 
@@ -249,6 +249,27 @@ def test_a_heartbeat_peer_going_standby_hands_its_group_to_vigil():
     out = node.completed(starts[0], True, 0.45)
     assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "done")]
     assert node.hb_taking == {} and node.hb_peer_give == set()
+
+
+def test_a_heartbeat_peer_restarted_holding_its_group_is_settled_on_its_arp_answer():
+    """heartbeat 3.0.6 restarting after a split takes its group at the end of its initdead
+    and says so seconds after it is heard again: its ARP answer settles it at once."""
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 2), "eth0", 0.11)
+    out = node.tick(0.7)  # n1 silent for deadtime: n2 takes its group
+    [start] = [a for a in out.actions if isinstance(a, StartGroup)]
+    node.completed(start, True, 0.71)
+    out = node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                               protocol=1), 1, hg=0x6B09B567), "eth0", 2.0)
+    assert "peer.restart" in [line.event for line in out.logs]
+    [probe] = [a for a in out.actions if isinstance(a, ProbeHolders)]
+    assert not [a for a in out.actions if isinstance(a, StopGroup)]  # n1's word awaited
+    out = node.holders_answered(probe.group.index, 2.05)
+    assert [a for a in out.actions if isinstance(a, StopGroup)] == [
+        StopGroup(probe.group, handoff=True)]
 
 
 def test_vigil_takeover_asks_a_heartbeat_peer_with_hb_takeover():
