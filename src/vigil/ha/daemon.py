@@ -36,7 +36,14 @@ from vigil.cluster.diff import ConfigDiff, Effect, diff
 from vigil.errors import ConfigError, EnvironmentProblem, UsageError, VigilError
 from vigil.ha import localdaemons
 from vigil.ha.beat import HeartbeatThread
-from vigil.ha.decision import Announce, Fence, ProbeHolders, StartGroup, StopGroup
+from vigil.ha.decision import (
+    Announce,
+    CancelStart,
+    Fence,
+    ProbeHolders,
+    StartGroup,
+    StopGroup,
+)
 from vigil.ha.engine import NodeEngine
 from vigil.ha.fencing import fence_monitor, fence_off
 from vigil.ha.groups import Group, GroupDriver, MonitoringDriver
@@ -132,6 +139,8 @@ class HeartbeatDaemon:
         self.beat: HeartbeatThread | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._monitors: dict[int, asyncio.Task[None]] = {}
+        #: the starts in progress, by group: `CancelStart` ends one
+        self._starts: dict[int, asyncio.Task[bool]] = {}
         self._stopped = asyncio.Event()
         self._reloading = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -379,7 +388,7 @@ class HeartbeatDaemon:
         started = self._loop.time()
         try:
             if isinstance(action, StartGroup):
-                ok = await asyncio.wait_for(self.driver.start(action.group), self.action_timeout)
+                ok = await self._start(action.group)
                 if ok:
                     self._monitor(action.group)
             elif isinstance(action, StopGroup):
@@ -393,6 +402,9 @@ class HeartbeatDaemon:
                 return
             elif isinstance(action, ProbeHolders):
                 await self._probe_holders(action.group)
+                return
+            elif isinstance(action, CancelStart):
+                self._cancel_start(action.group)
                 return
             elif isinstance(action, Fence):
                 ok = await self._fence(action.node)
@@ -417,6 +429,36 @@ class HeartbeatDaemon:
         engine, beat = self.engine, self.beat
         beat.post(lambda: beat.handle(
             engine.completed(action, ok, beat.loop.time())))  # type: ignore[arg-type,union-attr]
+
+    async def _start(self, group: Group) -> bool:
+        """Start a group within the action timeout; a `CancelStart` ends it as failed
+        (its programs are ended, what it started is then stopped by the engine)."""
+        start = asyncio.get_running_loop().create_task(self.driver.start(group))
+        self._starts[group.index] = start
+        try:
+            done, _ = await asyncio.wait([start], timeout=self.action_timeout)
+            if not done:
+                start.cancel()
+                await asyncio.wait([start])
+                raise TimeoutError
+            if start.cancelled():
+                return False
+            return start.result()
+        except asyncio.CancelledError:
+            start.cancel()
+            await asyncio.wait([start])
+            raise
+        finally:
+            if self._starts.get(group.index) is start:
+                del self._starts[group.index]
+
+    def _cancel_start(self, group: Group) -> None:
+        start = self._starts.get(group.index)
+        if start is None or start.done():
+            return
+        event(log, "group.start_cancelled", logging.WARNING, group=group.key,
+              reason="the peer keeps it")
+        start.cancel()
 
     async def _probe_holders(self, group: Group) -> None:
         """Ask whether another host answers for a held group's addresses; the engine

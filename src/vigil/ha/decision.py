@@ -117,6 +117,13 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class CancelStart:
+    """Abandon the start of a group in progress here (the peer keeps it): the start
+    then ends as failed, and what it started is stopped."""
+    group: Group
+
+
+@dataclass(frozen=True)
 class ProbeHolders:
     """Ask the segment whether another host answers for the addresses of a group held
     here (`FailoverCore.peer_answers` takes the answer)."""
@@ -133,7 +140,7 @@ class SendShutdone:
     pass
 
 
-Action = StartGroup | StopGroup | Announce | ProbeHolders | Fence | SendShutdone
+Action = StartGroup | StopGroup | CancelStart | Announce | ProbeHolders | Fence | SendShutdone
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,8 @@ class FailoverCore:
         #: held here, and another host answered for their addresses while the peer's
         #: state for them was unknown (see `peer_answers`)
         self.answered: set[int] = set()
+        #: starts abandoned here (`CancelStart`) that have not ended yet
+        self.cancelling: set[int] = set()
         self.my_ping: int | None = None
         self.worse_since: float | None = None
         self.ready_at: float | None = None
@@ -430,6 +439,15 @@ class FailoverCore:
     def action_done(self, action: Action, ok: bool, now: float) -> list[Decision]:
         if isinstance(action, StartGroup):
             index = action.group.index
+            abandoned = index in self.cancelling
+            self.cancelling.discard(index)
+            if not ok and abandoned:
+                self._set(index, "start_failed")
+                self.want.pop(index, None)
+                self.cancelling.add(index)  # until what it started is stopped
+                return [Decision((StopGroup(action.group, cleanup=True, handoff=True),),
+                                 f"start of group {action.group} abandoned: stopping what "
+                                 "started", "warning")]
             if ok:
                 self._set(index, "started")
                 self.failed_at.pop(index, None)
@@ -451,6 +469,13 @@ class FailoverCore:
                 return [Decision((), f"group {action.group} stopped after it failed here: "
                                  "the peer may take it")]
             self.failing.discard(index)
+            if was is Hold.CLEANING and index in self.cancelling:
+                self.cancelling.discard(index)
+                if ok:
+                    self._set(index, "abandoned")
+                    self.released_at[index] = now
+                    return [Decision((), f"group {action.group} stopped after its start "
+                                     "was abandoned")]
             if ok:
                 self._set(index, "stopped")
                 self.released_at[index] = now
@@ -710,6 +735,9 @@ class FailoverCore:
             index = group.index
             mine = self.hold[index]
             if mine.busy:
+                cancel = self._cancel_start(group, now)
+                if cancel is not None:
+                    decisions.append(cancel)
                 continue
             holder, why = self.desired(index, now)
             if holder == "me":
@@ -831,6 +859,22 @@ class FailoverCore:
         # this node until their ARP entries expire; a peer that starts them announces them
         # itself, and the hand-off, finding it or nobody, changes nothing
         return Decision((StopGroup(group, handoff=True),), f"stopping group {group} ({why})")
+
+    def _cancel_start(self, group: Group, now: float) -> Decision | None:
+        """A start still in progress here for a group the split-brain rule gives the
+        peer (it ran the group through a partition) is abandoned, not finished: a start
+        can take long (a volume refusing a second primary is retried for seconds), and
+        its first resources, the addresses, would stay on both nodes meanwhile."""
+        index = group.index
+        if self.hold[index] is not Hold.STARTING or index in self.cancelling:
+            return None
+        if self.desired(index, now) != ("peer", Cause.SPLIT_BRAIN):
+            return None
+        self.cancelling.add(index)
+        return Decision((CancelStart(group),),
+                        f"split brain on {group}: the peer keeps it "
+                        f"({self._keeper_reason(group)}); abandoning its start here",
+                        "warning")
 
     def _keeper_reason(self, group: Group) -> str:
         mine, theirs = self.my_ping, self.peer.ping

@@ -23,7 +23,7 @@ class Hold(enum.Enum):
     STARTING = "S"  # start in progress
     HELD = "H"  # running here
     STOPPING = "T"  # stop in progress
-    CLEANING = "C"  # a start failed; stopping what was started
+    CLEANING = "C"  # a start failed or was abandoned; stopping what was started
     FAILED = "F"  # a start failed and was cleaned up: not running, not retried at once
     STUCK = "X"  # a stop failed: it may still run here; never taken by the peer silently
     #: not running, and not startable here yet (its replicated disk is still syncing):
@@ -53,7 +53,8 @@ HOLD_TRANSITIONS: dict[Hold, dict[str, Hold]] = {
     Hold.HELD: {"stop": Hold.STOPPING},
     Hold.STOPPING: {"stopped": Hold.RELEASED, "stopped_after_failure": Hold.FAILED,
                     "stop_failed": Hold.STUCK},
-    Hold.CLEANING: {"stopped": Hold.FAILED, "stop_failed": Hold.STUCK},
+    Hold.CLEANING: {"stopped": Hold.FAILED, "abandoned": Hold.RELEASED,
+                    "stop_failed": Hold.STUCK},
     Hold.FAILED: {"start": Hold.STARTING, "clear": Hold.RELEASED},
     Hold.STUCK: {"stop": Hold.STOPPING, "clear": Hold.RELEASED},
 }

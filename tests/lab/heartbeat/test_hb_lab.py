@@ -899,3 +899,50 @@ def test_a_fence_agent_powers_off_a_peer_that_only_looked_dead(hb):
            "fenced=True" in said, said
     assert said.index("fenced=True") < said.index("address.added")
     assert hb.holders() == {"server6"}
+
+
+SLOW_START = """#!/bin/sh
+# a heartbeat resource script whose start hangs where /run/slow.start exists
+case "$1" in
+    start) if [ -e /run/slow.start ]; then echo $$ > /run/slow.pid; sleep 300; fi
+           touch /run/slow.state; exit 0 ;;
+    stop) rm -f /run/slow.state; exit 0 ;;
+    status) if [ -e /run/slow.state ]; then echo running; exit 0; fi; echo stopped; exit 3 ;;
+esac
+exit 0
+"""
+
+
+def test_a_start_still_running_when_the_keeper_returns_is_abandoned(hb):
+    """A partition: server6 takes over, its start hangs after the VIP is up (as a volume
+    refusing a second primary is retried); on the heal the home node keeps the group and
+    server6 abandons the start at once instead of holding the VIP until it ends."""
+    hb.haresources = f"server5.example.com IPaddr::{VIP}/24/eth0 slow\n"
+    for name in ("server5", "server6"):
+        host = hb.lab.host(name)
+        hb.configure(name)
+        host.write_file("/etc/ha.d/resource.d/slow", SLOW_START, mode=0o755)
+        hb.responder(name)
+    server6 = hb.lab.host("server6")
+    server6.write_file("/run/slow.start", "")
+    for name in ("server5", "server6"):
+        hb.start(name, configure=False)
+    hb.wait_holders({"server5"}, 20)
+    hb.lab.partition("server5", "server6")
+    hb.wait_holders({"server5", "server6"}, 15)
+    wait_until(lambda: server6.run(["cat", "/run/slow.pid"], check=False).stdout.strip(), 10,
+               lambda: "server6's start hanging\n" + hb.logs())
+    hb.lab.heal("server5", "server6")
+    healed = time.monotonic()
+    hb.wait_holders({"server5"}, 10)
+    settled = time.monotonic() - healed
+    assert settled < 5, f"the VIP was on both nodes {settled:.1f} s after the heal"
+    # the hanging program was ended, not left behind
+    wait_until(lambda: server6.run(["sh", "-c", "kill -0 $(cat /run/slow.pid)"],
+                                   check=False).returncode != 0, 10,
+               lambda: "server6's hanging start ended\n" + hb.logs())
+    wait_until(lambda: "stopped after its start was abandoned" in hb.daemons["server6"].output(),
+               10, lambda: "server6 stopped what its start began\n" + hb.logs())
+    assert "abandoning its start here" in hb.daemons["server6"].output()
+    hb.wait_client("server5", timeout=10)
+    assert hb.holders() == {"server5"}

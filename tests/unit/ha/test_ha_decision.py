@@ -6,6 +6,7 @@ import pytest
 
 from vigil.ha.decision import (
     Announce,
+    CancelStart,
     Cause,
     Decision,
     FailoverCore,
@@ -679,6 +680,57 @@ def test_an_answer_heard_before_the_peer_spoke_is_forgotten_once_it_does():
     core.peer_answers(G2.index, 2.1)
     core.peer_info(2.1, states=[Hold.RELEASED, Hold.RELEASED], phase="ready")
     assert core.answered == set()
+
+
+def starting_the_peers_group_when_it_returns() -> FailoverCore:
+    """n1 is still starting n2's group (G2), taken when n2 died, when n2 is heard again
+    still running it (a partition, not a death)."""
+    core = core_with_ready_peer()
+    complete_every_action(core, 0.5)
+    core.peer_dead(1.0)
+    assert [a for d in core.decide(1.0) for a in d.actions] == [StartGroup(G2)]
+    core.peer_alive(1.5)
+    core.peer_returned(1.5)
+    core.peer_info(1.5, states=[Hold.RELEASED, Hold.HELD], phase="ready")
+    return core
+
+
+def test_a_start_the_split_brain_rule_gives_to_the_peer_is_abandoned():
+    """Found by `vigil torture --setup replicated --seed 101` (fault 96): server6's start
+    after a 3.3 s partition retried a volume that refused a second primary for 10 s,
+    and the VIP it had added first stayed on both nodes 9.9 s after the heal."""
+    core = starting_the_peers_group_when_it_returns()
+    [decision] = core.decide(1.5)
+    assert decision.actions == (CancelStart(G2),)
+    assert "abandoning its start" in decision.reason and decision.level == "warning"
+    assert core.decide(1.6) == []  # asked once
+    [stop] = core.action_done(StartGroup(G2), False, 1.7)
+    assert stop.actions == (StopGroup(G2, cleanup=True, handoff=True),)
+    assert core.hold[G2.index] is Hold.CLEANING
+    core.action_done(StopGroup(G2, cleanup=True, handoff=True), True, 1.8)
+    # let go, not failed: nothing waits for failed_retry, nothing needs clearing
+    assert core.hold[G2.index] is Hold.RELEASED and G2.index not in core.failed_at
+    assert core.decide(1.9) == []
+    assert core.hold[G1.index] is Hold.HELD
+
+
+def test_an_abandoned_start_that_finished_first_is_stopped_as_a_split_brain():
+    core = starting_the_peers_group_when_it_returns()
+    core.decide(1.5)
+    core.action_done(StartGroup(G2), True, 1.6)  # it ended before the cancel reached it
+    assert core.hold[G2.index] is Hold.HELD and core.cancelling == set()
+    [give] = core.decide(1.7)
+    assert give.actions == (StopGroup(G2, handoff=True),) and "split brain" in give.reason
+    core.action_done(StopGroup(G2, handoff=True), True, 1.8)
+    assert core.hold[G2.index] is Hold.RELEASED
+
+
+def test_a_start_of_a_group_this_node_keeps_goes_on():
+    core = core_with_ready_peer()
+    core.peer_info(0, states=[Hold.RELEASED, Hold.RELEASED], phase="ready")
+    assert [a for d in core.decide(0.5) for a in d.actions] == [StartGroup(G1)]
+    core.peer_info(0.6, states=[Hold.HELD, Hold.RELEASED], phase="ready")  # the peer too
+    assert not [a for d in core.decide(0.7) for a in d.actions if isinstance(a, CancelStart)]
 
 
 def test_a_returned_group_the_peer_does_not_run_is_announced_once_the_peer_says_so():
