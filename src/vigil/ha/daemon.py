@@ -141,6 +141,8 @@ class HeartbeatDaemon:
         self._monitors: dict[int, asyncio.Task[None]] = {}
         #: the starts in progress, by group: `CancelStart` ends one
         self._starts: dict[int, asyncio.Task[bool]] = {}
+        #: starts ended by `CancelStart` whose completion is not reported yet
+        self._cancelled: set[int] = set()
         self._stopped = asyncio.Event()
         self._reloading = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -420,9 +422,16 @@ class HeartbeatDaemon:
         done: dict[str, object] = {
             "action": what, "target": getattr(action, "group", getattr(action, "node", "")),
             "ok": ok, "seconds": f"{self._loop.time() - started:.3f}"}
+        level = logging.INFO if ok else logging.ERROR
+        cancelled = isinstance(action, StartGroup) and action.group.index in self._cancelled
+        if cancelled:
+            assert isinstance(action, StartGroup)
+            self._cancelled.discard(action.group.index)
+            done["cancelled"] = True
+            level = logging.INFO if ok else logging.WARNING  # asked for, not a failure
         if self.metrics is not None:
-            self.metrics.action_done(action, ok, self._loop.time())
-        event(log, "action.done", logging.INFO if ok else logging.ERROR, **done)
+            self.metrics.action_done(action, ok, self._loop.time(), cancelled=cancelled)
+        event(log, "action.done", level, **done)
         self.timeline.offer("action.done", done)
         if self.notifier is not None:
             self.notifier.submit("action.done", done)
@@ -458,6 +467,7 @@ class HeartbeatDaemon:
             return
         event(log, "group.start_cancelled", logging.WARNING, group=group.key,
               reason="the peer keeps it")
+        self._cancelled.add(group.index)
         start.cancel()
 
     async def _probe_holders(self, group: Group) -> None:

@@ -85,8 +85,9 @@ class HeartbeatMetrics:
                                                          now)
 
     # -- on the main loop -------------------------------------------------------------------
-    def action_done(self, action: object, ok: bool, now: float) -> None:
-        result = "ok" if ok else "failed"
+    def action_done(self, action: object, ok: bool, now: float,
+                    cancelled: bool = False) -> None:
+        result = "ok" if ok else "cancelled" if cancelled else "failed"
         if isinstance(action, StartGroup):
             with self._lock:
                 cause, decided = self._pending.pop(action.group.index, ("unknown", now))

@@ -124,3 +124,14 @@ def test_causes_are_stable_names():
     assert cause_label("peer dead") == "peer_dead"
     assert cause_label(None) == "unknown"
     assert list(build_heartbeat({"node": "n1"}))  # a sparse status still renders
+
+
+def test_an_abandoned_start_counts_as_cancelled_not_failed():
+    m = metrics(engine_status())
+    group = GROUPS[0]
+    m.engine_output(Output(actions=[StartGroup(group)]), {0: Cause.PEER_DEAD}.__getitem__, 1.0)
+    m.action_done(StartGroup(group), False, now=2.0, cancelled=True)
+    text = exposition(m.registry)
+    assert 'vigil_ha_failovers_total{cause="peer_dead",group="IPaddr::198.51.100.100",' \
+           'result="cancelled"} 1.0' in text
+    assert 'result="failed"' not in text
