@@ -365,17 +365,15 @@ class NodeEngine:
 
     def holders_answered(self, index: int, now: float) -> Output:
         """Another host answered for the addresses of a group held here (`ProbeHolders`)."""
-        out = Output()
-        decisions = self.core.peer_answers(index, now)
-        if decisions:
-            self._decisions(decisions, out)
-            self._settle(now, out)
-        return out
+        return self._settled_if_changed(self.core.peer_answers(index, now), now)
 
     def group_readiness(self, index: int, unready: str | None, now: float) -> Output:
         """Whether a group not running here could start here (None), or why not."""
+        return self._settled_if_changed(self.core.readiness(index, unready), now)
+
+    def _settled_if_changed(self, decisions: list[Decision], now: float) -> Output:
+        """An input that changed nothing (no decision) needs no new round of deciding."""
         out = Output()
-        decisions = self.core.readiness(index, unready)
         if decisions:
             self._decisions(decisions, out)
             self._settle(now, out)
