@@ -31,6 +31,10 @@ def register(subparsers: Subparsers) -> None:
                         help="as --minutes, in seconds (added to --minutes)")
     parser.add_argument("--faults", type=int, default=None,
                         help="stop after this many faults (for an exact replay)")
+    parser.add_argument("--from-fault", type=int, default=0, metavar="N",
+                        help="skip the seed's faults before fault N (numbered from 0, as "
+                        "the timeline does) and start there on a fresh setup: replays one "
+                        "fault of a long run in a minute (with --faults N+1: that fault alone)")
     parser.add_argument("--seed", type=int, default=1, help="the schedule's seed (default: 1)")
     parser.add_argument("--kinds", default=None, metavar="KIND,...",
                         help="inject only these kinds of fault (power-off, kill-daemon, "
@@ -51,6 +55,11 @@ def cmd_torture(args: argparse.Namespace) -> int:
         raise UsageError("--minutes/--seconds must add up to more than 0")
     if args.faults is not None and args.faults < 1:
         raise UsageError("--faults must be at least 1")
+    if args.from_fault < 0:
+        raise UsageError("--from-fault must be 0 or more")
+    if args.faults is not None and args.faults <= args.from_fault:
+        raise UsageError(f"--faults {args.faults} stops before --from-fault {args.from_fault}: "
+                         f"give --faults {args.from_fault + 1} or more")
     if args.json is not None and not args.json.parent.is_dir():
         raise UsageError(f"--json: no directory {args.json.parent}")
     from vigil.torture import campaign
@@ -61,5 +70,5 @@ def cmd_torture(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(f"--kinds: {error}") from None
     record = campaign.run(args.setup, args.seed, seconds, args.faults, json_path=args.json,
-                          only=only)
+                          only=only, first_fault=args.from_fault)
     return 1 if record.violations else 0

@@ -65,8 +65,11 @@ def wait_settled(setup: HeartbeatSetup, since: float, deadline: float,
 
 def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = None,
         out: TextIO = sys.stdout, json_path: Path | None = None,
-        only: tuple[FaultKind, ...] | None = None) -> Campaign:
-    """Run one campaign of `seconds` of faults (or `max_faults`), print it, return its record."""
+        only: tuple[FaultKind, ...] | None = None, first_fault: int = 0) -> Campaign:
+    """Run one campaign of `seconds` of faults (or up to fault `max_faults`), print it,
+    return its record. `first_fault` skips the seed's faults before it: a fault's kind, role
+    and times come from the seed alone, so one found late in a long run is replayed on a
+    fresh setup in a minute."""
     make = SETUPS[setup_name]
     campaign = Campaign(setup_name, seed)
     began = time.monotonic()
@@ -78,6 +81,8 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         print(line, file=out, flush=True)
 
     kinds = f" --kinds {','.join(only)}" if only else ""
+    if first_fault:
+        kinds += f" --from-fault {first_fault}"
     say(f"== vigil torture --setup {setup_name} --seed {seed}{kinds}: lab {lab.run_id}, "
         f"keepalive {timing.keepalive:g} s, deadtime {timing.deadtime:g} s")
     try:
@@ -96,6 +101,8 @@ def run(setup_name: str, seed: int, seconds: float, max_faults: int | None = Non
         for fault in faults(seed, setup_name, timing, only):
             if max_faults is not None and fault.index >= max_faults:
                 break
+            if fault.index < first_fault:
+                continue
             if time.monotonic() + FAULT_RESERVE > stop_at:
                 break
             outcome = _one_fault(setup, fault)

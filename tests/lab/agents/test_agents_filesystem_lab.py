@@ -1,5 +1,6 @@
 """Filesystem in a lab host: ext4 on a loop device, users killed on stop, double mounts refused."""
 
+import secrets
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ from vigil.testing import wait_until
 pytestmark = pytest.mark.lab
 
 VIGIL = [sys.executable, "-m", "vigil"]
+#: The image's ext4 label, this run's own: a lookup by label must not find another run's disk.
+LABEL = f"vigil{secrets.token_hex(4)}"
 
 
 @pytest.fixture
@@ -18,7 +21,7 @@ def loop_device(tmp_path):
     image = tmp_path / "disk.img"
     with open(image, "wb") as disk:
         disk.truncate(32 * 1024 * 1024)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "vigiltest", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", LABEL, str(image)], check=True)
     device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
                             capture_output=True, text=True).stdout.strip()
     try:
@@ -56,7 +59,7 @@ def test_mount_unmount_and_status_from_mountinfo(pair_lab, loop_device, data):
     assert not mounted(server5, data)
     assert resource(server5, "status", spec, check=False).returncode == 7
     # the data is on the device: mounted again, the file is there
-    resource(server5, "start", f"Filesystem::-Lvigiltest::{data}::ext4")
+    resource(server5, "start", f"Filesystem::-L{LABEL}::{data}::ext4")
     assert server5.run(["cat", f"{data}/file"]).stdout == "hello\n"
     resource(server5, "stop", spec)
 

@@ -1,5 +1,8 @@
 """Campaign seeds that found a fault in vigil, replayed.
 
+A fault found late in a 30-minute run is replayed alone (`first_fault`): its kind, role and
+times come from the seed, on a fresh setup.
+
 Seed 7 with `--kinds stall,power-off`: vigil on the active node is stopped for
 4.5 s (deadtime 3): the standby declares it dead, but its takeover is refused
 (the stopped node's kernel still answers for the VIP) and the group is marked
@@ -31,4 +34,38 @@ def test_a_refused_takeover_does_not_delay_the_next_one():
     assert power.injected.fault.kind is FaultKind.POWER_OFF
     assert power.injected.target == "server5" and power.injected.fault.hold > 4
     assert power.moved, text  # server6 carried the VIP alone while server5 was off
+    assert record.violations == 0, text
+
+
+def test_replicated_seed_101_fault_96_a_split_during_a_refused_promotion_settles_at_once():
+    """replicated seed 101, fault 96: the active node cut off for 3.3 s (deadtime 3). The
+    standby takes the group and asks its volume to become primary, which refuses while it
+    still sees a connected primary (drbddisk retries that for about 10 s). The heal comes
+    during those retries: the start must be abandoned (the home node keeps the group), not
+    finished first while the VIP stays on both nodes (it did, 9.9 s)."""
+    out = io.StringIO()
+    record = campaign.run("replicated", seed=101, seconds=300, max_faults=97, first_fault=96,
+                          out=out)
+    text = out.getvalue()
+    print(text)
+    (partition,) = record.outcomes
+    fault = partition.injected.fault
+    assert (fault.index, fault.kind, fault.hold) == (96, FaultKind.PARTITION, 3.3)
+    assert partition.injected.target == "server5"
+    assert record.violations == 0, text
+
+
+def test_mixed_seed_102_fault_87_a_restarted_heartbeat_holding_the_vip_is_found_at_once():
+    """mixed seed 102, fault 87: a partition of 8.93 s, longer than deadtime, so both nodes
+    take the group. heartbeat 3.0.6 restarts itself after the heal and says what it runs only
+    later; vigil must find it holding the VIP (an ARP probe) and settle the split at once,
+    not leave the VIP on both nodes until heartbeat speaks."""
+    out = io.StringIO()
+    record = campaign.run("mixed", seed=102, seconds=300, max_faults=88, first_fault=87,
+                          out=out)
+    text = out.getvalue()
+    print(text)
+    (partition,) = record.outcomes
+    fault = partition.injected.fault
+    assert (fault.index, fault.kind, fault.hold) == (87, FaultKind.PARTITION, 8.93)
     assert record.violations == 0, text

@@ -13,6 +13,9 @@ from vigil.cli.main import main
     (["--seconds", "0"], "--minutes/--seconds must add up to more than 0"),
     (["--faults", "0"], "--faults must be at least 1"),
     (["--json", "/nonexistent-dir/x.json"], "--json: no directory /nonexistent-dir"),
+    (["--from-fault", "-1"], "--from-fault must be 0 or more"),
+    (["--from-fault", "96", "--faults", "96"],
+     "--faults 96 stops before --from-fault 96: give --faults 97 or more"),
 ])
 def test_bad_input_is_one_clear_line(capsys, args, message):
     assert main(["torture", *args]) == 2
