@@ -1,5 +1,6 @@
 """Suite-wide order: the unit and packaging tests first, with the QEMU guest runs started
-beside them; every lab test waits until those guest runs have ended."""
+beside them; every lab test waits until those guest runs have ended; the long lab tests
+first among the lab tests."""
 
 from __future__ import annotations
 
@@ -18,10 +19,17 @@ def _needs_lab(item: pytest.Item) -> bool:
         item.get_closest_marker("guest") is not None
 
 
+def _order(item: pytest.Item) -> tuple[bool, bool]:
+    """The unit and packaging tests first; then the lab tests, the long ones first, so that
+    the lab tests spread over several processes (scripts/test) do not end on a long one."""
+    lab = _needs_lab(item)
+    return lab, not (lab and item.get_closest_marker("slow") is not None)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    items.sort(key=_needs_lab)  # stable: each group keeps its order
+    items.sort(key=_order)  # stable: each group keeps its order
     if config.option.collectonly or guest_unavailable_reason() is not None:
         return
     for item in items:

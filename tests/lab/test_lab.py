@@ -337,3 +337,28 @@ def test_unknown_host_is_a_clear_error(seed_lab):
     with pytest.raises(Exception) as failure:
         seed_lab.host("server7")
     assert "no host 'server7'" in str(failure.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+def test_a_powered_off_hosts_mount_namespace_number_stays_its_own_until_it_is_waited_for(
+        pair_lab):
+    """The kernel gives a freed namespace's number to the next one made: while a powered-off
+    host is waited for, a host booting in another lab must not be taken for one of its
+    processes (it was killed at boot, seen as a host that never booted)."""
+    host = pair_lab.host("client")
+    plug = pair_lab._pull_plug(host)
+    newcomer = None
+    try:
+        assert plug.mnt_inode is not None
+        wait_until(lambda: not plug.older_in_mount_namespace(), 10,
+                   "the powered-off host's processes to end")
+        newcomer = subprocess.Popen(["unshare", "--mount", "sleep", "60"])
+        wait_until(lambda: Path(f"/proc/{newcomer.pid}/cmdline").read_bytes().startswith(
+            b"sleep"), 10, "the newcomer's own mount namespace")
+        assert os.stat(f"/proc/{newcomer.pid}/ns/mnt").st_ino != plug.mnt_inode
+    finally:
+        if newcomer is not None:
+            newcomer.kill()
+            newcomer.wait()
+        pair_lab._wait_dead(host, plug)
+    assert not host.pids()

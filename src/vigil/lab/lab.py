@@ -108,24 +108,33 @@ def _check_environment() -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plug:
-    """A powered-off host's remains to wait for: its mount namespace (by inode), its
-    FUSE connections, and when its init was killed (clock ticks since boot)."""
+    """A powered-off host's remains to wait for: its mount namespace (by inode, held open
+    by `mnt_fd` until the wait ends), its FUSE connections, and when its init was killed
+    (clock ticks since boot)."""
 
     mnt_inode: int | None
     fuse: list[int]
     pulled_at: int
+    #: A freed namespace's inode number goes to the next one made (another lab's host
+    #: booting meanwhile): holding the namespace open keeps the number ours.
+    mnt_fd: int | None = None
 
     def older_in_mount_namespace(self) -> list[int]:
-        """Processes in the host's mount namespace that started before its init was
-        killed. Once that namespace is gone the kernel may give its inode number to a
-        new one (another lab's host booting meanwhile), whose processes are not ours."""
+        """Processes in the host's mount namespace that started before its init was killed."""
         if self.mnt_inode is None:
             return []
         return [pid for pid in namespaces.pids_in_namespace("mnt", self.mnt_inode)
                 if (started := namespaces.process_start_time(pid)) is not None
                 and started <= self.pulled_at]
+
+    def release(self) -> None:
+        """Let the namespace go (once nothing of the host runs in it); once only."""
+        fd, self.mnt_fd = self.mnt_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class Lab:
@@ -571,8 +580,12 @@ class Lab:
             with contextlib.suppress(Exception):
                 self._set_ports(host, None, "down")
         plugs = [(host, self._pull_plug(host)) for host in hosts]
-        for host, plug in plugs:
-            self._wait_dead(host, plug)
+        try:
+            for host, plug in plugs:
+                self._wait_dead(host, plug)
+        finally:
+            for _, plug in plugs:
+                plug.release()
         self.save()
 
     def boot(self, name: str) -> None:
@@ -594,19 +607,26 @@ class Lab:
         the kernel then tears the hosts' namespaces down (mounts, sockets: a second
         or two each, mostly RCU grace periods) side by side instead of in turn.
         """
-        mnt_inode = None
+        mnt_inode = mnt_fd = None
         fuse: list[int] = []
         if host.holder_alive() and host.holder_pid is not None:
             with contextlib.suppress(OSError):
-                mnt_inode = os.stat(f"/proc/{host.holder_pid}/ns/mnt").st_ino
+                mnt_fd = os.open(f"/proc/{host.holder_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+                mnt_inode = os.fstat(mnt_fd).st_ino
                 fuse = _fuse_connections(host.holder_pid)
             # The host's init: the kernel ends its whole PID namespace with it, at once.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(host.holder_pid, signal.SIGKILL)
-        return Plug(mnt_inode, fuse, namespaces.clock_ticks_now())
+        return Plug(mnt_inode, fuse, namespaces.clock_ticks_now(), mnt_fd)
 
     def _wait_dead(self, host: Host, plug: Plug) -> None:
         """Wait until nothing of the host runs, then remove its ports and namespace."""
+        try:
+            self._wait_dead_holding(host, plug)
+        finally:
+            plug.release()
+
+    def _wait_dead_holding(self, host: Host, plug: Plug) -> None:
         deadline = time.monotonic() + 10
         abort_at = time.monotonic() + FUSE_ABORT_AFTER
         fuse = plug.fuse

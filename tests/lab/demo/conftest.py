@@ -74,9 +74,7 @@ def _scene(run: Callable[[Lab, Timeline], SceneResult], lab: Lab) \
 
 @pytest.fixture(scope="session")
 def demo_scenes() -> Iterator[dict[str, Played]]:
-    """heartbeat, replicated, director: each scene started at once in its own lab.
-
-    Every demo test reads it, so they share one test process (xdist_group "demo")."""
+    """heartbeat, replicated, director: each scene started at once in its own lab."""
     labs: list[Lab] = []
     played: dict[str, Played] = {}
     try:

@@ -8,7 +8,7 @@ import pytest
 
 from vigil.demo import director_scene, runner
 
-pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("demo")]
+pytestmark = pytest.mark.lab
 
 
 def test_the_director_scene_keeps_its_claims_and_leaves_nothing(demo_scenes):

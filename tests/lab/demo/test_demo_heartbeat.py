@@ -13,7 +13,7 @@ import pytest
 from vigil.demo import heartbeat_scene, runner
 from vigil.lab.seed import lab_file
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.xdist_group("demo")]
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_heartbeat_pair_scene(demo_scenes):

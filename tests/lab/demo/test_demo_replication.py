@@ -17,7 +17,7 @@ from vigil.lab.seed import lab_file
 from vigil.replication import loopdev
 from vigil.testing import vigil_command
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.xdist_group("demo")]
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
 def test_replicated_mysql_scene(demo_scenes):
