@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -11,19 +12,21 @@ from vigil.lab.lab import _where_stuck
 def test_a_hung_process_tree_is_described_with_its_wait_channels():
     tree = subprocess.Popen(["sh", "-c", "sleep 30 | cat"])
     try:
-        # The shell and its two children exec and settle at their own pace:
-        # wait until every one of them is past exec and asleep.
+        # The shell and its two children exec and settle at their own pace, and a busy
+        # machine may find any of them runnable at a given look: wait until all three are
+        # past exec and asleep (the shell in wait, sleep in nanosleep, cat in read).
         deadline = time.monotonic() + 10
         report = ""
         while time.monotonic() < deadline:
             report = _where_stuck(tree.pid)
-            settled = report.startswith("; waiting: sh[") and "cat[" in report
-            if settled and "sleep[" in report and "nanosleep" in report:
+            asleep = [f"{name}[" for name in ("sh", "sleep", "cat")
+                      if re.search(rf"{name}\[\d+\] S in ", report)]
+            if len(asleep) == 3 and "nanosleep" in report:
                 break
             time.sleep(0.01)
-        assert report.startswith("; waiting: sh[")
-        assert f"sh[{tree.pid}] S in " in report
-        assert "sleep[" in report and "nanosleep" in report
+        assert report.startswith(f"; waiting: sh[{tree.pid}] S in "), report
+        assert re.search(r"; sleep\[\d+\] S in [^;]*nanosleep", report), report
+        assert re.search(r"; cat\[\d+\] S in ", report), report
     finally:
         tree.kill()
         tree.wait()
