@@ -32,7 +32,7 @@ TEMPLATE = """\
 resource {name} {{
   protocol {protocol};
   net {{
-    ping-int 1; ping-timeout 5; connect-int 1; timeout 20;
+    ping-int {ping_int}; ping-timeout 5; connect-int 1; timeout 20;
     cram-hmac-alg sha1; shared-secret "{secret}";
 {net}
   }}
@@ -70,10 +70,11 @@ class VolumePair:
 
     def configure(self, host: str, protocol: str = "C", net: str = "", disk: str = "",
                   secret: str = "s3cret", handlers: str = "", startup: str = "",
-                  text: str | None = None) -> None:
+                  text: str | None = None, ping_int: str = "1") -> None:
         """Write the resource file (the template, or `text` as given)."""
         if text is None:
             text = TEMPLATE.format(name=self.name, protocol=protocol, net=net, disk=disk,
+                                   ping_int=ping_int,
                                    backing=self.backing, secret=secret, handlers=handlers,
                                    startup=startup)
         self.host(host).write_file(f"/etc/drbd.d/{self.name}.res", text)

@@ -92,11 +92,13 @@ def test_crash_of_a_host_with_the_device_mounted_ends_every_process(volume_pair)
 def test_promoting_after_the_primary_lost_power_asks_the_peer_instead_of_waiting_ping_int(
         volume_pair):
     """The primary's host loses power: its idle link still looks connected on the
-    secondary until ping-int (10 s). A promotion probes the peer now: no answer within
-    ping-timeout drops the link and the promotion goes on, as heartbeat's takeover
-    (drbddisk, a few seconds after deadtime) needs."""
+    secondary until ping-int (10 s by default; 60 s here, so that no keepalive falls
+    between the crash and the promotion however long the crash takes on a busy machine).
+    A promotion probes the peer now: no answer within ping-timeout drops the link and the
+    promotion goes on, as heartbeat's takeover (drbddisk, a few seconds after deadtime)
+    needs."""
     pair = volume_pair
-    pair.start_pair()
+    pair.start_pair(ping_int="60")
     pair.write_blocks("server5", [7], b"before-crash")
     pair.wait_synced()
     assert pair.status("server6")["peer_role"] == "Primary"
@@ -106,7 +108,7 @@ def test_promoting_after_the_primary_lost_power_asks_the_peer_instead_of_waiting
     done = pair.vigil("server6", "primary", pair.name, check=False)
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    assert took < 5, f"the promotion took {took:.1f} s (ping-int is 10 s)"
+    assert took < 5, f"the promotion took {took:.1f} s (ping-int is 60 s)"
     status = pair.status("server6")
     assert status["role"] == "Primary" and status["connection"] != "Connected"
     assert pair.read_block("server6", 7).startswith(b"before-crash-7-")
