@@ -19,9 +19,8 @@ def test_a_hung_process_tree_is_described_with_its_wait_channels():
         report = ""
         while time.monotonic() < deadline:
             report = _where_stuck(tree.pid)
-            asleep = [f"{name}[" for name in ("sh", "sleep", "cat")
-                      if re.search(rf"{name}\[\d+\] S in ", report)]
-            if len(asleep) == 3 and "nanosleep" in report:
+            if "nanosleep" in report and all(re.search(rf"{name}\[\d+\] S in ", report)
+                                             for name in ("sh", "sleep", "cat")):
                 break
             time.sleep(0.01)
         assert report.startswith(f"; waiting: sh[{tree.pid}] S in "), report

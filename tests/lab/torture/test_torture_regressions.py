@@ -1,7 +1,7 @@
 """Campaign seeds that found a fault in vigil, replayed.
 
-A fault found late in a 30-minute run is replayed alone (`first_fault`): its kind, role and
-times come from the seed, on a fresh setup.
+A fault found late in a 30-minute run is replayed from a fault or two before it
+(`first_fault`) on a fresh setup: a fault's kind, role and times come from the seed alone.
 
 Seed 7 with `--kinds stall,power-off`: vigil on the active node is stopped for
 4.5 s (deadtime 3): the standby declares it dead, but its takeover is refused
@@ -35,7 +35,6 @@ def test_a_refused_takeover_does_not_delay_the_next_one():
     assert power.injected.target == "server5" and power.injected.fault.hold > 4
     assert power.moved, text  # server6 carried the VIP alone while server5 was off
     assert record.violations == 0, text
-
 
 
 def test_replicated_seed_101_fault_96_a_split_during_a_refused_promotion_settles_at_once():
