@@ -187,8 +187,9 @@ def test_killed_database_comes_back_then_repeated_failure_fails_the_group(pair_l
             assert seconds < interval + 30  # interval + start time, generous on a busy box
         # The third failure within the window is one more than the 2 restarts allowed.
         kill_database(server5)
-        wait_until(lambda: not watcher.alive(), 60, "the monitor to give the group up")
-        assert watcher.popen.returncode == 1
+        # wait() collects the exit status too: nsenter, which holds it, ends just after
+        assert watcher.wait(60), f"the monitor to give the group up:\n{watcher.output()}"
+        assert watcher.returncode == 1
         log = watcher.output()
         print(log)
         assert log.count("restart:") == 2 and "group IPaddr" in log and "FAILED" in log
