@@ -499,6 +499,7 @@ class NodeEngine:
             out.log("peer.restart", "warning", node=source, generation=f"{message.env.hg:x}")
             self.history.forget_node(source)
             self.liveness.forget_status_gap(source)
+            self._hb_forget()  # a standby exchange belongs to the process that began it
             self._decisions(self.core.peer_restarted(now), out)
         elif event is Event.PARTITION_HEALED:
             out.log("peer.returned", "critical", node=source,
@@ -530,6 +531,7 @@ class NodeEngine:
             if not self.peer_is_vigil:
                 self._heartbeat_resources(message, source, now)
         elif isinstance(message, Shutdone):
+            self._hb_forget()
             self._decisions(self.core.peer_gone(now), out)
         elif isinstance(message, Starting):
             if self.liveness.comm_up:
@@ -656,6 +658,8 @@ class NodeEngine:
             self._peer_requests(now)
 
     def _hb_forget(self) -> None:
+        """Drop the standby exchange's state: what one heartbeat process agreed to is void
+        once it died, shut down or restarted (a restarted one acts on nothing it said)."""
         self.hb_giving.clear()
         self.hb_taking.clear()
         self.hb_peer_give.clear()

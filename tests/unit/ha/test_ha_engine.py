@@ -231,6 +231,37 @@ def test_failback_to_a_heartbeat_peer_uses_its_standby_exchange():
     assert node.status(1.3)["groups"][0]["holder"] == ["n1"]
 
 
+def test_a_heartbeat_peers_agreement_ends_with_the_process_that_gave_it():
+    """heartbeat 3.0.6 agreed to take its group back, then shut down and restarted (as it
+    does after a split): the restarted process, which found the group held here at its
+    start, takes nothing unless asked again. A failback must ask it again, not act on the
+    old agreement, or the group ends on no node."""
+    node = vigil_n2_with_heartbeat_n1()
+    out = node.tick(1.0)
+    node.completed(out.actions[0], True, 1.01)
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 1.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                            isstable="1"), 2), "eth0", 1.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="other"), 3), "eth0", 1.12)
+    [stop] = [a for a in out.actions if isinstance(a, StopGroup)]
+    node.completed(stop, True, 1.13)  # and "done" goes out; n1 never answers it:
+    out = node.receive(heartbeat_packet(Shutdone(env=None), 4), "eth0", 1.5)
+    [start] = [a for a in out.actions if isinstance(a, StartGroup)]  # n1 shut down
+    node.completed(start, True, 1.6)
+    restarted = 0x6B09B567
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1, hg=restarted), "eth0", 3.0)
+    out = node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                                  isstable="1"), 2, hg=restarted),
+                       "eth0", 3.01)
+    stops = [a for a in out.actions if isinstance(a, StopGroup)]
+    assert not stops, "the group was given on the old process's agreement"
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("foreign", "me")]
+    assert node.status(3.1)["groups"][0]["holder"] == ["n2"]
+
+
 def test_a_heartbeat_peer_going_standby_hands_its_group_to_vigil():
     node = vigil_n2_with_heartbeat_n1()
     node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
