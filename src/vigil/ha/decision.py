@@ -251,6 +251,8 @@ class FailoverCore:
         self.worse_since: float | None = None
         self.ready_at: float | None = None
         self.peer_died_at: float | None = None
+        #: when the peer's shutdone said it released everything (see `_take`)
+        self.peer_left_at: float | None = None
         #: the next periodic re-announcement (garp_refresh), while groups are held here
         self.refresh_at: float | None = None
         self.started_at = now
@@ -366,6 +368,7 @@ class FailoverCore:
     def peer_gone(self, now: float) -> list[Decision]:
         """shutdone: the peer released everything and is leaving."""
         self.peer.gone = True
+        self.peer_left_at = now
         # a group whose stop failed there may still run there: it stays the peer's
         self.peer.states = [Hold.STUCK if s is Hold.STUCK else Hold.RELEASED
                             for s in self.peer.states]
@@ -817,10 +820,11 @@ class FailoverCore:
         peer_down = self.alone or not self.peer.alive or self.peer.gone
         if mine is Hold.FAILED:
             failed = self.failed_at.get(index)
-            # a start that failed before the peer's latest death (a takeover refused
-            # while the peer's address still answered) says nothing about now: retry
-            died = self.peer_died_at
-            retry_now = peer_down and died is not None and failed is not None and died > failed
+            # a start that failed before the peer's latest death or shutdone (a takeover
+            # refused while the peer's address still answered) says nothing about now: retry
+            lost = max((t for t in (self.peer_died_at, self.peer_left_at) if t is not None),
+                       default=None)
+            retry_now = peer_down and lost is not None and failed is not None and lost > failed
             if failed is not None and now - failed < self.settings.failed_retry \
                     and not retry_now:
                 return None

@@ -494,6 +494,28 @@ def test_a_start_failed_before_the_peer_died_is_retried_at_once():
     assert pair.holds()["n2"] == "HH"
 
 
+def test_a_start_failed_before_the_peer_shut_down_is_retried_at_once():
+    """As above, but the peer then shuts down (heartbeat 3.0.6 does, after a split) rather
+    than dies: its shutdone says it released everything, so the refused takeover is retried
+    at once, not after failed_retry (found by vigil torture: the VIP on no node for 19 s)."""
+    pair = started_pair()
+    pair.start_ok["n2"] = False
+    pair.kill("n1")
+    pair.settle()
+    assert pair.holds()["n2"] == "FH"
+    pair.connected["n1"] = True
+    pair.start_ok["n2"] = True
+    pair.settle()
+    pair.now += 2.0  # well within failed_retry (30 s)
+    pair.record("n1", pair.n1.shutdown(pair.now))
+    pair.settle()
+    assert pair.n1.phase is Phase.DONE and pair.holds()["n1"] == "RR"
+    pair.connected["n1"] = False
+    pair.record("n2", pair.n2.peer_gone(pair.now))
+    pair.settle()
+    assert pair.holds()["n2"] == "HH"
+
+
 def stuck_pair() -> Pair:
     """n1's stop of its group fails on a standby: the group stays stuck there."""
     pair = started_pair()
