@@ -36,6 +36,7 @@ from vigil.lab.host import Host
 from vigil.lab.seed import AUTHKEYS_NOTE, demo_file, lab_file, new_secret
 from vigil.replication.loopdev import LoopIdentity
 from vigil.testing import vigil_command
+from vigil.testing.mariadb import install_database
 
 TITLE = "replicated MySQL: heartbeat, a replicated volume and MariaDB; the primary crashes"
 NODES = ("server5", "server6")
@@ -271,8 +272,7 @@ def prepare_volume(lab: Lab, timeline: Timeline, result: ReplicationResult,
     server5.run("mkfs.ext4 -q -F /dev/drbd1 && mkdir -p /var/lib/mysql && "
                 "mount /dev/drbd1 /var/lib/mysql && chown mysql:mysql /var/lib/mysql",
                 timeout=120)
-    server5.run(["mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql",
-                 "--skip-test-db", "--auth-root-authentication-method=socket"], timeout=180)
+    install_database(server5)
     used = server5.run(["df", "-h", "--output=used", "/var/lib/mysql"]).stdout.split()[-1]
     server5.run(["umount", "/var/lib/mysql"], timeout=60)
     volume(server5, "secondary", RESOURCE)

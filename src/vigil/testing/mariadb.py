@@ -35,11 +35,25 @@ def serve_app_database(host: Host, mkfs: str = "mkfs.ext4 -q -F") -> LabProcess:
     app database the committer writes to."""
     host.run(f"{mkfs} /dev/drbd1 && mkdir -p /var/lib/mysql && "
              "mount /dev/drbd1 /var/lib/mysql && chown mysql:mysql /var/lib/mysql", timeout=60)
-    host.run(["mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql",
-              "--skip-test-db", "--auth-root-authentication-method=socket"], timeout=180)
+    install_database(host)
     process = start_mariadb(host)
     host.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e", APP_SQL])
     return process
+
+def install_database(host: Host, datadir: str = "/var/lib/mysql", user: str = "mysql",
+                     timeout: float = 180) -> None:
+    """`mariadb-install-db`, its temporary files in the host's own /run.
+
+    A lab host's /tmp is the machine's, and the bootstrap names its temporary tables
+    after its PID inside the host: two hosts bootstrapping at once (labs side by side)
+    removed each other's files ("Could not remove temporary table").
+    """
+    tmpdir = "/run/mariadb-install-db"
+    host.run(["install", "-d", "-o", user, "-m", "0700", tmpdir])
+    host.run(["mariadb-install-db", f"--user={user}", f"--datadir={datadir}",
+              "--skip-test-db", "--auth-root-authentication-method=socket",
+              f"--tmpdir={tmpdir}"], timeout=timeout)
+
 
 MY_CNF = """\
 [mysqld]

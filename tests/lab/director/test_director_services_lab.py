@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from director_lab_support import PYTHON, VIP, control, nginx, port_open, states, vigil
 
 from vigil.testing import wait_until
+from vigil.testing.mariadb import install_database
 
 pytestmark = pytest.mark.lab
 
@@ -103,8 +104,7 @@ virtual={VIP}:5353
 
 
 def mariadb(host) -> None:
-    host.run(["mariadb-install-db", "--user=root", "--datadir=/var/lib/mysql-vd",
-              "--auth-root-authentication-method=socket", "--skip-test-db"], timeout=120)
+    install_database(host, datadir="/var/lib/mysql-vd", user="root", timeout=120)
     host.spawn(["mariadbd", "--user=root", "--datadir=/var/lib/mysql-vd",
                 "--socket=/run/mysqld-vd.sock", "--pid-file=/run/mysqld-vd.pid",
                 f"--bind-address={RS2}", "--port=3306", "--skip-log-bin"], name="mariadb")
