@@ -297,7 +297,9 @@ def test_a_dead_peer_is_fenced_by_a_fence_agent_before_the_takeover(hb, device):
     if device == "file":
         hb.wait_client("server6", timeout=30)
         assert server6.read_file("/run/power-server5").strip() == "off"
-        assert "fenced=True" in hb.daemons["server6"].output()
+        # the log is written by a thread of its own: the VIP may answer before the line is out
+        wait_until(lambda: "fenced=True" in hb.daemons["server6"].output(), 10,
+                   lambda: "server6 logs the fence's result\n" + hb.logs())
     else:  # the device fails: no takeover, and the log says why
         wait_until(lambda: hb.daemons["server6"].output().count("fence.result") >= 2, 60,
                    "two fence attempts")
