@@ -40,6 +40,7 @@ def serve_app_database(host: Host, mkfs: str = "mkfs.ext4 -q -F") -> LabProcess:
     host.run(["mariadb", "-S", "/run/mysqld/mysqld.sock", "-e", APP_SQL])
     return process
 
+
 def install_database(host: Host, datadir: str = "/var/lib/mysql", user: str = "mysql",
                      timeout: float = 180) -> None:
     """`mariadb-install-db`, its temporary files in the host's own /run.
