@@ -40,6 +40,8 @@ class Handling(enum.Enum):
     FLUSHED = "the peer flushed what this node asked it to"
     RESYNC_WRITE = "write resync data as the sync target"
     RESYNC_ACKED = "the target holds a range this node resynced"
+    RESYNC_WRITE_BATCH = "write a batch of resync ranges as the sync target"
+    RESYNC_ACKED_BATCH = "the target holds these ranges this node resynced"
     RESYNC_DONE = "the sync source finished"
     ANSWER_PING = "answer a keepalive"
     NOTHING = "nothing to do"
@@ -117,6 +119,38 @@ def _rs_data(message: wire.Message, view: View) -> Handling:
     if message.offset % BLOCK_SIZE:
         raise ProtocolError("RS_DATA: does not start on a block")
     return Handling.RESYNC_WRITE
+
+
+def _ascending_blocks(message: wire.Batch, view: View) -> None:
+    """A batch's ranges: inside the device, each on a block, in order, none overlapping."""
+    what = message.type.name
+    end = 0
+    for offset, length in message.ranges:
+        messages.within(offset, length, view.size, what)
+        if offset % BLOCK_SIZE:
+            raise ProtocolError(f"{what}: a range at {offset} does not start on a block")
+        if offset < end:
+            raise ProtocolError(f"{what}: ranges out of order or overlapping at {offset}")
+        end = offset + length
+
+
+def _rs_batch(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.Batch)
+    if view.repl is not Repl.SYNC_TARGET:
+        raise ProtocolError(f"RS_BATCH while {view.repl.value}, not SyncTarget")
+    _ascending_blocks(message, view)
+    return Handling.RESYNC_WRITE_BATCH
+
+
+def _rs_acks(message: wire.Message, view: View) -> Handling:
+    assert isinstance(message, wire.Batch)
+    if view.repl is not Repl.SYNC_SOURCE:
+        raise ProtocolError(f"RS_ACKS while {view.repl.value}, not SyncSource")
+    _ascending_blocks(message, view)
+    for offset, _ in message.ranges:
+        if offset // BLOCK_SIZE not in view.resync_in_flight:
+            raise ProtocolError(f"RS_ACKS at {offset}: no resync data was sent there")
+    return Handling.RESYNC_ACKED_BATCH
 
 
 def _rs_ack(message: wire.Message, view: View) -> Handling:
@@ -250,6 +284,8 @@ _RULES = {
     wire.T.FLUSH: _flush,
     wire.T.FLUSH_ACK: _flush_ack,
     wire.T.RS_DATA: _rs_data,
+    wire.T.RS_BATCH: _rs_batch,
+    wire.T.RS_ACKS: _rs_acks,
     wire.T.RS_ACK: _rs_ack,
     wire.T.RS_DONE: _rs_done,
     wire.T.PING: _ping,

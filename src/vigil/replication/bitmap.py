@@ -142,11 +142,16 @@ class Bitmap:
         if stop <= start:
             return 0
         first, last = start >> 3, (stop - 1) >> 3
-        span = int.from_bytes(self._bits[first:last + 1], "little")
         mask = ((1 << (stop - start)) - 1) << (start & 7)
-        before = (span & mask).bit_count()
-        span = span | mask if on else span & ~mask
-        self._bits[first:last + 1] = span.to_bytes(last - first + 1, "little")
+        if first == last:  # within one byte (a lone 4 KiB block): no big-int round trip
+            span = self._bits[first]
+            before = (span & mask).bit_count()
+            self._bits[first] = span | mask if on else span & ~mask
+        else:
+            span = int.from_bytes(self._bits[first:last + 1], "little")
+            before = (span & mask).bit_count()
+            span = span | mask if on else span & ~mask
+            self._bits[first:last + 1] = span.to_bytes(last - first + 1, "little")
         changed = (stop - start - before) if on else before
         self._count += changed if on else -changed
         if changed:

@@ -5,15 +5,19 @@ messages are parsed in place; a large body (a replicated 1 MiB write) gets its
 own buffer and the kernel copies the rest of it straight there (recv_into),
 instead of the several copies and buffer shifts of a StreamReader. Messages
 queue for `read()`; reading pauses while too many bytes wait unread. Sending
-writes straight to the transport; `drain()` waits while the kernel's and the
-transport's buffers are full.
+writes straight to the transport; `drain()` waits until the transport's buffer
+is empty (the kernel's socket buffer keeps the wire busy meanwhile). A block
+range of a file (a resync's chunk) is sent with `sendfile` while nothing waits
+in that buffer: straight from the page cache, no copy through Python.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import ipaddress
+import os
 import socket
 from collections.abc import Callable
 from typing import Any, cast
@@ -23,6 +27,7 @@ from vigil.replication.config import Buffers
 
 STAGING = 256 * 1024
 DIRECT_BODY = 64 * 1024  # bodies at least this large are received in place
+SOON_LIMIT = 256 * 1024  # write_soon sends at once when this much waits
 
 
 class LinkClosed(ConnectionError):
@@ -51,6 +56,10 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self.on_message: Callable[[wire.Message], None] | None = None
         #: small until the peer is authenticated: 8 bytes must not buy a 32 MiB buffer
         self.max_body = wire.MAX_BODY_UNAUTHENTICATED
+        self._socket_fd = -1
+        #: small messages of this turn of the event loop, sent together (write_soon)
+        self._soon: list[bytes] = []
+        self._soon_bytes = 0
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,7 +68,10 @@ class PeerProtocol(asyncio.BufferedProtocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _size_buffers(sock, self.buffers)
-        transport.set_write_buffer_limits(high=4 << 20, low=1 << 20)
+            self._socket_fd = sock.fileno()
+        # paused whenever anything waits in the transport's buffer: `drain()` returns
+        # once it is empty, when `write_file` can send from the page cache again
+        transport.set_write_buffer_limits(high=0, low=0)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._body is not None:
@@ -183,9 +195,56 @@ class PeerProtocol(asyncio.BufferedProtocol):
 
     def write(self, data: Any) -> None:
         if self.transport is not None and not self.closed:
+            if self._soon:
+                self._flush_soon()
             self.transport.write(data)
 
+    def write_soon(self, data: bytes) -> None:
+        """Queue a small message (an acknowledgement, a 4 KiB resync block) to go with
+        the others queued in this turn of the event loop: one send for a burst of them,
+        not one each. Anything written meanwhile goes after them, in order."""
+        if self.transport is None or self.closed:
+            return
+        if not self._soon:
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        self._soon.append(data)
+        self._soon_bytes += len(data)
+        if self._soon_bytes >= SOON_LIMIT:
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._soon:
+            return
+        queued, self._soon, self._soon_bytes = self._soon, [], 0
+        if self.transport is not None and not self.closed:
+            self.transport.write(b"".join(queued))
+
+    def write_file(self, head: bytes, fd: int, offset: int, length: int) -> None:
+        """Send `head`, then `length` bytes of file `fd` from `offset`.
+
+        While the transport's buffer is empty the bytes go with `sendfile`, from the
+        page cache to the socket; what the socket does not take at once is read and
+        queued after it, in order. A read error raises OSError with `head` (and maybe
+        part of the body) already sent: the caller must close the link.
+        """
+        if self.transport is None or self.closed:
+            return
+        self.write(head)
+        if self._socket_fd >= 0 and self.transport.get_write_buffer_size() == 0:
+            try:
+                sent = os.sendfile(self._socket_fd, fd, offset, length)
+            except OSError:  # the socket is full or gone, or the file cannot splice:
+                sent = 0     # the read below says which (a disk error raises there)
+            offset += sent
+            length -= sent
+        if length:
+            rest = os.pread(fd, length, offset)
+            if len(rest) != length:
+                raise OSError(errno.EIO, f"short read at {offset}: {len(rest)} of {length}")
+            self.transport.write(rest)
+
     def close(self) -> None:
+        self._flush_soon()
         self.closed = True
         if self.transport is not None:
             self.transport.close()

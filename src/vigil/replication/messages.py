@@ -92,7 +92,17 @@ def params(fields: dict[str, Any]) -> dict[str, Any]:
         if alg is not None and len(alg) > 32:
             raise ProtocolError(f"{what}: {name!r} too long")
     disk(fields, what, required=False)
+    features(fields)
     return fields
+
+
+def features(fields: dict[str, Any]) -> frozenset[str]:
+    """PARAMS' `features`: the optional messages the peer understands (older peers: none)."""
+    value = fields.get("features", [])
+    if not isinstance(value, list) or len(value) > 16 or any(
+            not isinstance(name, str) or len(name) > 32 for name in value):
+        raise ProtocolError("PARAMS: 'features' is not a list of at most 16 short names")
+    return frozenset(value)
 
 
 def disk(fields: dict[str, Any], what: str, required: bool = True) -> Disk | None:

@@ -104,11 +104,20 @@ class Session:
         self.remote_only: set[int] = set()
 
     @property
+    def batches_resync(self) -> bool:
+        """The peer takes small resync ranges together (RS_BATCH, answered by RS_ACKS)."""
+        return wire.FEATURE_RS_BATCH in messages.features(self.peer)
+
+    @property
     def closed(self) -> bool:
         return self.link.closed
 
     def send(self, message: wire.Message) -> None:
         self.link.write(message.encode())
+
+    def send_soon(self, message: wire.Message) -> None:
+        """A small message that may go together with the others of this event-loop turn."""
+        self.link.write_soon(message.encode())
 
     def send_data(self, message: wire.Data) -> None:
         if len(message.payload) >= BIG_WRITE:
@@ -125,6 +134,31 @@ class Session:
 
     def close(self) -> None:
         self.link.close()
+
+
+class ResyncBatch:
+    """Small resync ranges gathered for one RS_BATCH."""
+
+    #: bytes of data after which a batch goes out
+    LIMIT = 256 * 1024
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, offset: int, data: bytes) -> None:
+        self.ranges.append((offset, len(data)))
+        self.parts.append(data)
+        self.size += len(data)
+
+    @property
+    def full(self) -> bool:
+        return len(self.ranges) >= wire.MAX_BATCH_RANGES or self.size >= self.LIMIT
+
+    def send(self, session: Session) -> None:
+        session.send_soon(wire.Batch(wire.T.RS_BATCH, self.ranges, b"".join(self.parts)))
+        self.ranges, self.parts, self.size = [], [], 0
 
 
 class Node:
@@ -961,6 +995,7 @@ class Node:
             "verify_alg": self.cfg.verify_alg,
             "csums_alg": self.cfg.csums_alg,
             "integrity_alg": self.cfg.integrity_alg,
+            "features": [wire.FEATURE_RS_BATCH],
         }
 
     async def _expect(self, session: Session, kind: wire.T) -> wire.Message:
@@ -1428,6 +1463,9 @@ class Node:
         self._sync["pacer"] = pacer
         self._sync["csums_in_flight"] = csums_asked
         cursor = 0
+        # lone small ranges go together, unless each needs its own integrity digest
+        batch = ResyncBatch() if session.batches_resync and not self.cfg.integrity_alg \
+            else None
         while not session.closed and self.repl is Repl.SYNC_SOURCE:
             if self.bitmap.count == 0 and not in_flight:
                 break
@@ -1438,7 +1476,10 @@ class Node:
             app_io = now - self.last_app_io < APP_IO_WINDOW
             budget = pacer.allowance(now, sum(in_flight.values()), app_io)
             sent = 0
-            while budget - sent >= BLOCK_SIZE:
+            # everything marked already on its way: wait for acknowledgements rather
+            # than walk past every block in flight again
+            waiting_only = bool(in_flight) and sending.count >= self.bitmap.count
+            while budget - sent >= BLOCK_SIZE and not waiting_only:
                 start = self.bitmap.next_set(cursor)
                 if start is None:
                     cursor = 0
@@ -1460,9 +1501,20 @@ class Node:
                     session.send(wire.Verify(wire.T.CSUM_REQUEST, offset, stop - start,
                                              b"".join(self._digests(offset, stop - start,
                                                                     csums))))
+                    self.stats["resync_messages"] += 1
+                elif batch is not None and length < BIG_WRITE:
+                    batch.add(offset, self.backing.read(offset, length))
+                    if batch.full:
+                        batch.send(session)
+                        self.stats["resync_messages"] += 1
                 else:
                     self._send_resync_data(session, offset, length)
+                    self.stats["resync_messages"] += 1
                 sent += length
+                if session.link.buffered():  # the socket is full: wait, then send from
+                    break                    # the page cache again
+            if batch is not None and batch.ranges:
+                batch.send(session)
                 self.stats["resync_messages"] += 1
             pacer.consume(sent)
             if sent:
@@ -1484,9 +1536,20 @@ class Node:
         self._set_repl(Repl.ESTABLISHED, "resync finished")
 
     def _send_resync_data(self, session: Session, offset: int, length: int) -> None:
-        data = self.backing.read(offset, length)
-        session.send_data(wire.Data(wire.T.RS_DATA, 0, offset, data,
-                                    digest=self._integrity_digest(data)))
+        if length < BIG_WRITE or self.cfg.integrity_alg \
+                or not isinstance(self.backing, BackingStore):
+            # small: one write of header and block beats a header and a sendfile; a
+            # digest needs the bytes here
+            data = self.backing.read(offset, length)
+            message = wire.Data(wire.T.RS_DATA, 0, offset, data,
+                                digest=self._integrity_digest(data))
+            if length < BIG_WRITE:
+                session.send_soon(message)
+            else:
+                session.send_data(message)
+            return
+        head = wire.Data(wire.T.RS_DATA, 0, offset, b"").head(payload_length=length)
+        session.link.write_file(head, self.backing.fd, offset, length)
 
     def _csums_request(self, session: Session, message: wire.Verify) -> None:
         """As sync target: which of the source's blocks differ from this node's? The
@@ -1697,10 +1760,18 @@ class Node:
             self.bitmap.clear_range(start, stop)
             self.stats["resync_blocks"] += stop - start
             self.stats["nr"] += len(message.payload)
-            session.send(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
+            session.send_soon(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
+        elif handling is Handling.RESYNC_WRITE_BATCH:
+            assert isinstance(message, wire.Batch)
+            self._write_resync_batch(message)
+            session.send_soon(wire.Batch(wire.T.RS_ACKS, message.ranges))
         elif handling is Handling.RESYNC_ACKED:
             assert isinstance(message, wire.Range)
-            self._resync_acked(message)
+            self._resync_acked(message.offset, message.length)
+        elif handling is Handling.RESYNC_ACKED_BATCH:
+            assert isinstance(message, wire.Batch)
+            for offset, length in message.ranges:
+                self._resync_acked(offset, length)
         elif handling is Handling.RESYNC_DONE:
             assert isinstance(message, wire.Control)
             self._target_done(message.fields)
@@ -1764,6 +1835,18 @@ class Node:
             self.backing.write(block * BLOCK_SIZE, payload[low:(end - start) * BLOCK_SIZE])
             block = end
 
+    def _write_resync_batch(self, message: wire.Batch) -> None:
+        """An RS_BATCH's ranges, each as one RS_DATA's."""
+        payload = memoryview(message.payload)
+        position = 0
+        for offset, length in message.ranges:
+            self._write_resync_data(offset, payload[position:position + length])
+            position += length
+            start, stop = block_range(offset, length)
+            self.bitmap.clear_range(start, stop)
+            self.stats["resync_blocks"] += stop - start
+        self.stats["nr"] += position
+
     def _read_for_peer(self, session: Session, message: wire.ReadRequest) -> None:
         """The diskless primary peer reads through this node's disk."""
         try:
@@ -1792,8 +1875,8 @@ class Node:
         session.last_written = max(session.last_written, message.seq)
         session.send(wire.Ack(wire.T.WRITE_ACK, message.seq))
 
-    def _resync_acked(self, message: wire.Range) -> None:
-        start, stop = block_range(message.offset, message.length)
+    def _resync_acked(self, offset: int, length: int) -> None:
+        start, stop = block_range(offset, length)
         self.bitmap.clear_range(start, stop)
         self.stats["resync_blocks"] += stop - start
         in_flight = self._sync.get("in_flight")
@@ -1802,7 +1885,7 @@ class Node:
             self._sync["sending"].clear_range(start, stop)
         pacer = self._sync.get("pacer")
         if pacer is not None:
-            pacer.acked(message.length)
+            pacer.acked(length)
 
     def _acked(self, session: Session, message: wire.Ack) -> None:
         waiting = session.waiting.get(message.seq)

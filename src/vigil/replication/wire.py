@@ -60,6 +60,8 @@ class T(enum.IntEnum):
     READ_REQUEST = 24
     READ_REPLY = 25
     READ_ERROR = 26
+    RS_BATCH = 27
+    RS_ACKS = 28
 
 
 #: Flags of a DATA message.
@@ -193,13 +195,14 @@ class Data(Message):
     def flags(self) -> int:
         return (FLAG_FUA if self.fua else 0) | (FLAG_DIGEST if self.digest else 0)
 
-    def head(self) -> bytes:
-        """Everything before the payload: a large payload is written after it, uncopied."""
+    def head(self, payload_length: int | None = None) -> bytes:
+        """Everything before the payload: a large payload is written after it, uncopied
+        (or sent from a file: then `payload` is empty and `payload_length` says its size)."""
         if self.digest and len(self.digest) != DIGEST_BYTES:
             raise ValueError(f"a DATA digest has {DIGEST_BYTES} bytes")
         prefix = _DATA.pack(self.seq, self.offset) + self.digest
-        return HEADER.pack(MAGIC, self.type, self.flags(),
-                           len(prefix) + len(self.payload)) + prefix
+        length = len(self.payload) if payload_length is None else payload_length
+        return HEADER.pack(MAGIC, self.type, self.flags(), len(prefix) + length) + prefix
 
     def body(self) -> bytes:
         return _DATA.pack(self.seq, self.offset) + self.digest + self.payload
@@ -312,8 +315,56 @@ class ReadRequest(Message):
         return cls(kind, *_READ.unpack(body))
 
 
+_COUNT = struct.Struct("!H")
+_PIECE = struct.Struct("!QI")
+#: ranges in one RS_BATCH or RS_ACKS
+MAX_BATCH_RANGES = 256
+#: what a peer says it understands in PARAMS' "features"
+FEATURE_RS_BATCH = "rs-batch"
+
+
+@dataclass
+class Batch(Message):
+    """RS_BATCH: several small resync ranges and their data, one after the other, in one
+    message (a 1% resync is thousands of lone 4 KiB blocks); RS_ACKS: the target wrote
+    these ranges. Sent only to a peer whose PARAMS name FEATURE_RS_BATCH."""
+
+    TYPES: ClassVar[tuple[T, ...]] = (T.RS_BATCH, T.RS_ACKS)
+    type: T
+    #: (offset, length) of each range; RS_BATCH's payload holds their data in this order
+    ranges: list[tuple[int, int]]
+    payload: bytes | memoryview = b""
+
+    def body(self) -> bytes:
+        table = b"".join(_PIECE.pack(offset, length) for offset, length in self.ranges)
+        return _COUNT.pack(len(self.ranges)) + table + bytes(self.payload)
+
+    @classmethod
+    def parse(cls, kind: T, flags: int, body: Body) -> Batch:
+        if len(body) < _COUNT.size:
+            raise ProtocolError(f"{kind.name}: short body")
+        (count,) = _COUNT.unpack_from(body)
+        if not 1 <= count <= MAX_BATCH_RANGES:
+            raise ProtocolError(f"{kind.name}: {count} ranges (1 to {MAX_BATCH_RANGES})")
+        table = _COUNT.size + count * _PIECE.size
+        if len(body) < table:
+            raise ProtocolError(f"{kind.name}: short body")
+        ranges = [_PIECE.unpack_from(body, _COUNT.size + i * _PIECE.size) for i in range(count)]
+        carried = len(body) - table
+        if any(length == 0 for _, length in ranges):
+            raise ProtocolError(f"{kind.name}: an empty range")
+        if kind is T.RS_ACKS and carried:
+            raise ProtocolError("RS_ACKS: carries data")
+        if kind is T.RS_BATCH and sum(length for _, length in ranges) != carried:
+            raise ProtocolError(f"RS_BATCH: {carried} bytes of data for ranges of "
+                                f"{sum(length for _, length in ranges)}")
+        payload = memoryview(body)[table:] if isinstance(body, bytearray) else bytes(
+            body[table:])
+        return cls(kind, ranges, payload)
+
+
 REGISTRY: dict[T, type[Message]] = {
-    kind: cls for cls in (Control, Blob, Data, Ack, Range, Verify, ReadRequest)
+    kind: cls for cls in (Control, Blob, Data, Ack, Range, Verify, ReadRequest, Batch)
     for kind in cls.TYPES
 }
 

@@ -41,10 +41,13 @@ def test_replication_then_only_dirty_blocks_resync(volume_pair):
     assert "outdated" in refused.stderr
 
     before = pair.status("server6")["stats"]["resync_blocks"]
+    messages_before = pair.status("server5")["stats"]["resync_messages"]
     pair.vigil("server5", "connect", pair.name)
     pair.wait_synced()
     target = pair.status("server6")
     assert target["stats"]["resync_blocks"] - before == len(dirty)
+    # the lone blocks went together (RS_BATCH), not a message each
+    assert pair.status("server5")["stats"]["resync_messages"] - messages_before < len(dirty)
     assert target["last_sync"]["blocks"] == len(dirty)
     assert target["disk"] == "UpToDate" and target["out_of_sync"] == 0
     assert pair.data_digest("server5", size) == pair.data_digest("server6", size)

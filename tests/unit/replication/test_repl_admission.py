@@ -67,6 +67,32 @@ def test_a_resync_acknowledgement_must_answer_data_this_node_sent():
                                        PRIMARY)
 
 
+def test_a_resync_batch_holds_ordered_block_ranges_inside_the_device():
+    target = View(size=SIZE, role=Role.SECONDARY, repl=Repl.SYNC_TARGET)
+    two = [(0, BLOCK_SIZE), (8 * BLOCK_SIZE, BLOCK_SIZE)]
+    batch = wire.Batch(wire.T.RS_BATCH, two, b"r" * 2 * BLOCK_SIZE)
+    assert admit(batch, target) is Handling.RESYNC_WRITE_BATCH
+    assert "not SyncTarget" in refused(batch, SECONDARY)
+    assert "order" in refused(wire.Batch(wire.T.RS_BATCH, two[::-1], b"r" * 2 * BLOCK_SIZE),
+                              target)
+    assert "order" in refused(wire.Batch(wire.T.RS_BATCH, [(0, 2 * BLOCK_SIZE),
+                                                          (BLOCK_SIZE, BLOCK_SIZE)],
+                                         b"r" * 3 * BLOCK_SIZE), target)
+    assert "block" in refused(wire.Batch(wire.T.RS_BATCH, [(100, 1)], b"r"), target)
+    assert "outside" in refused(wire.Batch(wire.T.RS_BATCH, [(SIZE, BLOCK_SIZE)],
+                                           b"r" * BLOCK_SIZE), target)
+
+
+def test_resync_batch_acknowledgements_must_answer_data_this_node_sent():
+    source = View(size=SIZE, role=Role.PRIMARY, repl=Repl.SYNC_SOURCE,
+                  resync_in_flight={0: BLOCK_SIZE, 8: BLOCK_SIZE})
+    both = [(0, BLOCK_SIZE), (8 * BLOCK_SIZE, BLOCK_SIZE)]
+    assert admit(wire.Batch(wire.T.RS_ACKS, both), source) is Handling.RESYNC_ACKED_BATCH
+    assert "no resync data" in refused(
+        wire.Batch(wire.T.RS_ACKS, [*both, (9 * BLOCK_SIZE, BLOCK_SIZE)]), source)
+    assert "not SyncSource" in refused(wire.Batch(wire.T.RS_ACKS, both), PRIMARY)
+
+
 def test_a_verify_request_is_bounded_and_its_digests_match_its_count():
     good = wire.Verify(wire.T.OV_REQUEST, 0, 2, b"d" * 2 * DIGEST_BYTES)
     assert admit(good, SECONDARY) is Handling.VERIFY_BLOCKS
@@ -144,6 +170,10 @@ def peer_messages(draw: st.DrawFn) -> wire.Message:
                                 draw(st.sampled_from([0, length, MAX_REMOTE_READ + 1])))
     if kind in (wire.T.RS_ACK, wire.T.OUT_OF_SYNC):
         return wire.Range(kind, offset, length)
+    if kind in wire.Batch.TYPES:
+        pieces = [(max(o, 0), n) for o, n in draw(st.lists(ranges, min_size=1, max_size=4))]
+        data = b"p" * sum(n for _, n in pieces) if kind is wire.T.RS_BATCH else b""
+        return wire.Batch(kind, pieces, data)
     if kind in wire.Verify.TYPES:
         count = draw(st.integers(0, VERIFY_CHUNK_BLOCKS + 2))
         payload = draw(st.sampled_from([b"", b"\0" * ((count + 7) // 8),
@@ -168,6 +198,13 @@ views = st.builds(View, size=st.sampled_from([0, BLOCK_SIZE, SIZE]),
                   reads_outstanding=st.frozensets(st.integers(0, 99), max_size=4))
 
 
+def _spans(message: wire.Message) -> list[tuple[int, int]]:
+    if isinstance(message, wire.Batch):
+        return list(message.ranges)
+    span = _span(message)
+    return [] if span is None else [span]
+
+
 def _span(message: wire.Message) -> tuple[int, int] | None:
     if isinstance(message, wire.Data):
         return message.offset, len(message.payload)
@@ -187,13 +224,20 @@ def test_any_message_in_any_state_is_admitted_safely_or_refused(message, view):
         handling = admit(message, view)
     except ProtocolError:
         return
-    span = _span(message)
-    if span is not None:
-        assert span[0] >= 0 and span[0] + span[1] <= view.size
+    for offset, length in _spans(message):
+        assert offset >= 0 and offset + length <= view.size
     if handling is Handling.WRITE:
         assert view.role is not Role.PRIMARY or view.two_primaries
-    if handling in (Handling.RESYNC_WRITE, Handling.RESYNC_DONE):
+    if handling in (Handling.RESYNC_WRITE, Handling.RESYNC_DONE, Handling.RESYNC_WRITE_BATCH):
         assert view.repl is Repl.SYNC_TARGET
+    if handling in (Handling.RESYNC_WRITE_BATCH, Handling.RESYNC_ACKED_BATCH):
+        ends = [offset + length for offset, length in message.ranges]
+        assert all(offset % BLOCK_SIZE == 0 for offset, _ in message.ranges)
+        assert all(later >= end for (later, _), end in zip(message.ranges[1:], ends[:-1],
+                                                            strict=True))
+    if handling is Handling.RESYNC_ACKED_BATCH:
+        assert view.repl is Repl.SYNC_SOURCE
+        assert all(offset // BLOCK_SIZE in view.resync_in_flight for offset, _ in message.ranges)
     if handling is Handling.RESYNC_ACKED:
         assert view.repl is Repl.SYNC_SOURCE
         assert message.offset // BLOCK_SIZE in view.resync_in_flight

@@ -32,12 +32,19 @@ def test_a_challenge_that_is_not_short_hex_is_a_protocol_error(challenge):
     ("generations", [1, 2, 3]), ("generations", [1, 2, 3, -1]), ("generations", "x"),
     ("generations", [1, 2, 3, 2**64]), ("primary", "yes"), ("dirty", -1), ("dirty", True),
     ("size", 1.5), ("disk", "Wonderful"), ("protocol", 3), ("host", "h" * 300),
-    ("primary_since", "now"),
+    ("primary_since", "now"), ("features", "rs-batch"), ("features", [1]),
+    ("features", ["x" * 33]), ("features", ["f"] * 17),
 ])
 def test_params_fields_are_checked(field, value):
     assert messages.params(dict(PARAMS)) == PARAMS
     with pytest.raises(ProtocolError):
         messages.params({**PARAMS, field: value})
+
+
+def test_a_peer_without_features_is_an_older_vigil_with_none():
+    assert messages.features(dict(PARAMS)) == frozenset()
+    assert messages.features({**PARAMS, "features": ["rs-batch", "later"]}) == {
+        "rs-batch", "later"}
 
 
 def test_state_and_rs_done_fields_are_checked():
@@ -172,6 +179,8 @@ def _valid_frames() -> list[bytes]:
         wire.Data(wire.T.RS_DATA, 0, 8192, b"y" * 4096, digest=b"g" * wire.DIGEST_BYTES).encode(),
         wire.Verify(wire.T.CSUM_REQUEST, 4096, 2, b"c" * 32).encode(),
         wire.Verify(wire.T.CSUM_REPLY, 4096, 2, b"\2").encode(),
+        wire.Batch(wire.T.RS_BATCH, [(0, 4096), (16384, 4096)], b"b" * 8192).encode(),
+        wire.Batch(wire.T.RS_ACKS, [(0, 4096), (16384, 4096)]).encode(),
     ]
 
 
@@ -189,7 +198,7 @@ def _mutate(rng: random.Random, frame: bytes) -> bytes:
         body = rng.choice([b"[" * 5000, json.dumps({"generations": "x" * 100}).encode(),
                            b'{"challenge":"zz","resource":"r0"}', zlib.compress(b"\0" * 99999),
                            bytes(rng.randrange(256) for _ in range(64))])
-        data = bytearray(wire.HEADER.pack(wire.MAGIC, rng.randrange(0, 25), 0, len(body)) + body)
+        data = bytearray(wire.HEADER.pack(wire.MAGIC, rng.randrange(0, 30), 0, len(body)) + body)
     else:
         data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
     return bytes(data)

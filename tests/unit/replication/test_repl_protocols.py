@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -108,6 +110,13 @@ messages = st.one_of(
     st.builds(wire.Blob, st.sampled_from(wire.Blob.TYPES), st.binary(max_size=100)),
     st.builds(wire.Verify, st.sampled_from(wire.Verify.TYPES), st.integers(0, 2**63),
               st.integers(0, 2**32 - 1), st.binary(max_size=64)),
+    st.builds(wire.Batch, st.just(wire.T.RS_ACKS),
+              st.lists(st.tuples(st.integers(0, 2**63), st.integers(1, 2**32 - 1)),
+                       min_size=1, max_size=wire.MAX_BATCH_RANGES)),
+    st.lists(st.tuples(st.integers(0, 2**63), st.binary(min_size=1, max_size=40)),
+             min_size=1, max_size=5).map(lambda pieces: wire.Batch(
+                 wire.T.RS_BATCH, [(offset, len(data)) for offset, data in pieces],
+                 b"".join(data for _, data in pieces))),
 )
 
 
@@ -120,6 +129,29 @@ def test_stream_round_trip_in_any_chunking(batch, chunk):
         out.extend(decoder.feed(stream[i:i + chunk]))
     assert out == batch
     assert decoder.pending == 0
+
+
+def test_a_batch_must_carry_exactly_the_data_of_its_ranges():
+    good = wire.Batch(wire.T.RS_BATCH, [(0, 2), (4096, 3)], b"abcde").encode()
+    (message,) = wire.Decoder().feed(good)
+    assert message.ranges == [(0, 2), (4096, 3)]
+    head = wire.HEADER.size
+    bad = {
+        "data for ranges": good[:-1],  # a byte short (header length kept consistent below)
+        "ranges (1 to": wire.Batch(wire.T.RS_ACKS, [(0, 1)] * (wire.MAX_BATCH_RANGES + 1))
+        .encode(),
+        "an empty range": wire.Batch(wire.T.RS_ACKS, [(0, 0)]).encode(),
+        "carries data": wire.Batch(wire.T.RS_ACKS, [(0, 1)], b"x").encode(),
+    }
+    for why, frame in bad.items():
+        if why == "data for ranges":
+            frame = wire.HEADER.pack(wire.MAGIC, wire.T.RS_BATCH, 0, len(frame) - head) \
+                + frame[head:]
+        with pytest.raises(wire.ProtocolError, match=re.escape(why)):
+            list(wire.Decoder().feed(frame))
+    no_ranges = wire.HEADER.pack(wire.MAGIC, wire.T.RS_ACKS, 0, 2) + b"\0\0"
+    with pytest.raises(wire.ProtocolError, match="0 ranges"):
+        list(wire.Decoder().feed(no_ranges))
 
 
 def test_garbage_is_a_protocol_error():
