@@ -11,14 +11,20 @@ import pytest
 from vigil.replication import link, wire
 
 
+async def _authenticated_pair() -> tuple[asyncio.Server, link.PeerProtocol, link.PeerProtocol]:
+    """A listening server, a client link and the server's end of it, past authentication."""
+    accepted: asyncio.Queue[link.PeerProtocol] = asyncio.Queue()
+    server = await link.listen("127.0.0.1", 0, accepted)
+    port = server.sockets[0].getsockname()[1]
+    client = await link.connect("127.0.0.1", port, "127.0.0.1", 5)
+    peer = await asyncio.wait_for(accepted.get(), 5)
+    peer.max_body = wire.MAX_BODY  # as the node sets it once the peer is authenticated
+    return server, client, peer
+
+
 def test_mixed_messages_arrive_in_order_with_large_bodies_in_place():
     async def scenario():
-        accepted: asyncio.Queue[link.PeerProtocol] = asyncio.Queue()
-        server = await link.listen("127.0.0.1", 0, accepted)
-        port = server.sockets[0].getsockname()[1]
-        client = await link.connect("127.0.0.1", port, "127.0.0.1", 5)
-        peer = await asyncio.wait_for(accepted.get(), 5)
-        peer.max_body = wire.MAX_BODY  # as the node sets it once the peer is authenticated
+        server, client, peer = await _authenticated_pair()
         big = os.urandom(1 << 20)
         sent = []
         for i in range(40):
@@ -107,12 +113,7 @@ def test_file_ranges_and_batched_small_messages_arrive_whole_and_in_order(loop, 
     backing.write_bytes(content)
 
     async def scenario():
-        accepted: asyncio.Queue[link.PeerProtocol] = asyncio.Queue()
-        server = await link.listen("127.0.0.1", 0, accepted)
-        port = server.sockets[0].getsockname()[1]
-        client = await link.connect("127.0.0.1", port, "127.0.0.1", 5)
-        peer = await asyncio.wait_for(accepted.get(), 5)
-        peer.max_body = wire.MAX_BODY
+        server, client, peer = await _authenticated_pair()
         fd = os.open(backing, os.O_RDONLY)
         sent: list[wire.Message] = []
         try:
