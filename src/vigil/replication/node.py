@@ -1755,15 +1755,14 @@ class Node:
         elif handling is Handling.RESYNC_WRITE:
             assert isinstance(message, wire.Data)
             self._check_integrity(message)
-            self._write_resync_data(message.offset, message.payload)
-            start, stop = block_range(message.offset, len(message.payload))
-            self.bitmap.clear_range(start, stop)
-            self.stats["resync_blocks"] += stop - start
-            self.stats["nr"] += len(message.payload)
+            self._resync_written(message.offset, message.payload)
             session.send_soon(wire.Range(wire.T.RS_ACK, message.offset, len(message.payload)))
         elif handling is Handling.RESYNC_WRITE_BATCH:
             assert isinstance(message, wire.Batch)
-            self._write_resync_batch(message)
+            payload, position = memoryview(message.payload), 0
+            for offset, length in message.ranges:  # each as one RS_DATA's
+                self._resync_written(offset, payload[position:position + length])
+                position += length
             session.send_soon(wire.Batch(wire.T.RS_ACKS, message.ranges))
         elif handling is Handling.RESYNC_ACKED:
             assert isinstance(message, wire.Range)
@@ -1815,7 +1814,7 @@ class Node:
             session.bye = message.fields
             raise LinkLost(f"peer disconnected: {message.fields.get('reason', 'by request')}")
 
-    def _write_resync_data(self, offset: int, payload: bytes) -> None:
+    def _write_resync_data(self, offset: int, payload: bytes | memoryview) -> None:
         """Write what the sync source sent, but the blocks this (primary) node wrote
         since the resync began: those hold newer data than the source's copy did."""
         fresh = self._fresh
@@ -1835,17 +1834,13 @@ class Node:
             self.backing.write(block * BLOCK_SIZE, payload[low:(end - start) * BLOCK_SIZE])
             block = end
 
-    def _write_resync_batch(self, message: wire.Batch) -> None:
-        """An RS_BATCH's ranges, each as one RS_DATA's."""
-        payload = memoryview(message.payload)
-        position = 0
-        for offset, length in message.ranges:
-            self._write_resync_data(offset, payload[position:position + length])
-            position += length
-            start, stop = block_range(offset, length)
-            self.bitmap.clear_range(start, stop)
-            self.stats["resync_blocks"] += stop - start
-        self.stats["nr"] += position
+    def _resync_written(self, offset: int, payload: bytes | memoryview) -> None:
+        """One resync range as the sync target: written, and in sync from now on."""
+        self._write_resync_data(offset, payload)
+        start, stop = block_range(offset, len(payload))
+        self.bitmap.clear_range(start, stop)
+        self.stats["resync_blocks"] += stop - start
+        self.stats["nr"] += len(payload)
 
     def _read_for_peer(self, session: Session, message: wire.ReadRequest) -> None:
         """The diskless primary peer reads through this node's disk."""
