@@ -168,6 +168,14 @@ def _probe_syslog(address: str) -> None:
     raise last
 
 
+def flush_logging() -> None:
+    """Write out what is queued now and go on logging: before a reboot, after which nothing
+    this process queued would reach its file."""
+    if _listener is not None:
+        _listener.stop()
+        _listener.start()
+
+
 def stop_logging() -> None:
     """Flush what is queued (at exit, or before a daemon re-executes)."""
     global _listener

@@ -89,3 +89,20 @@ def test_debug_lines_can_be_turned_on_and_off_while_running(capfd):
     stop_logging()
     err += capfd.readouterr().err
     assert "hidden.before" not in err and "hidden.after" not in err
+
+
+def test_flush_logging_writes_what_is_queued_now_and_logging_goes_on(tmp_path):
+    """Before a reboot: the line that says why must be in the file before the command runs."""
+    from vigil.log import event, flush_logging, setup_logging, stop_logging
+
+    logfile = tmp_path / "ha-log"
+    setup_logging(logfile=logfile, stream=False, facility="none")
+    try:
+        logger = logging.getLogger("vigil.test_flush")
+        event(logger, "node.reboot", logging.CRITICAL, reason="a test")
+        flush_logging()
+        assert "node.reboot" in logfile.read_text()  # no waiting: it is there now
+        event(logger, "after.flush", logging.CRITICAL)
+    finally:
+        stop_logging()
+    assert "after.flush" in logfile.read_text()

@@ -16,7 +16,7 @@ import logging
 import os
 import shlex
 
-from vigil.log import event
+from vigil.log import event, flush_logging
 from vigil.subprocesses import run_program
 
 log = logging.getLogger("vigil.ha.reboot")
@@ -43,6 +43,7 @@ class SelfReboot:
         self.requested = reason
         event(log, "node.reboot", logging.CRITICAL, reason=reason,
               command=shlex.join(self.argv))
+        flush_logging()  # the reboot may end this process before the log thread writes
         result = await run_program(self.argv, timeout=self.timeout,
                                    env={**os.environ, "VIGIL_REBOOT_REASON": reason})
         event(log, "node.reboot_failed", logging.CRITICAL, reason=reason,
