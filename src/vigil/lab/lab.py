@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -165,6 +166,8 @@ class Lab:
         self.keep_files = os.environ.get("VIGIL_LAB_KEEP") == "1"
         #: Our own holder processes, kept so that their exit status is collected.
         self._holders: dict[str, subprocess.Popen[bytes]] = {}
+        #: Hosts boot from threads of their own; each saves the state, one at a time.
+        self._save_lock = threading.RLock()
 
     # -- lookup ----------------------------------------------------------------------------
     def host(self, name: str) -> Host:
@@ -191,6 +194,12 @@ class Lab:
         return self.directory / STATE_FILE
 
     def save(self) -> None:
+        """Write the state file whole: a snapshot under a lock, through a temporary name
+        of this writer's own, so that threads and processes saving at once never share one."""
+        with self._save_lock:
+            self._save_locked()
+
+    def _save_locked(self) -> None:
         state = {
             "run_id": self.run_id,
             "created": time.time(),
@@ -205,9 +214,14 @@ class Lab:
             "detours": [d.to_json() for d in self.detours],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=1))
-        temporary.replace(self.state_path)
+        temporary = self.state_path.with_name(
+            f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+        )
+        try:
+            temporary.write_text(json.dumps(state, indent=1))
+            temporary.replace(self.state_path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, run_id: str, root: Path | None = None) -> Lab:
