@@ -176,6 +176,12 @@ class LeaseHolder:
             return Step()
         if self.phase is Phase.HOLDING and not self.wants:
             if self.running:
+                # the group still runs here until its stop ends: the lease is kept alive
+                # meanwhile, so that a slow stop never lets another node start it too
+                refresh = self._refresh_due(now)
+                if refresh is not None:
+                    return Step(request=refresh.request, act=Act.STOP,
+                                why="this node should no longer hold the group")
                 return Step(act=Act.STOP, why="this node should no longer hold the group")
             self.phase = Phase.STOPPING
             return self._ask(Request.REVOKE, "stopped: let the others take it now")
@@ -187,13 +193,21 @@ class LeaseHolder:
             return Step()
         if self.phase is Phase.IDLE:
             return self._ask(Request.GRANT, "no lease yet")
-        if now >= self._last_refresh + s.refresh:
-            return self._ask(Request.REFRESH, "keep-alive due")
+        refresh = self._refresh_due(now)
+        if refresh is not None:
+            return refresh
         if self.phase is Phase.FOLLOWING and now >= self._last_look + s.poll_every:
             if self.wants and self.holder is None:
                 return self._ask(Request.ACQUIRE, "the key is free and this node may hold it")
             return self._ask(Request.LOOK, "who holds the group?")
         return Step()
+
+    def _refresh_due(self, now: float) -> Step | None:
+        """The keep-alive, when one is due and nothing else is asked."""
+        if self.outstanding is not None or now < self._retry_at \
+                or now < self._last_refresh + self.settings.refresh:
+            return None
+        return self._ask(Request.REFRESH, "keep-alive due")
 
     def next_deadline(self, now: float) -> float:
         """When `step` may want something next, if nothing is answered before."""

@@ -18,7 +18,6 @@ reaches fewer than the best node up holds nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import math
@@ -44,7 +43,7 @@ from vigil.ha.watchdog import Watchdog
 from vigil.log import event
 from vigil.membership.icmp import Pinger
 from vigil.runtime import STOP_SIGNALS, on_signals
-from vigil.tasks import cancel_all, cancel_and_wait
+from vigil.tasks import cancel_all
 
 log = logging.getLogger("vigil.etcd")
 
@@ -59,6 +58,8 @@ PING_EVERY = 1.0
 MEMBERS_EVERY = 5.0
 #: between two attempts at a stop that failed (each attempt retries itself stop_retries times)
 STOP_RETRY_PAUSE = 5.0
+#: how long a stop waits for the group's monitor to end once cancelled
+MONITOR_END_GRACE = 5.0
 
 
 class GroupFailed(VigilError):
@@ -257,8 +258,8 @@ class EtcdClusterDaemon:
         seat = self.seats[group.key]
         monitor, seat.monitor = seat.monitor, None
         if monitor is not None and monitor is not asyncio.current_task():
-            with contextlib.suppress(Exception):  # its failure is the reason we stop
-                await cancel_and_wait([monitor])
+            await self._end_monitor(group, monitor)
+        event(log, "group.stopping", group=group.key, backend="etcd")
         if await self.driver.stop(group):
             event(log, "group.stopped", group=group.key, backend="etcd")
             return
@@ -268,6 +269,18 @@ class EtcdClusterDaemon:
                                  "kept for it")
         await asyncio.sleep(STOP_RETRY_PAUSE)
         raise GroupFailed(f"{group.key}: the stop failed")
+
+    @staticmethod
+    async def _end_monitor(group: Group, monitor: asyncio.Task[None]) -> None:
+        """Cancel the group's monitor before its stop; one that does not end within
+        MONITOR_END_GRACE does not hold the stop up (it is left cancelled, and said)."""
+        monitor.cancel()
+        done, _ = await asyncio.wait([monitor], timeout=MONITOR_END_GRACE)
+        if not done:
+            event(log, "group.monitor_lingers", logging.WARNING, group=group.key,
+                  seconds=MONITOR_END_GRACE, action="stopping the group all the same")
+        elif not monitor.cancelled():
+            monitor.exception()  # its failure is the reason we stop: said by the monitor
 
     def _leave_for_a_while(self, seat: GroupSeat, why: str) -> None:
         seat.failed_until = self.clock.now() + FAILED_BACKOFF_TTLS * self.lease.ttl

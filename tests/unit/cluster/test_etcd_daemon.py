@@ -12,6 +12,7 @@ from pathlib import Path
 from vigil.cli.status import render
 from vigil.cluster.etcd import Acquired, EtcdError
 from vigil.cluster.lease import LeaseSettings
+from vigil.ha import etcd_daemon
 from vigil.ha.etcd_daemon import EtcdClusterDaemon
 from vigil.ha.groups import Group
 from vigil.ha.settings import read_settings
@@ -96,6 +97,18 @@ class Recorder:
         self.node = node
         self.running = running
         self.fail_start = False
+        #: how long a stop takes (the group runs here until it ends)
+        self.stop_seconds = 0.0
+        #: the monitor takes this long to end once cancelled
+        self.monitor_lingers = 0.0
+
+    async def monitor(self, group: Group) -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(self.monitor_lingers)
+            raise
+        return "never"
 
     async def start(self, group: Group) -> bool:
         if self.fail_start:
@@ -104,6 +117,7 @@ class Recorder:
         return True
 
     async def stop(self, group: Group) -> bool:
+        await asyncio.sleep(self.stop_seconds)
         self.running.setdefault(group.key, set()).discard(self.node)
         return True
 
@@ -233,4 +247,25 @@ def test_a_failed_start_leaves_the_group_to_the_others_and_standby_moves_it(tmp_
         shown = render(status)  # as `vigil status` prints it
         assert f"held by {NODES[1]}; here holding, running" in shown
         assert "standby" in render(cluster.daemons[NODES[2]].status())
+    play(tmp_path, scenario)
+
+
+def test_a_slow_stop_keeps_the_lease_so_the_group_never_runs_on_two_nodes(tmp_path, monkeypatch):
+    """The holder is put in standby; its monitor lingers when cancelled and its stop takes
+    three TTLs: the group runs there until the stop ends, so no other node may start it
+    before (the lease is kept alive meanwhile), and it moves right after."""
+    monkeypatch.setattr(etcd_daemon, "MONITOR_END_GRACE", 0.2)
+
+    async def scenario(cluster: Cluster) -> None:
+        for node in NODES:
+            cluster.start(node)
+        await cluster.wait(lambda: cluster.holders() == {NODES[0]}, 5, "the home node holds it")
+        home = cluster.drivers[NODES[0]]
+        home.stop_seconds, home.monitor_lingers = 3 * LEASE.ttl, 30.0
+        answer = await cluster.daemons[NODES[0]]._control({"command": "standby"})
+        assert answer["ok"]
+        took = await cluster.wait(lambda: len(cluster.holders()) == 1
+                                  and NODES[0] not in cluster.holders(), 10, "moved")
+        assert took >= 3 * LEASE.ttl, "it may move only once the stop has ended"
+        home.stop_seconds = 0.0
     play(tmp_path, scenario)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vigil.cluster.lease import Act, LeaseHolder, LeaseSettings, Phase, Request
+from vigil.cluster.lease import Act, LeaseHolder, LeaseSettings, Phase, Request, Step
 
 SETTINGS = LeaseSettings(ttl=6.0, margin=2.0, poll_every=0.5)
 
@@ -268,6 +268,76 @@ def test_a_holder_that_no_longer_wants_the_group_stops_it_then_revokes():
     assert rule.step(1.6).request is Request.GRANT
     rule.granted(1.6, SETTINGS.ttl)
     assert rule.step(2.2).request is Request.LOOK  # it follows, it does not take
+
+
+def test_a_holder_whose_stop_is_slow_keeps_its_lease_alive_until_the_stop_ends():
+    """The group runs here until its stop ends: letting the lease lapse meanwhile would
+    let another node start it while it still runs here."""
+    rule = holding()
+    rule.want(False)
+    assert rule.step(1.0) == Step(act=Act.STOP, why="this node should no longer hold the group")
+    now, refreshes = 1.0, 0
+    while now < 3 * SETTINGS.ttl:  # a stop that takes three TTLs
+        now += 0.25
+        step = rule.step(now)
+        assert rule.phase is Phase.HOLDING and step.act is Act.STOP
+        if step.request is Request.REFRESH:
+            refreshes += 1
+            rule.refreshed(sent_at=now, ttl_left=SETTINGS.ttl)
+    assert refreshes >= 3 * SETTINGS.ttl / SETTINGS.refresh - 1
+    rule.stopped()
+    assert rule.step(now + 0.1).request is Request.REVOKE
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_nodes_that_give_the_group_up_with_slow_stops_never_run_it_together(seed):
+    """Each node in turn should not hold the group for a while (a failed monitor, standby)
+    and its stop takes up to three TTLs; the store answers every request at once."""
+    rng = random.Random(seed)
+    nodes = [LeaseHolder(SETTINGS, f"n{i}", 0.0) for i in range(2 + seed % 2)]
+    store, leases = Store(), [0] * len(nodes)
+    runs: list[list[list[float]]] = [[] for _ in nodes]
+    #: the start or stop under way on each node: (ends then, which)
+    acting: list[tuple[float, Act] | None] = [None] * len(nodes)
+    unwanted = [(rng.uniform(5, 40) + 60 * k, rng.uniform(1, 15)) for k in range(5)]
+    now = 0.0
+    while now < 320.0:
+        now = round(now + 0.05, 2)
+        for index, rule in enumerate(nodes):
+            under_way = acting[index]
+            if under_way is not None and under_way[0] <= now:
+                acting[index] = None
+                if under_way[1] is Act.START:
+                    rule.started()
+                else:
+                    runs[index][-1][1] = now
+                    rule.stopped()
+            rule.want(not any(index == k % len(nodes) and a <= now < a + n
+                              for k, (a, n) in enumerate(unwanted)))
+            step = rule.step(now)
+            if step.request is Request.GRANT:
+                leases[index] = store.grant(rule.node, now)
+                rule.granted(now, SETTINGS.ttl)
+            elif step.request is Request.REFRESH:
+                rule.refreshed(now, store.refresh(leases[index], now))
+            elif step.request is Request.ACQUIRE:
+                rule.acquired(now, *store.acquire(rule.node, leases[index], now))
+            elif step.request is Request.LOOK:
+                rule.looked(now, store.look(now))
+            elif step.request is Request.REVOKE:
+                store.revoke(leases[index], now)
+                rule.revoked()
+            if step.act is not None and acting[index] is None:
+                if step.act is Act.START:
+                    runs[index].append([now, float("inf")])
+                    acting[index] = (now + rng.uniform(0.05, 1.0), Act.START)
+                else:
+                    acting[index] = (now + rng.uniform(0.05, 3 * SETTINGS.ttl), Act.STOP)
+    spans = [(i, run) for i, node_runs in enumerate(runs) for run in node_runs]
+    together = [(a, b) for (i, a), (j, b) in itertools.combinations(spans, 2)
+                if i != j and a[0] < b[1] and b[0] < a[1]]
+    assert together == []
+    assert len(spans) >= 3, "the group should have moved"
 
 
 def test_settings_that_leave_no_room_are_refused():
