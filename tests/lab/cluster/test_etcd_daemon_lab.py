@@ -144,7 +144,7 @@ def test_etcd_losing_its_leader_moves_nothing_and_losing_its_majority_runs_nothi
     so no lease can be refreshed: the holder stops the group and nobody else starts it.
     The members back: the group runs at home again."""
     lab = etcd.lab
-    ttl, margin = 6, 2  # a refresh every 2 s, the stop 4 s after the last one
+    ttl, margin = 8, 2  # a refresh every 2.7 s, the stop 6 s after the last one
     configure(lab, ttl, margin)
     daemons, sampler, logs = start_all(lab)
     try:
