@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -166,20 +168,22 @@ def test_the_timeline_keeps_the_last_events_of_interest_with_safe_fields_only():
 
 @pytest.mark.skipif(shutil.which(PROGRAM) is None or os.geteuid() != 0 or not shutil.which(
     "unshare"), reason="needs Debian's chromium and root (an empty network namespace)")
-def test_the_script_runs_in_chromium_and_hostile_names_stay_text(tmp_path):
+def test_the_script_runs_in_chromium_and_hostile_names_stay_text():
     """The page as a browser makes it, in a network namespace with nothing in it: the
     script runs (its first poll, with no daemon to answer, marks the page stale) and
     draws no element out of a name."""
-    page = tmp_path / "status.html"
-    page.write_text(render_html(data()))
-    profile = tmp_path / "profile"
-    done = subprocess.run(
-        ["unshare", "--net", PROGRAM, "--headless=new", "--no-sandbox",
-         f"--user-data-dir={profile}", *QUIET, "--virtual-time-budget=3000", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-             "TMPDIR": str(tmp_path)})
+    # Chromium's sockets live in its profile and TMPDIR: a path short enough for a Unix
+    # socket's name, whatever pytest's own temporary directory is called
+    with tempfile.TemporaryDirectory(prefix="vsp", dir="/tmp") as short:
+        page = Path(short) / "status.html"
+        page.write_text(render_html(data()))
+        done = subprocess.run(
+            ["unshare", "--net", PROGRAM, "--headless=new", "--no-sandbox",
+             f"--user-data-dir={short}/profile", *QUIET, "--virtual-time-budget=3000",
+             "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=60,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": short,
+                 "TMPDIR": short})
     dom = done.stdout
     assert '<p id="updated" class="stale">the daemon does not answer' in dom, done.stderr[-2000:]
     assert dom.count("<script") == 1 and "<img" not in dom
