@@ -196,6 +196,11 @@ class NodeEngine:
         self.hb_peer_give: set[int] = set()
         self.hb_peer_want: set[int] = set()
         self._hb_ask: set[str] = set()
+        #: heartbeat's `other_is_stable`: the peer's last resource message said it is done
+        #: with its transitions, and no standby exchange has unsettled it since. heartbeat
+        #: ignores a standby request while the other side is in flux; so does vigil, or it
+        #: would agree to an exchange its heartbeat peer has itself refused
+        self.hb_peer_stable = False
         self._marked_at: dict[str, float] = {}
         for name, (known_generation, known_seq) in (known_peers or {}).items():
             if name.lower() in self.liveness.nodes and name.lower() != self.me:
@@ -534,6 +539,7 @@ class NodeEngine:
             self._hb_forget()
             self._decisions(self.core.peer_gone(now), out)
         elif isinstance(message, Starting):
+            self.hb_peer_stable = False  # it asks what runs here: it is starting
             if self.liveness.comm_up:
                 self._resources(now, out)
         elif isinstance(message, ReqNodes):
@@ -593,13 +599,20 @@ class NodeEngine:
             state = self.hb_giving.get(hold)
             if state is not None and state[0] == "asked":
                 self.hb_giving[hold] = ("permitted", now)
+                self.hb_peer_stable = False  # it is about to take them
                 out.log("standby.agreed", node=self.config.peer, groups=hold,
                         reason="the heartbeat peer takes them: stopping them here")
         elif info == "me":
             ours = FLIP.get(hold, "all")
-            if self.core.phase is Phase.READY and self.core.stable() and not self.hb_taking:
+            if not self.hb_peer_stable:
+                out.log("standby.ignored", "warning", node=self.config.peer, groups=ours,
+                        reason="the heartbeat peer is in flux (its last resource message "
+                        "did not say it is stable), as heartbeat itself would answer")
+            elif self.core.phase is Phase.READY and self.core.stable() \
+                    and not self.hb_taking and not self.hb_giving:
                 self._ask(hold, "other", now, out)
                 self.hb_taking[ours] = ("agreed", hold, now)
+                self.hb_peer_stable = False  # it is giving them up
                 out.log("standby.accepted", node=self.config.peer, groups=ours,
                         reason="the heartbeat peer hands them over")
             else:
@@ -665,6 +678,7 @@ class NodeEngine:
         self.hb_peer_give.clear()
         self.hb_peer_want.clear()
         self._hb_ask.clear()
+        self.hb_peer_stable = False
 
     def _heartbeat_resources(self, message: Resources, source: str, now: float) -> None:
         """A heartbeat peer's `resource` message, in its own terms (local = its home groups)."""
@@ -676,6 +690,8 @@ class NodeEngine:
             runs = theirs_local if group.home == source else theirs_foreign
             states.append(Hold.HELD if runs else Hold.RELEASED)
         phase = "ready" if message.isstable in (None, "1") else "init"
+        if message.isstable is not None:  # none from heartbeat's takeover scripts
+            self.hb_peer_stable = message.isstable == "1"
         self.core.peer_info(now, states=states, phase=phase, give=self.hb_peer_give,
                             want=self.hb_peer_want)
 

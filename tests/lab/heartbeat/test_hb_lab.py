@@ -552,6 +552,65 @@ def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
     assert "standby.accepted" in hb.daemons["server6"].output()
 
 
+def test_hb_standby_on_debian_heartbeat_hands_its_group_to_vigil(hb):
+    """The rolling upgrade's step: heartbeat 3.0.6 on server5 holds the group, vigil runs
+    on server6 (upgraded first); `hb_standby` on server5 hands the group to vigil, so that
+    server5 can be upgraded next, and `hb_takeover` there brings it back. A request made
+    before heartbeat has settled is ignored by heartbeat itself; vigil must ignore it too,
+    so that the next one, once settled, works."""
+    for name in ("server5", "server6"):
+        hb.configure(name)
+        hb.broadcast_addresses(name)
+        hb.responder(name)
+    server5 = hb.lab.host("server5")
+    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    hb.daemons["heartbeat"] = server5.spawn([HEARTBEAT], name="heartbeat", env=env)
+
+    def ha_log() -> str:
+        return server5.run("tail -40 /var/log/ha-log", check=False).stdout
+
+    hb.wait_holders({"server5"}, 40)
+    hb.start("server6", configure=False)
+    wait_until(lambda: "peer.alive" in hb.daemons["server6"].output(), 30,
+               lambda: "vigil sees heartbeat\n" + hb.logs())
+    # wait for both sides to settle, as an operator would (cl_status: the peer active)
+    wait_until(lambda: server5.run(["cl_status", "nodestatus", "server6.example.com"],
+                                   check=False).stdout.strip() == "active", 30,
+               lambda: f"heartbeat sees vigil active\n{ha_log()}")
+    def settled(holds: set[str]) -> None:
+        """heartbeat says what it holds, not "transition": an operator's cue, as its own
+        next request before then is ignored ("Standby in progress")."""
+        wait_until(lambda: server5.run(["cl_status", "rscstatus"], check=False)
+                   .stdout.strip() in holds, 30,
+                   lambda: f"heartbeat settled holding {holds}\n{ha_log()}\n" + hb.logs())
+
+    def to(node: str) -> None:
+        wait_until(lambda: hb.holders() == {node}, 40,
+                   lambda: f"the VIP on {node} (now {hb.holders()})\n{ha_log()}\n" + hb.logs())
+        hb.wait_client(node)
+
+    settled({"local", "all"})  # its home group, and the rest while alone
+    began = time.monotonic()
+    server5.run(["/usr/share/heartbeat/hb_standby", "all"], env=env)
+    to("server6")
+    moved = time.monotonic() - began
+    settled({"none"})
+    server5.run(["/usr/share/heartbeat/hb_takeover", "all"], env=env)
+    to("server5")
+    # at once, before heartbeat has settled: heartbeat itself may ignore this one
+    # ("Standby in progress"); vigil must then ignore it too, not agree and wait
+    server5.run(["/usr/share/heartbeat/hb_standby", "all"], env=env)
+    settled({"local", "all", "none"})
+    if hb.holders() != {"server6"}:
+        server5.run(["/usr/share/heartbeat/hb_standby", "all"], env=env)
+    to("server6")
+    settled({"none"})
+    server5.run(["/usr/share/heartbeat/hb_takeover", "all"], env=env)
+    to("server5")
+    print(f"hb_standby on heartbeat 3.0.6: the group on vigil {moved:.2f} s later")
+
+
 def test_resource_command_refuses_a_group_the_peer_holds(hb):
     """`vigil resource start` asks the running daemon: the peer's group is not started here."""
     hb.start_both()

@@ -282,6 +282,51 @@ def test_a_heartbeat_peer_going_standby_hands_its_group_to_vigil():
     assert node.hb_taking == {} and node.hb_peer_give == set()
 
 
+def test_a_heartbeat_peer_in_flux_has_its_standby_request_ignored_as_heartbeat_does():
+    """vigil went standby and heartbeat (n1) took the group back; `hb_standby` on n1 came
+    before n1 said it was done (its resource message, stable): heartbeat 3.0.6 ignores its
+    own request then ("Standby in progress") and its peer must too ("Other side is in
+    flux"), or the peer answers "other" to an exchange n1 never began and waits on it.
+    Once n1 says it is stable, the next request is answered."""
+    node = vigil_n2_with_heartbeat_n1()
+    out = node.tick(1.0)
+    node.completed(out.actions[0], True, 1.01)
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 1.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                            isstable="1"), 2), "eth0", 1.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="other"), 3), "eth0", 1.12)
+    [stop] = [a for a in out.actions if isinstance(a, StopGroup)]
+    node.completed(stop, True, 1.13)  # "done" goes out; n1 acquires the group
+    node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign", info="done"), 4),
+                 "eth0", 1.2)
+    assert node.hb_giving == {}
+    # hb_standby on n1 before n1's resource message: ignored, nothing sent
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local", info="me"),
+                                        5), "eth0", 1.21)
+    assert sent(out, AskResources) == []
+    assert any(line.event == "standby.ignored" for line in out.logs)
+    assert node.hb_taking == {}
+    # n1 says it is done, stable: the next request is answered
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="1"), 6), "eth0", 1.3)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local", info="me"),
+                                        7), "eth0", 1.4)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "other")]
+
+
+def test_a_heartbeat_peer_not_yet_heard_stable_has_its_standby_request_ignored():
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="local", rtype="full",
+                                            isstable="0"), 2), "eth0", 0.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="local", info="me"),
+                                        3), "eth0", 0.2)
+    assert sent(out, AskResources) == [] and node.hb_taking == {}
+
+
 def test_a_heartbeat_peer_restarted_holding_its_group_is_settled_on_its_arp_answer():
     """heartbeat 3.0.6 restarting after a split takes its group at the end of its initdead
     and says so seconds after it is heard again: its ARP answer settles it at once."""
