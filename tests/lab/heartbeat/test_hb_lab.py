@@ -608,6 +608,15 @@ def test_hb_standby_on_debian_heartbeat_hands_its_group_to_vigil(hb):
     settled({"none"})
     server5.run(["/usr/share/heartbeat/hb_takeover", "all"], env=env)
     to("server5")
+    # vigil killed and started again (its unit restarts it): heartbeat hears it start
+    # (in flux until vigil says it is stable again), then hands the group over as before
+    hb.daemons["server6"].kill()
+    hb.start("server6", configure=False)
+    wait_until(lambda: "peer.alive" in hb.daemons["server6"].output(), 30,
+               lambda: "vigil sees heartbeat again\n" + hb.logs())
+    settled({"local"})
+    server5.run(["/usr/share/heartbeat/hb_standby", "all"], env=env)
+    to("server6")
     print(f"hb_standby on heartbeat 3.0.6: the group on vigil {moved:.2f} s later")
 
 
