@@ -626,6 +626,7 @@ class NodeEngine:
             for cls, (giving, _) in list(self.hb_giving.items()):
                 if giving == "released":  # the peer acquired them: exchange over
                     del self.hb_giving[cls]
+                    self.sent_rsc = None  # our resource message follows, as heartbeat's
             self._peer_requests(now)
 
     def _peer_requests(self, now: float) -> None:
@@ -659,6 +660,9 @@ class NodeEngine:
                                             for i in groups):
                 self._ask(theirs, "done", now, out)
                 del self.hb_taking[ours]
+                # heartbeat ends every exchange with its resource message, changed or
+                # not: its peer counts it in flux until that message says it is stable
+                self.sent_rsc = None
                 self.hb_peer_give -= groups
                 self._peer_requests(now)
             elif now - since >= HB_STANDBY_TOTAL:

@@ -316,6 +316,29 @@ def test_a_heartbeat_peer_in_flux_has_its_standby_request_ignored_as_heartbeat_d
     assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("local", "other")]
 
 
+def test_every_standby_exchange_ends_with_our_resource_message_even_unchanged():
+    """heartbeat counts its peer in flux from an exchange until the peer's next resource
+    message says it is stable, and sends its own at the end of every exchange. A request
+    for resources vigil has no groups of (here n1 hands over "foreign" groups, which are
+    none) changes nothing vigil holds; the message must go out all the same, or heartbeat
+    refuses every later hb_standby ("Other side is in flux")."""
+    node = vigil_n2_with_heartbeat_n1()
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 0.1)
+    out = node.receive(heartbeat_packet(Resources(env=None, rsc_hold="all", rtype="full",
+                                                  isstable="1"), 2), "eth0", 0.11)
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="me"), 3), "eth0", 0.2)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("foreign", "other")]
+    before = node.sent_rsc
+    out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
+                                                     info="done"), 4), "eth0", 0.3)
+    assert [(a.rsc_hold, a.info) for a in sent(out, AskResources)] == [("foreign", "done")]
+    resources = sent(out, Resources)
+    assert [(r.rsc_hold, r.isstable) for r in resources] == [(before[0], "1")]
+    assert node.hb_taking == {}
+
+
 def test_a_heartbeat_peer_not_yet_heard_stable_has_its_standby_request_ignored():
     node = vigil_n2_with_heartbeat_n1()
     node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
