@@ -517,15 +517,22 @@ def test_a_service_that_dies_moves_its_group_to_the_peer(hb):
     assert "failed here" in logs and "stopping it so that the peer can take it" in logs
 
 
-@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
-def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
-    """vigil on server6 and heartbeat 3.0.6 on server5 share the VIP group (nice_failback)."""
+def debian_heartbeat_on_server5(hb):
+    """Both nodes configured; server5's ha.cf as heartbeat 3.0.6 reads it (its log file).
+    Returns server5, where the test starts heartbeat when it wants it."""
     for name in ("server5", "server6"):
         hb.configure(name)
         hb.broadcast_addresses(name)
         hb.responder(name)
     server5 = hb.lab.host("server5")
     server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    return server5
+
+
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
+def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
+    """vigil on server6 and heartbeat 3.0.6 on server5 share the VIP group (nice_failback)."""
+    server5 = debian_heartbeat_on_server5(hb)
     hb.start("server6", configure=False)  # alone: initdead passes, it takes the group
     hb.wait_holders({"server6"}, 20)
 
@@ -552,18 +559,14 @@ def test_a_group_moves_between_debian_heartbeat_and_vigil(hb):
     assert "standby.accepted" in hb.daemons["server6"].output()
 
 
+@pytest.mark.skipif(not Path(HEARTBEAT).exists(), reason="Debian's heartbeat is not installed")
 def test_hb_standby_on_debian_heartbeat_hands_its_group_to_vigil(hb):
     """The rolling upgrade's step: heartbeat 3.0.6 on server5 holds the group, vigil runs
     on server6 (upgraded first); `hb_standby` on server5 hands the group to vigil, so that
     server5 can be upgraded next, and `hb_takeover` there brings it back. A request made
     before heartbeat has settled is ignored by heartbeat itself; vigil must ignore it too,
     so that the next one, once settled, works."""
-    for name in ("server5", "server6"):
-        hb.configure(name)
-        hb.broadcast_addresses(name)
-        hb.responder(name)
-    server5 = hb.lab.host("server5")
-    server5.write_file("/etc/ha.d/ha.cf", "logfile /var/log/ha-log\n" + hb.hacf())
+    server5 = debian_heartbeat_on_server5(hb)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     hb.daemons["heartbeat"] = server5.spawn([HEARTBEAT], name="heartbeat", env=env)
 

@@ -203,6 +203,19 @@ def vigil_n2_with_heartbeat_n1():
     return node
 
 
+def vigil_n2_holding_n1s_group_with_heartbeat_n1_stable():
+    """n1 (heartbeat) never heard through initdead, so n2 took its group; then n1 came,
+    holding nothing, stable."""
+    node = vigil_n2_with_heartbeat_n1()
+    out = node.tick(1.0)
+    node.completed(out.actions[0], True, 1.01)
+    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
+                                         protocol=1), 1), "eth0", 1.1)
+    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
+                                            isstable="1"), 2), "eth0", 1.11)
+    return node
+
+
 def test_failback_to_a_heartbeat_peer_uses_its_standby_exchange():
     node = vigil_n2_with_heartbeat_n1()
     out = node.tick(1.0)  # initdead: n1 never heard, n2 takes its group
@@ -236,13 +249,7 @@ def test_a_heartbeat_peers_agreement_ends_with_the_process_that_gave_it():
     does after a split): the restarted process, which found the group held here at its
     start, takes nothing unless asked again. A failback must ask it again, not act on the
     old agreement, or the group ends on no node."""
-    node = vigil_n2_with_heartbeat_n1()
-    out = node.tick(1.0)
-    node.completed(out.actions[0], True, 1.01)
-    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
-                                         protocol=1), 1), "eth0", 1.1)
-    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
-                                            isstable="1"), 2), "eth0", 1.11)
+    node = vigil_n2_holding_n1s_group_with_heartbeat_n1_stable()
     out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
                                                      info="other"), 3), "eth0", 1.12)
     [stop] = [a for a in out.actions if isinstance(a, StopGroup)]
@@ -288,13 +295,7 @@ def test_a_heartbeat_peer_in_flux_has_its_standby_request_ignored_as_heartbeat_d
     own request then ("Standby in progress") and its peer must too ("Other side is in
     flux"), or the peer answers "other" to an exchange n1 never began and waits on it.
     Once n1 says it is stable, the next request is answered."""
-    node = vigil_n2_with_heartbeat_n1()
-    out = node.tick(1.0)
-    node.completed(out.actions[0], True, 1.01)
-    node.receive(heartbeat_packet(Status(env=None, status="active", deadtime_ms=500,
-                                         protocol=1), 1), "eth0", 1.1)
-    node.receive(heartbeat_packet(Resources(env=None, rsc_hold="none", rtype="full",
-                                            isstable="1"), 2), "eth0", 1.11)
+    node = vigil_n2_holding_n1s_group_with_heartbeat_n1_stable()
     out = node.receive(heartbeat_packet(AskResources(env=None, rsc_hold="foreign",
                                                      info="other"), 3), "eth0", 1.12)
     [stop] = [a for a in out.actions if isinstance(a, StopGroup)]
