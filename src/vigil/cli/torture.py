@@ -40,8 +40,9 @@ def register(subparsers: Subparsers) -> None:
                         help="inject only these kinds of fault (power-off, kill-daemon, "
                         "kill-service, cut-medium, partition, loss, stall, flap, delay; "
                         "heartbeat: stop-fails; replicated: cut-replication, cut-then-crash, "
-                        "disk-error, bad-blocks; mixed: no kill-service, loss or delay; "
-                        "clock-jump, a step of one node's wall clock, only when named here)")
+                        "disk-error, bad-blocks; mixed: no kill-service or delay, and loss "
+                        "(there and in heartbeat306) only when named here; clock-jump, a "
+                        "step of one node's wall clock, only when named here)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write the campaign's record as JSON to FILE")
     parser.set_defaults(handler=cmd_torture)

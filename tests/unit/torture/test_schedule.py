@@ -212,3 +212,19 @@ def test_a_clock_jump_comes_only_when_named_and_leaves_every_default_sequence_al
     assert {f.to_json()["kind"] for f in jumps} == {"clock-jump"}
     with pytest.raises(ValueError, match="unknown fault kind"):
         parse_kinds("heartbeat306", "clock-jump")
+
+
+def test_loss_comes_to_the_heartbeat_306_setups_only_when_named_in_the_heartbeat_setups_place():
+    """heartbeat306 draws the heartbeat setup's sequence: with loss named there too, each
+    fault is the one `--setup heartbeat` gets with the same kinds and seed."""
+    assert all(FaultKind.LOSS not in {f.kind for f in plan(5, setup, TIMING, 200)}
+               for setup in ("mixed", "heartbeat306"))
+    names = "power-off,kill-daemon,cut-medium,partition,stall,flap,loss"
+    for setup in ("mixed", "heartbeat306"):
+        assert FaultKind.LOSS in parse_kinds(setup, names)
+    only = parse_kinds("heartbeat306", names)
+    theirs = plan(7, "heartbeat306", TIMING, 60, only)
+    ours = plan(7, "heartbeat", TIMING, 60, parse_kinds("heartbeat", names))
+    assert [f.to_json() for f in theirs] == [f.to_json() for f in ours]
+    assert FaultKind.LOSS in {f.kind for f in theirs}
+    assert {f.percent for f in theirs if f.kind is FaultKind.LOSS} <= {20, 40, 60, 80}
