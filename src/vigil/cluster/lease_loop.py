@@ -69,6 +69,9 @@ class LeaseLoop:
         if step.act is not None and self._acting is None:
             event(log, "lease.act", key=self.key, act=step.act.name.lower(), why=step.why)
             self._acting = self._spawn(self._act(step.act))
+            slow = asyncio.get_running_loop().call_later(
+                self.rule.settings.ttl, self._still_acting, self._acting, step.act)
+            self._acting.add_done_callback(lambda _task: slow.cancel())
 
     async def _act(self, act: Act) -> None:
         try:
@@ -84,6 +87,14 @@ class LeaseLoop:
         finally:
             self._acting = None
             self._wake.set()
+
+    def _still_acting(self, acting: asyncio.Task[None], act: Act) -> None:
+        """A start or stop still running after a whole TTL: said once, as a warning (a
+        stop keeps the lease alive meanwhile, so the group stays here until it ends)."""
+        if not acting.done():
+            event(log, "lease.act_slow", level=logging.WARNING, key=self.key,
+                  act=act.name.lower(), seconds=self.rule.settings.ttl,
+                  running=self.rule.running)
 
     async def _call(self, request: Request) -> None:
         sent = self.clock.now()
