@@ -272,7 +272,7 @@ class HeartbeatSetup:
         host.write_file(real, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)
         host.write_file(SERVICE_SCRIPT, FAILING_STOP.format(real=real), mode=0o755)
         mark = self.stop_failure_mark(target)
-        self.ask_standby(target)
+        said = self.ask_standby(target)
         asked = time.monotonic()
         both = 0.0
         last = asked
@@ -294,7 +294,8 @@ class HeartbeatSetup:
                                  f"{both:.1f} s")
         note = (f"{self.stop_failure_words(target)} {reacted - asked:.1f} s after the standby "
                 "request" if reacted is not None else
-                f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s")
+                f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s "
+                f"(the standby request answered: {said or 'nothing'})")
         if not host.is_up():
             self.lab.boot(target)
             host.write_file(SERVICE_SCRIPT, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)
@@ -304,8 +305,11 @@ class HeartbeatSetup:
         return note + "; " + self.after_stop_failure(target)
 
     # -- what a node does about a stop that fails ------------------------------------------------
-    def ask_standby(self, node: str) -> None:
-        self.lab.host(node).run([heartbeat_scene.VIGIL, "standby"], check=False, timeout=30)
+    def ask_standby(self, node: str) -> str:
+        """Ask the node to stand by; what the command answered, on one line."""
+        done = self.lab.host(node).run([heartbeat_scene.VIGIL, "standby"], check=False,
+                                       timeout=30)
+        return " ".join(f"{done.stdout} {done.stderr}".split())[:300]
 
     def stop_failure_mark(self, node: str) -> int:
         return len(self.pair.daemons[node].output())
