@@ -30,11 +30,15 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> None:
                 raise
 
 
-async def cancel_all(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:
-    """At a daemon's exit: cancel the tasks it still runs and give them `timeout` seconds
-    to end (their failures are theirs: nothing is raised here)."""
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]],
+                     timeout: float) -> set[asyncio.Future[Any]]:
+    """Cancel the tasks and give them `timeout` seconds to end (at a daemon's exit, or
+    before a stop); returns those still running then. Their failures are theirs: nothing
+    is raised here."""
     pending = list(tasks)
     for task in pending:
         task.cancel()
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
+    if not pending:
+        return set()
+    _, lingering = await asyncio.wait(pending, timeout=timeout)
+    return lingering

@@ -179,10 +179,8 @@ class LeaseHolder:
                 # the group still runs here until its stop ends: the lease is kept alive
                 # meanwhile, so that a slow stop never lets another node start it too
                 refresh = self._refresh_due(now)
-                if refresh is not None:
-                    return Step(request=refresh.request, act=Act.STOP,
-                                why="this node should no longer hold the group")
-                return Step(act=Act.STOP, why="this node should no longer hold the group")
+                return Step(request=refresh.request if refresh is not None else None,
+                            act=Act.STOP, why="this node should no longer hold the group")
             self.phase = Phase.STOPPING
             return self._ask(Request.REVOKE, "stopped: let the others take it now")
         if self.phase is Phase.HOLDING and not self.running:

@@ -274,9 +274,7 @@ class EtcdClusterDaemon:
     async def _end_monitor(group: Group, monitor: asyncio.Task[None]) -> None:
         """Cancel the group's monitor before its stop; one that does not end within
         MONITOR_END_GRACE does not hold the stop up (it is left cancelled, and said)."""
-        monitor.cancel()
-        done, _ = await asyncio.wait([monitor], timeout=MONITOR_END_GRACE)
-        if not done:
+        if await cancel_all([monitor], MONITOR_END_GRACE):
             event(log, "group.monitor_lingers", logging.WARNING, group=group.key,
                   seconds=MONITOR_END_GRACE, action="stopping the group all the same")
         elif not monitor.cancelled():

@@ -3,10 +3,11 @@
 server5, server6 and server7 (`vigil.testing.pacemaker_cluster.topology`) each
 run Debian's etcd 3.4 as a member, on the host's LAN address, its data in the
 host's own /run (a tmpfs: on a busy machine a member's fsyncs to disk took longer
-than the backend's store timeout, and etcd 3.4 cannot be told to skip them; the
-lab never powers these hosts off, so the data lasts as long as the member is
-needed). The lab tests of the etcd backend share this: the
-store's calls (tests/lab/cluster/test_etcd_lab.py) and vigil's daemons under
+than the backend's store timeout, and etcd 3.4 cannot be told to skip them; a host
+the tests crash is not booted again, and a member killed and started again keeps
+its host's /run, so the data lasts as long as the member is needed). The lab
+tests of the etcd backend share this: the store's calls
+(tests/lab/cluster/test_etcd_lab.py) and vigil's daemons under
 `cluster_backend etcd` (tests/lab/cluster/test_etcd_daemon_lab.py), and the
 tutorial's LVS group run that way beside Pacemaker in bench/failover
 (`EtcdDirectors`).
