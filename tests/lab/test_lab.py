@@ -238,6 +238,43 @@ def test_crash_kills_everything_and_boot_brings_a_fresh_host(seed_lab):
     wait_until(lambda: reaches(client, server5.address()), timeout=10, message="server5 back")
 
 
+def test_a_host_carries_an_address_only_while_it_is_up_and_has_the_interface(seed_lab):
+    """Samplers read who holds a VIP while tests crash hosts: a read racing a power-off
+    says "not carried", never raises (a sampler thread that died kept its last answer)."""
+    import threading
+    seed_lab.add_address("server5", "eth0", "198.51.100.100/24")
+    assert seed_lab.carries("server5", "198.51.100.100", "eth0")
+    assert seed_lab.carries("server5", "198.51.100.100")
+    assert not seed_lab.carries("server5", "198.51.100.100", "eth1")
+    assert not seed_lab.carries("server5", "198.51.100.10", "eth0")  # a prefix of it
+    assert not seed_lab.carries("server5", "198.51.100.100", "eth9")  # no such interface
+    answers: list[bool] = []
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                answers.append(seed_lab.carries("server5", "198.51.100.100", "eth0"))
+            except BaseException as exc:
+                failures.append(exc)
+                return
+    reader = threading.Thread(target=sample)
+    reader.start()
+    try:
+        wait_until(lambda: len(answers) > 5, 10, "samples before the crash")
+        seed_lab.crash("server5")
+        count = len(answers)
+        wait_until(lambda: len(answers) > count + 5 or failures, 10, "samples after it")
+    finally:
+        done.set()
+        reader.join(10)
+    assert failures == []
+    assert answers[0] is True and answers[-1] is False
+    seed_lab.boot("server5")
+    assert not seed_lab.carries("server5", "198.51.100.100", "eth0")
+
+
 def test_boot_right_after_a_crash_that_left_connections_behind(seed_lab):
     """Orphaned TCP sockets keep a dead host's namespace alive; boot must not mind."""
     server5, client = seed_lab.host("server5"), seed_lab.host("client")

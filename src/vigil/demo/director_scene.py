@@ -174,8 +174,7 @@ def weights(host: Host) -> dict[str, int]:
 
 
 def holds_vip(lab: Lab, name: str) -> bool:
-    host = lab.host(name)
-    return host.is_up() and any(a.startswith(VIP + "/") for a in lab.addresses(name, "eth0"))
+    return lab.carries(name, VIP, "eth0")
 
 
 def vip_holders(lab: Lab) -> list[str]:

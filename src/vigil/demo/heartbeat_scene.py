@@ -183,12 +183,7 @@ class Pair:
 
     def holders(self) -> list[str]:
         """Which nodes carry the VIP, read from their interfaces."""
-        found = []
-        for name in NODES:
-            if self.lab.host(name).is_up() and any(
-                    a.split("/")[0] == self.vip for a in self.lab.addresses(name)):
-                found.append(name)
-        return found
+        return [name for name in NODES if self.lab.carries(name, self.vip)]
 
     def start_heartbeat(self, name: str) -> bool:
         process = self.lab.host(name).spawn([VIGIL, "heartbeat", "-f"], name="vigil-heartbeat")

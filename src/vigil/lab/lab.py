@@ -730,6 +730,26 @@ class Lab:
                 f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(**kwargs)
             ]
 
+    def carries(self, host: str, address: str, ifname: str | None = None) -> bool:
+        """Whether the host's kernel has `address` on `ifname` (on any interface if None).
+
+        A host that is down carries nothing, and so does one whose interface is gone
+        or that powers off while it is read (a crash takes its cables, then its
+        namespace): samplers of who holds a VIP read hosts while tests crash them.
+        """
+        target = self.host(host)
+        if not target.is_up():
+            return False
+        try:
+            found = self.addresses(host, ifname)
+        except UsageError:
+            return False  # no such interface: nothing on it
+        except OSError:
+            if target.is_up():
+                raise
+            return False
+        return any(a.split("/")[0] == address for a in found)
+
     # -- teardown ------------------------------------------------------------------------------
     def down(self) -> None:
         """Stop everything, remove every namespace and file. Safe to call twice."""

@@ -111,21 +111,22 @@ class Sampler:
         self.vip = vip
         self.samples: list[tuple[float, frozenset[str]]] = []
         self.stop = threading.Event()
+        self.failed: Exception | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while not self.stop.is_set():
-            holders = set()
-            for node in NODES:
-                host = self.lab.host(node)
-                if host.is_up() and any(a.startswith(self.vip + "/")
-                                        for a in self.lab.addresses(node, "eth0")):
-                    holders.add(node)
-            self.samples.append((time.monotonic(), frozenset(holders)))
-            self.stop.wait(0.02)
+        try:
+            while not self.stop.is_set():
+                holders = frozenset(n for n in NODES if self.lab.carries(n, self.vip, "eth0"))
+                self.samples.append((time.monotonic(), holders))
+                self.stop.wait(0.02)
+        except Exception as exc:  # said by holders(), not left as a stale last sample
+            self.failed = exc
 
     def holders(self) -> frozenset[str]:
+        if self.failed is not None:
+            raise RuntimeError(f"the VIP sampler stopped: {self.failed!r}")
         return self.samples[-1][1] if self.samples else frozenset()
 
     def doubled(self) -> list[tuple[float, frozenset[str]]]:

@@ -140,8 +140,7 @@ class ServedGroup:
 
     def holders(self) -> list[str]:
         """The nodes whose eth0 has the VIP."""
-        return [n for n in self.nodes if self.lab.host(n).is_up()
-                and any(a.startswith(VIP + "/") for a in self.lab.addresses(n, "eth0"))]
+        return [n for n in self.nodes if self.lab.carries(n, VIP, "eth0")]
 
     def serving(self, not_on: str | None = None) -> str | None:
         """The one node holding the VIP (not `not_on`) if the client is served through it."""

@@ -100,12 +100,7 @@ class HbPair:
 
     # -- observations ----------------------------------------------------------------------
     def holders(self) -> set[str]:
-        found = set()
-        for name in NODES:
-            host = self.lab.host(name)
-            if host.is_up() and any(a.startswith(VIP + "/") for a in self.lab.addresses(name)):
-                found.add(name)
-        return found
+        return {name for name in NODES if self.lab.carries(name, VIP)}
 
     def wait_holders(self, expected: set[str], timeout: float) -> None:
         wait_until(lambda: self.holders() == expected, timeout,

@@ -72,8 +72,7 @@ def start_heartbeat(pair, name: str) -> LabProcess:
 
 
 def holders(pair) -> set[str]:
-    return {name for name in NODES
-            if any(a.startswith(VIP + "/") for a in pair.lab.addresses(name))}
+    return {name for name in NODES if pair.lab.carries(name, VIP)}
 
 
 def heartbeat_peer(pair, name: str) -> dict:
