@@ -235,6 +235,10 @@ class FailoverCore:
         self.fencing = Fencing.IDLE
         self.fence_failed_at: float | None = None
         self.failed_at: dict[int, float] = {}
+        #: groups whose start failed here while the peer was judged dead: if the peer
+        #: returns from a partition (it ran all along), the failure was most likely its
+        #: addresses still answering, and says nothing about this node
+        self.failed_peer_away: set[int] = set()
         self.failing: set[int] = set()  # stopping because monitoring said it failed here
         self.released_at: dict[int, float] = {}
         self.want_since: dict[int, float] = {}
@@ -326,6 +330,7 @@ class FailoverCore:
 
     def peer_restarted(self, now: float) -> list[Decision]:
         """A new generation: its earlier states and intents are void until it speaks."""
+        self.failed_peer_away.clear()  # it did restart: it was not running all along
         self.peer.states = [None] * len(self.groups)
         self.peer.give = self.peer.want = frozenset()
         self.peer.phase = "unknown"
@@ -388,7 +393,28 @@ class FailoverCore:
                          and g not in keep}
         self.answered.clear()
         why = f"peer {self.peer.name} is back after a partition"
-        return self.announce_held(why, keep) + self._probe_given(why)
+        return self._void_failures_while_away() + self.announce_held(why, keep) \
+            + self._probe_given(why)
+
+    def _void_failures_while_away(self) -> list[Decision]:
+        """Starts that failed here while the peer, alive all along, was judged dead.
+
+        The takeover was refused because the peer still ran the group (its address
+        answered: the duplicate-address guard), not because of this node; kept as
+        failed, the group could never be handed here again (a standby would be
+        refused) until an operator ran `vigil cleanup`.
+        """
+        void = [g for g in self.groups
+                if g.index in self.failed_peer_away and self.hold[g.index] is Hold.FAILED]
+        self.failed_peer_away.clear()
+        for group in void:
+            self._set(group.index, "clear", "")
+            self.failed_at.pop(group.index, None)
+        if not void:
+            return []
+        return [Decision((), f"peer {self.peer.name} is back after a partition: the start of "
+                         f"{_ids(void)} that failed here meanwhile is not held against this "
+                         "node (the peer ran it all along)", "warning")]
 
     def _probe_given(self, why: str) -> list[Decision]:
         """Ask the segment about the held groups the split-brain rule gives the peer.
@@ -454,11 +480,14 @@ class FailoverCore:
             if ok:
                 self._set(index, "started")
                 self.failed_at.pop(index, None)
+                self.failed_peer_away.discard(index)
                 self.want.pop(index, None)
                 return [Decision((), f"group {action.group} running ({self.why[index]})")]
             self._set(index, "start_failed")
             self.failed_at[index] = now
             self.want.pop(index, None)
+            if not self.alone and not self.peer.alive and self.peer.ever_heard:
+                self.failed_peer_away.add(index)
             return [Decision((StopGroup(action.group, cleanup=True),),
                              f"group {action.group} failed to start: stopping what started",
                              "error")]
@@ -544,11 +573,20 @@ class FailoverCore:
             return Decision((), f"standby {which} refused: no live peer to take over", "warning")
         if not chosen:
             return Decision((), f"standby {which}: no such group runs here")
+        # the peer will not take a group that failed there (the hand-over rule): say so
+        # rather than answer "handing" for a request that would then lapse unseen
+        failed = [g for g in chosen if self.peer.states[g.index] is Hold.FAILED]
+        chosen = [g for g in chosen if g not in failed]
+        kept = (f"{_ids(failed)} failed on {self.peer.name} and stays here (`vigil cleanup` "
+                f"on {self.peer.name} once its cause is fixed)") if failed else ""
+        if not chosen:
+            return Decision((), f"standby {which} refused: {kept}", "warning")
         for group in chosen:
             self.give[group.index] = f"standby {which}"
             self.want.pop(group.index, None)
         self._changed()
-        return Decision((), f"standby {which}: handing {_ids(chosen)} to {self.peer.name}")
+        return Decision((), f"standby {which}: handing {_ids(chosen)} to {self.peer.name}"
+                        + (f"; {kept}" if kept else ""), "warning" if kept else "info")
 
     def takeover(self, which: str, now: float) -> Decision:
         """hb_takeover: ask for groups (local, foreign or all) to run here."""

@@ -298,6 +298,68 @@ def test_standby_without_a_live_peer_is_refused():
     assert "refused" in decision.reason and decision.level == "warning"
 
 
+def standby_after_a_refused_takeover(peer_event: str) -> Pair:
+    """n1 holds G1 and stalls past deadtime; n2 judges it dead, and its takeover of G1
+    fails (the duplicate-address guard: n1's address still answers); n1 is heard again,
+    after a partition (`returned`, same generation) or as a new process (`restarted`)."""
+    pair = started_pair()
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    pair.start_ok["n2"] = False
+    pair.kill("n1")
+    pair.settle()
+    assert pair.holds()["n2"] == "FH"
+    pair.start_ok["n2"] = True
+    pair.connected["n1"] = True
+    pair.sync()
+    pair.record("n2", getattr(pair.n2, f"peer_{peer_event}")(pair.now))
+    pair.settle()
+    return pair
+
+
+def test_a_takeover_refused_while_the_peer_ran_it_is_not_held_against_the_node():
+    """Once the peer is back from a partition, the failed start is void: a standby on
+    the peer hands the group over (before, it answered "handing" and nothing moved)."""
+    pair = standby_after_a_refused_takeover("returned")
+    assert pair.holds() == {"n1": "HR", "n2": "RH"}
+    assert any("not held against this node" in r for r in pair.reasons("n2"))
+    decision = pair.n1.standby("all", pair.now)
+    assert "handing" in decision.reason and decision.level == "info"
+    pair.settle()
+    assert pair.holds() == {"n1": "RR", "n2": "HH"}
+
+
+def test_a_takeover_refused_before_the_peer_restarted_stays_failed():
+    """A peer that restarted (a new generation) did not run the group all along: the
+    failed start keeps its failed_retry, and a standby says it cannot hand it over."""
+    pair = standby_after_a_refused_takeover("restarted")
+    assert pair.holds() == {"n1": "HR", "n2": "FH"}
+    decision = pair.n1.standby("all", pair.now)
+    assert decision.level == "warning"
+    assert decision.reason.startswith("standby all refused: IPaddr::198.51.100.100/24/eth0 "
+                                      "failed on n2 and stays here")
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "FH"}
+
+
+def test_standby_hands_over_what_it_can_and_names_what_failed_on_the_peer():
+    pair = Pair()
+    pair.comm_up()
+    pair.kill("n2")
+    pair.settle()
+    assert pair.holds()["n1"] == "HH"  # n1 runs n2's group too
+    pair.connected["n2"] = True
+    pair.n2.hold = [Hold.FAILED, Hold.RELEASED]  # n2 back; G1 once failed there
+    pair.n2.failed_at[G1.index] = pair.now
+    pair.sync()
+    decision = pair.n1.standby("all", pair.now)
+    assert decision.level == "warning"
+    assert decision.reason == ("standby all: handing IPaddr::198.51.100.101/24/eth0 to n2; "
+                               "IPaddr::198.51.100.100/24/eth0 failed on n2 and stays here "
+                               "(`vigil cleanup` on n2 once its cause is fixed)")
+    pair.settle()
+    assert pair.holds() == {"n1": "HR", "n2": "FH"}
+
+
 def test_takeover_asks_the_peer_to_release():
     pair = started_pair(auto_failback="on")
     pair.n1.takeover("all", pair.now)
