@@ -277,7 +277,9 @@ class HeartbeatSetup:
         both = 0.0
         last = asked
         reacted: float | None = None
-        while time.monotonic() - asked < STOP_FAILURE_DEADLINE:
+        # a refused request stops nothing (the peer cannot take the group): nothing to await
+        deadline = 0.0 if " refused" in said else STOP_FAILURE_DEADLINE
+        while time.monotonic() - asked < deadline:
             now = time.monotonic()
             up = [n for n in (target, other) if self.lab.host(n).is_up()]
             if len(up) == 2 and all(heartbeat_scene.pids_of(self.lab, n, "mariadbd")
@@ -292,10 +294,14 @@ class HeartbeatSetup:
         if both > 0:
             self.findings.append(f"stop-fails on {target}: MariaDB ran on both nodes for "
                                  f"{both:.1f} s")
-        note = (f"{self.stop_failure_words(target)} {reacted - asked:.1f} s after the standby "
-                "request" if reacted is not None else
-                f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s "
-                f"(the standby request answered: {said or 'nothing'})")
+        if reacted is not None:
+            note = (f"{self.stop_failure_words(target)} {reacted - asked:.1f} s after the "
+                    "standby request")
+        elif not deadline:
+            note = f"the standby request was refused ({said}), so no stop was tried"
+        else:
+            note = (f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s "
+                    f"(the standby request answered: {said or 'nothing'})")
         if not host.is_up():
             self.lab.boot(target)
             host.write_file(SERVICE_SCRIPT, heartbeat_scene.MYSQLD_SCRIPT, mode=0o755)

@@ -9,6 +9,12 @@ Seed 7 with `--kinds stall,power-off`: vigil on the active node is stopped for
 failed there. 1.5 s after that settles the active node loses power: the standby
 must take the group over after deadtime, not wait out `failed_retry` (30 s) from
 the refused start (it did: the client went unserved until the node booted again).
+
+Seed 108 with `--kinds stop-fails,kill-daemon,stall,power-off,partition`: the same refused
+takeover after a 7.5 s stall, then a standby request on the active node 4.5 s later. The
+standby's failed start was held against it, so the request answered "handing" and nothing
+moved for the 40 s the campaign waited (the three stop-fails "without a reaction" of
+heartbeat seed 107 had the same shape).
 """
 
 from __future__ import annotations
@@ -56,4 +62,21 @@ def test_replicated_seed_101_fault_96_a_split_during_a_refused_promotion_settles
     assert (fault.index, fault.kind, fault.hold) == (96, FaultKind.PARTITION, 3.3)
     assert partition.injected.target == "server5"
     assert partition.settle_time is not None and partition.settle_time < 5.0, text
+    assert record.violations == 0, text
+
+
+def test_heartbeat_seed_108_fault_46_a_standby_after_a_refused_takeover_hands_the_group_over():
+    """After the stall (fault 45) the standby's refused start is void (the active node was
+    alive all along), so the standby request of fault 46 is acted on: the group's stop is
+    tried, fails (the fault), and vigil blocks the group on it."""
+    out = io.StringIO()
+    record = campaign.run("heartbeat", seed=108, seconds=300, max_faults=47, first_fault=45,
+                          out=out, only=parse_kinds(
+                              "heartbeat", "stop-fails,kill-daemon,stall,power-off,partition"))
+    text = out.getvalue()
+    print(text)
+    stall, stop_fails = record.outcomes
+    assert stall.injected.fault.kind is FaultKind.STALL and stall.injected.fault.hold > 3
+    assert stop_fails.injected.fault.kind is FaultKind.STOP_FAILS
+    assert "blocked on the failed stop" in stop_fails.injected.note, text
     assert record.violations == 0, text
