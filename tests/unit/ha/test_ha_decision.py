@@ -298,10 +298,10 @@ def test_standby_without_a_live_peer_is_refused():
     assert "refused" in decision.reason and decision.level == "warning"
 
 
-def standby_after_a_refused_takeover(peer_event: str) -> Pair:
+def a_takeover_refused_while_n1_stalls() -> Pair:
     """n1 holds G1 and stalls past deadtime; n2 judges it dead, and its takeover of G1
-    fails (the duplicate-address guard: n1's address still answers); n1 is heard again,
-    after a partition (`returned`, same generation) or as a new process (`restarted`)."""
+    fails (the duplicate-address guard: n1's address still answers); n1 resumes, still
+    holding G1, and reaches n2 again."""
     pair = started_pair()
     assert pair.holds() == {"n1": "HR", "n2": "RH"}
     pair.start_ok["n2"] = False
@@ -310,6 +310,13 @@ def standby_after_a_refused_takeover(peer_event: str) -> Pair:
     assert pair.holds()["n2"] == "FH"
     pair.start_ok["n2"] = True
     pair.connected["n1"] = True
+    return pair
+
+
+def standby_after_a_refused_takeover(peer_event: str) -> Pair:
+    """n2 hears n1 again after a partition (`returned`, same generation) or as a new
+    process (`restarted`)."""
+    pair = a_takeover_refused_while_n1_stalls()
     pair.sync()
     pair.record("n2", getattr(pair.n2, f"peer_{peer_event}")(pair.now))
     pair.settle()
@@ -542,13 +549,7 @@ def test_a_failed_start_is_cleaned_up_and_the_peer_takes_the_group():
 def test_a_start_failed_before_the_peer_died_is_retried_at_once():
     """A takeover refused while the peer only looked dead (its address still answered)
     must not delay the takeover when it then dies for real (found by vigil torture)."""
-    pair = started_pair()
-    pair.start_ok["n2"] = False
-    pair.kill("n1")  # n1 stalls: n2 tries its group and fails
-    pair.settle()
-    assert pair.holds()["n2"] == "FH"
-    pair.connected["n1"] = True  # n1 resumes, still holding its group
-    pair.start_ok["n2"] = True
+    pair = a_takeover_refused_while_n1_stalls()
     pair.settle()
     pair.now += 5.0  # well within failed_retry (30 s)
     pair.kill("n1")  # now it dies for real
@@ -560,13 +561,7 @@ def test_a_start_failed_before_the_peer_shut_down_is_retried_at_once():
     """As above, but the peer then shuts down (heartbeat 3.0.6 does, after a split) rather
     than dies: its shutdone says it released everything, so the refused takeover is retried
     at once, not after failed_retry (found by vigil torture: the VIP on no node for 19 s)."""
-    pair = started_pair()
-    pair.start_ok["n2"] = False
-    pair.kill("n1")
-    pair.settle()
-    assert pair.holds()["n2"] == "FH"
-    pair.connected["n1"] = True
-    pair.start_ok["n2"] = True
+    pair = a_takeover_refused_while_n1_stalls()
     pair.settle()
     pair.now += 2.0  # well within failed_retry (30 s)
     pair.record("n1", pair.n1.shutdown(pair.now))
