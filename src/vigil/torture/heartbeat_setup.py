@@ -278,8 +278,8 @@ class HeartbeatSetup:
         last = asked
         reacted: float | None = None
         # a refused request stops nothing (the peer cannot take the group): nothing to await
-        deadline = 0.0 if " refused" in said else STOP_FAILURE_DEADLINE
-        while time.monotonic() - asked < deadline:
+        refused = " refused" in said
+        while not refused and time.monotonic() - asked < STOP_FAILURE_DEADLINE:
             now = time.monotonic()
             up = [n for n in (target, other) if self.lab.host(n).is_up()]
             if len(up) == 2 and all(heartbeat_scene.pids_of(self.lab, n, "mariadbd")
@@ -297,7 +297,7 @@ class HeartbeatSetup:
         if reacted is not None:
             note = (f"{self.stop_failure_words(target)} {reacted - asked:.1f} s after the "
                     "standby request")
-        elif not deadline:
+        elif refused:
             note = f"the standby request was refused ({said}), so no stop was tried"
         else:
             note = (f"no reaction to the failed stop within {STOP_FAILURE_DEADLINE:g} s "
